@@ -1,0 +1,60 @@
+# Stoker: `make demo` and `make test` work on a fresh machine; both bootstrap .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv sysdeps lint typecheck contracts unit test testenv demo bench clean
+
+help:
+	@echo "make demo   - set up, then plan the bundled example for two gateways"
+	@echo "make test   - set up, then lint, type-check, layer contracts and the whole test suite"
+	@echo "make bench  - benchmarks (speed and memory goals, measured as ratios in one run)"
+
+# Debian packages the tests need (git servers, rsync for benchmarks). Skipped when present.
+SYSDEPS := git rsync openssh-server openssh-client
+sysdeps:
+	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py
+	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+contracts: venv
+	$(VENV)/bin/lint-imports
+
+testenv:
+	bash tests/testenv/build.sh
+
+# pytest exits 5 when it collects nothing; that must fail loudly, never pass silently.
+unit: venv
+	$(VENV)/bin/pytest -q -m "not kube"
+
+test: sysdeps venv lint typecheck contracts
+	$(VENV)/bin/pytest -q tests/core tests/agent
+
+demo: venv
+	bash examples/demo.sh
+
+bench: venv sysdeps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

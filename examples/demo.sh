@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make demo`: plan the bundled example repository for two gateways, blue and red.
+# Builds a throwaway Git repository from examples/config-repo; changes nothing else.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+stoker="${STOKER:-$here/../.venv/bin/stoker}"
+work="$(mktemp -d -t stoker-demo-XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+cp -r "$here/config-repo" "$work/repo"
+git -C "$work/repo" init -q -b main
+git -C "$work/repo" add -A
+git -C "$work/repo" -c user.name=Stoker -c user.email=demo@stoker.invalid commit -q -m "example config"
+
+for gateway in blue red; do
+  mkdir -p "$work/data-$gateway"
+  echo
+  echo "=== stoker plan for gateway ignition-$gateway (profile $gateway, empty data directory)"
+  set +e
+  "$stoker" plan --cr "$here/gatewaysyncs/multiple-profiles.yaml" --repo "$work/repo" \
+    --data-dir "$work/data-$gateway" --gateway-name "ignition-$gateway" --profile "$gateway"
+  code=$?
+  set -e
+  echo "(exit code $code: 2 means changes are pending)"
+  [ "$code" -eq 2 ] || exit 1
+done
+
+echo
+echo "=== the same plan as JSON, for CI (first lines)"
+"$stoker" plan --cr "$here/gatewaysyncs/multiple-profiles.yaml" --repo "$work/repo" \
+  --data-dir "$work/data-blue" --gateway-name ignition-blue --profile blue --output json | head -12 || true

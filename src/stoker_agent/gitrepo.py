@@ -1,0 +1,163 @@
+"""Reading a Git repository at one commit (GitPython plus the git CLI), without a working copy.
+
+This is the read side of the agent's git adapter: `stoker plan` uses it on a local repository
+or on a shallow fetch of a remote one into a temporary bare repository.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from types import TracebackType
+
+import git
+
+from stoker_core.errors import InvalidInput, StokerError, TemporaryError
+from stoker_core.redaction import redact
+from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry
+
+_MODES = {
+    b"040000": Kind.DIR,
+    b"100644": Kind.FILE,
+    b"100755": Kind.FILE,
+    b"120000": Kind.SYMLINK,
+    b"160000": Kind.SUBMODULE,
+}
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/]+@[^/:]+:)", re.IGNORECASE)
+
+
+class GitError(StokerError):
+    """A git operation failed; the message is free of credentials."""
+
+
+def is_remote(location: str) -> bool:
+    """Tell whether `location` is a URL (https, ssh, git, scp-like) rather than a local path."""
+    return bool(_REMOTE.match(location)) and not os.path.exists(location)
+
+
+class GitSnapshot:
+    """A RepoSnapshot over one commit of a repository on disk."""
+
+    def __init__(self, repo: git.Repo, commit: str) -> None:
+        self._repo = repo
+        self._commit = commit
+        self._entries: dict[str, RepoEntry] | None = None
+        self._sorted: list[str] = []
+
+    @property
+    def commit(self) -> str:
+        """The full commit id."""
+        return self._commit
+
+    def _index(self) -> dict[str, RepoEntry]:
+        if self._entries is None:
+            raw = self._repo.git.ls_tree(
+                "-r", "-t", "-l", "-z", "--full-tree", self._commit, stdout_as_string=False
+            )
+            entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
+            for record in raw.split(b"\0"):
+                if not record:
+                    continue
+                meta, _, name = record.partition(b"\t")
+                mode, _type, obj, size = meta.split()
+                kind = _MODES.get(mode, Kind.OTHER)
+                path = name.decode("utf-8", "surrogateescape")
+                entries[path] = RepoEntry(
+                    path,
+                    kind,
+                    obj.decode() if kind is not Kind.DIR else "",
+                    EXECUTABLE if mode == b"100755" else REGULAR,
+                    int(size) if size != b"-" else 0,
+                )
+            self._entries = entries
+            self._sorted = sorted(entries)
+        return self._entries
+
+    def entry(self, path: str) -> RepoEntry | None:
+        """See RepoSnapshot.entry."""
+        return self._index().get(path)
+
+    def walk(self, path: str) -> Iterator[RepoEntry]:
+        """See RepoSnapshot.walk."""
+        index = self._index()
+        prefix = path + "/" if path else ""
+        start = bisect.bisect_left(self._sorted, prefix)
+        for p in self._sorted[start:]:
+            if not p.startswith(prefix):
+                break
+            if p:
+                yield index[p]
+
+    def read(self, entry: RepoEntry) -> bytes:
+        """See RepoSnapshot.read (one persistent `git cat-file --batch`)."""
+        data: bytes = self._repo.odb.stream(bytes.fromhex(entry.blob)).read()
+        return data
+
+
+class Repository:
+    """A repository opened for reading: a local path, or a remote fetched into a temp dir."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._temp: tempfile.TemporaryDirectory[str] | None = None
+        self._remote = is_remote(location)
+        if self._remote:
+            self._temp = tempfile.TemporaryDirectory(prefix="stoker-repo-")
+            self.repo = git.Repo.init(self._temp.name, bare=True)
+        else:
+            try:
+                self.repo = git.Repo(location)
+            except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+                raise InvalidInput.one(
+                    "is not a Git repository; pass a clone, a bare repository or a URL",
+                    path=location,
+                ) from None
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop git helper processes and remove any temporary clone."""
+        self.repo.close()
+        if self._temp is not None:
+            self._temp.cleanup()
+
+    def resolve(self, ref: str) -> str:
+        """Return the full commit id for a branch, tag (peeled) or SHA."""
+        if self._remote:
+            return self._fetch(ref)
+        for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}", f"origin/{ref}"):
+            try:
+                sha: str = self.repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
+                return sha.strip()
+            except git.GitCommandError:
+                continue
+        raise InvalidInput.one(
+            f'ref "{ref}" not found in {self.location}; name a branch, a tag or a full commit SHA',
+            field="--ref",
+        )
+
+    def _fetch(self, ref: str) -> str:
+        try:
+            self.repo.git.fetch("--depth=1", "--no-tags", self.location, ref)
+            sha: str = self.repo.git.rev_parse("FETCH_HEAD^{commit}")
+            return sha.strip()
+        except git.GitCommandError as e:
+            detail = redact(str(e.stderr or e).strip())
+            if "couldn't find remote ref" in detail or "not our ref" in detail:
+                raise InvalidInput.one(
+                    f'ref "{ref}" not found in the remote repository', field="--ref"
+                ) from None
+            raise TemporaryError(f"fetching {redact(self.location)}: {detail}") from None
+
+    def snapshot(self, commit: str) -> GitSnapshot:
+        """Return a snapshot of `commit`."""
+        return GitSnapshot(self.repo, commit)

@@ -1,0 +1,75 @@
+"""The live data directory on the local filesystem, read without following symbolic links."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+
+from stoker_core.trees import Kind, LiveEntry
+
+_CHUNK = 1024 * 1024
+
+
+def _kind(mode: int) -> Kind:
+    if stat.S_ISREG(mode):
+        return Kind.FILE
+    if stat.S_ISDIR(mode):
+        return Kind.DIR
+    if stat.S_ISLNK(mode):
+        return Kind.SYMLINK
+    return Kind.OTHER
+
+
+def _entry(path: str, st: os.stat_result) -> LiveEntry:
+    return LiveEntry(
+        path, _kind(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & 0o7777
+    )
+
+
+class LocalTree:
+    """A LiveTree over a directory; paths are relative, `/`-separated."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(self.root, path) if path else self.root
+
+    def lstat(self, path: str) -> LiveEntry | None:
+        """See LiveTree.lstat."""
+        try:
+            return _entry(path, os.lstat(self._abs(path)))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
+        """See LiveTree.walk (scandir; symbolic links are reported, never entered)."""
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            prefix = current + "/" if current else ""
+            try:
+                with os.scandir(self._abs(current)) as it:
+                    children = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for child in children:
+                rel = prefix + child.name
+                entry = _entry(rel, child.stat(follow_symlinks=False))
+                yield entry
+                if entry.kind is Kind.DIR and not prune(rel):
+                    stack.append(rel)
+
+    def blob_id(self, path: str) -> str:
+        """See LiveTree.blob_id (streams the file; opened without following links)."""
+        fd = os.open(self._abs(path), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()

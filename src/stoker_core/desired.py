@@ -1,0 +1,327 @@
+"""The desired tree: what the data directory should hold for one gateway at one commit.
+
+Mappings are applied in order (a later mapping wins), templates and patches are rendered, and
+every path is checked against the data-directory rules before anything is planned.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+
+import attrs
+
+from stoker_core import model
+from stoker_core.errors import InvalidInput, Problem
+from stoker_core.globs import GlobSet, match
+from stoker_core.jsonpatch import apply_patch
+from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, PathEscape, join, normalize
+from stoker_core.profiles import EffectiveProfile
+from stoker_core.templates import TemplateContext, render, render_file
+from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry, RepoSnapshot, blob_id
+
+# Always excluded, whatever the profile says (the CRD default "**/.git/" never matches a file).
+HARD_EXCLUDES = ("**/.git/**", "**/.git", "**/.gitkeep")
+LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
+LFS_MAX_POINTER = 200  # pointer files are ~130 bytes; only files this small are opened to check
+
+
+class SkipReason(enum.StrEnum):
+    """Why a path from the repository (or a whole mapping) is not delivered."""
+
+    SOURCE_MISSING = "source-missing"
+    SYMLINK = "symlink-in-repository"
+    SUBMODULE = "submodule"
+    LFS_POINTER = "lfs-pointer"
+    PROTECTED = "protected"
+    GATEWAY_OWNED = "gateway-owned"
+    RESERVED = "reserved"
+    PATCH_UNMATCHED = "patch-matched-nothing"
+
+
+@attrs.frozen(slots=True)
+class Skip:
+    """A path left alone, with a reason code and a sentence."""
+
+    path: str
+    reason: SkipReason
+    detail: str
+
+
+@attrs.frozen(slots=True)
+class DesiredFile:
+    """One file the data directory should hold."""
+
+    path: str
+    blob: str
+    mode: int
+    size: int
+    mapping: int
+    source: RepoEntry
+    content: bytes | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(slots=True)
+class ManagedRoot:
+    """A mapping's destination: a directory owns its subtree, a file owns exactly itself."""
+
+    path: str
+    kind: model.MappingType
+    mapping: int
+    allow_empty: bool
+    gateway_owned: bool
+
+
+@attrs.frozen(slots=True)
+class DesiredTree:
+    """Everything the planner needs to know about what should be."""
+
+    commit: str
+    files: dict[str, DesiredFile]
+    dirs: frozenset[str]
+    roots: tuple[ManagedRoot, ...]
+    skipped: tuple[Skip, ...]
+    excludes: GlobSet
+
+    def is_excluded(self, path: str) -> bool:
+        """Tell whether `path` matches an exclude pattern."""
+        return self.excludes.matches(path)
+
+
+@attrs.define(slots=True)
+class _Builder:
+    profile: EffectiveProfile
+    snapshot: RepoSnapshot
+    context: TemplateContext
+    excludes: GlobSet
+    files: dict[str, DesiredFile] = attrs.field(factory=dict)
+    dirs: set[str] = attrs.field(factory=set)
+    roots: list[ManagedRoot] = attrs.field(factory=list)
+    skipped: list[Skip] = attrs.field(factory=list)
+
+    def path(self, i: int, field: str, template: str) -> str:
+        where = f"mappings[{i}].{field}"
+        rendered = render(template, self.context, where=where)
+        try:
+            return normalize(rendered)
+        except PathEscape as e:
+            raise InvalidInput.one(f"{e} (rendered from {template!r})", field=where) from None
+
+    def add_mapping(self, i: int, mapping: model.Mapping) -> None:
+        source = self.path(i, "source", mapping.source)
+        dest = self.path(i, "destination", mapping.destination)
+        entry = self.snapshot.entry(source)
+        if entry is None or entry.kind in (Kind.SYMLINK, Kind.SUBMODULE):
+            self.missing_source(i, mapping, source, dest, entry)
+            return
+        actual = model.MappingType.FILE if entry.kind is Kind.FILE else model.MappingType.DIR
+        if mapping.type is not None and mapping.type is not actual:
+            raise InvalidInput.one(
+                f'type mismatch: spec says "{mapping.type}" but "{source}" is a {actual} '
+                f"at commit {self.snapshot.commit[:12]}; fix the type or the source",
+                field=f"mappings[{i}].type",
+            )
+        self.check_destination(i, dest)
+        owned = GATEWAY_OWNED.matches(dest)
+        self.roots.append(ManagedRoot(dest, actual, i, mapping.allow_empty, owned))
+        if actual is model.MappingType.FILE:
+            self.add_file_mapping(i, mapping, entry, dest, owned)
+        else:
+            self.add_dir_mapping(i, mapping, source, dest, owned)
+
+    def missing_source(
+        self, i: int, mapping: model.Mapping, source: str, dest: str, entry: RepoEntry | None
+    ) -> None:
+        what = "does not exist" if entry is None else f"is a {entry.kind}, which is never followed"
+        at = f"at commit {self.snapshot.commit[:12]}"
+        if mapping.required:
+            raise InvalidInput.one(
+                f'required source "{source}" {what} {at}', field=f"mappings[{i}].source"
+            )
+        self.skipped.append(
+            Skip(
+                dest or ".",
+                SkipReason.SOURCE_MISSING,
+                f'mapping {i}: optional source "{source}" {what} {at}; '
+                "its destination is left as it is",
+            )
+        )
+
+    def check_destination(self, i: int, dest: str) -> None:
+        for rules, what in ((PROTECTED, "a protected gateway path"), (RESERVED, "reserved")):
+            if dest and rules.matches(dest):
+                raise InvalidInput.one(
+                    f'"{dest}" is {what}; Stoker never writes there',
+                    field=f"mappings[{i}].destination",
+                )
+
+    def admit_dir(self, path: str) -> bool:
+        """Tell whether a repository directory may be entered; record why not."""
+        for rules, reason in ((PROTECTED, SkipReason.PROTECTED), (RESERVED, SkipReason.RESERVED)):
+            if rules.matches(path):
+                self.skipped.append(Skip(path, reason, f"{reason} directory; never written"))
+                return False
+        return True
+
+    def admit(self, path: str, owned_root: bool) -> bool:
+        """Tell whether a repository file may land on `path`; record why not."""
+        if self.excludes.matches(path):
+            return False
+        for rules, reason, detail in (
+            (PROTECTED, SkipReason.PROTECTED, "gateway identity or cache; never written"),
+            (RESERVED, SkipReason.RESERVED, "reserved for Stoker's own state"),
+        ):
+            if rules.matches(path):
+                self.skipped.append(Skip(path, reason, detail))
+                return False
+        if not owned_root and GATEWAY_OWNED.matches(path):
+            self.skipped.append(
+                Skip(
+                    path,
+                    SkipReason.GATEWAY_OWNED,
+                    "gateway-owned path; map it explicitly (destination inside it) to write it",
+                )
+            )
+            return False
+        return True
+
+    def add_file_mapping(
+        self, i: int, mapping: model.Mapping, entry: RepoEntry, dest: str, owned: bool
+    ) -> None:
+        if not dest:
+            raise InvalidInput.one(
+                "a file cannot replace the data directory; name a file path",
+                field=f"mappings[{i}].destination",
+            )
+        name = posixpath.basename(dest)
+        patches = [(p.file or name, p) for p in mapping.patches]
+        if self.admit(dest, owned):
+            self.add_file(i, mapping, entry, dest, name, patches)
+        self.report_unmatched(i, dest, patches, {name})
+
+    def add_dir_mapping(
+        self, i: int, mapping: model.Mapping, source: str, dest: str, owned: bool
+    ) -> None:
+        for j, patch in enumerate(mapping.patches):
+            if not patch.file:
+                raise InvalidInput.one(
+                    "is required for a directory mapping; name the files to patch with a glob "
+                    'such as "**/config.json"',
+                    field=f"mappings[{i}].patches[{j}].file",
+                )
+        patches = [(p.file, p) for p in mapping.patches]
+        prefix = len(source) + 1 if source else 0
+        skipped_dirs: list[str] = []
+        seen: set[str] = set()
+        for entry in self.snapshot.walk(source):
+            rel = entry.path[prefix:]
+            path = join(dest, rel)
+            if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):
+                continue
+            if entry.kind is Kind.DIR:
+                if self.excludes.matches(path) or not self.admit_dir(path):
+                    skipped_dirs.append(path)
+                else:
+                    self.dirs.add(path)
+            elif entry.kind is Kind.FILE:
+                if self.admit(path, owned):
+                    self.add_file(i, mapping, entry, path, rel, patches)
+                    seen.add(rel)
+            elif not self.excludes.matches(path):
+                reason = SkipReason.SYMLINK if entry.kind is Kind.SYMLINK else SkipReason.SUBMODULE
+                self.skipped.append(
+                    Skip(path, reason, f"{entry.kind} in the repository; not followed")
+                )
+        self.report_unmatched(i, dest, patches, seen)
+
+    def add_file(
+        self,
+        i: int,
+        mapping: model.Mapping,
+        entry: RepoEntry,
+        path: str,
+        rel: str,
+        patches: list[tuple[str, model.Patch]],
+    ) -> None:
+        if entry.size < LFS_MAX_POINTER and self.snapshot.read(entry).startswith(LFS_PREFIX):
+            self.skipped.append(
+                Skip(path, SkipReason.LFS_POINTER, "Git LFS pointer; LFS content is not fetched")
+            )
+            return
+        matching = [p for pattern, p in patches if match(pattern, rel)]
+        content: bytes | None = None
+        if mapping.template or matching:
+            content = self.snapshot.read(entry)
+            if mapping.template:
+                content = render_file(content, self.context, path=entry.path)
+            for patch in matching:
+                values = {
+                    k: render(v, self.context, where=f"mappings[{i}].patches.set.{k}")
+                    for k, v in patch.set_.items()
+                }
+                content = apply_patch(content, values, path=path)
+        mode = EXECUTABLE if entry.mode & 0o111 else REGULAR
+        if content is None:
+            self.files[path] = DesiredFile(path, entry.blob, mode, entry.size, i, entry)
+        else:
+            self.files[path] = DesiredFile(
+                path, blob_id(content), mode, len(content), i, entry, content
+            )
+
+    def report_unmatched(
+        self, i: int, dest: str, patches: list[tuple[str, model.Patch]], seen: set[str]
+    ) -> None:
+        for j, (pattern, _) in enumerate(patches):
+            if not any(match(pattern, rel) for rel in seen):
+                self.skipped.append(
+                    Skip(
+                        dest or ".",
+                        SkipReason.PATCH_UNMATCHED,
+                        f'mappings[{i}].patches[{j}].file "{pattern}" matched no file',
+                    )
+                )
+
+    def check_conflicts(self) -> None:
+        problems = []
+        for path in self.files:
+            for parent in _ancestors(path):
+                if parent in self.files:
+                    problems.append(
+                        Problem(
+                            path=path,
+                            message=f"mapping {self.files[path].mapping} puts a file under "
+                            f'"{parent}", which mapping {self.files[parent].mapping} makes a file',
+                        )
+                    )
+        if problems:
+            raise InvalidInput(problems)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def build(
+    profile: EffectiveProfile, snapshot: RepoSnapshot, context: TemplateContext
+) -> DesiredTree:
+    """Compute the desired tree for one gateway; raise InvalidInput naming the mapping or file."""
+    excludes = GlobSet((*profile.exclude_patterns, *HARD_EXCLUDES))
+    builder = _Builder(profile, snapshot, context, excludes)
+    for i, mapping in enumerate(profile.mappings):
+        builder.add_mapping(i, mapping)
+    builder.check_conflicts()
+    # An empty directory never displaces a file another mapping delivers at or above it.
+    dirs = {
+        d
+        for d in builder.dirs
+        if d not in builder.files and not any(a in builder.files for a in _ancestors(d))
+    }
+    return DesiredTree(
+        commit=snapshot.commit,
+        files=builder.files,
+        dirs=frozenset(dirs),
+        roots=tuple(builder.roots),
+        skipped=tuple(builder.skipped),
+        excludes=excludes,
+    )

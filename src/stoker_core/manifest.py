@@ -1,0 +1,69 @@
+"""The manifest: a record of what the last apply wrote, so unchanged files need not be read.
+
+Rule: a live file whose size, mtime_ns and inode equal the record is trusted to hold the
+recorded content without being read; any other file is hashed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from stoker_core.errors import InvalidInput
+
+FORMAT_VERSION = 1
+MANIFEST_PATH = ".stoker/manifest.json"
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """What Stoker wrote at one path."""
+
+    blob: str
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+    commit: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Manifest:
+    """Every file Stoker wrote or adopted in the last apply, with the commit and profile."""
+
+    commit: str = ""
+    profile: str = ""
+    records: dict[str, Record] = attrs.field(factory=dict)
+
+    def to_json(self) -> str:
+        """Serialise compactly with sorted paths (stable bytes for the same content)."""
+        body: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "commit": self.commit,
+            "profile": self.profile,
+            "files": {
+                path: [r.blob, r.size, r.mtime_ns, r.inode, r.mode, r.commit]
+                for path, r in sorted(self.records.items())
+            },
+        }
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse a manifest; raise InvalidInput (naming the file) if it is damaged."""
+        try:
+            body = json.loads(text)
+            if body.get("version") != FORMAT_VERSION:
+                raise ValueError(f"unknown manifest version {body.get('version')!r}")
+            records = {
+                str(path): Record(str(b), int(s), int(m), int(i), int(mode), str(c))
+                for path, (b, s, m, i, mode, c) in body["files"].items()
+            }
+            return cls(commit=str(body["commit"]), profile=str(body["profile"]), records=records)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise InvalidInput.one(
+                f"damaged manifest ({e}); it will be rebuilt by hashing the data directory",
+                path=MANIFEST_PATH,
+            ) from None

@@ -1,0 +1,298 @@
+"""The `GatewaySync` resource (stoker.io/v1alpha1): frozen attrs classes, the single source of
+field names, types and defaults (the CRD schema is generated from these).
+
+Python names are snake_case; the wire name is camelCase unless a field's metadata says `key`.
+Defaults are the original CRD's, plus new optional fields (allowEmpty, driftPolicy,
+rollbackOnFailure) whose defaults keep the original behaviour safe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping as MappingABC
+from typing import Any
+
+import attrs
+
+DEFAULT_EXCLUDES: tuple[str, ...] = ("**/.git/", "**/.gitkeep", "**/.resources/**")
+
+
+def key(name: str) -> dict[str, str]:
+    """Field metadata giving a wire name that plain camelCase would not produce."""
+    return {"key": name}
+
+
+def doc(text: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: a description for the generated schema, plus schema constraints."""
+    return {"doc": text, **extra}
+
+
+class MappingType(enum.StrEnum):
+    """What a mapping's source is: a directory tree or a single file."""
+
+    DIR = "dir"
+    FILE = "file"
+
+
+class DesignerPolicy(enum.StrEnum):
+    """What to do when Designer sessions are open on the gateway."""
+
+    PROCEED = "proceed"
+    WAIT = "wait"
+    FAIL = "fail"
+
+
+class DriftPolicy(enum.StrEnum):
+    """What to do when managed files changed behind Stoker's back."""
+
+    REPORT = "report"
+    RESTORE = "restore"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SecretKeyRef:
+    """A key inside a Secret in the CR's namespace."""
+
+    name: str = attrs.field(metadata=doc("Secret name.", minLength=1))
+    key: str = attrs.field(metadata=doc("Key inside the Secret.", minLength=1))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SecretRefHolder:
+    """An object holding only a `secretRef` (the original's shape for knownHosts and token)."""
+
+    secret_ref: SecretKeyRef
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SSHKeyAuth:
+    """SSH private key auth, with optional strict host key checking."""
+
+    secret_ref: SecretKeyRef
+    known_hosts: SecretRefHolder | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GitHubAppAuth:
+    """GitHub App installation tokens minted by the controller."""
+
+    app_id: int
+    installation_id: int
+    private_key_secret_ref: SecretKeyRef
+    api_base_url: str = attrs.field(
+        default="https://api.github.com",
+        metadata={**key("apiBaseURL"), **doc("GitHub API base URL; set for GitHub Enterprise.")},
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GitAuth:
+    """Credentials for the repository; exactly one method may be set."""
+
+    ssh_key: SSHKeyAuth | None = None
+    token: SecretRefHolder | None = None
+    github_app: GitHubAppAuth | None = None
+
+    def methods(self) -> list[str]:
+        """Return the names of the methods that are set."""
+        pairs = (("sshKey", self.ssh_key), ("token", self.token), ("githubApp", self.github_app))
+        return [name for name, value in pairs if value is not None]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GitSpec:
+    """Which repository and ref to follow."""
+
+    repo: str = attrs.field(
+        metadata=doc("Repository URL (https, ssh, git or a path).", minLength=1)
+    )
+    ref: str = attrs.field(metadata=doc("Branch, tag or full commit SHA.", minLength=1))
+    auth: GitAuth | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Polling:
+    """How often the controller re-resolves the ref."""
+
+    enabled: bool = True
+    interval: str = attrs.field(default="60s", metadata=doc("Go duration, e.g. 60s or 5m."))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewayAPI:
+    """Where the gateway's API token is stored."""
+
+    secret_name: str = attrs.field(metadata=doc("Secret holding the API token.", minLength=1))
+    secret_key: str = "apiKey"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewaySpec:
+    """How the agent reaches the gateway next to it."""
+
+    port: int = attrs.field(default=8088, metadata=doc("Gateway HTTP(S) port.", minimum=1))
+    tls: bool = False
+    api: GatewayAPI
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Patch:
+    """JSON values to set in the files a glob selects (sjson paths → template values)."""
+
+    file: str = attrs.field(default="", metadata=doc("Glob relative to the mapping destination."))
+    set_: dict[str, str] = attrs.field(metadata={**key("set"), **doc("sjson path → value.")})
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Mapping:
+    """One source in the repository delivered to one destination in the data directory."""
+
+    source: str = attrs.field(metadata=doc("Repository path (Go template).", minLength=1))
+    destination: str = attrs.field(metadata=doc("Data-directory path (Go template).", minLength=1))
+    type: MappingType | None = None
+    required: bool = False
+    template: bool = False
+    patches: tuple[Patch, ...] = ()
+    allow_empty: bool = attrs.field(
+        default=False, metadata=doc("Allow a sync that would delete every file under this root.")
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Defaults:
+    """Settings every profile inherits."""
+
+    exclude_patterns: tuple[str, ...] = DEFAULT_EXCLUDES
+    vars: dict[str, str] = attrs.field(factory=dict)
+    sync_period: int = attrs.field(default=30, metadata=doc("Seconds.", minimum=5, maximum=3600))
+    designer_session_policy: DesignerPolicy = DesignerPolicy.PROCEED
+    dry_run: bool = False
+    paused: bool = False
+    drift_policy: DriftPolicy = DriftPolicy.REPORT
+    rollback_on_failure: bool = True
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Profile:
+    """A named set of mappings; unset fields inherit from the defaults."""
+
+    mappings: tuple[Mapping, ...] = attrs.field(metadata=doc("Applied in order.", minItems=1))
+    exclude_patterns: tuple[str, ...] = ()
+    vars: dict[str, str] = attrs.field(factory=dict)
+    sync_period: int | None = attrs.field(
+        default=None, metadata=doc("Seconds.", minimum=5, maximum=3600)
+    )
+    dry_run: bool | None = None
+    designer_session_policy: DesignerPolicy | None = None
+    paused: bool | None = None
+    drift_policy: DriftPolicy | None = None
+    rollback_on_failure: bool | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SyncSpec:
+    """Defaults and named profiles."""
+
+    defaults: Defaults = attrs.field(factory=Defaults)
+    profiles: dict[str, Profile] = attrs.field(
+        metadata=doc("Profile name → profile.", minProperties=1)
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AgentImage:
+    """Agent image override."""
+
+    repository: str = ""
+    tag: str = ""
+    pull_policy: str = ""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AgentSpec:
+    """Agent sidecar settings."""
+
+    image: AgentImage | None = None
+    resources: dict[str, Any] | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewaySyncSpec:
+    """The desired state: repository, gateway access and profiles."""
+
+    git: GitSpec
+    polling: Polling = attrs.field(factory=Polling)
+    gateway: GatewaySpec
+    sync: SyncSpec
+    agent: AgentSpec | None = None
+    paused: bool = False
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Condition:
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DiscoveredGateway:
+    """One gateway pod as the controller sees it."""
+
+    name: str
+    namespace: str
+    pod_name: str
+    service_account_name: str = ""
+    profile: str = ""
+    sync_status: str = ""
+    last_sync_time: str = ""
+    last_sync_duration: str = ""
+    synced_commit: str = ""
+    synced_ref: str = ""
+    agent_version: str = ""
+    last_scan_result: str = ""
+    files_changed: int = 0
+    projects_synced: tuple[str, ...] = ()
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewaySyncStatus:
+    """What the controller observed."""
+
+    observed_generation: int = 0
+    last_sync_time: str = ""
+    last_sync_ref: str = ""
+    last_sync_commit: str = ""
+    last_sync_commit_short: str = ""
+    ref_resolution_status: str = ""
+    profile_count: int = 0
+    discovered_gateways: tuple[DiscoveredGateway, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ObjectMeta:
+    """The parts of Kubernetes metadata Stoker reads; the rest is kept as given."""
+
+    name: str = ""
+    namespace: str = ""
+    labels: dict[str, str] = attrs.field(factory=dict)
+    annotations: dict[str, str] = attrs.field(factory=dict)
+    generation: int = 0
+    extra: MappingABC[str, Any] = attrs.field(factory=dict, metadata={"passthrough": True})
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewaySync:
+    """A whole GatewaySync object."""
+
+    api_version: str = "stoker.io/v1alpha1"
+    kind: str = "GatewaySync"
+    metadata: ObjectMeta = attrs.field(factory=ObjectMeta)
+    spec: GatewaySyncSpec
+    status: GatewaySyncStatus | None = None

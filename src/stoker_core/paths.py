@@ -1,0 +1,84 @@
+"""Data-directory path rules: normalising destinations, refusing escapes, and which paths Stoker
+must never touch (gateway identity, caches) or touch only when told (gateway-owned state).
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from stoker_core.globs import GlobSet
+
+# Never written or deleted, whatever a mapping says: gateway caches and identity.
+PROTECTED = GlobSet(
+    [
+        "**/.resources/**",
+        "**/.uuid",
+        "config/local/ignition/gateway-network/uuid.txt",
+    ]
+)
+
+# Written only when a mapping's destination lies inside them; pruned only if Stoker wrote them.
+GATEWAY_OWNED = GlobSet(
+    [
+        "config/local/**",
+        "config/resources/local/**",
+        "local/**",
+        "db/**",
+        "**/*.jks",
+        "**/*.pfx",
+        "**/*.p12",
+        "**/*keystore*",
+        "commissioning.json",
+        ".ignition-seed-complete",
+    ]
+)
+
+# Stoker's own state and the original agent's staging folder: never part of a sync.
+RESERVED = GlobSet([".stoker/**", ".sync-staging/**"])
+
+# Files whose change needs a gateway restart rather than a scan.
+RESTART_REQUIRED = GlobSet(
+    ["modules/**", "**/*.modl", "modules.json", "ignition.conf", "**/*.vmoptions"]
+)
+
+
+class PathEscape(ValueError):
+    """A path is absolute or climbs out of its root."""
+
+
+def normalize(path: str) -> str:
+    """Normalise a relative path: `./projects/` and `projects` both become `projects`.
+
+    The data-directory root itself is "" (from ".", "./" or ""). Raise PathEscape when the path is
+    absolute or, after resolving `..`, leaves the root.
+    """
+    text = path
+    if text.startswith("/"):
+        raise PathEscape(f'absolute path not allowed: "{path}"; write it relative, e.g. "projects"')
+    if "\0" in text:
+        raise PathEscape("path holds a NUL byte")
+    cleaned = posixpath.normpath(text) if text else "."
+    if cleaned == ".." or cleaned.startswith("../"):
+        raise PathEscape(f'path "{path}" leaves its root through ".."')
+    return "" if cleaned == "." else cleaned
+
+
+def join(root: str, rel: str) -> str:
+    """Join two normalised relative paths."""
+    if not root:
+        return rel
+    return f"{root}/{rel}" if rel else root
+
+
+def is_under(path: str, root: str) -> bool:
+    """Tell whether `path` is `root` or inside it ("" is the whole data directory)."""
+    return not root or path == root or path.startswith(root + "/")
+
+
+def parents(path: str) -> list[str]:
+    """Return the ancestors of `path`, nearest first, excluding the root ""."""
+    out: list[str] = []
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        out.append(path)
+    return out

@@ -1,0 +1,254 @@
+"""Diffing the desired tree against the live tree and the manifest into a SyncPlan.
+
+Deletion happens only inside managed roots: a directory destination owns its subtree, a file
+destination owns exactly that file. Protected, excluded and reserved paths are never touched;
+gateway-owned files, and anything at the data-directory root itself, are pruned only when the
+manifest records that Stoker wrote them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from stoker_core.desired import DesiredFile, DesiredTree, ManagedRoot
+from stoker_core.errors import PlanRefused, Problem
+from stoker_core.manifest import Manifest
+from stoker_core.model import MappingType
+from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, is_under, parents
+from stoker_core.plans import Action, Operation, Reason, SyncPlan
+from stoker_core.trees import Kind, LiveEntry, LiveTree
+
+
+@attrs.define(slots=True)
+class _Live:
+    """What the walk found under the managed roots."""
+
+    files: dict[str, LiveEntry] = attrs.field(factory=dict)  # files, links and other non-dirs
+    dirs: set[str] = attrs.field(factory=set)
+    kept_dirs: set[str] = attrs.field(factory=set)  # pruned (excluded/protected) directories
+
+
+def _top_roots(roots: Iterable[ManagedRoot]) -> list[ManagedRoot]:
+    """Directory roots not inside another directory root, then file roots not inside any."""
+    dir_roots = sorted({r.path for r in roots if r.kind is MappingType.DIR})
+    tops: list[str] = []
+    for path in dir_roots:
+        if not any(is_under(path, t) for t in tops):
+            tops.append(path)
+    chosen = {r.path: r for r in roots if r.path in tops and r.kind is MappingType.DIR}
+    out = list(chosen.values())
+    for r in roots:
+        if r.kind is MappingType.FILE and not any(is_under(r.path, t) for t in tops):
+            out.append(r)
+    return out
+
+
+def _check_ancestors(roots: Iterable[ManagedRoot], live: LiveTree) -> dict[str, LiveEntry | None]:
+    """lstat every ancestor of every root; refuse links or files standing where a dir must be."""
+    seen: dict[str, LiveEntry | None] = {}
+    problems: list[Problem] = []
+    for root in roots:
+        chain = parents(root.path)
+        if root.kind is MappingType.DIR and root.path:
+            chain.insert(0, root.path)
+        for path in chain:
+            if path not in seen:
+                seen[path] = live.lstat(path)
+            entry = seen[path]
+            if entry is not None and entry.kind is not Kind.DIR:
+                problems.append(
+                    Problem(
+                        path=path,
+                        message=f"is a {entry.kind} where mapping {root.mapping} needs a "
+                        "directory; Stoker never writes through links or replaces what it does "
+                        "not manage: make it a directory",
+                    )
+                )
+    if problems:
+        raise PlanRefused(dict.fromkeys(problems))
+    return seen
+
+
+def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
+    found = _Live()
+
+    def prune(path: str) -> bool:
+        if desired.is_excluded(path) or PROTECTED.matches(path) or RESERVED.matches(path):
+            found.kept_dirs.add(path)
+            return True
+        return False
+
+    for root in _top_roots(desired.roots):
+        if root.kind is MappingType.FILE:
+            entry = live.lstat(root.path)
+            if entry is not None and entry.kind is Kind.DIR:
+                found.dirs.add(root.path)
+                for child in live.walk(root.path, prune):
+                    _record(found, child)
+            elif entry is not None:
+                found.files[root.path] = entry
+            continue
+        if root.path and live.lstat(root.path) is None:
+            continue
+        if root.path:
+            found.dirs.add(root.path)
+        for entry in live.walk(root.path, prune):
+            _record(found, entry)
+    return found
+
+
+def _record(found: _Live, entry: LiveEntry) -> None:
+    if entry.kind is Kind.DIR:
+        found.dirs.add(entry.path)
+    else:
+        found.files[entry.path] = entry
+
+
+def _compare(
+    want: DesiredFile, have: LiveEntry | None, manifest: Manifest, live: LiveTree
+) -> tuple[Action, Reason]:
+    if have is None:
+        return Action.WRITE, Reason.NEW
+    if have.kind is not Kind.FILE:
+        return Action.WRITE, Reason.REPLACES_NON_FILE
+    record = manifest.records.get(want.path)
+    trusted = record is not None and (record.size, record.mtime_ns, record.inode) == (
+        have.size,
+        have.mtime_ns,
+        have.inode,
+    )
+    if have.size != want.size:
+        return Action.WRITE, Reason.CONTENT_CHANGED
+    current = record.blob if trusted and record is not None else live.blob_id(want.path)
+    if current != want.blob:
+        return Action.WRITE, Reason.CONTENT_CHANGED
+    if bool(have.mode & 0o111) != bool(want.mode & 0o111):
+        return Action.WRITE, Reason.MODE_CHANGED
+    return Action.KEEP, Reason.UNCHANGED if record is not None else Reason.ADOPTED
+
+
+def _owner(path: str, roots: list[ManagedRoot]) -> ManagedRoot | None:
+    """The innermost root that owns `path` (a file root owns only itself)."""
+    best: ManagedRoot | None = None
+    for root in roots:
+        owns = path == root.path if root.kind is MappingType.FILE else is_under(path, root.path)
+        if owns and (best is None or len(root.path) >= len(best.path)):
+            best = root
+    return best
+
+
+def _deletable(path: str, root: ManagedRoot, desired: DesiredTree, manifest: Manifest) -> bool:
+    if desired.is_excluded(path) or PROTECTED.matches(path) or RESERVED.matches(path):
+        return False
+    if any(desired.is_excluded(p) for p in parents(path) if is_under(p, root.path)):
+        return False
+    recorded = path in manifest.records
+    if GATEWAY_OWNED.matches(path) and not recorded:
+        return False
+    # The data directory itself as a root owns only what Stoker wrote there.
+    return bool(root.path) or recorded
+
+
+def plan(desired: DesiredTree, live: LiveTree, manifest: Manifest | None = None) -> SyncPlan:
+    """Plan the changes that make `live` equal `desired` inside the managed roots."""
+    manifest = manifest or Manifest()
+    ancestors = _check_ancestors(desired.roots, live)
+    found = _walk(desired, live)
+    ops: dict[tuple[str, Action], Operation] = {}
+    for path, want in desired.files.items():
+        action, reason = _compare(want, found.files.get(path), manifest, live)
+        content = want.content if action is Action.WRITE else None
+        ops[(path, action)] = Operation(
+            action, path, reason, want.blob, want.mode, want.size, want.mapping, content
+        )
+    roots = list(desired.roots)
+    kept: set[str] = set(found.kept_dirs)
+    for path, entry in found.files.items():
+        if path in desired.files:
+            continue
+        root = _owner(path, roots)
+        if root is not None and _deletable(path, root, desired, manifest):
+            ops[(path, Action.DELETE)] = Operation(
+                Action.DELETE, path, Reason.ORPHAN, size=entry.size, mapping=root.mapping
+            )
+        else:
+            kept.add(path)
+    _plan_dirs(desired, found, ancestors, kept, ops)
+    _guard_empty_roots(desired, ops)
+    return SyncPlan(
+        commit=desired.commit,
+        operations=tuple(ops[k] for k in sorted(ops)),
+        skipped=tuple(sorted(desired.skipped, key=lambda s: (s.path, s.reason))),
+    )
+
+
+def _plan_dirs(
+    desired: DesiredTree,
+    found: _Live,
+    ancestors: dict[str, LiveEntry | None],
+    kept: set[str],
+    ops: dict[tuple[str, Action], Operation],
+) -> None:
+    """Add MKDIR for missing directories and RMDIR for managed ones left empty."""
+    occupied: set[str] = set(desired.dirs) | kept
+    needed: set[str] = set(desired.dirs)
+    for path in desired.files:
+        needed.update(parents(path))
+    for path in (*needed, *kept):
+        occupied.update(parents(path))
+    occupied.update(needed)
+    problems: list[Problem] = []
+    for path, want in desired.files.items():
+        if path in found.dirs and path in occupied:
+            problems.append(
+                Problem(
+                    path=path,
+                    message="is a directory holding files Stoker must keep, so the file from "
+                    f"mapping {want.mapping} cannot replace it; move those files",
+                )
+            )
+    for path in sorted(needed):
+        known = ancestors.get(path)
+        if path in found.dirs or (known is not None and known.kind is Kind.DIR):
+            continue
+        if path in found.files and (path, Action.DELETE) not in ops:
+            problems.append(
+                Problem(
+                    path=path,
+                    message="is a file Stoker must keep, but the commit needs a "
+                    "directory here; move or remove it",
+                )
+            )
+            continue
+        ops[(path, Action.MKDIR)] = Operation(Action.MKDIR, path, Reason.NEEDED_DIR)
+    roots = {r.path for r in desired.roots}
+    for path in found.dirs:
+        if path not in occupied and path not in roots:
+            ops[(path, Action.RMDIR)] = Operation(Action.RMDIR, path, Reason.EMPTY_DIR)
+    if problems:
+        raise PlanRefused(problems)
+
+
+def _guard_empty_roots(desired: DesiredTree, ops: dict[tuple[str, Action], Operation]) -> None:
+    """Refuse a plan that deletes every file of a directory root, unless allowEmpty is set."""
+    problems: list[Problem] = []
+    for root in desired.roots:
+        if root.kind is not MappingType.DIR or root.allow_empty:
+            continue
+        writes = any(is_under(p, root.path) for p in desired.files)
+        deletes = sum(
+            1 for op in ops.values() if op.action is Action.DELETE and is_under(op.path, root.path)
+        )
+        if deletes and not writes:
+            problems.append(
+                Problem(
+                    path=root.path or ".",
+                    message=f"mapping {root.mapping} would delete all {deletes} file(s) here and "
+                    "write none; if the source really is empty set allowEmpty: true on the "
+                    "mapping, otherwise check its source path",
+                )
+            )
+    if problems:
+        raise PlanRefused(problems)

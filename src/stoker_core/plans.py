@@ -1,0 +1,122 @@
+"""The sync plan: a frozen list of operations, each with a reason. Planning is pure; applying it
+is the agent's job. `apply_to` is the reference semantics the real applier is tested against.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from stoker_core.desired import Skip
+from stoker_core.trees import MemoryTree
+
+
+class Action(enum.StrEnum):
+    """What an operation does to its path."""
+
+    WRITE = "write"
+    DELETE = "delete"
+    KEEP = "keep"
+    MKDIR = "mkdir"
+    RMDIR = "rmdir"
+
+
+class Reason(enum.StrEnum):
+    """Why an operation is in the plan."""
+
+    NEW = "new"
+    CONTENT_CHANGED = "content-changed"
+    MODE_CHANGED = "mode-changed"
+    REPLACES_NON_FILE = "replaces-non-file"
+    UNCHANGED = "unchanged"
+    ADOPTED = "adopted"
+    ORPHAN = "orphan"
+    EMPTY_DIR = "empty-directory"
+    NEEDED_DIR = "needed-directory"
+
+
+@attrs.frozen(slots=True)
+class Operation:
+    """One step of a plan. WRITE carries the blob id and, for rendered files, the content."""
+
+    action: Action
+    path: str
+    reason: Reason
+    blob: str = ""
+    mode: int = 0
+    size: int = 0
+    mapping: int = -1
+    content: bytes | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SyncPlan:
+    """What one sync will do, in path order, plus what it leaves alone and why."""
+
+    commit: str
+    operations: tuple[Operation, ...]
+    skipped: tuple[Skip, ...]
+
+    def paths(self, action: Action, *reasons: Reason) -> list[str]:
+        """Return the paths of operations with `action` (and one of `reasons`, if given)."""
+        return [
+            op.path
+            for op in self.operations
+            if op.action is action and (not reasons or op.reason in reasons)
+        ]
+
+    @property
+    def added(self) -> list[str]:
+        """Files that do not exist yet."""
+        return self.paths(Action.WRITE, Reason.NEW)
+
+    @property
+    def modified(self) -> list[str]:
+        """Files whose content, mode or type changes."""
+        return self.paths(
+            Action.WRITE, Reason.CONTENT_CHANGED, Reason.MODE_CHANGED, Reason.REPLACES_NON_FILE
+        )
+
+    @property
+    def deleted(self) -> list[str]:
+        """Files removed."""
+        return self.paths(Action.DELETE)
+
+    @property
+    def unchanged(self) -> int:
+        """How many managed files already match."""
+        return len(self.paths(Action.KEEP))
+
+    @property
+    def has_changes(self) -> bool:
+        """Tell whether applying the plan would change anything."""
+        return any(op.action is not Action.KEEP for op in self.operations)
+
+    def ordered(self) -> list[Operation]:
+        """Operations in the order an applier must run them: deletions (deepest first),
+        then directories (shallowest first), then writes."""
+        rank = {Action.DELETE: 0, Action.RMDIR: 1, Action.MKDIR: 2, Action.WRITE: 3}
+        work = [op for op in self.operations if op.action in rank]
+
+        def key(op: Operation) -> tuple[int, int, str]:
+            depth = op.path.count("/")
+            return (rank[op.action], -depth if op.action is Action.RMDIR else depth, op.path)
+
+        return sorted(work, key=key)
+
+
+def apply_to(plan: SyncPlan, tree: MemoryTree, contents: dict[str, bytes]) -> MemoryTree:
+    """Return a copy of `tree` with the plan applied; `contents` maps blob ids to bytes."""
+    out = tree.copy()
+    for op in plan.ordered():
+        if op.action is Action.DELETE:
+            out.remove(op.path)
+        elif op.action is Action.RMDIR:
+            out.rmdir(op.path)
+        elif op.action is Action.MKDIR:
+            out.mkdir(op.path)
+        else:
+            data = op.content if op.content is not None else contents[op.blob]
+            out.put(op.path, data, op.mode)
+    return out

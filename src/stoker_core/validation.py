@@ -1,0 +1,212 @@
+"""Checks on a structurally valid GatewaySync that types alone cannot express.
+
+Every problem is returned at once, each naming its field and saying how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from stoker_core import model
+from stoker_core.durations import parse_duration
+from stoker_core.errors import InvalidInput, Problem
+from stoker_core.globs import BadPattern, translate
+from stoker_core.parsing import structure
+from stoker_core.paths import PathEscape, normalize
+from stoker_core.vocabulary import API_GROUP, API_VERSION, KIND
+
+IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+API = f"{API_GROUP}/{API_VERSION}"
+
+
+def load(data: object) -> model.GatewaySync:
+    """Build and check a GatewaySync from plain data; raise InvalidInput with every problem."""
+    if isinstance(data, dict):
+        header = list(_check_header(data))
+        if header:
+            raise InvalidInput(header)
+    try:
+        gs = structure(data, model.GatewaySync)
+    except InvalidInput as e:
+        raise InvalidInput([*e.problems, *_check_parts(data)]) from None
+    problems = list(check(gs))
+    if problems:
+        raise InvalidInput(problems)
+    return gs
+
+
+def _check_header(data: dict[str, object]) -> Iterator[Problem]:
+    if data.get("apiVersion") != API:
+        yield Problem(
+            field="apiVersion", message=f'must be "{API}", got {data.get("apiVersion")!r}'
+        )
+    if data.get("kind") != KIND:
+        yield Problem(field="kind", message=f'must be "{KIND}", got {data.get("kind")!r}')
+
+
+def _part(data: object, *keys: str) -> object:
+    for k in keys:
+        data = data.get(k) if isinstance(data, dict) else None
+    return data
+
+
+def _check_parts(data: object) -> Iterator[Problem]:
+    """After a structural failure, still check every part that is well-formed on its own."""
+    parts: list[tuple[object, type, Callable[[Any], Iterator[Problem]]]] = [
+        (_part(data, "spec", "git"), model.GitSpec, _check_git),
+        (_part(data, "spec", "polling"), model.Polling, _check_polling),
+        (_part(data, "spec", "sync", "defaults"), model.Defaults, _check_defaults),
+    ]
+    profiles = _part(data, "spec", "sync", "profiles")
+    for name, raw in profiles.items() if isinstance(profiles, dict) else ():
+        base = f"spec.sync.profiles.{name}"
+        if _structures(raw, model.Profile):
+            parts.append((raw, model.Profile, lambda p, b=base, n=name: _check_profile(b, n, p)))
+            continue
+        mappings = _part(raw, "mappings")
+        for i, mapping in enumerate(mappings if isinstance(mappings, list) else ()):
+            where = f"{base}.mappings[{i}]"
+            parts.append((mapping, model.Mapping, lambda m, w=where: _check_mapping(w, m)))
+    for raw, cls, checker in parts:
+        if raw is not None and _structures(raw, cls):
+            yield from checker(structure(raw, cls))
+
+
+def _structures(raw: object, cls: type) -> bool:
+    try:
+        structure(raw, cls)
+    except InvalidInput:
+        return False
+    return True
+
+
+def check(gs: model.GatewaySync) -> Iterator[Problem]:
+    """Yield every semantic problem in a GatewaySync."""
+    if not gs.metadata.name:
+        yield Problem(field="metadata.name", message="is required; name the GatewaySync")
+    spec = gs.spec
+    yield from _check_git(spec.git)
+    yield from _check_polling(spec.polling)
+    if not 1 <= spec.gateway.port <= 65535:
+        yield Problem(
+            field="spec.gateway.port", message=f"must be 1-65535, got {spec.gateway.port}"
+        )
+    yield from _nonempty("spec.gateway.api.secretName", spec.gateway.api.secret_name)
+    yield from _check_defaults(spec.sync.defaults)
+    if not spec.sync.profiles:
+        yield Problem(
+            field="spec.sync.profiles", message="needs at least one profile, e.g. default"
+        )
+    for name, profile in spec.sync.profiles.items():
+        yield from _check_profile(f"spec.sync.profiles.{name}", name, profile)
+
+
+def _nonempty(field: str, value: str) -> Iterator[Problem]:
+    if not value.strip():
+        yield Problem(field=field, message="must not be empty")
+
+
+def _check_git(git: model.GitSpec) -> Iterator[Problem]:
+    yield from _nonempty("spec.git.repo", git.repo)
+    yield from _nonempty("spec.git.ref", git.ref)
+    if git.auth is None:
+        return
+    methods = git.auth.methods()
+    if len(methods) > 1:
+        yield Problem(
+            field="spec.git.auth",
+            message=f"sets {' and '.join(methods)}; set exactly one authentication method",
+        )
+    refs: list[tuple[str, model.SecretKeyRef]] = []
+    if git.auth.ssh_key:
+        refs.append(("sshKey.secretRef", git.auth.ssh_key.secret_ref))
+        if git.auth.ssh_key.known_hosts:
+            refs.append(("sshKey.knownHosts.secretRef", git.auth.ssh_key.known_hosts.secret_ref))
+    if git.auth.token:
+        refs.append(("token.secretRef", git.auth.token.secret_ref))
+    if git.auth.github_app:
+        refs.append(("githubApp.privateKeySecretRef", git.auth.github_app.private_key_secret_ref))
+    for where, ref in refs:
+        yield from _nonempty(f"spec.git.auth.{where}.name", ref.name)
+        yield from _nonempty(f"spec.git.auth.{where}.key", ref.key)
+
+
+def _check_polling(polling: model.Polling) -> Iterator[Problem]:
+    try:
+        seconds = parse_duration(polling.interval)
+    except ValueError as e:
+        yield Problem(field="spec.polling.interval", message=str(e))
+        return
+    if seconds < 1:
+        yield Problem(field="spec.polling.interval", message="must be at least 1s")
+
+
+def _check_vars(field: str, values: dict[str, str]) -> Iterator[Problem]:
+    for name in sorted(values):
+        if not IDENTIFIER.match(name):
+            yield Problem(
+                field=f"{field}.{name}",
+                message=f'key "{name}" is not a valid identifier (use letters, digits, '
+                "underscores only — dashes are not supported in template variable names)",
+            )
+
+
+def _check_sync_period(field: str, value: int | None) -> Iterator[Problem]:
+    if value is not None and not 5 <= value <= 3600:
+        yield Problem(field=field, message=f"must be 5-3600 seconds, got {value}")
+
+
+def _check_globs(field: str, patterns: tuple[str, ...]) -> Iterator[Problem]:
+    for i, pattern in enumerate(patterns):
+        try:
+            translate(pattern)
+        except BadPattern as e:
+            yield Problem(field=f"{field}[{i}]", message=str(e))
+
+
+def _check_defaults(defaults: model.Defaults) -> Iterator[Problem]:
+    base = "spec.sync.defaults"
+    yield from _check_vars(f"{base}.vars", defaults.vars)
+    yield from _check_sync_period(f"{base}.syncPeriod", defaults.sync_period)
+    yield from _check_globs(f"{base}.excludePatterns", defaults.exclude_patterns)
+
+
+def _check_profile(base: str, name: str, profile: model.Profile) -> Iterator[Problem]:
+    if not _DNS_LABEL.match(name) and not IDENTIFIER.match(name):
+        yield Problem(
+            field=base, message=f'profile name "{name}" must be a DNS label, e.g. "site-a"'
+        )
+    yield from _check_vars(f"{base}.vars", profile.vars)
+    yield from _check_sync_period(f"{base}.syncPeriod", profile.sync_period)
+    yield from _check_globs(f"{base}.excludePatterns", profile.exclude_patterns)
+    if not profile.mappings:
+        yield Problem(field=f"{base}.mappings", message="needs at least one mapping")
+    for i, mapping in enumerate(profile.mappings):
+        yield from _check_mapping(f"{base}.mappings[{i}]", mapping)
+
+
+def check_literal_path(field: str, value: str, *, what: str) -> Iterator[Problem]:
+    """Check a (possibly templated) path; template parts are checked again after rendering."""
+    if not value.strip():
+        yield Problem(field=field, message="must not be empty")
+        return
+    if "{{" in value:
+        value = re.sub(r"\{\{.*?\}\}", "x", value)
+    try:
+        normalize(value)
+    except PathEscape as e:
+        yield Problem(field=field, message=f"must be relative to the {what}: {e}")
+
+
+def _check_mapping(base: str, mapping: model.Mapping) -> Iterator[Problem]:
+    yield from check_literal_path(f"{base}.source", mapping.source, what="repository root")
+    yield from check_literal_path(f"{base}.destination", mapping.destination, what="data directory")
+    for j, patch in enumerate(mapping.patches):
+        where = f"{base}.patches[{j}]"
+        if not patch.set_:
+            yield Problem(field=f"{where}.set", message="needs at least one path: value entry")
+        if patch.file:
+            yield from _check_globs(f"{where}.file", (patch.file,))

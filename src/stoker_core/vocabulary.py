@@ -1,0 +1,108 @@
+"""One place for the names other systems see: annotations, labels, conditions, events, metrics.
+
+Each entry says who writes it and who reads it. Values of the original project are kept where
+they exist, so manifests and dashboards written for it keep working.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+API_GROUP: Final = "stoker.io"
+API_VERSION: Final = "v1alpha1"
+KIND: Final = "GatewaySync"
+PLURAL: Final = "gatewaysyncs"
+SHORT_NAME: Final = "gs"
+FINALIZER: Final = "stoker.io/finalizer"
+AGENT_CONTAINER: Final = "stoker-agent"
+DEFAULT_PROFILE: Final = "default"
+
+
+class Annotation(enum.StrEnum):
+    """Annotation keys (pod annotations unless noted)."""
+
+    INJECT = "stoker.io/inject"  # user → webhook, controller: must be exactly "true"
+    CR_NAME = "stoker.io/cr-name"  # user or webhook → webhook, agent
+    PROFILE = "stoker.io/profile"  # user → webhook, agent; absent means "default"
+    GATEWAY_NAME = "stoker.io/gateway-name"  # user → agent, controller
+    AGENT_IMAGE = "stoker.io/agent-image"  # user → webhook
+    INJECTED = "stoker.io/injected"  # webhook → people (informational)
+    DATA_VOLUME = "stoker.io/data-volume"  # user → webhook: the Ignition data volume's name
+    REQUESTED_REF = "stoker.io/requested-ref"  # receiver → controller (CR annotation)
+    REQUESTED_AT = "stoker.io/requested-at"  # receiver → people (CR annotation)
+    REQUESTED_BY = "stoker.io/requested-by"  # receiver → people (CR annotation)
+
+
+class Label(enum.StrEnum):
+    """Label keys."""
+
+    AGENT = "stoker.io/agent"  # webhook → PodMonitor selector (pod label)
+    CR_NAME = "stoker.io/cr-name"  # controller, agent → controller (ConfigMaps, Secrets)
+    MANAGED_BY = "app.kubernetes.io/managed-by"
+    APP_NAME = "app.kubernetes.io/name"  # user → gateway-name rule
+    POD_INDEX = "apps.kubernetes.io/pod-index"  # StatefulSet controller → PodOrdinal
+
+
+class Condition(enum.StrEnum):
+    """Condition types on GatewaySync status (controller writes, people and tools read)."""
+
+    READY = "Ready"
+    REF_RESOLVED = "RefResolved"
+    PROFILES_VALID = "ProfilesValid"
+    ALL_GATEWAYS_SYNCED = "AllGatewaysSynced"
+    SIDECAR_INJECTED = "SidecarInjected"
+    SSH_HOST_KEY_VERIFICATION = "SSHHostKeyVerification"
+
+
+class Reason(enum.StrEnum):
+    """Condition and event reasons."""
+
+    PROFILES_VALID = "ProfilesValid"
+    PROFILES_INVALID = "ProfilesInvalid"
+    REF_RESOLVED = "RefResolved"
+    REF_RESOLUTION_FAILED = "RefResolutionFailed"
+    GITHUB_APP_EXCHANGE_FAILED = "GitHubAppExchangeFailed"
+    NO_GATEWAYS_DISCOVERED = "NoGatewaysDiscovered"
+    SYNC_SUCCEEDED = "SyncSucceeded"
+    SYNC_IN_PROGRESS = "SyncInProgress"
+    SIDECAR_MISSING = "SidecarMissing"
+    SIDECAR_PRESENT = "SidecarPresent"
+    HOST_KEY_VERIFICATION_ENABLED = "HostKeyVerificationEnabled"
+    HOST_KEY_VERIFICATION_DISABLED = "HostKeyVerificationDisabled"
+    PAUSED = "Paused"
+    RECONCILING = "Reconciling"
+
+
+class SyncStatus(enum.StrEnum):
+    """Per-gateway sync state reported by agents and shown in CR status."""
+
+    PENDING = "Pending"
+    SYNCED = "Synced"
+    ERROR = "Error"
+    MISSING_SIDECAR = "MissingSidecar"
+    REJECTED = "Rejected"
+    RESTART_REQUIRED = "RestartRequired"
+    SKIPPED = "Skipped"
+
+
+class Metric(enum.StrEnum):
+    """Prometheus metric names (agent and controller), as in the original where they exist."""
+
+    AGENT_SYNC_TOTAL = "stoker_agent_sync_total"
+    AGENT_SYNC_DURATION = "stoker_agent_sync_duration_seconds"
+    AGENT_LAST_SYNC_TIMESTAMP = "stoker_agent_last_sync_timestamp_seconds"
+    AGENT_LAST_SYNC_SUCCESS = "stoker_agent_last_sync_success"
+    AGENT_FILES_CHANGED = "stoker_agent_files_changed"
+    AGENT_SCAN_TOTAL = "stoker_agent_scan_total"
+    AGENT_SCAN_DURATION = "stoker_agent_scan_duration_seconds"
+    AGENT_DRIFT_FILES = "stoker_agent_drift_files"
+    CONTROLLER_RECONCILE_TOTAL = "stoker_controller_reconcile_total"
+    CONTROLLER_RECONCILE_DURATION = "stoker_controller_reconcile_duration_seconds"
+    CONTROLLER_REF_RESOLUTION_DURATION = "stoker_controller_ref_resolution_duration_seconds"
+    CONTROLLER_GATEWAYS_DISCOVERED = "stoker_controller_gateways_discovered"
+    CONTROLLER_GATEWAYS_SYNCED = "stoker_controller_gateways_synced"
+    CONTROLLER_GITHUB_APP_TOKEN_EXPIRY = (
+        "stoker_controller_github_app_token_expiry_timestamp_seconds"
+    )
+    RECEIVER_REQUESTS_TOTAL = "stoker_webhook_receiver_requests_total"

@@ -1,0 +1,64 @@
+"""Doublestar glob semantics used by excludePatterns and patch `file` globs."""
+
+from __future__ import annotations
+
+import pytest
+
+from stoker_core.globs import BadPattern, GlobSet, match
+
+# (pattern, path, expected) from doublestar v4's documented behaviour.
+TABLE = [
+    ("a/**", "a", True),
+    ("a/**", "a/b/c", True),
+    ("a/**/", "a", True),
+    ("a/", "a", False),
+    ("**/c", "c", True),
+    ("**/c", "a/b/c", True),
+    ("*.go", "a/b.go", False),
+    ("*.go", "b.go", True),
+    ("a/**/b", "a/b", True),
+    ("a/**/b", "a/x/y/b", True),
+    ("**/.git/", ".git", False),
+    ("**/.resources/**", "projects/.resources/x", True),
+    ("**/.resources/**", ".resources", True),
+    ("*", ".hidden", True),
+    ("?", "ab", False),
+    ("a?c", "abc", True),
+    ("a?c", "a/c", False),
+    ("{a,b}/*.json", "b/x.json", True),
+    ("{a,b/c}/x", "b/c/x", True),
+    ("[abc]x", "bx", True),
+    ("[!abc]x", "bx", False),
+    ("[^abc]x", "dx", True),
+    ("[a-c]", "b", True),
+    ("[a-c]", "d", False),
+    ("a[/]b", "a/b", False),
+    ("\\*", "*", True),
+    ("\\*", "a", False),
+    ("**", "a/b/c", True),
+    ("a**b", "a/b", False),
+    ("config/local/**", "config/local", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), TABLE)
+def test_doublestar_table(pattern: str, path: str, expected: bool) -> None:
+    assert match(pattern, path) is expected
+
+
+@pytest.mark.parametrize("pattern", ["[abc", "{a,b", "a\\"])
+def test_malformed_patterns_are_errors(pattern: str) -> None:
+    with pytest.raises(BadPattern):
+        match(pattern, "a")
+
+
+def test_globset_matches_if_any_pattern_does() -> None:
+    globs = GlobSet(["**/.gitkeep", "*.tmp", "  "])
+    assert globs.matches("a/b/.gitkeep")
+    assert globs.matches("x.tmp")
+    assert not globs.matches("a/x.tmp")
+    assert globs.patterns == ("**/.gitkeep", "*.tmp")
+
+
+def test_empty_globset_matches_nothing() -> None:
+    assert not GlobSet([]).matches("anything")

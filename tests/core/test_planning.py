@@ -1,0 +1,381 @@
+"""Planning: what is written, kept and deleted, and the original's bugs that must stay fixed."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.helpers import context, gs_with, plan_for
+from stoker_core.desired import SkipReason
+from stoker_core.errors import InvalidInput, PlanRefused
+from stoker_core.manifest import Manifest, Record
+from stoker_core.plans import Action, Reason, apply_to
+from stoker_core.trees import EXECUTABLE, MemorySnapshot, MemoryTree, blob_id
+
+AUDIT = "config/resources/dev/ignition/audit-profile"
+
+
+def test_nested_destination_orphan_is_deleted_and_its_directory_pruned_r1() -> None:
+    gs = gs_with([{"source": "audit", "destination": AUDIT}])
+    snap = MemorySnapshot(files={"audit/Features/config.json": b"f"})
+    live = MemoryTree()
+    live.put(f"{AUDIT}/Audit/config.json", b"a")
+    live.put(f"{AUDIT}/Features/config.json", b"f")
+    live.put("config/resources/core/keep.json", b"k")
+    plan = plan_for(gs, snap, live)
+    assert plan.deleted == [f"{AUDIT}/Audit/config.json"]
+    assert plan.paths(Action.RMDIR) == [f"{AUDIT}/Audit"]
+    after = apply_to(plan, live, snap.blobs())
+    assert f"{AUDIT}/Features/config.json" in after.files
+    assert "config/resources/core/keep.json" in after.files
+    assert f"{AUDIT}/Audit" not in after.dirs
+
+
+def test_planning_never_changes_the_live_tree_r2() -> None:
+    gs = gs_with([{"source": "dev", "destination": "config/resources/dev"}])
+    snap = MemorySnapshot(files={"dev/keep.json": b"k"})
+    live = MemoryTree()
+    live.put("config/resources/dev/keep.json", b"k")
+    live.put("config/resources/dev/orphan.json", b"o")
+    before = live.copy()
+    plan = plan_for(gs, snap, live)
+    assert plan.deleted == ["config/resources/dev/orphan.json"]
+    assert live == before
+
+
+def test_root_level_file_mapping_does_not_orphan_unmanaged_files_r11() -> None:
+    gs = gs_with([{"source": ".versions.json", "destination": ".versions.json"}])
+    snap = MemorySnapshot(files={".versions.json": b"{}"})
+    live = MemoryTree()
+    live.put("config/resources/local/manifest.json", b"m")
+    live.put("db/config.idb", b"d")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == [".versions.json"]
+    assert plan.deleted == []
+
+
+@pytest.mark.parametrize("destination", ["projects/", "./projects", "projects/./", "projects"])
+def test_trailing_slash_or_dot_prefix_keeps_orphan_cleanup_b13(destination: str) -> None:
+    gs = gs_with([{"source": "p", "destination": destination}])
+    snap = MemorySnapshot(files={"p/A/project.json": b"{}"})
+    live = MemoryTree()
+    live.put("projects/Old/project.json", b"{}")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == ["projects/A/project.json"]
+    assert plan.deleted == ["projects/Old/project.json"]
+
+
+def test_missing_optional_source_is_skipped_and_its_destination_kept_d3() -> None:
+    gs = gs_with(
+        [
+            {"source": "nope", "destination": "projects"},
+            {"source": "cfg", "destination": "config/resources/core"},
+        ]
+    )
+    snap = MemorySnapshot(files={"cfg/a.json": b"1"})
+    live = MemoryTree()
+    live.put("projects/Existing/project.json", b"{}")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == ["config/resources/core/a.json"]
+    assert plan.deleted == []
+    assert [(s.path, s.reason) for s in plan.skipped] == [("projects", SkipReason.SOURCE_MISSING)]
+
+
+def test_missing_required_source_is_an_error_naming_the_mapping() -> None:
+    gs = gs_with([{"source": "nope", "destination": "projects", "required": True}])
+    with pytest.raises(InvalidInput, match='required source "nope" does not exist') as info:
+        plan_for(gs, MemorySnapshot(files={"x": b""}), MemoryTree())
+    assert info.value.problems[0].field == "mappings[0].source"
+
+
+def test_type_is_inferred_and_a_mismatch_is_an_error_r20() -> None:
+    snap = MemorySnapshot(files={"one.json": b"1"})
+    plan = plan_for(gs_with([{"source": "one.json", "destination": "x.json"}]), snap, MemoryTree())
+    assert plan.added == ["x.json"]
+    with pytest.raises(InvalidInput, match="type mismatch"):
+        plan_for(
+            gs_with([{"source": "one.json", "destination": "x", "type": "dir"}]), snap, MemoryTree()
+        )
+
+
+def test_later_mapping_wins_on_the_same_destination() -> None:
+    gs = gs_with(
+        [
+            {"source": "shared", "destination": "projects"},
+            {"source": "site", "destination": "projects"},
+        ]
+    )
+    snap = MemorySnapshot(files={"shared/A/x.json": b"shared", "site/A/x.json": b"site"})
+    plan = plan_for(gs, snap, MemoryTree())
+    after = apply_to(plan, MemoryTree(), snap.blobs())
+    assert after.files["projects/A/x.json"][0] == b"site"
+
+
+def test_protected_paths_are_never_written_or_deleted() -> None:
+    gs = gs_with([{"source": "data", "destination": "config"}], excludePatterns=[])
+    snap = MemorySnapshot(
+        files={
+            "data/local/ignition/gateway-network/uuid.txt": b"clone-uuid",
+            "data/resources/core/.resources/cache": b"x",
+            "data/resources/core/ok.json": b"1",
+        }
+    )
+    live = MemoryTree()
+    live.put("config/local/ignition/gateway-network/uuid.txt", b"real-uuid")
+    live.put("config/resources/.resources/abc", b"cache")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == ["config/resources/core/ok.json"]
+    assert plan.deleted == []
+    reasons = {s.path: s.reason for s in plan.skipped}
+    assert reasons["config/local/ignition/gateway-network/uuid.txt"] is SkipReason.PROTECTED
+
+
+def test_gateway_owned_paths_need_an_explicit_destination() -> None:
+    snap = MemorySnapshot(files={"data/resources/local/sp/config.json": b"1", "data/x.json": b"2"})
+    plan = plan_for(gs_with([{"source": "data", "destination": "config"}]), snap, MemoryTree())
+    assert plan.added == ["config/x.json"]
+    assert {s.reason for s in plan.skipped} == {SkipReason.GATEWAY_OWNED}
+    explicit = gs_with(
+        [{"source": "data/resources/local", "destination": "config/resources/local"}]
+    )
+    plan = plan_for(explicit, snap, MemoryTree())
+    assert plan.added == ["config/resources/local/sp/config.json"]
+
+
+def test_gateway_owned_files_are_pruned_only_if_stoker_wrote_them() -> None:
+    gs = gs_with([{"source": "local", "destination": "config/resources/local"}])
+    snap = MemorySnapshot(files={"local/a.json": b"a"})
+    live = MemoryTree()
+    live.put("config/resources/local/a.json", b"a")
+    live.put("config/resources/local/keystore.jks", b"k")
+    live.put("config/resources/local/ours.json", b"o")
+    manifest = Manifest(
+        records={"config/resources/local/ours.json": Record(blob_id(b"o"), 1, 0, 0, 0o644, "c")}
+    )
+    plan = plan_for(gs, snap, live, manifest)
+    assert plan.deleted == ["config/resources/local/ours.json"]
+
+
+def test_excluded_live_files_are_never_deleted_b27() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}], excludePatterns=["**/*.bak"])
+    snap = MemorySnapshot(files={"p/a.json": b"1", "p/old.bak": b"from git"})
+    live = MemoryTree()
+    live.put("projects/local.bak", b"mine")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == ["projects/a.json"]
+    assert plan.deleted == []
+
+
+def test_stoker_state_directory_is_reserved() -> None:
+    gs = gs_with([{"source": "all", "destination": "."}])
+    snap = MemorySnapshot(files={"all/.stoker/manifest.json": b"evil", "all/ok.txt": b"1"})
+    live = MemoryTree()
+    live.put(".stoker/manifest.json", b"{}")
+    plan = plan_for(gs, snap, live)
+    assert plan.added == ["ok.txt"]
+    assert plan.deleted == []
+    assert [s.reason for s in plan.skipped] == [SkipReason.RESERVED]
+
+
+def test_data_directory_root_only_prunes_files_stoker_wrote() -> None:
+    gs = gs_with([{"source": "all", "destination": "."}])
+    snap = MemorySnapshot(files={"all/projects/a.json": b"1"})
+    live = MemoryTree()
+    live.put("logs/wrapper.log", b"log")
+    live.put("old-synced.json", b"x")
+    manifest = Manifest(records={"old-synced.json": Record(blob_id(b"x"), 1, 0, 0, 0o644, "c")})
+    plan = plan_for(gs, snap, live, manifest)
+    assert plan.deleted == ["old-synced.json"]
+
+
+def test_plan_that_would_empty_a_root_is_refused_unless_allowed() -> None:
+    snap = MemorySnapshot(files={"projects-typo/.gitkeep": b""})
+    live = MemoryTree()
+    live.put("projects/Plant/project.json", b"{}")
+    gs = gs_with([{"source": "projects-typo", "destination": "projects"}])
+    with pytest.raises(PlanRefused, match="allowEmpty") as info:
+        plan_for(gs, snap, live)
+    assert info.value.problems[0].path == "projects"
+    allowed = gs_with([{"source": "projects-typo", "destination": "projects", "allowEmpty": True}])
+    assert plan_for(allowed, snap, live).deleted == ["projects/Plant/project.json"]
+
+
+def test_unchanged_files_with_a_matching_manifest_are_not_read() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1"})
+    live = MemoryTree()
+    live.put("projects/a.json", b"1")
+    entry = live.lstat("projects/a.json")
+    assert entry is not None
+    record = Record(blob_id(b"1"), entry.size, entry.mtime_ns, entry.inode, 0o644, "c")
+
+    class NoReads(MemoryTree):
+        def blob_id(self, path: str) -> str:
+            raise AssertionError(f"read {path}")
+
+    quiet = NoReads(live.files, live.links, live.dirs, live._inodes, live._clock)
+    plan = plan_for(gs, snap, quiet, Manifest(records={"projects/a.json": record}))
+    assert plan.unchanged == 1
+    assert [op.reason for op in plan.operations] == [Reason.UNCHANGED]
+
+
+def test_stale_manifest_entry_is_not_trusted() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1"})
+    live = MemoryTree()
+    live.put("projects/a.json", b"2")  # changed behind our back, same size
+    stale = Record(blob_id(b"1"), 1, 0, 0, 0o644, "c")
+    plan = plan_for(gs, snap, live, Manifest(records={"projects/a.json": stale}))
+    assert plan.modified == ["projects/a.json"]
+
+
+def test_existing_equal_files_are_adopted_without_rewriting() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1"})
+    live = MemoryTree()
+    live.put("projects/a.json", b"1")
+    plan = plan_for(gs, snap, live)
+    assert [(op.action, op.reason) for op in plan.operations] == [(Action.KEEP, Reason.ADOPTED)]
+    assert not plan.has_changes
+
+
+def test_mode_change_is_a_modification() -> None:
+    gs = gs_with([{"source": "p", "destination": "scripts"}])
+    snap = MemorySnapshot(files={"p/run.sh": b"#!/bin/sh"}, executables={"p/run.sh"})
+    live = MemoryTree()
+    live.put("scripts/run.sh", b"#!/bin/sh", 0o644)
+    plan = plan_for(gs, snap, live)
+    assert [(op.reason, op.mode) for op in plan.operations] == [(Reason.MODE_CHANGED, EXECUTABLE)]
+
+
+def test_symlinked_destination_is_refused_never_followed() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects/site"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1"})
+    live = MemoryTree()
+    live.link("projects", "/etc")
+    with pytest.raises(PlanRefused, match="symlink") as info:
+        plan_for(gs, snap, live)
+    assert info.value.problems[0].path == "projects"
+
+
+def test_symlink_inside_a_root_is_replaced_or_removed_not_followed() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1"})
+    live = MemoryTree()
+    live.link("projects/a.json", "/etc/passwd")
+    live.link("projects/evil", "/")
+    plan = plan_for(gs, snap, live)
+    assert [(op.action, op.path, op.reason) for op in plan.operations] == [
+        (Action.WRITE, "projects/a.json", Reason.REPLACES_NON_FILE),
+        (Action.DELETE, "projects/evil", Reason.ORPHAN),
+    ]
+
+
+def test_repository_symlinks_submodules_and_lfs_pointers_are_skipped_with_reasons() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 9\n"
+    snap = MemorySnapshot(
+        files={"p/a.json": b"1", "p/big.bin": pointer},
+        links={"p/link": "../../etc/passwd"},
+        submodules={"p/sub"},
+    )
+    plan = plan_for(gs, snap, MemoryTree())
+    assert plan.added == ["projects/a.json"]
+    assert {s.path: s.reason for s in plan.skipped} == {
+        "projects/big.bin": SkipReason.LFS_POINTER,
+        "projects/link": SkipReason.SYMLINK,
+        "projects/sub": SkipReason.SUBMODULE,
+    }
+
+
+def test_templated_destination_cannot_escape_the_data_directory() -> None:
+    gs = gs_with(
+        [{"source": "p", "destination": "projects/{{.Vars.site}}"}], vars={"site": "../../etc"}
+    )
+    with pytest.raises(InvalidInput, match="leaves its root") as info:
+        plan_for(gs, MemorySnapshot(files={"p/a": b""}), MemoryTree())
+    assert info.value.problems[0].field == "mappings[0].destination"
+
+
+def test_templates_and_patches_render_in_order_copy_template_patch() -> None:
+    gs = gs_with(
+        [
+            {
+                "source": "sp",
+                "destination": "config/resources/core/ignition/system-properties",
+                "template": True,
+                "patches": [{"file": "config.json", "set": {"mode": "{{.Vars.mode}}"}}],
+            }
+        ],
+        vars={"mode": "prod"},
+    )
+    snap = MemorySnapshot(
+        files={"sp/config.json": b'{"systemName": "{{.GatewayName}}", "mode": "dev"}'}
+    )
+    plan = plan_for(gs, snap, MemoryTree(), ctx=context(vars={"mode": "prod"}))
+    [op] = [op for op in plan.operations if op.action is Action.WRITE]
+    assert op.content == b'{"systemName": "gw1", "mode": "prod"}'
+    assert op.blob == blob_id(op.content)
+
+
+def test_patch_without_file_on_a_file_mapping_patches_that_file_r19() -> None:
+    gs = gs_with(
+        [{"source": "v.json", "destination": ".versions.json", "patches": [{"set": {"site": "n"}}]}]
+    )
+    plan = plan_for(gs, MemorySnapshot(files={"v.json": b"{}"}), MemoryTree())
+    assert plan.operations[0].content == b'{"site":"n"}'
+
+
+def test_patch_glob_matching_nothing_is_reported() -> None:
+    gs = gs_with(
+        [
+            {
+                "source": "p",
+                "destination": "projects",
+                "patches": [{"file": "*.jsn", "set": {"a": "1"}}],
+            }
+        ]
+    )
+    plan = plan_for(gs, MemorySnapshot(files={"p/a.json": b"{}"}), MemoryTree())
+    assert [s.reason for s in plan.skipped] == [SkipReason.PATCH_UNMATCHED]
+
+
+def test_missing_default_profile_is_a_clear_error_and_default_is_used_when_unnamed_d1() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a": b""})
+    assert plan_for(gs, snap, MemoryTree(), profile=None).added == ["projects/a"]
+    with pytest.raises(InvalidInput, match='profile "site" not found'):
+        plan_for(gs, snap, MemoryTree(), profile="site")
+
+
+def test_empty_directories_left_by_deletions_are_pruned_up_to_the_root_only() -> None:
+    gs = (
+        gs_with([{"source": "p", "destination": "projects"}], allowEmpty=None)
+        if False
+        else gs_with([{"source": "p", "destination": "projects", "allowEmpty": True}])
+    )
+    snap = MemorySnapshot(files={"p/.gitkeep": b""})
+    live = MemoryTree()
+    live.put("projects/A/B/c.json", b"c")
+    plan = plan_for(gs, snap, live)
+    assert plan.paths(Action.RMDIR) == ["projects/A", "projects/A/B"]
+    after = apply_to(plan, live, snap.blobs())
+    assert "projects" in after.dirs
+    assert "projects/A" not in after.dirs
+
+
+def test_file_where_a_directory_is_needed_is_replaced_when_managed() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/A/x.json": b"1"})
+    live = MemoryTree()
+    live.put("projects/A", b"was a file")
+    plan = plan_for(gs, snap, live)
+    after = apply_to(plan, live, snap.blobs())
+    assert after.content() == {"projects/A/x.json": b"1"}
+
+
+def test_plans_are_deterministic() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={f"p/{i}/x.json": str(i).encode() for i in range(20)})
+    live = MemoryTree()
+    live.put("projects/old.json", b"o")
+    assert plan_for(gs, snap, live) == plan_for(gs, snap, live.copy())

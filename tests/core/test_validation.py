@@ -1,0 +1,148 @@
+"""GatewaySync validation: every problem at once, each with its field path and a fix."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from core.helpers import manifest_with
+from stoker_core.errors import InvalidInput
+from stoker_core.model import DesignerPolicy, DriftPolicy
+from stoker_core.validation import load
+
+BASE = manifest_with({"default": {"mappings": [{"source": "a", "destination": "b"}]}})
+
+
+def problems(doc: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(InvalidInput) as info:
+        load(doc)
+    return {(p.field or p.path or ""): p.message for p in info.value.problems}
+
+
+def with_changes(**paths: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    for dotted, value in paths.items():
+        node = doc
+        keys = dotted.split("__")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+        node[keys[-1]] = value
+    return doc
+
+
+def test_original_crd_defaults_apply() -> None:
+    gs = load(BASE)
+    assert gs.spec.gateway.port == 8088
+    assert gs.spec.gateway.tls is False
+    assert gs.spec.gateway.api.secret_key == "apiKey"
+    assert gs.spec.polling.enabled is True
+    assert gs.spec.polling.interval == "60s"
+    d = gs.spec.sync.defaults
+    assert d.exclude_patterns == ("**/.git/", "**/.gitkeep", "**/.resources/**")
+    assert d.sync_period == 30
+    assert d.designer_session_policy is DesignerPolicy.PROCEED
+    assert (d.dry_run, d.paused) == (False, False)
+    assert d.drift_policy is DriftPolicy.REPORT
+    assert d.rollback_on_failure is True
+    assert gs.spec.paused is False
+
+
+def test_all_problems_are_reported_at_once_with_field_paths() -> None:
+    doc = manifest_with(
+        {
+            "site": {
+                "mappings": [
+                    {"source": "a", "destination": "b"},
+                    {"source": "c", "destination": "d"},
+                    {"source": "e", "destination": "/etc"},
+                ],
+                "syncPeriod": 2,
+                "designerSessionPolicy": "sometimes",
+            }
+        }
+    )
+    doc["spec"]["gateway"]["tls"] = "yes"
+    found = problems(doc)
+    assert "spec.sync.profiles.site.mappings[2].destination" in found
+    assert '"/etc"' in found["spec.sync.profiles.site.mappings[2].destination"]
+    assert (
+        "relative to the data directory" in found["spec.sync.profiles.site.mappings[2].destination"]
+    )
+    assert "spec.gateway.tls" in found
+    assert "spec.sync.profiles.site.designerSessionPolicy" in found
+    assert "proceed, wait, fail" in found["spec.sync.profiles.site.designerSessionPolicy"]
+
+
+def test_semantic_problems_are_all_reported_too() -> None:
+    doc = manifest_with(
+        {"site": {"mappings": [{"source": "/abs", "destination": "../up"}], "syncPeriod": 2}},
+        defaults={"vars": {"my-var": "x"}},
+    )
+    doc["spec"]["polling"] = {"interval": "soon"}
+    found = problems(doc)
+    assert set(found) >= {
+        "spec.sync.profiles.site.mappings[0].source",
+        "spec.sync.profiles.site.mappings[0].destination",
+        "spec.sync.profiles.site.syncPeriod",
+        "spec.sync.defaults.vars.my-var",
+        "spec.polling.interval",
+    }
+
+
+def test_unknown_fields_are_rejected_by_name() -> None:
+    doc = with_changes(spec__sync__profiles__default__mappings=[{"source": "a", "destinaton": "b"}])
+    found = problems(doc)
+    assert "spec.sync.profiles.default.mappings[0].destinaton" in found
+    assert "unknown field" in found["spec.sync.profiles.default.mappings[0].destinaton"]
+    assert "spec.sync.profiles.default.mappings[0].destination" in found
+
+
+@pytest.mark.parametrize("key", ["my-var", "my.var", "1var"])
+def test_invalid_var_keys_are_named_r17(key: str) -> None:
+    found = problems(with_changes(spec__sync__defaults={"vars": {key: "v"}}))
+    message = found[f"spec.sync.defaults.vars.{key}"]
+    assert f'"{key}"' in message
+    assert "identifier" in message
+
+
+@pytest.mark.parametrize("vars_", [{"projectName": "x", "siteNumber": "1", "_private": "y"}, {}])
+def test_valid_var_keys_pass_r17(vars_: dict[str, str]) -> None:
+    load(with_changes(spec__sync__defaults={"vars": vars_}))
+
+
+def test_unquoted_number_in_vars_gets_a_quoting_hint() -> None:
+    found = problems(with_changes(spec__sync__defaults={"vars": {"site": 7}}))
+    assert "quote it" in found["spec.sync.defaults.vars.site"]
+
+
+def test_empty_profiles_and_mappings_are_refused() -> None:
+    assert "spec.sync.profiles" in problems(with_changes(spec__sync__profiles={}))
+    found = problems(with_changes(spec__sync__profiles__default__mappings=[]))
+    assert "spec.sync.profiles.default.mappings" in found
+
+
+def test_two_auth_methods_are_refused() -> None:
+    ref = {"secretRef": {"name": "s", "key": "k"}}
+    found = problems(with_changes(spec__git__auth={"token": ref, "sshKey": ref}))
+    assert "exactly one" in found["spec.git.auth"]
+
+
+def test_dot_dot_that_stays_inside_is_accepted_b28() -> None:
+    load(
+        with_changes(
+            spec__sync__profiles__default__mappings=[{"source": "a/../b", "destination": "x/../y"}]
+        )
+    )
+
+
+def test_wrong_api_version_and_kind_are_named() -> None:
+    found = problems(with_changes(apiVersion="v1", kind="ConfigMap"))
+    assert set(found) == {"apiVersion", "kind"}
+
+
+def test_bad_patch_glob_is_reported() -> None:
+    mapping = {"source": "a", "destination": "b", "patches": [{"file": "[x", "set": {"a": "1"}}]}
+    found = problems(with_changes(spec__sync__profiles__default__mappings=[mapping]))
+    assert "spec.sync.profiles.default.mappings[0].patches[0].file[0]" in found
