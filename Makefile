@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py
-	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py
+	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py bench
+	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -82,10 +82,16 @@ class DesiredTree:
     roots: tuple[ManagedRoot, ...]
     skipped: tuple[Skip, ...]
     excludes: GlobSet
+    untouchable: GlobSet  # excluded, protected or reserved: never written nor deleted
+    parent_dirs: frozenset[str]  # every directory above a desired file
 
     def is_excluded(self, path: str) -> bool:
         """Tell whether `path` matches an exclude pattern."""
         return self.excludes.matches(path)
+
+    def is_untouchable(self, path: str) -> bool:
+        """Tell whether `path` is excluded, protected or reserved."""
+        return self.untouchable.matches(path)
 
 
 @attrs.define(slots=True)
@@ -94,6 +100,7 @@ class _Builder:
     snapshot: RepoSnapshot
     context: TemplateContext
     excludes: GlobSet
+    special: GlobSet  # any rule at all: files matching none take the fast path
     files: dict[str, DesiredFile] = attrs.field(factory=dict)
     dirs: set[str] = attrs.field(factory=set)
     roots: list[ManagedRoot] = attrs.field(factory=list)
@@ -165,6 +172,8 @@ class _Builder:
 
     def admit(self, path: str, owned_root: bool) -> bool:
         """Tell whether a repository file may land on `path`; record why not."""
+        if not self.special.matches(path):
+            return True
         if self.excludes.matches(path):
             return False
         for rules, reason, detail in (
@@ -219,7 +228,8 @@ class _Builder:
             if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):
                 continue
             if entry.kind is Kind.DIR:
-                if self.excludes.matches(path) or not self.admit_dir(path):
+                special = self.special.matches(path)
+                if special and (self.excludes.matches(path) or not self.admit_dir(path)):
                     skipped_dirs.append(path)
                 else:
                     self.dirs.add(path)
@@ -281,18 +291,28 @@ class _Builder:
                     )
                 )
 
-    def check_conflicts(self) -> None:
-        problems = []
+    def parent_dirs(self) -> set[str]:
+        """Every directory above a desired file (siblings share the walk up)."""
+        seen: set[str] = set()
         for path in self.files:
-            for parent in _ancestors(path):
-                if parent in self.files:
-                    problems.append(
-                        Problem(
-                            path=path,
-                            message=f"mapping {self.files[path].mapping} puts a file under "
-                            f'"{parent}", which mapping {self.files[parent].mapping} makes a file',
-                        )
-                    )
+            while "/" in path:
+                path = path.rsplit("/", 1)[0]
+                if path in seen:
+                    break
+                seen.add(path)
+        return seen
+
+    def check_conflicts(self, parents: set[str]) -> None:
+        problems = []
+        for parent in sorted(parents & self.files.keys()):
+            below = next(p for p in sorted(self.files) if p.startswith(parent + "/"))
+            problems.append(
+                Problem(
+                    path=below,
+                    message=f"mapping {self.files[below].mapping} puts a file under "
+                    f'"{parent}", which mapping {self.files[parent].mapping} makes a file',
+                )
+            )
         if problems:
             raise InvalidInput(problems)
 
@@ -307,10 +327,13 @@ def build(
 ) -> DesiredTree:
     """Compute the desired tree for one gateway; raise InvalidInput naming the mapping or file."""
     excludes = GlobSet((*profile.exclude_patterns, *HARD_EXCLUDES))
-    builder = _Builder(profile, snapshot, context, excludes)
+    never = (*excludes.patterns, *PROTECTED.patterns, *RESERVED.patterns)
+    special = GlobSet((*never, *GATEWAY_OWNED.patterns))
+    builder = _Builder(profile, snapshot, context, excludes, special)
     for i, mapping in enumerate(profile.mappings):
         builder.add_mapping(i, mapping)
-    builder.check_conflicts()
+    parent_dirs = builder.parent_dirs()
+    builder.check_conflicts(parent_dirs)
     # An empty directory never displaces a file another mapping delivers at or above it.
     dirs = {
         d
@@ -324,4 +347,6 @@ def build(
         roots=tuple(builder.roots),
         skipped=tuple(builder.skipped),
         excludes=excludes,
+        untouchable=GlobSet(never),
+        parent_dirs=frozenset(parent_dirs),
     )

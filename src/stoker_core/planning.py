@@ -16,7 +16,7 @@ from stoker_core.desired import DesiredFile, DesiredTree, ManagedRoot
 from stoker_core.errors import PlanRefused, Problem
 from stoker_core.manifest import Manifest
 from stoker_core.model import MappingType
-from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, is_under, parents
+from stoker_core.paths import GATEWAY_OWNED, is_under, parents
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.trees import Kind, LiveEntry, LiveTree
 
@@ -75,7 +75,7 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
     found = _Live()
 
     def prune(path: str) -> bool:
-        if desired.is_excluded(path) or PROTECTED.matches(path) or RESERVED.matches(path):
+        if desired.is_untouchable(path):
             found.kept_dirs.add(path)
             return True
         return False
@@ -140,7 +140,7 @@ def _owner(path: str, roots: list[ManagedRoot]) -> ManagedRoot | None:
 
 
 def _deletable(path: str, root: ManagedRoot, desired: DesiredTree, manifest: Manifest) -> bool:
-    if desired.is_excluded(path) or PROTECTED.matches(path) or RESERVED.matches(path):
+    if desired.is_untouchable(path):
         return False
     if any(desired.is_excluded(p) for p in parents(path) if is_under(p, root.path)):
         return False
@@ -193,10 +193,11 @@ def _plan_dirs(
 ) -> None:
     """Add MKDIR for missing directories and RMDIR for managed ones left empty."""
     occupied: set[str] = set(desired.dirs) | kept
-    needed: set[str] = set(desired.dirs)
-    for path in desired.files:
+    needed: set[str] = set(desired.dirs) | desired.parent_dirs
+    for path in desired.dirs:
         needed.update(parents(path))
-    for path in (*needed, *kept):
+    occupied |= needed
+    for path in kept:
         occupied.update(parents(path))
     occupied.update(needed)
     problems: list[Problem] = []

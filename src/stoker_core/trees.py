@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import attrs
 
@@ -36,8 +36,7 @@ def blob_id(content: bytes) -> str:
     return digest.hexdigest()
 
 
-@attrs.frozen(slots=True)
-class RepoEntry:
+class RepoEntry(NamedTuple):  # a tuple: tens of thousands are made per plan
     """One path in a commit; `blob` is the Git object id (empty for directories)."""
 
     path: str
@@ -68,8 +67,7 @@ class RepoSnapshot(Protocol):
         ...
 
 
-@attrs.frozen(slots=True)
-class LiveEntry:
+class LiveEntry(NamedTuple):  # a tuple: one per live path, made in the walk's hot loop
     """What lstat says about one path in the data directory (links are never followed)."""
 
     path: str

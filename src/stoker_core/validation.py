@@ -5,6 +5,7 @@ Every problem is returned at once, each naming its field and saying how to fix i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -64,12 +65,12 @@ def _check_parts(data: object) -> Iterator[Problem]:
     for name, raw in profiles.items() if isinstance(profiles, dict) else ():
         base = f"spec.sync.profiles.{name}"
         if _structures(raw, model.Profile):
-            parts.append((raw, model.Profile, lambda p, b=base, n=name: _check_profile(b, n, p)))
+            parts.append((raw, model.Profile, functools.partial(_check_profile, base, name)))
             continue
         mappings = _part(raw, "mappings")
         for i, mapping in enumerate(mappings if isinstance(mappings, list) else ()):
             where = f"{base}.mappings[{i}]"
-            parts.append((mapping, model.Mapping, lambda m, w=where: _check_mapping(w, m)))
+            parts.append((mapping, model.Mapping, functools.partial(_check_mapping, where)))
     for raw, cls, checker in parts:
         if raw is not None and _structures(raw, cls):
             yield from checker(structure(raw, cls))
