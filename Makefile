@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py bench
-	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py bench
+	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py bench
+	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py bench
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -48,7 +48,7 @@ unit: venv
 	$(VENV)/bin/pytest -q -m "not kube"
 
 test: sysdeps venv lint typecheck contracts
-	$(VENV)/bin/pytest -q tests/core tests/agent
+	$(VENV)/bin/pytest -q tests/core tests/agent tests/test_doc_examples.py
 
 demo: venv
 	bash examples/demo.sh

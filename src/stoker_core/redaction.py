@@ -9,7 +9,10 @@ MASK = "***"
 
 # Credentials that can hide inside URLs and headers whatever secret values we know of.
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_AUTH_HEADER = re.compile(r"(?i)(authorization|x-ignition-api-token|private-token)(\s*[:=]\s*)\S+")
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization|x-ignition-api-token|private-token)(\s*[:=]\s*)"
+    r"((?:bearer|basic|token)\s+)?\S+"
+)
 _BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 # Secrets shorter than this are not masked by value: masking "a" would shred every message.
@@ -22,5 +25,5 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, MASK)
     text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MASK}", text)
     return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)

@@ -1,0 +1,123 @@
+"""Durations, the manifest format, errors, the gateway-name rule and plan reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.helpers import gs_with, plan_for
+from stoker_core.durations import format_duration, parse_duration
+from stoker_core.errors import ExitCode, InvalidInput, Problem
+from stoker_core.manifest import Manifest, Record
+from stoker_core.profiles import gateway_name
+from stoker_core.reports import plan_report
+from stoker_core.trees import MemorySnapshot, MemoryTree
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("60s", 60), ("1m30s", 90), ("250ms", 0.25), ("1h", 3600), ("1.5s", 1.5), ("0", 0)],
+)
+def test_go_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "60", "1x", "s", "1m30"])
+def test_bad_durations_say_how_to_write_one(text: str) -> None:
+    with pytest.raises(ValueError, match="30s"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (30, "30s"),
+        (60, "1m0s"),
+        (120, "2m0s"),
+        (300, "5m0s"),
+        (1.234, "1.234s"),
+        (0.85, "850ms"),
+        (0, "0s"),
+        (3725, "1h2m5s"),
+    ],
+)
+def test_go_duration_formatting(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_manifest_round_trips_and_is_stable() -> None:
+    manifest = Manifest(
+        commit="c" * 40,
+        profile="blue",
+        records={
+            "b": Record("1" * 40, 2, 3, 4, 0o644, "c" * 40),
+            "a": Record("2" * 40, 5, 6, 7, 0o755, "d"),
+        },
+    )
+    text = manifest.to_json()
+    assert Manifest.from_json(text) == manifest
+    assert text == Manifest.from_json(text).to_json()
+    assert text.index('"a"') < text.index('"b"')
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", '{"version": 99}', '{"version": 1, "files": {"a": [1]}}']
+)
+def test_damaged_manifest_is_an_error_naming_the_file(text: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        Manifest.from_json(text)
+    assert info.value.problems[0].path == ".stoker/manifest.json"
+
+
+def test_errors_carry_exit_codes_and_json_form() -> None:
+    error = InvalidInput([Problem(field="spec.git.ref", message="must not be empty")])
+    assert error.exit_code is ExitCode.ERROR
+    assert not error.retryable
+    assert str(error) == "spec.git.ref: must not be empty"
+    assert error.problems[0].to_json() == {"field": "spec.git.ref", "message": "must not be empty"}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "labels", "expected"),
+    [
+        ({"stoker.io/gateway-name": "north"}, {"app.kubernetes.io/name": "ign"}, "north"),
+        ({}, {"app.kubernetes.io/name": "ignition"}, "ignition"),
+        ({}, {}, "ignition-0"),
+    ],
+)
+def test_one_gateway_name_rule_for_agent_and_controller_d2(
+    annotations: dict[str, str], labels: dict[str, str], expected: str
+) -> None:
+    assert gateway_name(annotations, labels, "ignition-0") == expected
+
+
+def test_dotted_label_keys_are_reached_with_index_d12() -> None:
+    gs = gs_with(
+        [{"source": "p", "destination": 'sites/{{index .Labels "topology.kubernetes.io/zone"}}'}]
+    )
+    from core.helpers import context
+
+    ctx = context(labels={"topology.kubernetes.io/zone": "east"})
+    plan = plan_for(gs, MemorySnapshot(files={"p/a": b""}), MemoryTree(), ctx=ctx)
+    assert plan.added == ["sites/east/a"]
+
+
+def test_plan_report_is_byte_identical_for_the_same_inputs() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={f"p/{n}": b"x" for n in ("b", "a", "Z", "é")})
+    reports = [
+        json.dumps(
+            plan_report(
+                plan_for(gs, snap, MemoryTree()), ref="main", profile="default", gateway="g"
+            )
+        )
+        for _ in range(2)
+    ]
+    assert reports[0] == reports[1]
+    assert json.loads(reports[0])["added"] == [
+        "projects/Z",
+        "projects/a",
+        "projects/b",
+        "projects/é",
+    ]
