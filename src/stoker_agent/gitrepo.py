@@ -96,6 +96,19 @@ class GitSnapshot:
         data: bytes = self._repo.odb.stream(bytes.fromhex(entry.blob)).read()
         return data
 
+    def stream(self, blob: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """Yield a blob's content in chunks, so large files never sit whole in memory."""
+        handle = self._repo.odb.stream(bytes.fromhex(blob))
+        remaining = handle.size
+        while remaining > 0:
+            data = handle.read(min(chunk, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+        if handle.size == 0:
+            yield b""
+
 
 class Repository:
     """A repository opened for reading: a local path, or a remote fetched into a temp dir."""

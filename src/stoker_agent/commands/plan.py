@@ -18,9 +18,10 @@ from stoker_agent.documents import pick
 from stoker_agent.gitrepo import Repository
 from stoker_agent.localtree import LocalTree
 from stoker_agent.rendering import print_plan
+from stoker_agent.syncing import read_manifest
 from stoker_core import desired, planning, profiles
 from stoker_core.errors import ExitCode, InvalidInput, UsageError
-from stoker_core.manifest import MANIFEST_PATH, Manifest, Record
+from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import SyncPlan
 from stoker_core.reports import plan_report
 from stoker_core.templates import TemplateContext
@@ -75,6 +76,8 @@ def plan(
             )
 
         wanted = desired.build(effective, repository.snapshot(commit), context_for(commit))
+        live: LiveTree
+        manifest: Manifest | None
         if base_ref is not None:
             base_commit = repository.resolve(base_ref)
             base = desired.build(
@@ -104,15 +107,7 @@ def _as_live(tree: desired.DesiredTree) -> tuple[LiveTree, Manifest]:
 def _open_data_dir(data_dir: str) -> tuple[LiveTree, Manifest | None]:
     if not os.path.isdir(data_dir):
         raise InvalidInput.one("data directory does not exist; check --data-dir", path=data_dir)
-    manifest_file = os.path.join(data_dir, MANIFEST_PATH)
-    manifest = None
-    if os.path.isfile(manifest_file):
-        with open(manifest_file, encoding="utf-8") as handle:
-            try:
-                manifest = Manifest.from_json(handle.read())
-            except InvalidInput as e:
-                click.echo(f"warning: {e}", err=True)
-    return LocalTree(data_dir), manifest
+    return LocalTree(data_dir), read_manifest(data_dir)
 
 
 def _print(result: SyncPlan, output: str, *, ref: str, profile: str, gateway: str) -> None:

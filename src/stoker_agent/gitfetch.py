@@ -1,0 +1,212 @@
+"""Fetching exactly the commit the controller resolved into a private bare repository.
+
+Credentials never reach `.git/config`, argv or error texts: a token travels as an
+`http.extraHeader` through git's environment-only configuration (GIT_CONFIG_COUNT), an SSH key is
+copied to a private 0600 file for the duration of one command, and every message is redacted.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from stoker_core.errors import InvalidInput, TemporaryError
+from stoker_core.redaction import redact
+
+log = logging.getLogger("stoker.git")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+KEEP_REF = "refs/stoker/synced"
+FETCH_TIMEOUT = 300  # seconds; a hung server must not hang the agent
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Credentials:
+    """Where the credentials are; files are re-read on every fetch (tokens rotate)."""
+
+    token_file: str | None = None
+    ssh_key_file: str | None = None
+    known_hosts_file: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Current secret values, for redaction."""
+        out = []
+        for path in (self.token_file, self.ssh_key_file):
+            if path and os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    out.append(handle.read().strip())
+        return out
+
+
+class GitFetchError(TemporaryError):
+    """A fetch failed for a reason that may pass (network, server); retry with backoff."""
+
+
+class RefGone(InvalidInput):
+    """The ref or commit no longer exists on the remote (deleted, or force-pushed away)."""
+
+
+class Mirror:
+    """A bare repository under `path` holding the commits this agent synced."""
+
+    def __init__(self, path: str, url: str, credentials: Credentials | None = None) -> None:
+        self.path = path
+        self.url = url
+        self.credentials = credentials or Credentials()
+        self._home = tempfile.mkdtemp(prefix="stoker-git-home-")
+        with open(os.path.join(self._home, ".gitconfig"), "w", encoding="utf-8") as handle:
+            # git refuses repositories owned by another UID unless told (the original's R12).
+            handle.write("[safe]\n\tdirectory = *\n")
+
+    def close(self) -> None:
+        """Remove the private HOME."""
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    def fetch(self, ref: str, commit: str | None = None) -> str:
+        """Fetch `commit` (or the tip of `ref`) shallowly and return the commit id fetched."""
+        if not os.path.isdir(os.path.join(self.path, "objects")):
+            os.makedirs(self.path, exist_ok=True)
+            self._git("init", "--bare", "--quiet", self.path, remote=False)
+        want = commit if commit and SHA.match(commit) else None
+        if want and self._has(want):
+            return want
+        target = want or ref
+        try:
+            self._git(
+                "fetch",
+                "--depth=1",
+                "--no-tags",
+                "--no-write-fetch-head",
+                self.url,
+                f"+{target}:{KEEP_REF}",
+            )
+        except GitFetchError as e:
+            if want is None or ("not our ref" not in str(e) and "couldn't find" not in str(e)):
+                if "couldn't find remote ref" in str(e):
+                    raise RefGone.one(
+                        f'ref "{ref}" does not exist in {redact(self.url)} (deleted or renamed?)',
+                        field="spec.git.ref",
+                    ) from None
+                raise
+            return self._fetch_through_ref(ref, want)
+        fetched = self._rev(KEEP_REF)
+        if want and fetched != want:
+            raise RefGone.one(
+                f"fetched {fetched[:12]} instead of {want[:12]}", field="spec.git.ref"
+            )
+        return fetched
+
+    def _fetch_through_ref(self, ref: str, want: str) -> str:
+        """For servers that refuse fetching by SHA: fetch the ref deeper until `want` appears."""
+        for depth in (1, 50, 1000):
+            self._git(
+                "fetch",
+                f"--depth={depth}",
+                "--no-tags",
+                "--no-write-fetch-head",
+                self.url,
+                f"+{ref}:{KEEP_REF}.tip",
+            )
+            if self._has(want):
+                self._git("update-ref", KEEP_REF, want, remote=False)
+                return want
+        raise RefGone.one(
+            f'commit {want[:12]} is not reachable from "{ref}" (force-pushed away?)',
+            field="spec.git.ref",
+        )
+
+    def _has(self, sha: str) -> bool:
+        try:
+            self._git("cat-file", "-e", f"{sha}^{{commit}}", remote=False)
+        except GitFetchError:
+            return False
+        return True
+
+    def _rev(self, name: str) -> str:
+        return self._git("rev-parse", f"{name}^{{commit}}", remote=False).strip()
+
+    def _git(self, *args: str, remote: bool = True) -> str:
+        with self._environment(remote) as env:
+            try:
+                done = subprocess.run(
+                    ["git", "-C", self.path, *args] if args[0] != "init" else ["git", *args],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=FETCH_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise GitFetchError(f"git {args[0]} timed out after {FETCH_TIMEOUT}s") from None
+        if done.returncode != 0:
+            message = redact((done.stderr or done.stdout).strip(), self.credentials.secrets())
+            raise GitFetchError(f"git {args[0]} {redact(self.url)}: {message}")
+        return done.stdout
+
+    @contextmanager
+    def _environment(self, remote: bool) -> Iterator[dict[str, str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            HOME=self._home,
+            GIT_TERMINAL_PROMPT="0",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_ASKPASS="/bin/false",
+            SSH_ASKPASS="/bin/false",
+            LC_ALL="C",
+        )
+        if not remote:
+            yield env
+            return
+        creds = self.credentials
+        if creds.token_file:
+            token = _read_secret(creds.token_file)
+            header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+            env.update(
+                GIT_CONFIG_COUNT="1",
+                GIT_CONFIG_KEY_0="http.extraHeader",
+                GIT_CONFIG_VALUE_0=f"Authorization: Basic {header}",
+            )
+        if not creds.ssh_key_file:
+            yield env
+            return
+        private = tempfile.mkdtemp(prefix="stoker-ssh-")
+        try:
+            key = os.path.join(private, "key")
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(_read_secret(creds.ssh_key_file) + "\n")
+            options = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+            if creds.known_hosts_file:
+                options += [
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    f"UserKnownHostsFile={creds.known_hosts_file}",
+                ]
+            else:
+                log.warning(
+                    "SSH host key verification is off: set a known_hosts file to "
+                    "protect against a man in the middle"
+                )
+                options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+            env["GIT_SSH_COMMAND"] = "ssh " + " ".join(shlex.quote(o) for o in options)
+            yield env
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _read_secret(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as e:
+        raise InvalidInput.one(f"cannot read credential file: {e.strerror}", path=path) from None

@@ -1,0 +1,74 @@
+"""One sync of a data directory to a commit: lock, recover, plan, apply, record the manifest.
+
+Shared by `stoker sync` and the agent loop; what to sync is decided by `stoker_core`, this
+module only reads the world and hands the plan to the crash-safe applier.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+import attrs
+
+from stoker_agent.applying import Applier
+from stoker_agent.gitrepo import GitSnapshot
+from stoker_agent.localtree import LocalTree
+from stoker_core import desired, planning
+from stoker_core.errors import InvalidInput
+from stoker_core.manifest import MANIFEST_PATH, Manifest
+from stoker_core.plans import Operation, SyncPlan
+from stoker_core.profiles import EffectiveProfile
+from stoker_core.templates import TemplateContext
+
+log = logging.getLogger("stoker.sync")
+
+
+@attrs.frozen(slots=True)
+class SyncResult:
+    """What one sync did: the plan, and whether it was applied (not a dry run, had changes)."""
+
+    plan: SyncPlan
+    applied: bool
+    recovered: str
+
+
+def read_manifest(data_dir: str) -> Manifest | None:
+    """The last manifest, or None (absent or damaged: then every file is hashed once)."""
+    path = os.path.join(data_dir, MANIFEST_PATH)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return Manifest.from_json(handle.read())
+    except FileNotFoundError:
+        return None
+    except InvalidInput as e:
+        log.warning("%s", e)
+        return None
+
+
+def sync_commit(
+    data_dir: str,
+    snapshot: GitSnapshot,
+    profile: EffectiveProfile,
+    context: TemplateContext,
+    *,
+    dry_run: bool = False,
+    crash_at: int | None = None,
+) -> SyncResult:
+    """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run)."""
+    if not os.path.isdir(data_dir):
+        raise InvalidInput.one("data directory does not exist", path=data_dir)
+    tree = desired.build(profile, snapshot, context)
+    with Applier(data_dir, crash_at=crash_at) as applier:
+        recovered = applier.recover()
+        manifest = read_manifest(data_dir)
+        plan = planning.plan(tree, LocalTree(data_dir), manifest)
+        if dry_run or (not plan.has_changes and manifest is not None):
+            return SyncResult(plan, False, recovered)
+
+        def read(op: Operation) -> Iterable[bytes]:
+            return [op.content] if op.content is not None else snapshot.stream(op.blob)
+
+        applier.apply(plan, read, profile=profile.name, previous=manifest)
+    return SyncResult(plan, plan.has_changes, recovered)
