@@ -17,6 +17,7 @@ from stoker_core.errors import ExitCode
 # name → (module:attribute, one-line help). Help text lives here so `stoker --help` loads nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("stoker_agent.commands.plan:plan", "Show what a sync would change (exit 2 if any)."),
+    "sync": ("stoker_agent.commands.sync:sync", "Sync a data directory to a commit and rescan."),
     "validate": ("stoker_agent.commands.validate:validate", "Check GatewaySync manifests."),
 }
 

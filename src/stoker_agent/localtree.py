@@ -64,6 +64,12 @@ class LocalTree:
                 if entry.kind is Kind.DIR and not prune(rel):
                     stack.append(rel)
 
+    def read(self, path: str) -> bytes:
+        """Return a file's content (opened without following links)."""
+        fd = os.open(self._abs(path), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+
     def blob_id(self, path: str) -> str:
         """See LiveTree.blob_id (streams the file; opened without following links)."""
         fd = os.open(self._abs(path), os.O_RDONLY | os.O_NOFOLLOW)

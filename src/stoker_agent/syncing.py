@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -16,9 +16,11 @@ from stoker_agent.applying import Applier
 from stoker_agent.gitrepo import GitSnapshot
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, planning
+from stoker_core.desired import DesiredFile
+from stoker_core.drift import stamped_equal
 from stoker_core.errors import InvalidInput
 from stoker_core.manifest import MANIFEST_PATH, Manifest
-from stoker_core.plans import Operation, SyncPlan
+from stoker_core.plans import Operation, Reason, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.templates import TemplateContext
 
@@ -55,6 +57,7 @@ def sync_commit(
     *,
     dry_run: bool = False,
     crash_at: int | None = None,
+    before_changes: Callable[[SyncPlan], None] | None = None,
 ) -> SyncResult:
     """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run)."""
     if not os.path.isdir(data_dir):
@@ -63,12 +66,30 @@ def sync_commit(
     with Applier(data_dir, crash_at=crash_at) as applier:
         recovered = applier.recover()
         manifest = read_manifest(data_dir)
-        plan = planning.plan(tree, LocalTree(data_dir), manifest)
-        if dry_run or (not plan.has_changes and manifest is not None):
+        live = LocalTree(data_dir)
+
+        def stamped(want: DesiredFile) -> bool:
+            ours = want.content if want.content is not None else snapshot.read(want.source)
+            return stamped_equal(ours, live.read(want.path))
+
+        plan = planning.plan(tree, live, manifest, stamped=stamped)
+        if dry_run or not _needs_transaction(plan, manifest):
             return SyncResult(plan, False, recovered)
+
+        if before_changes is not None and plan.has_changes:
+            before_changes(plan)  # e.g. take the gateway's scan locks
 
         def read(op: Operation) -> Iterable[bytes]:
             return [op.content] if op.content is not None else snapshot.stream(op.blob)
 
         applier.apply(plan, read, profile=profile.name, previous=manifest)
     return SyncResult(plan, plan.has_changes, recovered)
+
+
+def _needs_transaction(plan: SyncPlan, manifest: Manifest | None) -> bool:
+    """Changes to make, or a manifest to (re)write so the next sync can trust what is there."""
+    return (
+        plan.has_changes
+        or manifest is None
+        or any(op.reason in (Reason.ADOPTED, Reason.GATEWAY_STAMPED) for op in plan.operations)
+    )

@@ -8,11 +8,12 @@ manifest records that Stoker wrote them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from stoker_core.desired import DesiredFile, DesiredTree, ManagedRoot
+from stoker_core.drift import is_resource_manifest
 from stoker_core.errors import PlanRefused, Problem
 from stoker_core.manifest import Manifest
 from stoker_core.model import MappingType
@@ -106,27 +107,38 @@ def _record(found: _Live, entry: LiveEntry) -> None:
         found.files[entry.path] = entry
 
 
+Equivalence = Callable[[DesiredFile], bool]
+
+
 def _compare(
-    want: DesiredFile, have: LiveEntry | None, manifest: Manifest, live: LiveTree
+    want: DesiredFile,
+    have: LiveEntry | None,
+    manifest: Manifest,
+    live: LiveTree,
+    stamped: Equivalence | None,
 ) -> tuple[Action, Reason]:
     if have is None:
         return Action.WRITE, Reason.NEW
     if have.kind is not Kind.FILE:
         return Action.WRITE, Reason.REPLACES_NON_FILE
     record = manifest.records.get(want.path)
-    trusted = record is not None and (record.size, record.mtime_ns, record.inode) == (
-        have.size,
-        have.mtime_ns,
-        have.inode,
-    )
-    if have.size != want.size:
-        return Action.WRITE, Reason.CONTENT_CHANGED
-    current = record.blob if trusted and record is not None else live.blob_id(want.path)
-    if current != want.blob:
-        return Action.WRITE, Reason.CONTENT_CHANGED
-    if bool(have.mode & 0o111) != bool(want.mode & 0o111):
-        return Action.WRITE, Reason.MODE_CHANGED
-    return Action.KEEP, Reason.UNCHANGED if record is not None else Reason.ADOPTED
+    mode_differs = bool(have.mode & 0o111) != bool(want.mode & 0o111)
+    if (
+        record is not None
+        and record.blob == want.blob
+        and (record.size, record.mtime_ns, record.inode) == (have.size, have.mtime_ns, have.inode)
+    ):
+        # Trusted without reading: this is the file Stoker wrote (or accepted) last time.
+        return (
+            (Action.WRITE, Reason.MODE_CHANGED) if mode_differs else (Action.KEEP, Reason.UNCHANGED)
+        )
+    if have.size == want.size and live.blob_id(want.path) == want.blob:
+        if mode_differs:
+            return Action.WRITE, Reason.MODE_CHANGED
+        return Action.KEEP, Reason.UNCHANGED if record is not None else Reason.ADOPTED
+    if stamped is not None and is_resource_manifest(want.path) and stamped(want):
+        return Action.KEEP, Reason.GATEWAY_STAMPED
+    return Action.WRITE, Reason.CONTENT_CHANGED
 
 
 def _owner(path: str, roots: list[ManagedRoot]) -> ManagedRoot | None:
@@ -151,14 +163,24 @@ def _deletable(path: str, root: ManagedRoot, desired: DesiredTree, manifest: Man
     return bool(root.path) or recorded
 
 
-def plan(desired: DesiredTree, live: LiveTree, manifest: Manifest | None = None) -> SyncPlan:
-    """Plan the changes that make `live` equal `desired` inside the managed roots."""
+def plan(
+    desired: DesiredTree,
+    live: LiveTree,
+    manifest: Manifest | None = None,
+    *,
+    stamped: Equivalence | None = None,
+) -> SyncPlan:
+    """Plan the changes that make `live` equal `desired` inside the managed roots.
+
+    `stamped(file)` tells whether a live resource.json differs from the desired one only by
+    what Ignition writes itself (see drift.stamped_equal); without it such files are rewritten.
+    """
     manifest = manifest or Manifest()
     ancestors = _check_ancestors(desired.roots, live)
     found = _walk(desired, live)
     ops: dict[tuple[str, Action], Operation] = {}
     for path, want in desired.files.items():
-        action, reason = _compare(want, found.files.get(path), manifest, live)
+        action, reason = _compare(want, found.files.get(path), manifest, live, stamped)
         content = want.content if action is Action.WRITE else None
         ops[(path, action)] = Operation(
             action, path, reason, want.blob, want.mode, want.size, want.mapping, content

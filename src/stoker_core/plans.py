@@ -31,6 +31,7 @@ class Reason(enum.StrEnum):
     REPLACES_NON_FILE = "replaces-non-file"
     UNCHANGED = "unchanged"
     ADOPTED = "adopted"
+    GATEWAY_STAMPED = "gateway-stamped"  # only Ignition's lastModification/signature differ
     ORPHAN = "orphan"
     EMPTY_DIR = "empty-directory"
     NEEDED_DIR = "needed-directory"

@@ -1,0 +1,193 @@
+"""`stoker sync`: make a data directory equal to a commit, then have the gateway rescan.
+
+Standalone mode for gateways outside Kubernetes (Linux), and the main job of `make demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+
+import click
+
+from stoker_agent import logs
+from stoker_agent.commands.common import (
+    identity_options,
+    output_option,
+    reporting_errors,
+    source_options,
+)
+from stoker_agent.documents import pick
+from stoker_agent.gateway import GatewaySettings
+from stoker_agent.gitfetch import Credentials
+from stoker_agent.rendering import print_plan
+from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
+from stoker_core.durations import parse_duration
+from stoker_core.errors import ExitCode, InvalidInput, UsageError
+from stoker_core.outcomes import backoff_delay
+from stoker_core.reports import plan_report
+from stoker_core.validation import load
+
+
+def _var_files(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f'"{value}" is not NAME=FILE', ctx=ctx, param=param)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                secret = handle.read().rstrip("\n")
+        except OSError as e:
+            raise click.BadParameter(f"{path}: {e.strerror}", ctx=ctx, param=param) from None
+        logs.register_secret(secret)
+        out[name] = secret
+    return out
+
+
+@click.command()
+@source_options
+@identity_options
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Data directory.")
+@click.option("--git-token-file", type=click.Path(dir_okay=False), help="HTTPS token file.")
+@click.option("--ssh-key-file", type=click.Path(dir_okay=False), help="SSH private key file.")
+@click.option("--known-hosts-file", type=click.Path(dir_okay=False), help="SSH known_hosts.")
+@click.option("--gateway-url", help="Gateway base URL, e.g. http://localhost:8088.")
+@click.option("--api-token-file", type=click.Path(dir_okay=False), help="Gateway API token file.")
+@click.option("--gateway-ca-file", type=click.Path(dir_okay=False), help="CA bundle for HTTPS.")
+@click.option("--gateway-insecure", is_flag=True, help="Skip TLS verification of the gateway.")
+@click.option(
+    "--var-file",
+    "var_files",
+    multiple=True,
+    callback=_var_files,
+    metavar="NAME=FILE",
+    help="Template variable {{.Vars.NAME}} read from FILE (kept out of Git and logs).",
+)
+@click.option("--watch", is_flag=True, help="Keep syncing every --interval.")
+@click.option("--interval", default="30s", show_default=True, help="Period with --watch.")
+@click.option("--dry-run", is_flag=True, help="Plan only; exit 2 when changes are pending.")
+@output_option
+@reporting_errors
+def sync(
+    cr_file: str,
+    cr_name: str | None,
+    repo: str,
+    ref: str | None,
+    gateway_name: str | None,
+    profile: str | None,
+    pod_name: str,
+    namespace: str,
+    labels: dict[str, str],
+    data_dir: str,
+    git_token_file: str | None,
+    ssh_key_file: str | None,
+    known_hosts_file: str | None,
+    gateway_url: str | None,
+    api_token_file: str | None,
+    gateway_ca_file: str | None,
+    gateway_insecure: bool,
+    var_files: dict[str, str],
+    watch: bool,
+    interval: str,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Sync DATA_DIR to REPO at REF for one gateway, then ask the gateway to rescan."""
+    logs.setup("info", "json" if output == "json" else "text")
+    name = gateway_name or pod_name
+    if not name:
+        raise UsageError("--gateway-name is required (or --pod-name, which it defaults to)")
+    if git_token_file and ssh_key_file:
+        raise UsageError("give one of --git-token-file and --ssh-key-file")
+    if gateway_ca_file and gateway_insecure:
+        raise UsageError("give one of --gateway-ca-file and --gateway-insecure")
+    if api_token_file and not gateway_url:
+        raise UsageError("--api-token-file needs --gateway-url")
+    try:
+        period = parse_duration(interval)
+    except ValueError as e:
+        raise InvalidInput.one(str(e), field="--interval") from None
+    settings = SyncSettings(
+        gatewaysync=load(pick(cr_file, cr_name).data),
+        profile=profile,
+        identity=Identity(gateway_name=name, pod_name=pod_name, namespace=namespace, labels=labels),
+        repo=repo,
+        ref=ref,
+        data_dir=data_dir,
+        credentials=Credentials(
+            token_file=git_token_file, ssh_key_file=ssh_key_file, known_hosts_file=known_hosts_file
+        ),
+        gateway=GatewaySettings(
+            url=gateway_url,
+            token_file=api_token_file,
+            ca_file=gateway_ca_file,
+            insecure=gateway_insecure,
+        )
+        if gateway_url
+        else None,
+        extra_vars=var_files,
+        dry_run=dry_run,
+    )
+    if not watch:
+        outcome = run_once(settings)
+        _print(outcome, output)
+        sys.exit(outcome.exit_code)
+    failures = 0
+    first = True
+    while True:  # --watch: one line per sync; Ctrl-C ends it
+        outcome = run_once(settings, honour_rejections=not first)
+        first = False
+        _print(outcome, output, compact=True)
+        failures = failures + 1 if outcome.record.result == "Error" else 0
+        time.sleep(max(period, backoff_delay(failures, random.random())))
+
+
+def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
+    record = outcome.record.to_json()
+    if output == "json":
+        body = (
+            plan_report(
+                outcome.plan,
+                ref=record["ref"] or "HEAD",
+                profile=record["profile"],
+                gateway=record["gateway"],
+            )
+            if outcome.plan
+            else {"schemaVersion": 1}
+        )
+        body.update(
+            result=record["result"],
+            scan=record["scan"],
+            drift=record["drift"],
+            durationSeconds=record["durationSeconds"],
+        )
+        if record["error"]:
+            body["error"] = record["error"]
+        click.echo(
+            json.dumps(body, separators=(",", ":")) if compact else json.dumps(body, indent=2)
+        )
+        return
+    if outcome.plan is not None:
+        print_plan(
+            plan_report(
+                outcome.plan,
+                ref=record["ref"] or "HEAD",
+                profile=record["profile"],
+                gateway=record["gateway"],
+            )
+        )
+    for drift in record["drift"]:
+        click.echo(click.style(f"  drift: {drift['path']} ({drift['kind']})", fg="magenta"))
+    line = f"result: {record['result']}"
+    if record["scan"]:
+        line += f"; gateway: {record['scan']}"
+    click.echo(line)
+    if record["error"]:
+        click.echo(f"error: {record['error']}", err=True)
+    if outcome.exit_code is ExitCode.ERROR and not record["error"]:
+        click.echo("error: sync failed", err=True)

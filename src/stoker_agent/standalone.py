@@ -1,0 +1,365 @@
+"""One full sync for a gateway: fetch, policy checks, locked apply, scan, verdict, status.
+
+Used by `stoker sync` (once or with --watch) and by the in-cluster agent loop. What to do with
+the gateway's answer comes from `stoker_core.outcomes`; this module only carries it out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import git
+
+from stoker_agent.applying import STATE_DIR, Applier
+from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
+from stoker_agent.gitfetch import Credentials, Mirror
+from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
+from stoker_agent.localtree import LocalTree
+from stoker_agent.syncing import read_manifest, sync_commit
+from stoker_core import profiles
+from stoker_core.drift import find_drift
+from stoker_core.errors import Blocked, ExitCode, StokerError
+from stoker_core.model import DesignerPolicy, GatewaySync
+from stoker_core.outcomes import GatewayReply, Verdict, decide
+from stoker_core.plans import SyncPlan
+from stoker_core.status import SyncRecord
+from stoker_core.templates import TemplateContext
+
+log = logging.getLogger("stoker.sync")
+AGENT_VERSION = "0.1.0.dev0"
+STATUS_FILE = f"{STATE_DIR}/status.json"
+REJECTED_FILE = f"{STATE_DIR}/rejected.json"
+MIRROR_DIR = f"{STATE_DIR}/git"
+
+EXIT_FOR: dict[str, ExitCode] = {
+    "Synced": ExitCode.OK,
+    "RestartRequired": ExitCode.OK,
+    "InSync": ExitCode.OK,
+    "DryRun": ExitCode.CHANGES_PENDING,
+    "Rejected": ExitCode.ROLLED_BACK,
+    "Skipped": ExitCode.BLOCKED,
+    "Blocked": ExitCode.BLOCKED,
+    "Error": ExitCode.ERROR,
+}
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Identity:
+    """Who the gateway is, for templates."""
+
+    gateway_name: str
+    pod_name: str = ""
+    namespace: str = ""
+    labels: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SyncSettings:
+    """Everything one sync needs; built once from flags or the environment."""
+
+    gatewaysync: GatewaySync
+    profile: str | None
+    identity: Identity
+    repo: str
+    ref: str | None
+    data_dir: str
+    credentials: Credentials = attrs.field(factory=Credentials)
+    gateway: GatewaySettings | None = None
+    extra_vars: dict[str, str] = attrs.field(factory=dict)
+    dry_run: bool = False
+    scan_timeout: float = 60.0  # seconds to wait for the gateway's scans to finish
+    designer_wait: float = 300.0  # seconds `wait` waits for Designers to close (5 min)
+    designer_poll: float = 10.0
+
+
+@attrs.frozen(slots=True)
+class Outcome:
+    """The record written to status, plus the plan for printing."""
+
+    record: SyncRecord
+    plan: SyncPlan | None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """Exit code of `stoker sync` for this outcome."""
+        return EXIT_FOR.get(self.record.result, ExitCode.ERROR)
+
+
+@contextlib.contextmanager
+def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
+    """Open the repository at the wanted commit: local directly, remote through a mirror."""
+    ref = settings.ref or "HEAD"
+    if not is_remote(settings.repo):
+        with Repository(settings.repo) as repo:
+            yield repo.snapshot(repo.resolve(ref)), ref
+        return
+    mirror = Mirror(
+        os.path.join(settings.data_dir, MIRROR_DIR), settings.repo, settings.credentials
+    )
+    try:
+        commit = mirror.fetch(ref)
+        handle = git.Repo(mirror.path)
+        try:
+            yield GitSnapshot(handle, commit), ref
+        finally:
+            handle.close()
+    finally:
+        mirror.close()
+
+
+def _digest(profile: profiles.EffectiveProfile, commit: str) -> str:
+    text = json.dumps([commit, repr(profile)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_once(
+    settings: SyncSettings,
+    *,
+    honour_rejections: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Sync once and write the status file; never raises for expected failures."""
+    started = time.monotonic()
+    base = {
+        "profile": settings.profile or "default",
+        "gateway": settings.identity.gateway_name,
+        "agent_version": AGENT_VERSION,
+        "dry_run": settings.dry_run,
+    }
+    try:
+        outcome = _run(settings, base, honour_rejections, sleep)
+    except StokerError as e:
+        result = "Blocked" if isinstance(e, Blocked) else "Error"
+        outcome = Outcome(SyncRecord(result=result, error=str(e), **base), None)  # type: ignore[arg-type]
+    record = attrs.evolve(
+        outcome.record,
+        duration_seconds=time.monotonic() - started,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    _write_status(settings.data_dir, record)
+    return Outcome(record, outcome.plan)
+
+
+def _run(
+    settings: SyncSettings,
+    base: dict[str, Any],
+    honour_rejections: bool,
+    sleep: Callable[[float], None],
+) -> Outcome:
+    gs = settings.gatewaysync
+    effective = profiles.resolve(gs.spec.sync, settings.profile)
+    base["profile"] = effective.name
+    if effective.paused:  # a paused profile changes nothing and scans nothing (B10)
+        return Outcome(SyncRecord(result="Skipped", error="profile is paused", **base), None)
+    client = GatewayClient(settings.gateway) if settings.gateway else None
+    try:
+        with _snapshot(settings) as (snapshot, ref):
+            base.update(commit=snapshot.commit, ref=ref)
+            if client is not None and not settings.dry_run:
+                skip = _gateway_gate(client, effective.designer_session_policy, settings, sleep)
+                if skip is not None:
+                    return Outcome(attrs.evolve(skip, **base), None)
+            digest = _digest(effective, snapshot.commit)
+            if honour_rejections and _rejected(settings.data_dir) == digest:
+                return Outcome(
+                    SyncRecord(
+                        result="Rejected",
+                        error="held: the gateway rejected this commit; change it or trigger a sync",
+                        **base,
+                    ),
+                    None,
+                )
+            context = _context(settings, gs, effective, snapshot.commit, ref)
+            drift = _drift(settings.data_dir, snapshot)
+            base["drift"] = tuple((d.path, str(d.kind)) for d in drift)
+            locked: list[bool] = []
+            result = sync_commit(
+                settings.data_dir,
+                snapshot,
+                effective,
+                context,
+                dry_run=settings.dry_run,
+                before_changes=(lambda _: locked.append(_lock(client))) if client else None,
+            )
+            plan = result.plan
+            base.update(
+                added=tuple(plan.added), modified=tuple(plan.modified), deleted=tuple(plan.deleted)
+            )
+            if settings.dry_run:
+                name = "DryRun" if plan.has_changes else "InSync"
+                return Outcome(SyncRecord(result=name, **base), plan)
+            if client is None:
+                name = "Synced" if result.applied else "InSync"
+                return Outcome(
+                    SyncRecord(result=name, scan="no gateway: not scanned", **base), plan
+                )
+            if not result.applied and not locked:
+                return Outcome(SyncRecord(result="InSync", scan="nothing changed", **base), plan)
+            reply, scan = _scan_and_check(client, settings, plan)
+            changed = [*plan.added, *plan.modified, *plan.deleted]
+            verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
+            if verdict is Verdict.REJECTED:
+                return Outcome(_reject(client, settings, digest, scan, base), plan)
+            if verdict is Verdict.RETRY:
+                return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
+            return Outcome(SyncRecord(result=str(verdict), scan=scan, **base), plan)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _context(
+    settings: SyncSettings,
+    gs: GatewaySync,
+    effective: profiles.EffectiveProfile,
+    commit: str,
+    ref: str,
+) -> TemplateContext:
+    ident = settings.identity
+    return TemplateContext(
+        gateway_name=ident.gateway_name,
+        pod_name=ident.pod_name,
+        pod_ordinal=profiles.pod_ordinal(ident.pod_name, ident.labels),
+        namespace=ident.namespace or gs.metadata.namespace,
+        cr_name=gs.metadata.name,
+        ref=ref,
+        commit=commit,
+        labels=ident.labels,
+        vars={**effective.vars, **settings.extra_vars},
+    )
+
+
+def _gateway_gate(
+    client: GatewayClient,
+    policy: DesignerPolicy,
+    settings: SyncSettings,
+    sleep: Callable[[float], None],
+) -> SyncRecord | None:
+    """Redundancy and Designer-session checks; a record to report when the sync must not run."""
+    role = str(client.info().get("redundancyRole", "")).lower()
+    if role == "backup":
+        return SyncRecord(result="Skipped", error="Skipped (backup): the master replicates to it")
+    waited = 0.0
+    while True:
+        sessions = client.designers()
+        if not sessions or policy is DesignerPolicy.PROCEED:
+            if sessions:
+                log.info("Designer sessions open, proceeding: %s", ", ".join(map(str, sessions)))
+            return None
+        who = ", ".join(map(str, sessions))
+        if policy is DesignerPolicy.FAIL:
+            return SyncRecord(
+                result="Blocked",
+                designer_blocked=True,
+                error=f"Designer sessions active (policy=fail): {who}",
+            )
+        if waited >= settings.designer_wait:
+            return SyncRecord(
+                result="Blocked",
+                designer_blocked=True,
+                error=f"Designer sessions still active after {waited:.0f}s: {who}",
+            )
+        sleep(settings.designer_poll)
+        waited += settings.designer_poll
+
+
+def _lock(client: GatewayClient) -> bool:
+    """Take both scan locks when the gateway offers them, so no scan sees a half-applied tree."""
+    return all([client.lock("projects"), client.lock("config")])
+
+
+def _synced_projects(plan: SyncPlan) -> set[str]:
+    names = set()
+    for op in plan.operations:
+        parts = op.path.split("/")
+        if (
+            len(parts) == 3
+            and parts[0] == "projects"
+            and parts[2] == "project.json"
+            and op.action in ("write", "keep")
+        ):
+            names.add(parts[1])
+    return names
+
+
+def _scan_and_check(
+    client: GatewayClient, settings: SyncSettings, plan: SyncPlan
+) -> tuple[GatewayReply, str]:
+    """Scan projects then config, wait for both, then check what the gateway loaded."""
+    try:
+        since = int(time.time() * 1000) - 1000
+        client.scan("projects")
+        client.scan("config")
+        client.wait_for_scan("projects", since, settings.scan_timeout)
+        client.wait_for_scan("config", since, settings.scan_timeout)
+        missing = sorted(_synced_projects(plan) - client.projects())
+        if missing:
+            return (
+                GatewayReply.PROJECT_MISSING,
+                f"scan done, but projects did not load: {', '.join(missing)}",
+            )
+        client.info()
+    except GatewayError as e:
+        return e.reply, str(e)
+    return GatewayReply.LOADED, "scan done: projects and config loaded"
+
+
+def _reject(
+    client: GatewayClient, settings: SyncSettings, digest: str, scan: str, base: dict[str, Any]
+) -> SyncRecord:
+    """Roll back to the last good state, scan again, and hold this commit."""
+    with Applier(settings.data_dir) as applier:
+        applier.rollback()
+    try:
+        client.scan("projects")
+        client.scan("config")
+    except GatewayError as e:
+        log.warning("rescan after rollback failed: %s", e)
+    _write_json(os.path.join(settings.data_dir, REJECTED_FILE), {"digest": digest})
+    return SyncRecord(result="Rejected", scan=scan, error=f"rolled back: {scan}", **base)
+
+
+def _drift(data_dir: str, snapshot: GitSnapshot) -> list[Any]:
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        return []
+    live = LocalTree(data_dir)
+
+    def read_recorded(path: str) -> bytes:
+        blob = manifest.records[path].blob
+        try:
+            return b"".join(snapshot.stream(blob))
+        except (ValueError, OSError, git.GitError):
+            return b""
+
+    return find_drift(manifest, live, live.read, read_recorded)
+
+
+def _rejected(data_dir: str) -> str | None:
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open(os.path.join(data_dir, REJECTED_FILE), encoding="utf-8") as handle,
+    ):
+        return str(json.load(handle).get("digest"))
+    return None
+
+
+def _write_json(path: str, body: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(body, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def _write_status(data_dir: str, record: SyncRecord) -> None:
+    if os.path.isdir(data_dir):
+        _write_json(os.path.join(data_dir, STATUS_FILE), record.to_json())
