@@ -1,0 +1,347 @@
+"""`stoker sync` end to end: a real repository, a real data directory, the gateway simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import EXAMPLES, ROOT, commit_tree, git
+from stoker_agent.applying import Applier
+from support.ignition_sim import GatewaySimulator, running
+from support.ignition_sim_resources import write_api_token
+
+MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
+BLUE = ["--gateway-name", "ignition-blue", "--profile", "blue"]
+
+
+def stoker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stoker_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (".stoker", ".resources")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "api-token"
+    token.write_text(write_api_token(data, collection="local") + "\n")
+    with running(data) as sim:
+        yield sim, data, token
+
+
+def sync_args(repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str) -> list[str]:
+    return [
+        "sync",
+        "--cr",
+        str(MULTI),
+        "--repo",
+        str(repo),
+        "--data-dir",
+        str(data),
+        *BLUE,
+        "--gateway-url",
+        sim.url,
+        "--api-token-file",
+        str(token),
+        *extra,
+    ]
+
+
+def test_sync_delivers_the_commit_and_the_gateway_loads_it(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, json.loads((ROOT / "docs/schemas/sync.schema.json").read_text()))
+    assert report["result"] == "Synced"
+    assert "projects/blue/project.json" in report["added"]
+    assert set(sim.loaded_projects()) == {"blue", "global"}
+    kinds = [scan.kind for scan in sim.scans if scan.trigger != "boot"]
+    assert kinds == ["projects", "config"]
+    status = json.loads((data / ".stoker/status.json").read_text())
+    assert status["result"] == "Synced"
+    assert status["added"]["count"] == len(report["added"])
+    again = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["result"] == "InSync"
+    assert [s.kind for s in sim.scans if s.trigger != "boot"] == ["projects", "config"]
+
+
+def test_an_incremental_sync_changes_only_what_the_commit_changed(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    assert stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
+    home = "com.inductiveautomation.perspective/views/Home/view.json"
+    view = example_repo / "services/ignition-blue/projects/blue" / home
+    view.write_text(view.read_text().replace("}", ', "note": "v2"}', 1))
+    git(example_repo, "commit", "-qam", "edit a view")
+    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    report = json.loads(done.stdout)
+    assert (report["added"], report["deleted"]) == ([], [])
+    assert report["modified"] == [
+        "projects/blue/com.inductiveautomation.perspective/views/Home/view.json"
+    ]
+    assert b'"note": "v2"' in (data / report["modified"][0]).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("breakage", "fragment"),
+    [("wrong-token", "401"), ("unreachable", "unreachable")],
+)
+def test_gateway_problems_stop_the_sync_before_any_file_changes(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], breakage: str, fragment: str
+) -> None:
+    sim, data, token = gateway
+    before = files_of(data)
+    args = sync_args(example_repo, data, sim, token)
+    if breakage == "wrong-token":
+        token.write_text("stoker:not-the-secret")
+    else:
+        sim.stop()
+    done = stoker(*args)
+    assert done.returncode == 1
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
+    assert files_of(data) == before
+    assert json.loads((data / ".stoker/status.json").read_text())["result"] == "Error"
+
+
+def test_designer_policy_fail_blocks_with_exit_4(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], tmp_path: Path
+) -> None:
+    sim, data, token = gateway
+    sim.add_designer("alice", "blue")
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(
+        MULTI.read_text().replace("designerSessionPolicy: wait", "designerSessionPolicy: fail")
+    )
+    args = sync_args(example_repo, data, sim, token)
+    args[args.index("--cr") + 1] = str(cr)
+    done = stoker(*args)
+    assert done.returncode == 4
+    assert "alice on blue" in done.stderr
+    assert not (data / "projects").exists()
+
+
+def test_backup_gateway_is_skipped(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    sim.redundancy_role = "Backup"
+    done = stoker(*sync_args(example_repo, data, sim, token))
+    assert done.returncode == 4
+    assert "Skipped (backup)" in done.stderr
+    assert not (data / "projects").exists()
+
+
+def test_a_rejected_commit_is_rolled_back_and_held(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    assert stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
+    good = files_of(data)
+    project = example_repo / "services/ignition-blue/projects/blue/project.json"
+    project.write_text(project.read_text().replace("}", ', "description": "broken"}', 1))
+    git(example_repo, "commit", "-qam", "a change the gateway refuses")
+    sim.refused_projects.add("blue")
+    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    assert done.returncode == 3, done.stderr
+    report = json.loads(done.stdout)
+    assert report["result"] == "Rejected"
+    assert "blue" in report["scan"]
+    assert files_of(data) == good
+    assert (data / ".stoker/rejected.json").exists()
+
+
+def test_a_paused_profile_changes_nothing_and_scans_nothing_b10(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], tmp_path: Path
+) -> None:
+    sim, data, token = gateway
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(
+        MULTI.read_text().replace(
+            "        designerSessionPolicy: wait",
+            "        paused: true\n        designerSessionPolicy: wait",
+        )
+    )
+    args = sync_args(example_repo, data, sim, token)
+    args[args.index("--cr") + 1] = str(cr)
+    done = stoker(*args)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert not (data / "projects").exists()
+    assert [s for s in sim.scans if s.trigger != "boot"] == []
+
+
+def test_dry_run_plans_without_writing(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    done = stoker(*sync_args(example_repo, data, sim, token, "--dry-run", "--output", "json"))
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["result"] == "DryRun"
+    assert not (data / "projects").exists()
+
+
+def test_without_a_gateway_url_nothing_is_scanned_and_the_output_says_so(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    done = stoker(
+        "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not scanned" in done.stdout
+    assert (data / "projects/blue/project.json").exists()
+
+
+def test_a_second_sync_while_one_runs_is_blocked(example_repo: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with Applier(str(data)):
+        done = stoker(
+            "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
+        )
+    assert done.returncode == 4
+    assert "another sync holds" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        (
+            {"services/ignition-blue/projects/blue/logo.png": b"\x89PNG\x00{{.GatewayName}}"},
+            "binary",
+        ),
+        ({"services/ignition-blue/projects/blue/project.json": b"not json"}, "not valid JSON"),
+    ],
+)
+def test_bad_repository_content_is_a_clear_error_and_nothing_changes(
+    make_repo: Any, tmp_path: Path, files: dict[str, bytes], fragment: str
+) -> None:
+    repo = make_repo(files)
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(CR)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "projects").mkdir()
+    (data / "projects/keep.json").write_text("{}")
+    done = stoker(
+        "sync",
+        "--cr",
+        str(cr),
+        "--repo",
+        str(repo),
+        "--data-dir",
+        str(data),
+        "--gateway-name",
+        "ignition-blue",
+    )
+    assert done.returncode == 1
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
+    assert files_of(data) == {"projects/keep.json": b"{}"}
+
+
+def test_random_sigkills_of_a_real_sync_leave_the_old_or_the_new_commit(
+    make_repo: Any, tmp_path: Path
+) -> None:
+    old = {f"p/proj{i % 8}/views/v{i}/view.json": f'{{"v": {i}}}' * 20 for i in range(400)}
+    repo = make_repo(old)
+    old_commit = git(repo, "rev-parse", "HEAD")
+    new = {k.replace("proj7", "proj9"): v + " " for k, v in old.items()}
+    new_commit = commit_tree(repo, new, "new")
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(CR.replace("services/{{.GatewayName}}/projects", "p"))
+    base = tmp_path / "base"
+    base.mkdir()
+    args = ["sync", "--cr", str(cr), "--repo", str(repo), "--gateway-name", "g"]
+    assert stoker(*args, "--data-dir", str(base), "--ref", old_commit).returncode == 0
+    expected_old = files_of(base)
+    rng = random.Random(1234)
+    outcomes = set()
+    for attempt in range(20):
+        data = tmp_path / f"kill{attempt}"
+        subprocess.run(["cp", "-a", str(base), str(data)], check=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stoker_agent.cli",
+                *args,
+                "--data-dir",
+                str(data),
+                "--ref",
+                new_commit,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.2, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        Applier(str(data)).recover()
+        after = files_of(data)
+        if after == expected_old:
+            outcomes.add("old")
+        else:
+            assert after == {f"projects/{k[2:]}": v.encode() for k, v in new.items()}, attempt
+            outcomes.add("new")
+        assert not (data / ".stoker/txn").exists()
+        subprocess.run(["rm", "-rf", str(data)], check=True)
+    assert outcomes  # both are acceptable; neither a mix nor a torn file is
+
+
+CR = """\
+apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata:
+  name: site
+spec:
+  git:
+    repo: https://git.example/plant.git
+    ref: main
+  gateway:
+    api:
+      secretName: ignition-api-key
+  sync:
+    profiles:
+      default:
+        mappings:
+          - source: "services/{{.GatewayName}}/projects"
+            destination: projects
+            template: true
+            patches:
+              - file: "*/project.json"
+                set:
+                  title: "{{.GatewayName}}"
+"""
