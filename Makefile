@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py bench
-	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py bench
+	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py examples/demo.py bench
+	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py examples/demo.py bench
 
 typecheck: venv
 	$(VENV)/bin/mypy
