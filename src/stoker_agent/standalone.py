@@ -71,6 +71,7 @@ class SyncSettings:
     repo: str
     ref: str | None
     data_dir: str
+    commit: str | None = None  # the exact commit the controller resolved, when known
     credentials: Credentials = attrs.field(factory=Credentials)
     gateway: GatewaySettings | None = None
     extra_vars: dict[str, str] = attrs.field(factory=dict)
@@ -99,13 +100,13 @@ def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
     ref = settings.ref or "HEAD"
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
-            yield repo.snapshot(repo.resolve(ref)), ref
+            yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
     mirror = Mirror(
         os.path.join(settings.data_dir, MIRROR_DIR), settings.repo, settings.credentials
     )
     try:
-        commit = mirror.fetch(ref)
+        commit = mirror.fetch(ref, settings.commit)
         handle = git.Repo(mirror.path)
         try:
             yield GitSnapshot(handle, commit), ref
@@ -115,7 +116,8 @@ def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
         mirror.close()
 
 
-def _digest(profile: profiles.EffectiveProfile, commit: str) -> str:
+def digest(profile: profiles.EffectiveProfile, commit: str) -> str:
+    """What makes two syncs the same: the commit and the effective profile, compared by value."""
     text = json.dumps([commit, repr(profile)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -167,8 +169,8 @@ def _run(
                 skip = _gateway_gate(client, effective.designer_session_policy, settings, sleep)
                 if skip is not None:
                     return Outcome(attrs.evolve(skip, **base), None)
-            digest = _digest(effective, snapshot.commit)
-            if honour_rejections and _rejected(settings.data_dir) == digest:
+            key = digest(effective, snapshot.commit)
+            if honour_rejections and _rejected(settings.data_dir) == key:
                 return Outcome(
                     SyncRecord(
                         result="Rejected",
@@ -207,7 +209,7 @@ def _run(
             changed = [*plan.added, *plan.modified, *plan.deleted]
             verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
             if verdict is Verdict.REJECTED:
-                return Outcome(_reject(client, settings, digest, scan, base), plan)
+                return Outcome(_reject(client, settings, key, scan, base), plan)
             if verdict is Verdict.RETRY:
                 return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
             return Outcome(SyncRecord(result=str(verdict), scan=scan, **base), plan)
@@ -313,7 +315,7 @@ def _scan_and_check(
 
 
 def _reject(
-    client: GatewayClient, settings: SyncSettings, digest: str, scan: str, base: dict[str, Any]
+    client: GatewayClient, settings: SyncSettings, key: str, scan: str, base: dict[str, Any]
 ) -> SyncRecord:
     """Roll back to the last good state, scan again, and hold this commit."""
     with Applier(settings.data_dir) as applier:
@@ -323,7 +325,7 @@ def _reject(
         client.scan("config")
     except GatewayError as e:
         log.warning("rescan after rollback failed: %s", e)
-    _write_json(os.path.join(settings.data_dir, REJECTED_FILE), {"digest": digest})
+    _write_json(os.path.join(settings.data_dir, REJECTED_FILE), {"digest": key})
     return SyncRecord(result="Rejected", scan=scan, error=f"rolled back: {scan}", **base)
 
 

@@ -1,0 +1,183 @@
+"""The agent loop: independent of Kubernetes, fed by a metadata port, reporting to a status port.
+
+Triggers: new metadata (commit or effective profile, compared by value), the periodic resync
+(`syncPeriod`: a drift check, and a restore when `driftPolicy: restore`), and a manual trigger.
+Failures back off exponentially with jitter (30 s → 5 min) and reset on success; an unreachable
+repository or gateway never crashes the loop. A Designer `wait` never blocks shutdown or newer
+metadata (the original's bug B26): its sleep is interrupted by either.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+
+from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
+from stoker_core import profiles
+from stoker_core.errors import Blocked, StokerError
+from stoker_core.model import DriftPolicy
+from stoker_core.outcomes import backoff_delay
+from stoker_core.status import SyncRecord
+
+log = logging.getLogger("stoker.agent")
+# Results after which this commit and profile need no new attempt until something changes.
+SETTLED = frozenset({"Synced", "InSync", "RestartRequired", "Rejected", "Skipped"})
+
+
+class Interrupted(Blocked):
+    """A wait was cut short by shutdown or newer metadata."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Metadata:
+    """What the controller published: the GatewaySync, its resolved commit and ref."""
+
+    settings: SyncSettings  # repo, ref, exact commit, GatewaySync, identity, gateway access
+
+    def key(self) -> str:
+        """Equal for the same commit and the same effective profile, however serialised."""
+        effective = profiles.resolve(self.settings.gatewaysync.spec.sync, self.settings.profile)
+        return digest(effective, self.settings.commit or self.settings.ref or "HEAD")
+
+
+class MetadataSource(Protocol):
+    """Where the loop learns what to sync (a ConfigMap in a cluster, files outside)."""
+
+    def read(self) -> Metadata | None:
+        """The current metadata, or None when there is none yet."""
+        ...
+
+
+class StatusSink(Protocol):
+    """Where the loop reports (a status ConfigMap in a cluster, status.json outside)."""
+
+    def write(self, record: SyncRecord) -> None:
+        """Publish one sync record."""
+        ...
+
+
+@attrs.define
+class Health:
+    """What /healthz, /readyz and /startupz answer."""
+
+    started: bool = False  # the journal is recovered and the data directory is consistent
+    shutting_down: bool = False
+    last_record: SyncRecord | None = None
+
+
+class AgentLoop:
+    """One gateway's sync loop."""
+
+    def __init__(
+        self,
+        metadata: MetadataSource,
+        status: StatusSink,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        sync: Callable[..., Outcome] = run_once,
+        period: float | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.status = status
+        self.health = Health()
+        self._clock = clock
+        self._rng = rng
+        self._sync = sync
+        self._period = period  # overrides the profile's syncPeriod (stoker sync --interval)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._manual = False
+        self._applied_key: str | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._next_resync = 0.0
+        self._current: Metadata | None = None
+
+    # -- control from other threads (signals, HTTP) ------------------------------------------
+
+    def stop(self) -> None:
+        """Begin shutdown: readiness fails at once; the running sync finishes."""
+        self.health.shutting_down = True
+        self._stop.set()
+        self._wake.set()
+
+    def trigger(self) -> None:
+        """Ask for a sync now, even of a held (rejected) commit."""
+        self._manual = True
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, poll: float = 2.0) -> None:
+        """Run until stop(); wake on a trigger or every `poll` seconds to read metadata."""
+        self.health.started = True
+        while not self._stop.is_set():
+            delay = self.step()
+            self._wake.wait(timeout=min(poll, max(delay, 0.05)))
+            self._wake.clear()
+
+    def step(self) -> float:
+        """One iteration; returns how long until something is due."""
+        now = self._clock()
+        try:
+            meta = self.metadata.read()
+        except StokerError as e:
+            log.warning("reading metadata: %s", e)
+            return 5.0
+        if meta is None:
+            return 2.0
+        self._current = meta
+        period = float(
+            profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile).sync_period
+        )
+        changed = meta.key() != self._applied_key
+        if self._manual:
+            return self._attempt(meta, now, period, manual=True)
+        if now < self._next_attempt:
+            return self._next_attempt - now
+        if changed or now >= self._next_resync:
+            return self._attempt(meta, now, period, manual=False)
+        return min(self._next_resync - now, period)
+
+    def _attempt(self, meta: Metadata, now: float, period: float, *, manual: bool) -> float:
+        self._manual = False
+        effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
+        resync_only = meta.key() == self._applied_key and not manual
+        settings = meta.settings
+        if resync_only and effective.drift_policy is DriftPolicy.REPORT:
+            settings = attrs.evolve(settings, dry_run=True)  # report drift, change nothing
+        outcome = self._sync(
+            settings, honour_rejections=not manual, sleep=self._interruptible_sleep
+        )
+        self.health.last_record = outcome.record
+        self.status.write(outcome.record)
+        self._next_resync = self._clock() + period
+        if outcome.record.result == "Error":
+            self._failures += 1
+            delay = backoff_delay(self._failures, self._rng())
+            self._next_attempt = self._clock() + delay
+            log.warning("sync failed (%s); retrying in %.0fs", outcome.record.error, delay)
+            return delay
+        self._failures = 0
+        self._next_attempt = 0.0
+        if outcome.record.result in SETTLED and not settings.dry_run:
+            self._applied_key = meta.key()
+        return period
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        """Sleep for a Designer wait, cut short by shutdown or newer metadata (B26)."""
+        deadline = self._clock() + seconds
+        before = self._current.key() if self._current else None
+        while self._clock() < deadline:
+            if self._stop.wait(timeout=min(1.0, max(0.0, deadline - self._clock()))):
+                raise Interrupted("shutting down")
+            latest = self.metadata.read()
+            if latest is not None and before is not None and latest.key() != before:
+                raise Interrupted("newer metadata arrived")

@@ -1,0 +1,168 @@
+"""The agent loop on a fake clock: triggers, drift policy, backoff, manual trigger, shutdown,
+and the health endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+import requests
+
+from core.helpers import gs_with
+from stoker_agent.health import AgentMetrics, HealthServer
+from stoker_agent.loop import AgentLoop, Interrupted, Metadata
+from stoker_agent.standalone import Identity, Outcome, SyncSettings
+from stoker_core.status import SyncRecord
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@attrs.define
+class Source:
+    meta: Metadata | None
+
+    def read(self) -> Metadata | None:
+        return self.meta
+
+
+@attrs.define
+class Sink:
+    records: list[SyncRecord] = attrs.field(factory=list)
+
+    def write(self, record: SyncRecord) -> None:
+        self.records.append(record)
+
+
+@attrs.define
+class FakeSync:
+    results: list[str]
+    calls: list[dict[str, Any]] = attrs.field(factory=list)
+
+    def __call__(self, settings: SyncSettings, **kwargs: Any) -> Outcome:
+        self.calls.append({"dry_run": settings.dry_run, "commit": settings.commit, **kwargs})
+        result = self.results.pop(0) if self.results else "InSync"
+        return Outcome(SyncRecord(result=result, error="boom" if result == "Error" else ""), None)
+
+
+def meta(commit: str = "a" * 40, drift_policy: str = "report") -> Metadata:
+    gs = gs_with(
+        [{"source": "p", "destination": "projects"}], syncPeriod=60, driftPolicy=drift_policy
+    )
+    settings = SyncSettings(
+        gatewaysync=gs,
+        profile=None,
+        identity=Identity(gateway_name="g"),
+        repo="/repo",
+        ref="main",
+        data_dir="/data",
+        commit=commit,
+    )
+    return Metadata(settings=settings)
+
+
+def make_loop(source: Source, sync: FakeSync, clock: Clock) -> tuple[AgentLoop, Sink]:
+    sink = Sink()
+    return AgentLoop(source, sink, clock=clock, rng=lambda: 0.5, sync=sync), sink
+
+
+def test_new_metadata_syncs_at_once_and_same_metadata_waits_for_the_period() -> None:
+    clock, sync = Clock(), FakeSync(["Synced"])
+    source = Source(meta())
+    loop, sink = make_loop(source, sync, clock)
+    assert loop.step() == 60
+    assert len(sync.calls) == 1
+    clock.now += 30
+    loop.step()
+    assert len(sync.calls) == 1
+    source.meta = meta(commit="b" * 40)
+    loop.step()
+    assert [c["commit"] for c in sync.calls] == ["a" * 40, "b" * 40]
+    assert [r.result for r in sink.records] == ["Synced", "InSync"]
+
+
+def test_same_commit_in_another_serialisation_is_not_a_change() -> None:
+    clock, sync = Clock(), FakeSync([])
+    source = Source(meta())
+    loop, _ = make_loop(source, sync, clock)
+    loop.step()
+    source.meta = meta()  # a fresh object holding equal content
+    loop.step()
+    assert len(sync.calls) == 1
+
+
+@pytest.mark.parametrize(("policy", "dry_run"), [("report", True), ("restore", False)])
+def test_periodic_resync_follows_the_drift_policy(policy: str, dry_run: bool) -> None:
+    clock, sync = Clock(), FakeSync([])
+    loop, _ = make_loop(Source(meta(drift_policy=policy)), sync, clock)
+    loop.step()
+    clock.now += 61
+    loop.step()
+    assert [c["dry_run"] for c in sync.calls] == [False, dry_run]
+
+
+def test_failures_back_off_exponentially_and_success_resets() -> None:
+    clock, sync = Clock(), FakeSync(["Error", "Error", "Error", "Synced", "Error"])
+    loop, _ = make_loop(Source(meta()), sync, clock)
+    delays = [loop.step()]
+    for _ in range(2):
+        clock.now += delays[-1] - 1
+        assert loop.step() == pytest.approx(1)  # still backing off: no attempt
+        clock.now += 1
+        delays.append(loop.step())
+    assert delays == [pytest.approx(30), pytest.approx(60), pytest.approx(120)]
+    clock.now += 120
+    assert loop.step() == 60  # success: back to the period
+    loop.trigger()
+    assert loop.step() == pytest.approx(30)  # the next failure starts again at 30 s
+
+
+def test_manual_trigger_syncs_even_a_held_commit() -> None:
+    clock, sync = Clock(), FakeSync(["Rejected"])
+    loop, _ = make_loop(Source(meta()), sync, clock)
+    loop.step()
+    loop.step()
+    assert len(sync.calls) == 1
+    loop.trigger()
+    loop.step()
+    assert [c["honour_rejections"] for c in sync.calls] == [True, False]
+
+
+def test_a_designer_wait_is_cut_short_by_shutdown_or_newer_metadata_b26() -> None:
+    source = Source(meta())
+    loop, _ = make_loop(source, FakeSync([]), Clock())
+    loop.step()
+    source.meta = meta(commit="c" * 40)
+    with pytest.raises(Interrupted, match="newer metadata"):
+        loop._interruptible_sleep(300)
+    loop.stop()
+    with pytest.raises(Interrupted, match="shutting down"):
+        loop._interruptible_sleep(300)
+
+
+def test_health_endpoints_follow_startup_and_shutdown() -> None:
+    loop, _ = make_loop(Source(None), FakeSync([]), Clock())
+    metrics = AgentMetrics()
+    server = HealthServer(loop.health, metrics, host="127.0.0.1", port=0).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{base}/startupz", timeout=5).status_code == 503
+        loop.health.started = True
+        assert requests.get(f"{base}/startupz", timeout=5).status_code == 200
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        loop.stop()
+        ready = requests.get(f"{base}/readyz", timeout=5)
+        assert (ready.status_code, ready.text.strip()) == (503, "shutting down")
+        metrics.observe(SyncRecord(result="Synced", profile="default", added=("a",)))
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        assert 'stoker_agent_sync_total{profile="default",result="Synced"} 1.0' in text
+        assert 'stoker_agent_files_changed{profile="default"} 1.0' in text
+    finally:
+        server.stop()
