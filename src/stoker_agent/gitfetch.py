@@ -36,6 +36,7 @@ class Credentials:
     token_file: str | None = None
     ssh_key_file: str | None = None
     known_hosts_file: str | None = None
+    ca_file: str | None = None  # CA bundle for an HTTPS server with a private CA
 
     def secrets(self) -> list[str]:
         """Current secret values, for redaction."""
@@ -167,14 +168,17 @@ class Mirror:
             yield env
             return
         creds = self.credentials
+        config: list[tuple[str, str]] = []  # environment-only git config: never on disk
         if creds.token_file:
             token = _read_secret(creds.token_file)
             header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-            env.update(
-                GIT_CONFIG_COUNT="1",
-                GIT_CONFIG_KEY_0="http.extraHeader",
-                GIT_CONFIG_VALUE_0=f"Authorization: Basic {header}",
-            )
+            config.append(("http.extraHeader", f"Authorization: Basic {header}"))
+        if creds.ca_file:
+            config.append(("http.sslCAInfo", creds.ca_file))
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (key, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{i}"] = key
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
         if not creds.ssh_key_file:
             yield env
             return
