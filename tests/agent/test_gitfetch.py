@@ -128,7 +128,7 @@ def test_https_with_an_unknown_ca_fails_clearly(
     token.write_text(TEST_TOKEN)
     m = mirror(tmp_path, git_https.url_for("config"), Credentials(token_file=str(token)))
     try:
-        with pytest.raises(GitFetchError, match="(?i)certificate|SSL"):
+        with pytest.raises(GitFetchError, match=r"(?i)certificate|SSL"):
             m.fetch("main")
     finally:
         m.close()
