@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py examples/demo.py bench
-	$(VENV)/bin/ruff format --check src tests/core tests/agent tests/conftest.py tests/test_doc_examples.py tests/support/syncrun.py examples/demo.py bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -47,8 +47,8 @@ testenv:
 unit: venv
 	$(VENV)/bin/pytest -q -m "not kube"
 
-test: sysdeps venv lint typecheck contracts
-	$(VENV)/bin/pytest -q tests/core tests/agent tests/test_doc_examples.py
+test: sysdeps venv lint typecheck contracts testenv
+	$(VENV)/bin/pytest -q
 
 demo: venv
 	bash examples/demo.sh

@@ -7,9 +7,12 @@ or on a shallow fetch of a remote one into a temporary bare repository.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import re
+import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -96,6 +99,10 @@ class GitSnapshot:
         data: bytes = self._repo.odb.stream(bytes.fromhex(entry.blob)).read()
         return data
 
+    def pipeline(self, blobs: list[str]) -> BlobPipeline:
+        """Read many blobs in one pass, in the order given (see BlobPipeline)."""
+        return BlobPipeline(str(self._repo.git_dir), blobs)
+
     def stream(self, blob: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Yield a blob's content in chunks, so large files never sit whole in memory."""
         handle = self._repo.odb.stream(bytes.fromhex(blob))
@@ -108,6 +115,65 @@ class GitSnapshot:
             yield data
         if handle.size == 0:
             yield b""
+
+
+class BlobPipeline:
+    """Many blobs through one `git cat-file --batch`, requests written ahead by a thread.
+
+    Asking for blobs one at a time costs a round trip each; writing every request up front lets
+    git stream them back-to-back. Blobs must be read in the order given, each to its end.
+    """
+
+    def __init__(self, git_dir: str, blobs: list[str], chunk: int = 1 << 20) -> None:
+        self._chunk = chunk
+        self._expected = iter(blobs)
+        self._proc = subprocess.Popen(
+            ["git", "--git-dir", git_dir, "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._writer = threading.Thread(target=self._write, args=(blobs,), daemon=True)
+        self._writer.start()
+
+    def _write(self, blobs: list[str]) -> None:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            for blob in blobs:
+                self._proc.stdin.write(blob.encode() + b"\n")
+            self._proc.stdin.close()
+
+    def next(self, blob: str) -> Iterator[bytes]:
+        """Yield the content of the next blob, which must be `blob`."""
+        expected = next(self._expected)
+        if expected != blob:
+            raise GitError(f"blob pipeline out of order: wanted {blob}, next is {expected}")
+        out = self._proc.stdout
+        assert out is not None
+        header = out.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise GitError(f"git cat-file could not read blob {blob}: {header!r}")
+        remaining = int(header[2])
+        if remaining == 0:
+            yield b""
+        while remaining > 0:
+            data = out.read(min(self._chunk, remaining))
+            if not data:
+                raise GitError(f"git cat-file ended early while reading blob {blob}")
+            remaining -= len(data)
+            yield data
+        out.read(1)  # the newline after each object
+
+    def close(self) -> None:
+        """Stop git and the writer thread."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._writer.join()
 
 
 class Repository:

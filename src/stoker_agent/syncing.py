@@ -20,7 +20,7 @@ from stoker_core.desired import DesiredFile
 from stoker_core.drift import stamped_equal
 from stoker_core.errors import InvalidInput
 from stoker_core.manifest import MANIFEST_PATH, Manifest
-from stoker_core.plans import Operation, Reason, SyncPlan
+from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.templates import TemplateContext
 
@@ -79,10 +79,18 @@ def sync_commit(
         if before_changes is not None and plan.has_changes:
             before_changes(plan)  # e.g. take the gateway's scan locks
 
-        def read(op: Operation) -> Iterable[bytes]:
-            return [op.content] if op.content is not None else snapshot.stream(op.blob)
+        wanted = [
+            op.blob for op in plan.ordered() if op.action is Action.WRITE and op.content is None
+        ]
+        blobs = snapshot.pipeline(wanted)
+        try:
 
-        applier.apply(plan, read, profile=profile.name, previous=manifest)
+            def read(op: Operation) -> Iterable[bytes]:
+                return [op.content] if op.content is not None else blobs.next(op.blob)
+
+            applier.apply(plan, read, profile=profile.name, previous=manifest)
+        finally:
+            blobs.close()
     return SyncResult(plan, plan.has_changes, recovered)
 
 

@@ -1,0 +1,176 @@
+"""Apply benchmarks (agent issue): `stoker sync` against rsync on the same trees, whole processes.
+
+Goals, as ratios measured in this one run:
+- full apply of a 10,000-file (~150 MB) Ignition tree <= 1x `rsync -a --delete --fsync`
+  and <= 2x plain `rsync -a --delete`;
+- a one-file change no slower than plain rsync on the same change;
+- peak RSS of a full apply of a ~1 GB repository (20,000 text files + ten 50 MB binaries)
+  under 150 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ignition_tree import ignition_files  # noqa: E402
+
+STOKER = [sys.executable, "-m", "stoker_agent.cli"]
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
+CR = """apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata: {name: bench}
+spec:
+  git: {repo: /unused, ref: main}
+  gateway: {api: {secretName: k}}
+  sync:
+    profiles:
+      default:
+        mappings:
+          - {source: projects, destination: projects}
+"""
+
+
+def run(cmd: list[str]) -> float:
+    """Wall time of a whole process (the best of three would hide first-run costs; one run is
+    what a user waits for, and both tools pay the same cold or warm page cache)."""
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=GIT_ENV)
+    return time.perf_counter() - start
+
+
+def drop(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def make_repo(repo: Path, files: list[tuple[str, bytes]]) -> None:
+    for rel, content in files:
+        target = repo / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=GIT_ENV)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=GIT_ENV)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "b"], check=True, env=GIT_ENV)
+
+
+def stoker_sync(repo: Path, data: Path, cr: Path) -> list[str]:
+    return [
+        *STOKER,
+        "sync",
+        "--cr",
+        str(cr),
+        "--repo",
+        str(repo),
+        "--data-dir",
+        str(data),
+        "--gateway-name",
+        "gw",
+    ]
+
+
+def ten_thousand(work: Path, cr: Path) -> list[tuple[str, float, float]]:
+    rng = random.Random(3)
+    files = [(p, c + b"y" * rng.randint(8000, 22000)) for p, c in ignition_files(10_000)]
+    repo = work / "repo10k"
+    make_repo(repo, files)
+    src = repo / "projects"
+    results = []
+    for label, cmd_for in (
+        ("stoker sync", lambda d: stoker_sync(repo, d, cr)),
+        ("rsync -a --delete", lambda d: ["rsync", "-a", "--delete", f"{src}/", f"{d}/projects/"]),
+        (
+            "rsync -a --delete --fsync",
+            lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
+        ),
+    ):
+        data = work / f"data-{label.split()[0]}-{len(results)}"
+        data.mkdir()
+        (data / "projects").mkdir()
+        full = run(cmd_for(data))
+        results.append((label, full, data))
+    one = "projects/project000/project.json"
+    (repo / one).write_text('{"title": "changed"}')
+    subprocess.run(["git", "-C", str(repo), "commit", "-qam", "one"], check=True, env=GIT_ENV)
+    timed = []
+    for (label, full, data), cmd_for in zip(
+        results,
+        (
+            lambda d: stoker_sync(repo, d, cr),
+            lambda d: ["rsync", "-a", "--delete", f"{src}/", f"{d}/projects/"],
+            lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
+        ),
+        strict=True,
+    ):
+        timed.append((label, full, run(cmd_for(data))))
+        drop(data)
+    drop(repo)
+    return timed
+
+
+def one_gigabyte(work: Path, cr: Path) -> int:
+    rng = random.Random(5)
+    files = [
+        (f"projects/p{i % 50}/f{i}.txt", b"t" * rng.randint(1000, 3000)) for i in range(20_000)
+    ]
+    files += [(f"projects/bin/blob{i}.bin", os.urandom(50 * 2**20)) for i in range(10)]
+    repo = work / "repo1g"
+    make_repo(repo, files)
+    data = work / "data1g"
+    data.mkdir()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(stoker_sync(repo, data, cr), check=True, stdout=subprocess.DEVNULL)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    drop(repo)
+    drop(data)
+    return max(peak_kib, before)
+
+
+def main() -> int:
+    work = Path(os.environ.get("STOKER_BENCH_DIR") or "/tmp") / f"stoker-apply-bench-{os.getpid()}"
+    work.mkdir(parents=True)
+    cr = work / "cr.yaml"
+    cr.write_text(CR)
+    try:
+        timed = ten_thousand(work, cr)
+        rss_kib = one_gigabyte(work, cr)
+    finally:
+        drop(work)
+    times = {label: (full, one) for label, full, one in timed}
+    s_full, s_one = times["stoker sync"]
+    r_full, r_one = times["rsync -a --delete"]
+    f_full, _ = times["rsync -a --delete --fsync"]
+    print("10,000 files (~150 MB), whole processes:")
+    for label, full, one in timed:
+        print(f"  {label:28} full {full:7.2f} s   one-file change {one:6.2f} s")
+    checks = [
+        ("full apply / rsync --fsync", s_full / f_full, 1.0),
+        ("full apply / plain rsync", s_full / r_full, 2.0),
+        ("one-file change / plain rsync", s_one / r_one, 1.0),
+        ("peak RSS on 1 GB repository (MiB)", rss_kib / 1024, 150.0),
+    ]
+    ok = True
+    for label, value, goal in checks:
+        met = value <= goal
+        ok &= met
+        print(f"  {label:36} {value:8.2f}  (goal <= {goal})  {'met' if met else 'MISSED'}")
+    print("RESULT: " + ("all goals met" if ok else "GOAL MISSED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Fixtures for tests against the real kube-apiserver + etcd (see docs/testenv.md)."""
+
+from support.kubefixtures import *  # noqa: F403

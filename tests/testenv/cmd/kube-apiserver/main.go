@@ -1,0 +1,18 @@
+// Command kube-apiserver is upstream's kube-apiserver entry point, built from the
+// k8s.io/kubernetes Go module for Stoker's test environment (see docs/testenv.md).
+package main
+
+import (
+	"os"
+	_ "time/tzdata" // for CronJob time zones, as upstream
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"          // for JSON log format registration
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // load all the prometheus client-go plugins
+	_ "k8s.io/component-base/metrics/prometheus/version"  // for version metric registration
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}
