@@ -22,10 +22,9 @@ from stoker_agent.applying import STATE_DIR, Applier
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
-from stoker_agent.localtree import LocalTree
-from stoker_agent.syncing import read_manifest, sync_commit
+from stoker_agent.syncing import sync_commit
 from stoker_core import profiles
-from stoker_core.drift import find_drift
+from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.model import DesignerPolicy, GatewaySync
 from stoker_core.outcomes import GatewayReply, Verdict, decide
@@ -180,8 +179,6 @@ def _run(
                     None,
                 )
             context = _context(settings, gs, effective, snapshot.commit, ref)
-            drift = _drift(settings.data_dir, snapshot)
-            base["drift"] = tuple((d.path, str(d.kind)) for d in drift)
             locked: list[bool] = []
             result = sync_commit(
                 settings.data_dir,
@@ -192,6 +189,7 @@ def _run(
                 before_changes=(lambda _: locked.append(_lock(client))) if client else None,
             )
             plan = result.plan
+            base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))
             base.update(
                 added=tuple(plan.added), modified=tuple(plan.modified), deleted=tuple(plan.deleted)
             )
@@ -327,22 +325,6 @@ def _reject(
         log.warning("rescan after rollback failed: %s", e)
     _write_json(os.path.join(settings.data_dir, REJECTED_FILE), {"digest": key})
     return SyncRecord(result="Rejected", scan=scan, error=f"rolled back: {scan}", **base)
-
-
-def _drift(data_dir: str, snapshot: GitSnapshot) -> list[Any]:
-    manifest = read_manifest(data_dir)
-    if manifest is None:
-        return []
-    live = LocalTree(data_dir)
-
-    def read_recorded(path: str) -> bytes:
-        blob = manifest.records[path].blob
-        try:
-            return b"".join(snapshot.stream(blob))
-        except (ValueError, OSError, git.GitError):
-            return b""
-
-    return find_drift(manifest, live, live.read, read_recorded)
 
 
 def _rejected(data_dir: str) -> str | None:

@@ -34,6 +34,7 @@ class SyncResult:
     plan: SyncPlan
     applied: bool
     recovered: str
+    previous: Manifest | None  # the manifest the plan was made against
 
 
 def read_manifest(data_dir: str) -> Manifest | None:
@@ -74,7 +75,7 @@ def sync_commit(
 
         plan = planning.plan(tree, live, manifest, stamped=stamped)
         if dry_run or not _needs_transaction(plan, manifest):
-            return SyncResult(plan, False, recovered)
+            return SyncResult(plan, False, recovered, manifest)
 
         if before_changes is not None and plan.has_changes:
             before_changes(plan)  # e.g. take the gateway's scan locks
@@ -91,7 +92,7 @@ def sync_commit(
             applier.apply(plan, read, profile=profile.name, previous=manifest)
         finally:
             blobs.close()
-    return SyncResult(plan, plan.has_changes, recovered)
+    return SyncResult(plan, plan.has_changes, recovered, manifest)
 
 
 def _needs_transaction(plan: SyncPlan, manifest: Manifest | None) -> bool:

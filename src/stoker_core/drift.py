@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from stoker_core.manifest import Manifest
-from stoker_core.trees import Kind, LiveTree
+from stoker_core.plans import Action, Reason, SyncPlan
 
 _IGNITION_OWNED = ("lastModification", "lastModificationSignature")
 
@@ -58,32 +57,16 @@ def stamped_equal(ours: bytes, theirs: bytes) -> bool:
     return mine is not None and mine == normalise_resource(theirs)
 
 
-def find_drift(
-    manifest: Manifest,
-    live: LiveTree,
-    read_live: Callable[[str], bytes],
-    read_recorded: Callable[[str], bytes],
-    paths: Iterable[str] | None = None,
-) -> list[Drift]:
-    """Compare every recorded file (or `paths`) with the live tree; return drift, sorted."""
-    found: list[Drift] = []
-    for path in sorted(paths if paths is not None else manifest.records):
-        record = manifest.records.get(path)
-        if record is None:
+def from_plan(plan: SyncPlan, manifest: Manifest | None) -> list[Drift]:
+    """Drift, read off a plan: a managed file the commit did not change (the manifest records
+    the same content Stoker wants now) that must nevertheless be rewritten or recreated."""
+    if manifest is None:
+        return []
+    found = []
+    for op in plan.operations:
+        record = manifest.records.get(op.path)
+        if op.action is not Action.WRITE or record is None or record.blob != op.blob:
             continue
-        entry = live.lstat(path)
-        if entry is None or entry.kind is not Kind.FILE:
-            found.append(Drift(path, DriftKind.DELETED))
-            continue
-        if (entry.size, entry.mtime_ns, entry.inode) == (
-            record.size,
-            record.mtime_ns,
-            record.inode,
-        ):
-            continue
-        if entry.size == record.size and live.blob_id(path) == record.blob:
-            continue
-        if is_resource_manifest(path) and stamped_equal(read_recorded(path), read_live(path)):
-            continue
-        found.append(Drift(path, DriftKind.MODIFIED))
+        kind = DriftKind.DELETED if op.reason is Reason.NEW else DriftKind.MODIFIED
+        found.append(Drift(op.path, kind))
     return found

@@ -345,3 +345,34 @@ spec:
                 set:
                   title: "{{.GatewayName}}"
 """
+
+
+def test_drift_is_reported_and_gateway_stamps_are_not_drift(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    args = ["sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE]
+    assert stoker(*args).returncode == 0
+    code = data / "projects/blue/ignition/script-python/shifts/code.py"
+    code.write_text("# edited on the gateway\n")
+    (data / "projects/blue/project.json").unlink()
+    stamped = data / "config/resources/core/ignition/system-properties/resource.json"
+    body = json.loads(stamped.read_text())
+    body["attributes"]["lastModification"] = {
+        "actor": "external",
+        "timestamp": "2026-11-27T00:00:00Z",
+    }
+    body["attributes"]["lastModificationSignature"] = "f" * 64
+    stamped.write_text(json.dumps(body, indent=4))
+    done = stoker(*args, "--dry-run", "--output", "json")
+    assert done.returncode == 2
+    drift = {d["path"]: d["kind"] for d in json.loads(done.stdout)["drift"]}
+    assert drift == {
+        "projects/blue/ignition/script-python/shifts/code.py": "modified",
+        "projects/blue/project.json": "deleted",
+    }
+    restored = stoker(*args, "--output", "json")
+    assert json.loads(restored.stdout)["result"] == "Synced"
+    assert code.read_text() != "# edited on the gateway\n"
+    assert json.loads(stamped.read_text())["attributes"]["lastModificationSignature"] == "f" * 64

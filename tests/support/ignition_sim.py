@@ -205,9 +205,11 @@ class GatewaySimulator:
     # ------------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> GatewaySimulator:
+        """Start the simulator (see :meth:`start`)."""
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        """Stop the simulator (see :meth:`stop`)."""
         self.stop()
 
     @property
