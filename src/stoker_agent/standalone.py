@@ -36,6 +36,7 @@ log = logging.getLogger("stoker.sync")
 AGENT_VERSION = "0.1.0.dev0"
 STATUS_FILE = f"{STATE_DIR}/status.json"
 REJECTED_FILE = f"{STATE_DIR}/rejected.json"
+PENDING_FILE = f"{STATE_DIR}/scan-pending.json"  # applied, not yet confirmed by a scan
 MIRROR_DIR = f"{STATE_DIR}/git"
 
 EXIT_FOR: dict[str, ExitCode] = {
@@ -201,15 +202,20 @@ def _run(
                 return Outcome(
                     SyncRecord(result=name, scan="no gateway: not scanned", **base), plan
                 )
-            if not result.applied and not locked:
+            pending = _read_pending(settings.data_dir)
+            if not result.applied and not locked and pending is None:
                 return Outcome(SyncRecord(result="InSync", scan="nothing changed", **base), plan)
+            # Until the gateway confirms it loaded them, these changes still need a scan: a
+            # failed scan is retried on the next run, never forgotten (the original's B11).
+            changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
+            _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
             reply, scan = _scan_and_check(client, settings, plan)
-            changed = [*plan.added, *plan.modified, *plan.deleted]
             verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
-            if verdict is Verdict.REJECTED:
-                return Outcome(_reject(client, settings, key, scan, base), plan)
             if verdict is Verdict.RETRY:
                 return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
+            os.unlink(os.path.join(settings.data_dir, PENDING_FILE))
+            if verdict is Verdict.REJECTED:
+                return Outcome(_reject(client, settings, key, scan, base), plan)
             return Outcome(SyncRecord(result=str(verdict), scan=scan, **base), plan)
     finally:
         if client is not None:
@@ -325,6 +331,16 @@ def _reject(
         log.warning("rescan after rollback failed: %s", e)
     _write_json(os.path.join(settings.data_dir, REJECTED_FILE), {"digest": key})
     return SyncRecord(result="Rejected", scan=scan, error=f"rolled back: {scan}", **base)
+
+
+def _read_pending(data_dir: str) -> list[str] | None:
+    """Paths applied earlier whose scan has not succeeded yet, or None."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open(os.path.join(data_dir, PENDING_FILE), encoding="utf-8") as handle,
+    ):
+        return [str(p) for p in json.load(handle).get("changed", [])]
+    return None
 
 
 def _rejected(data_dir: str) -> str | None:

@@ -376,3 +376,20 @@ def test_drift_is_reported_and_gateway_stamps_are_not_drift(
     assert json.loads(restored.stdout)["result"] == "Synced"
     assert code.read_text() != "# edited on the gateway\n"
     assert json.loads(stamped.read_text())["attributes"]["lastModificationSignature"] == "f" * 64
+
+
+def test_a_failed_scan_is_retried_not_sticky_b11(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    sim.fail("/data/api/v1/scan/projects", 503, times=-1)
+    failed = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["result"] == "Error"
+    assert (data / "projects/blue/project.json").exists()  # applied; only the scan failed
+    sim.clear_faults()
+    retried = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["result"] == "Synced"
+    assert "blue" in sim.loaded_projects()
+    assert not (data / ".stoker/scan-pending.json").exists()
