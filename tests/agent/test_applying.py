@@ -268,3 +268,45 @@ def test_new_files_take_the_owner_of_their_directory(
         for name in dirnames + filenames:
             st = os.lstat(os.path.join(dirpath, name))
             assert (st.st_uid, st.st_gid) == (4321, 4321), name
+
+
+def memory_tree_of(root: Path) -> Any:
+    """The live directory as a MemoryTree (the oracle's input)."""
+    from stoker_core.trees import EXECUTABLE, REGULAR, MemoryTree
+
+    tree = MemoryTree()
+    for rel, value in tree_of(root).items():
+        if value == "dir":
+            tree.mkdir(rel)
+        else:
+            tree.put(rel, value[0], EXECUTABLE if value[1] else REGULAR)
+    return tree
+
+
+def test_the_real_applier_agrees_with_the_pure_oracle(
+    repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    from stoker_agent.localtree import LocalTree
+    from stoker_core import desired, planning
+    from stoker_core.plans import apply_to
+
+    path, old, new = repo
+    data = tmp_path / "data"
+    data.mkdir()
+    sync(path, old, data)
+    (data / "projects/proj2/stray.json").write_text("not in git")
+    gs = load(CR)
+    effective = profiles.resolve(gs.spec.sync, None)
+    with Repository(str(path)) as r:
+        snap = r.snapshot(new)
+        tree = desired.build(effective, snap, TemplateContext(gateway_name="gw"))
+        plan = planning.plan(tree, LocalTree(str(data)), read_manifest(str(data)))
+        blobs = {f.blob: snap.read(f.source) for f in tree.files.values()}
+        expected = apply_to(plan, memory_tree_of(data), blobs)
+    sync(path, new, data)
+    actual = memory_tree_of(data)
+    assert actual.content() == expected.content()
+    assert {p: m & 0o111 for p, (_, m) in actual.files.items()} == {
+        p: m & 0o111 for p, (_, m) in expected.files.items()
+    }
+    assert actual.dirs == expected.dirs
