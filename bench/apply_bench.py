@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -122,7 +121,7 @@ def ten_thousand(work: Path, cr: Path) -> list[tuple[str, float, float]]:
     return timed
 
 
-def one_gigabyte(work: Path, cr: Path) -> int:
+def one_gigabyte(work: Path, cr: Path) -> tuple[int, int]:
     rng = random.Random(5)
     files = [
         (f"projects/p{i % 50}/f{i}.txt", b"t" * rng.randint(1000, 3000)) for i in range(20_000)
@@ -132,12 +131,25 @@ def one_gigabyte(work: Path, cr: Path) -> int:
     make_repo(repo, files)
     data = work / "data1g"
     data.mkdir()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(stoker_sync(repo, data, cr), check=True, stdout=subprocess.DEVNULL)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # Measured inside a wrapper process, so the bench's own `git add` of 1 GB is not counted:
+    # SELF is the stoker process, CHILDREN the git processes it ran.
+    probe = (
+        "import resource, sys\n"
+        "from stoker_agent.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *stoker_sync(repo, data, cr)[3:]],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    own, children = (int(v) for v in done.stdout.split()[-2:])
     drop(repo)
     drop(data)
-    return max(peak_kib, before)
+    return own, children
 
 
 def main() -> int:
@@ -147,7 +159,7 @@ def main() -> int:
     cr.write_text(CR)
     try:
         timed = ten_thousand(work, cr)
-        rss_kib = one_gigabyte(work, cr)
+        rss_kib, git_kib = one_gigabyte(work, cr)
     finally:
         drop(work)
     times = {label: (full, one) for label, full, one in timed}
@@ -163,6 +175,7 @@ def main() -> int:
         ("one-file change / plain rsync", s_one / r_one, 1.0),
         ("peak RSS on 1 GB repository (MiB)", rss_kib / 1024, 150.0),
     ]
+    print(f"  (git helper processes peaked at {git_kib / 1024:.0f} MiB; not part of the goal)")
     ok = True
     for label, value, goal in checks:
         met = value <= goal

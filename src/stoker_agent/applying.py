@@ -85,6 +85,7 @@ class DataDir:
         self.fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         self._dirs: dict[str, int] = {"": self.fd}
         self.is_root = os.geteuid() == 0
+        self.owners: dict[str, tuple[int, int]] = {}  # directory → owner new files inherit
 
     def close(self) -> None:
         """Close every directory descriptor."""
@@ -447,18 +448,23 @@ def _owner_for(data: DataDir, rel: str) -> tuple[int, int] | None:
     if not data.is_root:
         return None
     parent = rel.rpartition("/")[0]
+    cached = data.owners.get(parent)
+    if cached is not None:
+        return cached
+    probe = parent
     while True:
         try:
             st = os.stat(
-                os.path.join(data.root, parent) if parent else data.root, follow_symlinks=False
+                os.path.join(data.root, probe) if probe else data.root, follow_symlinks=False
             )
             if stat.S_ISDIR(st.st_mode):
+                data.owners[parent] = (st.st_uid, st.st_gid)
                 return st.st_uid, st.st_gid
         except FileNotFoundError:
             pass
-        if not parent:
+        if not probe:
             return None
-        parent = parent.rpartition("/")[0]
+        probe = probe.rpartition("/")[0]
 
 
 def _lexists(dir_fd: int, name: str) -> bool:

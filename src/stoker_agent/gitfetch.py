@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -203,9 +204,43 @@ class Mirror:
                 )
                 options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
             env["GIT_SSH_COMMAND"] = "ssh " + " ".join(shlex.quote(o) for o in options)
+            env.update(_passwd_wrapper(private))
             yield env
         finally:
             shutil.rmtree(private, ignore_errors=True)
+
+
+NSS_WRAPPER_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
+    "/usr/lib/aarch64-linux-gnu/libnss_wrapper.so",
+    "/usr/lib/libnss_wrapper.so",
+)
+
+
+def _passwd_wrapper(private: str) -> dict[str, str]:
+    """ssh refuses to run for a UID with no passwd entry (containers often run as one): give it
+    a private passwd entry through nss_wrapper when the entry is missing (the original's R13)."""
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        pwd.getpwuid(uid)
+        return {}
+    except KeyError:
+        pass
+    library = next((p for p in NSS_WRAPPER_PATHS if os.path.exists(p)), None)
+    if library is None:
+        log.warning(
+            "UID %d has no passwd entry and libnss_wrapper is not installed; "
+            "ssh will refuse to run (install libnss-wrapper)",
+            uid,
+        )
+        return {}
+    passwd = os.path.join(private, "passwd")
+    group = os.path.join(private, "group")
+    with open(passwd, "w", encoding="utf-8") as handle:
+        handle.write(f"stoker:x:{uid}:{gid}:stoker:{private}:/bin/false\n")
+    with open(group, "w", encoding="utf-8") as handle:
+        handle.write(f"stoker:x:{gid}:\n")
+    return {"LD_PRELOAD": library, "NSS_WRAPPER_PASSWD": passwd, "NSS_WRAPPER_GROUP": group}
 
 
 def _read_secret(path: str) -> str:

@@ -4,6 +4,11 @@ and credentials that never leak."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -167,3 +172,52 @@ def test_ssh_without_known_hosts_works_with_a_visible_warning(
         finally:
             m.close()
     assert "host key verification is off" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another UID needs root")
+def test_ssh_fetch_works_as_a_uid_with_no_passwd_entry_r13(
+    git_ssh: SshServer, git_root: Path
+) -> None:
+    BareRepo.create(git_root, "config", {"a.json": "1"})
+    shared = Path(tempfile.mkdtemp(prefix="stoker-nopasswd-"))
+    try:
+        shared.chmod(0o777)
+        key = shared / "key"
+        shutil.copy(git_ssh.client_key_path, key)
+        os.chown(key, 4242, 4242)
+        key.chmod(0o600)
+        known = shared / "known_hosts"
+        shutil.copy(git_ssh.known_hosts_path, known)
+        known.chmod(0o644)
+        code = (
+            "from stoker_agent.gitfetch import Credentials, Mirror\n"
+            f"m = Mirror({str(shared / 'mirror')!r}, {git_ssh.url_for('config')!r}, "
+            f"Credentials(ssh_key_file={str(key)!r}, known_hosts_file={str(known)!r}))\n"
+            "print(m.fetch('main'))\nm.close()\n"
+        )
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid",
+                "4242",
+                "--regid",
+                "4242",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            check=False,
+            env={
+                **os.environ,
+                "HOME": "/nonexistent",
+                "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+            },
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.strip()) == 40
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
