@@ -13,7 +13,7 @@ help:
 	@echo "make bench  - benchmarks (speed and memory goals, measured as ratios in one run)"
 
 # Debian packages the tests need (git servers, rsync for benchmarks). Skipped when present.
-SYSDEPS := git rsync openssh-server openssh-client libnss-wrapper
+SYSDEPS := git rsync openssh-server openssh-client libnss-wrapper time
 sysdeps:
 	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
