@@ -393,3 +393,83 @@ def test_a_failed_scan_is_retried_not_sticky_b11(
     assert json.loads(retried.stdout)["result"] == "Synced"
     assert "blue" in sim.loaded_projects()
     assert not (data / ".stoker/scan-pending.json").exists()
+
+
+def test_paths_that_need_a_restart_are_reported_as_restart_required(
+    make_repo: Any, gateway: tuple[GatewaySimulator, Path, Path], tmp_path: Path
+) -> None:
+    sim, data, token = gateway
+    repo = make_repo({"cfg/modules.json": '{"perspective": "3.3.3"}'})
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(
+        CR.replace('"services/{{.GatewayName}}/projects"', "cfg/modules.json")
+        .replace("destination: projects", "destination: modules.json")
+        .replace("template: true", "template: false")
+        .split("            patches:")[0]
+    )
+    done = stoker(
+        "sync",
+        "--cr",
+        str(cr),
+        "--repo",
+        str(repo),
+        "--data-dir",
+        str(data),
+        "--gateway-name",
+        "g",
+        "--gateway-url",
+        sim.url,
+        "--api-token-file",
+        str(token),
+        "--output",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == "RestartRequired"
+
+
+def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stoker_agent.cli",
+            "sync",
+            "--cr",
+            str(MULTI),
+            "--repo",
+            str(example_repo),
+            "--data-dir",
+            str(data),
+            *BLUE,
+            "--watch",
+            "--interval",
+            "1s",
+            "--output",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["result"] == "Synced"
+        project = example_repo / "services/ignition-blue/projects/blue/project.json"
+        project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
+        git(example_repo, "commit", "-qam", "v2")
+        for _ in range(20):
+            line = json.loads(proc.stdout.readline())
+            if line["result"] == "Synced":
+                break
+        assert line["modified"] == ["projects/blue/project.json"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

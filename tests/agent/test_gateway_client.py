@@ -1,0 +1,126 @@
+"""The Ignition gateway client against the simulator: each failure has its own class and a
+sentence saying what to fix; TLS with a CA bundle or an explicit insecure flag."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stoker_agent.gateway import (
+    GatewayClient,
+    GatewayForbidden,
+    GatewaySettings,
+    GatewayStarting,
+    GatewayUnauthorized,
+    GatewayUnavailable,
+)
+from stoker_core.errors import Blocked
+from stoker_core.outcomes import GatewayReply
+from support.gitservers import make_tls_files
+from support.ignition_sim import GatewaySimulator, running
+from support.ignition_sim_resources import write_api_token
+
+
+def client_for(url: str, token: Path, **kwargs: object) -> GatewayClient:
+    return GatewayClient(
+        GatewaySettings(url=url, token_file=str(token), timeout=5, **kwargs), sleep=lambda _: None
+    )
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "token"
+    token.write_text(write_api_token(data, collection="local"))
+    with running(data) as sim:
+        yield sim, token
+
+
+def test_scans_report_their_status(gateway: tuple[GatewaySimulator, Path]) -> None:
+    sim, token = gateway
+    client = client_for(sim.url, token)
+    try:
+        since = client.scan_status("projects").last_timestamp
+        client.scan("projects")
+        assert client.wait_for_scan("projects", since + 1, timeout=10).active is False
+        assert client.info()["redundancyRole"] == "Independent"
+        assert client.lock("projects") is True
+    finally:
+        client.close()
+
+
+def test_a_held_scan_lock_is_blocked_not_an_error(gateway: tuple[GatewaySimulator, Path]) -> None:
+    sim, token = gateway
+    first, second = client_for(sim.url, token), client_for(sim.url, token)
+    try:
+        assert first.lock("config", hold_seconds=30)
+        with pytest.raises(Blocked, match="scan lock is held"):
+            second.lock("config")
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize(
+    ("setup", "error", "reply", "words"),
+    [
+        ("wrong-token", GatewayUnauthorized, GatewayReply.UNAUTHORIZED, "not accepted (401)"),
+        ("secure-channel", GatewayForbidden, GatewayReply.FORBIDDEN, "lacks permission (403)"),
+        ("starting", GatewayStarting, GatewayReply.STARTING, "starting (503)"),
+        ("stopped", GatewayUnavailable, GatewayReply.TRANSPORT_ERROR, "unreachable"),
+    ],
+)
+def test_each_failure_names_its_cause(
+    gateway: tuple[GatewaySimulator, Path],
+    tmp_path: Path,
+    setup: str,
+    error: type[Exception],
+    reply: GatewayReply,
+    words: str,
+) -> None:
+    sim, token = gateway
+    url = sim.url
+    if setup == "wrong-token":
+        token.write_text("stoker:wrong")
+    elif setup == "secure-channel":
+        token.write_text(
+            write_api_token(
+                sim.data_dir, "strict", collection="local", secure_channel_required=True
+            )
+        )
+        sim.scan("config")
+    elif setup == "starting":
+        sim.set_starting()
+    else:
+        sim.stop()
+    client = client_for(url, token)
+    try:
+        with pytest.raises(error, match=re.escape(words)) as info:
+            client.info()
+        assert info.value.reply is reply  # type: ignore[attr-defined]
+    finally:
+        client.close()
+
+
+def test_https_needs_the_ca_bundle_or_an_explicit_insecure_flag(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "token"
+    token.write_text(write_api_token(data, collection="local"))
+    with running(data, tls=(tls.cert_file, tls.key_file)) as sim:
+        assert sim.url.startswith("https://")
+        plain = client_for(sim.url, token)
+        with pytest.raises(GatewayUnavailable, match="TLS failed"):
+            plain.info()
+        plain.close()
+        trusted = client_for(sim.url, token, ca_file=str(tls.ca_file))
+        assert trusted.info()["name"]
+        trusted.close()
+        insecure = client_for(sim.url, token, insecure=True)
+        assert insecure.info()["name"]
+        insecure.close()
