@@ -45,6 +45,7 @@ JOURNAL = "journal.json"
 LEGACY_STAGING = ".sync-staging"  # the original Go agent's leftover
 
 ContentReader = Callable[[Operation], Iterable[bytes]]
+Progress = Callable[[int, int], None]  # (done, total) steps of a transaction
 
 
 class ApplyError(StokerError):
@@ -151,8 +152,11 @@ class DataDir:
 class Applier:
     """Runs transactions against one data directory; one writer at a time (flock)."""
 
-    def __init__(self, data_dir: str, *, crash_at: int | None = None) -> None:
+    def __init__(
+        self, data_dir: str, *, crash_at: int | None = None, progress: Progress | None = None
+    ) -> None:
         self.data_dir = os.path.abspath(data_dir)
+        self._progress = progress
         self._crash_at = crash_at
         self._steps = 0
         self._lock_fd: int | None = None
@@ -260,10 +264,12 @@ class Applier:
         try:
             by_path = {op.path: op for op in plan.operations if op.action is Action.WRITE}
             records: dict[str, Record] = {}
-            for change in changes:
+            total = 2 * len(changes)
+            for done, change in enumerate(changes, 1):
                 if change.action is Action.WRITE:
                     op = by_path[change.path]
                     records[change.path] = self._stage(data, txn, change, read(op), op.blob, plan)
+                self._report(done, total)
             records.update(_kept_records(data, plan, previous))
             manifest = Manifest(commit=plan.commit, profile=profile, records=records)
             _write_file(os.path.join(txn, "manifest.json"), manifest.to_json())
@@ -274,13 +280,18 @@ class Applier:
             self._step()
             self._write_journal(txn, "committing", changes)
             self._step()
-            for change in changes:
+            for done, change in enumerate(changes, len(changes) + 1):
                 self._run(data, txn, change)
                 self._step()
+                self._report(done, total)
             self._finish(data, txn)
         finally:
             data.close()
         return manifest
+
+    def _report(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(done, total)
 
     def _transact_inverse(self, changes: list[Change], last: str, previous_manifest: str) -> None:
         txn = os.path.join(self.data_dir, TXN_DIR)

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import git
 
-from stoker_agent.applying import STATE_DIR, Applier
+from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
@@ -79,6 +79,7 @@ class SyncSettings:
     scan_timeout: float = 60.0  # seconds to wait for the gateway's scans to finish
     designer_wait: float = 300.0  # seconds `wait` waits for Designers to close (5 min)
     designer_poll: float = 10.0
+    progress: Progress | None = None  # called with (done, total) while a transaction runs
 
 
 @attrs.frozen(slots=True)
@@ -188,6 +189,7 @@ def _run(
                 context,
                 dry_run=settings.dry_run,
                 before_changes=(lambda _: locked.append(_lock(client))) if client else None,
+                progress=settings.progress,
             )
             plan = result.plan
             base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from stoker_agent.applying import Applier
+from stoker_agent.applying import Applier, Progress
 from stoker_agent.gitrepo import GitSnapshot
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, planning
@@ -59,12 +59,13 @@ def sync_commit(
     dry_run: bool = False,
     crash_at: int | None = None,
     before_changes: Callable[[SyncPlan], None] | None = None,
+    progress: Progress | None = None,
 ) -> SyncResult:
     """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run)."""
     if not os.path.isdir(data_dir):
         raise InvalidInput.one("data directory does not exist", path=data_dir)
     tree = desired.build(profile, snapshot, context)
-    with Applier(data_dir, crash_at=crash_at) as applier:
+    with Applier(data_dir, crash_at=crash_at, progress=progress) as applier:
         recovered = applier.recover()
         manifest = read_manifest(data_dir)
         live = LocalTree(data_dir)

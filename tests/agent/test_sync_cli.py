@@ -473,3 +473,42 @@ def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_on_a_terminal_sync_shows_progress_and_still_reports(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    import pty
+
+    data = tmp_path / "data"
+    data.mkdir()
+    args = [
+        sys.executable,
+        "-m",
+        "stoker_agent.cli",
+        "sync",
+        "--cr",
+        str(MULTI),
+        "--repo",
+        str(example_repo),
+        "--data-dir",
+        str(data),
+        *BLUE,
+    ]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child runs stoker with a terminal as stdout
+        os.execv(sys.executable, args)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"applying" in output
+    assert b"result: Synced" in output

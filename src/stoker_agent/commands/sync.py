@@ -5,14 +5,18 @@ Standalone mode for gateways outside Kubernetes (Linux), and the main job of `ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 
+import attrs
 import click
 
 from stoker_agent import logs
+from stoker_agent.applying import Progress
 from stoker_agent.commands.common import (
     identity_options,
     output_option,
@@ -134,7 +138,8 @@ def sync(
         dry_run=dry_run,
     )
     if not watch:
-        outcome = run_once(settings)
+        with _progress_bar(enabled=output == "text" and sys.stdout.isatty()) as progress:
+            outcome = run_once(attrs.evolve(settings, progress=progress))
         _print(outcome, output)
         sys.exit(outcome.exit_code)
     failures = 0
@@ -145,6 +150,24 @@ def sync(
         _print(outcome, output, compact=True)
         failures = failures + 1 if outcome.record.result == "Error" else 0
         time.sleep(max(period, backoff_delay(failures, random.random())))
+
+
+@contextlib.contextmanager
+def _progress_bar(*, enabled: bool) -> Iterator[Progress | None]:
+    """A progress bar for long applies, on a terminal only."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+        task = bar.add_task("apply", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
