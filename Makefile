@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv sysdeps lint typecheck contracts unit test testenv demo bench clean
+.PHONY: help venv sysdeps lint typecheck contracts unit test testenv crd demo bench clean
 
 help:
 	@echo "make demo   - set up, then plan the bundled example for two gateways"
@@ -42,6 +42,10 @@ contracts: venv
 
 testenv:
 	bash tests/testenv/build.sh
+
+# The CRD is generated from stoker_core.model; a test fails when the committed file drifts.
+crd: venv
+	$(PY) -m stoker_k8s.crdgen
 
 # pytest exits 5 when it collects nothing; that must fail loudly, never pass silently.
 unit: venv
