@@ -1,0 +1,308 @@
+"""The sidecar injection decision: from (pod, GatewaySyncs in its namespace, settings) to a
+JSONPatch that adds the agent as a native sidecar, or a denial with the documented message.
+
+Differs from the original on purpose: a paused GatewaySync still gets the sidecar (the agent
+idles), a pod with no Ignition data volume is admitted without the sidecar and with a warning
+(never blocked: a plant gateway must always be able to restart), a pod without a profile
+annotation uses `default` (D1), and Stoker's volume names never collide with the pod's (B19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from stoker_core.model import GatewaySync
+from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
+
+DATA_VOLUMES = ("ignition-data", "data")
+DEFAULT_MOUNT = "/ignition-data"
+DEFAULT_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"cpu": "200m", "memory": "256Mi"},
+}
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class InjectionSettings:
+    """Webhook-wide settings (from the controller's flags)."""
+
+    default_image: str = "ghcr.io/stoker-io/stoker:latest"
+    health_port: int = 8082
+
+
+@attrs.frozen(slots=True)
+class Decision:
+    """Allowed with a patch (maybe empty) and warnings, or denied with a message."""
+
+    allowed: bool
+    message: str
+    patch: tuple[dict[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _pick_cr(pod: Mapping[str, Any], crs: Mapping[str, GatewaySync], ns: str) -> str | Decision:
+    name = (pod.get("metadata", {}).get("annotations") or {}).get(Annotation.CR_NAME, "")
+    if name:
+        if name not in crs:
+            return Decision(False, f"GatewaySync '{name}' not found in namespace '{ns}'")
+        return str(name)
+    if not crs:
+        return Decision(False, f"no GatewaySync CR found in namespace '{ns}'")
+    if len(crs) > 1:
+        names = ", ".join(sorted(crs))
+        return Decision(
+            False,
+            f"multiple GatewaySync CRs in namespace '{ns}': [{names}] — set "
+            f"annotation '{Annotation.CR_NAME}' explicitly",
+        )
+    return next(iter(crs))
+
+
+def _data_volume(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    spec = pod.get("spec", {})
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    wanted = (
+        [annotations[Annotation.DATA_VOLUME]]
+        if annotations.get(Annotation.DATA_VOLUME)
+        else list(DATA_VOLUMES)
+    )
+    present = {v.get("name") for v in spec.get("volumes") or []}
+    for name in wanted:
+        if name in present:
+            for container in spec.get("containers") or []:
+                for mount in container.get("volumeMounts") or []:
+                    if mount.get("name") == name:
+                        return name, str(mount.get("mountPath", DEFAULT_MOUNT))
+            return name, DEFAULT_MOUNT
+    return None
+
+
+def decide(
+    pod: Mapping[str, Any],
+    namespace: str,
+    crs: Mapping[str, GatewaySync],
+    settings: InjectionSettings = InjectionSettings(),
+) -> Decision:
+    """Decide what to do with a pod being created."""
+    meta = pod.get("metadata", {})
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    if annotations.get(Annotation.INJECT) != "true":
+        return Decision(True, "injection not requested")
+    spec = pod.get("spec", {})
+    if any(c.get("name") == AGENT_CONTAINER for c in spec.get("initContainers") or []):
+        return Decision(True, "already injected")
+    picked = _pick_cr(pod, crs, namespace)
+    if isinstance(picked, Decision):
+        return picked
+    gs = crs[picked]
+    profile = annotations.get(Annotation.PROFILE) or DEFAULT_PROFILE
+    if profile not in gs.spec.sync.profiles:
+        return Decision(False, f"profile '{profile}' not found in GatewaySync '{picked}'")
+    data = _data_volume(pod)
+    if data is None:
+        hint = (
+            f"no Ignition data volume ('ignition-data' or 'data'); the pod is admitted without "
+            f"the Stoker agent. Name the volume with the annotation "
+            f"'{Annotation.DATA_VOLUME}'"
+        )
+        return Decision(True, "no data volume", warnings=(hint,))
+    taken = {v.get("name") for v in spec.get("volumes") or []}
+    names = _volume_names(taken)
+    volumes, mounts = _volumes(gs, picked, names, data)
+    container = _container(gs, picked, profile, annotations, labels, settings, mounts, data[1])
+    patch: list[dict[str, Any]] = []
+    if spec.get("initContainers"):
+        patch.append({"op": "add", "path": "/spec/initContainers/0", "value": container})
+    else:
+        patch.append({"op": "add", "path": "/spec/initContainers", "value": [container]})
+    if spec.get("volumes"):
+        patch += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in volumes]
+    else:
+        patch.append({"op": "add", "path": "/spec/volumes", "value": volumes})
+    extra_annotations: dict[str, str] = {Annotation.INJECTED: "true"}
+    if not annotations.get(Annotation.CR_NAME):
+        extra_annotations[Annotation.CR_NAME] = picked
+    patch += _map_ops("/metadata/annotations", meta.get("annotations"), extra_annotations)
+    patch += _map_ops("/metadata/labels", meta.get("labels"), {Label.AGENT: "true"})
+    warnings = ("GatewaySync is paused: the agent will idle",) if gs.spec.paused else ()
+    return Decision(True, "injected", tuple(patch), warnings)
+
+
+def _map_ops(
+    path: str, current: Mapping[str, str] | None, add: dict[str, str]
+) -> list[dict[str, Any]]:
+    if not current:
+        return [{"op": "add", "path": path, "value": dict(add)}]
+    return [{"op": "add", "path": f"{path}/{_escape(k)}", "value": v} for k, v in add.items()]
+
+
+def _volume_names(taken: set[Any]) -> dict[str, str]:
+    """Stoker's volume names, suffixed when the pod already uses one (B19)."""
+    out = {}
+    for role in ("repo", "tmp", "api-key", "git-credentials", "git-token", "known-hosts"):
+        name, n = f"stoker-{role}", 2
+        while name in taken:
+            name, n = f"stoker-{role}-{n}", n + 1
+        out[role] = name
+    return out
+
+
+def _secret_volume(name: str, secret: str) -> dict[str, Any]:
+    return {"name": name, "secret": {"secretName": secret, "defaultMode": 0o444}}
+
+
+def _volumes(
+    gs: GatewaySync, cr: str, names: dict[str, str], data: tuple[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes = [
+        {"name": names["repo"], "emptyDir": {}},
+        {"name": names["tmp"], "emptyDir": {}},
+        _secret_volume(names["api-key"], gs.spec.gateway.api.secret_name),
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": names["repo"], "mountPath": "/repo"},
+        {"name": names["tmp"], "mountPath": "/tmp"},
+        {"name": names["api-key"], "mountPath": "/etc/stoker/api-key", "readOnly": True},
+        {"name": data[0], "mountPath": data[1]},
+    ]
+    auth = gs.spec.git.auth
+    credential = (
+        auth.ssh_key.secret_ref
+        if auth and auth.ssh_key
+        else auth.token.secret_ref
+        if auth and auth.token
+        else None
+    )
+    if credential is not None:
+        volumes.append(_secret_volume(names["git-credentials"], credential.name))
+        mounts.append(
+            {
+                "name": names["git-credentials"],
+                "mountPath": "/etc/stoker/git-credentials",
+                "readOnly": True,
+            }
+        )
+    elif auth and auth.github_app:
+        volumes.append(_secret_volume(names["git-token"], f"stoker-github-token-{cr}"))
+        mounts.append(
+            {"name": names["git-token"], "mountPath": "/etc/stoker/git-token", "readOnly": True}
+        )
+    if auth and auth.ssh_key and auth.ssh_key.known_hosts:
+        volumes.append(
+            _secret_volume(names["known-hosts"], auth.ssh_key.known_hosts.secret_ref.name)
+        )
+        mounts.append(
+            {"name": names["known-hosts"], "mountPath": "/etc/stoker/known-hosts", "readOnly": True}
+        )
+    return volumes, mounts
+
+
+def _image(gs: GatewaySync, annotations: Mapping[str, str], settings: InjectionSettings) -> str:
+    if annotations.get(Annotation.AGENT_IMAGE):
+        return annotations[Annotation.AGENT_IMAGE]
+    image = gs.spec.agent.image if gs.spec.agent else None
+    if image and image.repository:
+        return f"{image.repository}:{image.tag or 'latest'}"
+    return settings.default_image
+
+
+def _env(
+    gs: GatewaySync,
+    cr: str,
+    profile: str,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    data_path: str,
+) -> list[dict[str, Any]]:
+    def field(path: str) -> dict[str, Any]:
+        return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    # The one gateway-name rule (D2); empty means "the pod name", resolved by the agent.
+    gateway = annotations.get(Annotation.GATEWAY_NAME) or labels.get(Label.APP_NAME, "")
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", **field("metadata.name")},
+        {"name": "POD_NAMESPACE", **field("metadata.namespace")},
+        {"name": "CR_NAME", "value": cr},
+        {"name": "CR_NAMESPACE", **field("metadata.namespace")},
+        {"name": "GATEWAY_NAME", "value": gateway},
+        {"name": "PROFILE", "value": profile},
+        {"name": "REPO_PATH", "value": "/repo"},
+        {"name": "DATA_PATH", "value": data_path},
+        {"name": "GATEWAY_PORT", "value": str(gs.spec.gateway.port)},
+        {"name": "GATEWAY_TLS", "value": "true" if gs.spec.gateway.tls else "false"},
+        {"name": "API_KEY_FILE", "value": f"/etc/stoker/api-key/{gs.spec.gateway.api.secret_key}"},
+    ]
+    auth = gs.spec.git.auth
+    if auth and auth.ssh_key:
+        env.append(
+            {
+                "name": "GIT_SSH_KEY_FILE",
+                "value": f"/etc/stoker/git-credentials/{auth.ssh_key.secret_ref.key}",
+            }
+        )
+        if auth.ssh_key.known_hosts:
+            key = auth.ssh_key.known_hosts.secret_ref.key
+            env.append({"name": "GIT_KNOWN_HOSTS_FILE", "value": f"/etc/stoker/known-hosts/{key}"})
+    elif auth and auth.token:
+        env.append(
+            {
+                "name": "GIT_TOKEN_FILE",
+                "value": f"/etc/stoker/git-credentials/{auth.token.secret_ref.key}",
+            }
+        )
+    elif auth and auth.github_app:
+        env.append({"name": "GIT_TOKEN_FILE", "value": "/etc/stoker/git-token/token"})
+    return env
+
+
+def _container(
+    gs: GatewaySync,
+    cr: str,
+    profile: str,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    settings: InjectionSettings,
+    mounts: list[dict[str, Any]],
+    data_path: str,
+) -> dict[str, Any]:
+    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": settings.health_port},
+            "periodSeconds": period,
+            "failureThreshold": failures,
+        }
+
+    image = gs.spec.agent.image if gs.spec.agent else None
+    return {
+        "name": AGENT_CONTAINER,
+        "image": _image(gs, annotations, settings),
+        "imagePullPolicy": (image.pull_policy if image and image.pull_policy else "IfNotPresent"),
+        "command": ["stoker", "agent"],
+        "restartPolicy": "Always",
+        "env": _env(gs, cr, profile, annotations, labels, data_path),
+        "resources": (
+            gs.spec.agent.resources
+            if gs.spec.agent and gs.spec.agent.resources
+            else DEFAULT_RESOURCES
+        ),
+        "ports": [{"name": "metrics", "containerPort": settings.health_port, "protocol": "TCP"}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "startupProbe": probe("/startupz", 2, 150),
+        "livenessProbe": probe("/healthz", 10, 3),
+        "readinessProbe": probe("/readyz", 5, 3),
+        "volumeMounts": mounts,
+    }
