@@ -1,0 +1,117 @@
+"""Admission webhooks as functions from AdmissionReview dict to AdmissionReview dict, plus the
+thin WSGI shell gunicorn serves. Decisions come from stoker_core (injection, validation).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from stoker_core.errors import InvalidInput
+from stoker_core.injection import InjectionSettings, decide
+from stoker_core.model import GatewaySync
+from stoker_core.validation import load
+
+log = logging.getLogger("stoker.webhook")
+MAX_REVIEW = 3 * 1024 * 1024  # bytes; the API server's own request limit is 3 MiB
+ListCRs = Callable[[str], Mapping[str, GatewaySync]]
+
+
+def _response(
+    review: Mapping[str, Any],
+    allowed: bool,
+    message: str = "",
+    code: int = 200,
+    patch: Iterable[dict[str, Any]] = (),
+    warnings: Iterable[str] = (),
+) -> dict[str, Any]:
+    request = review.get("request") or {}
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": allowed}
+    if message:
+        response["status"] = {"message": message, "code": code if not allowed else 200}
+    ops = list(patch)
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    warned = list(warnings)
+    if warned:
+        response["warnings"] = warned
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def review_pod(
+    review: Mapping[str, Any], list_crs: ListCRs, settings: InjectionSettings | None = None
+) -> dict[str, Any]:
+    """Mutating review of a pod CREATE: inject the agent, or deny with the documented message."""
+    request = review.get("request") or {}
+    pod = request.get("object")
+    namespace = request.get("namespace") or ""
+    if not isinstance(pod, dict):
+        return _response(review, False, "the review holds no pod object", 400)
+    try:
+        crs = list_crs(namespace)
+    except Exception as e:  # the API server being unreachable must not hide behind a 200
+        return _response(review, False, f"failed to list GatewaySync CRs: {e}", 500)
+    decision = decide(pod, namespace, crs, settings or InjectionSettings())
+    log.info("pod admission", extra={"namespace": namespace, "decision": decision.message})
+    return _response(
+        review, decision.allowed, decision.message, 403, decision.patch, decision.warnings
+    )
+
+
+def review_gatewaysync(review: Mapping[str, Any]) -> dict[str, Any]:
+    """Validating review of a GatewaySync: every problem, one message."""
+    request = review.get("request") or {}
+    obj = request.get("object")
+    old = request.get("oldObject")
+    if (
+        request.get("operation") == "UPDATE"
+        and isinstance(old, dict)
+        and isinstance(obj, dict)
+        and old.get("spec") == obj.get("spec")
+    ):
+        return _response(review, True)  # status, finalizer and annotation updates pass untouched
+    try:
+        load(obj)
+    except InvalidInput as e:
+        return _response(review, False, "; ".join(str(p) for p in e.problems), 422)
+    return _response(review, True)
+
+
+def make_app(list_crs: ListCRs, settings: InjectionSettings | None = None) -> Any:
+    """The WSGI application: /mutate-v1-pod, /validate-gatewaysync, /healthz."""
+    routes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+        "/mutate-v1-pod": lambda r: review_pod(r, list_crs, settings),
+        "/validate-gatewaysync": review_gatewaysync,
+    }
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _send(start_response, "200 OK", {"ok": True})
+        handler = routes.get(path)
+        if handler is None or environ.get("REQUEST_METHOD") != "POST":
+            return _send(start_response, "404 Not Found", {"error": "not found"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_REVIEW:
+            return _send(start_response, "413 Payload Too Large", {"error": "too large"})
+        try:
+            review = json.loads(environ["wsgi.input"].read(length))
+            if not isinstance(review, dict) or not isinstance(review.get("request"), dict):
+                raise ValueError("not an AdmissionReview")
+        except ValueError as e:
+            return _send(start_response, "400 Bad Request", {"error": f"bad AdmissionReview: {e}"})
+        return _send(start_response, "200 OK", handler(review))
+
+    return app
+
+
+def _send(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]

@@ -1,0 +1,81 @@
+"""The admission functions on their own: malformed reviews, spec-only validation, errors."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+from typing import Any
+
+from k8s.test_crd import MINIMAL
+from stoker_core.validation import load
+from stoker_k8s.admission import make_app, review_gatewaysync, review_pod
+
+
+def call(app: Any, path: str, body: bytes) -> tuple[str, Any]:
+    seen: dict[str, str] = {}
+
+    def start(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"] = status
+
+    chunks = app(
+        {
+            "PATH_INFO": path,
+            "REQUEST_METHOD": "POST",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        },
+        start,
+    )
+    return seen["status"], json.loads(b"".join(chunks))
+
+
+def test_malformed_reviews_get_400_not_a_crash() -> None:
+    app = make_app(lambda ns: {})
+    for body in (b"not json", b"[]", b'{"kind": "AdmissionReview"}'):
+        status, reply = call(app, "/mutate-v1-pod", body)
+        assert status.startswith("400")
+        assert "bad AdmissionReview" in reply["error"]
+    assert call(app, "/nope", b"{}")[0].startswith("404")
+
+
+def test_updates_that_keep_the_spec_are_not_validated() -> None:
+    broken = copy.deepcopy(MINIMAL)
+    broken["spec"]["sync"]["profiles"] = {}
+    review = {
+        "request": {"uid": "u1", "operation": "UPDATE", "object": broken, "oldObject": broken}
+    }
+    assert review_gatewaysync(review)["response"]["allowed"] is True
+    review["request"]["operation"] = "CREATE"
+    reply = review_gatewaysync(review)["response"]
+    assert reply["allowed"] is False
+    assert reply["status"]["code"] == 422
+    assert "spec.sync.profiles" in reply["status"]["message"]
+
+
+def test_a_failing_cr_listing_denies_with_the_reason() -> None:
+    def broken(namespace: str) -> Any:
+        raise RuntimeError("connection refused")
+
+    pod = {"metadata": {"annotations": {"stoker.io/inject": "true"}}, "spec": {}}
+    reply = review_pod({"request": {"uid": "u", "namespace": "p", "object": pod}}, broken)[
+        "response"
+    ]
+    assert reply["allowed"] is False
+    assert "connection refused" in reply["status"]["message"]
+
+
+def test_patches_are_base64_json_patch() -> None:
+    pod = {
+        "metadata": {"annotations": {"stoker.io/inject": "true"}},
+        "spec": {"containers": [], "volumes": [{"name": "data", "emptyDir": {}}]},
+    }
+    reply = review_pod(
+        {"request": {"uid": "u", "namespace": "p", "object": pod}},
+        lambda ns: {"minimal": load(MINIMAL)},
+    )["response"]
+    assert reply["patchType"] == "JSONPatch"
+    ops = json.loads(base64.b64decode(reply["patch"]))
+    assert ops[0]["path"] == "/spec/initContainers"
+    assert reply["uid"] == "u"
