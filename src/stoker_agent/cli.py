@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("stoker_agent.commands.validate:validate", "Check GatewaySync manifests."),
     # Kubernetes roles live in stoker_k8s, named here only by module path (imported on use).
     "webhook": ("stoker_k8s.commands.webhook:webhook", "Serve the admission webhooks (TLS)."),
+    "receiver": ("stoker_k8s.commands.receiver:receiver", "Serve the push receiver."),
 }
 
 

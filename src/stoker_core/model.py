@@ -217,6 +217,17 @@ class AgentSpec:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class ReceiverSpec:
+    """How push events for this GatewaySync are authenticated."""
+
+    secret_name: str = attrs.field(
+        metadata=doc(
+            "Secret with key `hmac` (GitHub/GitLab signature key) and/or `token`.", minLength=1
+        )
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class GatewaySyncSpec:
     """The desired state: repository, gateway access and profiles."""
 
@@ -225,6 +236,7 @@ class GatewaySyncSpec:
     gateway: GatewaySpec
     sync: SyncSpec
     agent: AgentSpec | None = None
+    receiver: ReceiverSpec | None = None
     paused: bool = False
 
 

@@ -22,20 +22,27 @@ class _Application(BaseApplication):  # type: ignore[misc]
         return self._app
 
 
-def serve(app: Any, *, bind: str, cert_file: str, key_file: str, workers: int = 2) -> None:
-    """Run gunicorn until it is told to stop (SIGTERM: graceful)."""
-    _Application(
-        app,
-        {
-            "bind": bind,
-            "certfile": cert_file,
-            "keyfile": key_file,
-            "workers": workers,
-            "worker_class": "sync",
-            "timeout": 30,
-            "graceful_timeout": 10,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": "warning",
-        },
-    ).run()
+def serve(
+    app: Any,
+    *,
+    bind: str,
+    cert_file: str | None,
+    key_file: str | None,
+    workers: int = 2,
+    threads: int = 1,
+) -> None:
+    """Run gunicorn until it is told to stop (SIGTERM: graceful); TLS when given a cert."""
+    tls = {"certfile": cert_file, "keyfile": key_file} if cert_file else {}
+    options = {
+        "bind": bind,
+        **tls,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+    }
+    _Application(app, options).run()

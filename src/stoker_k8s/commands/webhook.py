@@ -24,9 +24,10 @@ def _lister(kubeconfig: str | None) -> Any:
     api = client.CustomObjectsApi()
 
     def list_crs(namespace: str) -> dict[str, GatewaySync]:
-        items = api.list_namespaced_custom_object(
+        listing: Any = api.list_namespaced_custom_object(
             "stoker.io", "v1alpha1", namespace, "gatewaysyncs"
-        )["items"]
+        )
+        items = listing["items"]
         out = {}
         for item in items:
             try:

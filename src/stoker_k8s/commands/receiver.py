@@ -1,0 +1,96 @@
+"""`stoker receiver`: the push receiver, served by gunicorn (one process, many threads, so
+replay memory and rate limits are shared)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import click
+
+from stoker_core.receiving import Secrets
+from stoker_k8s.gunicorn import serve
+from stoker_k8s.receiver import Receiver, make_app
+
+
+class KubeStore:
+    """The receiver's Store over the official client."""
+
+    def __init__(self, kubeconfig: str | None) -> None:
+        from kubernetes import client, config
+
+        if kubeconfig:
+            config.load_kube_config(kubeconfig)
+        else:
+            config.load_incluster_config()
+        self._custom = client.CustomObjectsApi()
+        self._core = client.CoreV1Api()
+        self._errors = client.exceptions.ApiException
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self._custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                "stoker.io", "v1alpha1", namespace, "gatewaysyncs", name
+            )
+        except self._errors as e:
+            if e.status == 404:
+                return None
+            raise
+        return body
+
+    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self._custom.patch_namespaced_custom_object(
+            "stoker.io",
+            "v1alpha1",
+            namespace,
+            "gatewaysyncs",
+            name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def secret(self, namespace: str, name: str) -> dict[str, str]:
+        try:
+            data = self._core.read_namespaced_secret(name, namespace).data or {}
+        except self._errors as e:
+            if e.status == 404:
+                return {}
+            raise
+        return {k: base64.b64decode(v).decode().strip() for k, v in data.items()}
+
+
+def _read(path: str | None) -> str | None:
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip() or None
+
+
+@click.command()
+@click.option("--bind", default="0.0.0.0:9444", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS cert (else plain HTTP).")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="TLS key.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@click.option(
+    "--hmac-secret-file",
+    type=click.Path(dir_okay=False),
+    help="Global HMAC key, for GatewaySyncs that name no secret of their own.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Global bearer / GitLab token, for GatewaySyncs with no secret of their own.",
+)
+@click.option("--threads", default=8, show_default=True, help="Request threads.")
+def receiver(
+    bind: str,
+    cert_file: str | None,
+    key_file: str | None,
+    kubeconfig: str | None,
+    hmac_secret_file: str | None,
+    token_file: str | None,
+    threads: int,
+) -> None:
+    """Serve POST /webhook/{namespace}/{crName}."""
+    secrets = Secrets(hmac_key=_read(hmac_secret_file), token=_read(token_file))
+    app = make_app(Receiver(KubeStore(kubeconfig), secrets))
+    serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=threads)

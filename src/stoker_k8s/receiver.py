@@ -1,0 +1,169 @@
+"""The push receiver: `POST /webhook/{namespace}/{crName}` turns Git and CD events into an
+immediate refresh or a requested ref. Decisions are stoker_core.receiving's; this module moves
+bytes and talks to the API server through a small port."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from stoker_core.errors import InvalidInput
+from stoker_core.receiving import (
+    MAX_BODY,
+    REPLAY_WINDOW,
+    RateLimit,
+    Secrets,
+    Verb,
+    authentic,
+    parse,
+    replay_key,
+)
+from stoker_core.vocabulary import Annotation
+
+log = logging.getLogger("stoker.receiver")
+REFRESH_ANNOTATION = "stoker.io/refresh-requested-at"
+
+
+class Store(Protocol):
+    """What the receiver needs from the API server."""
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The GatewaySync, or None when it does not exist."""
+        ...
+
+    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Merge annotations into the GatewaySync."""
+        ...
+
+    def secret(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's decoded data ({} when missing)."""
+        ...
+
+
+class Receiver:
+    """State shared by requests: replay memory and rate limits (per process)."""
+
+    def __init__(
+        self, store: Store, global_secrets: Secrets, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.global_secrets = global_secrets
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+        self._limit = RateLimit()
+        self._lock = threading.Lock()
+
+    def handle(
+        self, namespace: str, name: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer one request: (HTTP status, JSON body)."""
+        now = self._clock()
+        with self._lock:
+            if not self._limit.allow(f"{namespace}/{name}", now):
+                return 429, {"error": "too many requests for this GatewaySync; slow down"}
+        cr = self.store.get(namespace, name)
+        secrets = self._secrets(namespace, cr)
+        if not authentic(body, headers, secrets):
+            return 401, {"error": "unauthorized"}  # also for unknown CRs: no enumeration
+        if cr is None:
+            return 404, {"error": f"GatewaySync {namespace}/{name} not found"}
+        tracked = str(cr.get("spec", {}).get("git", {}).get("ref", ""))
+        try:
+            event = parse(body, headers, tracked)
+        except InvalidInput as e:
+            return 400, {"error": str(e.problems[0].message)}
+        key = f"{namespace}/{name}/{replay_key(body, headers)}"
+        with self._lock:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < REPLAY_WINDOW}
+            if key in self._seen:
+                return 202, {"accepted": True, "message": "duplicate delivery ignored"}
+            self._seen[key] = now
+        return self._act(namespace, name, cr, event.verb, event.ref, str(event.source), now)
+
+    def _secrets(self, namespace: str, cr: dict[str, Any] | None) -> Secrets:
+        own = (cr or {}).get("spec", {}).get("receiver") or {}
+        if not own.get("secretName"):
+            return self.global_secrets
+        data = self.store.secret(namespace, own["secretName"])
+        return Secrets(hmac_key=data.get("hmac") or None, token=data.get("token") or None)
+
+    def _act(
+        self,
+        namespace: str,
+        name: str,
+        cr: dict[str, Any],
+        verb: Verb,
+        ref: str,
+        source: str,
+        now: float,
+    ) -> tuple[int, dict[str, Any]]:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        if verb is Verb.IGNORE:
+            return 202, {"accepted": True, "message": "ignored", "ref": ref}
+        if verb is Verb.REFRESH:
+            self.store.annotate(namespace, name, {REFRESH_ANNOTATION: stamp})
+            return 202, {"accepted": True, "message": "refresh requested", "ref": ref}
+        current = (cr.get("metadata", {}).get("annotations") or {}).get(Annotation.REQUESTED_REF)
+        if current == ref:
+            return 202, {"accepted": True, "message": "ref already set", "ref": ref}
+        self.store.annotate(
+            namespace,
+            name,
+            {
+                Annotation.REQUESTED_REF: ref,
+                Annotation.REQUESTED_AT: stamp,
+                Annotation.REQUESTED_BY: source,
+            },
+        )
+        log.info("ref requested", extra={"cr": f"{namespace}/{name}", "ref": ref, "by": source})
+        return 202, {"accepted": True, "ref": ref}
+
+
+def make_app(receiver: Receiver) -> Any:
+    """The WSGI application for `POST /webhook/{namespace}/{crName}` (and /healthz)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        if parts == ["healthz"]:
+            return _send(start_response, 200, {"ok": True})
+        if len(parts) != 3 or parts[0] != "webhook" or not all(parts):
+            return _send(start_response, 404, {"error": "not found"})
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _send(start_response, 405, {"error": "use POST"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(min(length, MAX_BODY + 1)) if length else b""
+        if length > MAX_BODY or len(body) > MAX_BODY:
+            return _send(start_response, 413, {"error": "body over 1 MiB"})
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        status, reply = receiver.handle(parts[1], parts[2], body, headers)
+        return _send(start_response, status, reply)
+
+    return app
+
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+def _send(start_response: Callable[..., Any], status: int, body: Any) -> list[bytes]:
+    data = (json.dumps(body, sort_keys=True) + "\n").encode()
+    start_response(
+        f"{status} {_REASONS[status]}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]

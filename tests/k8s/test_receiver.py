@@ -1,0 +1,174 @@
+"""`stoker receiver` under gunicorn against the real API server: per-CR secrets, push events,
+requested refs, replays, size and rate limits."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from kubernetes import client
+
+from k8s.test_crd import MINIMAL
+from support.kubeenv import ControlPlane, free_port, wait_until
+
+pytestmark = pytest.mark.kube
+GLOBAL_TOKEN = "global-token-123"
+
+
+@pytest.fixture
+def receiver_url(kube_env: ControlPlane, tmp_path: Path) -> Iterator[str]:
+    token = tmp_path / "token"
+    token.write_text(GLOBAL_TOKEN)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stoker_agent.cli",
+            "receiver",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--token-file",
+            str(token),
+            "--threads",
+            "4",
+        ],
+        env=kube_env.subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(up, timeout=20, what="stoker receiver to listen")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def make_cr(api: client.ApiClient, namespace: str, name: str, secret: str | None = None) -> None:
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"]["name"] = name
+    if secret:
+        body["spec"]["receiver"] = {"secretName": secret}
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", namespace, "gatewaysyncs", body
+    )
+
+
+def annotations(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
+    cr = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", namespace, "gatewaysyncs", name
+    )
+    return cr["metadata"].get("annotations") or {}
+
+
+def post(url: str, path: str, payload: Any, **headers: str) -> requests.Response:
+    return requests.post(
+        f"{url}{path}",
+        data=json.dumps(payload),
+        timeout=10,
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+def test_a_release_sets_the_requested_ref_once(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "site")
+    path = f"/webhook/{kube_namespace}/site"
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    release = {"release": {"tag_name": "v2.0.0"}}
+    first = post(receiver_url, path, release, **auth, **{"X-GitHub-Event": "release"})
+    assert (first.status_code, first.json()["ref"]) == (202, "v2.0.0")
+    marks = annotations(kube_api, kube_namespace, "site")
+    assert marks["stoker.io/requested-ref"] == "v2.0.0"
+    assert marks["stoker.io/requested-by"] == "github"
+    again = post(receiver_url, path, {"ref": "v2.0.0"}, **auth)
+    assert again.json()["message"] == "ref already set"  # R8
+    assert (
+        annotations(kube_api, kube_namespace, "site")["stoker.io/requested-at"]
+        == marks["stoker.io/requested-at"]
+    )
+
+
+def test_pushes_refresh_the_tracked_branch_and_ignore_others(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "site")
+    path = f"/webhook/{kube_namespace}/site"
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}", "X-GitHub-Event": "push"}
+    other = post(receiver_url, path, {"ref": "refs/heads/feature", "after": "1"}, **auth)
+    assert other.json()["message"] == "ignored"
+    assert "stoker.io/refresh-requested-at" not in annotations(kube_api, kube_namespace, "site")
+    tracked = post(receiver_url, path, {"ref": "refs/heads/main", "after": "2"}, **auth)
+    assert tracked.json()["message"] == "refresh requested"
+    assert "stoker.io/refresh-requested-at" in annotations(kube_api, kube_namespace, "site")
+
+
+def test_a_cr_with_its_own_secret_is_not_opened_by_the_global_one(
+    receiver_url: str, kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    kube_core.create_namespaced_secret(
+        kube_namespace,
+        {"metadata": {"name": "hook"}, "data": {"hmac": base64.b64encode(b"s3cret").decode()}},
+    )
+    make_cr(kube_api, kube_namespace, "site", secret="hook")
+    path = f"/webhook/{kube_namespace}/site"
+    payload = {"ref": "v3"}
+    assert (
+        post(receiver_url, path, payload, Authorization=f"Bearer {GLOBAL_TOKEN}").status_code == 401
+    )
+    raw = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(b"s3cret", raw, hashlib.sha256).hexdigest()
+    ok = requests.post(
+        f"{receiver_url}{path}",
+        data=raw,
+        timeout=10,
+        headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-1"},
+    )
+    assert ok.status_code == 202
+    replay = requests.post(
+        f"{receiver_url}{path}",
+        data=raw,
+        timeout=10,
+        headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-1"},
+    )
+    assert replay.json()["message"] == "duplicate delivery ignored"
+
+
+def test_hostile_requests_are_refused(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "site")
+    path = f"/webhook/{kube_namespace}/site"
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    assert (
+        post(receiver_url, f"/webhook/{kube_namespace}/nope", {"ref": "x"}, **auth).status_code
+        == 404
+    )
+    assert post(receiver_url, f"/webhook/{kube_namespace}/nope", {"ref": "x"}).status_code == 401
+    assert post(receiver_url, path, {"nothing": 1}, **auth).status_code == 400
+    big = requests.post(
+        f"{receiver_url}{path}", data=b"x" * (1024 * 1024 + 1), headers=auth, timeout=10
+    )
+    assert big.status_code == 413
+    codes = [post(receiver_url, path, {"ref": f"v{i}"}, **auth).status_code for i in range(30)]
+    assert 429 in codes
