@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # Kubernetes roles live in stoker_k8s, named here only by module path (imported on use).
     "webhook": ("stoker_k8s.commands.webhook:webhook", "Serve the admission webhooks (TLS)."),
     "receiver": ("stoker_k8s.commands.receiver:receiver", "Serve the push receiver."),
+    "agent": ("stoker_k8s.commands.agent:agent", "Run the in-cluster sync agent (sidecar)."),
+    "controller": ("stoker_k8s.commands.controller:controller", "Run the GatewaySync controller."),
 }
 
 

@@ -126,6 +126,10 @@ class Mirror:
             field="spec.git.ref",
         )
 
+    def ls_remote(self) -> str:
+        """The remote's advertisement (`git ls-remote`), with the same credentials as a fetch."""
+        return self._git("ls-remote", self.url, in_repo=False)
+
     def _has(self, sha: str) -> bool:
         try:
             self._git("cat-file", "-e", f"{sha}^{{commit}}", remote=False)
@@ -136,11 +140,13 @@ class Mirror:
     def _rev(self, name: str) -> str:
         return self._git("rev-parse", f"{name}^{{commit}}", remote=False).strip()
 
-    def _git(self, *args: str, remote: bool = True) -> str:
+    def _git(self, *args: str, remote: bool = True, in_repo: bool = True) -> str:
         with self._environment(remote) as env:
             try:
                 done = subprocess.run(
-                    ["git", "-C", self.path, *args] if args[0] != "init" else ["git", *args],
+                    ["git", "-C", self.path, *args]
+                    if in_repo and args[0] != "init"
+                    else ["git", *args],
                     env=env,
                     capture_output=True,
                     text=True,

@@ -72,6 +72,7 @@ class SyncSettings:
     ref: str | None
     data_dir: str
     commit: str | None = None  # the exact commit the controller resolved, when known
+    mirror_dir: str | None = None  # where a remote is fetched; default DIR/.stoker/git
     credentials: Credentials = attrs.field(factory=Credentials)
     gateway: GatewaySettings | None = None
     extra_vars: dict[str, str] = attrs.field(factory=dict)
@@ -103,9 +104,8 @@ def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
         with Repository(settings.repo) as repo:
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
-    mirror = Mirror(
-        os.path.join(settings.data_dir, MIRROR_DIR), settings.repo, settings.credentials
-    )
+    path = settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
+    mirror = Mirror(path, settings.repo, settings.credentials)
     try:
         commit = mirror.fetch(ref, settings.commit)
         handle = git.Repo(mirror.path)

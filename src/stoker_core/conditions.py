@@ -1,0 +1,171 @@
+"""The GatewaySync status the controller writes: conditions with the original's types and
+reasons, discovered gateways sorted by name, lastTransitionTime kept while a status holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from stoker_core.vocabulary import Condition, Reason, SyncStatus
+
+_SYNCED = {SyncStatus.SYNCED, "InSync", SyncStatus.RESTART_REQUIRED}
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Gateway:
+    """One discovered gateway pod and what its agent last reported."""
+
+    name: str
+    pod: str
+    namespace: str
+    profile: str
+    has_sidecar: bool
+    record: dict[str, Any] | None = None  # the agent's status.json, if any
+
+    def sync_status(self) -> str:
+        """Synced / Pending / Error / MissingSidecar (a recreated pod without a sidecar never
+        shows an old Synced: the original's B6)."""
+        if not self.has_sidecar:
+            return str(SyncStatus.MISSING_SIDECAR)
+        if self.record is None:
+            return str(SyncStatus.PENDING)
+        result = str(self.record.get("result", ""))
+        return str(SyncStatus.SYNCED) if result in _SYNCED else result or str(SyncStatus.PENDING)
+
+
+def _condition(
+    kind: Condition,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+    previous: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    old = next((c for c in previous if c.get("type") == kind), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == status else now
+    return {
+        "type": str(kind),
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def status(
+    *,
+    generation: int,
+    problems: Sequence[str],
+    commit: str | None,
+    ref: str,
+    resolve_error: str | None,
+    gateways: Sequence[Gateway],
+    profile_count: int,
+    paused: bool,
+    now: str,
+    previous: dict[str, Any],
+) -> dict[str, Any]:
+    """The whole status object for one reconcile."""
+    old = previous.get("conditions") or []
+    valid = not problems
+    conditions = [
+        _condition(
+            Condition.PROFILES_VALID,
+            valid,
+            Reason.PROFILES_VALID if valid else Reason.PROFILES_INVALID,
+            "All profiles valid" if valid else "; ".join(problems),
+            generation,
+            now,
+            old,
+        ),
+        _condition(
+            Condition.REF_RESOLVED,
+            commit is not None,
+            Reason.REF_RESOLVED if commit else Reason.REF_RESOLUTION_FAILED,
+            commit or f"Ref resolution failed: {resolve_error}",
+            generation,
+            now,
+            old,
+        ),
+    ]
+    ordered = sorted(gateways, key=lambda g: (g.name, g.pod))
+    synced = sum(g.sync_status() == SyncStatus.SYNCED for g in ordered)
+    missing = sum(not g.has_sidecar for g in ordered)
+    total = len(ordered)
+    message = f"{synced}/{total} synced" + (f" ({missing} missing sidecar)" if missing else "")
+    all_synced = total > 0 and synced == total
+    reason = (
+        Reason.NO_GATEWAYS_DISCOVERED
+        if total == 0
+        else Reason.SYNC_SUCCEEDED
+        if all_synced
+        else Reason.SYNC_IN_PROGRESS
+    )
+    conditions.append(
+        _condition(Condition.ALL_GATEWAYS_SYNCED, all_synced, reason, message, generation, now, old)
+    )
+    if total:
+        conditions.append(
+            _condition(
+                Condition.SIDECAR_INJECTED,
+                missing == 0,
+                Reason.SIDECAR_PRESENT if missing == 0 else Reason.SIDECAR_MISSING,
+                "All gateways have stoker-agent sidecar"
+                if missing == 0
+                else f"{missing} gateway(s) missing stoker-agent sidecar",
+                generation,
+                now,
+                old,
+            )
+        )
+    ready = valid and commit is not None and all_synced and not paused
+    why = (
+        "Reconciliation paused"
+        if paused
+        else "All gateways synced"
+        if ready
+        else "Profiles invalid"
+        if not valid
+        else "Ref not resolved"
+        if commit is None
+        else "Waiting for gateways to sync"
+    )
+    conditions.append(
+        _condition(
+            Condition.READY,
+            ready,
+            Reason.SYNC_SUCCEEDED if ready else Reason.PAUSED if paused else Reason.RECONCILING,
+            why,
+            generation,
+            now,
+            old,
+        )
+    )
+    changed_commit = commit is not None and commit != previous.get("lastSyncCommit")
+    return {
+        "observedGeneration": generation,
+        "lastSyncRef": ref if commit else previous.get("lastSyncRef", ""),
+        "lastSyncCommit": commit or previous.get("lastSyncCommit", ""),
+        "lastSyncCommitShort": (commit or previous.get("lastSyncCommit", ""))[:7],
+        "lastSyncTime": now if changed_commit else previous.get("lastSyncTime", ""),
+        "refResolutionStatus": "Resolved" if commit else "Error",
+        "profileCount": profile_count,
+        "discoveredGateways": [
+            {
+                "name": g.name,
+                "namespace": g.namespace,
+                "podName": g.pod,
+                "profile": g.profile,
+                "syncStatus": g.sync_status(),
+                "syncedCommit": str((g.record or {}).get("commit", "")),
+                "lastSyncTime": str((g.record or {}).get("time", "")),
+            }
+            for g in ordered
+        ],
+        "conditions": conditions,
+    }

@@ -1,0 +1,177 @@
+"""The in-cluster agent's ports: metadata from the controller's ConfigMap, status to the pod's
+own status ConfigMap. The sync loop itself is stoker_agent's, unchanged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import attrs
+
+from stoker_agent.gateway import GatewaySettings
+from stoker_agent.gitfetch import Credentials
+from stoker_agent.loop import Metadata
+from stoker_agent.standalone import Identity, SyncSettings
+from stoker_core import metadata as formats
+from stoker_core.errors import InvalidInput
+from stoker_core.status import SyncRecord
+from stoker_core.vocabulary import Label
+
+log = logging.getLogger("stoker.agent")
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AgentEnv:
+    """The environment the webhook injects, read once at start; every path can be remapped so a
+    test can run the agent as a local process."""
+
+    pod_name: str
+    pod_namespace: str
+    cr_name: str
+    cr_namespace: str
+    gateway_name: str
+    profile: str
+    repo_path: str
+    data_path: str
+    gateway_url: str
+    api_key_file: str | None
+    token_file: str | None
+    ssh_key_file: str | None
+    known_hosts_file: str | None
+    health_port: int
+
+    @classmethod
+    def from_environ(cls, env: dict[str, str]) -> AgentEnv:
+        """Build from os.environ; raise InvalidInput naming every missing variable."""
+        missing = [k for k in ("POD_NAME", "POD_NAMESPACE", "CR_NAME") if not env.get(k)]
+        if missing:
+            raise InvalidInput.one(
+                f"required environment variables missing: {', '.join(missing)}", field="environment"
+            )
+        scheme = "https" if env.get("GATEWAY_TLS", "false").lower() in ("1", "true") else "http"
+        host = env.get("GATEWAY_HOST", "localhost")
+        return cls(
+            pod_name=env["POD_NAME"],
+            pod_namespace=env["POD_NAMESPACE"],
+            cr_name=env["CR_NAME"],
+            cr_namespace=env.get("CR_NAMESPACE") or env["POD_NAMESPACE"],
+            gateway_name=env.get("GATEWAY_NAME") or env["POD_NAME"],
+            profile=env.get("PROFILE") or "default",
+            repo_path=env.get("REPO_PATH", "/repo"),
+            data_path=env.get("DATA_PATH", "/ignition-data"),
+            gateway_url=f"{scheme}://{host}:{env.get('GATEWAY_PORT', '8088')}",
+            api_key_file=env.get("API_KEY_FILE") or None,
+            token_file=env.get("GIT_TOKEN_FILE") or None,
+            ssh_key_file=env.get("GIT_SSH_KEY_FILE") or None,
+            known_hosts_file=env.get("GIT_KNOWN_HOSTS_FILE") or None,
+            health_port=int(env.get("HEALTH_PORT", "8082")),
+        )
+
+
+class ConfigMapMetadata:
+    """Reads the controller's metadata ConfigMap (and the pod's labels when it changes)."""
+
+    def __init__(self, core: Any, env: AgentEnv) -> None:
+        self._core = core
+        self._env = env
+        self._version = ""
+        self._cached: Metadata | None = None
+
+    def read(self) -> Metadata | None:
+        """The current metadata, or None (no commit yet, or the GatewaySync is paused)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            cm = self._core.read_namespaced_config_map(
+                formats.name_for(self._env.cr_name), self._env.cr_namespace
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            if e.status == 403:
+                log.warning(
+                    "no permission to read the metadata ConfigMap: bind the stoker-agent "
+                    "ClusterRole to this pod's ServiceAccount"
+                )
+            raise InvalidInput.one(
+                f"reading metadata ConfigMap: {e.reason}", field="metadata"
+            ) from e
+        if cm.metadata.resource_version == self._version:
+            return self._cached
+        published = formats.decode(cm.data or {})
+        self._version = cm.metadata.resource_version
+        if published is None or published.paused:
+            self._cached = None
+            return None
+        pod = self._core.read_namespaced_pod(self._env.pod_name, self._env.pod_namespace)
+        env = self._env
+        settings = SyncSettings(
+            gatewaysync=published.gatewaysync,
+            profile=env.profile,
+            identity=Identity(
+                gateway_name=env.gateway_name,
+                pod_name=env.pod_name,
+                namespace=env.cr_namespace,
+                labels=dict(pod.metadata.labels or {}),
+            ),
+            repo=published.gatewaysync.spec.git.repo,
+            ref=published.ref,
+            commit=published.commit,
+            data_dir=env.data_path,
+            mirror_dir=os.path.join(env.repo_path, "mirror"),
+            credentials=Credentials(
+                token_file=env.token_file,
+                ssh_key_file=env.ssh_key_file,
+                known_hosts_file=env.known_hosts_file,
+            ),
+            gateway=GatewaySettings(
+                url=env.gateway_url,
+                token_file=env.api_key_file,
+                insecure=env.gateway_url.startswith("https"),
+            ),
+        )
+        self._cached = Metadata(settings=settings)
+        return self._cached
+
+
+class ConfigMapStatus:
+    """Writes this pod's status ConfigMap, owned by the pod (removed with it)."""
+
+    def __init__(self, core: Any, env: AgentEnv) -> None:
+        self._core = core
+        self._env = env
+
+    def write(self, record: SyncRecord) -> None:
+        """Create or replace the status ConfigMap."""
+        from kubernetes.client.exceptions import ApiException
+
+        env = self._env
+        pod = self._core.read_namespaced_pod(env.pod_name, env.pod_namespace)
+        name = formats.status_name_for(env.cr_name, env.pod_name)
+        body = {
+            "metadata": {
+                "name": name,
+                "labels": {Label.CR_NAME: env.cr_name, Label.MANAGED_BY: "stoker-agent"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": env.pod_name,
+                        "uid": pod.metadata.uid,
+                    }
+                ],
+            },
+            "data": {
+                "status.json": json.dumps(record.to_json(), sort_keys=True),
+                "gateway": env.gateway_name,
+                "pod": env.pod_name,
+            },
+        }
+        try:
+            self._core.replace_namespaced_config_map(name, env.cr_namespace, body)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self._core.create_namespaced_config_map(env.cr_namespace, body)

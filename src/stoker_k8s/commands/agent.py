@@ -1,0 +1,70 @@
+"""`stoker agent`: the in-cluster sidecar, configured by the environment the webhook injects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+from stoker_agent import logs
+from stoker_agent.applying import Applier
+from stoker_agent.health import AgentMetrics, HealthServer
+from stoker_agent.loop import AgentLoop
+from stoker_core.errors import InvalidInput
+from stoker_core.status import SyncRecord
+from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+
+
+class _Both:
+    """Status to the ConfigMap and to the metrics."""
+
+    def __init__(self, status: ConfigMapStatus, metrics: AgentMetrics) -> None:
+        self._status, self._metrics = status, metrics
+
+    def write(self, record: SyncRecord) -> None:
+        self._metrics.observe(record)
+        self._status.write(record)
+
+
+def _client() -> Any:
+    from kubernetes import client, config
+
+    if os.environ.get("KUBECONFIG"):
+        config.load_kube_config(os.environ["KUBECONFIG"])
+    else:
+        config.load_incluster_config()
+    return client.CoreV1Api()
+
+
+@click.command()
+@click.option(
+    "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+def agent(log_format: str) -> None:
+    """Keep this pod's gateway in sync with what the controller publishes."""
+    logs.setup("info", log_format)
+    try:
+        env = AgentEnv.from_environ(dict(os.environ))
+    except InvalidInput as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    for secret_file in (env.api_key_file, env.token_file):
+        if secret_file and os.path.isfile(secret_file):
+            with open(secret_file, encoding="utf-8") as handle:
+                logs.register_secret(handle.read())
+    os.makedirs(env.repo_path, exist_ok=True)
+    metrics = AgentMetrics()
+    core = _client()
+    loop = AgentLoop(ConfigMapMetadata(core, env), _Both(ConfigMapStatus(core, env), metrics))
+    server = HealthServer(loop.health, metrics, port=env.health_port).start()
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    signal.signal(signal.SIGINT, lambda *_: loop.stop())
+    try:
+        with Applier(env.data_path) as applier:
+            applier.recover()  # /startupz passes only once the data directory is consistent
+        loop.run()
+    finally:
+        server.stop()

@@ -1,0 +1,193 @@
+"""A first controller: each interval (or sooner, when a receiver asks) it reconciles every
+GatewaySync: validate, resolve the ref with `git ls-remote`, publish the metadata ConfigMap,
+discover gateway pods, read their agents' status ConfigMaps and write the CR status.
+
+Decisions are stoker_core's (validation, refs, metadata format, conditions). Not here yet:
+watch-based informers, the rate-limited work queue, leader election, finalizers, GitHub App
+tokens and events (see the Kubernetes issue).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from stoker_agent.gitfetch import Credentials, Mirror
+from stoker_core import conditions, metadata
+from stoker_core.errors import InvalidInput, StokerError
+from stoker_core.model import GatewaySync
+from stoker_core.parsing import structure
+from stoker_core.refs import parse_ls_remote, resolve, same_ref
+from stoker_core.validation import check
+from stoker_core.vocabulary import AGENT_CONTAINER, Annotation, Label
+
+log = logging.getLogger("stoker.controller")
+GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
+
+
+class Controller:
+    """Reconciles GatewaySyncs through the official client (CoreV1Api, CustomObjectsApi)."""
+
+    def __init__(self, core: Any, custom: Any) -> None:
+        self.core = core
+        self.custom = custom
+
+    def reconcile_all(self) -> int:
+        """One pass over every GatewaySync; returns how many were reconciled."""
+        items = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        for item in items:
+            try:
+                self.reconcile(item)
+            except Exception:  # one broken CR must not stop the others
+                log.exception(
+                    "reconciling %s/%s", item["metadata"].get("namespace"), item["metadata"]["name"]
+                )
+        return len(items)
+
+    def reconcile(self, item: dict[str, Any]) -> None:
+        """Reconcile one GatewaySync."""
+        meta = item["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            gs = structure({k: v for k, v in item.items() if k != "status"}, GatewaySync)
+            problems = [str(p) for p in check(gs)]
+        except InvalidInput as e:
+            gs, problems = None, [str(p) for p in e.problems]
+        annotations = meta.get("annotations") or {}
+        ref = annotations.get(Annotation.REQUESTED_REF) or item["spec"]["git"]["ref"]
+        commit, error = None, None
+        if gs is not None:
+            try:
+                commit = self._resolve(gs, namespace, ref)
+            except StokerError as e:
+                error = str(e)
+        if gs is not None and not problems and commit is not None:
+            # Invalid profiles are never published (the original's B8).
+            self._publish(namespace, name, metadata.encode(gs, commit=commit, ref=ref), item)
+        if (
+            commit
+            and annotations.get(Annotation.REQUESTED_REF)
+            and same_ref(annotations[Annotation.REQUESTED_REF], item["spec"]["git"]["ref"])
+        ):
+            self.custom.patch_namespaced_custom_object(  # self-clearing, v-normalised (B3)
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": {Annotation.REQUESTED_REF: None}}},
+            )
+        new_status = conditions.status(
+            generation=meta.get("generation", 0),
+            problems=problems,
+            commit=commit,
+            ref=ref,
+            resolve_error=error,
+            gateways=self._gateways(namespace, name),
+            profile_count=len(item["spec"].get("sync", {}).get("profiles", {})),
+            paused=bool(item["spec"].get("paused")),
+            now=now,
+            previous=item.get("status") or {},
+        )
+        if new_status != item.get("status"):
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
+            )
+
+    def _resolve(self, gs: GatewaySync, namespace: str, ref: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
+            credentials = self._credentials(gs, namespace, private)
+            mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
+            try:
+                advertised = parse_ls_remote(mirror.ls_remote())
+            finally:
+                mirror.close()
+        return resolve(ref, advertised, where=gs.spec.git.repo)
+
+    def _credentials(self, gs: GatewaySync, namespace: str, private: str) -> Credentials:
+        auth = gs.spec.git.auth
+        if auth is None or auth.token is None:
+            return Credentials()
+        secret = self.core.read_namespaced_secret(auth.token.secret_ref.name, namespace)
+        token = base64.b64decode((secret.data or {}).get(auth.token.secret_ref.key, "")).decode()
+        path = os.path.join(private, "token")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as f:
+            f.write(token.strip())
+        return Credentials(token_file=path)
+
+    def _publish(
+        self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any]
+    ) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        body = {
+            "metadata": {
+                "name": metadata.name_for(name),
+                "labels": {Label.CR_NAME: name, Label.MANAGED_BY: "stoker-controller"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "GatewaySync",
+                        "name": name,
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "data": data,
+        }
+        try:
+            current = self.core.read_namespaced_config_map(metadata.name_for(name), namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.core.create_namespaced_config_map(namespace, body)
+            return
+        if (current.data or {}) != data:
+            self.core.replace_namespaced_config_map(metadata.name_for(name), namespace, body)
+
+    def _gateways(self, namespace: str, cr: str) -> list[conditions.Gateway]:
+        pods = self.core.list_namespaced_pod(namespace).items
+        statuses = {
+            cm.metadata.name: cm
+            for cm in self.core.list_namespaced_config_map(
+                namespace, label_selector=f"{Label.CR_NAME}={cr},{Label.MANAGED_BY}=stoker-agent"
+            ).items
+        }
+        out = []
+        for pod in pods:
+            notes = pod.metadata.annotations or {}
+            if notes.get(Annotation.INJECT) != "true" or notes.get(Annotation.CR_NAME, cr) != cr:
+                continue
+            sidecar = any(c.name == AGENT_CONTAINER for c in pod.spec.init_containers or [])
+            cm = statuses.get(metadata.status_name_for(cr, pod.metadata.name))
+            record = None
+            if (
+                cm is not None
+                and cm.metadata.owner_references
+                and cm.metadata.owner_references[0].uid == pod.metadata.uid
+            ):
+                record = json.loads((cm.data or {}).get("status.json", "null"))
+            gateway = (
+                notes.get(Annotation.GATEWAY_NAME)
+                or (pod.metadata.labels or {}).get(Label.APP_NAME)
+                or pod.metadata.name
+            )
+            out.append(
+                conditions.Gateway(
+                    name=gateway,
+                    pod=pod.metadata.name,
+                    namespace=namespace,
+                    profile=notes.get(Annotation.PROFILE, ""),
+                    has_sidecar=sidecar,
+                    record=record,
+                )
+            )
+        return out

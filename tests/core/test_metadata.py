@@ -1,0 +1,28 @@
+"""The metadata ConfigMap format round-trips and carries no secret."""
+
+from __future__ import annotations
+
+from core.helpers import manifest_with
+from stoker_core.metadata import decode, encode, status_name_for
+from stoker_core.validation import load
+
+
+def test_metadata_round_trips_by_value() -> None:
+    doc = manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}})
+    doc["spec"]["git"]["auth"] = {"token": {"secretRef": {"name": "git", "key": "token"}}}
+    gs = load(doc)
+    data = encode(gs, commit="a" * 40, ref="main")
+    assert set(data) == {"format", "commit", "ref", "repo", "paused", "gatewaysync"}
+    back = decode(data)
+    assert back is not None
+    assert back.gatewaysync.spec == gs.spec
+    assert (back.commit, back.ref, back.paused) == ("a" * 40, "main", False)
+    assert encode(back.gatewaysync, commit="a" * 40, ref="main") == data  # stable bytes
+
+
+def test_no_commit_yet_means_nothing_to_do() -> None:
+    assert decode({"commit": ""}) is None
+
+
+def test_status_configmap_names_are_per_pod() -> None:
+    assert status_name_for("site", "ignition-0") == "stoker-status-site-ignition-0"

@@ -1,0 +1,167 @@
+"""The whole flow on a real API server: the controller resolves and publishes, the in-cluster
+agent (run as a local process with the environment the webhook injects) syncs the gateway
+simulator and reports, and the GatewaySync becomes Ready; a new commit flows through."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from conftest import EXAMPLES, git
+from support.ignition_sim import running
+from support.ignition_sim_resources import write_api_token
+from support.kubeenv import ControlPlane, free_port, wait_until
+
+pytestmark = pytest.mark.kube
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stoker_agent.cli", *args],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    handle.close()
+    return proc
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def cr_body(example_repo: Path) -> dict[str, Any]:
+    body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
+    body["spec"]["git"]["repo"] = f"file://{example_repo}"
+    body["spec"]["git"].pop("auth", None)
+    body["metadata"].pop("namespace", None)
+    return body
+
+
+def test_controller_and_agent_bring_a_gateway_to_ready(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    example_repo: Path,
+    cr_body: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    custom = client.CustomObjectsApi(kube_api)
+    name = cr_body["metadata"]["name"]
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", cr_body
+    )
+    env = kube_env.subprocess_env()
+    controller = start(["controller", "--interval", "1s"], env, tmp_path / "controller.log")
+    processes: list[subprocess.Popen[bytes]] = [controller]
+    try:
+
+        def published() -> Any:
+            try:
+                cm = kube_core.read_namespaced_config_map(f"stoker-metadata-{name}", kube_namespace)
+            except client.exceptions.ApiException:
+                return None
+            return cm if cm.data.get("commit") == git(example_repo, "rev-parse", "HEAD") else None
+
+        cm = wait_until(published, timeout=30, what="the metadata ConfigMap")
+        assert "token" not in json.dumps(cm.data).lower()
+
+        kube_core.create_namespaced_pod(
+            kube_namespace,
+            {
+                "metadata": {
+                    "name": "ignition-blue-0",
+                    "annotations": {
+                        "stoker.io/inject": "true",
+                        "stoker.io/cr-name": name,
+                        "stoker.io/profile": "blue",
+                        "stoker.io/gateway-name": "ignition-blue",
+                    },
+                },
+                "spec": {
+                    "initContainers": [
+                        {"name": "stoker-agent", "image": "stoker", "restartPolicy": "Always"}
+                    ],
+                    "containers": [{"name": "gateway", "image": "ignition"}],
+                },
+            },
+        )
+        data = tmp_path / "data"
+        data.mkdir()
+        token = tmp_path / "api-token"
+        token.write_text(write_api_token(data, collection="local"))
+        with running(data) as sim:
+            agent_env = {
+                **env,
+                "POD_NAME": "ignition-blue-0",
+                "POD_NAMESPACE": kube_namespace,
+                "CR_NAME": name,
+                "GATEWAY_NAME": "ignition-blue",
+                "PROFILE": "blue",
+                "DATA_PATH": str(data),
+                "REPO_PATH": str(tmp_path / "repo"),
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
+                "API_KEY_FILE": str(token),
+                "HEALTH_PORT": str(free_port()),
+            }
+            processes.append(
+                start(["agent", "--log-format", "text"], agent_env, tmp_path / "agent.log")
+            )
+
+            def ready() -> Any:
+                cr = custom.get_namespaced_custom_object(
+                    "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", name
+                )
+                conds = {c["type"]: c for c in cr.get("status", {}).get("conditions", [])}
+                return cr if conds.get("Ready", {}).get("status") == "True" else None
+
+            cr = wait_until(ready, timeout=60, what="the GatewaySync to become Ready")
+            assert "blue" in sim.loaded_projects()
+            [gateway] = cr["status"]["discoveredGateways"]
+            assert (gateway["name"], gateway["syncStatus"]) == ("ignition-blue", "Synced")
+            conds = {c["type"]: c["message"] for c in cr["status"]["conditions"]}
+            assert conds["AllGatewaysSynced"] == "1/1 synced"
+
+            project = example_repo / "services/ignition-blue/projects/blue/project.json"
+            project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
+            git(example_repo, "commit", "-qam", "v2")
+            new = git(example_repo, "rev-parse", "HEAD")
+
+            def delivered() -> bool:
+                return b'"description": "v2"' in (data / "projects/blue/project.json").read_bytes()
+
+            wait_until(delivered, timeout=60, what="the new commit to reach the gateway")
+            status_cm = kube_core.read_namespaced_config_map(
+                f"stoker-status-{name}-ignition-blue-0", kube_namespace
+            )
+            wait_until(
+                lambda: (
+                    json.loads(
+                        kube_core.read_namespaced_config_map(
+                            f"stoker-status-{name}-ignition-blue-0", kube_namespace
+                        ).data["status.json"]
+                    )["commit"]
+                    == new
+                ),
+                timeout=30,
+                what="the agent to report the new commit",
+            )
+            assert status_cm.metadata.owner_references[0].kind == "Pod"
+    finally:
+        stop(*processes)
+        for log in tmp_path.glob("*.log"):
+            print(log.name, log.read_text()[-3000:])
