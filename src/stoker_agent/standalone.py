@@ -167,7 +167,7 @@ def _run(
         with _snapshot(settings) as (snapshot, ref):
             base.update(commit=snapshot.commit, ref=ref)
             if client is not None and not settings.dry_run:
-                skip = _gateway_gate(client, effective.designer_session_policy, settings, sleep)
+                skip = _gateway_gate(client, effective, settings, sleep)
                 if skip is not None:
                     return Outcome(attrs.evolve(skip, **base), None)
             key = digest(effective, snapshot.commit)
@@ -247,13 +247,14 @@ def _context(
 
 def _gateway_gate(
     client: GatewayClient,
-    policy: DesignerPolicy,
+    effective: profiles.EffectiveProfile,
     settings: SyncSettings,
     sleep: Callable[[float], None],
 ) -> SyncRecord | None:
     """Redundancy and Designer-session checks; a record to report when the sync must not run."""
+    policy = effective.designer_session_policy
     role = str(client.info().get("redundancyRole", "")).lower()
-    if role == "backup":
+    if role == "backup" and not effective.apply_on_backup:
         return SyncRecord(result="Skipped", error="Skipped (backup): the master replicates to it")
     waited = 0.0
     while True:

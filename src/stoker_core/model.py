@@ -170,6 +170,10 @@ class Defaults:
     paused: bool = False
     drift_policy: DriftPolicy = DriftPolicy.REPORT
     rollback_on_failure: bool = True
+    apply_on_backup: bool = attrs.field(
+        default=False,
+        metadata=doc("Sync a redundancy backup too (normally the master replicates to it)."),
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -187,6 +191,7 @@ class Profile:
     paused: bool | None = None
     drift_policy: DriftPolicy | None = None
     rollback_on_failure: bool | None = None
+    apply_on_backup: bool | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -27,6 +27,7 @@ class EffectiveProfile:
     paused: bool
     drift_policy: model.DriftPolicy
     rollback_on_failure: bool
+    apply_on_backup: bool
 
 
 V = TypeVar("V")
@@ -63,6 +64,7 @@ def resolve(spec: model.SyncSpec, name: str | None) -> EffectiveProfile:
         paused=_pick(profile.paused, d.paused),
         drift_policy=_pick(profile.drift_policy, d.drift_policy),
         rollback_on_failure=_pick(profile.rollback_on_failure, d.rollback_on_failure),
+        apply_on_backup=_pick(profile.apply_on_backup, d.apply_on_backup),
     )
 
 

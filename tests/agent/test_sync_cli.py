@@ -152,6 +152,25 @@ def test_designer_policy_fail_blocks_with_exit_4(
     assert not (data / "projects").exists()
 
 
+def test_a_profile_can_sync_a_backup_gateway_anyway(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], tmp_path: Path
+) -> None:
+    sim, data, token = gateway
+    sim.redundancy_role = "Backup"
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(
+        MULTI.read_text().replace(
+            "        designerSessionPolicy: wait",
+            "        applyOnBackup: true\n        designerSessionPolicy: wait",
+        )
+    )
+    args = sync_args(example_repo, data, sim, token)
+    args[args.index("--cr") + 1] = str(cr)
+    done = stoker(*args)
+    assert done.returncode == 0, done.stderr
+    assert (data / "projects/blue/project.json").exists()
+
+
 def test_backup_gateway_is_skipped(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
