@@ -1,0 +1,74 @@
+"""What can be checked of the container images without a Docker engine: the Dockerfiles parse,
+everything they copy exists, the commands they run exist, and no compiler reaches the final
+stage."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from stoker_agent.cli import COMMANDS
+
+DOCKERFILES = sorted((ROOT / "adapters" / "images").glob("*.Dockerfile"))
+KEYWORDS = {
+    "FROM",
+    "RUN",
+    "COPY",
+    "ENV",
+    "USER",
+    "EXPOSE",
+    "ENTRYPOINT",
+    "CMD",
+    "WORKDIR",
+    "ARG",
+    "LABEL",
+}
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_there_is_an_image_for_the_controller_and_for_the_agent() -> None:
+    assert [p.name for p in DOCKERFILES] == ["agent.Dockerfile", "controller.Dockerfile"]
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_parses_and_copies_only_what_exists(path: Path) -> None:
+    steps = instructions(path)
+    assert all(word in KEYWORDS for word, _ in steps), steps
+    assert steps[0][0] == "FROM"
+    for word, rest in steps:
+        if word == "COPY" and not rest.startswith("--from"):
+            *sources, _ = rest.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"{path.name} copies missing {source}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_entry_point_and_command_exist_and_run_as_non_root(path: Path) -> None:
+    steps = instructions(path)
+    final = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM") :]
+    entry = json.loads(next(rest for word, rest in final if word == "ENTRYPOINT"))
+    command = json.loads(next(rest for word, rest in final if word == "CMD"))
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert entry == ["stoker"]
+    assert "stoker" in scripts
+    assert command[0] in COMMANDS
+    user = next(rest for word, rest in final if word == "USER")
+    assert not user.startswith(("0", "root"))
+    final_text = " ".join(rest for _, rest in final)
+    assert not re.search(r"\b(gcc|g\+\+|build-essential|clang)\b", final_text)
