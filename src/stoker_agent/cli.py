@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "receiver": ("stoker_k8s.commands.receiver:receiver", "Serve the push receiver."),
     "agent": ("stoker_k8s.commands.agent:agent", "Run the in-cluster sync agent (sidecar)."),
     "controller": ("stoker_k8s.commands.controller:controller", "Run the GatewaySync controller."),
+    "status": ("stoker_k8s.commands.status:status", "Show every GatewaySync and its gateways."),
 }
 
 

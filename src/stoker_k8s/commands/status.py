@@ -1,0 +1,90 @@
+"""`stoker status`: the fleet at a glance — every GatewaySync, its ref and commit, each gateway's
+state and last sync, and why anything is not Ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+
+def summarize(item: dict[str, Any]) -> dict[str, Any]:
+    """One GatewaySync as the status command reports it."""
+    status = item.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    ready = conditions.get("Ready", {})
+    return {
+        "namespace": item["metadata"]["namespace"],
+        "name": item["metadata"]["name"],
+        "ref": status.get("lastSyncRef") or item["spec"]["git"]["ref"],
+        "commit": status.get("lastSyncCommitShort", ""),
+        "ready": ready.get("status", "Unknown"),
+        "status": ready.get("message", "not reconciled yet"),
+        "gateways": conditions.get("AllGatewaysSynced", {}).get("message", ""),
+        "problems": [
+            f"{c['type']}: {c['message']}"
+            for c in conditions.values()
+            if c.get("status") == "False" and c["type"] != "Ready"
+        ],
+        "discovered": [
+            {
+                "name": g.get("name"),
+                "pod": g.get("podName"),
+                "syncStatus": g.get("syncStatus"),
+                "syncedCommit": (g.get("syncedCommit") or "")[:7],
+                "lastSyncTime": g.get("lastSyncTime", ""),
+            }
+            for g in status.get("discoveredGateways") or []
+        ],
+    }
+
+
+@click.command()
+@click.option("-n", "--namespace", help="Only this namespace (default: all).")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def status(namespace: str | None, output: str) -> None:
+    """Show every GatewaySync, its gateways and what is wrong."""
+    from kubernetes import client, config
+
+    if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
+        config.load_kube_config()
+    else:
+        config.load_incluster_config()
+    api = client.CustomObjectsApi()
+    listing: Any = (
+        api.list_namespaced_custom_object("stoker.io", "v1alpha1", namespace, "gatewaysyncs")
+        if namespace
+        else api.list_cluster_custom_object("stoker.io", "v1alpha1", "gatewaysyncs")
+    )
+    rows = sorted(
+        (summarize(i) for i in listing["items"]), key=lambda r: (r["namespace"], r["name"])
+    )
+    if output == "json":
+        click.echo(json.dumps({"schemaVersion": 1, "gatewaysyncs": rows}, indent=2))
+        sys.exit(0)
+    if not rows:
+        click.echo("no GatewaySync found")
+        return
+    header = (
+        f"{'NAMESPACE':16} {'NAME':20} {'REF':14} {'COMMIT':8} {'READY':6} {'GATEWAYS':12} STATUS"
+    )
+    click.echo(header)
+    for row in rows:
+        colour = "green" if row["ready"] == "True" else "red"
+        click.echo(
+            f"{row['namespace']:16} {row['name']:20} {row['ref']:14} {row['commit']:8} "
+            + click.style(f"{row['ready']:6}", fg=colour)
+            + f" {row['gateways']:12} {row['status']}"
+        )
+        for gateway in row["discovered"]:
+            click.echo(
+                f"    {gateway['name']} ({gateway['pod']}): {gateway['syncStatus']} "
+                f"{gateway['syncedCommit']} {gateway['lastSyncTime']}"
+            )
+        for problem in row["problems"]:
+            click.echo(click.style(f"    ! {problem}", fg="yellow"))
