@@ -424,7 +424,8 @@ class ControlPlane:
             )
             established = any(
                 c["type"] == "Established" and c["status"] == "True"
-                for c in current.get("status", {}).get("conditions", [])
+                # Right after creation the API server may report conditions as null.
+                for c in (current.get("status") or {}).get("conditions") or []
             )
             served = established and all(
                 self._lists_plural(custom, spec["group"], v, plural) for v in versions
