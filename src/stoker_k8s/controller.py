@@ -25,6 +25,7 @@ from stoker_core.parsing import structure
 from stoker_core.refs import parse_ls_remote, resolve, same_ref
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, Annotation, Label
+from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
@@ -33,20 +34,27 @@ GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
 class Controller:
     """Reconciles GatewaySyncs through the official client (CoreV1Api, CustomObjectsApi)."""
 
-    def __init__(self, core: Any, custom: Any) -> None:
+    def __init__(self, core: Any, custom: Any, metrics: ControllerMetrics | None = None) -> None:
         self.core = core
         self.custom = custom
+        self.metrics = metrics or ControllerMetrics()
 
     def reconcile_all(self) -> int:
         """One pass over every GatewaySync; returns how many were reconciled."""
         items = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
         for item in items:
+            labels = (item["metadata"].get("namespace", ""), item["metadata"]["name"])
+            started = time.monotonic()
             try:
                 self.reconcile(item)
+                self.metrics.reconcile_total.labels(*labels, "success").inc()
             except Exception:  # one broken CR must not stop the others
+                self.metrics.reconcile_total.labels(*labels, "error").inc()
                 log.exception(
                     "reconciling %s/%s", item["metadata"].get("namespace"), item["metadata"]["name"]
                 )
+            finally:
+                self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
         return len(items)
 
     def reconcile(self, item: dict[str, Any]) -> None:
@@ -83,13 +91,18 @@ class Controller:
                 name,
                 {"metadata": {"annotations": {Annotation.REQUESTED_REF: None}}},
             )
+        gateways = self._gateways(namespace, name)
+        self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
+        self.metrics.gateways_synced.labels(namespace, name).set(
+            sum(g.sync_status() == "Synced" for g in gateways)
+        )
         new_status = conditions.status(
             generation=meta.get("generation", 0),
             problems=problems,
             commit=commit,
             ref=ref,
             resolve_error=error,
-            gateways=self._gateways(namespace, name),
+            gateways=gateways,
             profile_count=len(item["spec"].get("sync", {}).get("profiles", {})),
             paused=bool(item["spec"].get("paused")),
             now=now,

@@ -23,6 +23,7 @@ from stoker_core.receiving import (
     replay_key,
 )
 from stoker_core.vocabulary import Annotation
+from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.receiver")
 REFRESH_ANNOTATION = "stoker.io/refresh-requested-at"
@@ -103,13 +104,23 @@ class Receiver:
     ) -> tuple[int, dict[str, Any]]:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         if verb is Verb.IGNORE:
-            return 202, {"accepted": True, "message": "ignored", "ref": ref}
+            return 202, {"accepted": True, "message": "ignored", "ref": ref, "source": source}
         if verb is Verb.REFRESH:
             self.store.annotate(namespace, name, {REFRESH_ANNOTATION: stamp})
-            return 202, {"accepted": True, "message": "refresh requested", "ref": ref}
+            return 202, {
+                "accepted": True,
+                "message": "refresh requested",
+                "ref": ref,
+                "source": source,
+            }
         current = (cr.get("metadata", {}).get("annotations") or {}).get(Annotation.REQUESTED_REF)
         if current == ref:
-            return 202, {"accepted": True, "message": "ref already set", "ref": ref}
+            return 202, {
+                "accepted": True,
+                "message": "ref already set",
+                "ref": ref,
+                "source": source,
+            }
         self.store.annotate(
             namespace,
             name,
@@ -120,11 +131,12 @@ class Receiver:
             },
         )
         log.info("ref requested", extra={"cr": f"{namespace}/{name}", "ref": ref, "by": source})
-        return 202, {"accepted": True, "ref": ref}
+        return 202, {"accepted": True, "ref": ref, "source": source}
 
 
-def make_app(receiver: Receiver) -> Any:
+def make_app(receiver: Receiver, metrics: ControllerMetrics | None = None) -> Any:
     """The WSGI application for `POST /webhook/{namespace}/{crName}` (and /healthz)."""
+    counted = metrics or ControllerMetrics()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         parts = environ.get("PATH_INFO", "").strip("/").split("/")
@@ -142,6 +154,7 @@ def make_app(receiver: Receiver) -> Any:
             k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
         }
         status, reply = receiver.handle(parts[1], parts[2], body, headers)
+        counted.receiver_requests.labels(reply.get("source", "unknown"), str(status)).inc()
         return _send(start_response, status, reply)
 
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from kubernetes import client
 
@@ -65,7 +66,12 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", cr_body
     )
     env = kube_env.subprocess_env()
-    controller = start(["controller", "--interval", "1s"], env, tmp_path / "controller.log")
+    metrics_port = free_port()
+    controller = start(
+        ["controller", "--interval", "1s", "--metrics-port", str(metrics_port)],
+        env,
+        tmp_path / "controller.log",
+    )
     processes: list[subprocess.Popen[bytes]] = [controller]
     try:
 
@@ -161,6 +167,12 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
                 what="the agent to report the new commit",
             )
             assert status_cm.metadata.owner_references[0].kind == "Pod"
+            scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            synced = (
+                f'stoker_controller_gateways_synced{{name="{name}",namespace="{kube_namespace}"}}'
+            )
+            assert f"{synced} 1.0" in scraped
+            assert "stoker_controller_reconcile_total" in scraped
     finally:
         stop(*processes)
         for log in tmp_path.glob("*.log"):

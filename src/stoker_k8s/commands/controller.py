@@ -8,10 +8,12 @@ import signal
 import threading
 
 import click
+from prometheus_client import start_http_server
 
 from stoker_agent import logs
 from stoker_core.durations import parse_duration
 from stoker_k8s.controller import Controller
+from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
 
@@ -21,7 +23,8 @@ log = logging.getLogger("stoker.controller")
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
-def controller(interval: str, log_format: str) -> None:
+@click.option("--metrics-port", default=8080, show_default=True, help="Port of /metrics (0: off).")
+def controller(interval: str, log_format: str, metrics_port: int) -> None:
     """Resolve refs, publish metadata, and report gateway status on every GatewaySync."""
     from kubernetes import client, config
 
@@ -30,7 +33,10 @@ def controller(interval: str, log_format: str) -> None:
         config.load_kube_config(os.environ["KUBECONFIG"])
     else:
         config.load_incluster_config()
-    ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi())
+    metrics = ControllerMetrics()
+    if metrics_port:
+        start_http_server(metrics_port, registry=metrics.registry)
+    ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi(), metrics)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
