@@ -11,6 +11,10 @@ import attrs
 from stoker_core.vocabulary import Condition, Reason, SyncStatus
 
 _SYNCED = {SyncStatus.SYNCED, "InSync", SyncStatus.RESTART_REQUIRED}
+SSH_UNVERIFIED = (
+    "SSH host key verification disabled — set spec.git.auth.sshKey.knownHosts to enable MITM "
+    "protection"
+)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -69,6 +73,7 @@ def status(
     paused: bool,
     now: str,
     previous: dict[str, Any],
+    ssh_host_keys: bool | None = None,
 ) -> dict[str, Any]:
     """The whole status object for one reconcile."""
     old = previous.get("conditions") or []
@@ -93,6 +98,20 @@ def status(
             old,
         ),
     ]
+    if ssh_host_keys is not None:  # only for SSH auth
+        conditions.append(
+            _condition(
+                Condition.SSH_HOST_KEY_VERIFICATION,
+                ssh_host_keys,
+                Reason.HOST_KEY_VERIFICATION_ENABLED
+                if ssh_host_keys
+                else Reason.HOST_KEY_VERIFICATION_DISABLED,
+                "SSH host key verification enabled" if ssh_host_keys else SSH_UNVERIFIED,
+                generation,
+                now,
+                old,
+            )
+        )
     ordered = sorted(gateways, key=lambda g: (g.name, g.pod))
     synced = sum(g.sync_status() == SyncStatus.SYNCED for g in ordered)
     missing = sum(not g.has_sidecar for g in ordered)

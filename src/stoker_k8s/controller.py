@@ -31,6 +31,14 @@ log = logging.getLogger("stoker.controller")
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
 
 
+def _ssh_verification(gs: GatewaySync | None) -> bool | None:
+    """None without SSH auth; else whether host keys are checked (known_hosts given)."""
+    auth = gs.spec.git.auth if gs is not None else None
+    if auth is None or auth.ssh_key is None:
+        return None
+    return auth.ssh_key.known_hosts is not None
+
+
 class Controller:
     """Reconciles GatewaySyncs through the official client (CoreV1Api, CustomObjectsApi)."""
 
@@ -105,6 +113,7 @@ class Controller:
             gateways=gateways,
             profile_count=len(item["spec"].get("sync", {}).get("profiles", {})),
             paused=bool(item["spec"].get("paused")),
+            ssh_host_keys=_ssh_verification(gs),
             now=now,
             previous=item.get("status") or {},
         )
@@ -124,15 +133,44 @@ class Controller:
         return resolve(ref, advertised, where=gs.spec.git.repo)
 
     def _credentials(self, gs: GatewaySync, namespace: str, private: str) -> Credentials:
+        """Credential files for one ls-remote, written under a private temporary directory."""
         auth = gs.spec.git.auth
-        if auth is None or auth.token is None:
+        if auth is None:
             return Credentials()
-        secret = self.core.read_namespaced_secret(auth.token.secret_ref.name, namespace)
-        token = base64.b64decode((secret.data or {}).get(auth.token.secret_ref.key, "")).decode()
-        path = os.path.join(private, "token")
+        if auth.ssh_key is not None:
+            key = self._secret_file(namespace, auth.ssh_key.secret_ref, private, "ssh-key")
+            known = (
+                self._secret_file(
+                    namespace, auth.ssh_key.known_hosts.secret_ref, private, "known_hosts"
+                )
+                if auth.ssh_key.known_hosts
+                else None
+            )
+            return Credentials(ssh_key_file=key, known_hosts_file=known)
+        if auth.token is not None:
+            return Credentials(
+                token_file=self._secret_file(namespace, auth.token.secret_ref, private, "token")
+            )
+        return Credentials()
+
+    def _secret_file(self, namespace: str, ref: Any, private: str, name: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = self.core.read_namespaced_secret(ref.name, namespace)
+        except ApiException as e:
+            raise InvalidInput.one(
+                f"Secret {namespace}/{ref.name} cannot be read ({e.reason})", field="spec.git.auth"
+            ) from None
+        data = (secret.data or {}).get(ref.key)
+        if data is None:
+            raise InvalidInput.one(
+                f'key "{ref.key}" not found in Secret {namespace}/{ref.name}', field="spec.git.auth"
+            )
+        path = os.path.join(private, name)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as f:
-            f.write(token.strip())
-        return Credentials(token_file=path)
+            f.write(base64.b64decode(data).decode().strip() + "\n")
+        return path
 
     def _publish(
         self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any]
