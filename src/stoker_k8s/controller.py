@@ -3,8 +3,8 @@ GatewaySync: validate, resolve the ref with `git ls-remote`, publish the metadat
 discover gateway pods, read their agents' status ConfigMaps and write the CR status.
 
 Decisions are stoker_core's (validation, refs, metadata format, conditions). Not here yet:
-watch-based informers, the rate-limited work queue, leader election, finalizers, GitHub App
-tokens and events (see the Kubernetes issue).
+watch-based informers, the rate-limited work queue, leader election, finalizers and events
+(see the Kubernetes issue).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from stoker_core.parsing import structure
 from stoker_core.refs import parse_ls_remote, resolve, same_ref
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, Annotation, Label
+from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
@@ -42,10 +43,17 @@ def _ssh_verification(gs: GatewaySync | None) -> bool | None:
 class Controller:
     """Reconciles GatewaySyncs through the official client (CoreV1Api, CustomObjectsApi)."""
 
-    def __init__(self, core: Any, custom: Any, metrics: ControllerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        core: Any,
+        custom: Any,
+        metrics: ControllerMetrics | None = None,
+        tokens: GitHubAppTokens | None = None,
+    ) -> None:
         self.core = core
         self.custom = custom
         self.metrics = metrics or ControllerMetrics()
+        self.tokens = tokens or GitHubAppTokens()
 
     def reconcile_all(self) -> int:
         """One pass over every GatewaySync; returns how many were reconciled."""
@@ -151,7 +159,57 @@ class Controller:
             return Credentials(
                 token_file=self._secret_file(namespace, auth.token.secret_ref, private, "token")
             )
+        if auth.github_app is not None:
+            return Credentials(token_file=self._github_token(gs, namespace, private))
         return Credentials()
+
+    def _github_token(self, gs: GatewaySync, namespace: str, private: str) -> str:
+        """Mint (or reuse) the installation token, publish it for the agents, return a file."""
+        auth = gs.spec.git.auth
+        app = auth.github_app if auth is not None else None
+        if app is None:
+            raise InvalidInput.one("no githubApp auth", field="spec.git.auth")
+        key_file = self._secret_file(namespace, app.private_key_secret_ref, private, "app.pem")
+        with open(key_file, encoding="utf-8") as handle:
+            pem = handle.read()
+        token = self.tokens.token(
+            namespace=namespace,
+            secret=app.private_key_secret_ref.name,
+            app_id=app.app_id,
+            installation_id=app.installation_id,
+            private_key=pem,
+            api_base_url=app.api_base_url,
+        )
+        self._publish_token(namespace, gs.metadata.name, token.value)
+        path = os.path.join(private, "token")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as f:
+            f.write(token.value)
+        return path
+
+    def _publish_token(self, namespace: str, cr: str, token: str) -> None:
+        """The managed Secret the agents mount (the PEM itself is never mounted)."""
+        from kubernetes.client.exceptions import ApiException
+
+        name = f"stoker-github-token-{cr}"
+        data = {"token": base64.b64encode(token.encode()).decode()}
+        body = {
+            "metadata": {
+                "name": name,
+                "labels": {Label.CR_NAME: cr, Label.MANAGED_BY: "stoker-controller"},
+                "annotations": {"stoker.io/secret-type": "github-app-token"},
+            },
+            "type": "Opaque",
+            "data": data,
+        }
+        try:
+            current = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.core.create_namespaced_secret(namespace, body)
+            return
+        if (current.data or {}) != data:
+            self.core.replace_namespaced_secret(name, namespace, body)
 
     def _secret_file(self, namespace: str, ref: Any, private: str, name: str) -> str:
         from kubernetes.client.exceptions import ApiException

@@ -1,0 +1,132 @@
+"""GitHub App auth: a signed JWT is exchanged for an installation token (a local stand-in for
+the GitHub API checks the signature), the token opens a real Git server, is published for the
+agents, and is cached per namespace and Secret (the original's B1)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from kubernetes import client
+
+from k8s.test_crd import MINIMAL
+from stoker_k8s.controller import Controller
+from support.gitservers import BareRepo, GitHttpServer
+
+pytestmark = pytest.mark.kube
+INSTALLATION_TOKEN = "ghs_installation-token-42"
+
+
+@pytest.fixture
+def app_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def github_api(app_key: rsa.RSAPrivateKey) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    calls: list[dict[str, Any]] = []
+    public = app_key.public_key()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assertion = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            try:
+                claims = jwt.decode(assertion, public, algorithms=["RS256"])
+            except jwt.PyJWTError:
+                self.send_response(401)
+                self.end_headers()
+                return
+            calls.append({"path": self.path, "claims": claims})
+            body = json.dumps(
+                {"token": INSTALLATION_TOKEN, "expires_at": "2099-01-01T00:00:00Z"}
+            ).encode()
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    app_key: rsa.RSAPrivateKey,
+    github_api: tuple[str, list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    url, calls = github_api
+    root = tmp_path / "served"
+    root.mkdir()
+    repo = BareRepo.create(root, "config", {"p/a.json": "{}"})
+    pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    kube_core.create_namespaced_secret(
+        kube_namespace,
+        {"metadata": {"name": "app"}, "data": {"key": base64.b64encode(pem.encode()).decode()}},
+    )
+    with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
+        body = copy.deepcopy(MINIMAL)
+        body["spec"]["git"]["repo"] = git_http.url_for("config")
+        body["spec"]["git"]["auth"] = {
+            "githubApp": {
+                "appId": 1234,
+                "installationId": 42,
+                "apiBaseURL": url,
+                "privateKeySecretRef": {"name": "app", "key": "key"},
+            }
+        }
+        custom = client.CustomObjectsApi(kube_api)
+        created = custom.create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+        )
+        controller = Controller(client.CoreV1Api(kube_api), custom)
+        controller.reconcile(created)
+        controller.reconcile(created)
+        assert git_http.secrets_in_urls(INSTALLATION_TOKEN) == []
+    status = custom.get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
+    )["status"]
+    resolved = {c["type"]: c for c in status["conditions"]}["RefResolved"]
+    assert resolved["message"] == repo.rev_parse("main")
+    assert len(calls) == 1  # the second reconcile reused the cached token
+    assert calls[0]["path"] == "/app/installations/42/access_tokens"
+    assert calls[0]["claims"]["iss"] == "1234"
+    published = kube_core.read_namespaced_secret("stoker-github-token-minimal", kube_namespace)
+    assert base64.b64decode(published.data["token"]).decode() == INSTALLATION_TOKEN
+    metadata = kube_core.read_namespaced_config_map("stoker-metadata-minimal", kube_namespace)
+    assert INSTALLATION_TOKEN not in json.dumps(metadata.data)
+    assert "PRIVATE KEY" not in json.dumps(metadata.data)
+    other = controller.tokens.token(
+        namespace="other-tenant",
+        secret="app",
+        app_id=1234,
+        installation_id=42,
+        private_key=pem,
+        api_base_url=url,
+    )
+    assert other.value == INSTALLATION_TOKEN
+    assert len(calls) == 2  # same App ids in another namespace: a separate cache entry
