@@ -3,8 +3,8 @@ GatewaySync: validate, resolve the ref with `git ls-remote`, publish the metadat
 discover gateway pods, read their agents' status ConfigMaps and write the CR status.
 
 Decisions are stoker_core's (validation, refs, metadata format, conditions). Not here yet:
-watch-based informers, the rate-limited work queue, leader election, finalizers and events
-(see the Kubernetes issue).
+watch-based informers, the rate-limited work queue and leader election (see the Kubernetes
+issue).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stoker_core.model import GatewaySync
 from stoker_core.parsing import structure
 from stoker_core.refs import parse_ls_remote, resolve, same_ref
 from stoker_core.validation import check
-from stoker_core.vocabulary import AGENT_CONTAINER, Annotation, Label
+from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
 
@@ -77,6 +77,48 @@ class Controller:
         """Reconcile one GatewaySync."""
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        if meta.get("deletionTimestamp"):
+            self._clean_up(namespace, name, meta)
+            return
+        if FINALIZER not in (meta.get("finalizers") or []):
+            self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}},
+            )
+        self._reconcile(item)
+
+    def _clean_up(self, namespace: str, name: str, meta: dict[str, Any]) -> None:
+        """Remove what this GatewaySync created, then let it go (owner references would do it
+        in a cluster with a garbage collector; the finalizer makes it explicit and immediate)."""
+        from kubernetes.client.exceptions import ApiException
+
+        selector = f"{Label.CR_NAME}={name}"
+        doomed = [
+            ("config_map", metadata.name_for(name)),
+            ("secret", f"stoker-github-token-{name}"),
+        ]
+        doomed += [
+            ("config_map", cm.metadata.name)
+            for cm in self.core.list_namespaced_config_map(namespace, label_selector=selector).items
+        ]
+        for kind, object_name in dict.fromkeys(doomed):
+            try:
+                getattr(self.core, f"delete_namespaced_{kind}")(object_name, namespace)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": remaining}}
+        )
+
+    def _reconcile(self, item: dict[str, Any]) -> None:
+        meta = item["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
             gs = structure({k: v for k, v in item.items() if k != "status"}, GatewaySync)
@@ -125,9 +167,42 @@ class Controller:
             now=now,
             previous=item.get("status") or {},
         )
+        self._events(item, new_status)
         if new_status != item.get("status"):
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
+            )
+
+    def _events(self, item: dict[str, Any], new_status: dict[str, Any]) -> None:
+        """One event per condition change, never one per reconcile (the original's B7)."""
+        before = {
+            c["type"]: (c["status"], c["reason"])
+            for c in (item.get("status") or {}).get("conditions") or []
+        }
+        meta = item["metadata"]
+        for cond in new_status["conditions"]:
+            if before.get(cond["type"]) == (cond["status"], cond["reason"]):
+                continue
+            warning = cond["status"] == "False" and cond["type"] != "AllGatewaysSynced"
+            self.core.create_namespaced_event(
+                meta["namespace"],
+                {
+                    "metadata": {"generateName": f"{meta['name']}."},
+                    "involvedObject": {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "GatewaySync",
+                        "name": meta["name"],
+                        "namespace": meta["namespace"],
+                        "uid": meta.get("uid"),
+                    },
+                    "reason": cond["reason"],
+                    "message": cond["message"][:1024],
+                    "type": "Warning" if warning else "Normal",
+                    "source": {"component": "stoker-controller"},
+                    "firstTimestamp": cond["lastTransitionTime"],
+                    "lastTimestamp": cond["lastTransitionTime"],
+                    "count": 1,
+                },
             )
 
     def _resolve(self, gs: GatewaySync, namespace: str, ref: str) -> str:

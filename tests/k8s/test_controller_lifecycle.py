@@ -1,0 +1,85 @@
+"""Controller lifecycle on the real API server: the finalizer cleans up what the GatewaySync
+owned, and events are emitted once per change, not on every reconcile (B7)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from k8s.test_crd import MINIMAL
+from stoker_k8s.controller import Controller
+from support.gitservers import BareRepo
+
+pytestmark = pytest.mark.kube
+
+
+def get(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    return custom.get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", namespace, "gatewaysyncs", name
+    )
+
+
+def test_deleting_a_gatewaysync_removes_what_it_created(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
+) -> None:
+    BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
+    body = copy.deepcopy(MINIMAL)
+    body["spec"]["git"]["repo"] = f"file://{tmp_path / 'config.git'}"
+    custom = client.CustomObjectsApi(kube_api)
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+    controller = Controller(kube_core, custom)
+    controller.reconcile(get(custom, kube_namespace, "minimal"))
+    assert "stoker.io/finalizer" in get(custom, kube_namespace, "minimal")["metadata"]["finalizers"]
+    assert kube_core.read_namespaced_config_map("stoker-metadata-minimal", kube_namespace).data[
+        "commit"
+    ]
+    kube_core.create_namespaced_config_map(
+        kube_namespace,
+        {
+            "metadata": {
+                "name": "stoker-status-minimal-gw-0",
+                "labels": {"stoker.io/cr-name": "minimal"},
+            }
+        },
+    )
+    custom.delete_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
+    )
+    controller.reconcile(get(custom, kube_namespace, "minimal"))  # now carries deletionTimestamp
+    for name in ("stoker-metadata-minimal", "stoker-status-minimal-gw-0"):
+        with pytest.raises(ApiException) as gone:
+            kube_core.read_namespaced_config_map(name, kube_namespace)
+        assert gone.value.status == 404
+    with pytest.raises(ApiException) as released:
+        get(custom, kube_namespace, "minimal")
+    assert released.value.status == 404
+
+
+def test_events_are_emitted_once_per_change_b7(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    body = copy.deepcopy(MINIMAL)
+    body["spec"]["sync"]["defaults"] = {"vars": {"my-var": "x"}}  # valid for the schema, not for us
+    custom = client.CustomObjectsApi(kube_api)
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+    controller = Controller(kube_core, custom)
+    for _ in range(3):
+        controller.reconcile(get(custom, kube_namespace, "minimal"))
+    events = kube_core.list_namespaced_event(kube_namespace).items
+    invalid = [e for e in events if e.reason == "ProfilesInvalid"]
+    assert len(invalid) == 1
+    assert invalid[0].type == "Warning"
+    assert "my-var" in invalid[0].message
+    configmaps = [
+        cm.metadata.name for cm in kube_core.list_namespaced_config_map(kube_namespace).items
+    ]
+    assert "stoker-metadata-minimal" not in configmaps  # invalid profiles are never published (B8)
