@@ -3,8 +3,8 @@ GatewaySync: validate, resolve the ref with `git ls-remote`, publish the metadat
 discover gateway pods, read their agents' status ConfigMaps and write the CR status.
 
 Decisions are stoker_core's (validation, refs, metadata format, conditions). Not here yet:
-watch-based informers, the rate-limited work queue and leader election (see the Kubernetes
-issue).
+watch-based informers and the rate-limited work queue (see the Kubernetes issue); leader
+election is in leader.py.
 """
 
 from __future__ import annotations

@@ -68,7 +68,17 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
     env = kube_env.subprocess_env()
     metrics_port = free_port()
     controller = start(
-        ["controller", "--interval", "1s", "--metrics-port", str(metrics_port)],
+        [
+            "controller",
+            "--interval",
+            "1s",
+            "--metrics-port",
+            str(metrics_port),
+            "--lease-namespace",
+            kube_namespace,
+            "--lease-seconds",
+            "3",
+        ],
         env,
         tmp_path / "controller.log",
     )

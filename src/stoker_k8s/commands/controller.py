@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 
 import click
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 from stoker_agent import logs
 from stoker_core.durations import parse_duration
 from stoker_k8s.controller import Controller
+from stoker_k8s.leader import LeaderElector
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
@@ -24,7 +26,28 @@ log = logging.getLogger("stoker.controller")
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
 @click.option("--metrics-port", default=8080, show_default=True, help="Port of /metrics (0: off).")
-def controller(interval: str, log_format: str, metrics_port: int) -> None:
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=True,
+    show_default=True,
+    help="Reconcile only while holding the Lease (run several replicas safely).",
+)
+@click.option(
+    "--lease-namespace",
+    envvar="POD_NAMESPACE",
+    default="stoker-system",
+    show_default=True,
+    help="Namespace of the Lease.",
+)
+@click.option("--lease-seconds", default=15, show_default=True, help="Lease duration.")
+def controller(
+    interval: str,
+    log_format: str,
+    metrics_port: int,
+    leader_election: bool,
+    lease_namespace: str,
+    lease_seconds: int,
+) -> None:
     """Resolve refs, publish metadata, and report gateway status on every GatewaySync."""
     from kubernetes import client, config
 
@@ -41,9 +64,18 @@ def controller(interval: str, log_format: str, metrics_port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     period = parse_duration(interval)
+    elector = LeaderElector(
+        client.CoordinationV1Api(),
+        lease_namespace,
+        "stoker-controller",
+        f"{socket.gethostname()}-{os.getpid()}",
+        lease_seconds=lease_seconds,
+    )
     while not stop.is_set():
         try:
-            ctl.reconcile_all()
+            if not leader_election or elector.try_acquire_or_renew():
+                ctl.reconcile_all()
         except Exception:  # the API server being away must not end the controller
             log.exception("reconcile pass failed")
-        stop.wait(period)
+        # Renew well inside the lease, whatever the reconcile interval.
+        stop.wait(min(period, lease_seconds / 3) if leader_election else period)
