@@ -1,10 +1,8 @@
-"""A first controller: each interval (or sooner, when a receiver asks) it reconciles every
-GatewaySync: validate, resolve the ref with `git ls-remote`, publish the metadata ConfigMap,
-discover gateway pods, read their agents' status ConfigMaps and write the CR status.
+"""Reconciling one GatewaySync: validate, resolve the ref with `git ls-remote`, publish the
+metadata ConfigMap, discover gateway pods, read their agents' status ConfigMaps and write the
+CR status (manager.py decides when: watches, a work queue, leader election).
 
-Decisions are stoker_core's (validation, refs, metadata format, conditions). Not here yet:
-watch-based informers and the rate-limited work queue (see the Kubernetes issue); leader
-election is in leader.py.
+Decisions are stoker_core's (validation, refs, metadata format, conditions).
 """
 
 from __future__ import annotations
@@ -59,22 +57,29 @@ class Controller:
         """One pass over every GatewaySync; returns how many were reconciled."""
         items = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
         for item in items:
-            labels = (item["metadata"].get("namespace", ""), item["metadata"]["name"])
-            started = time.monotonic()
             try:
                 self.reconcile(item)
-                self.metrics.reconcile_total.labels(*labels, "success").inc()
             except Exception:  # one broken CR must not stop the others
-                self.metrics.reconcile_total.labels(*labels, "error").inc()
                 log.exception(
                     "reconciling %s/%s", item["metadata"].get("namespace"), item["metadata"]["name"]
                 )
-            finally:
-                self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
         return len(items)
 
     def reconcile(self, item: dict[str, Any]) -> None:
-        """Reconcile one GatewaySync."""
+        """Reconcile one GatewaySync, counted and timed in the metrics."""
+        labels = (item["metadata"].get("namespace", ""), item["metadata"]["name"])
+        started = time.monotonic()
+        try:
+            self._reconcile_one(item)
+        except Exception:
+            self.metrics.reconcile_total.labels(*labels, "error").inc()
+            raise
+        else:
+            self.metrics.reconcile_total.labels(*labels, "success").inc()
+        finally:
+            self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
+
+    def _reconcile_one(self, item: dict[str, Any]) -> None:
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         if meta.get("deletionTimestamp"):

@@ -69,9 +69,9 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
     metrics_port = free_port()
     controller = start(
         [
-            "controller",
+            "controller",  # a long resync: what follows must be driven by watch events
             "--interval",
-            "1s",
+            "300s",
             "--metrics-port",
             str(metrics_port),
             "--lease-namespace",
@@ -156,6 +156,15 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
             project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
             git(example_repo, "commit", "-qam", "v2")
             new = git(example_repo, "rev-parse", "HEAD")
+            # What the receiver does on a push to the tracked branch.
+            custom.patch_namespaced_custom_object(
+                "stoker.io",
+                "v1alpha1",
+                kube_namespace,
+                "gatewaysyncs",
+                name,
+                {"metadata": {"annotations": {"stoker.io/refresh-requested-at": "now"}}},
+            )
 
             def delivered() -> bool:
                 return b'"description": "v2"' in (data / "projects/blue/project.json").read_bytes()

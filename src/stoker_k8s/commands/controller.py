@@ -15,6 +15,7 @@ from stoker_agent import logs
 from stoker_core.durations import parse_duration
 from stoker_k8s.controller import Controller
 from stoker_k8s.leader import LeaderElector
+from stoker_k8s.manager import Manager
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
@@ -63,19 +64,17 @@ def controller(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    period = parse_duration(interval)
-    elector = LeaderElector(
-        client.CoordinationV1Api(),
-        lease_namespace,
-        "stoker-controller",
-        f"{socket.gethostname()}-{os.getpid()}",
-        lease_seconds=lease_seconds,
+    elector = (
+        LeaderElector(
+            client.CoordinationV1Api(),
+            lease_namespace,
+            "stoker-controller",
+            f"{socket.gethostname()}-{os.getpid()}",
+            lease_seconds=lease_seconds,
+        )
+        if leader_election
+        else None
     )
-    while not stop.is_set():
-        try:
-            if not leader_election or elector.try_acquire_or_renew():
-                ctl.reconcile_all()
-        except Exception:  # the API server being away must not end the controller
-            log.exception("reconcile pass failed")
-        # Renew well inside the lease, whatever the reconcile interval.
-        stop.wait(min(period, lease_seconds / 3) if leader_election else period)
+    Manager(
+        ctl, interval=parse_duration(interval), elector=elector, lease_seconds=lease_seconds
+    ).run(stop)

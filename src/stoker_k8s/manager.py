@@ -1,0 +1,152 @@
+"""Runs the controller: informers feed a work queue; workers reconcile one key at a time while
+this replica holds the Lease; a periodic resync re-resolves refs (spec.polling)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from stoker_core.vocabulary import Annotation, Label
+from stoker_k8s.controller import GROUP, PLURAL, VERSION, Controller
+from stoker_k8s.leader import LeaderElector
+from stoker_k8s.runtime import Informer, WorkQueue
+
+log = logging.getLogger("stoker.controller")
+
+
+def _meta(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return dict(obj.get("metadata") or {})
+    meta = obj.metadata
+    return {
+        "namespace": meta.namespace,
+        "name": meta.name,
+        "labels": meta.labels or {},
+        "annotations": meta.annotations or {},
+    }
+
+
+class Manager:
+    """Wires informers, the queue, workers and leader election around a Controller."""
+
+    def __init__(
+        self,
+        ctl: Controller,
+        *,
+        interval: float,
+        workers: int = 4,
+        elector: LeaderElector | None = None,
+        lease_seconds: int = 15,
+    ) -> None:
+        self.ctl = ctl
+        self.queue = WorkQueue()
+        self.interval = interval
+        self.workers = workers
+        self.elector = elector
+        self.lease_seconds = lease_seconds
+        self.leading = threading.Event()
+        self.known: set[str] = set()
+
+    def _on_gatewaysync(self, kind: str, obj: Any) -> None:
+        meta = _meta(obj)
+        key = f"{meta['namespace']}/{meta['name']}"
+        if kind == "DELETED":
+            self.known.discard(key)
+            return
+        self.known.add(key)
+        self.queue.add(key)
+
+    def _on_status(self, kind: str, obj: Any) -> None:
+        meta = _meta(obj)
+        cr = (meta.get("labels") or {}).get(Label.CR_NAME)
+        if cr:  # an agent reported: reconcile its GatewaySync now (the original missed it: B5)
+            self.queue.add(f"{meta['namespace']}/{cr}")
+
+    def _on_pod(self, kind: str, obj: Any) -> None:
+        meta = _meta(obj)
+        notes = meta.get("annotations") or {}
+        if notes.get(Annotation.INJECT) == "true" and notes.get(Annotation.CR_NAME):
+            self.queue.add(f"{meta['namespace']}/{notes[Annotation.CR_NAME]}")
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not self.leading.wait(timeout=1.0):
+                continue
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            try:
+                self._reconcile(key)
+                self.queue.forget(key)
+            except Exception:
+                delay = self.queue.retry(key)
+                log.exception("reconciling %s failed; retrying in %.0fs", key, delay)
+            finally:
+                self.queue.done(key)
+
+    def _reconcile(self, key: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        namespace, name = key.split("/", 1)
+        try:
+            item = self.ctl.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return  # deleted meanwhile: nothing to do (R28)
+            raise
+        self.ctl.reconcile(item)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set."""
+        core, custom = self.ctl.core, self.ctl.custom
+        informers = [
+            Informer(
+                custom.list_cluster_custom_object,
+                self._on_gatewaysync,
+                group=GROUP,
+                version=VERSION,
+                plural=PLURAL,
+            ),
+            Informer(
+                core.list_config_map_for_all_namespaces,
+                self._on_status,
+                label_selector=f"{Label.MANAGED_BY}=stoker-agent",
+            ),
+            Informer(core.list_pod_for_all_namespaces, self._on_pod),
+        ]
+        for informer in informers:
+            informer.start()
+        threads = [
+            threading.Thread(target=self._work, args=(stop,), daemon=True)
+            for _ in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        next_resync = 0.0
+        import time
+
+        while not stop.is_set():
+            leader = self.elector is None or self._elect()
+            if leader:
+                self.leading.set()
+            else:
+                self.leading.clear()
+            if leader and time.monotonic() >= next_resync:
+                for key in list(self.known):
+                    self.queue.add(key)
+                next_resync = time.monotonic() + self.interval
+            stop.wait(min(self.interval, self.lease_seconds / 3))
+        self.leading.clear()
+        self.queue.close()
+        for informer in informers:
+            informer.stop()
+
+    def _elect(self) -> bool:
+        try:
+            return self.elector is not None and self.elector.try_acquire_or_renew()
+        except Exception:
+            log.exception("leader election failed; not reconciling until it works")
+            return False

@@ -1,0 +1,188 @@
+"""A small controller runtime on the official client: list-then-watch informers and a work
+queue with de-duplication, one worker per key and per-key exponential backoff."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from stoker_core.outcomes import backoff_delay
+
+log = logging.getLogger("stoker.runtime")
+
+
+class WorkQueue:
+    """Keys to reconcile. A key is never handed to two workers at once; adding a key that is
+    queued is a no-op; adding one that is being processed runs it again afterwards."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, base: float = 30.0, cap: float = 300.0
+    ) -> None:
+        self._clock = clock
+        self._base, self._cap = base, cap
+        self._queue: list[str] = []
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
+        self._dirty: set[str] = set()
+        self._later: list[tuple[float, str]] = []
+        self._failures: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def add(self, key: str) -> None:
+        """Queue `key` now."""
+        with self._cond:
+            if key in self._active:
+                self._dirty.add(key)
+            elif key not in self._queued:
+                self._queued.add(key)
+                self._queue.append(key)
+                self._cond.notify()
+
+    def retry(self, key: str) -> float:
+        """Queue `key` again after its backoff (30 s doubling to 5 min, jittered); the delay."""
+        with self._cond:
+            self._failures[key] = self._failures.get(key, 0) + 1
+            delay = backoff_delay(
+                self._failures[key], random.random(), base=self._base, cap=self._cap
+            )
+            heapq.heappush(self._later, (self._clock() + delay, key))
+            self._cond.notify()
+            return delay
+
+    def forget(self, key: str) -> None:
+        """Reset `key`'s backoff after a success."""
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next key (marked active), or None on timeout or close."""
+        deadline = None if timeout is None else self._clock() + timeout
+        with self._cond:
+            while not self._closed:
+                self._promote()
+                if self._queue:
+                    key = self._queue.pop(0)
+                    self._queued.discard(key)
+                    self._active.add(key)
+                    return key
+                wait = None if deadline is None else deadline - self._clock()
+                if self._later:
+                    due = self._later[0][0] - self._clock()
+                    wait = due if wait is None else min(wait, due)
+                if wait is not None and wait <= 0 and not self._later:
+                    return None
+                if deadline is not None and self._clock() >= deadline:
+                    return None
+                self._cond.wait(timeout=None if wait is None else max(wait, 0.001))
+        return None
+
+    def done(self, key: str) -> None:
+        """Mark `key` finished; re-queue it if it was added meanwhile."""
+        with self._cond:
+            self._active.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._queued.add(key)
+                self._queue.append(key)
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Wake every waiting worker; get() returns None from now on."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _promote(self) -> None:
+        now = self._clock()
+        while self._later and self._later[0][0] <= now:
+            _, key = heapq.heappop(self._later)
+            if key not in self._queued and key not in self._active:
+                self._queued.add(key)
+                self._queue.append(key)
+            elif key in self._active:
+                self._dirty.add(key)
+
+
+class Informer:
+    """List, then watch from the list's resourceVersion (with bookmarks and a server-side timeout
+    so a silent connection cannot hang it); relist on 410 Gone or any error."""
+
+    def __init__(
+        self,
+        list_fn: Callable[..., Any],
+        on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        watch_timeout: int = 60,
+        **list_args: Any,
+    ) -> None:
+        self._list = list_fn
+        self._on_event = on_event
+        self._args = list_args
+        self._timeout = watch_timeout
+        self._stop = threading.Event()
+        self.synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Informer:
+        """Begin listing and watching in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the current watch call returns (at most `watch_timeout`)."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                listing = self._list(**self._args)
+                items = listing["items"] if isinstance(listing, dict) else listing.items
+                version = (
+                    listing["metadata"]["resourceVersion"]
+                    if isinstance(listing, dict)
+                    else listing.metadata.resource_version
+                )
+                for item in items:
+                    self._on_event("ADDED", item)
+                self.synced.set()
+                failures = 0
+                while not self._stop.is_set():
+                    stream = watch.Watch()
+                    for event in stream.stream(
+                        self._list,
+                        resource_version=version,
+                        allow_watch_bookmarks=True,
+                        timeout_seconds=self._timeout,
+                        **self._args,
+                    ):
+                        obj = event["object"]
+                        meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata
+                        version = (
+                            meta.get("resourceVersion")
+                            if isinstance(meta, dict)
+                            else meta.resource_version
+                        ) or version
+                        if event["type"] != "BOOKMARK":
+                            self._on_event(event["type"], obj)
+                        if self._stop.is_set():
+                            stream.stop()
+                            break
+            except ApiException as e:
+                if e.status != 410:
+                    failures += 1
+                    log.warning("watch failed (%s); relisting", e.reason)
+                    self._stop.wait(min(30.0, 0.5 * 2**failures))
+            except Exception as e:  # a broken connection: relist after a pause
+                failures += 1
+                log.warning("watch broke (%s); relisting", type(e).__name__)
+                self._stop.wait(min(30.0, 0.5 * 2**failures))
