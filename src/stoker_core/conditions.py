@@ -27,6 +27,7 @@ class Gateway:
     profile: str
     has_sidecar: bool
     record: dict[str, Any] | None = None  # the agent's status.json, if any
+    service_account: str = "default"
 
     def sync_status(self) -> str:
         """Synced / Pending / Error / MissingSidecar (a recreated pod without a sidecar never

@@ -32,6 +32,7 @@ class Annotation(enum.StrEnum):
     REQUESTED_REF = "stoker.io/requested-ref"  # receiver → controller (CR annotation)
     REQUESTED_AT = "stoker.io/requested-at"  # receiver → people (CR annotation)
     REQUESTED_BY = "stoker.io/requested-by"  # receiver → people (CR annotation)
+    REFRESH_REQUESTED_AT = "stoker.io/refresh-requested-at"  # receiver → controller (CR)
 
 
 class Label(enum.StrEnum):

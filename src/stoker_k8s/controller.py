@@ -12,15 +12,17 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from typing import Any
 
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_core import conditions, metadata
+from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.model import GatewaySync
 from stoker_core.parsing import structure
-from stoker_core.refs import parse_ls_remote, resolve, same_ref
+from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
 from stoker_k8s.githubapp import GitHubAppTokens
@@ -52,6 +54,12 @@ class Controller:
         self.custom = custom
         self.metrics = metrics or ControllerMetrics()
         self.tokens = tokens or GitHubAppTokens()
+        from kubernetes import client
+
+        self.rbac = client.RbacAuthorizationV1Api(core.api_client)
+        self._advertised: dict[tuple[str, str, str], tuple[float, Advertisement]] = {}
+        self._refreshed: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def reconcile_all(self) -> int:
         """One pass over every GatewaySync; returns how many were reconciled."""
@@ -133,9 +141,12 @@ class Controller:
         annotations = meta.get("annotations") or {}
         ref = annotations.get(Annotation.REQUESTED_REF) or item["spec"]["git"]["ref"]
         commit, error = None, None
+        refresh = annotations.get(Annotation.REFRESH_REQUESTED_AT, "")
+        fresh = self._refreshed.get(f"{namespace}/{name}") != refresh
+        self._refreshed[f"{namespace}/{name}"] = refresh
         if gs is not None:
             try:
-                commit = self._resolve(gs, namespace, ref)
+                commit = self._resolve(gs, namespace, ref, fresh=fresh)
             except StokerError as e:
                 error = str(e)
         if gs is not None and not problems and commit is not None:
@@ -155,6 +166,7 @@ class Controller:
                 {"metadata": {"annotations": {Annotation.REQUESTED_REF: None}}},
             )
         gateways = self._gateways(namespace, name)
+        self._bind_agents(namespace, name, item, gateways)
         self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
         self.metrics.gateways_synced.labels(namespace, name).set(
             sum(g.sync_status() == "Synced" for g in gateways)
@@ -177,6 +189,50 @@ class Controller:
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
             )
+
+    def _bind_agents(
+        self, namespace: str, name: str, owner: dict[str, Any], gateways: list[conditions.Gateway]
+    ) -> None:
+        """Let the gateway pods' ServiceAccounts read what their agents need (ClusterRole
+        stoker-agent), through a RoleBinding owned by the GatewaySync."""
+        from kubernetes.client.exceptions import ApiException
+
+        accounts = sorted({g.service_account for g in gateways})
+        if not accounts:
+            return
+        rbac: Any = self.rbac  # the typed stubs want model objects; plain dicts serialise the same
+        binding = f"stoker-agent-{name}"
+        body = {
+            "metadata": {
+                "name": binding,
+                "labels": {Label.CR_NAME: name, Label.MANAGED_BY: "stoker-controller"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "GatewaySync",
+                        "name": name,
+                        "uid": owner["metadata"]["uid"],
+                    }
+                ],
+            },
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "stoker-agent",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": a, "namespace": namespace} for a in accounts
+            ],
+        }
+        try:
+            current = rbac.read_namespaced_role_binding(binding, namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            rbac.create_namespaced_role_binding(namespace, body)
+            return
+        if sorted(s.name for s in current.subjects or []) != accounts:
+            rbac.replace_namespaced_role_binding(binding, namespace, body)
 
     def _events(self, item: dict[str, Any], new_status: dict[str, Any]) -> None:
         """One event per condition change, never one per reconcile (the original's B7)."""
@@ -210,15 +266,26 @@ class Controller:
                 },
             )
 
-    def _resolve(self, gs: GatewaySync, namespace: str, ref: str) -> str:
-        with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
-            credentials = self._credentials(gs, namespace, private)
-            mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
-            try:
-                advertised = parse_ls_remote(mirror.ls_remote())
-            finally:
-                mirror.close()
-        return resolve(ref, advertised, where=gs.spec.git.repo)
+    def _resolve(self, gs: GatewaySync, namespace: str, ref: str, *, fresh: bool) -> str:
+        """Resolve `ref`; one ls-remote per repository and credentials per polling interval,
+        shared by every GatewaySync using them, unless a push asked for a fresh look."""
+        auth = gs.spec.git.auth
+        key = (gs.spec.git.repo, namespace if auth else "", repr(auth))
+        ttl = parse_duration(gs.spec.polling.interval) if gs.spec.polling.enabled else float("inf")
+        with self._lock:
+            cached = self._advertised.get(key)
+        if fresh or cached is None or time.monotonic() - cached[0] >= ttl:
+            with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
+                credentials = self._credentials(gs, namespace, private)
+                mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
+                try:
+                    advertised = parse_ls_remote(mirror.ls_remote())
+                finally:
+                    mirror.close()
+            cached = (time.monotonic(), advertised)
+            with self._lock:
+                self._advertised[key] = cached
+        return resolve(ref, cached[1], where=gs.spec.git.repo)
 
     def _credentials(self, gs: GatewaySync, namespace: str, private: str) -> Credentials:
         """Credential files for one ls-remote, written under a private temporary directory."""
@@ -371,6 +438,7 @@ class Controller:
             )
             out.append(
                 conditions.Gateway(
+                    service_account=pod.spec.service_account_name or "default",
                     name=gateway,
                     pod=pod.metadata.name,
                     namespace=namespace,

@@ -26,7 +26,7 @@ from stoker_core.vocabulary import Annotation
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.receiver")
-REFRESH_ANNOTATION = "stoker.io/refresh-requested-at"
+REFRESH_ANNOTATION = Annotation.REFRESH_REQUESTED_AT
 
 
 class Store(Protocol):

@@ -83,3 +83,52 @@ def test_events_are_emitted_once_per_change_b7(
         cm.metadata.name for cm in kube_core.list_namespaced_config_map(kube_namespace).items
     ]
     assert "stoker-metadata-minimal" not in configmaps  # invalid profiles are never published (B8)
+
+
+def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
+) -> None:
+    from support.gitservers import GitHttpServer
+
+    BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
+    with GitHttpServer(tmp_path, "git", "pw", require_auth=False) as server:
+        body = copy.deepcopy(MINIMAL)
+        body["spec"]["git"]["repo"] = server.url_for("config")
+        custom = client.CustomObjectsApi(kube_api)
+        custom.create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+        )
+        kube_core.create_namespaced_pod(
+            kube_namespace,
+            {
+                "metadata": {
+                    "name": "gw-0",
+                    "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": "minimal"},
+                },
+                "spec": {"containers": [{"name": "gateway", "image": "ignition"}]},
+            },
+        )
+        controller = Controller(kube_core, custom)
+
+        def advertisements() -> int:
+            return sum(1 for r in server.requests if "info/refs" in r.target)
+
+        controller.reconcile(get(custom, kube_namespace, "minimal"))
+        controller.reconcile(get(custom, kube_namespace, "minimal"))
+        assert advertisements() == 1  # one ls-remote per polling interval
+        custom.patch_namespaced_custom_object(
+            "stoker.io",
+            "v1alpha1",
+            kube_namespace,
+            "gatewaysyncs",
+            "minimal",
+            {"metadata": {"annotations": {"stoker.io/refresh-requested-at": "t1"}}},
+        )
+        controller.reconcile(get(custom, kube_namespace, "minimal"))
+        assert advertisements() == 2  # a push asked for a fresh look
+    binding = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role_binding(
+        "stoker-agent-minimal", kube_namespace
+    )
+    assert binding.role_ref.name == "stoker-agent"
+    assert [(s.kind, s.name) for s in binding.subjects] == [("ServiceAccount", "default")]
+    assert binding.metadata.owner_references[0].kind == "GatewaySync"
