@@ -113,6 +113,10 @@ class AgentLoop:
         self._manual = True
         self._wake.set()
 
+    def wake(self) -> None:
+        """Look at the metadata now (a watch saw it change) instead of at the next poll."""
+        self._wake.set()
+
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, poll: float = 2.0) -> None:

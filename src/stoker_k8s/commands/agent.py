@@ -13,9 +13,11 @@ from stoker_agent import logs
 from stoker_agent.applying import Applier
 from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop
+from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
 from stoker_core.status import SyncRecord
 from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.runtime import Informer
 
 
 class _Both:
@@ -62,9 +64,17 @@ def agent(log_format: str) -> None:
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
+    # Watch the metadata ConfigMap: a new commit wakes the loop at once; the poll is a fallback.
+    watcher = Informer(
+        core.list_namespaced_config_map,
+        lambda kind, obj: loop.wake(),
+        namespace=env.cr_namespace,
+        field_selector=f"metadata.name={formats.name_for(env.cr_name)}",
+    ).start()
     try:
         with Applier(env.data_path) as applier:
             applier.recover()  # /startupz passes only once the data directory is consistent
-        loop.run()
+        loop.run(poll=30.0)
     finally:
+        watcher.stop()
         server.stop()
