@@ -9,12 +9,14 @@ annotation uses `default` (D1), and Stoker's volume names never collide with the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from stoker_core.model import GatewaySync
+from stoker_core.model import GatewaySync, VarFrom
+from stoker_core.profiles import resolve
 from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
 
 DATA_VOLUMES = ("ignition-data", "data")
@@ -117,7 +119,12 @@ def decide(
     taken = {v.get("name") for v in spec.get("volumes") or []}
     names = _volume_names(taken)
     volumes, mounts = _volumes(gs, picked, names, data)
+    var_files = _var_volumes(resolve(gs.spec.sync, profile).vars_from, taken, volumes, mounts)
     container = _container(gs, picked, profile, annotations, labels, settings, mounts, data[1])
+    if var_files:
+        container["env"].append(
+            {"name": "STOKER_VAR_FILES", "value": json.dumps(var_files, sort_keys=True)}
+        )
     patch: list[dict[str, Any]] = []
     if spec.get("initContainers"):
         patch.append({"op": "add", "path": "/spec/initContainers/0", "value": container})
@@ -153,6 +160,33 @@ def _volume_names(taken: set[Any]) -> dict[str, str]:
             name, n = f"stoker-{role}-{n}", n + 1
         out[role] = name
     return out
+
+
+def _var_volumes(
+    sources: tuple[VarFrom, ...],
+    taken: set[Any],
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> dict[str, str]:
+    """Mount each Secret that varsFrom names (into the agent only); return var → file path."""
+    files: dict[str, str] = {}
+    used = taken | {v["name"] for v in volumes}
+    by_secret: dict[str, str] = {}
+    for source in sources:
+        secret = source.secret_key_ref.name
+        if secret not in by_secret:
+            n, name = 0, "stoker-vars"
+            while name in used:
+                n += 1
+                name = f"stoker-vars-{n}"
+            used.add(name)
+            by_secret[secret] = name
+            volumes.append(_secret_volume(name, secret))
+            mounts.append(
+                {"name": name, "mountPath": f"/etc/stoker/vars/{secret}", "readOnly": True}
+            )
+        files[source.name] = f"/etc/stoker/vars/{secret}/{source.secret_key_ref.key}"
+    return files
 
 
 def _secret_volume(name: str, secret: str) -> dict[str, Any]:

@@ -159,11 +159,21 @@ class Mapping:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class VarFrom:
+    """A template variable whose value comes from a Secret key, mounted into the agent only
+    (never copied into a ConfigMap, an event or a status)."""
+
+    name: str = attrs.field(metadata=doc("Template variable name: {{.Vars.<name>}}.", minLength=1))
+    secret_key_ref: SecretKeyRef
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class Defaults:
     """Settings every profile inherits."""
 
     exclude_patterns: tuple[str, ...] = DEFAULT_EXCLUDES
     vars: dict[str, str] = attrs.field(factory=dict)
+    vars_from: tuple[VarFrom, ...] = ()
     sync_period: int = attrs.field(default=30, metadata=doc("Seconds.", minimum=5, maximum=3600))
     designer_session_policy: DesignerPolicy = DesignerPolicy.PROCEED
     dry_run: bool = False
@@ -183,6 +193,7 @@ class Profile:
     mappings: tuple[Mapping, ...] = attrs.field(metadata=doc("Applied in order.", minItems=1))
     exclude_patterns: tuple[str, ...] = ()
     vars: dict[str, str] = attrs.field(factory=dict)
+    vars_from: tuple[VarFrom, ...] = ()
     sync_period: int | None = attrs.field(
         default=None, metadata=doc("Seconds.", minimum=5, maximum=3600)
     )

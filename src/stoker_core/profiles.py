@@ -21,6 +21,7 @@ class EffectiveProfile:
     mappings: tuple[model.Mapping, ...]
     exclude_patterns: tuple[str, ...]
     vars: dict[str, str]
+    vars_from: tuple[model.VarFrom, ...]
     sync_period: int
     dry_run: bool
     designer_session_policy: model.DesignerPolicy
@@ -58,6 +59,7 @@ def resolve(spec: model.SyncSpec, name: str | None) -> EffectiveProfile:
         mappings=profile.mappings,
         exclude_patterns=tuple(dict.fromkeys((*d.exclude_patterns, *profile.exclude_patterns))),
         vars={**d.vars, **profile.vars},
+        vars_from=tuple({v.name: v for v in (*d.vars_from, *profile.vars_from)}.values()),
         sync_period=_pick(profile.sync_period, d.sync_period),
         dry_run=_pick(profile.dry_run, d.dry_run),
         designer_session_policy=_pick(profile.designer_session_policy, d.designer_session_policy),

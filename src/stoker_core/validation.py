@@ -168,9 +168,30 @@ def _check_globs(field: str, patterns: tuple[str, ...]) -> Iterator[Problem]:
             yield Problem(field=f"{field}[{i}]", message=str(e))
 
 
+def _check_vars_from(
+    base: str, values: dict[str, str], sources: tuple[model.VarFrom, ...]
+) -> Iterator[Problem]:
+    for i, source in enumerate(sources):
+        where = f"{base}.varsFrom[{i}]"
+        if not IDENTIFIER.match(source.name):
+            yield Problem(
+                field=f"{where}.name",
+                message=f'"{source.name}" is not a valid '
+                "identifier (use letters, digits, underscores only)",
+            )
+        if source.name in values:
+            yield Problem(
+                field=f"{where}.name",
+                message=f'"{source.name}" is also set in vars; keep one of the two',
+            )
+        yield from _nonempty(f"{where}.secretKeyRef.name", source.secret_key_ref.name)
+        yield from _nonempty(f"{where}.secretKeyRef.key", source.secret_key_ref.key)
+
+
 def _check_defaults(defaults: model.Defaults) -> Iterator[Problem]:
     base = "spec.sync.defaults"
     yield from _check_vars(f"{base}.vars", defaults.vars)
+    yield from _check_vars_from(base, defaults.vars, defaults.vars_from)
     yield from _check_sync_period(f"{base}.syncPeriod", defaults.sync_period)
     yield from _check_globs(f"{base}.excludePatterns", defaults.exclude_patterns)
 
@@ -181,6 +202,7 @@ def _check_profile(base: str, name: str, profile: model.Profile) -> Iterator[Pro
             field=base, message=f'profile name "{name}" must be a DNS label, e.g. "site-a"'
         )
     yield from _check_vars(f"{base}.vars", profile.vars)
+    yield from _check_vars_from(base, profile.vars, profile.vars_from)
     yield from _check_sync_period(f"{base}.syncPeriod", profile.sync_period)
     yield from _check_globs(f"{base}.excludePatterns", profile.exclude_patterns)
     if not profile.mappings:

@@ -41,6 +41,7 @@ class AgentEnv:
     ssh_key_file: str | None
     known_hosts_file: str | None
     health_port: int
+    var_files: dict[str, str] = attrs.field(factory=dict)  # varsFrom: var → mounted file
 
     @classmethod
     def from_environ(cls, env: dict[str, str]) -> AgentEnv:
@@ -67,7 +68,25 @@ class AgentEnv:
             ssh_key_file=env.get("GIT_SSH_KEY_FILE") or None,
             known_hosts_file=env.get("GIT_KNOWN_HOSTS_FILE") or None,
             health_port=int(env.get("HEALTH_PORT", "8082")),
+            var_files=json.loads(env.get("STOKER_VAR_FILES") or "{}"),
         )
+
+    def read_vars(self) -> dict[str, str]:
+        """The varsFrom values, read from the mounted Secret files (and masked in logs)."""
+        from stoker_agent import logs
+
+        out = {}
+        for name, path in self.var_files.items():
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    out[name] = handle.read().rstrip("\n")
+            except OSError as e:
+                raise InvalidInput.one(
+                    f"cannot read varsFrom {name} from {path}: {e.strerror}",
+                    field=f"varsFrom.{name}",
+                ) from None
+            logs.register_secret(out[name])
+        return out
 
 
 class ConfigMapMetadata:
@@ -119,6 +138,7 @@ class ConfigMapMetadata:
             repo=published.gatewaysync.spec.git.repo,
             ref=published.ref,
             commit=published.commit,
+            extra_vars=env.read_vars(),
             data_dir=env.data_path,
             mirror_dir=os.path.join(env.repo_path, "mirror"),
             credentials=Credentials(

@@ -148,3 +148,25 @@ def test_agent_image_precedence() -> None:
         annotated, decide(annotated, "plant", {"site": cr()}, InjectionSettings()).patch
     )
     assert result["spec"]["initContainers"][0]["image"] == "registry.local/stoker:dev"
+
+
+def test_vars_from_secrets_are_mounted_into_the_agent_only() -> None:
+    doc_profiles = {
+        "default": {
+            "mappings": [{"source": "p", "destination": "projects"}],
+            "varsFrom": [
+                {"name": "siteKey", "secretKeyRef": {"name": "site-secrets", "key": "key"}}
+            ],
+        }
+    }
+    from core.helpers import manifest_with as with_profiles
+
+    gs = load(with_profiles(doc_profiles))
+    result = apply_patch(pod(), decide(pod(), "plant", {"site": gs}).patch)
+    agent = result["spec"]["initContainers"][0]
+    env = {e["name"]: e.get("value") for e in agent["env"]}
+    assert env["STOKER_VAR_FILES"] == '{"siteKey": "/etc/stoker/vars/site-secrets/key"}'
+    volume = next(v for v in result["spec"]["volumes"] if v["name"] == "stoker-vars")
+    assert volume["secret"]["secretName"] == "site-secrets"
+    gateway = result["spec"]["containers"][0]
+    assert all(m["name"] != "stoker-vars" for m in gateway.get("volumeMounts", []))

@@ -146,3 +146,23 @@ def test_bad_patch_glob_is_reported() -> None:
     mapping = {"source": "a", "destination": "b", "patches": [{"file": "[x", "set": {"a": "1"}}]}
     found = problems(with_changes(spec__sync__profiles__default__mappings=[mapping]))
     assert "spec.sync.profiles.default.mappings[0].patches[0].file[0]" in found
+
+
+def test_vars_from_names_are_checked_and_may_not_repeat_a_var() -> None:
+    mapping = [{"source": "a", "destination": "b"}]
+    doc = manifest_with(
+        {
+            "default": {
+                "mappings": mapping,
+                "vars": {"site": "x"},
+                "varsFrom": [
+                    {"name": "site", "secretKeyRef": {"name": "s", "key": "k"}},
+                    {"name": "bad-name", "secretKeyRef": {"name": "s", "key": ""}},
+                ],
+            }
+        }
+    )
+    found = problems(doc)
+    assert "also set in vars" in found["spec.sync.profiles.default.varsFrom[0].name"]
+    assert "identifier" in found["spec.sync.profiles.default.varsFrom[1].name"]
+    assert "spec.sync.profiles.default.varsFrom[1].secretKeyRef.key" in found
