@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv sysdeps lint typecheck contracts unit test testenv crd demo bench clean
+.PHONY: help venv sysdeps lint typecheck contracts unit test testenv helm-bin crd demo bench clean
 
 help:
 	@echo "make demo   - set up, then plan the bundled example for two gateways"
@@ -51,7 +51,10 @@ crd: venv
 unit: venv
 	$(VENV)/bin/pytest -q -m "not kube"
 
-test: sysdeps venv lint typecheck contracts testenv
+helm-bin:
+	bash adapters/helm/build-helm.sh
+
+test: sysdeps venv lint typecheck contracts testenv helm-bin
 	$(VENV)/bin/pytest -q
 
 demo: venv

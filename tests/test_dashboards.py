@@ -13,7 +13,7 @@ from conftest import ROOT
 from stoker_agent.health import AgentMetrics
 from stoker_k8s.metrics import ControllerMetrics
 
-DASHBOARDS = sorted((ROOT / "adapters" / "grafana").glob("*.json"))
+DASHBOARDS = sorted((ROOT / "adapters" / "helm" / "stoker" / "dashboards").glob("*.json"))
 SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_total")
 
 

@@ -13,6 +13,8 @@ import yaml
 from stoker_core.schema import crd
 
 CRD_FILE = Path(__file__).resolve().parent / "crds" / "gatewaysync.yaml"
+# The Helm chart ships the same file; both come from the model and are checked together.
+CHART_CRD = Path(__file__).resolve().parents[2] / "adapters/helm/stoker/crds/gatewaysync.yaml"
 HEADER = "# Generated from stoker_core.model by `python -m stoker_k8s.crdgen`; do not edit.\n"
 
 
@@ -24,12 +26,14 @@ def render() -> str:
 def main(argv: list[str]) -> int:
     """Write the CRD, or with --check compare it with the committed one."""
     text = render()
+    targets = [CRD_FILE, *([CHART_CRD] if CHART_CRD.parent.is_dir() else [])]
     if "--check" in argv:
-        if not CRD_FILE.exists() or CRD_FILE.read_text() != text:
-            print(f"{CRD_FILE} is out of date: run `python -m stoker_k8s.crdgen`", file=sys.stderr)
-            return 1
-        return 0
-    CRD_FILE.write_text(text)
+        stale = [t for t in targets if not t.exists() or t.read_text() != text]
+        for target in stale:
+            print(f"{target} is out of date: run `make crd`", file=sys.stderr)
+        return 1 if stale else 0
+    for target in targets:
+        target.write_text(text)
     return 0
 
 
