@@ -84,7 +84,11 @@ def test_webhook_failure_policy_lets_gateways_start_during_an_outage(helm: str) 
 
 
 @pytest.mark.kube
-@pytest.mark.parametrize("values", ["", ALL_ON], ids=["defaults", "everything-on"])
+@pytest.mark.parametrize(
+    "values",
+    ["", ALL_ON, "webhook.certManager.enabled=false"],
+    ids=["defaults", "everything-on", "self-signed-webhook"],
+)
 def test_every_rendered_object_is_accepted_by_the_api_server(
     helm: str, kube_api: client.ApiClient, kube_namespace: str, values: str
 ) -> None:

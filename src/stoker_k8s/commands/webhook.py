@@ -12,6 +12,7 @@ from stoker_core.model import GatewaySync
 from stoker_core.validation import load
 from stoker_k8s.admission import make_app
 from stoker_k8s.gunicorn import serve
+from stoker_k8s.selfcert import ensure
 
 
 def _lister(kubeconfig: str | None) -> Any:
@@ -41,8 +42,28 @@ def _lister(kubeconfig: str | None) -> Any:
 
 @click.command()
 @click.option("--bind", default="0.0.0.0:9443", show_default=True, help="HOST:PORT to listen on.")
-@click.option("--cert-file", required=True, type=click.Path(dir_okay=False), help="TLS cert.")
-@click.option("--key-file", required=True, type=click.Path(dir_okay=False), help="TLS key.")
+@click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS cert.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="TLS key.")
+@click.option(
+    "--self-signed-secret",
+    help="Without cert files: keep a self-made CA and "
+    "certificate in this Secret and write the CA into the webhook configurations.",
+)
+@click.option(
+    "--namespace",
+    envvar="POD_NAMESPACE",
+    default="stoker-system",
+    show_default=True,
+    help="Namespace of that Secret and of the webhook Service.",
+)
+@click.option(
+    "--service-name",
+    default="stoker-webhook",
+    show_default=True,
+    help="The webhook Service (the certificate's DNS names).",
+)
+@click.option("--mutating-config", multiple=True, help="MutatingWebhookConfiguration to patch.")
+@click.option("--validating-config", multiple=True, help="ValidatingWebhookConfiguration to patch.")
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
 @click.option(
     "--agent-image",
@@ -52,8 +73,34 @@ def _lister(kubeconfig: str | None) -> Any:
 )
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 def webhook(
-    bind: str, cert_file: str, key_file: str, kubeconfig: str | None, agent_image: str, workers: int
+    bind: str,
+    cert_file: str | None,
+    key_file: str | None,
+    self_signed_secret: str | None,
+    namespace: str,
+    service_name: str,
+    mutating_config: tuple[str, ...],
+    validating_config: tuple[str, ...],
+    kubeconfig: str | None,
+    agent_image: str,
+    workers: int,
 ) -> None:
     """Serve /mutate-v1-pod and /validate-gatewaysync over HTTPS."""
-    app = make_app(_lister(kubeconfig), InjectionSettings(default_image=agent_image))
+    lister = _lister(kubeconfig)
+    if self_signed_secret:
+        from kubernetes import client
+
+        cert_file, key_file = ensure(
+            client.CoreV1Api(),
+            client.AdmissionregistrationV1Api(),
+            namespace=namespace,
+            secret=self_signed_secret,
+            service=service_name,
+            mutating=list(mutating_config),
+            validating=list(validating_config),
+            directory="/tmp/stoker-webhook-tls",
+        )
+    if not cert_file or not key_file:
+        raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
+    app = make_app(lister, InjectionSettings(default_image=agent_image))
     serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=workers)

@@ -13,6 +13,9 @@ securityContext:
   seccompProfile: {type: RuntimeDefault}
   capabilities: {drop: [ALL]}
 {{- end -}}
+{{- define "stoker.selfSigned" -}}
+{{- if and (not .Values.webhook.certManager.enabled) (not .Values.webhook.tls.secretName) -}}true{{- end -}}
+{{- end -}}
 {{- define "stoker.tlsSecret" -}}
-{{- if .Values.webhook.certManager.enabled -}}{{ include "stoker.name" . }}-webhook-tls{{- else -}}{{ required "webhook.tls.secretName is required without cert-manager" .Values.webhook.tls.secretName }}{{- end -}}
+{{- if .Values.webhook.certManager.enabled -}}{{ include "stoker.name" . }}-webhook-tls{{- else -}}{{ .Values.webhook.tls.secretName }}{{- end -}}
 {{- end -}}
