@@ -65,7 +65,13 @@ def make_repo(repo: Path, files: Iterable[tuple[str, bytes]]) -> None:
         target.write_bytes(content)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=GIT_ENV)
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=GIT_ENV)
-    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "b"], check=True, env=GIT_ENV)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "gc.auto=0", "commit", "-q", "-m", "b"],
+        check=True,
+        env=GIT_ENV,
+    )
+    # Packed, as a fetched repository is, and no background auto-gc during the measurements.
+    subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True, env=GIT_ENV)
 
 
 def stoker_sync(repo: Path, data: Path, cr: Path) -> list[str]:

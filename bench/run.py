@@ -40,7 +40,12 @@ def git(repo: Path, *args: str) -> None:
         "GIT_COMMITTER_NAME": "b",
         "GIT_COMMITTER_EMAIL": "b@b",
     }
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    # No background auto-gc: it would run during the measurements and skew them.
+    done = subprocess.run(
+        ["git", "-c", "gc.auto=0", *args], cwd=repo, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr}")
 
 
 def best_of(runs: int, func: Callable[[], object]) -> float:
@@ -87,6 +92,7 @@ def run(work: Path) -> int:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "bench")
+    git(repo, "gc", "-q")  # packed, as every clone or fetch is (loose objects slow ls-tree -l)
     gs = load(
         {
             "apiVersion": "stoker.io/v1alpha1",

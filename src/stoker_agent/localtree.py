@@ -59,10 +59,16 @@ class LocalTree:
                 continue
             for child in children:
                 rel = prefix + child.name
-                entry = _entry(rel, child.stat(follow_symlinks=False))
-                yield entry
-                if entry.kind is Kind.DIR and not prune(rel):
-                    stack.append(rel)
+                if child.is_dir(follow_symlinks=False):
+                    # The directory type comes from readdir itself: no stat call needed.
+                    yield LiveEntry(rel, Kind.DIR)
+                    if not prune(rel):
+                        stack.append(rel)
+                    continue
+                st = child.stat(follow_symlinks=False)
+                mode = st.st_mode
+                kind = Kind.FILE if stat.S_ISREG(mode) else _kind(mode)
+                yield LiveEntry(rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, mode & 0o7777)
 
     def read(self, path: str) -> bytes:
         """Return a file's content (opened without following links)."""

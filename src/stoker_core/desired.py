@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import posixpath
+from typing import NamedTuple
 
 import attrs
 
@@ -15,7 +16,7 @@ from stoker_core import model
 from stoker_core.errors import InvalidInput, Problem
 from stoker_core.globs import GlobSet, match
 from stoker_core.jsonpatch import apply_patch
-from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, PathEscape, join, normalize
+from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, PathEscape, normalize
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.templates import TemplateContext, render, render_file
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry, RepoSnapshot, blob_id
@@ -48,9 +49,8 @@ class Skip:
     detail: str
 
 
-@attrs.frozen(slots=True)
-class DesiredFile:
-    """One file the data directory should hold."""
+class DesiredFile(NamedTuple):  # a tuple: one per file, made in the hot loop
+    """One file the data directory should hold (`content` is set for rendered files only)."""
 
     path: str
     blob: str
@@ -58,7 +58,7 @@ class DesiredFile:
     size: int
     mapping: int
     source: RepoEntry
-    content: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    content: bytes | None = None
 
 
 @attrs.frozen(slots=True)
@@ -220,11 +220,12 @@ class _Builder:
                 )
         patches = [(p.file, p) for p in mapping.patches]
         prefix = len(source) + 1 if source else 0
+        base = dest + "/" if dest else ""
         skipped_dirs: list[str] = []
         seen: set[str] = set()
         for entry in self.snapshot.walk(source):
             rel = entry.path[prefix:]
-            path = join(dest, rel)
+            path = base + rel
             if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):
                 continue
             if entry.kind is Kind.DIR:
@@ -236,7 +237,8 @@ class _Builder:
             elif entry.kind is Kind.FILE:
                 if self.admit(path, owned):
                     self.add_file(i, mapping, entry, path, rel, patches)
-                    seen.add(rel)
+                    if patches:
+                        seen.add(rel)
             elif not self.excludes.matches(path):
                 reason = SkipReason.SYMLINK if entry.kind is Kind.SYMLINK else SkipReason.SUBMODULE
                 self.skipped.append(
@@ -258,7 +260,7 @@ class _Builder:
                 Skip(path, SkipReason.LFS_POINTER, "Git LFS pointer; LFS content is not fetched")
             )
             return
-        matching = [p for pattern, p in patches if match(pattern, rel)]
+        matching = [p for pattern, p in patches if match(pattern, rel)] if patches else []
         content: bytes | None = None
         if mapping.template or matching:
             content = self.snapshot.read(entry)

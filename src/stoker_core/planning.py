@@ -95,8 +95,12 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             continue
         if root.path:
             found.dirs.add(root.path)
-        for entry in live.walk(root.path, prune):
-            _record(found, entry)
+        files, dirs = found.files, found.dirs
+        for entry in live.walk(root.path, prune):  # the hot loop: inlined _record
+            if entry.kind is Kind.DIR:
+                dirs.add(entry.path)
+            else:
+                files[entry.path] = entry
     return found
 
 
@@ -216,7 +220,7 @@ def _plan_dirs(
     """Add MKDIR for missing directories and RMDIR for managed ones left empty."""
     occupied: set[str] = set(desired.dirs) | kept
     needed: set[str] = set(desired.dirs) | desired.parent_dirs
-    for path in desired.dirs:
+    for path in desired.dirs - desired.parent_dirs:  # the others' parents are already in
         needed.update(parents(path))
     occupied |= needed
     for path in kept:

@@ -5,6 +5,7 @@ is the agent's job. `apply_to` is the reference semantics the real applier is te
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 import attrs
 
@@ -37,8 +38,7 @@ class Reason(enum.StrEnum):
     NEEDED_DIR = "needed-directory"
 
 
-@attrs.frozen(slots=True)
-class Operation:
+class Operation(NamedTuple):  # a tuple: one per managed path, made in the hot loop
     """One step of a plan. WRITE carries the blob id and, for rendered files, the content."""
 
     action: Action
@@ -48,7 +48,7 @@ class Operation:
     mode: int = 0
     size: int = 0
     mapping: int = -1
-    content: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    content: bytes | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)
