@@ -124,8 +124,14 @@ class GitSnapshot:
 
 # git maps pack files into memory whole by default; bounded windows keep the agent's process
 # tree small on large repositories (issue: peak RSS under 150 MB on a 1 GB repository).
-BOUNDED_MEMORY = ("-c", "core.packedGitWindowSize=16m", "-c", "core.packedGitLimit=64m",
-                  "-c", "core.deltaBaseCacheLimit=16m")
+BOUNDED_MEMORY = (
+    "-c",
+    "core.packedGitWindowSize=16m",
+    "-c",
+    "core.packedGitLimit=64m",
+    "-c",
+    "core.deltaBaseCacheLimit=16m",
+)
 
 
 class BlobPipeline:

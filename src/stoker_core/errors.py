@@ -58,8 +58,8 @@ class StokerError(Exception):
         return (Problem(message=str(self)),)
 
 
-class InvalidInput(StokerError):
-    """Input from outside (a manifest, a repository, a file) is wrong; retrying will not help."""
+class ProblemsError(StokerError):
+    """An error made of one or more problems, each naming its field or path."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self._problems = tuple(problems)
@@ -67,8 +67,12 @@ class InvalidInput(StokerError):
 
     @property
     def problems(self) -> Sequence[Problem]:
-        """Return every problem found, in a stable order."""
+        """Return every problem, in a stable order."""
         return self._problems
+
+
+class InvalidInput(ProblemsError):
+    """Input from outside (a manifest, a repository, a file) is wrong; retrying will not help."""
 
     @classmethod
     def one(
@@ -86,17 +90,8 @@ class PatchError(InvalidInput):
     """A JSON patch cannot be applied to its file."""
 
 
-class PlanRefused(StokerError):
+class PlanRefused(ProblemsError):
     """Planning found a change Stoker will not make unless told to (e.g. emptying a root)."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self._problems = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self._problems))
-
-    @property
-    def problems(self) -> Sequence[Problem]:
-        """Return the reasons for refusing."""
-        return self._problems
 
 
 class UsageError(StokerError):

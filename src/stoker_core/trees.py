@@ -154,17 +154,7 @@ class MemoryTree:
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk."""
-        prefix = path + "/" if path else ""
-        everything = sorted({*self.files, *self.links, *self.dirs})
-        pruned: list[str] = []
-        for p in everything:
-            if not p.startswith(prefix) or any(p.startswith(d + "/") for d in pruned):
-                continue
-            entry = self.lstat(p)
-            assert entry is not None
-            if entry.kind is Kind.DIR and prune(p):
-                pruned.append(p)
-            yield entry
+        return _walk_known({*self.files, *self.links, *self.dirs}, self.lstat, path, prune)
 
     def blob_id(self, path: str) -> str:
         """See LiveTree.blob_id."""
@@ -261,17 +251,27 @@ class IndexTree:
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk."""
-        prefix = path + "/" if path else ""
-        pruned: list[str] = []
-        for p in sorted({*self.files, *self.dirs}):
-            if not p.startswith(prefix) or any(p.startswith(d + "/") for d in pruned):
-                continue
-            entry = self.lstat(p)
-            assert entry is not None
-            if entry.kind is Kind.DIR and prune(p):
-                pruned.append(p)
-            yield entry
+        return _walk_known({*self.files, *self.dirs}, self.lstat, path, prune)
 
     def blob_id(self, path: str) -> str:
         """See LiveTree.blob_id."""
         return self.files[path][0]
+
+
+def _walk_known(
+    paths: Iterable[str],
+    lstat: Callable[[str], LiveEntry | None],
+    path: str,
+    prune: Callable[[str], bool],
+) -> Iterator[LiveEntry]:
+    """Walk an in-memory tree: every known path strictly below `path`, pruned subtrees left out."""
+    prefix = path + "/" if path else ""
+    pruned: list[str] = []
+    for p in sorted(paths):
+        if not p.startswith(prefix) or any(p.startswith(d + "/") for d in pruned):
+            continue
+        entry = lstat(p)
+        assert entry is not None
+        if entry.kind is Kind.DIR and prune(p):
+            pruned.append(p)
+        yield entry
