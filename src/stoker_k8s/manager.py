@@ -143,6 +143,8 @@ class Manager:
         self.queue.close()
         for informer in informers:
             informer.stop()
+        for thread in threads:  # a reconcile in progress finishes; workers then see the stop
+            thread.join(timeout=30)
 
     def _elect(self) -> bool:
         try:

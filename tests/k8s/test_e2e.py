@@ -35,11 +35,11 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return proc
 
 
-def stop(*procs: subprocess.Popen[bytes]) -> None:
+def stop(*procs: subprocess.Popen[bytes]) -> list[int]:
+    """SIGTERM every process and return their exit codes (each must stop within 20 s)."""
     for proc in procs:
         proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=20)
+    return [proc.wait(timeout=20) for proc in procs]
 
 
 @pytest.fixture
@@ -192,6 +192,10 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
             )
             assert f"{synced} 1.0" in scraped
             assert "stoker_controller_reconcile_total" in scraped
+            health = f"http://127.0.0.1:{agent_env['HEALTH_PORT']}"
+            assert requests.get(f"{health}/readyz", timeout=5).status_code == 200
+            # SIGTERM: both stop cleanly (R5: the agent finishes what it does, then exits 0).
+            assert stop(*processes) == [0, 0]
     finally:
         stop(*processes)
         for log in tmp_path.glob("*.log"):

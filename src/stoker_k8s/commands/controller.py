@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 
 import click
@@ -78,3 +79,8 @@ def controller(
     Manager(
         ctl, interval=parse_duration(interval), elector=elector, lease_seconds=lease_seconds
     ).run(stop)
+    # The informers' watch threads may still sit in a blocking read; no work is left, so end
+    # now rather than let interpreter shutdown race those threads (it aborted the process).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
