@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from stoker_agent.gitfetch import Credentials, Mirror
@@ -30,6 +31,24 @@ from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
+
+
+def _upsert(
+    api: Any, kind: str, namespace: str, body: dict[str, Any], differs: Callable[[Any], bool]
+) -> None:
+    """Create `body` (a `kind` like "config_map"), or replace it when `differs(current)`."""
+    from kubernetes.client.exceptions import ApiException
+
+    name = body["metadata"]["name"]
+    try:
+        current = getattr(api, f"read_namespaced_{kind}")(name, namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        getattr(api, f"create_namespaced_{kind}")(namespace, body)
+        return
+    if differs(current):
+        getattr(api, f"replace_namespaced_{kind}")(name, namespace, body)
 
 
 def _ssh_verification(gs: GatewaySync | None) -> bool | None:
@@ -195,7 +214,6 @@ class Controller:
     ) -> None:
         """Let the gateway pods' ServiceAccounts read what their agents need (ClusterRole
         stoker-agent), through a RoleBinding owned by the GatewaySync."""
-        from kubernetes.client.exceptions import ApiException
 
         accounts = sorted({g.service_account for g in gateways})
         if not accounts:
@@ -224,15 +242,13 @@ class Controller:
                 {"kind": "ServiceAccount", "name": a, "namespace": namespace} for a in accounts
             ],
         }
-        try:
-            current = rbac.read_namespaced_role_binding(binding, namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            rbac.create_namespaced_role_binding(namespace, body)
-            return
-        if sorted(s.name for s in current.subjects or []) != accounts:
-            rbac.replace_namespaced_role_binding(binding, namespace, body)
+        _upsert(
+            rbac,
+            "role_binding",
+            namespace,
+            body,
+            lambda current: sorted(s.name for s in current.subjects or []) != accounts,
+        )
 
     def _events(self, item: dict[str, Any], new_status: dict[str, Any]) -> None:
         """One event per condition change, never one per reconcile (the original's B7)."""
@@ -335,7 +351,6 @@ class Controller:
 
     def _publish_token(self, namespace: str, cr: str, token: str) -> None:
         """The managed Secret the agents mount (the PEM itself is never mounted)."""
-        from kubernetes.client.exceptions import ApiException
 
         name = f"stoker-github-token-{cr}"
         data = {"token": base64.b64encode(token.encode()).decode()}
@@ -348,15 +363,7 @@ class Controller:
             "type": "Opaque",
             "data": data,
         }
-        try:
-            current = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            self.core.create_namespaced_secret(namespace, body)
-            return
-        if (current.data or {}) != data:
-            self.core.replace_namespaced_secret(name, namespace, body)
+        _upsert(self.core, "secret", namespace, body, lambda current: (current.data or {}) != data)
 
     def _secret_file(self, namespace: str, ref: Any, private: str, name: str) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -380,7 +387,6 @@ class Controller:
     def _publish(
         self, namespace: str, name: str, data: dict[str, str], owner: dict[str, Any]
     ) -> None:
-        from kubernetes.client.exceptions import ApiException
 
         body = {
             "metadata": {
@@ -399,15 +405,9 @@ class Controller:
             },
             "data": data,
         }
-        try:
-            current = self.core.read_namespaced_config_map(metadata.name_for(name), namespace)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            self.core.create_namespaced_config_map(namespace, body)
-            return
-        if (current.data or {}) != data:
-            self.core.replace_namespaced_config_map(metadata.name_for(name), namespace, body)
+        _upsert(
+            self.core, "config_map", namespace, body, lambda current: (current.data or {}) != data
+        )
 
     def _gateways(self, namespace: str, cr: str) -> list[conditions.Gateway]:
         pods = self.core.list_namespaced_pod(namespace).items
