@@ -28,7 +28,7 @@ import os
 import shutil
 import signal
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -522,11 +522,3 @@ def _read_journal(txn: str) -> dict[str, Any] | None:
         if isinstance(body, dict) and body.get("version") == 1:
             return body
     return None
-
-
-def iter_chunks(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
-    """Split bytes into chunks (content readers yield chunks so large files stream)."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-    if not data:
-        yield b""

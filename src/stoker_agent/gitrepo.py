@@ -108,19 +108,6 @@ class GitSnapshot:
         """Read many blobs in one pass, in the order given (see BlobPipeline)."""
         return BlobPipeline(str(self._repo.git_dir), blobs)
 
-    def stream(self, blob: str, chunk: int = 1 << 20) -> Iterator[bytes]:
-        """Yield a blob's content in chunks, so large files never sit whole in memory."""
-        handle = self._repo.odb.stream(bytes.fromhex(blob))
-        remaining = handle.size
-        while remaining > 0:
-            data = handle.read(min(chunk, remaining))
-            if not data:
-                break
-            remaining -= len(data)
-            yield data
-        if handle.size == 0:
-            yield b""
-
 
 # git maps pack files into memory whole by default; bounded windows keep the agent's process
 # tree small on large repositories (issue: peak RSS under 150 MB on a 1 GB repository).

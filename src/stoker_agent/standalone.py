@@ -285,20 +285,6 @@ def _lock(client: GatewayClient) -> bool:
     return all([client.lock("projects"), client.lock("config")])
 
 
-def _synced_projects(plan: SyncPlan) -> set[str]:
-    names = set()
-    for op in plan.operations:
-        parts = op.path.split("/")
-        if (
-            len(parts) == 3
-            and parts[0] == "projects"
-            and parts[2] == "project.json"
-            and op.action in ("write", "keep")
-        ):
-            names.add(parts[1])
-    return names
-
-
 def _scan_and_check(
     client: GatewayClient, settings: SyncSettings, plan: SyncPlan
 ) -> tuple[GatewayReply, str]:
@@ -309,7 +295,7 @@ def _scan_and_check(
         client.scan("config")
         client.wait_for_scan("projects", since, settings.scan_timeout)
         client.wait_for_scan("config", since, settings.scan_timeout)
-        missing = sorted(_synced_projects(plan) - client.projects())
+        missing = sorted(plan.projects() - client.projects())
         if missing:
             return (
                 GatewayReply.PROJECT_MISSING,

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from stoker_core.model import GatewaySync, VarFrom
-from stoker_core.profiles import resolve
+from stoker_core.profiles import gateway_name, resolve
 from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
 
 DATA_VOLUMES = ("ignition-data", "data")
@@ -260,7 +260,7 @@ def _env(
         return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
 
     # The one gateway-name rule (D2); empty means "the pod name", resolved by the agent.
-    gateway = annotations.get(Annotation.GATEWAY_NAME) or labels.get(Label.APP_NAME, "")
+    gateway = gateway_name(annotations, labels, "")
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", **field("metadata.name")},
         {"name": "POD_NAMESPACE", **field("metadata.namespace")},

@@ -63,13 +63,6 @@ def normalize(path: str) -> str:
     return "" if cleaned == "." else cleaned
 
 
-def join(root: str, rel: str) -> str:
-    """Join two normalised relative paths."""
-    if not root:
-        return rel
-    return f"{root}/{rel}" if rel else root
-
-
 def is_under(path: str, root: str) -> bool:
     """Tell whether `path` is `root` or inside it ("" is the whole data directory)."""
     return not root or path == root or path.startswith(root + "/")

@@ -89,6 +89,21 @@ class SyncPlan:
         """How many managed files already match."""
         return len(self.paths(Action.KEEP))
 
+    def projects(self) -> set[str]:
+        """Projects this commit delivers (a `projects/<name>/project.json` written or kept):
+        the ones the gateway must list after its scan, or the change was rejected."""
+        names = set()
+        for op in self.operations:
+            parts = op.path.split("/")
+            if (
+                len(parts) == 3
+                and parts[0] == "projects"
+                and parts[2] == "project.json"
+                and op.action in (Action.WRITE, Action.KEEP)
+            ):
+                names.add(parts[1])
+        return names
+
     @property
     def has_changes(self) -> bool:
         """Tell whether applying the plan would change anything."""

@@ -23,6 +23,7 @@ from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.model import GatewaySync
 from stoker_core.parsing import structure
+from stoker_core.profiles import gateway_name
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
@@ -431,11 +432,7 @@ class Controller:
                 and cm.metadata.owner_references[0].uid == pod.metadata.uid
             ):
                 record = json.loads((cm.data or {}).get("status.json", "null"))
-            gateway = (
-                notes.get(Annotation.GATEWAY_NAME)
-                or (pod.metadata.labels or {}).get(Label.APP_NAME)
-                or pod.metadata.name
-            )
+            gateway = gateway_name(notes, pod.metadata.labels or {}, pod.metadata.name)
             out.append(
                 conditions.Gateway(
                     service_account=pod.spec.service_account_name or "default",

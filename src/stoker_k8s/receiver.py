@@ -26,7 +26,6 @@ from stoker_core.vocabulary import Annotation
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.receiver")
-REFRESH_ANNOTATION = Annotation.REFRESH_REQUESTED_AT
 
 
 class Store(Protocol):
@@ -106,7 +105,7 @@ class Receiver:
         if verb is Verb.IGNORE:
             return 202, {"accepted": True, "message": "ignored", "ref": ref, "source": source}
         if verb is Verb.REFRESH:
-            self.store.annotate(namespace, name, {REFRESH_ANNOTATION: stamp})
+            self.store.annotate(namespace, name, {Annotation.REFRESH_REQUESTED_AT: stamp})
             return 202, {
                 "accepted": True,
                 "message": "refresh requested",
