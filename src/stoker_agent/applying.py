@@ -35,7 +35,7 @@ import attrs
 
 from stoker_core.errors import Blocked, StokerError
 from stoker_core.manifest import MANIFEST_PATH, Manifest, Record
-from stoker_core.plans import Action, Operation, SyncPlan
+from stoker_core.plans import Action, Operation, Reason, SyncPlan
 
 STATE_DIR = ".stoker"
 TXN_DIR = f"{STATE_DIR}/txn"
@@ -69,6 +69,13 @@ class Change:
     def from_json(cls, item: list[Any]) -> Change:
         """Inverse of to_json."""
         return cls(Action(item[0]), str(item[1]), int(item[2]), int(item[3]))
+
+
+# Up to this many changes, each file and directory the transaction touches is fsynced on its
+# own; above it, one syncfs per phase is cheaper. syncfs also waits for every other writer's
+# dirty pages on that filesystem (the gateway's database, its logs, another tool's copy), which
+# a one-file change should not pay for.
+PER_FILE_LIMIT = 64
 
 
 def _syncfs(fd: int) -> None:
@@ -265,16 +272,22 @@ class Applier:
             by_path = {op.path: op for op in plan.operations if op.action is Action.WRITE}
             records: dict[str, Record] = {}
             total = 2 * len(changes)
+            per_file = len(changes) <= PER_FILE_LIMIT
             for done, change in enumerate(changes, 1):
                 if change.action is Action.WRITE:
                     op = by_path[change.path]
-                    records[change.path] = self._stage(data, txn, change, read(op), op.blob, plan)
+                    staged = self._stage(data, txn, change, read(op), op.blob, plan, per_file)
+                    records[change.path] = staged
                 self._report(done, total)
             records.update(_kept_records(data, plan, previous))
             manifest = Manifest(commit=plan.commit, profile=profile, records=records)
             _write_file(os.path.join(txn, "manifest.json"), manifest.to_json())
             _write_file(os.path.join(txn, "manifest.old.json"), previous.to_json())
-            _syncfs(data.fd)
+            if per_file:  # the staged files were fsynced as they were written
+                _fsync_dir(os.path.join(txn, "new"))
+                _fsync_dir(txn)
+            else:
+                _syncfs(data.fd)
             self._step()
             self._write_journal(txn, "prepared", changes)
             self._step()
@@ -284,7 +297,7 @@ class Applier:
                 self._run(data, txn, change)
                 self._step()
                 self._report(done, total)
-            self._finish(data, txn)
+            self._finish(data, txn, changes if per_file else None)
         finally:
             data.close()
         return manifest
@@ -326,6 +339,7 @@ class Applier:
         chunks: Iterable[bytes],
         blob: str,
         plan: SyncPlan,
+        fsync: bool,
     ) -> Record:
         """Write one new file under txn/new and return its manifest record."""
         target = os.path.join(txn, "new", str(change.slot))
@@ -339,6 +353,8 @@ class Applier:
             owner = _owner_for(data, change.path)
             if owner is not None:
                 os.fchown(fd, *owner)
+            if fsync:
+                os.fsync(fd)
             st = os.fstat(fd)
         finally:
             os.close(fd)
@@ -374,8 +390,14 @@ class Applier:
                     os.rename(name, old, src_dir_fd=fd)
             os.rename(new, name, dst_dir_fd=fd)
 
-    def _finish(self, data: DataDir, txn: str) -> None:
-        _syncfs(data.fd)
+    def _finish(self, data: DataDir, txn: str, touched: list[Change] | None = None) -> None:
+        """Make the renames durable (syncfs, or an fsync per touched directory), then close."""
+        if touched is None:
+            _syncfs(data.fd)
+        else:
+            _fsync_parents(data, touched)
+            _fsync_dir(os.path.join(txn, "old"))
+            _fsync_dir(os.path.join(txn, "new"))
         self._step()
         staged = os.path.join(txn, "manifest.json")
         if os.path.exists(staged):
@@ -445,7 +467,7 @@ def _kept_records(data: DataDir, plan: SyncPlan, previous: Manifest) -> dict[str
         if op.action is not Action.KEEP:
             continue
         record = previous.records.get(op.path)
-        if op.reason == "unchanged" and record is not None:
+        if op.reason is Reason.UNCHANGED and record is not None:
             out[op.path] = record
             continue
         fd, name = data.split(op.path)
@@ -491,6 +513,16 @@ def _write_all(fd: int, chunk: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _fsync_parents(data: DataDir, changes: list[Change]) -> None:
+    """Fsync every data-directory folder whose entries the changes added, renamed or removed."""
+    for folder in sorted({c.path.rpartition("/")[0] for c in changes}):
+        try:
+            fd = data.dir_fd(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed by the transaction itself; its parent is in the set too
+        os.fsync(fd)
 
 
 def _write_file(path: str, text: str) -> None:

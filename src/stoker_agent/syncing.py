@@ -96,10 +96,16 @@ def sync_commit(
     return SyncResult(plan, plan.has_changes, recovered, manifest)
 
 
+# Files kept as they are whose manifest record must be (re)written, or every later sync would
+# read them again: adopted ones, gateway-stamped ones, and ones whose stat changed (a touch, a
+# copy by another tool) while their content did not.
+_RERECORD = frozenset({Reason.ADOPTED, Reason.GATEWAY_STAMPED, Reason.VERIFIED})
+
+
 def _needs_transaction(plan: SyncPlan, manifest: Manifest | None) -> bool:
     """Changes to make, or a manifest to (re)write so the next sync can trust what is there."""
     return (
         plan.has_changes
         or manifest is None
-        or any(op.reason in (Reason.ADOPTED, Reason.GATEWAY_STAMPED) for op in plan.operations)
+        or any(op.reason in _RERECORD for op in plan.operations)
     )

@@ -139,7 +139,7 @@ def _compare(
     if have.size == want.size and live.blob_id(want.path) == want.blob:
         if mode_differs:
             return Action.WRITE, Reason.MODE_CHANGED
-        return Action.KEEP, Reason.UNCHANGED if record is not None else Reason.ADOPTED
+        return Action.KEEP, Reason.VERIFIED if record is not None else Reason.ADOPTED
     if stamped is not None and is_resource_manifest(want.path) and stamped(want):
         return Action.KEEP, Reason.GATEWAY_STAMPED
     return Action.WRITE, Reason.CONTENT_CHANGED

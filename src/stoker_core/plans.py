@@ -32,6 +32,7 @@ class Reason(enum.StrEnum):
     REPLACES_NON_FILE = "replaces-non-file"
     UNCHANGED = "unchanged"
     ADOPTED = "adopted"
+    VERIFIED = "verified"  # read because its metadata changed; content still equal
     GATEWAY_STAMPED = "gateway-stamped"  # only Ignition's lastModification/signature differ
     ORPHAN = "orphan"
     EMPTY_DIR = "empty-directory"

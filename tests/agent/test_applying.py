@@ -20,6 +20,7 @@ from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import read_manifest, sync_commit
 from stoker_core import profiles
 from stoker_core.errors import Blocked
+from stoker_core.plans import Reason
 from stoker_core.templates import TemplateContext
 from stoker_core.validation import load
 
@@ -139,6 +140,25 @@ def test_a_no_change_sync_reads_no_file_content(
     assert not result.applied
     if os.geteuid() != 0:  # root reads anything; the manifest check still ran without error
         assert result.plan.unchanged == len(old_files())
+
+
+def test_a_touched_but_equal_file_is_read_once_then_trusted_again(
+    repo: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    path, old, _ = repo
+    data = tmp_path / "data"
+    data.mkdir()
+    sync(path, old, data)
+    touched = data / "projects/proj0/views/v0/view.json"
+    os.utime(touched, ns=(1, 1))  # as a copy by another tool would: same bytes, new stat
+    first = sync(path, old, data)
+    reasons = {op.path: op.reason for op in first.plan.operations}
+    assert reasons["projects/proj0/views/v0/view.json"] is Reason.VERIFIED
+    assert not first.plan.has_changes
+    record = read_manifest(str(data)).records["projects/proj0/views/v0/view.json"]
+    assert record.mtime_ns == 1  # the manifest follows the file, so the next sync trusts it
+    second = sync(path, old, data)
+    assert {op.reason for op in second.plan.operations} == {Reason.UNCHANGED}
 
 
 def crash_run(
