@@ -90,5 +90,19 @@ def reporting_errors(func: F) -> F:
             return func(*args, **kwargs)
         except StokerError as e:
             fail(e.problems, kwargs.get("output", "text"), e.exit_code)
+        except OSError as e:
+            # The machine, not the input: a read-only or full filesystem, a missing /tmp, a
+            # permission. Said plainly, without a traceback.
+            fail([_environment_problem(e)], kwargs.get("output", "text"))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _environment_problem(error: OSError) -> Problem:
+    what = error.strerror or str(error)
+    where = error.filename if isinstance(error.filename, str) else None
+    return Problem(
+        message=f"{what}; check that this path exists and is writable by this user (in a container: "
+        "a writable /tmp and data volume are needed, the root filesystem may be read-only)",
+        path=where,
+    )
