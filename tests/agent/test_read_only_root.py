@@ -134,5 +134,6 @@ def test_without_a_writable_tmp_the_error_says_so_without_a_traceback(
         done = sync_on_read_only_root(work, daemon.url_for("config"), sim.url, writable_tmp=False)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert "error: " in done.stderr and "writable /tmp" in done.stderr
+    assert "error: " in done.stderr
+    assert "writable /tmp" in done.stderr
     assert not (data / "projects" / "blue").exists(), "nothing may be synced"

@@ -102,7 +102,8 @@ def _environment_problem(error: OSError) -> Problem:
     what = error.strerror or str(error)
     where = error.filename if isinstance(error.filename, str) else None
     return Problem(
-        message=f"{what}; check that this path exists and is writable by this user (in a container: "
-        "a writable /tmp and data volume are needed, the root filesystem may be read-only)",
+        message=f"{what}; check that this path exists and is writable by this user (in a "
+        "container: a writable /tmp and data volume are needed, the root filesystem may be "
+        "read-only)",
         path=where,
     )
