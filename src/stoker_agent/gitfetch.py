@@ -16,7 +16,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -73,8 +73,12 @@ class Mirror:
         """Remove the private HOME."""
         shutil.rmtree(self._home, ignore_errors=True)
 
-    def fetch(self, ref: str, commit: str | None = None) -> str:
-        """Fetch `commit` (or the tip of `ref`) shallowly and return the commit id fetched."""
+    def fetch(self, ref: str, commit: str | None = None, *, blobless: bool = False) -> str:
+        """Fetch `commit` (or the tip of `ref`) shallowly and return the commit id fetched.
+
+        `blobless` fetches the commit and its trees only; `fetch_blobs` then brings the files
+        a sync reads (a server without partial-clone support sends everything anyway).
+        """
         if not os.path.isdir(os.path.join(self.path, "objects")):
             os.makedirs(self.path, exist_ok=True)
             self._git("init", "--bare", "--quiet", self.path, remote=False)
@@ -86,6 +90,7 @@ class Mirror:
             self._git(
                 "fetch",
                 "--depth=1",
+                *(["--filter=blob:none"] if blobless else []),
                 "--no-tags",
                 "--no-write-fetch-head",
                 self.url,
@@ -106,6 +111,44 @@ class Mirror:
                 f"fetched {fetched[:12]} instead of {want[:12]}", field="spec.git.ref"
             )
         return fetched
+
+    def fetch_blobs(self, commit: str, paths: Sequence[str]) -> int:
+        """Fetch the files under `paths` at `commit` that the mirror lacks; return how many.
+
+        After a blobless fetch, only these are ever read. Wanting blobs by id needs protocol
+        v2 (or uploadpack.allowAnySHA1InWant); a server that refuses gets one full re-fetch.
+        """
+        spec = [] if "" in paths else ["--", *paths]
+        listing = self._git(
+            "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit, *spec, remote=False
+        )
+        wanted = {
+            meta.split()[2]
+            for meta, _, _name in (r.partition("\t") for r in listing.split("\0") if r)
+            if meta.split()[1] == "blob"
+        }
+        present = self._git(
+            "cat-file", "--batch-all-objects", "--batch-check=%(objectname)", remote=False
+        )
+        missing = sorted(wanted - set(present.split()))
+        if not missing:
+            return 0
+        try:
+            self._git(
+                "-c",
+                "fetch.negotiationAlgorithm=noop",
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--filter=blob:none",
+                "--stdin",
+                self.url,
+                stdin="".join(f"{oid}\n" for oid in missing),
+            )
+        except GitFetchError as e:
+            log.warning("fetching files by id was refused (%s); fetching the whole commit", e)
+            self._git("fetch", "--refetch", "--depth=1", "--no-tags", self.url, commit)
+        return len(missing)
 
     def _fetch_through_ref(self, ref: str, want: str) -> str:
         """For servers that refuse fetching by SHA: fetch the ref deeper until `want` appears."""
@@ -140,7 +183,9 @@ class Mirror:
     def _rev(self, name: str) -> str:
         return self._git("rev-parse", f"{name}^{{commit}}", remote=False).strip()
 
-    def _git(self, *args: str, remote: bool = True, in_repo: bool = True) -> str:
+    def _git(
+        self, *args: str, remote: bool = True, in_repo: bool = True, stdin: str | None = None
+    ) -> str:
         with self._environment(remote) as env:
             try:
                 done = subprocess.run(
@@ -148,6 +193,7 @@ class Mirror:
                     if in_repo and args[0] != "init"
                     else ["git", *args],
                     env=env,
+                    input=stdin,
                     capture_output=True,
                     text=True,
                     timeout=FETCH_TIMEOUT,

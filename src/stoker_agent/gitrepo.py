@@ -13,7 +13,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 import git
@@ -44,10 +44,12 @@ def is_remote(location: str) -> bool:
 class GitSnapshot:
     """A RepoSnapshot over one commit of a repository on disk."""
 
-    def __init__(self, repo: git.Repo, commit: str) -> None:
+    def __init__(self, repo: git.Repo, commit: str, paths: Sequence[str] = ()) -> None:
+        """`paths` limits the snapshot to those subtrees (a sparse fetch holds only them)."""
         self._repo = repo
+        self._paths = [] if "" in paths else list(paths)
         settings = dict(kv.split("=", 1) for kv in BOUNDED_MEMORY[1::2])
-        env = {"GIT_CONFIG_COUNT": str(len(settings))}
+        env = {"GIT_CONFIG_COUNT": str(len(settings)), "GIT_LITERAL_PATHSPECS": "1"}
         for i, (key, value) in enumerate(settings.items()):
             env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
         repo.git.update_environment(**env)
@@ -62,8 +64,9 @@ class GitSnapshot:
 
     def _index(self) -> dict[str, RepoEntry]:
         if self._entries is None:
+            spec = ["--", *self._paths] if self._paths else []
             raw = self._repo.git.ls_tree(
-                "-r", "-t", "-l", "-z", "--full-tree", self._commit, stdout_as_string=False
+                "-r", "-t", "-l", "-z", "--full-tree", self._commit, *spec, stdout_as_string=False
             )
             entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
             for record in raw.split(b"\0"):

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -23,7 +23,7 @@ from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.syncing import sync_commit
-from stoker_core import profiles
+from stoker_core import desired, profiles
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.model import DesignerPolicy, GatewaySync
@@ -96,9 +96,18 @@ class Outcome:
         return EXIT_FOR.get(self.record.result, ExitCode.ERROR)
 
 
+SourcesFor = Callable[[str], Sequence[str]]  # commit -> the repository paths a sync reads
+
+
 @contextlib.contextmanager
-def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
-    """Open the repository at the wanted commit: local directly, remote through a mirror."""
+def _snapshot(
+    settings: SyncSettings, sources_for: SourcesFor | None = None
+) -> Iterator[tuple[GitSnapshot, str]]:
+    """Open the repository at the wanted commit: local directly, remote through a mirror.
+
+    With `sources_for` (spec.git.sparse), a remote commit is fetched without file contents,
+    then only the files under those paths are fetched, and the snapshot sees only them.
+    """
     ref = settings.ref or "HEAD"
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
@@ -107,10 +116,15 @@ def _snapshot(settings: SyncSettings) -> Iterator[tuple[GitSnapshot, str]]:
     path = settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
     mirror = Mirror(path, settings.repo, settings.credentials)
     try:
-        commit = mirror.fetch(ref, settings.commit)
+        commit = mirror.fetch(ref, settings.commit, blobless=sources_for is not None)
+        paths: Sequence[str] = ()
+        if sources_for is not None:
+            paths = sources_for(commit)
+            fetched = mirror.fetch_blobs(commit, paths)
+            log.info("sparse fetch: %d files under %s", fetched, ", ".join(paths) or "(none)")
         handle = git.Repo(mirror.path)
         try:
-            yield GitSnapshot(handle, commit), ref
+            yield GitSnapshot(handle, commit, paths), ref
         finally:
             handle.close()
     finally:
@@ -163,8 +177,14 @@ def _run(
     if effective.paused:  # a paused profile changes nothing and scans nothing (B10)
         return Outcome(SyncRecord(result="Skipped", error="profile is paused", **base), None)
     client = GatewayClient(settings.gateway) if settings.gateway else None
+
+    def sources_for(commit: str) -> Sequence[str]:
+        context = _context(settings, gs, effective, commit, settings.ref or "HEAD")
+        return desired.sources(effective, context)
+
+    sparse = sources_for if gs.spec.git.sparse else None
     try:
-        with _snapshot(settings) as (snapshot, ref):
+        with _snapshot(settings, sparse) as (snapshot, ref):
             base.update(commit=snapshot.commit, ref=ref)
             if client is not None and not settings.dry_run:
                 skip = _gateway_gate(client, effective, settings, sleep)

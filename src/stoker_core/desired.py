@@ -107,12 +107,7 @@ class _Builder:
     skipped: list[Skip] = attrs.field(factory=list)
 
     def path(self, i: int, field: str, template: str) -> str:
-        where = f"mappings[{i}].{field}"
-        rendered = render(template, self.context, where=where)
-        try:
-            return normalize(rendered)
-        except PathEscape as e:
-            raise InvalidInput.one(f"{e} (rendered from {template!r})", field=where) from None
+        return _render_path(i, field, template, self.context)
 
     def add_mapping(self, i: int, mapping: model.Mapping) -> None:
         source = self.path(i, "source", mapping.source)
@@ -322,6 +317,27 @@ class _Builder:
 def _ancestors(path: str) -> list[str]:
     parts = path.split("/")
     return ["/".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def sources(profile: EffectiveProfile, context: TemplateContext) -> tuple[str, ...]:
+    """The repository paths the profile's mappings read, rendered for this gateway.
+
+    What a sparse fetch needs: no file outside them is ever read. "" (the whole repository)
+    when a mapping reads the repository root.
+    """
+    rendered = [
+        _render_path(i, "source", m.source, context) for i, m in enumerate(profile.mappings)
+    ]
+    return tuple(sorted(set(rendered)))
+
+
+def _render_path(i: int, field: str, template: str, context: TemplateContext) -> str:
+    where = f"mappings[{i}].{field}"
+    rendered = render(template, context, where=where)
+    try:
+        return normalize(rendered)
+    except PathEscape as e:
+        raise InvalidInput.one(f"{e} (rendered from {template!r})", field=where) from None
 
 
 def build(

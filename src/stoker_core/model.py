@@ -108,6 +108,14 @@ class GitSpec:
     )
     ref: str = attrs.field(metadata=doc("Branch, tag or full commit SHA.", minLength=1))
     auth: GitAuth | None = None
+    sparse: bool = attrs.field(
+        default=False,
+        metadata=doc(
+            "Fetch only the files under the gateway's mapped sources (a blobless partial "
+            "fetch), for large repositories. A server without partial-clone support sends "
+            "the whole commit instead."
+        ),
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)

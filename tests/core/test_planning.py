@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.helpers import context, gs_with, plan_for
+from stoker_core import desired, profiles
 from stoker_core.desired import SkipReason
 from stoker_core.errors import InvalidInput, PlanRefused
 from stoker_core.manifest import Manifest, Record
@@ -379,3 +380,21 @@ def test_plans_are_deterministic() -> None:
     live = MemoryTree()
     live.put("projects/old.json", b"o")
     assert plan_for(gs, snap, live) == plan_for(gs, snap, live.copy())
+
+
+def test_sparse_sources_are_the_rendered_mapping_sources_and_never_escape() -> None:
+    gs = gs_with(
+        [
+            {"source": "sites/{{.GatewayName}}/projects", "destination": "projects"},
+            {"source": "./shared/", "destination": "config"},
+            {"source": "shared", "destination": "more"},
+        ]
+    )
+    effective = profiles.resolve(gs.spec.sync, None)
+    assert desired.sources(effective, context(gateway_name="blue")) == (
+        "shared",
+        "sites/blue/projects",
+    )
+    with pytest.raises(InvalidInput) as info:
+        desired.sources(effective, context(gateway_name="../../etc"))
+    assert info.value.problems[0].field == "mappings[0].source"

@@ -60,6 +60,9 @@ def _var_files(
 @click.option("--git-token-file", type=click.Path(dir_okay=False), help="HTTPS token file.")
 @click.option("--ssh-key-file", type=click.Path(dir_okay=False), help="SSH private key file.")
 @click.option("--known-hosts-file", type=click.Path(dir_okay=False), help="SSH known_hosts.")
+@click.option(
+    "--git-ca-file", type=click.Path(dir_okay=False), help="CA bundle of an HTTPS Git server."
+)
 @click.option("--gateway-url", help="Gateway base URL, e.g. http://localhost:8088.")
 @click.option("--api-token-file", type=click.Path(dir_okay=False), help="Gateway API token file.")
 @click.option("--gateway-ca-file", type=click.Path(dir_okay=False), help="CA bundle for HTTPS.")
@@ -91,6 +94,7 @@ def sync(
     git_token_file: str | None,
     ssh_key_file: str | None,
     known_hosts_file: str | None,
+    git_ca_file: str | None,
     gateway_url: str | None,
     api_token_file: str | None,
     gateway_ca_file: str | None,
@@ -124,7 +128,10 @@ def sync(
         ref=ref,
         data_dir=data_dir,
         credentials=Credentials(
-            token_file=git_token_file, ssh_key_file=ssh_key_file, known_hosts_file=known_hosts_file
+            token_file=git_token_file,
+            ssh_key_file=ssh_key_file,
+            known_hosts_file=known_hosts_file,
+            ca_file=git_ca_file,
         ),
         gateway=GatewaySettings(
             url=gateway_url,
