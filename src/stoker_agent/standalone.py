@@ -213,6 +213,7 @@ def _run(
             )
             plan = result.plan
             base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))
+            base["drift_checked"] = result.full_check
             base.update(
                 added=tuple(plan.added), modified=tuple(plan.modified), deleted=tuple(plan.deleted)
             )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 
 import attrs
 
-from stoker_agent.applying import Applier, Progress
+from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.gitrepo import GitSnapshot
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, planning
@@ -22,9 +23,11 @@ from stoker_core.errors import InvalidInput
 from stoker_core.manifest import MANIFEST_PATH, Manifest
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.profiles import EffectiveProfile
+from stoker_core.recorded import RecordedTree, full_check_due, paths_to_check
 from stoker_core.templates import TemplateContext
 
 log = logging.getLogger("stoker.sync")
+FULL_CHECK_FILE = f"{STATE_DIR}/full-check"  # its mtime: when every managed file was last checked
 
 
 @attrs.frozen(slots=True)
@@ -35,6 +38,7 @@ class SyncResult:
     applied: bool
     recovered: str
     previous: Manifest | None  # the manifest the plan was made against
+    full_check: bool = True  # False: planned from the commit's changes (see stoker_core.recorded)
 
 
 def read_manifest(data_dir: str) -> Manifest | None:
@@ -74,9 +78,22 @@ def sync_commit(
             ours = want.content if want.content is not None else snapshot.read(want.source)
             return stamped_equal(ours, live.read(want.path))
 
-        plan = planning.plan(tree, live, manifest, stamped=stamped)
+        full = manifest is None or full_check_due(
+            last_full_check=_last_full_check(data_dir),
+            now=time.time(),
+            sync_period=profile.sync_period,
+            same_commit=manifest.commit == snapshot.commit,
+        )
+        view = (
+            live
+            if full or manifest is None
+            else RecordedTree(live, manifest, paths_to_check(tree, manifest))
+        )
+        plan = planning.plan(tree, view, manifest, stamped=stamped)
         if dry_run or not _needs_transaction(plan, manifest):
-            return SyncResult(plan, False, recovered, manifest)
+            if full and not dry_run:
+                _record_full_check(data_dir)
+            return SyncResult(plan, False, recovered, manifest, full)
 
         if before_changes is not None and plan.has_changes:
             before_changes(plan)  # e.g. take the gateway's scan locks
@@ -93,7 +110,22 @@ def sync_commit(
             applier.apply(plan, read, profile=profile.name, previous=manifest)
         finally:
             blobs.close()
-    return SyncResult(plan, plan.has_changes, recovered, manifest)
+        if full:
+            _record_full_check(data_dir)
+    return SyncResult(plan, plan.has_changes, recovered, manifest, full)
+
+
+def _last_full_check(data_dir: str) -> float | None:
+    try:
+        return os.stat(os.path.join(data_dir, FULL_CHECK_FILE)).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _record_full_check(data_dir: str) -> None:
+    path = os.path.join(data_dir, FULL_CHECK_FILE)
+    with open(path, "a", encoding="utf-8"):
+        os.utime(path)
 
 
 # Files kept as they are whose manifest record must be (re)written, or every later sync would

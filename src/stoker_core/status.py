@@ -22,6 +22,7 @@ class SyncRecord:
     modified: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
     drift: tuple[tuple[str, str], ...] = ()
+    drift_checked: bool = True  # False: planned from the commit's changes; drift waits
     dry_run: bool = False
     duration_seconds: float = 0.0
     scan: str = ""
@@ -51,6 +52,7 @@ class SyncRecord:
             "deleted": listed(self.deleted),
             "drift": [{"path": p, "kind": k} for p, k in self.drift[:MAX_LISTED_PATHS]],
             "driftCount": len(self.drift),
+            "driftChecked": self.drift_checked,
             "scan": self.scan,
             "designerBlocked": self.designer_blocked,
             "error": self.error,

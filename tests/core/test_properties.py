@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.helpers import gs_with, plan_for
+from core.helpers import context, gs_with, plan_for
+from stoker_core import desired, planning, profiles
 from stoker_core.errors import InvalidInput, PlanRefused
+from stoker_core.manifest import Manifest, Record
 from stoker_core.paths import PROTECTED, RESERVED, is_under
-from stoker_core.plans import Action, apply_to
+from stoker_core.plans import Action, SyncPlan, apply_to
+from stoker_core.recorded import RecordedTree, paths_to_check
 from stoker_core.trees import MemorySnapshot, MemoryTree
 
 SEGMENTS = st.sampled_from(["a", "b", "c", ".resources", "local", "x.json", "y.json"])
@@ -94,3 +98,83 @@ def test_plans_stay_inside_managed_roots_and_converge(
     again = plan_for(gs, snap, after)
     assert not again.has_changes, [op for op in again.operations if op.action is not Action.KEEP]
     assert plan_for(gs, snap, live) == plan
+
+
+def _manifest_after(plan: SyncPlan, live: MemoryTree) -> Manifest:
+    """The manifest the applier records: every written or kept file as it now stands."""
+    records = {}
+    for op in plan.operations:
+        entry = live.lstat(op.path)
+        if op.action in (Action.WRITE, Action.KEEP) and entry is not None:
+            records[op.path] = Record(
+                op.blob, entry.size, entry.mtime_ns, entry.inode, op.mode, "c1"
+            )
+    return Manifest(commit="c1", profile="default", records=records)
+
+
+def _changes(plan: SyncPlan) -> set[tuple[Action, str]]:
+    return {(op.action, op.path) for op in plan.operations if op.action is not Action.KEEP}
+
+
+edits = st.dictionaries(paths, st.one_of(st.none(), contents), max_size=6)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), edits, edits)
+def test_planning_from_the_changes_equals_the_full_plan_and_never_exceeds_it(
+    scenario: tuple[list[dict[str, object]], MemorySnapshot, MemoryTree],
+    commit_edits: dict[str, bytes | None],
+    drift: dict[str, bytes | None],
+) -> None:
+    mappings, snap, live = scenario
+    gs = gs_with(mappings)
+    effective = profiles.resolve(gs.spec.sync, None)
+    try:
+        first = planning.plan(desired.build(effective, snap, context()), live)
+    except (PlanRefused, InvalidInput):
+        assume(False)
+        return
+    synced = apply_to(first, live, snap.blobs())
+    manifest = _manifest_after(first, synced)
+    changed_files = dict(snap.files)
+    for path, content in commit_edits.items():
+        if content is None:
+            changed_files.pop(f"src/{path}", None)
+        else:
+            changed_files[f"src/{path}"] = content
+    new = MemorySnapshot(files=_consistent(changed_files))
+    try:
+        tree = desired.build(effective, new, context())
+    except InvalidInput:
+        assume(False)
+        return
+    recorded = RecordedTree(synced, manifest, paths_to_check(tree, manifest))
+
+    # No drift since the last sync: planning from the changes is exactly the full plan.
+    try:
+        full = planning.plan(tree, synced, manifest)
+    except PlanRefused as e:
+        refused = e.problems
+        with pytest.raises(PlanRefused) as quick_error:
+            planning.plan(tree, recorded, manifest)
+        assert quick_error.value.problems == refused
+    else:
+        assert planning.plan(tree, recorded, manifest) == full
+
+    # With drift, it never does anything the full plan would not (drift waits for the check).
+    drifted = synced.copy()
+    for path, content in _consistent({p: c or b"" for p, c in drift.items()}).items():
+        if drift[path] is None:
+            drifted.remove(path)
+        elif not any(p in drifted.files for p in _prefixes(path)) and path not in drifted.dirs:
+            drifted.put(path, content)
+    try:
+        full = planning.plan(tree, drifted, manifest)
+        quick = planning.plan(
+            tree, RecordedTree(drifted, manifest, paths_to_check(tree, manifest)), manifest
+        )
+    except PlanRefused:
+        assume(False)
+        return
+    assert _changes(quick) <= _changes(full)
+    apply_to(quick, drifted, new.blobs())  # every step applies to the real tree

@@ -11,6 +11,7 @@ from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.manifest import Manifest, Record
 from stoker_core.profiles import gateway_name
+from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
 from stoker_core.trees import MemorySnapshot, MemoryTree
 
@@ -121,3 +122,22 @@ def test_plan_report_is_byte_identical_for_the_same_inputs() -> None:
         "projects/b",
         "projects/é",
     ]
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "same_commit", "due"),
+    [
+        (None, 100.0, False, True),  # never checked: check everything
+        (100.0, 110.0, True, True),  # a resync of the same commit is a drift check
+        (100.0, 110.0, False, False),  # a new commit 10 s after a full check: its changes
+        (100.0, 130.0, False, True),  # syncPeriod (30 s) elapsed: full again
+        (100.0, 90.0, False, True),  # the clock went back: do not trust the record
+    ],
+)
+def test_when_a_full_drift_check_is_due(
+    last: float | None, now: float, same_commit: bool, due: bool
+) -> None:
+    assert (
+        full_check_due(last_full_check=last, now=now, sync_period=30, same_commit=same_commit)
+        is due
+    )

@@ -194,6 +194,7 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
             result=record["result"],
             scan=record["scan"],
             drift=record["drift"],
+            driftChecked=record["driftChecked"],
             durationSeconds=record["durationSeconds"],
         )
         if record["error"]:
