@@ -51,4 +51,5 @@ def test_the_quickstart_gatewaysync_delivers_the_example_project(
         check=False,
     )
     assert done.returncode == 2, done.stderr  # changes pending
-    assert "projects/blue/project.json" in yaml.safe_load(done.stdout)["added"]
+    added = yaml.safe_load(done.stdout)["added"]
+    assert {"projects/blue/project.json", "projects/global/project.json"} <= set(added)
