@@ -36,6 +36,11 @@ def stoker_lines() -> list[tuple[Path, str]]:
             line = line.strip().removeprefix("$ ")
             if line.startswith("stoker ") and "[" not in line and "…" not in line:
                 out.append((path, line))
+    for path, body in blocks("ini"):  # systemd units
+        for line in body.splitlines():
+            words = shlex.split(line.removeprefix("ExecStart=")) if "ExecStart=" in line else []
+            if words and Path(words[0]).name == "stoker":
+                out.append((path, shlex.join(["stoker", *words[1:]])))
     return out
 
 
