@@ -68,3 +68,19 @@ def example_repo(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "example")
     return repo
+
+
+# Documented steps that need a real cluster (kind) and that no test runs; filled by
+# tests/test_docs_commands.py and printed at the end of the run, so the gap stays visible.
+NOT_RUN = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """List the documented steps the suite does not run."""
+    lines = config.stash.get(NOT_RUN, [])
+    if lines:
+        terminalreporter.section(f"{len(lines)} documented steps not run (need a real cluster)")
+        for line in lines:
+            terminalreporter.write_line(line)
