@@ -176,6 +176,9 @@ def _run(
     base["profile"] = effective.name
     if effective.paused:  # a paused profile changes nothing and scans nothing (B10)
         return Outcome(SyncRecord(result="Skipped", error="profile is paused", **base), None)
+    if effective.dry_run and not settings.dry_run:  # spec dryRun: plan and report only
+        settings = attrs.evolve(settings, dry_run=True)
+        base["dry_run"] = True
     client = GatewayClient(settings.gateway) if settings.gateway else None
 
     def sources_for(commit: str) -> Sequence[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from conftest import EXAMPLES, ROOT, commit_tree, git
 from stoker_agent.applying import Applier
@@ -228,6 +229,26 @@ def test_dry_run_plans_without_writing(
     assert done.returncode == 2
     assert json.loads(done.stdout)["result"] == "DryRun"
     assert not (data / "projects").exists()
+
+
+def test_dry_run_in_the_spec_plans_and_changes_nothing(
+    example_repo: Path, tmp_path: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    body = yaml.safe_load(MULTI.read_text())
+    body["spec"]["sync"]["profiles"]["blue"]["dryRun"] = True
+    cr = tmp_path / "dry.yaml"
+    cr.write_text(yaml.safe_dump(body))
+    args = sync_args(example_repo, data, sim, token, "--output", "json")
+    args[args.index("--cr") + 1] = str(cr)
+    before = files_of(data)
+    done = stoker(*args)
+    assert done.returncode == 2, done.stderr  # changes pending, none made
+    report = json.loads(done.stdout)
+    assert report["result"] == "DryRun"
+    assert "projects/blue/project.json" in report["added"]
+    assert files_of(data) == before
+    assert [s.kind for s in sim.scans if s.trigger != "boot"] == []
 
 
 def test_without_a_gateway_url_nothing_is_scanned_and_the_output_says_so(
