@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import (
     MAX_BODY,
@@ -134,13 +136,20 @@ class Receiver:
 
 
 def make_app(receiver: Receiver, metrics: ControllerMetrics | None = None) -> Any:
-    """The WSGI application for `POST /webhook/{namespace}/{crName}` (and /healthz)."""
+    """The WSGI application for `POST /webhook/{namespace}/{crName}` (and /healthz, /metrics)."""
     counted = metrics or ControllerMetrics()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         parts = environ.get("PATH_INFO", "").strip("/").split("/")
         if parts == ["healthz"]:
             return _send(start_response, 200, {"ok": True})
+        if parts == ["metrics"] and environ.get("REQUEST_METHOD") == "GET":
+            data = generate_latest(counted.registry)
+            start_response(
+                "200 OK",
+                [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))],
+            )
+            return [data]
         if len(parts) != 3 or parts[0] != "webhook" or not all(parts):
             return _send(start_response, 404, {"error": "not found"})
         if environ.get("REQUEST_METHOD") != "POST":

@@ -20,6 +20,7 @@ import requests
 from kubernetes import client
 
 from k8s.test_crd import MINIMAL
+from stoker_core.vocabulary import Metric
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 pytestmark = pytest.mark.kube
@@ -41,6 +42,10 @@ def receiver_url(kube_env: ControlPlane, tmp_path: Path) -> Iterator[str]:
             f"127.0.0.1:{port}",
             "--token-file",
             str(token),
+            # As the chart passes it when the global Secret holds no `hmac` key: that method is
+            # off, the receiver still starts.
+            "--hmac-secret-file",
+            str(tmp_path / "absent-hmac"),
             "--threads",
             "4",
         ],
@@ -108,6 +113,30 @@ def test_a_release_sets_the_requested_ref_once(
         annotations(kube_api, kube_namespace, "site")["stoker.io/requested-at"]
         == marks["stoker.io/requested-at"]
     )
+
+
+def test_metrics_count_requests_by_source_and_code(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "counted")
+    path = f"/webhook/{kube_namespace}/counted"
+    good = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    assert post(receiver_url, path, {"ref": "v1.0.0"}, **good).status_code == 202
+    assert post(receiver_url, path, {"ref": "v1.0.1"}, Authorization="Bearer no").status_code == 401
+    scraped = requests.get(f"{receiver_url}/metrics", timeout=5)
+    assert scraped.status_code == 200
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in scraped.text.splitlines()
+        if line.startswith(Metric.RECEIVER_REQUESTS_TOTAL + "{")
+    }
+    by_status: dict[str, float] = {}
+    for labels, value in samples.items():
+        status = labels.split('code="')[1].split('"')[0]
+        by_status[status] = by_status.get(status, 0) + value
+    assert by_status.get("202", 0) >= 1
+    assert by_status.get("401", 0) >= 1
+    assert GLOBAL_TOKEN not in scraped.text
 
 
 def test_pushes_refresh_the_tracked_branch_and_ignore_others(

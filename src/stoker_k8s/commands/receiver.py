@@ -4,6 +4,8 @@ replay memory and rate limits are shared)."""
 from __future__ import annotations
 
 import base64
+import logging
+import os
 from typing import Any
 
 import click
@@ -58,8 +60,15 @@ class KubeStore:
         return {k: base64.b64decode(v).decode().strip() for k, v in data.items()}
 
 
-def _read(path: str | None) -> str | None:
+log = logging.getLogger("stoker.receiver")
+
+
+def _read(path: str | None, what: str) -> str | None:
+    """A global secret's value; an absent file (a key the Secret does not hold) disables it."""
     if not path:
+        return None
+    if not os.path.exists(path):
+        log.warning("%s: %s does not exist; that method is off for the global secret", what, path)
         return None
     with open(path, encoding="utf-8") as handle:
         return handle.read().strip() or None
@@ -91,6 +100,13 @@ def receiver(
     threads: int,
 ) -> None:
     """Serve POST /webhook/{namespace}/{crName}."""
-    secrets = Secrets(hmac_key=_read(hmac_secret_file), token=_read(token_file))
+    secrets = Secrets(
+        hmac_key=_read(hmac_secret_file, "--hmac-secret-file"),
+        token=_read(token_file, "--token-file"),
+    )
+    if secrets.hmac_key is None and secrets.token is None:
+        log.warning(
+            "no global secret: only GatewaySyncs naming receiver.secretName can be triggered"
+        )
     app = make_app(Receiver(KubeStore(kubeconfig), secrets))
     serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=threads)
