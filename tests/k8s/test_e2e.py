@@ -48,6 +48,8 @@ def cr_body(example_repo: Path) -> dict[str, Any]:
     body["spec"]["git"]["repo"] = f"file://{example_repo}"
     body["spec"]["git"].pop("auth", None)
     body["metadata"].pop("namespace", None)
+    # A long polling interval: what the tests see must be driven by watch events.
+    body["spec"]["polling"] = {"enabled": True, "interval": "1h"}
     return body
 
 
@@ -69,9 +71,7 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
     metrics_port = free_port()
     controller = start(
         [
-            "controller",  # a long resync: what follows must be driven by watch events
-            "--interval",
-            "300s",
+            "controller",
             "--metrics-port",
             str(metrics_port),
             "--lease-namespace",
