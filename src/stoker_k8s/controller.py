@@ -29,6 +29,7 @@ from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
+from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
 
@@ -280,26 +281,18 @@ class Controller:
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
                 continue
-            warning = cond["status"] == "False" and cond["type"] != "AllGatewaysSynced"
             self.core.create_namespaced_event(
                 meta["namespace"],
-                {
-                    "metadata": {"generateName": f"{meta['name']}."},
-                    "involvedObject": {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "GatewaySync",
-                        "name": meta["name"],
-                        "namespace": meta["namespace"],
-                        "uid": meta.get("uid"),
-                    },
-                    "reason": cond["reason"],
-                    "message": cond["message"][:1024],
-                    "type": "Warning" if warning else "Normal",
-                    "source": {"component": "stoker-controller"},
-                    "firstTimestamp": cond["lastTransitionTime"],
-                    "lastTimestamp": cond["lastTransitionTime"],
-                    "count": 1,
-                },
+                gatewaysync_event(
+                    meta["namespace"],
+                    meta["name"],
+                    meta.get("uid"),
+                    reason=cond["reason"],
+                    message=cond["message"],
+                    warning=cond["status"] == "False" and cond["type"] != "AllGatewaysSynced",
+                    component="stoker-controller",
+                    at=cond["lastTransitionTime"],
+                ),
             )
 
     def _resolve(self, gs: GatewaySync, namespace: str, ref: str, *, fresh: bool) -> str:
