@@ -107,8 +107,9 @@ def _key(obj: Any) -> str:
 
 
 class Informer:
-    """List, then watch from the list's resourceVersion (with bookmarks and a server-side timeout
-    so a silent connection cannot hang it); relist on 410 Gone or any error. A relist reports
+    """List, then watch from the list's resourceVersion (with bookmarks, a server-side timeout
+    and a client read timeout, so a silent connection cannot hang it); relist on 410 Gone or
+    any error. A relist reports
     objects deleted while no watch was open as DELETED (their last known state)."""
 
     def __init__(
@@ -144,7 +145,7 @@ class Informer:
         failures = 0
         while not self._stop.is_set():
             try:
-                listing = self._list(**self._args)
+                listing = self._list(_request_timeout=(10, self._timeout + 10), **self._args)
                 items = listing["items"] if isinstance(listing, dict) else listing.items
                 version = (
                     listing["metadata"]["resourceVersion"]
@@ -166,6 +167,10 @@ class Informer:
                         resource_version=version,
                         allow_watch_bookmarks=True,
                         timeout_seconds=self._timeout,
+                        # The server ends the watch at timeout_seconds; if even that never
+                        # arrives (a silent hang: a dead peer, a NAT that dropped the flow),
+                        # the client's own read timeout ends it and we relist.
+                        _request_timeout=(10, self._timeout + 10),
                         **self._args,
                     ):
                         obj = event["object"]

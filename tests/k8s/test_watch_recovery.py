@@ -162,3 +162,29 @@ def test_the_controller_reacts_to_changes_made_while_and_after_its_watch_broke(
         controller.terminate()
         assert controller.wait(timeout=20) == 0
         print(log.read_text()[-3000:])
+
+
+def test_an_informer_recovers_from_a_silent_hang(
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    proxy: TcpProxy,
+    proxied_core: client.CoreV1Api,
+) -> None:
+    seen: list[tuple[str, str]] = []
+    informer = Informer(
+        proxied_core.list_namespaced_config_map,
+        lambda kind, obj: seen.append((kind, obj.metadata.name)),
+        watch_timeout=2,
+        namespace=kube_namespace,
+    ).start()
+    try:
+        wait_until(informer.synced.is_set, timeout=10, what="the initial list")
+        connections = proxy.accepted
+        # Nothing arrives any more, not even the server closing the watch at its timeout: only
+        # the client's own read timeout can end this watch.
+        assert proxy.freeze() >= 2
+        kube_core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "late"}})
+        wait_until(lambda: ("ADDED", "late") in seen, timeout=60, what="recovery from the hang")
+        assert proxy.accepted > connections
+    finally:
+        informer.stop()

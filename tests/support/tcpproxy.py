@@ -1,5 +1,6 @@
-"""A loopback TCP proxy that can cut its connections: a real dropped connection between a
-client and a server (TLS passes through untouched), for tests of watch recovery."""
+"""A loopback TCP proxy that can cut its connections (a real dropped connection between a
+client and a server; TLS passes through untouched) or black-hole them (a silent hang: both
+ends stay open and nothing arrives), for tests of watch recovery."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from types import TracebackType
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:<port> to `upstream`; `cut()` drops every open connection and
-    `down()` also refuses new ones until the block ends."""
+    """Forward 127.0.0.1:<port> to `upstream`; `cut()` drops every open connection,
+    `down()` also refuses new ones until the block ends, and `freeze()` silently swallows
+    everything on the open connections (new ones work)."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -21,6 +23,7 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         self.accepted = 0  # connections forwarded so far
         self._live: set[socket.socket] = set()
+        self._frozen: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._refusing = False
         self._stop = threading.Event()
@@ -43,11 +46,19 @@ class TcpProxy:
         with self._lock:
             doomed = list(self._live)
             self._live.clear()
+            self._frozen.clear()
         for sock in doomed:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         return len(doomed)
+
+    def freeze(self) -> int:
+        """Black-hole every open connection: bytes are read and dropped, no side is closed (not
+        even when the other side closes); return how many sockets."""
+        with self._lock:
+            self._frozen.update(self._live)
+            return len(self._live)
 
     @contextlib.contextmanager
     def down(self) -> Iterator[None]:
@@ -89,14 +100,16 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while chunk := src.recv(65536):
-                dst.sendall(chunk)
+                if src not in self._frozen:
+                    dst.sendall(chunk)
         except OSError:
             pass
-        finally:
-            with self._lock:
-                self._live.discard(src)
-                self._live.discard(dst)
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+        with self._lock:
+            if src in self._frozen:
+                return  # a silent hang: leave the other side open (cut() or the exit closes it)
+            self._live.discard(src)
+            self._live.discard(dst)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
