@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from k8s.test_crd import MINIMAL
 from stoker_k8s.leader import LeaderElector
 from support.gitservers import BareRepo
 from support.kubeenv import ControlPlane, free_port, wait_until
+from support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.kube
 
@@ -159,3 +162,38 @@ def test_two_controller_processes_only_the_leader_reconciles_and_the_other_takes
                 proc.wait(timeout=20)
         for log in sorted(tmp_path.glob("controller-*.log")):
             print(log.name, log.read_text()[-2000:])
+
+
+def test_a_renewal_over_a_hung_connection_does_not_block_the_leader(
+    kube_env: ControlPlane, kube_namespace: str
+) -> None:
+    url = urlsplit(kube_env.server)
+    with TcpProxy((url.hostname or "127.0.0.1", url.port or 443)) as proxy:
+        conf = kube_env.configuration()
+        conf.host = f"https://127.0.0.1:{proxy.port}"
+        api = client.ApiClient(conf)
+        try:
+            elector = LeaderElector(
+                client.CoordinationV1Api(api),
+                kube_namespace,
+                "stoker-controller",
+                "a",
+                lease_seconds=3,
+            )
+            assert elector.try_acquire_or_renew() is True
+            assert proxy.freeze() >= 2  # the pooled connection now swallows everything
+            answers: list[object] = []
+
+            def renew() -> None:
+                try:
+                    answers.append(elector.try_acquire_or_renew())
+                except Exception as e:  # a timeout the manager turns into "not leading"
+                    answers.append(e)
+
+            worker = threading.Thread(target=renew, daemon=True)
+            worker.start()
+            worker.join(timeout=60)  # a hang detector, not a speed goal
+            assert answers, "the renewal hung on a silent connection"
+        finally:
+            api.rest_client.pool_manager.clear()
+            api.close()  # type: ignore[no-untyped-call]
