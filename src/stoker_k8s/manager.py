@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any
 
 from stoker_core.requeue import Failures, next_pass, record
@@ -49,6 +50,9 @@ class Manager:
         self.lease_seconds = lease_seconds
         self.backoff = backoff  # first delay and cap, seconds
         self.leading = threading.Event()
+        # Workers take no new key after this (monotonic) time unless a renewal moves it: even
+        # if a renewal hangs, this replica stops before the Lease can pass to another.
+        self.lead_until = float("inf") if elector is None else 0.0
         self.known: set[str] = set()
         self.failures: dict[str, Failures] = {}
         self._lock = threading.Lock()
@@ -77,6 +81,9 @@ class Manager:
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
             if not self.leading.wait(timeout=1.0):
+                continue
+            if time.monotonic() >= self.lead_until:
+                stop.wait(0.2)
                 continue
             key = self.queue.get(timeout=1.0)
             if key is None:
@@ -152,7 +159,10 @@ class Manager:
         for thread in threads:
             thread.start()
         while not stop.is_set():
+            asked = time.monotonic()
             leader = self.elector is None or self._elect()
+            if leader and self.elector is not None:
+                self.lead_until = asked + self.lease_seconds * 2 / 3
             if leader and not self.leading.is_set():
                 # A new leader looks at everything: the previous one's schedule died with it.
                 for key in list(self.known):
