@@ -3,7 +3,8 @@ gateway pod makes the API server call `stoker webhook`, which injects the agent;
 marked Running and its volumes materialised (tests/support/kubelet.py), and the agent runs as a
 local process with exactly the environment and files the webhook injected, under the pod's own
 ServiceAccount token with the chart's `stoker-agent` rights; it syncs the gateway simulator and
-reports, and the GatewaySync becomes Ready; a new commit flows through."""
+reports, and the GatewaySync becomes Ready with the right `kubectl get -o wide` columns; a new
+commit flows through."""
 
 from __future__ import annotations
 
@@ -219,6 +220,27 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
             assert (gateway["name"], gateway["syncStatus"]) == ("ignition-blue", "Synced")
             conds = {c["type"]: c["message"] for c in cr["status"]["conditions"]}
             assert conds["AllGatewaysSynced"] == "1/1 synced"
+            # What `kubectl get gs -o wide` shows: the API server's own Table rendering.
+            table = requests.get(
+                f"{kube_env.server}/apis/stoker.io/v1alpha1/namespaces/{kube_namespace}"
+                f"/gatewaysyncs/{name}",
+                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+                cert=(str(kube_env.admin_cert), str(kube_env.admin_key)),
+                verify=str(kube_env.ca_file),
+                timeout=10,
+            ).json()
+            columns = [c["name"] for c in table["columnDefinitions"]]
+            row = dict(zip(columns, table["rows"][0]["cells"], strict=True))
+            assert columns[:6] == ["Name", "Ref", "Gateways", "Ready", "Status", "Age"]
+            assert (row["Name"], row["Ref"], row["Gateways"], row["Ready"]) == (
+                name,
+                "main",
+                "1/1 synced",
+                "True",
+            )
+            assert row["Commit"] == cr["status"]["lastSyncCommit"][:7]
+            assert row["Profiles"] == 3
+            assert row["Last Sync"]
 
             project = example_repo / "services/ignition-blue/projects/blue/project.json"
             project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
