@@ -37,12 +37,15 @@ class InjectionSettings:
 
 @attrs.frozen(slots=True)
 class Decision:
-    """Allowed with a patch (maybe empty) and warnings, or denied with a message."""
+    """Allowed with a patch (maybe empty) and warnings, or denied with a message. `event` is
+    the reason of a Warning event to record on the GatewaySync `cr` (message: the warnings)."""
 
     allowed: bool
     message: str
     patch: tuple[dict[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
+    event: str = ""
+    cr: str = ""
 
 
 def _escape(key: str) -> str:
@@ -65,6 +68,11 @@ def _pick_cr(pod: Mapping[str, Any], crs: Mapping[str, GatewaySync], ns: str) ->
             f"annotation '{Annotation.CR_NAME}' explicitly",
         )
     return next(iter(crs))
+
+
+def _pod_label(meta: Mapping[str, Any]) -> str:
+    """The pod's name, or its generateName prefix with `*` (no name yet at admission)."""
+    return str(meta.get("name") or f"{meta.get('generateName', '')}*")
 
 
 def _data_volume(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -111,11 +119,11 @@ def decide(
     data = _data_volume(pod)
     if data is None:
         hint = (
-            f"no Ignition data volume ('ignition-data' or 'data'); the pod is admitted without "
-            f"the Stoker agent. Name the volume with the annotation "
-            f"'{Annotation.DATA_VOLUME}'"
+            f"pod {_pod_label(meta)} has no Ignition data volume ('ignition-data' or 'data'); it "
+            f"is admitted without the Stoker agent. Name the volume with the annotation "
+            f"'{Annotation.DATA_VOLUME}' and recreate the pod"
         )
-        return Decision(True, "no data volume", warnings=(hint,))
+        return Decision(True, "no data volume", warnings=(hint,), event="NoDataVolume", cr=picked)
     taken = {v.get("name") for v in spec.get("volumes") or []}
     names = _volume_names(taken)
     volumes, mounts = _volumes(gs, picked, names, data)

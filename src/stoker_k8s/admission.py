@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stoker_core.errors import InvalidInput
-from stoker_core.injection import InjectionSettings, decide
+from stoker_core.injection import Decision, InjectionSettings, decide
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
+from stoker_k8s.events import gatewaysync_event
 
 log = logging.getLogger("stoker.webhook")
 MAX_REVIEW = 3 * 1024 * 1024  # bytes; the API server's own request limit is 3 MiB
 ListCRs = Callable[[str], Mapping[str, GatewaySync]]
+RecordEvent = Callable[[str, dict[str, Any]], None]  # (namespace, Event body)
 
 
 def _response(
@@ -43,9 +45,13 @@ def _response(
 
 
 def review_pod(
-    review: Mapping[str, Any], list_crs: ListCRs, settings: InjectionSettings | None = None
+    review: Mapping[str, Any],
+    list_crs: ListCRs,
+    settings: InjectionSettings | None = None,
+    record_event: RecordEvent | None = None,
 ) -> dict[str, Any]:
-    """Mutating review of a pod CREATE: inject the agent, or deny with the documented message."""
+    """Mutating review of a pod CREATE: inject the agent, or deny with the documented message.
+    A pod admitted without the agent also gets a Warning event (see `_warn`)."""
     request = review.get("request") or {}
     pod = request.get("object")
     namespace = request.get("namespace") or ""
@@ -57,9 +63,34 @@ def review_pod(
         return _response(review, False, f"failed to list GatewaySync CRs: {e}", 500)
     decision = decide(pod, namespace, crs, settings or InjectionSettings())
     log.info("pod admission", extra={"namespace": namespace, "decision": decision.message})
+    if decision.event and record_event is not None and not request.get("dryRun"):
+        _warn(record_event, namespace, crs.get(decision.cr), decision)
     return _response(
         review, decision.allowed, decision.message, 403, decision.patch, decision.warnings
     )
+
+
+def _warn(
+    record_event: RecordEvent, namespace: str, gs: GatewaySync | None, decision: Decision
+) -> None:
+    """Record the decision's Warning event on its GatewaySync. Not on the pod: at admission it
+    has no UID (and often no name yet), so `kubectl describe pod` would never show it. A failure
+    is logged, never turned into a denial: the pod must start."""
+    if gs is None:
+        return
+    body = gatewaysync_event(
+        namespace,
+        gs.metadata.name,
+        gs.metadata.extra.get("uid"),
+        reason=decision.event,
+        message=" ".join(decision.warnings),
+        warning=True,
+        component="stoker-webhook",
+    )
+    try:
+        record_event(namespace, body)
+    except Exception as e:
+        log.warning("could not record the %s event: %s", decision.event, e)
 
 
 def review_gatewaysync(review: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,10 +112,14 @@ def review_gatewaysync(review: Mapping[str, Any]) -> dict[str, Any]:
     return _response(review, True)
 
 
-def make_app(list_crs: ListCRs, settings: InjectionSettings | None = None) -> Any:
+def make_app(
+    list_crs: ListCRs,
+    settings: InjectionSettings | None = None,
+    record_event: RecordEvent | None = None,
+) -> Any:
     """The WSGI application: /mutate-v1-pod, /validate-gatewaysync, /healthz."""
     routes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-        "/mutate-v1-pod": lambda r: review_pod(r, list_crs, settings),
+        "/mutate-v1-pod": lambda r: review_pod(r, list_crs, settings, record_event),
         "/validate-gatewaysync": review_gatewaysync,
     }
 

@@ -17,16 +17,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_core import conditions, metadata
-from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, StokerError
-from stoker_core.model import GatewaySync
+from stoker_core.model import GatewaySync, Polling
 from stoker_core.parsing import structure
 from stoker_core.profiles import gateway_name
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
+from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
+from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
 
@@ -58,6 +61,16 @@ def _ssh_verification(gs: GatewaySync | None) -> bool | None:
     if auth is None or auth.ssh_key is None:
         return None
     return auth.ssh_key.known_hosts is not None
+
+
+@attrs.frozen(slots=True)
+class Pass:
+    """What one reconcile tells the manager: whether it failed (a ref that did not resolve),
+    for which requested ref, and the GatewaySync's polling settings."""
+
+    failed: bool
+    request: str | None = None
+    polling: Polling = attrs.field(factory=Polling)
 
 
 class Controller:
@@ -93,26 +106,28 @@ class Controller:
                 )
         return len(items)
 
-    def reconcile(self, item: dict[str, Any]) -> None:
+    def reconcile(self, item: dict[str, Any]) -> Pass:
         """Reconcile one GatewaySync, counted and timed in the metrics."""
         labels = (item["metadata"].get("namespace", ""), item["metadata"]["name"])
         started = time.monotonic()
         try:
-            self._reconcile_one(item)
+            done = self._reconcile_one(item)
         except Exception:
             self.metrics.reconcile_total.labels(*labels, "error").inc()
             raise
         else:
-            self.metrics.reconcile_total.labels(*labels, "success").inc()
+            result = "requeue" if done.failed else "success"
+            self.metrics.reconcile_total.labels(*labels, result).inc()
+            return done
         finally:
             self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
 
-    def _reconcile_one(self, item: dict[str, Any]) -> None:
+    def _reconcile_one(self, item: dict[str, Any]) -> Pass:
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         if meta.get("deletionTimestamp"):
             self._clean_up(namespace, name, meta)
-            return
+            return Pass(False, polling=Polling(enabled=False))
         if FINALIZER not in (meta.get("finalizers") or []):
             self.custom.patch_namespaced_custom_object(
                 GROUP,
@@ -122,7 +137,7 @@ class Controller:
                 name,
                 {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}},
             )
-        self._reconcile(item)
+        return self._reconcile(item)
 
     def _clean_up(self, namespace: str, name: str, meta: dict[str, Any]) -> None:
         """Remove what this GatewaySync created, then let it go (owner references would do it
@@ -149,7 +164,7 @@ class Controller:
             GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": remaining}}
         )
 
-    def _reconcile(self, item: dict[str, Any]) -> None:
+    def _reconcile(self, item: dict[str, Any]) -> Pass:
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -209,6 +224,11 @@ class Controller:
             self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
             )
+        return Pass(
+            error is not None,
+            annotations.get(Annotation.REQUESTED_REF),
+            gs.spec.polling if gs is not None else Polling(),
+        )
 
     def _bind_agents(
         self, namespace: str, name: str, owner: dict[str, Any], gateways: list[conditions.Gateway]
@@ -261,26 +281,18 @@ class Controller:
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
                 continue
-            warning = cond["status"] == "False" and cond["type"] != "AllGatewaysSynced"
             self.core.create_namespaced_event(
                 meta["namespace"],
-                {
-                    "metadata": {"generateName": f"{meta['name']}."},
-                    "involvedObject": {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "GatewaySync",
-                        "name": meta["name"],
-                        "namespace": meta["namespace"],
-                        "uid": meta.get("uid"),
-                    },
-                    "reason": cond["reason"],
-                    "message": cond["message"][:1024],
-                    "type": "Warning" if warning else "Normal",
-                    "source": {"component": "stoker-controller"},
-                    "firstTimestamp": cond["lastTransitionTime"],
-                    "lastTimestamp": cond["lastTransitionTime"],
-                    "count": 1,
-                },
+                gatewaysync_event(
+                    meta["namespace"],
+                    meta["name"],
+                    meta.get("uid"),
+                    reason=cond["reason"],
+                    message=cond["message"],
+                    warning=cond["status"] == "False" and cond["type"] != "AllGatewaysSynced",
+                    component="stoker-controller",
+                    at=cond["lastTransitionTime"],
+                ),
             )
 
     def _resolve(self, gs: GatewaySync, namespace: str, ref: str, *, fresh: bool) -> str:
@@ -288,7 +300,7 @@ class Controller:
         shared by every GatewaySync using them, unless a push asked for a fresh look."""
         auth = gs.spec.git.auth
         key = (gs.spec.git.repo, namespace if auth else "", repr(auth))
-        ttl = parse_duration(gs.spec.polling.interval) if gs.spec.polling.enabled else float("inf")
+        ttl = polling_seconds(gs.spec.polling) or float("inf")
         with self._lock:
             cached = self._advertised.get(key)
         if fresh or cached is None or time.monotonic() - cached[0] >= ttl:

@@ -37,6 +37,9 @@ class LeaderElector:
         self.identity = identity
         self.lease_seconds = lease_seconds
         self._clock = clock or time.time
+        # A hung call must fail well before the lease runs out: the caller then stops
+        # reconciling instead of leading on while another replica takes over.
+        self._timeout = (5.0, max(1.0, lease_seconds / 3))
 
     def try_acquire_or_renew(self) -> bool:
         """True when this process holds the lease after the call."""
@@ -45,7 +48,9 @@ class LeaderElector:
 
         now = _now(self._clock)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self._timeout
+            )
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -60,7 +65,9 @@ class LeaderElector:
                 ),
             )
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.api.create_namespaced_lease(
+                    self.namespace, body, _request_timeout=self._timeout
+                )
             except ApiException as conflict:
                 if conflict.status == 409:
                     return False
@@ -82,7 +89,9 @@ class LeaderElector:
         spec.renew_time = now
         spec.lease_duration_seconds = self.lease_seconds
         try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.api.replace_namespaced_lease(
+                self.name, self.namespace, lease, _request_timeout=self._timeout
+            )
         except ApiException as e:
             if e.status == 409:  # someone else renewed or took it between our read and write
                 return False

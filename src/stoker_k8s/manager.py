@@ -1,14 +1,18 @@
 """Runs the controller: informers feed a work queue; workers reconcile one key at a time while
-this replica holds the Lease; a periodic resync re-resolves refs (spec.polling)."""
+this replica holds the Lease; after each pass the GatewaySync is queued again at its own
+`spec.polling.interval`, or after a growing backoff when it failed (stoker_core.requeue)."""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from typing import Any
 
+from stoker_core.requeue import Failures, next_pass, record
 from stoker_core.vocabulary import Annotation, Label
-from stoker_k8s.controller import GROUP, PLURAL, VERSION, Controller
+from stoker_k8s.controller import GROUP, PLURAL, VERSION, Controller, Pass
 from stoker_k8s.leader import LeaderElector
 from stoker_k8s.runtime import Informer, WorkQueue
 
@@ -34,19 +38,24 @@ class Manager:
         self,
         ctl: Controller,
         *,
-        interval: float,
         workers: int = 4,
         elector: LeaderElector | None = None,
         lease_seconds: int = 15,
+        backoff: tuple[float, float] = (30.0, 300.0),
     ) -> None:
         self.ctl = ctl
         self.queue = WorkQueue()
-        self.interval = interval
         self.workers = workers
         self.elector = elector
         self.lease_seconds = lease_seconds
+        self.backoff = backoff  # first delay and cap, seconds
         self.leading = threading.Event()
+        # Workers take no new key after this (monotonic) time unless a renewal moves it: even
+        # if a renewal hangs, this replica stops before the Lease can pass to another.
+        self.lead_until = float("inf") if elector is None else 0.0
         self.known: set[str] = set()
+        self.failures: dict[str, Failures] = {}
+        self._lock = threading.Lock()
 
     def _on_gatewaysync(self, kind: str, obj: Any) -> None:
         meta = _meta(obj)
@@ -73,19 +82,41 @@ class Manager:
         while not stop.is_set():
             if not self.leading.wait(timeout=1.0):
                 continue
+            if time.monotonic() >= self.lead_until:
+                stop.wait(0.2)
+                continue
             key = self.queue.get(timeout=1.0)
             if key is None:
                 continue
             try:
-                self._reconcile(key)
-                self.queue.forget(key)
+                done = self._reconcile(key)
             except Exception:
-                delay = self.queue.retry(key)
-                log.exception("reconciling %s failed; retrying in %.0fs", key, delay)
+                log.exception("reconciling %s failed", key)
+                with self._lock:  # counted against the request the last pass saw
+                    done = Pass(True, self.failures.get(key, Failures()).request)
+            try:
+                if done is not None:
+                    self._schedule(key, done)
             finally:
                 self.queue.done(key)
 
-    def _reconcile(self, key: str) -> None:
+    def _schedule(self, key: str, done: Pass) -> None:
+        """Queue `key` again at its polling interval, or after its backoff when it failed."""
+        with self._lock:
+            failures = record(
+                self.failures.get(key, Failures()), failed=done.failed, request=done.request
+            )
+            self.failures[key] = failures
+        base, cap = self.backoff
+        delay = next_pass(failures, done.polling, random.random(), base=base, cap=cap)
+        if failures.count:
+            log.warning(
+                "%s failed %d time(s) in a row; next try in %.0fs", key, failures.count, delay
+            )
+        if delay is not None:
+            self.queue.add_after(key, delay)
+
+    def _reconcile(self, key: str) -> Pass | None:
         from kubernetes.client.exceptions import ApiException
 
         namespace, name = key.split("/", 1)
@@ -95,9 +126,11 @@ class Manager:
             )
         except ApiException as e:
             if e.status == 404:
-                return  # deleted meanwhile: nothing to do (R28)
+                with self._lock:
+                    self.failures.pop(key, None)
+                return None  # deleted meanwhile: nothing to do (R28)
             raise
-        self.ctl.reconcile(item)
+        return self.ctl.reconcile(item)
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
@@ -125,20 +158,19 @@ class Manager:
         ]
         for thread in threads:
             thread.start()
-        next_resync = 0.0
-        import time
-
         while not stop.is_set():
+            asked = time.monotonic()
             leader = self.elector is None or self._elect()
-            if leader:
-                self.leading.set()
-            else:
-                self.leading.clear()
-            if leader and time.monotonic() >= next_resync:
+            if leader and self.elector is not None:
+                self.lead_until = asked + self.lease_seconds * 2 / 3
+            if leader and not self.leading.is_set():
+                # A new leader looks at everything: the previous one's schedule died with it.
                 for key in list(self.known):
                     self.queue.add(key)
-                next_resync = time.monotonic() + self.interval
-            stop.wait(min(self.interval, self.lease_seconds / 3))
+                self.leading.set()
+            elif not leader:
+                self.leading.clear()
+            stop.wait(self.lease_seconds / 3)
         self.leading.clear()
         self.queue.close()
         for informer in informers:

@@ -1,17 +1,15 @@
 """A small controller runtime on the official client: list-then-watch informers and a work
-queue with de-duplication, one worker per key and per-key exponential backoff."""
+queue with de-duplication, one worker per key and delayed re-queues (the manager decides the
+delays: stoker_core.requeue)."""
 
 from __future__ import annotations
 
 import heapq
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-
-from stoker_core.outcomes import backoff_delay
 
 log = logging.getLogger("stoker.runtime")
 
@@ -20,17 +18,14 @@ class WorkQueue:
     """Keys to reconcile. A key is never handed to two workers at once; adding a key that is
     queued is a no-op; adding one that is being processed runs it again afterwards."""
 
-    def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, base: float = 30.0, cap: float = 300.0
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._base, self._cap = base, cap
         self._queue: list[str] = []
         self._queued: set[str] = set()
         self._active: set[str] = set()
         self._dirty: set[str] = set()
         self._later: list[tuple[float, str]] = []
-        self._failures: dict[str, int] = {}
+        self._due: dict[str, float] = {}  # each key's one pending schedule (the latest wins)
         self._cond = threading.Condition()
         self._closed = False
 
@@ -44,21 +39,13 @@ class WorkQueue:
                 self._queue.append(key)
                 self._cond.notify()
 
-    def retry(self, key: str) -> float:
-        """Queue `key` again after its backoff (30 s doubling to 5 min, jittered); the delay."""
+    def add_after(self, key: str, delay: float) -> None:
+        """Queue `key` in `delay` seconds, replacing any earlier schedule of it."""
         with self._cond:
-            self._failures[key] = self._failures.get(key, 0) + 1
-            delay = backoff_delay(
-                self._failures[key], random.random(), base=self._base, cap=self._cap
-            )
-            heapq.heappush(self._later, (self._clock() + delay, key))
+            due = self._clock() + delay
+            self._due[key] = due
+            heapq.heappush(self._later, (due, key))
             self._cond.notify()
-            return delay
-
-    def forget(self, key: str) -> None:
-        """Reset `key`'s backoff after a success."""
-        with self._cond:
-            self._failures.pop(key, None)
 
     def get(self, timeout: float | None = None) -> str | None:
         """The next key (marked active), or None on timeout or close."""
@@ -101,7 +88,10 @@ class WorkQueue:
     def _promote(self) -> None:
         now = self._clock()
         while self._later and self._later[0][0] <= now:
-            _, key = heapq.heappop(self._later)
+            due, key = heapq.heappop(self._later)
+            if self._due.get(key) != due:
+                continue  # replaced by a later schedule
+            del self._due[key]
             if key not in self._queued and key not in self._active:
                 self._queued.add(key)
                 self._queue.append(key)
@@ -109,9 +99,18 @@ class WorkQueue:
                 self._dirty.add(key)
 
 
+def _key(obj: Any) -> str:
+    meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata
+    if isinstance(meta, dict):
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return f"{meta.namespace or ''}/{meta.name}"
+
+
 class Informer:
-    """List, then watch from the list's resourceVersion (with bookmarks and a server-side timeout
-    so a silent connection cannot hang it); relist on 410 Gone or any error."""
+    """List, then watch from the list's resourceVersion (with bookmarks, a server-side timeout
+    and a client read timeout, so a silent connection cannot hang it); relist on 410 Gone or
+    any error. A relist reports
+    objects deleted while no watch was open as DELETED (their last known state)."""
 
     def __init__(
         self,
@@ -128,6 +127,7 @@ class Informer:
         self._stop = threading.Event()
         self.synced = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._known: dict[str, Any] = {}
 
     def start(self) -> Informer:
         """Begin listing and watching in a background thread."""
@@ -145,13 +145,17 @@ class Informer:
         failures = 0
         while not self._stop.is_set():
             try:
-                listing = self._list(**self._args)
+                listing = self._list(_request_timeout=(10, self._timeout + 10), **self._args)
                 items = listing["items"] if isinstance(listing, dict) else listing.items
                 version = (
                     listing["metadata"]["resourceVersion"]
                     if isinstance(listing, dict)
                     else listing.metadata.resource_version
                 )
+                listed = {_key(item): item for item in items}
+                for key in set(self._known) - set(listed):
+                    self._on_event("DELETED", self._known[key])
+                self._known = listed
                 for item in items:
                     self._on_event("ADDED", item)
                 self.synced.set()
@@ -163,6 +167,10 @@ class Informer:
                         resource_version=version,
                         allow_watch_bookmarks=True,
                         timeout_seconds=self._timeout,
+                        # The server ends the watch at timeout_seconds; if even that never
+                        # arrives (a silent hang: a dead peer, a NAT that dropped the flow),
+                        # the client's own read timeout ends it and we relist.
+                        _request_timeout=(10, self._timeout + 10),
                         **self._args,
                     ):
                         obj = event["object"]
@@ -172,6 +180,10 @@ class Informer:
                             if isinstance(meta, dict)
                             else meta.resource_version
                         ) or version
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            self._known[_key(obj)] = obj
+                        elif event["type"] == "DELETED":
+                            self._known.pop(_key(obj), None)
                         if event["type"] != "BOOKMARK":
                             self._on_event(event["type"], obj)
                         if self._stop.is_set():

@@ -122,6 +122,11 @@ def test_a_pod_without_a_data_volume_is_admitted_without_the_sidecar_b19() -> No
     assert decision.allowed
     assert decision.patch == ()
     assert "stoker.io/data-volume" in decision.warnings[0]
+    assert (decision.event, decision.cr) == ("NoDataVolume", "site")  # a Warning event there
+    assert "pod ignition-0 " in decision.warnings[0]
+    unnamed = pod(volumes=())
+    unnamed["metadata"] = {**unnamed["metadata"], "name": "", "generateName": "ignition-7f9c-"}
+    assert "pod ignition-7f9c-* " in decide(unnamed, "plant", {"site": cr()}).warnings[0]
     named = decide(
         pod({"stoker.io/data-volume": "config"}, volumes=("config",)), "plant", {"site": cr()}
     )

@@ -79,3 +79,38 @@ def test_patches_are_base64_json_patch() -> None:
     ops = json.loads(base64.b64decode(reply["patch"]))
     assert ops[0]["path"] == "/spec/initContainers"
     assert reply["uid"] == "u"
+
+
+def test_B19_the_no_data_volume_event_is_recorded_once_never_on_dry_run_never_denies() -> None:
+    pod = {
+        "metadata": {"name": "ignition-0", "annotations": {"stoker.io/inject": "true"}},
+        "spec": {"containers": [], "volumes": [{"name": "config", "emptyDir": {}}]},
+    }
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"]["uid"] = "uid-1"
+    crs = {"minimal": load(body)}
+    recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def review(**extra: Any) -> dict[str, Any]:
+        request = {"uid": "u", "namespace": "p", "object": pod, **extra}
+        return review_pod({"request": request}, lambda ns: crs, None, record)["response"]
+
+    def record(namespace: str, event: dict[str, Any]) -> None:
+        recorded.append((namespace, event))
+
+    assert review(dryRun=True)["allowed"] is True
+    assert recorded == []
+    reply = review()
+    assert reply["allowed"] is True
+    assert "patch" not in reply
+    [(namespace, event)] = recorded
+    assert namespace == "p"
+    assert (event["type"], event["reason"]) == ("Warning", "NoDataVolume")
+    assert event["involvedObject"]["uid"] == "uid-1"
+    assert event["message"] == reply["warnings"][0]
+
+    def broken(namespace: str, event: dict[str, Any]) -> None:
+        raise RuntimeError("forbidden")
+
+    request = {"uid": "u", "namespace": "p", "object": pod}
+    assert review_pod({"request": request}, lambda ns: crs, None, broken)["response"]["allowed"]

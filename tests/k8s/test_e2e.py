@@ -1,12 +1,19 @@
-"""The whole flow on a real API server: the controller resolves and publishes, the in-cluster
-agent (run as a local process with the environment the webhook injects) syncs the gateway
-simulator and reports, and the GatewaySync becomes Ready; a new commit flows through."""
+"""The whole flow on a real API server: the controller resolves and publishes; creating a
+gateway pod makes the API server call `stoker webhook`, which injects the agent; the pod is
+marked Running and its volumes materialised (tests/support/kubelet.py), and the agent runs as a
+local process with exactly the environment and files the webhook injected, under the pod's own
+ServiceAccount token with the chart's `stoker-agent` rights; it syncs the gateway simulator and
+reports, and the GatewaySync becomes Ready with the right `kubectl get -o wide` columns; a new
+commit flows through."""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,13 @@ import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
+from k8s.test_chart import helm as helm  # the fixture
+from k8s.test_chart import render
+from k8s.test_webhook import configurations, serving
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
 from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubelet import mark_pod_running, materialize_pod
 
 pytestmark = pytest.mark.kube
 
@@ -48,20 +59,54 @@ def cr_body(example_repo: Path) -> dict[str, Any]:
     body["spec"]["git"]["repo"] = f"file://{example_repo}"
     body["spec"]["git"].pop("auth", None)
     body["metadata"].pop("namespace", None)
+    # A long polling interval: what the tests see must be driven by watch events.
+    body["spec"]["polling"] = {"enabled": True, "interval": "1h"}
+    body["spec"]["gateway"]["port"] = free_port()  # where the simulator will listen
     return body
 
 
-def test_controller_and_agent_bring_a_gateway_to_ready(
+@pytest.fixture
+def agent_role(helm: str, kube_api: client.ApiClient) -> Iterator[None]:
+    """The chart's ClusterRole stoker-agent (the controller binds gateway pods to it)."""
+    [role] = [
+        o
+        for o in render(helm, "stoker-system")
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "stoker-agent"
+    ]
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_cluster_role(role)
+    yield
+    rbac.delete_cluster_role("stoker-agent")
+
+
+def agent_kubeconfig(kube_env: ControlPlane, token_file: Path, target: Path) -> Path:
+    """A kubeconfig using the pod's ServiceAccount token (the agent's in-cluster identity)."""
+    config = yaml.safe_load(kube_env.kubeconfig.read_text())
+    config["users"][0]["user"] = {"tokenFile": str(token_file)}
+    target.write_text(yaml.safe_dump(config))
+    return target
+
+
+def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
     kube_env: ControlPlane,
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
     kube_namespace: str,
     example_repo: Path,
     cr_body: dict[str, Any],
+    agent_role: None,
     tmp_path: Path,
 ) -> None:
     custom = client.CustomObjectsApi(kube_api)
     name = cr_body["metadata"]["name"]
+    api_secret = secrets.token_hex(16)
+    kube_core.create_namespaced_secret(
+        kube_namespace,
+        {
+            "metadata": {"name": cr_body["spec"]["gateway"]["api"]["secretName"]},
+            "stringData": {"apiKey": f"stoker:{api_secret}"},
+        },
+    )
     custom.create_namespaced_custom_object(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", cr_body
     )
@@ -69,9 +114,7 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
     metrics_port = free_port()
     controller = start(
         [
-            "controller",  # a long resync: what follows must be driven by watch events
-            "--interval",
-            "300s",
+            "controller",
             "--metrics-port",
             str(metrics_port),
             "--lease-namespace",
@@ -95,44 +138,70 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
         cm = wait_until(published, timeout=30, what="the metadata ConfigMap")
         assert "token" not in json.dumps(cm.data).lower()
 
-        kube_core.create_namespaced_pod(
-            kube_namespace,
-            {
-                "metadata": {
-                    "name": "ignition-blue-0",
-                    "annotations": {
-                        "stoker.io/inject": "true",
-                        "stoker.io/cr-name": name,
-                        "stoker.io/profile": "blue",
-                        "stoker.io/gateway-name": "ignition-blue",
-                    },
-                },
-                "spec": {
-                    "initContainers": [
-                        {"name": "stoker-agent", "image": "stoker", "restartPolicy": "Always"}
-                    ],
-                    "containers": [{"name": "gateway", "image": "ignition"}],
+        pod = {
+            "metadata": {
+                "name": "ignition-blue-0",
+                "annotations": {
+                    "stoker.io/inject": "true",
+                    "stoker.io/cr-name": name,
+                    "stoker.io/profile": "blue",
+                    "stoker.io/gateway-name": "ignition-blue",
                 },
             },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "gateway",
+                        "image": "ignition",
+                        "volumeMounts": [
+                            {"name": "data", "mountPath": "/usr/local/bin/ignition/data"}
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+            },
+        }
+        with serving(env, tmp_path) as (url, bundle):
+            mutating, _ = configurations(url, bundle, kube_namespace)
+            with kube_env.webhook_configuration(kube_api, mutating):
+
+                def injected() -> Any:
+                    stored = kube_core.create_namespaced_pod(kube_namespace, pod)
+                    if stored.spec.init_containers:
+                        return stored
+                    # Created before the API server loaded the configuration: again (an
+                    # unscheduled pod is deleted at once).
+                    kube_core.delete_namespaced_pod(
+                        "ignition-blue-0", kube_namespace, grace_period_seconds=0
+                    )
+                    return None
+
+                wait_until(injected, timeout=30, what="the API server to call stoker webhook")
+        mark_pod_running(kube_core, kube_namespace, "ignition-blue-0")
+        local = materialize_pod(
+            kube_core,
+            kube_namespace,
+            "ignition-blue-0",
+            "stoker-agent",
+            tmp_path / "pod",
+            audience=kube_env.server,
         )
-        data = tmp_path / "data"
-        data.mkdir()
-        token = tmp_path / "api-token"
-        token.write_text(write_api_token(data, collection="local"))
-        with running(data) as sim:
+        data = Path(local.env["DATA_PATH"])
+        assert data == local.mounts["/usr/local/bin/ignition/data"]
+        assert write_api_token(data, collection="local", secret=api_secret) == (
+            Path(local.env["API_KEY_FILE"]).read_text()
+        )
+        sa_token = local.local_path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        with running(data, port=cr_body["spec"]["gateway"]["port"]) as sim:
             agent_env = {
-                **env,
-                "POD_NAME": "ignition-blue-0",
-                "POD_NAMESPACE": kube_namespace,
-                "CR_NAME": name,
-                "GATEWAY_NAME": "ignition-blue",
-                "PROFILE": "blue",
-                "DATA_PATH": str(data),
-                "REPO_PATH": str(tmp_path / "repo"),
-                "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
-                "API_KEY_FILE": str(token),
+                **os.environ,
+                **local.env,  # exactly what the webhook injected, paths mapped to local files
+                # The one port changed: 8082 may be taken on a shared test machine.
                 "HEALTH_PORT": str(free_port()),
+                # Outside a cluster the agent finds its ServiceAccount token via a kubeconfig.
+                "KUBECONFIG": str(
+                    agent_kubeconfig(kube_env, sa_token, tmp_path / "agent.kubeconfig")
+                ),
             }
             processes.append(
                 start(["agent", "--log-format", "text"], agent_env, tmp_path / "agent.log")
@@ -151,6 +220,27 @@ def test_controller_and_agent_bring_a_gateway_to_ready(
             assert (gateway["name"], gateway["syncStatus"]) == ("ignition-blue", "Synced")
             conds = {c["type"]: c["message"] for c in cr["status"]["conditions"]}
             assert conds["AllGatewaysSynced"] == "1/1 synced"
+            # What `kubectl get gs -o wide` shows: the API server's own Table rendering.
+            table = requests.get(
+                f"{kube_env.server}/apis/stoker.io/v1alpha1/namespaces/{kube_namespace}"
+                f"/gatewaysyncs/{name}",
+                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+                cert=(str(kube_env.admin_cert), str(kube_env.admin_key)),
+                verify=str(kube_env.ca_file),
+                timeout=10,
+            ).json()
+            columns = [c["name"] for c in table["columnDefinitions"]]
+            row = dict(zip(columns, table["rows"][0]["cells"], strict=True))
+            assert columns[:6] == ["Name", "Ref", "Gateways", "Ready", "Status", "Age"]
+            assert (row["Name"], row["Ref"], row["Gateways"], row["Ready"]) == (
+                name,
+                "main",
+                "1/1 synced",
+                "True",
+            )
+            assert row["Commit"] == cr["status"]["lastSyncCommit"][:7]
+            assert row["Profiles"] == 3
+            assert row["Last Sync"]
 
             project = example_repo / "services/ignition-blue/projects/blue/project.json"
             project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))

@@ -182,6 +182,17 @@ def test_a_cr_with_its_own_secret_is_not_opened_by_the_global_one(
         headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-1"},
     )
     assert replay.json()["message"] == "duplicate delivery ignored"
+    forged = requests.post(  # another body under the same signature
+        f"{receiver_url}{path}",
+        data=json.dumps({"ref": "v4"}).encode(),
+        timeout=10,
+        headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-2"},
+    )
+    assert forged.status_code == 401
+    stored = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "site"
+    )
+    assert stored["metadata"]["annotations"]["stoker.io/requested-ref"] == "v3"
 
 
 def test_hostile_requests_are_refused(

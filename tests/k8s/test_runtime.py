@@ -33,24 +33,18 @@ def test_keys_are_deduplicated_and_never_processed_twice_at_once() -> None:
     assert queue.get(timeout=0) == "a"
 
 
-def test_failed_keys_back_off_exponentially_and_success_resets() -> None:
+def test_a_delayed_key_comes_back_once_at_its_latest_schedule() -> None:
     clock = Clock()
     queue = WorkQueue(clock=clock)
-    delays = []
-    for _ in range(3):
-        queue.add("k")
-        key = queue.get(timeout=0)
-        delays.append(queue.retry("k"))
-        queue.done(key or "")
-        assert queue.get(timeout=0) is None  # not before its delay
-        clock.now += delays[-1]
-        assert queue.get(timeout=0) == "k"
-        queue.done("k")
-    assert delays[0] == pytest.approx(30, rel=0.11)
-    assert delays[1] == pytest.approx(60, rel=0.11)
-    assert delays[2] == pytest.approx(120, rel=0.11)
-    queue.forget("k")
-    assert queue.retry("k") == pytest.approx(30, rel=0.11)
+    queue.add_after("k", 30)
+    queue.add_after("k", 60)  # the latest decision replaces the earlier one
+    clock.now = 59
+    assert queue.get(timeout=0) is None
+    clock.now = 60
+    assert queue.get(timeout=0) == "k"
+    queue.done("k")
+    clock.now = 1000
+    assert queue.get(timeout=0) is None  # the replaced schedule does not fire
 
 
 def test_close_wakes_waiting_workers() -> None:

@@ -53,6 +53,7 @@ def test_secrets_stay_out_of_everything_people_and_other_tools_can_read(
     custom = client.CustomObjectsApi(kube_api)
     with GitHttpServer(served, "git", "unused", tokens=[GIT_TOKEN]) as git_http:
         body["spec"]["git"]["repo"] = git_http.url_for("config")
+        body["spec"]["polling"] = {"enabled": True, "interval": "2s"}  # many passes, many chances
         body["spec"]["git"]["auth"] = {
             "token": {"secretRef": {"name": "git-token", "key": "token"}}
         }
@@ -65,8 +66,6 @@ def test_secrets_stay_out_of_everything_people_and_other_tools_can_read(
             start(
                 [
                     "controller",
-                    "--interval",
-                    "2s",
                     "--metrics-port",
                     str(free_port()),
                     "--lease-namespace",

@@ -1,4 +1,5 @@
-"""`stoker controller`: reconcile GatewaySyncs every --interval."""
+"""`stoker controller`: reconcile GatewaySyncs on watch events and at each one's own
+`spec.polling.interval`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,21 @@ log = logging.getLogger("stoker.controller")
 
 
 @click.command()
-@click.option("--interval", default="10s", show_default=True, help="Time between passes.")
+@click.option(
+    "--interval",
+    default=None,
+    hidden=True,
+    help="Ignored (each GatewaySync's spec.polling.interval decides); kept for old manifests.",
+)
+@click.option(
+    "--backoff",
+    default="30s",
+    show_default=True,
+    help="First retry delay after a failed pass; it doubles on each failure in a row.",
+)
+@click.option(
+    "--backoff-cap", default="5m", show_default=True, help="Longest delay between retries."
+)
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
@@ -43,7 +58,9 @@ log = logging.getLogger("stoker.controller")
 )
 @click.option("--lease-seconds", default=15, show_default=True, help="Lease duration.")
 def controller(
-    interval: str,
+    interval: str | None,
+    backoff: str,
+    backoff_cap: str,
     log_format: str,
     metrics_port: int,
     leader_election: bool,
@@ -54,6 +71,8 @@ def controller(
     from kubernetes import client, config
 
     logs.setup("info", log_format)
+    if interval is not None:
+        log.warning("--interval is ignored: each GatewaySync's spec.polling.interval decides")
     if os.environ.get("KUBECONFIG"):
         config.load_kube_config(os.environ["KUBECONFIG"])
     else:
@@ -77,7 +96,10 @@ def controller(
         else None
     )
     Manager(
-        ctl, interval=parse_duration(interval), elector=elector, lease_seconds=lease_seconds
+        ctl,
+        elector=elector,
+        lease_seconds=lease_seconds,
+        backoff=(parse_duration(backoff), parse_duration(backoff_cap)),
     ).run(stop)
     # The informers' watch threads may still sit in a blocking read; no work is left, so end
     # now rather than let interpreter shutdown race those threads (it aborted the process).

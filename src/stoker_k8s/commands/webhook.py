@@ -15,7 +15,8 @@ from stoker_k8s.gunicorn import serve
 from stoker_k8s.selfcert import ensure
 
 
-def _lister(kubeconfig: str | None) -> Any:
+def _clients(kubeconfig: str | None) -> tuple[Any, Any]:
+    """The GatewaySync lister and the event recorder the admission functions use."""
     from kubernetes import client, config
 
     if kubeconfig:
@@ -23,6 +24,10 @@ def _lister(kubeconfig: str | None) -> Any:
     else:
         config.load_incluster_config()
     api = client.CustomObjectsApi()
+    core: Any = client.CoreV1Api()  # the typed stubs want model objects; dicts serialise the same
+
+    def record_event(namespace: str, body: dict[str, Any]) -> None:
+        core.create_namespaced_event(namespace, body, _request_timeout=5)
 
     def list_crs(namespace: str) -> dict[str, GatewaySync]:
         listing: Any = api.list_namespaced_custom_object(
@@ -37,7 +42,7 @@ def _lister(kubeconfig: str | None) -> Any:
                 continue  # an invalid CR cannot be injected for; its own condition says why
         return out
 
-    return list_crs
+    return list_crs, record_event
 
 
 @click.command()
@@ -86,7 +91,7 @@ def webhook(
     workers: int,
 ) -> None:
     """Serve /mutate-v1-pod and /validate-gatewaysync over HTTPS."""
-    lister = _lister(kubeconfig)
+    lister, record_event = _clients(kubeconfig)
     if self_signed_secret:
         from kubernetes import client
 
@@ -102,5 +107,5 @@ def webhook(
         )
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
-    app = make_app(lister, InjectionSettings(default_image=agent_image))
+    app = make_app(lister, InjectionSettings(default_image=agent_image), record_event)
     serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=workers)
