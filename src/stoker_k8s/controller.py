@@ -35,6 +35,9 @@ from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
+# GitHub installation tokens live an hour and are replaced 5 minutes early; a pass at least this
+# often keeps every agent's copy fresh, polling or not.
+TOKEN_REFRESH_SECONDS = 600.0
 
 
 def _upsert(
@@ -71,6 +74,7 @@ class Pass:
     failed: bool
     request: str | None = None
     polling: Polling = attrs.field(factory=Polling)
+    within: float | None = None  # look again within this many seconds whatever the polling
 
 
 class Controller:
@@ -179,8 +183,11 @@ class Controller:
         refresh = annotations.get(Annotation.REFRESH_REQUESTED_AT, "")
         fresh = self._refreshed.get(f"{namespace}/{name}") != refresh
         self._refreshed[f"{namespace}/{name}"] = refresh
+        app = gs.spec.git.auth.github_app if gs is not None and gs.spec.git.auth else None
         if gs is not None:
             try:
+                if app is not None:  # every pass: each GatewaySync's agents mount their own
+                    self._installation_token(gs, namespace)
                 commit = self._resolve(gs, namespace, ref, fresh=fresh)
             except StokerError as e:
                 error = str(e)
@@ -228,6 +235,7 @@ class Controller:
             error is not None,
             annotations.get(Annotation.REQUESTED_REF),
             gs.spec.polling if gs is not None else Polling(),
+            within=TOKEN_REFRESH_SECONDS if app is not None else None,
         )
 
     def _bind_agents(
@@ -336,18 +344,23 @@ class Controller:
                 token_file=self._secret_file(namespace, auth.token.secret_ref, private, "token")
             )
         if auth.github_app is not None:
-            return Credentials(token_file=self._github_token(gs, namespace, private))
+            path = os.path.join(private, "token")
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as f:
+                f.write(self._installation_token(gs, namespace))
+            return Credentials(token_file=path)
         return Credentials()
 
-    def _github_token(self, gs: GatewaySync, namespace: str, private: str) -> str:
-        """Mint (or reuse) the installation token, publish it for the agents, return a file."""
+    def _installation_token(self, gs: GatewaySync, namespace: str) -> str:
+        """Mint (or reuse: cached per namespace, Secret, app and installation, B1) the
+        installation token and publish it in this GatewaySync's managed Secret."""
         auth = gs.spec.git.auth
         app = auth.github_app if auth is not None else None
         if app is None:
             raise InvalidInput.one("no githubApp auth", field="spec.git.auth")
-        key_file = self._secret_file(namespace, app.private_key_secret_ref, private, "app.pem")
-        with open(key_file, encoding="utf-8") as handle:
-            pem = handle.read()
+        with tempfile.TemporaryDirectory(prefix="stoker-app-key-") as private:
+            key_file = self._secret_file(namespace, app.private_key_secret_ref, private, "app.pem")
+            with open(key_file, encoding="utf-8") as handle:
+                pem = handle.read()
         token = self.tokens.token(
             namespace=namespace,
             secret=app.private_key_secret_ref.name,
@@ -357,10 +370,7 @@ class Controller:
             api_base_url=app.api_base_url,
         )
         self._publish_token(namespace, gs.metadata.name, token.value)
-        path = os.path.join(private, "token")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as f:
-            f.write(token.value)
-        return path
+        return token.value
 
     def _publish_token(self, namespace: str, cr: str, token: str) -> None:
         """The managed Secret the agents mount (the PEM itself is never mounted)."""

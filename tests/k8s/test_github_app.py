@@ -130,3 +130,53 @@ def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     )
     assert other.value == INSTALLATION_TOKEN
     assert len(calls) == 2  # same App ids in another namespace: a separate cache entry
+
+
+def test_every_gatewaysync_sharing_a_repository_and_app_gets_its_token_secret(
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    app_key: rsa.RSAPrivateKey,
+    github_api: tuple[str, list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    url, calls = github_api
+    root = tmp_path / "served"
+    root.mkdir()
+    BareRepo.create(root, "config", {"p/a.json": "{}"})
+    pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    kube_core.create_namespaced_secret(
+        kube_namespace,
+        {"metadata": {"name": "app"}, "data": {"key": base64.b64encode(pem.encode()).decode()}},
+    )
+    custom = client.CustomObjectsApi(kube_api)
+    controller = Controller(client.CoreV1Api(kube_api), custom)
+    with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
+        passes = []
+        for name in ("line-1", "line-2"):
+            body = copy.deepcopy(MINIMAL)
+            body["metadata"]["name"] = name
+            body["spec"]["git"]["repo"] = git_http.url_for("config")
+            body["spec"]["polling"] = {"enabled": False}
+            body["spec"]["git"]["auth"] = {
+                "githubApp": {
+                    "appId": 1234,
+                    "installationId": 42,
+                    "apiBaseURL": url,
+                    "privateKeySecretRef": {"name": "app", "key": "key"},
+                }
+            }
+            created = custom.create_namespaced_custom_object(
+                "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+            )
+            passes.append(controller.reconcile(created))
+    # One ls-remote served both (shared per repository and credentials), yet each GatewaySync's
+    # agents have their own Secret to mount.
+    for name in ("line-1", "line-2"):
+        secret = kube_core.read_namespaced_secret(f"stoker-github-token-{name}", kube_namespace)
+        assert base64.b64decode(secret.data["token"]).decode() == INSTALLATION_TOKEN
+    assert len(calls) == 1  # one mint, cached for the App's installation
+    # Polling is off, but the token must be refreshed before it expires.
+    assert all(p.within is not None and p.within < 3600 for p in passes)
