@@ -33,6 +33,11 @@ GATEWAY_OWNED = GlobSet(
     ]
 )
 
+# API tokens the gateway holds: written from Git like any resource, but deleted only if Stoker
+# wrote them. Mapping a whole collection must never delete the token the agent itself (or an
+# operator) authenticates with, locking everyone out of the gateway's API.
+KEPT_UNLESS_RECORDED = GlobSet(["config/resources/*/ignition/api-token/**"])
+
 # Stoker's own state and the original agent's staging folder: never part of a sync.
 RESERVED = GlobSet([".stoker/**", ".sync-staging/**"])
 

@@ -17,7 +17,7 @@ from stoker_core.drift import is_resource_manifest
 from stoker_core.errors import PlanRefused, Problem
 from stoker_core.manifest import Manifest
 from stoker_core.model import MappingType
-from stoker_core.paths import GATEWAY_OWNED, is_under, parents
+from stoker_core.paths import GATEWAY_OWNED, KEPT_UNLESS_RECORDED, is_under, parents
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.trees import Kind, LiveEntry, LiveTree
 
@@ -161,7 +161,7 @@ def _deletable(path: str, root: ManagedRoot, desired: DesiredTree, manifest: Man
     if any(desired.is_excluded(p) for p in parents(path) if is_under(p, root.path)):
         return False
     recorded = path in manifest.records
-    if GATEWAY_OWNED.matches(path) and not recorded:
+    if not recorded and (GATEWAY_OWNED.matches(path) or KEPT_UNLESS_RECORDED.matches(path)):
         return False
     # The data directory itself as a root owns only what Stoker wrote there.
     return bool(root.path) or recorded

@@ -398,3 +398,17 @@ def test_sparse_sources_are_the_rendered_mapping_sources_and_never_escape() -> N
     with pytest.raises(InvalidInput) as info:
         desired.sources(effective, context(gateway_name="../../etc"))
     assert info.value.problems[0].field == "mappings[0].source"
+
+
+def test_an_api_token_stoker_did_not_write_is_never_deleted() -> None:
+    gs = gs_with([{"source": "core", "destination": "config/resources/core"}])
+    snap = MemorySnapshot(files={"core/ignition/system-properties/config.json": b"{}"})
+    live = MemoryTree()
+    token = "config/resources/core/ignition/api-token/stoker/config.json"
+    live.put(token, b'{"tokenHash": "x"}')
+    live.put("config/resources/core/ignition/old-thing/config.json", b"{}")
+    plan = plan_for(gs, snap, live)
+    assert plan.deleted == ["config/resources/core/ignition/old-thing/config.json"]
+    written = Record(blob_id(b'{"tokenHash": "x"}'), 18, 0, 0, 0o644, "c")
+    from_git = plan_for(gs, snap, live, Manifest(records={token: written}))
+    assert token in from_git.deleted  # one Stoker wrote (from Git) goes when Git drops it
