@@ -98,6 +98,16 @@ def sync(repo: Path, commit: str, data: Path, **kwargs: Any) -> Any:
         )
 
 
+@pytest.fixture
+def synced_old(repo: tuple[Path, str, str], tmp_path: Path) -> Path:
+    """A data directory already synced to the repository's old commit."""
+    path, old, _ = repo
+    data = tmp_path / "data"
+    data.mkdir()
+    sync(path, old, data)
+    return data
+
+
 def test_apply_makes_the_directory_equal_the_commit_and_records_a_manifest(
     repo: tuple[Path, str, str], tmp_path: Path
 ) -> None:
@@ -126,12 +136,10 @@ def test_apply_makes_the_directory_equal_the_commit_and_records_a_manifest(
 
 
 def test_a_no_change_sync_reads_no_file_content(
-    repo: tuple[Path, str, str], tmp_path: Path
+    repo: tuple[Path, str, str], synced_old: Path
 ) -> None:
     path, old, _ = repo
-    data = tmp_path / "data"
-    data.mkdir()
-    sync(path, old, data)
+    data = synced_old
     os.chmod(data / "projects/proj0/views/v0/view.json", 0o000)  # reading it would fail
     try:
         result = sync(path, old, data)
@@ -143,12 +151,10 @@ def test_a_no_change_sync_reads_no_file_content(
 
 
 def test_a_touched_but_equal_file_is_read_once_then_trusted_again(
-    repo: tuple[Path, str, str], tmp_path: Path
+    repo: tuple[Path, str, str], synced_old: Path
 ) -> None:
     path, old, _ = repo
-    data = tmp_path / "data"
-    data.mkdir()
-    sync(path, old, data)
+    data = synced_old
     touched = data / "projects/proj0/views/v0/view.json"
     os.utime(touched, ns=(1, 1))  # as a copy by another tool would: same bytes, new stat
     first = sync(path, old, data)
@@ -222,12 +228,10 @@ def test_a_crash_after_any_step_leaves_the_old_or_the_new_commit_exactly(
 
 
 def test_rollback_restores_exactly_what_the_last_sync_replaced(
-    repo: tuple[Path, str, str], tmp_path: Path
+    repo: tuple[Path, str, str], synced_old: Path
 ) -> None:
     path, old, new = repo
-    data = tmp_path / "data"
-    data.mkdir()
-    sync(path, old, data)
+    data = synced_old
     before = tree_of(data)
     sync(path, new, data)
     with Applier(str(data)) as applier:

@@ -56,6 +56,13 @@ def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
         yield sim, data, token
 
 
+def local_sync(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A fresh data directory and the `stoker sync` arguments for it, without a gateway."""
+    data = tmp_path / "data"
+    data.mkdir()
+    return data, ["sync", "--cr", str(MULTI), "--repo", str(repo), "--data-dir", str(data), *BLUE]
+
+
 def sync_args(repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str) -> list[str]:
     return [
         "sync",
@@ -390,9 +397,7 @@ spec:
 def test_drift_is_reported_and_gateway_stamps_are_not_drift(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    args = ["sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE]
+    data, args = local_sync(example_repo, tmp_path)
     assert stoker(*args).returncode == 0
     code = data / "projects/blue/ignition/script-python/shifts/code.py"
     code.write_text("# edited on the gateway\n")
@@ -421,9 +426,7 @@ def test_drift_is_reported_and_gateway_stamps_are_not_drift(
 def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_checked(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    args = ["sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE]
+    data, args = local_sync(example_repo, tmp_path)
     assert json.loads(stoker(*args, "--output", "json").stdout)["driftChecked"] is True
     # Drift in a folder the next commit does not touch (folders on the way to a changed file
     # are always listed for real, so drift there is seen at once).
@@ -458,9 +461,7 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
 def test_a_new_commit_after_sync_period_gets_a_full_check(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    args = ["sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE]
+    data, args = local_sync(example_repo, tmp_path)
     assert stoker(*args).returncode == 0
     (data / "projects/blue/project.json").unlink()
     last = data / ".stoker/full-check"

@@ -69,6 +69,34 @@ def github_api(app_key: rsa.RSAPrivateKey) -> Iterator[tuple[str, list[dict[str,
         thread.join()
 
 
+def app_secret(core: client.CoreV1Api, namespace: str, key: rsa.RSAPrivateKey) -> str:
+    """Store the App's private key in the Secret `app` (key `key`); return the PEM."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "app"}, "data": {"key": base64.b64encode(pem.encode()).decode()}},
+    )
+    return pem
+
+
+def app_cr(name: str, repo: str, api: str) -> dict[str, Any]:
+    """A GatewaySync authenticating to `repo` as App 1234, installation 42, via `api`."""
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"]["name"] = name
+    body["spec"]["git"]["repo"] = repo
+    body["spec"]["git"]["auth"] = {
+        "githubApp": {
+            "appId": 1234,
+            "installationId": 42,
+            "apiBaseURL": api,
+            "privateKeySecretRef": {"name": "app", "key": "key"},
+        }
+    }
+    return body
+
+
 def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
@@ -81,24 +109,9 @@ def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     root = tmp_path / "served"
     root.mkdir()
     repo = BareRepo.create(root, "config", {"p/a.json": "{}"})
-    pem = app_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    kube_core.create_namespaced_secret(
-        kube_namespace,
-        {"metadata": {"name": "app"}, "data": {"key": base64.b64encode(pem.encode()).decode()}},
-    )
+    pem = app_secret(kube_core, kube_namespace, app_key)
     with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
-        body = copy.deepcopy(MINIMAL)
-        body["spec"]["git"]["repo"] = git_http.url_for("config")
-        body["spec"]["git"]["auth"] = {
-            "githubApp": {
-                "appId": 1234,
-                "installationId": 42,
-                "apiBaseURL": url,
-                "privateKeySecretRef": {"name": "app", "key": "key"},
-            }
-        }
+        body = app_cr("minimal", git_http.url_for("config"), url)
         custom = client.CustomObjectsApi(kube_api)
         created = custom.create_namespaced_custom_object(
             "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
@@ -144,30 +157,14 @@ def test_every_gatewaysync_sharing_a_repository_and_app_gets_its_token_secret(
     root = tmp_path / "served"
     root.mkdir()
     BareRepo.create(root, "config", {"p/a.json": "{}"})
-    pem = app_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    kube_core.create_namespaced_secret(
-        kube_namespace,
-        {"metadata": {"name": "app"}, "data": {"key": base64.b64encode(pem.encode()).decode()}},
-    )
+    app_secret(kube_core, kube_namespace, app_key)
     custom = client.CustomObjectsApi(kube_api)
     controller = Controller(client.CoreV1Api(kube_api), custom)
     with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
         passes = []
         for name in ("line-1", "line-2"):
-            body = copy.deepcopy(MINIMAL)
-            body["metadata"]["name"] = name
-            body["spec"]["git"]["repo"] = git_http.url_for("config")
+            body = app_cr(name, git_http.url_for("config"), url)
             body["spec"]["polling"] = {"enabled": False}
-            body["spec"]["git"]["auth"] = {
-                "githubApp": {
-                    "appId": 1234,
-                    "installationId": 42,
-                    "apiBaseURL": url,
-                    "privateKeySecretRef": {"name": "app", "key": "key"},
-                }
-            }
             created = custom.create_namespaced_custom_object(
                 "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
             )
