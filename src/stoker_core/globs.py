@@ -125,18 +125,60 @@ def match(pattern: str, path: str) -> bool:
     return re.fullmatch(translate(pattern), path, re.DOTALL) is not None
 
 
-class GlobSet:
-    """Many patterns compiled into one regex, so testing a path costs one match."""
+_GLOB_META = frozenset("*?[]{}\\")
 
-    __slots__ = ("_regex", "patterns")
+
+def _is_literal(text: str) -> bool:
+    return bool(text) and "/" not in text and not _GLOB_META.intersection(text)
+
+
+class GlobSet:
+    """Many patterns tested at once, sorted by shape so the common ones cost a set lookup.
+
+    `**/NAME` only looks at the last segment and `**/NAME/**` at any segment, so they are
+    answered from the split path (a set lookup for literal names, one small regex for the
+    others); every other pattern goes into one combined regex. Planning tests every path of a
+    tree against these sets, which made the single combined regex a measurable share of it.
+    """
+
+    __slots__ = ("_basename_regex", "_basenames", "_regex", "_segments", "patterns")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
-        sources = [translate(p) for p in self.patterns]
-        self._regex = (
-            re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL) if sources else None
-        )
+        basenames: set[str] = set()
+        segments: set[str] = set()
+        basename_sources: list[str] = []
+        others: list[str] = []
+        for pattern in self.patterns:
+            rest = pattern[3:] if pattern.startswith("**/") else ""
+            if rest.endswith("/**") and _is_literal(rest[:-3]):
+                segments.add(rest[:-3])
+            elif _is_literal(rest):
+                basenames.add(rest)
+            elif rest and "/" not in rest and "**" not in rest and "{" not in rest:
+                basename_sources.append(translate(rest))
+            else:
+                others.append(translate(pattern))
+        self._basenames = frozenset(basenames)
+        self._segments = frozenset(segments)
+        self._basename_regex = _combined(basename_sources)
+        self._regex = _combined(others)
 
     def matches(self, path: str) -> bool:
         """Tell whether any pattern matches `path`."""
+        if self._basenames or self._segments or self._basename_regex is not None:
+            parts = path.split("/")
+            last = parts[-1]
+            if last in self._basenames:
+                return True
+            if self._segments and not self._segments.isdisjoint(parts):
+                return True
+            if self._basename_regex is not None and self._basename_regex.fullmatch(last):
+                return True
         return self._regex is not None and self._regex.fullmatch(path) is not None
+
+
+def _combined(sources: list[str]) -> re.Pattern[str] | None:
+    if not sources:
+        return None
+    return re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stoker_core.globs import BadPattern, GlobSet, match
 
@@ -62,3 +64,35 @@ def test_globset_matches_if_any_pattern_does() -> None:
 
 def test_empty_globset_matches_nothing() -> None:
     assert not GlobSet([]).matches("anything")
+
+
+PATTERN_POOL = [
+    "**/.git/**",
+    "**/.git",
+    "**/*.jks",
+    "**/*keystore*",
+    "**/[ab].json",
+    "**/{a,b}.json",
+    "**/a/**",
+    "**/a?/**",
+    "**/a/b",
+    "a/**",
+    "a/*/c",
+    "**",
+    "**/",
+    "*.json",
+    "**/x\\*",
+    "db/**",
+]
+SEGMENT = st.sampled_from(["a", "b", "a1", ".git", "x.jks", "my-keystore.p", "a.json", "c", "x*"])
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from(PATTERN_POOL), max_size=5),
+    st.lists(SEGMENT, min_size=1, max_size=4).map("/".join),
+)
+def test_a_glob_set_matches_exactly_when_one_of_its_patterns_does(
+    patterns: list[str], path: str
+) -> None:
+    assert GlobSet(patterns).matches(path) == any(match(p, path) for p in patterns)
