@@ -234,12 +234,16 @@ class Applier:
         *,
         profile: str,
         previous: Manifest | None,
+        previous_file: str | None = None,
     ) -> Manifest:
-        """Apply `plan` as one transaction and return the manifest now on disk."""
+        """Apply `plan` as one transaction and return the manifest now on disk.
+
+        `previous_file`: the file `previous` was read from under this lock, kept for rollback
+        by a hard link instead of being written again.
+        """
         self.recover()
         changes = _changes(plan)
-        manifest = self._transact(changes, plan, read, profile, previous or Manifest())
-        return manifest
+        return self._transact(changes, plan, read, profile, previous or Manifest(), previous_file)
 
     def rollback(self) -> bool:
         """Restore exactly what the last transaction replaced or removed; False if nothing to do."""
@@ -262,6 +266,7 @@ class Applier:
         read: ContentReader,
         profile: str,
         previous: Manifest,
+        previous_file: str | None,
     ) -> Manifest:
         txn = os.path.join(self.data_dir, TXN_DIR)
         os.makedirs(os.path.join(txn, "new"))
@@ -282,7 +287,7 @@ class Applier:
             records.update(_kept_records(data, plan, previous))
             manifest = Manifest(commit=plan.commit, profile=profile, records=records)
             _write_file(os.path.join(txn, "manifest.json"), manifest.to_json())
-            _write_file(os.path.join(txn, "manifest.old.json"), previous.to_json())
+            _keep_previous_manifest(txn, previous, previous_file)
             if per_file:  # the staged files were fsynced as they were written
                 _fsync_dir(os.path.join(txn, "new"))
                 _fsync_dir(txn)
@@ -513,6 +518,17 @@ def _write_all(fd: int, chunk: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _keep_previous_manifest(txn: str, previous: Manifest, previous_file: str | None) -> None:
+    """Keep the manifest the plan was made against, for rollback: a hard link to the file it
+    was read from (replaced, never rewritten, at finish) rather than 2 MB serialised again."""
+    kept = os.path.join(txn, "manifest.old.json")
+    if previous_file is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.link(previous_file, kept)
+            return
+    _write_file(kept, previous.to_json())
 
 
 def _fsync_parents(data: DataDir, changes: list[Change]) -> None:

@@ -107,7 +107,13 @@ def sync_commit(
             def read(op: Operation) -> Iterable[bytes]:
                 return [op.content] if op.content is not None else blobs.next(op.blob)
 
-            applier.apply(plan, read, profile=profile.name, previous=manifest)
+            applier.apply(
+                plan,
+                read,
+                profile=profile.name,
+                previous=manifest,
+                previous_file=os.path.join(data_dir, MANIFEST_PATH) if manifest else None,
+            )
         finally:
             blobs.close()
         if full:
