@@ -285,6 +285,15 @@ def test_B19_a_pod_without_a_data_volume_starts_without_the_agent_and_a_warning_
                     return [e for e in events if e.reason == "NoDataVolume"]
 
                 [event] = wait_until(warned, timeout=20, what="the NoDataVolume event")
+                # Another pod of the same kind: the same event counts it, none is added.
+                kube_core.create_namespaced_pod(kube_namespace, bare)
+                [again] = [
+                    e
+                    for e in kube_core.list_namespaced_event(kube_namespace).items
+                    if e.reason == "NoDataVolume"
+                ]
+                assert again.metadata.name == event.metadata.name
+                assert again.count == (event.count or 1) + 1
                 dry = copy.deepcopy(bare)
                 kube_core.create_namespaced_pod(kube_namespace, dry, dry_run="All")
         assert event.type == "Warning"

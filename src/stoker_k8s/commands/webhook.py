@@ -11,6 +11,7 @@ from stoker_core.injection import InjectionSettings
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
 from stoker_k8s.admission import make_app
+from stoker_k8s.events import EventAggregator
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.selfcert import ensure
 
@@ -26,8 +27,14 @@ def _clients(kubeconfig: str | None) -> tuple[Any, Any]:
     api = client.CustomObjectsApi()
     core: Any = client.CoreV1Api()  # the typed stubs want model objects; dicts serialise the same
 
-    def record_event(namespace: str, body: dict[str, Any]) -> None:
-        core.create_namespaced_event(namespace, body, _request_timeout=5)
+    def create_event(namespace: str, body: dict[str, Any]) -> str:
+        name: str = core.create_namespaced_event(namespace, body, _request_timeout=5).metadata.name
+        return name
+
+    def patch_event(namespace: str, name: str, changes: dict[str, Any]) -> None:
+        core.patch_namespaced_event(name, namespace, changes, _request_timeout=5)
+
+    record_event = EventAggregator(create_event, patch_event).record
 
     def list_crs(namespace: str) -> dict[str, GatewaySync]:
         listing: Any = api.list_namespaced_custom_object(
