@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from stoker_core.model import DiscoveredGateway
+from stoker_core.parsing import unstructure
 from stoker_core.vocabulary import Condition, Reason, SyncStatus
 
 _SYNCED = {SyncStatus.SYNCED, "InSync", SyncStatus.RESTART_REQUIRED}
@@ -38,6 +40,42 @@ class Gateway:
             return str(SyncStatus.PENDING)
         result = str(self.record.get("result", ""))
         return str(SyncStatus.SYNCED) if result in _SYNCED else result or str(SyncStatus.PENDING)
+
+
+def _discovered(g: Gateway) -> DiscoveredGateway:
+    """The status entry for one gateway, every field of the CRD's schema filled: the API
+    server would otherwise add the defaults, and the stored status would never equal a freshly
+    computed one (a status write on every reconcile)."""
+    record = g.record or {}
+    listed = [
+        path
+        for kind in ("added", "modified", "deleted")
+        for path in (record.get(kind) or {}).get("paths", [])
+    ]
+    duration = record.get("durationSeconds")
+    return DiscoveredGateway(
+        name=g.name,
+        namespace=g.namespace,
+        pod_name=g.pod,
+        service_account_name=g.service_account,
+        profile=g.profile,
+        sync_status=g.sync_status(),
+        last_sync_time=str(record.get("time", "")),
+        last_sync_duration=f"{duration}s" if isinstance(duration, int | float) else "",
+        synced_commit=str(record.get("commit", "")),
+        synced_ref=str(record.get("ref", "")),
+        agent_version=str(record.get("agentVersion", "")),
+        last_scan_result=str(record.get("scan", "")),
+        files_changed=sum(
+            int((record.get(kind) or {}).get("count", 0))
+            for kind in ("added", "modified", "deleted")
+        ),
+        projects_synced=tuple(
+            sorted(
+                {p.split("/")[1] for p in listed if p.startswith("projects/") and p.count("/") > 1}
+            )
+        ),
+    )
 
 
 def _condition(
@@ -175,17 +213,6 @@ def status(
         "lastSyncTime": now if changed_commit else previous.get("lastSyncTime", ""),
         "refResolutionStatus": "Resolved" if commit else "Error",
         "profileCount": profile_count,
-        "discoveredGateways": [
-            {
-                "name": g.name,
-                "namespace": g.namespace,
-                "podName": g.pod,
-                "profile": g.profile,
-                "syncStatus": g.sync_status(),
-                "syncedCommit": str((g.record or {}).get("commit", "")),
-                "lastSyncTime": str((g.record or {}).get("time", "")),
-            }
-            for g in ordered
-        ],
+        "discoveredGateways": [unstructure(_discovered(g)) for g in ordered],
         "conditions": conditions,
     }

@@ -139,15 +139,23 @@ def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
     return f"id:{delivery}" if delivery else "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+PRUNE_ABOVE = 1024  # buckets kept before the full ones are swept
+
+
 @attrs.define
 class RateLimit:
     """A token bucket per key: `rate` requests per second, bursts up to `rate`."""
 
     rate: float = 10.0
     _buckets: dict[str, tuple[float, float]] = attrs.field(factory=dict)
+    _sweep_at: int = PRUNE_ABOVE
 
     def allow(self, key: str, now: float) -> bool:
         """Take one token for `key` at time `now` (seconds); False when the bucket is empty."""
+        if len(self._buckets) >= self._sweep_at:
+            self._forget_full(now)
+            # Amortised: under a burst too fast to refill, do not sweep on every request.
+            self._sweep_at = max(PRUNE_ABOVE, 2 * len(self._buckets))
         tokens, last = self._buckets.get(key, (self.rate, now))
         tokens = min(self.rate, tokens + (now - last) * self.rate)
         if tokens < 1:
@@ -155,3 +163,12 @@ class RateLimit:
             return False
         self._buckets[key] = (tokens - 1, now)
         return True
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled: they mean no more than an absent one. Keys come from
+        request URLs, so without this a stream of made-up names would grow the map forever."""
+        self._buckets = {
+            k: (tokens, last)
+            for k, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate < self.rate
+        }

@@ -87,6 +87,15 @@ class Controller:
         metrics: ControllerMetrics | None = None,
         tokens: GitHubAppTokens | None = None,
     ) -> None:
+        # Where pods and agent status ConfigMaps of a namespace are read from: the API by
+        # default; the manager points these at its informers' caches, so a reconcile neither
+        # lists nor deserialises every pod of the namespace again.
+        self.pods: Callable[[str], list[Any]] = lambda ns: core.list_namespaced_pod(ns).items
+        self.statuses: Callable[[str], list[Any]] = lambda ns: (
+            core.list_namespaced_config_map(
+                ns, label_selector=f"{Label.MANAGED_BY}=stoker-agent"
+            ).items
+        )
         self.core = core
         self.custom = custom
         self.metrics = metrics or ControllerMetrics()
@@ -96,6 +105,7 @@ class Controller:
         self.rbac = client.RbacAuthorizationV1Api(core.api_client)
         self._advertised: dict[tuple[str, str, str], tuple[float, Advertisement]] = {}
         self._refreshed: dict[str, str] = {}
+        self._flights: dict[tuple[str, str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def reconcile_all(self) -> int:
@@ -181,7 +191,10 @@ class Controller:
         ref = annotations.get(Annotation.REQUESTED_REF) or item["spec"]["git"]["ref"]
         commit, error = None, None
         refresh = annotations.get(Annotation.REFRESH_REQUESTED_AT, "")
-        fresh = self._refreshed.get(f"{namespace}/{name}") != refresh
+        # A push asked for a fresh look when the annotation changed since the last pass; a
+        # GatewaySync seen for the first time shares the cached answer like any other.
+        seen = self._refreshed.get(f"{namespace}/{name}")
+        fresh = seen is not None and seen != refresh
         self._refreshed[f"{namespace}/{name}"] = refresh
         app = gs.spec.git.auth.github_app if gs is not None and gs.spec.git.auth else None
         if gs is not None:
@@ -309,19 +322,28 @@ class Controller:
         auth = gs.spec.git.auth
         key = (gs.spec.git.repo, namespace if auth else "", repr(auth))
         ttl = polling_seconds(gs.spec.polling) or float("inf")
+        # Due a little early: a pass scheduled one interval after the last one must not find
+        # the answer a few milliseconds short of expiry and skip a whole interval.
+        due = ttl - min(1.0, ttl * 0.02)
         with self._lock:
-            cached = self._advertised.get(key)
-        if fresh or cached is None or time.monotonic() - cached[0] >= ttl:
-            with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
-                credentials = self._credentials(gs, namespace, private)
-                mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
-                try:
-                    advertised = parse_ls_remote(mirror.ls_remote())
-                finally:
-                    mirror.close()
-            cached = (time.monotonic(), advertised)
+            flight = self._flights.setdefault(key, threading.Lock())
+        # One ls-remote at a time per key: workers passing over GatewaySyncs of the same
+        # repository together wait for the first one's answer instead of each asking.
+        with flight:
             with self._lock:
-                self._advertised[key] = cached
+                cached = self._advertised.get(key)
+            started = time.monotonic()
+            if fresh or cached is None or started - cached[0] >= due:
+                with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
+                    credentials = self._credentials(gs, namespace, private)
+                    mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
+                    try:
+                        advertised = parse_ls_remote(mirror.ls_remote())
+                    finally:
+                        mirror.close()
+                cached = (started, advertised)  # as of when it was asked
+                with self._lock:
+                    self._advertised[key] = cached
         return resolve(ref, cached[1], where=gs.spec.git.repo)
 
     def _credentials(self, gs: GatewaySync, namespace: str, private: str) -> Credentials:
@@ -433,12 +455,11 @@ class Controller:
         )
 
     def _gateways(self, namespace: str, cr: str) -> list[conditions.Gateway]:
-        pods = self.core.list_namespaced_pod(namespace).items
+        pods = self.pods(namespace)
         statuses = {
             cm.metadata.name: cm
-            for cm in self.core.list_namespaced_config_map(
-                namespace, label_selector=f"{Label.CR_NAME}={cr},{Label.MANAGED_BY}=stoker-agent"
-            ).items
+            for cm in self.statuses(namespace)
+            if (cm.metadata.labels or {}).get(Label.CR_NAME) == cr
         }
         out = []
         for pod in pods:

@@ -152,6 +152,11 @@ class Manager:
         ]
         for informer in informers:
             informer.start()
+        for informer in informers:  # reconciles read pods and statuses from these caches
+            while not informer.synced.wait(0.5) and not stop.is_set():
+                pass
+        self.ctl.statuses = informers[1].cached
+        self.ctl.pods = informers[2].cached
         threads = [
             threading.Thread(target=self._work, args=(stop,), daemon=True)
             for _ in range(self.workers)

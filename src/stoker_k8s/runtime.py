@@ -128,6 +128,13 @@ class Informer:
         self.synced = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._known: dict[str, Any] = {}
+        self._known_lock = threading.Lock()
+
+    def cached(self, namespace: str) -> list[Any]:
+        """The objects of `namespace` as last listed or watched (valid once `synced` is set)."""
+        prefix = namespace + "/"
+        with self._known_lock:
+            return [obj for key, obj in self._known.items() if key.startswith(prefix)]
 
     def start(self) -> Informer:
         """Begin listing and watching in a background thread."""
@@ -153,9 +160,11 @@ class Informer:
                     else listing.metadata.resource_version
                 )
                 listed = {_key(item): item for item in items}
-                for key in set(self._known) - set(listed):
-                    self._on_event("DELETED", self._known[key])
-                self._known = listed
+                with self._known_lock:
+                    gone = [self._known[key] for key in set(self._known) - set(listed)]
+                    self._known = listed
+                for obj in gone:
+                    self._on_event("DELETED", obj)
                 for item in items:
                     self._on_event("ADDED", item)
                 self.synced.set()
@@ -180,10 +189,11 @@ class Informer:
                             if isinstance(meta, dict)
                             else meta.resource_version
                         ) or version
-                        if event["type"] in ("ADDED", "MODIFIED"):
-                            self._known[_key(obj)] = obj
-                        elif event["type"] == "DELETED":
-                            self._known.pop(_key(obj), None)
+                        with self._known_lock:
+                            if event["type"] in ("ADDED", "MODIFIED"):
+                                self._known[_key(obj)] = obj
+                            elif event["type"] == "DELETED":
+                                self._known.pop(_key(obj), None)
                         if event["type"] != "BOOKMARK":
                             self._on_event(event["type"], obj)
                         if self._stop.is_set():

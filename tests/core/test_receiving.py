@@ -9,7 +9,16 @@ import json
 import pytest
 
 from stoker_core.errors import InvalidInput
-from stoker_core.receiving import RateLimit, Secrets, Source, Verb, authentic, parse, replay_key
+from stoker_core.receiving import (
+    PRUNE_ABOVE,
+    RateLimit,
+    Secrets,
+    Source,
+    Verb,
+    authentic,
+    parse,
+    replay_key,
+)
 
 
 def body(value: object) -> bytes:
@@ -104,3 +113,21 @@ def test_rate_limit_allows_bursts_then_refills() -> None:
     assert not limit.allow("ns/cr", 100.0)
     assert limit.allow("other/cr", 100.0)
     assert limit.allow("ns/cr", 100.2)
+
+
+def test_rate_limit_memory_stays_bounded_under_made_up_names() -> None:
+    limit = RateLimit(rate=10)
+    flooded = 0
+    for i in range(20_000):  # 1,000 requests a second, each for a new made-up name...
+        now = i / 1_000
+        assert limit.allow(f"ns/made-up-{i}", now)
+        flooded += limit.allow("ns/site", now)  # ...while one real GatewaySync is flooded
+    assert len(limit._buckets) <= 2 * PRUNE_ABOVE
+    assert flooded <= 10 + 10 * 20  # its burst, then 10 a second: still limited throughout
+
+
+def test_rate_limit_sweeps_stay_cheap_when_nothing_can_be_dropped() -> None:
+    limit = RateLimit(rate=10)
+    for i in range(50_000):  # all within a millisecond: no bucket refills, none can go
+        limit.allow(f"ns/made-up-{i}", i / 50_000_000)
+    assert limit._sweep_at > len(limit._buckets) // 2  # swept a handful of times, not 49,000

@@ -4,6 +4,8 @@ owned, and events are emitted once per change, not on every reconcile (B7)."""
 from __future__ import annotations
 
 import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +134,88 @@ def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
     assert binding.role_ref.name == "stoker-agent"
     assert [(s.kind, s.name) for s in binding.subjects] == [("ServiceAccount", "default")]
     assert binding.metadata.owner_references[0].kind == "GatewaySync"
+
+
+class CountingCustom(client.CustomObjectsApi):
+    """The real client, counting the status writes it sends."""
+
+    status_writes = 0
+
+    def patch_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any:
+        self.status_writes += 1
+        return super().patch_namespaced_custom_object_status(*args, **kwargs)
+
+
+def test_a_pass_with_nothing_new_writes_no_status_and_first_passes_share_ls_remote(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
+) -> None:
+    from support.gitservers import GitHttpServer
+
+    BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
+    with GitHttpServer(tmp_path, "git", "pw", require_auth=False) as server:
+        custom = CountingCustom(kube_api)
+        names = ("line-1", "line-2")
+        for name in names:
+            body = copy.deepcopy(MINIMAL)
+            body["metadata"]["name"] = name
+            body["spec"]["git"]["repo"] = server.url_for("config")
+            custom.create_namespaced_custom_object(
+                "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+            )
+        pod = kube_core.create_namespaced_pod(
+            kube_namespace,
+            {
+                "metadata": {
+                    "name": "gw-0",
+                    "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": "line-1"},
+                },
+                "spec": {
+                    "initContainers": [
+                        {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
+                    ],
+                    "containers": [{"name": "gateway", "image": "ignition"}],
+                },
+            },
+        )
+        record = {
+            "result": "Synced",
+            "commit": "c" * 40,
+            "ref": "main",
+            "time": "2026-11-27T00:00:00Z",
+            "durationSeconds": 1.25,
+            "scan": "scan done",
+            "agentVersion": "0.1.0",
+            "added": {"count": 1, "paths": ["projects/site/project.json"]},
+        }
+        kube_core.create_namespaced_config_map(
+            kube_namespace,
+            {
+                "metadata": {
+                    "name": "stoker-status-line-1-gw-0",
+                    "labels": {
+                        "stoker.io/cr-name": "line-1",
+                        "app.kubernetes.io/managed-by": "stoker-agent",
+                    },
+                    "ownerReferences": [
+                        {"apiVersion": "v1", "kind": "Pod", "name": "gw-0", "uid": pod.metadata.uid}
+                    ],
+                },
+                "data": {"status.json": json.dumps(record)},
+            },
+        )
+        controller = Controller(kube_core, custom)
+        with ThreadPoolExecutor(2) as workers:  # as the manager's workers would, at once
+            list(workers.map(controller.reconcile, [get(custom, kube_namespace, n) for n in names]))
+        # Two GatewaySyncs on one repository: one ls-remote, even on their first pass.
+        assert sum(1 for r in server.requests if "info/refs" in r.target) == 1
+        written = custom.status_writes
+        assert written == 2
+        for name in ("line-1", "line-2"):
+            controller.reconcile(get(custom, kube_namespace, name))
+        assert custom.status_writes == written  # nothing changed: nothing written
+    [gateway] = get(custom, kube_namespace, "line-1")["status"]["discoveredGateways"]
+    assert gateway["syncStatus"] == "Synced"
+    assert gateway["syncedRef"] == "main"
+    assert gateway["lastSyncDuration"] == "1.25s"
+    assert gateway["filesChanged"] == 1
+    assert gateway["projectsSynced"] == ["site"]
