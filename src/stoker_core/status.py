@@ -58,3 +58,18 @@ class SyncRecord:
             "error": self.error,
             "agentVersion": self.agent_version,
         }
+
+
+HEARTBEAT_SECONDS = 600.0  # an unchanged status is still written this often: the agent lives
+
+
+def worth_writing(
+    previous: SyncRecord | None, record: SyncRecord, *, written_at: float, now: float
+) -> bool:
+    """Whether to publish `record`: it says something new (anything but its time and
+    duration), or the last write is older than the heartbeat. A drift check every syncPeriod
+    that finds nothing must not rewrite the status (and wake the controller) each time."""
+    if previous is None or not 0 <= now - written_at < HEARTBEAT_SECONDS:
+        return True
+    same = attrs.evolve(record, time=previous.time, duration_seconds=previous.duration_seconds)
+    return same != previous

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -16,7 +18,7 @@ from stoker_agent.loop import Metadata
 from stoker_agent.standalone import Identity, SyncSettings
 from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
-from stoker_core.status import SyncRecord
+from stoker_core.status import SyncRecord, worth_writing
 from stoker_core.vocabulary import Label
 
 log = logging.getLogger("stoker.agent")
@@ -159,16 +161,31 @@ class ConfigMapMetadata:
 class ConfigMapStatus:
     """Writes this pod's status ConfigMap, owned by the pod (removed with it)."""
 
-    def __init__(self, core: Any, env: AgentEnv) -> None:
+    def __init__(
+        self, core: Any, env: AgentEnv, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._core = core
         self._env = env
+        self._clock = clock
+        self._pod_uid: str | None = None  # this pod's; it never changes while the agent runs
+        self._last: tuple[SyncRecord, float] | None = None
 
     def write(self, record: SyncRecord) -> None:
-        """Create or replace the status ConfigMap."""
+        """Create or replace the status ConfigMap, unless it would say nothing new."""
+        now = self._clock()
+        previous, written_at = self._last or (None, 0.0)
+        if not worth_writing(previous, record, written_at=written_at, now=now):
+            return
+        self._publish(record)
+        self._last = (record, now)
+
+    def _publish(self, record: SyncRecord) -> None:
         from kubernetes.client.exceptions import ApiException
 
         env = self._env
-        pod = self._core.read_namespaced_pod(env.pod_name, env.pod_namespace)
+        if self._pod_uid is None:
+            pod = self._core.read_namespaced_pod(env.pod_name, env.pod_namespace)
+            self._pod_uid = pod.metadata.uid
         name = formats.status_name_for(env.cr_name, env.pod_name)
         body = {
             "metadata": {
@@ -179,7 +196,7 @@ class ConfigMapStatus:
                         "apiVersion": "v1",
                         "kind": "Pod",
                         "name": env.pod_name,
-                        "uid": pod.metadata.uid,
+                        "uid": self._pod_uid,
                     }
                 ],
             },

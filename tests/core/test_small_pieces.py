@@ -13,6 +13,7 @@ from stoker_core.manifest import Manifest, Record
 from stoker_core.profiles import gateway_name
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
+from stoker_core.status import HEARTBEAT_SECONDS, SyncRecord, worth_writing
 from stoker_core.trees import MemorySnapshot, MemoryTree
 
 
@@ -141,3 +142,13 @@ def test_when_a_full_drift_check_is_due(
         full_check_due(last_full_check=last, now=now, sync_period=30, same_commit=same_commit)
         is due
     )
+
+
+def test_a_status_is_written_when_it_says_something_new_or_as_a_heartbeat() -> None:
+    first = SyncRecord(result="InSync", commit="c1", time="t1", duration_seconds=0.2)
+    again = SyncRecord(result="InSync", commit="c1", time="t2", duration_seconds=0.3)
+    drift = SyncRecord(result="InSync", commit="c1", time="t3", drift=(("a.json", "modified"),))
+    assert worth_writing(None, first, written_at=0, now=0)
+    assert not worth_writing(first, again, written_at=0, now=30)  # only the clock moved
+    assert worth_writing(first, drift, written_at=0, now=30)
+    assert worth_writing(first, again, written_at=0, now=HEARTBEAT_SECONDS)
