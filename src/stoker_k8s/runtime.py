@@ -130,6 +130,16 @@ class Informer:
         self._known: dict[str, Any] = {}
         self._known_lock = threading.Lock()
 
+    def lookup(self, namespace: str, name: str) -> Any | None:
+        """One object as last listed or watched (None: not known)."""
+        with self._known_lock:
+            return self._known.get(f"{namespace}/{name}")
+
+    def remember(self, obj: Any) -> None:
+        """Take an object we just wrote, ahead of its watch event (read-your-writes)."""
+        with self._known_lock:
+            self._known[_key(obj)] = obj
+
     def cached(self, namespace: str) -> list[Any]:
         """The objects of `namespace` as last listed or watched (valid once `synced` is set)."""
         prefix = namespace + "/"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
 from typing import Any
 
 import click
@@ -13,10 +14,14 @@ import click
 from stoker_core.receiving import Secrets
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.receiver import Receiver, make_app
+from stoker_k8s.runtime import Informer
 
 
 class KubeStore:
-    """The receiver's Store over the official client."""
+    """The receiver's Store over the official client. GatewaySyncs are read from a watch-fed
+    cache once it has listed them, so a request (rejected ones included) costs the API server
+    nothing but the annotation it sets; Secrets are always read fresh (a rotated or revoked
+    secret takes effect at once)."""
 
     def __init__(self, kubeconfig: str | None) -> None:
         from kubernetes import client, config
@@ -28,8 +33,29 @@ class KubeStore:
         self._custom = client.CustomObjectsApi()
         self._core = client.CoreV1Api()
         self._errors = client.exceptions.ApiException
+        self._informer: Informer | None = None
+        self._lock = threading.Lock()
+
+    def _cache(self) -> Informer | None:
+        # Started on first use, in the gunicorn worker: a thread started before the fork
+        # would not exist in the worker.
+        with self._lock:
+            if self._informer is None:
+                self._informer = Informer(
+                    self._custom.list_cluster_custom_object,
+                    lambda kind, obj: None,
+                    group="stoker.io",
+                    version="v1alpha1",
+                    plural="gatewaysyncs",
+                ).start()
+            informer = self._informer
+        return informer if informer.synced.is_set() else None
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        cache = self._cache()
+        if cache is not None:
+            found: dict[str, Any] | None = cache.lookup(namespace, name)
+            return found
         try:
             body: dict[str, Any] = self._custom.get_namespaced_custom_object(  # type: ignore[assignment]
                 "stoker.io", "v1alpha1", namespace, "gatewaysyncs", name
@@ -41,7 +67,7 @@ class KubeStore:
         return body
 
     def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        self._custom.patch_namespaced_custom_object(
+        updated = self._custom.patch_namespaced_custom_object(
             "stoker.io",
             "v1alpha1",
             namespace,
@@ -49,6 +75,8 @@ class KubeStore:
             name,
             {"metadata": {"annotations": annotations}},
         )
+        if self._informer is not None:
+            self._informer.remember(updated)
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
         try:
