@@ -38,6 +38,9 @@ GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
 # GitHub installation tokens live an hour and are replaced 5 minutes early; a pass at least this
 # often keeps every agent's copy fresh, polling or not.
 TOKEN_REFRESH_SECONDS = 600.0
+# An object the controller wrote is read back to check it at least this often (someone may have
+# edited or deleted it); in between an unchanged one costs no request.
+RECHECK_SECONDS = 600.0
 
 
 def _upsert(
@@ -106,6 +109,9 @@ class Controller:
         self._advertised: dict[tuple[str, str, str], tuple[float, Advertisement]] = {}
         self._refreshed: dict[str, str] = {}
         self._flights: dict[tuple[str, str, str], threading.Lock] = {}
+        # What this controller last wrote (or found equal), and when: an unchanged object is
+        # not read again before RECHECK_SECONDS, so a steady fleet costs the API server nothing.
+        self._written: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def reconcile_all(self) -> int:
@@ -167,6 +173,9 @@ class Controller:
             ("config_map", cm.metadata.name)
             for cm in self.core.list_namespaced_config_map(namespace, label_selector=selector).items
         ]
+        self._forget_written(
+            namespace, {object_name for _, object_name in doomed} | {f"stoker-agent-{name}"}
+        )
         for kind, object_name in dict.fromkeys(doomed):
             try:
                 getattr(self.core, f"delete_namespaced_{kind}")(object_name, namespace)
@@ -284,7 +293,7 @@ class Controller:
                 {"kind": "ServiceAccount", "name": a, "namespace": namespace} for a in accounts
             ],
         }
-        _upsert(
+        self._upsert(
             rbac,
             "role_binding",
             namespace,
@@ -408,7 +417,9 @@ class Controller:
             "type": "Opaque",
             "data": data,
         }
-        _upsert(self.core, "secret", namespace, body, lambda current: (current.data or {}) != data)
+        self._upsert(
+            self.core, "secret", namespace, body, lambda current: (current.data or {}) != data
+        )
 
     def _secret_file(self, namespace: str, ref: Any, private: str, name: str) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -450,9 +461,34 @@ class Controller:
             },
             "data": data,
         }
-        _upsert(
+        self._upsert(
             self.core, "config_map", namespace, body, lambda current: (current.data or {}) != data
         )
+
+    def _upsert(
+        self,
+        api: Any,
+        kind: str,
+        namespace: str,
+        body: dict[str, Any],
+        differs: Callable[[Any], bool],
+    ) -> None:
+        """_upsert, skipped when the same body was written or verified recently."""
+        key = (kind, namespace, body["metadata"]["name"])
+        fingerprint = json.dumps(body, sort_keys=True)
+        now = time.monotonic()
+        with self._lock:
+            last = self._written.get(key)
+        if last is not None and last[0] == fingerprint and now - last[1] < RECHECK_SECONDS:
+            return
+        _upsert(api, kind, namespace, body, differs)
+        with self._lock:
+            self._written[key] = (fingerprint, now)
+
+    def _forget_written(self, namespace: str, names: set[str]) -> None:
+        with self._lock:
+            for key in [k for k in self._written if k[1] == namespace and k[2] in names]:
+                del self._written[key]
 
     def _gateways(self, namespace: str, cr: str) -> list[conditions.Gateway]:
         pods = self.pods(namespace)

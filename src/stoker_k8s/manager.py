@@ -55,6 +55,7 @@ class Manager:
         self.lead_until = float("inf") if elector is None else 0.0
         self.known: set[str] = set()
         self.failures: dict[str, Failures] = {}
+        self._gatewaysyncs: Informer | None = None  # set once the informers have listed
         self._lock = threading.Lock()
 
     def _on_gatewaysync(self, kind: str, obj: Any) -> None:
@@ -120,6 +121,13 @@ class Manager:
         from kubernetes.client.exceptions import ApiException
 
         namespace, name = key.split("/", 1)
+        if self._gatewaysyncs is not None:  # the watch-fed cache: no GET per pass
+            cached = self._gatewaysyncs.lookup(namespace, name)
+            if cached is None:
+                with self._lock:
+                    self.failures.pop(key, None)
+                return None  # deleted meanwhile
+            return self.ctl.reconcile(cached)
         try:
             item = self.ctl.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name
@@ -155,6 +163,7 @@ class Manager:
         for informer in informers:  # reconciles read pods and statuses from these caches
             while not informer.synced.wait(0.5) and not stop.is_set():
                 pass
+        self._gatewaysyncs = informers[0]
         self.ctl.statuses = informers[1].cached
         self.ctl.pods = informers[2].cached
         threads = [

@@ -136,6 +136,16 @@ def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
     assert binding.metadata.owner_references[0].kind == "GatewaySync"
 
 
+class CountingCore(client.CoreV1Api):
+    """The real client, counting the single-object reads it sends."""
+
+    reads = 0
+
+    def read_namespaced_config_map(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return super().read_namespaced_config_map(*args, **kwargs)
+
+
 class CountingCustom(client.CustomObjectsApi):
     """The real client, counting the status writes it sends."""
 
@@ -146,7 +156,7 @@ class CountingCustom(client.CustomObjectsApi):
         return super().patch_namespaced_custom_object_status(*args, **kwargs)
 
 
-def test_a_pass_with_nothing_new_writes_no_status_and_first_passes_share_ls_remote(
+def test_a_pass_with_nothing_new_costs_no_write_and_first_passes_share_ls_remote(
     kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
 ) -> None:
     from support.gitservers import GitHttpServer
@@ -203,16 +213,18 @@ def test_a_pass_with_nothing_new_writes_no_status_and_first_passes_share_ls_remo
                 "data": {"status.json": json.dumps(record)},
             },
         )
-        controller = Controller(kube_core, custom)
+        core = CountingCore(kube_api)
+        controller = Controller(core, custom)
         with ThreadPoolExecutor(2) as workers:  # as the manager's workers would, at once
             list(workers.map(controller.reconcile, [get(custom, kube_namespace, n) for n in names]))
         # Two GatewaySyncs on one repository: one ls-remote, even on their first pass.
         assert sum(1 for r in server.requests if "info/refs" in r.target) == 1
-        written = custom.status_writes
+        written, reads = custom.status_writes, core.reads
         assert written == 2
         for name in ("line-1", "line-2"):
             controller.reconcile(get(custom, kube_namespace, name))
-        assert custom.status_writes == written  # nothing changed: nothing written
+        assert custom.status_writes == written  # nothing changed: nothing written...
+        assert core.reads == reads  # ...and the metadata it published is not read back
     [gateway] = get(custom, kube_namespace, "line-1")["status"]["discoveredGateways"]
     assert gateway["syncStatus"] == "Synced"
     assert gateway["syncedRef"] == "main"
