@@ -1,9 +1,11 @@
 """`stoker sync` on a read-only root filesystem, as the injected sidecar runs it.
 
 The sidecar has `readOnlyRootFilesystem: true` with writable `/tmp` and the data volume only.
-The test builds the same world in a private mount namespace: `/` remounted read-only, a scratch
-directory bound on `/tmp`, the data directory bound on itself; the repository comes from a real
-`git daemon` and the gateway simulator scans what was written.
+The test builds a stricter world in a private mount namespace: `/` (so `/tmp` too) remounted
+read-only, only the data directory and a scratch temporary directory (`TMPDIR`) left writable;
+the repository comes from a real `git daemon` and the gateway simulator scans what was written.
+(The scratch directory is not bound on `/tmp` itself: the project, with its Python, may live
+under `/tmp`.)
 """
 
 from __future__ import annotations
@@ -32,16 +34,22 @@ set -e
 work=$1; shift
 mount --make-rprivate /
 mount --bind "$work/data" "$work/data"
-if [ -n "$STOKER_TEST_TMP" ]; then mount --bind "$work/tmp" /tmp; fi
+if [ -n "$STOKER_TEST_TMP" ]; then
+  mount --bind "$work/tmp" "$work/tmp"
+  export TMPDIR="$work/tmp"
+fi
 mount -o remount,bind,ro /
-if touch /.stoker-ro-probe 2>/dev/null; then echo "root is writable" >&2; exit 99; fi
+mount -o remount,bind,ro /tmp 2>/dev/null || true  # when /tmp is a file system of its own
+for probe in /.stoker-ro-probe /tmp/.stoker-ro-probe; do
+  if touch "$probe" 2>/dev/null; then echo "$probe is writable" >&2; exit 99; fi
+done
 exec "$@"
 """
 
 
 @pytest.fixture
 def work() -> Iterator[Path]:
-    # Not under /tmp: the namespace hides the host's /tmp behind the scratch directory.
+    # Under /var/tmp, not pytest's tmp_path: all of it but the two writable folders is read-only.
     path = Path(tempfile.mkdtemp(prefix="stoker-ro-", dir="/var/tmp"))
     try:
         (path / "data").mkdir()
@@ -118,7 +126,7 @@ def test_sync_runs_with_a_read_only_root_filesystem(
             "projects/blue/com.inductiveautomation.perspective/views/Home/view.json"
         ]
     assert not Path("/.stoker-ro-probe").exists()
-    # Everything it wrote outside the data directory went to the (scratch) /tmp.
+    # Everything it wrote outside the data directory went to TMPDIR, and was cleaned up.
     assert not list((work / "tmp").iterdir()), "temporary files were left behind"
 
 
