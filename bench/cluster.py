@@ -129,10 +129,14 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return current, peak
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds a process has used so far (with `children`: plus those of its
+    children it waited for, e.g. the git processes of an agent)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.05) -> Any:

@@ -81,7 +81,7 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
             unit = g["unit"] if g["unit"] in ("×", "%", "") else f" {g['unit']}"
             lines.append(
                 f"| {result['title']} | {g['label']} | {number(g['value'])}{unit} | "
-                f"≤ {g['goal']:g}{unit} | {g['verdict']} |"
+                f"{g['target']} | {g['verdict']} |"
             )
     return [*lines, ""]
 

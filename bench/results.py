@@ -71,25 +71,34 @@ def machine() -> dict[str, str]:
 
 @dataclass
 class Goal:
-    """A goal as a ratio (or bound) measured in this run: `value <= goal` is met."""
+    """A goal measured in this run: `value <= goal`, or `value == goal` within `tolerance`."""
 
     label: str
     value: float
     goal: float
     unit: str = "×"
     note: str = ""
+    op: str = "<="
+    tolerance: float = 0.0
 
     @property
     def met(self) -> bool:
         """Whether the measured value is within the goal."""
+        if self.op == "==":
+            return abs(self.value - self.goal) <= self.tolerance
         return self.value <= self.goal
 
+    def target(self) -> str:
+        """The goal as people read it: `≤ 2×`, `= 1`."""
+        return f"{'=' if self.op == '==' else '≤'} {self.goal:g}{_unit(self.unit)}"
+
     def verdict(self) -> str:
-        """`met`, or `missed by N%`."""
+        """`met`, or `missed by N%` (or against what, when a percentage means nothing)."""
         if self.met:
             return "met"
-        over = (self.value / self.goal - 1) * 100 if self.goal else float("inf")
-        return f"**missed** by {over:.0f}%"
+        if self.op == "==" or not self.goal:
+            return f"**missed** ({number(self.value)} against {self.goal:g})"
+        return f"**missed** by {(self.value / self.goal - 1) * 100:.0f}%"
 
 
 @dataclass
@@ -128,9 +137,19 @@ class Result:
         """Add a table (cells are formatted as given; numbers should already be rounded)."""
         self.tables.append({"title": title, "columns": columns, "rows": rows})
 
-    def goal(self, label: str, value: float, goal: float, unit: str = "×", note: str = "") -> Goal:
+    def goal(
+        self,
+        label: str,
+        value: float,
+        goal: float,
+        unit: str = "×",
+        note: str = "",
+        *,
+        op: str = "<=",
+        tolerance: float = 0.0,
+    ) -> Goal:
         """Record a goal and return it."""
-        made = Goal(label, value, goal, unit, note)
+        made = Goal(label, value, goal, unit, note, op, tolerance)
         self.goals.append(made)
         return made
 
@@ -151,7 +170,10 @@ class Result:
         """The JSON form (goals carry their verdict)."""
         data = asdict(self)
         data.pop("_t0")
-        data["goals"] = [{**asdict(g), "met": g.met, "verdict": g.verdict()} for g in self.goals]
+        data["goals"] = [
+            {**asdict(g), "met": g.met, "verdict": g.verdict(), "target": g.target()}
+            for g in self.goals
+        ]
         return data
 
     def markdown(self) -> str:
@@ -175,7 +197,7 @@ class Result:
                 [
                     g.label,
                     f"{number(g.value)}{_unit(g.unit)}",
-                    f"≤ {g.goal:g}{_unit(g.unit)}",
+                    g.target(),
                     g.verdict(),
                 ]
                 + ([g.note] if any(x.note for x in self.goals) else [])
