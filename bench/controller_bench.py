@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,8 +72,6 @@ QUICK = Scale(crs=6, gateways=2, repos=2, interval=2, window=6)
 
 def git_repo(path: Path) -> str:
     """A one-commit repository; its HEAD."""
-    import subprocess
-
     env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b"}
     env |= {"GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     (path / "projects/site").mkdir(parents=True)
@@ -136,6 +135,21 @@ def quantile(buckets: dict[float, float], q: float) -> float:
 def delta(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
     """after - before, key by key."""
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+
+def profile(pid: int, seconds: int) -> subprocess.Popen[bytes] | None:
+    """With STOKER_BENCH_PROFILE=DIR: py-spy records the controller (on-CPU samples, without
+    pausing it) into DIR/controller.json during the steady-state window."""
+    where = os.environ.get("STOKER_BENCH_PROFILE")
+    if not where:
+        return None
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--duration", str(min(seconds, 60)), "--nonblocking",
+         "--format", "raw", "-o", f"{where}/controller.txt"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def category(verb: str, resource: str) -> str:
@@ -224,9 +238,13 @@ def main() -> int:
             # Let one full resync pass go by before measuring the steady state.
             time.sleep(scale.interval * 1.5)
             hist0, api0 = histogram(metrics), apiserver_requests(plane)
-            calls0 = len(git_log.read_text().splitlines())
+            first_calls = git_log.read_text().splitlines()
+            calls0 = len(first_calls)
+            spy = profile(controller.pid, scale.window)
             t0 = time.monotonic()
             time.sleep(scale.window)
+            if spy:
+                spy.wait()
             api1, hist1 = apiserver_requests(plane), histogram(metrics)
             window = time.monotonic() - t0
             calls = git_log.read_text().splitlines()[calls0:]
@@ -235,6 +253,10 @@ def main() -> int:
             stop(controller)
     report(result, scale, setup_s, first_pass, first_hist, delta(hist1, hist0),
            delta(api1, api0), window, calls, peak_rss)  # fmt: skip
+    result.findings.append(
+        f"`git ls-remote` calls before the steady state (first pass and one resync): "
+        f"{len(first_calls)} for {scale.repos} repositories and {scale.crs} GatewaySyncs."
+    )
     result.write(args.out)
     return result.exit_code()
 
@@ -276,6 +298,12 @@ def report(
     result.findings.append(
         f"First pass: every GatewaySync showed its gateways synced {first_pass:.1f} s after the "
         f"controller started; peak RSS {peak_rss / 1024:.0f} MiB."
+    )
+    done = steady_hist.get(float("inf"), 0.0) * 60.0 / window
+    result.findings.append(
+        f"Steady state: {done:.0f} reconciles per minute, against the "
+        f"{scale.crs * 60.0 / scale.interval:.0f} per minute a {scale.interval} s resync of "
+        f"{scale.crs} GatewaySyncs asks for."
     )
     per_minute = 60.0 / window
     grouped: dict[tuple[str, str], float] = {}

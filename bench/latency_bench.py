@@ -155,17 +155,18 @@ class Fleet:
             self.gateways.append(Gateway(pod, sim, agent))
 
     def applied(self, commit: str) -> bool:
-        """Whether every agent reports `commit` in its status ConfigMap."""
-        for gw in self.gateways:
-            try:
-                cm = self.core.read_namespaced_config_map(
-                    f"stoker-status-{CR}-{gw.pod}", self.namespace
-                )
-            except Exception:
-                return False
-            if json.loads((cm.data or {}).get("status.json", "{}")).get("commit") != commit:
-                return False
-        return True
+        """Whether every agent reports `commit` in its status ConfigMap (one LIST request)."""
+        listed = self.core.list_namespaced_config_map(
+            self.namespace, label_selector=f"stoker.io/cr-name={CR}", _preload_content=False
+        )
+        reported = {
+            item["metadata"]["name"]: json.loads(item.get("data", {}).get("status.json", "{}"))
+            for item in json.loads(listed.data)["items"]
+        }
+        return all(
+            reported.get(f"stoker-status-{CR}-{gw.pod}", {}).get("commit") == commit
+            for gw in self.gateways
+        )
 
     def stop(self) -> None:
         """Stop every agent (SIGTERM, by PID) and simulator."""
@@ -186,6 +187,34 @@ def loaded_at(sim: GatewaySimulator, since: float) -> float | None:
         if scan.kind == "projects" and scan.started >= since and (scan.changed or scan.added):
             return scan.finished
     return None
+
+
+def profile(fleet: Fleet, controller: Any, size: int) -> list[subprocess.Popen[bytes]]:
+    """With STOKER_BENCH_PROFILE=DIR: py-spy records the first agent and the controller (on-CPU
+    samples, 60 s, without pausing them) into DIR while the rounds of this fleet size run."""
+    where = os.environ.get("STOKER_BENCH_PROFILE")
+    if not where:
+        return []
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                "60",
+                "--nonblocking",
+                "--format",
+                "speedscope",
+                "-o",
+                f"{where}/{name}-{size}.json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in (("agent", fleet.gateways[0].agent.pid), ("controller", controller.pid))
+    ]
 
 
 def cpu(fleet: Fleet, parts: dict[str, list[int]]) -> dict[str, float]:
@@ -211,9 +240,10 @@ def one_round(
         times = [loaded_at(gw.sim, t0) for gw in fleet.gateways]
         return None if any(t is None for t in times) else [t - t0 for t in times if t is not None]
 
-    latencies: list[float] = wait_for(everyone, timeout, f"round {n} to reach every gateway")
+    # The simulators time their scans themselves: polling them rarely costs no precision.
+    latencies: list[float] = wait_for(everyone, timeout, f"round {n} to reach every gateway", 0.25)
     # Settled: every agent reported (so the next round starts from quiet).
-    wait_for(lambda: fleet.applied(commit), timeout, f"every agent to report round {n}", 0.2)
+    wait_for(lambda: fleet.applied(commit), timeout, f"every agent to report round {n}", 0.5)
     return latencies, commit
 
 
@@ -303,6 +333,7 @@ def main() -> int:
                     partial(fleet.applied, head), 120 + 5 * size, f"{size} agents to sync", 0.5
                 )
                 print(f"{size} gateways synced in {time.monotonic() - started:.1f} s", flush=True)
+                spy = profile(fleet, controller, size)
                 for path, trigger in (("receiver", push), ("polling", None)):
                     polling(path == "polling")
                     time.sleep(1.0)  # the controller has seen the spec change
@@ -325,6 +356,8 @@ def main() -> int:
                             flush=True,
                         )
                         time.sleep(rng.uniform(0.3, 1.0))
+                for proc in spy:
+                    proc.wait()
             # The largest fleet, settled: what each agent costs between syncs.
             pids = [gw.agent.pid for gw in fleet.gateways]
             before = {p: cpu_seconds(p) for p in pids}
@@ -398,15 +431,18 @@ def report_latency(
     for (path, size), rounds in spent.items():
         per = {k: mean([r[k] for r in rounds]) for k in names}
         total = sum(per.values())
+        stoker_only = total - per["simulators + benchmark"]
         cpu_rows.append(
             [path, size, *(f"{per[k]:.2f}" for k in names), f"{total:.2f}",
-             f"{total / cores:.2f}", f"{percentile(samples[path][size], 0.5):.2f}"]
+             f"{total / cores:.2f}", f"{stoker_only / cores:.2f}",
+             f"{percentile(samples[path][size], 0.5):.2f}"]
         )  # fmt: skip
     result.table(
         f"CPU seconds per round (mean), and the floor it sets on {cores} cores",
-        ["path", "gateways", *names, "total", f"total / {cores} cores", "p50 latency"],
+        ["path", "gateways", *names, "total", f"total / {cores} cores",
+         f"without simulators / {cores} cores", "p50 latency (s)"],
         cpu_rows,
-    )
+    )  # fmt: skip
     if peaks:
         result.findings.append(
             f"Peak RSS over the run: controller {peaks['controller'] / 1024:.0f} MiB, receiver "
