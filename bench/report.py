@@ -50,7 +50,14 @@ def draw(chart: dict[str, Any], target: Path) -> None:
             xs = [categories.index(x) + i * width - 0.4 + width / 2 for x in data["x"]]
             bars = ax.bar(xs, data["y"], width=width, label=label)
             ax.bar_label(bars, fmt="%.3g", fontsize=7)
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+        crowded = len(categories) > 5  # long labels would overlap: slant them
+        ax.set_xticks(
+            range(len(categories)),
+            [str(c).replace("\n", " ") if crowded else str(c) for c in categories],
+            rotation=30 if crowded else 0,
+            ha="right" if crowded else "center",
+            fontsize=8 if crowded else None,
+        )
     else:
         for label, data in series.items():
             ax.plot(data["x"], data["y"], marker="o", label=label)
