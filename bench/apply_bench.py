@@ -177,7 +177,9 @@ def main() -> int:
         "The same Ignition-shaped tree with about 15 KB per file; whole processes (`stoker sync` "
         "including Python start-up) against `rsync` on the same source and destination."
     )
-    result.conditions = {"files": f"{count:,}", "large repository": big}
+    rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True, check=False)
+    version = rsync.stdout.split()[2] if rsync.stdout.count(" ") > 2 else "?"
+    result.conditions = {"files": f"{count:,}", "large repository": big, "rsync": version}
     result.table(
         f"{count:,} files, whole processes",
         ["tool", "full apply (s)", "one-file change (s)"],

@@ -15,6 +15,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "git": _first_line(["git", "--version"]).removeprefix("git version "),
+        "filesystem": _first_line(["findmnt", "-no", "FSTYPE", "-T", tempfile.gettempdir()]),
     }
 
 
@@ -241,14 +243,17 @@ def number(value: float) -> str:
 
 
 def _numeric(cell: Any) -> bool:
-    return str(cell)[:1] in "0123456789-≤<~" and str(cell) != ""
+    return str(cell) != "" and str(cell)[:1] in "0123456789-≤<~"
 
 
 def _md_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
-    align = [
-        "---:" if i and rows and all(_numeric(r[i]) for r in rows) else "---"
-        for i in range(len(columns))
-    ]
+    """A markdown table; a column of numbers (blanks allowed) is right-aligned."""
+
+    def numbers(i: int) -> bool:
+        cells = [r[i] for r in rows if str(r[i]) != ""]
+        return bool(cells) and all(_numeric(c) for c in cells)
+
+    align = ["---:" if i and numbers(i) else "---" for i in range(len(columns))]
     return [
         "| " + " | ".join(columns) + " |",
         "| " + " | ".join(align) + " |",
