@@ -60,10 +60,16 @@ test: sysdeps venv lint typecheck contracts testenv helm-bin
 demo: venv
 	bash examples/demo.sh
 
-# Every benchmark runs; the target fails if any goal was missed.
-bench: venv sysdeps
-	@status=0; for b in run apply_bench soak admission_bench; do echo "== bench/$$b.py"; \
-	  $(PY) bench/$$b.py || status=1; done; exit $$status
+# Every benchmark runs and writes its results into BENCH_OUT; bench/report.py then writes
+# docs/benchmarks.md and docs/benchmarks/*.png from that one run. Fails if any goal was missed.
+BENCH_OUT ?= build/bench
+BENCHMARKS := run apply_bench soak admission_bench receiver_bench latency_bench controller_bench
+bench: venv sysdeps testenv
+	@rm -rf $(BENCH_OUT); status=0; start=$$(date +%s); \
+	for b in $(BENCHMARKS); do echo "== bench/$$b.py"; \
+	  $(PY) bench/$$b.py --out $(BENCH_OUT) || status=1; done; \
+	$(PY) bench/report.py $(BENCH_OUT) --docs docs || status=1; \
+	echo "make bench took $$(( $$(date +%s) - start )) s"; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

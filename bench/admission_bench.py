@@ -7,42 +7,37 @@ Goal (Kubernetes issue #7): p99 of the webhook ≤ 2× p99 of the trivial app, a
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-SERVER = r"""
-import sys, json
-sys.path.insert(0, sys.argv[5])
+sys.path.insert(0, str(HERE))
+
+import loadgen  # noqa: E402
+from results import Chart, Result, arguments  # noqa: E402
+from servers import TESTS, free_port, stop, tls_files, trivial_server, wait_up  # noqa: E402
+
+WORKERS = 2
+WEBHOOK = r"""
+import sys
+sys.path.insert(0, sys.argv[4])
 from core.helpers import manifest_with
 from stoker_core.validation import load
 from stoker_k8s.admission import make_app
 from stoker_k8s.gunicorn import serve
 gs = load(manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}}))
-
-def trivial(environ, start_response):
-    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-    body = b'{"ok": true}'
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    start_response("200 OK", headers)
-    return [body]
-
-app = make_app(lambda ns: {"site": gs}) if sys.argv[1] == "webhook" else trivial
-serve(app, bind=f"127.0.0.1:{sys.argv[2]}", cert_file=sys.argv[3], key_file=sys.argv[4], workers=2)
+app = make_app(lambda ns: {"site": gs})
+serve(app, bind=f"127.0.0.1:{sys.argv[1]}", cert_file=sys.argv[2], key_file=sys.argv[3],
+      workers=int(sys.argv[5]))
 """
 
 
-def review() -> bytes:
+def review() -> str:
+    """An AdmissionReview for a pod CREATE that asks for injection."""
     pod = {
         "metadata": {"name": "ignition-0", "annotations": {"stoker.io/inject": "true"}},
         "spec": {
@@ -58,151 +53,88 @@ def review() -> bytes:
             "kind": "AdmissionReview",
             "request": {"uid": "u", "namespace": "plant", "operation": "CREATE", "object": pod},
         }
-    ).encode()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def load_generator(url: str, ca: str, rate: float, seconds: float) -> dict[str, Any]:
-    """Open loop: requests start on schedule whether or not earlier ones finished."""
-    import requests
-
-    body = review()
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    session_local = threading.local()
-
-    def one() -> None:
-        nonlocal errors
-        session = getattr(session_local, "s", None) or requests.Session()
-        session_local.s = session
-        start = time.perf_counter()
-        try:
-            reply = session.post(
-                url, data=body, verify=ca, timeout=10, headers={"Content-Type": "application/json"}
-            )
-            ok = reply.status_code == 200
-        except requests.RequestException:
-            ok = False
-        with lock:
-            if ok:
-                latencies.append(time.perf_counter() - start)
-            else:
-                errors += 1
-
-    threads = []
-    begin = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        delay = begin + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        thread = threading.Thread(target=one)
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {
-        "requests": len(threads),
-        "errors": errors,
-        "p50_ms": pick(0.5),
-        "p99_ms": pick(0.99),
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
-    }
+    )
 
 
 def measure(kind: str, rate: float, seconds: float, work: Path) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from support.kubecerts import CertificateAuthority
-
-    ca = CertificateAuthority("bench-ca")
-    cert, key = ca.issue_server("127.0.0.1").write(work, kind)
-    ca_file = work / f"{kind}-ca.pem"
-    ca_file.write_bytes(ca.cert_pem)
+    """Start one server, load it from another process, stop it; the load's results."""
+    cert, key, ca = tls_files(work, kind)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, kind, str(port), str(cert), str(key), str(ROOT / "tests")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import requests
-
-        url = f"https://127.0.0.1:{port}/mutate-v1-pod"
-        for _ in range(100):
-            try:
-                requests.post(url, data=review(), verify=str(ca_file), timeout=2)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        # The load runs in its own process, so the client never competes with the server's GIL.
-        done = subprocess.run(
+    if kind == "webhook":
+        proc = subprocess.Popen(
             [
                 sys.executable,
-                str(Path(__file__)),
-                "--generate",
-                url,
-                str(ca_file),
-                str(rate),
-                str(seconds),
+                "-c",
+                WEBHOOK,
+                str(port),
+                str(cert),
+                str(key),
+                str(TESTS),
+                str(WORKERS),
             ],
-            capture_output=True,
-            text=True,
-            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        return json.loads(done.stdout)
+    else:
+        proc = trivial_server(port, cert, key, workers=WORKERS, threads=1)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        wait_up(f"{base}/healthz", ca, proc)
+        plan = {
+            "base": base,
+            "ca": str(ca),
+            "rate": rate,
+            "seconds": seconds,
+            "kinds": [{"name": kind, "path": "/mutate-v1-pod", "body": review(), "expect": 200}],
+        }
+        return loadgen.run(plan)[kind]
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--generate", nargs=4)
-    parser.add_argument("--report", type=Path)
-    args = parser.parse_args()
-    if args.generate:
-        url, ca, rate, seconds = args.generate
-        print(json.dumps(load_generator(url, ca, float(rate), float(seconds))))
-        return 0
+    args = arguments(__doc__).parse_args()
     rate, seconds = (10.0, 2.0) if args.quick else (50.0, 30.0)
+    result = Result(
+        "admission", "Admission webhook latency", "bench/admission_bench.py", args.quick
+    )
     with tempfile.TemporaryDirectory() as tmp:
         results = {kind: measure(kind, rate, seconds, Path(tmp)) for kind in ("trivial", "webhook")}
-    ratio = results["webhook"]["p99_ms"] / max(results["trivial"]["p99_ms"], 0.001)
-    met = ratio <= 2.0 and results["webhook"]["errors"] == 0
-    lines = [
-        "## Admission webhook latency",
-        "",
-        f"gunicorn, 2 sync workers, TLS (EC P-256), loopback; open loop at {rate:g} requests/s for "
-        f"{seconds:g} s from a separate process; {os.cpu_count()} cores. The webhook answers a pod "
-        "CREATE with the injection patch (its GatewaySync list comes from memory here, so the API "
-        "server's latency is not part of the figure).",
-        "",
-        "| app | requests | errors | p50 (ms) | p99 (ms) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *(
-            f"| {k} | {v['requests']} | {v['errors']} | {v['p50_ms']:.1f} | {v['p99_ms']:.1f} |"
+    result.description = (
+        "The webhook answers a pod CREATE with the injection patch (its GatewaySync list comes "
+        "from memory here, so the API server's latency is not part of the figure), against a "
+        "trivial WSGI app under the same gunicorn and TLS settings at the same rate."
+    )
+    result.conditions = {
+        "server": f"gunicorn, {WORKERS} sync workers, TLS (EC P-256), loopback",
+        "load": f"open loop at {rate:g} requests/s for {seconds:g} s from a separate process",
+    }
+    result.table(
+        "Latency",
+        ["app", "requests", "errors", "p50 (ms)", "p99 (ms)"],
+        [
+            [k, v["requests"], v["errors"], f"{v['p50_ms']:.1f}", f"{v['p99_ms']:.1f}"]
             for k, v in results.items()
-        ),
-        "",
-        f"p99 ratio webhook / trivial: **{ratio:.2f}** (goal ≤ 2, zero errors): "
-        f"{'met' if met else 'MISSED'}.",
-        "",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if args.report:
-        args.report.write_text(text)
-    return 0 if met or args.quick else 1
+        ],
+    )
+    ratio = results["webhook"]["p99_ms"] / max(results["trivial"]["p99_ms"], 0.001)
+    result.goal("p99 webhook / trivial app", ratio, 2.0)
+    result.goal("webhook errors", results["webhook"]["errors"], 0, unit="")
+    result.chart(
+        Chart(
+            file="admission.png",
+            title=f"Admission webhook vs trivial app, {rate:g} req/s open loop, TLS",
+            kind="bar",
+            xlabel="",
+            ylabel="ms",
+            series={
+                q: {"x": list(results), "y": [round(v[f"{q}_ms"], 2) for v in results.values()]}
+                for q in ("p50", "p99")
+            },
+        )
+    )
+    result.write(args.out)
+    return result.exit_code()
 
 
 if __name__ == "__main__":

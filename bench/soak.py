@@ -1,6 +1,7 @@
 """Long random crash soak (`make bench`): random commits, a real `stoker sync` killed with
 SIGKILL at a random instant, recovery, and a check that the data directory is exactly the old
-or the new commit. Bounded by SOAK_SECONDS (default 300) and SOAK_ROUNDS (default 500)."""
+or the new commit. Bounded by SOAK_SECONDS (default 300) and SOAK_ROUNDS (default 500);
+`--quick`: 5 s and 5 rounds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import Result, arguments
 
 from stoker_agent.applying import Applier
 
@@ -77,8 +82,10 @@ def mutate(repo: Path, rng: random.Random) -> None:
 
 
 def main() -> int:
-    seconds = float(os.environ.get("SOAK_SECONDS", "300"))
-    rounds = int(os.environ.get("SOAK_ROUNDS", "500"))
+    args = arguments(__doc__).parse_args()
+    result = Result("soak", "Crash soak", "bench/soak.py", args.quick)
+    seconds = float(os.environ.get("SOAK_SECONDS", "5" if args.quick else "300"))
+    rounds = int(os.environ.get("SOAK_ROUNDS", "5" if args.quick else "500"))
     rng = random.Random(int(os.environ.get("SOAK_SEED", "42")))
     work = Path(tempfile.mkdtemp(prefix="stoker-soak-"))
     try:
@@ -104,7 +111,7 @@ def main() -> int:
         ]
         subprocess.run(base, check=True, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + seconds
-        killed = completed = 0
+        killed = completed = bad = 0
         for round_ in range(rounds):
             if time.monotonic() > deadline:
                 break
@@ -124,20 +131,32 @@ def main() -> int:
                 want = files_of(repo / "p")
                 after_rel = {k.removeprefix("projects/"): v for k, v in after.items()}
                 if after_rel != want:
-                    print(f"round {round_}: data directory is neither the old nor the new commit")
-                    return 1
+                    result.findings.append(
+                        f"round {round_}: data directory is neither the old nor the new commit"
+                    )
+                    bad += 1
+                    break
             if (data / ".stoker/txn").exists():
-                print(f"round {round_}: a transaction directory was left behind")
-                return 1
+                result.findings.append(f"round {round_}: a transaction directory was left behind")
+                bad += 1
+                break
             subprocess.run(base, check=True, stdout=subprocess.DEVNULL)  # converge
-        print(
-            f"soak: {killed} syncs killed mid-flight, {completed} completed; every state was "
-            "exactly the old or the new commit"
-        )
-        print("RESULT: goal met")
-        return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    result.description = (
+        "Random commits (1 to 60 files added, changed or removed, up to 20 KB each); a real "
+        "`stoker sync` killed with SIGKILL at a random instant, recovery, then a check that the "
+        "data directory is exactly the old or the new commit and no transaction is left behind."
+    )
+    result.conditions = {"time bound": f"{seconds:g} s", "round bound": str(rounds)}
+    result.table(
+        "Rounds",
+        ["syncs killed mid-flight", "syncs completed", "torn or stray states"],
+        [[killed, completed, bad]],
+    )
+    result.goal("states neither old nor new commit", bad, 0, unit="")
+    result.write(args.out)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,503 @@
+"""Push-to-applied latency at 1, 10 and 50 gateways per GatewaySync, and the agents' idle cost.
+
+The real thing on one machine: kube-apiserver + etcd (the tests' control plane), `stoker
+controller`, `stoker receiver` (gunicorn, TLS) and one `stoker agent` process per gateway with
+the environment the webhook injects, each syncing its own gateway simulator (in this process)
+from a local repository (file://). The gateway pods are created directly in the API server (no
+kubelet: they stay Pending, which the controller does not mind).
+
+Two paths, each from the instant a commit exists to each gateway simulator having finished the
+projects scan that loaded the changed files:
+- receiver: a signed GitHub push is POSTed to the receiver right after the commit (polling off);
+- polling: the controller finds the commit by `git ls-remote` (polling on, interval below).
+
+Goals (issue #7): p95 at 50 gateways ≤ 5× p95 at 1 gateway (fan-out must not serialise), and
+the receiver path's p95 at 1 gateway under 2 s.
+
+Agent cost: after the largest fleet has settled, every agent's RSS and CPU over an idle window
+(which includes the periodic drift check every syncPeriod).
+
+`--quick`: 1 and 2 gateways, two rounds each, a 3 s idle window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from cluster import (  # noqa: E402
+    GROUP,
+    PLURAL,
+    VERSION,
+    control_plane,
+    cpu_seconds,
+    gateway_pod,
+    gatewaysync,
+    rss_kib,
+    stoker,
+    wait_for,
+)
+from ignition_tree import ignition_files  # noqa: E402
+from receiver_bench import KEY, signed  # noqa: E402
+from results import Chart, Result, arguments, mean, percentile  # noqa: E402
+from servers import free_port, stop, tls_files, wait_up  # noqa: E402
+
+from support.ignition_sim import GatewaySimulator  # noqa: E402
+from support.ignition_sim_resources import write_api_token  # noqa: E402
+
+CR = "site"
+CHANGED = "projects/project000/com.inductiveautomation.perspective/views/area1/item001/view.json"
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
+}
+
+
+@dataclass
+class Scale:
+    """How big the run is."""
+
+    fleets: tuple[int, ...]
+    rounds: dict[str, dict[int, int]]
+    poll_seconds: int
+    idle_seconds: float
+    files: int
+
+
+FULL = Scale(
+    fleets=(1, 10, 50),
+    rounds={"receiver": {1: 10, 10: 6, 50: 4}, "polling": {1: 6, 10: 4, 50: 3}},
+    poll_seconds=5,
+    idle_seconds=65.0,
+    files=300,
+)
+QUICK = Scale(
+    fleets=(1, 2),
+    rounds={"receiver": {1: 2, 2: 2}, "polling": {1: 2, 2: 2}},
+    poll_seconds=2,
+    idle_seconds=3.0,
+    files=60,
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo`."""
+    return subprocess.run(
+        ["git", "-c", "gc.auto=0", *args],
+        cwd=repo,
+        env=GIT_ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@dataclass
+class Gateway:
+    """One gateway: its pod name, simulator and agent process."""
+
+    pod: str
+    sim: GatewaySimulator
+    agent: subprocess.Popen[bytes]
+
+
+@dataclass
+class Fleet:
+    """The gateways of one GatewaySync, grown on demand."""
+
+    work: Path
+    env: dict[str, str]
+    namespace: str
+    core: Any
+    gateways: list[Gateway] = field(default_factory=list)
+
+    def grow(self, size: int) -> None:
+        """Add gateways (pod, simulator, agent) until there are `size`."""
+        for i in range(len(self.gateways), size):
+            pod = f"gw-{i:03d}"
+            self.core.create_namespaced_pod(self.namespace, gateway_pod(pod, CR, pod))
+            data = self.work / pod / "data"
+            data.mkdir(parents=True)
+            token = self.work / pod / "api-token"
+            token.write_text(write_api_token(data, collection="local"))
+            sim = GatewaySimulator(data).start()
+            agent_env = {
+                **self.env,
+                "POD_NAME": pod,
+                "POD_NAMESPACE": self.namespace,
+                "CR_NAME": CR,
+                "GATEWAY_NAME": pod,
+                "PROFILE": "default",
+                "DATA_PATH": str(data),
+                "REPO_PATH": str(self.work / pod / "repo"),
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
+                "API_KEY_FILE": str(token),
+                "HEALTH_PORT": str(free_port()),
+            }
+            agent = stoker(["agent", "--log-format", "text"], agent_env, self.work / f"{pod}.log")
+            self.gateways.append(Gateway(pod, sim, agent))
+
+    def applied(self, commit: str) -> bool:
+        """Whether every agent reports `commit` in its status ConfigMap (one LIST request)."""
+        listed = self.core.list_namespaced_config_map(
+            self.namespace, label_selector=f"stoker.io/cr-name={CR}", _preload_content=False
+        )
+        reported = {
+            item["metadata"]["name"]: json.loads(item.get("data", {}).get("status.json", "{}"))
+            for item in json.loads(listed.data)["items"]
+        }
+        return all(
+            reported.get(f"stoker-status-{CR}-{gw.pod}", {}).get("commit") == commit
+            for gw in self.gateways
+        )
+
+    def stop(self) -> None:
+        """Stop every agent (SIGTERM, by PID) and simulator."""
+        for gw in self.gateways:
+            gw.agent.terminate()
+        for gw in self.gateways:
+            try:
+                gw.agent.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                gw.agent.kill()
+                gw.agent.wait()
+            gw.sim.stop()
+
+
+def loaded_at(sim: GatewaySimulator, since: float) -> float | None:
+    """When the first projects scan that started after `since` and loaded a change finished."""
+    for scan in sim.scans:
+        if scan.kind == "projects" and scan.started >= since and (scan.changed or scan.added):
+            return scan.finished
+    return None
+
+
+def profile(fleet: Fleet, controller: Any, size: int) -> list[subprocess.Popen[bytes]]:
+    """With STOKER_BENCH_PROFILE=DIR: py-spy records the first agent and the controller (on-CPU
+    samples, 60 s, without pausing them) into DIR while the rounds of this fleet size run."""
+    where = os.environ.get("STOKER_BENCH_PROFILE")
+    if not where:
+        return []
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                "60",
+                "--nonblocking",
+                "--format",
+                "speedscope",
+                "-o",
+                f"{where}/{name}-{size}.json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in (("agent", fleet.gateways[0].agent.pid), ("controller", controller.pid))
+    ]
+
+
+def cpu(fleet: Fleet, parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each part of the system (agents with their git processes)."""
+    out = {name: sum(cpu_seconds(p, children=True) for p in pids) for name, pids in parts.items()}
+    out["agents + git"] = sum(cpu_seconds(gw.agent.pid, children=True) for gw in fleet.gateways)
+    out["simulators + benchmark"] = time.process_time()
+    return out
+
+
+def one_round(
+    fleet: Fleet, repo: Path, n: int, trigger: Any, timeout: float
+) -> tuple[list[float], str]:
+    """Commit a change, trigger, and return each gateway's latency (s) and the commit."""
+    target = repo / CHANGED
+    target.write_text(json.dumps({"round": n, "pad": "x" * 400}))
+    git(repo, "commit", "-qam", f"round {n}")
+    commit = git(repo, "rev-parse", "HEAD")
+    t0 = time.time()
+    trigger(n)
+
+    def everyone() -> list[float] | None:
+        times = [loaded_at(gw.sim, t0) for gw in fleet.gateways]
+        return None if any(t is None for t in times) else [t - t0 for t in times if t is not None]
+
+    # The simulators time their scans themselves: polling them rarely costs no precision.
+    latencies: list[float] = wait_for(everyone, timeout, f"round {n} to reach every gateway", 0.25)
+    # Settled: every agent reported (so the next round starts from quiet).
+    wait_for(lambda: fleet.applied(commit), timeout, f"every agent to report round {n}", 0.5)
+    return latencies, commit
+
+
+def main() -> int:
+    args = arguments(__doc__).parse_args()
+    scale = QUICK if args.quick else FULL
+    latency = Result("latency", "Push-to-applied latency", "bench/latency_bench.py", args.quick)
+    agent = Result("agent", "Agent cost between syncs", "bench/latency_bench.py", args.quick)
+    rng = random.Random(11)
+    samples: dict[str, dict[int, list[float]]] = {"receiver": {}, "polling": {}}
+    spent: dict[tuple[str, int], list[dict[str, float]]] = {}
+    idle: dict[str, Any] = {}
+    peaks: dict[str, int] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="stoker-latency-") as tmp,
+        control_plane() as (
+            plane,
+            api,
+            namespace,
+        ),
+    ):
+        from kubernetes import client
+
+        work = Path(tmp)
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        repo = work / "config-repo"
+        for rel, content in ignition_files(scale.files):
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_bytes(content)
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "initial")
+        env = plane.subprocess_env()
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            gatewaysync(CR, f"file://{repo}", polling={"enabled": False}),
+        )
+        controller = stoker(
+            ["controller", "--interval", "1s", "--metrics-port", "0", "--no-leader-election"],
+            env,
+            work / "controller.log",
+        )
+        cert, key, ca = tls_files(work, "receiver")
+        (work / "hmac").write_bytes(KEY)
+        port = free_port()
+        receiver = stoker(
+            ["receiver", "--bind", f"127.0.0.1:{port}", "--cert-file", str(cert),
+             "--key-file", str(key), "--hmac-secret-file", str(work / "hmac")],
+            env,
+            work / "receiver.log",
+        )  # fmt: skip
+        fleet = Fleet(work, env, namespace, core)
+        parts = {
+            "kube-apiserver + etcd": [p.pid for p in plane._procs],
+            "controller + receiver": [controller.pid, receiver.pid],
+        }
+        import requests
+
+        session = requests.Session()
+        url = f"https://127.0.0.1:{port}/webhook/{namespace}/{CR}"
+
+        def push(n: int) -> None:
+            body, headers = signed({"ref": "refs/heads/main", "after": f"{n:040d}"})
+            reply = session.post(
+                url, data=body, headers={**headers, "X-GitHub-Delivery": f"r{n}"}, verify=str(ca)
+            )
+            if reply.status_code != 202:
+                raise RuntimeError(f"receiver answered {reply.status_code}: {reply.text}")
+
+        def polling(enabled: bool) -> None:
+            spec = {"polling": {"enabled": enabled, "interval": f"{scale.poll_seconds}s"}}
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, CR, {"spec": spec}
+            )
+
+        try:
+            wait_up(f"https://127.0.0.1:{port}/healthz", ca, receiver)
+            n = 0
+            for size in scale.fleets:
+                started = time.monotonic()
+                fleet.grow(size)
+                head = git(repo, "rev-parse", "HEAD")
+                wait_for(
+                    partial(fleet.applied, head), 120 + 5 * size, f"{size} agents to sync", 0.5
+                )
+                print(f"{size} gateways synced in {time.monotonic() - started:.1f} s", flush=True)
+                spy = profile(fleet, controller, size)
+                for path, trigger in (("receiver", push), ("polling", None)):
+                    polling(path == "polling")
+                    time.sleep(1.0)  # the controller has seen the spec change
+                    samples[path][size] = []
+                    spent[(path, size)] = []
+                    for _ in range(scale.rounds[path][size]):
+                        n += 1
+                        if path == "polling":
+                            time.sleep(rng.uniform(0, scale.poll_seconds))  # any phase
+                        before = cpu(fleet, parts)
+                        got, _ = one_round(
+                            fleet, repo, n, trigger or (lambda _n: None), 60 + 3 * size
+                        )
+                        after = cpu(fleet, parts)
+                        spent[(path, size)].append({k: after[k] - before[k] for k in after})
+                        samples[path][size] += got
+                        print(
+                            f"{path} {size}: round {n} p50 {percentile(got, 0.5):.2f} s "
+                            f"max {max(got):.2f} s",
+                            flush=True,
+                        )
+                        time.sleep(rng.uniform(0.3, 1.0))
+                for proc in spy:
+                    proc.wait()
+            # The largest fleet, settled: what each agent costs between syncs.
+            pids = [gw.agent.pid for gw in fleet.gateways]
+            before = {p: cpu_seconds(p) for p in pids}
+            t0 = time.monotonic()
+            time.sleep(scale.idle_seconds)
+            window = time.monotonic() - t0
+            idle = {
+                "agents": len(pids),
+                "window": window,
+                "rss": [rss_kib(p)[0] / 1024 for p in pids],
+                "cpu": [(cpu_seconds(p) - before[p]) / window * 100 for p in pids],
+            }
+            peaks = {
+                "controller": rss_kib(controller.pid)[1],
+                "receiver": rss_kib(receiver.pid)[1],
+            }
+        finally:
+            fleet.stop()
+            stop(controller)
+            stop(receiver)
+            if os.environ.get("STOKER_BENCH_KEEP"):
+                shutil.copytree(work, os.environ["STOKER_BENCH_KEEP"], dirs_exist_ok=True)
+    report_latency(latency, scale, samples, peaks, spent)
+    report_agent(agent, scale, idle)
+    latency.write(args.out)
+    agent.write(args.out)
+    return max(latency.exit_code(), agent.exit_code())
+
+
+def report_latency(
+    result: Result,
+    scale: Scale,
+    samples: dict[str, dict[int, list[float]]],
+    peaks: dict[str, int],
+    spent: dict[tuple[str, int], list[dict[str, float]]],
+) -> None:
+    """Tables, goals and chart of the latency result."""
+    result.description = (
+        "From the instant a commit exists to each gateway simulator having finished the projects "
+        "scan that loaded it, for every gateway of one GatewaySync. Receiver path: a signed "
+        "GitHub push POSTed to `stoker receiver` (TLS) right after the commit, polling off. "
+        f"Polling path: polling every {scale.poll_seconds} s, the commit made at a random phase "
+        "of it. Every component is a real local process: kube-apiserver + etcd, `stoker "
+        "controller` (resync 1 s), `stoker receiver`, one `stoker agent` per gateway; the "
+        "simulators run in the benchmark's process."
+    )
+    result.conditions = {
+        "gateways per GatewaySync": ", ".join(map(str, scale.fleets)),
+        "repository": f"{scale.files} files (Ignition-shaped), one file changed per round",
+        "rounds": "; ".join(
+            f"{p}: " + ", ".join(f"{r}@{s}" for s, r in rounds.items())
+            for p, rounds in scale.rounds.items()
+        ),
+        "polling interval": f"{scale.poll_seconds} s",
+    }
+    rows = []
+    for path, by_size in samples.items():
+        for size, values in by_size.items():
+            rows.append(
+                [path, size, len(values), f"{percentile(values, 0.5):.2f}",
+                 f"{percentile(values, 0.95):.2f}", f"{max(values):.2f}"]
+            )  # fmt: skip
+    result.table(
+        "Latency (seconds) over every gateway of every round",
+        ["path", "gateways", "samples", "p50", "p95", "max"],
+        rows,
+    )
+    cores = os.cpu_count() or 1
+    names = list(next(iter(spent.values()))[0]) if spent else []
+    cpu_rows = []
+    for (path, size), rounds in spent.items():
+        per = {k: mean([r[k] for r in rounds]) for k in names}
+        total = sum(per.values())
+        stoker_only = total - per["simulators + benchmark"]
+        cpu_rows.append(
+            [path, size, *(f"{per[k]:.2f}" for k in names), f"{total:.2f}",
+             f"{total / cores:.2f}", f"{stoker_only / cores:.2f}",
+             f"{percentile(samples[path][size], 0.5):.2f}"]
+        )  # fmt: skip
+    result.table(
+        f"CPU seconds per round (mean), and the floor it sets on {cores} cores",
+        ["path", "gateways", *names, "total", f"total / {cores} cores",
+         f"without simulators / {cores} cores", "p50 latency (s)"],
+        cpu_rows,
+    )  # fmt: skip
+    if peaks:
+        result.findings.append(
+            f"Peak RSS over the run: controller {peaks['controller'] / 1024:.0f} MiB, receiver "
+            f"{peaks['receiver'] / 1024:.0f} MiB."
+        )
+    small, large = scale.fleets[0], scale.fleets[-1]
+    for path in ("receiver", "polling"):
+        one = percentile(samples[path][small], 0.95)
+        many = percentile(samples[path][large], 0.95)
+        result.goal(f"{path}: p95 at {large} / p95 at {small} gateway(s)", many / one, 5.0)
+    result.goal(
+        f"receiver: p95 at {small} gateway", percentile(samples["receiver"][small], 0.95), 2.0, "s"
+    )
+    result.chart(
+        Chart(
+            file="latency.png",
+            title="Push-to-applied latency (p50 and p95) by gateways per GatewaySync",
+            kind="line",
+            xlabel="gateways per GatewaySync",
+            ylabel="seconds",
+            series={
+                f"{path} p{int(q * 100)}": {
+                    "x": list(by_size),
+                    "y": [round(percentile(v, q), 3) for v in by_size.values()],
+                }
+                for path, by_size in samples.items()
+                for q in (0.5, 0.95)
+            },
+        )
+    )
+
+
+def report_agent(result: Result, scale: Scale, idle: dict[str, Any]) -> None:
+    """Table of the agents' idle cost."""
+    result.description = (
+        "Every agent of the largest fleet after it settled, over an idle window that includes "
+        "the periodic drift check (syncPeriod 30 s by default: a dry-run walk of the data "
+        "directory and a status write). RSS from /proc (VmRSS), CPU from utime + stime."
+    )
+    result.conditions = {
+        "agents": str(idle.get("agents", 0)),
+        "window": f"{idle.get('window', 0):.0f} s",
+        "repository": f"{scale.files} files",
+    }
+    rss, cpu = idle.get("rss", [0.0]), idle.get("cpu", [0.0])
+    result.table(
+        "Per agent process",
+        ["measure", "mean", "p95", "max"],
+        [
+            ["RSS (MiB)", f"{mean(rss):.1f}", f"{percentile(rss, 0.95):.1f}", f"{max(rss):.1f}"],
+            ["CPU (% of one core)", f"{mean(cpu):.2f}", f"{percentile(cpu, 0.95):.2f}",
+             f"{max(cpu):.2f}"],
+        ],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
