@@ -480,7 +480,8 @@ def report_agent(result: Result, scale: Scale, idle: dict[str, Any]) -> None:
     result.description = (
         "Every agent of the largest fleet after it settled, over an idle window that includes "
         "the periodic drift check (syncPeriod 30 s by default: a dry-run walk of the data "
-        "directory and a status write). RSS from /proc (VmRSS), CPU from utime + stime."
+        "directory; the status is written only when it changed). RSS from /proc (VmRSS), CPU "
+        "from utime + stime."
     )
     result.conditions = {
         "agents": str(idle.get("agents", 0)),
