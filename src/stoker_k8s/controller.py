@@ -61,6 +61,28 @@ def _upsert(
         getattr(api, f"replace_namespaced_{kind}")(name, namespace, body)
 
 
+def _managed(
+    object_name: str, cr: str, *, owned_by: str | None = None, controlling: bool = False
+) -> dict[str, Any]:
+    """Metadata of an object the controller manages for GatewaySync `cr` (owned when a uid is
+    given; `controlling`: the owner is its controller and blocks its deletion)."""
+    meta: dict[str, Any] = {
+        "name": object_name,
+        "labels": {Label.CR_NAME: cr, Label.MANAGED_BY: "stoker-controller"},
+    }
+    if owned_by is not None:
+        owner: dict[str, Any] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "GatewaySync",
+            "name": cr,
+            "uid": owned_by,
+        }
+        if controlling:
+            owner.update(controller=True, blockOwnerDeletion=True)
+        meta["ownerReferences"] = [owner]
+    return meta
+
+
 def _ssh_verification(gs: GatewaySync | None) -> bool | None:
     """None without SSH auth; else whether host keys are checked (known_hosts given)."""
     auth = gs.spec.git.auth if gs is not None else None
@@ -272,18 +294,7 @@ class Controller:
         rbac: Any = self.rbac  # the typed stubs want model objects; plain dicts serialise the same
         binding = f"stoker-agent-{name}"
         body = {
-            "metadata": {
-                "name": binding,
-                "labels": {Label.CR_NAME: name, Label.MANAGED_BY: "stoker-controller"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "GatewaySync",
-                        "name": name,
-                        "uid": owner["metadata"]["uid"],
-                    }
-                ],
-            },
+            "metadata": _managed(binding, name, owned_by=owner["metadata"]["uid"]),
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
@@ -410,8 +421,7 @@ class Controller:
         data = {"token": base64.b64encode(token.encode()).decode()}
         body = {
             "metadata": {
-                "name": name,
-                "labels": {Label.CR_NAME: cr, Label.MANAGED_BY: "stoker-controller"},
+                **_managed(name, cr),
                 "annotations": {"stoker.io/secret-type": "github-app-token"},
             },
             "type": "Opaque",
@@ -445,20 +455,9 @@ class Controller:
     ) -> None:
 
         body = {
-            "metadata": {
-                "name": metadata.name_for(name),
-                "labels": {Label.CR_NAME: name, Label.MANAGED_BY: "stoker-controller"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "GatewaySync",
-                        "name": name,
-                        "uid": owner["metadata"]["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
+            "metadata": _managed(
+                metadata.name_for(name), name, owned_by=owner["metadata"]["uid"], controlling=True
+            ),
             "data": data,
         }
         self._upsert(
