@@ -24,29 +24,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import GIT_ENV, gatewaysync  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 
 STOKER = [sys.executable, "-m", "stoker_agent.cli"]
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "b",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "b",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
-CR = """apiVersion: stoker.io/v1alpha1
-kind: GatewaySync
-metadata: {name: bench}
-spec:
-  git: {repo: /unused, ref: main}
-  gateway: {api: {secretName: k}}
-  sync:
-    profiles:
-      default:
-        mappings:
-          - {source: projects, destination: projects}
-"""
+CR = gatewaysync("bench", "{source: projects, destination: projects}")
 
 
 def run(cmd: list[str]) -> float:

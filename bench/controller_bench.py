@@ -46,6 +46,7 @@ from cluster import (  # noqa: E402
     stoker,
     wait_for,
 )
+from common import GIT_ENV  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 from servers import free_port, stop  # noqa: E402
 
@@ -72,12 +73,10 @@ QUICK = Scale(crs=6, gateways=2, repos=2, interval=2, window=6)
 
 def git_repo(path: Path) -> str:
     """A one-commit repository; its HEAD."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b"}
-    env |= {"GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     (path / "projects/site").mkdir(parents=True)
     (path / "projects/site/project.json").write_text('{"title": "site"}')
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "c"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
+        subprocess.run(["git", *args], cwd=path, env=GIT_ENV, check=True, capture_output=True)
     return subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -50,6 +50,7 @@ from cluster import (  # noqa: E402
     stoker,
     wait_for,
 )
+from common import GIT_ENV  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
 from receiver_bench import KEY, signed  # noqa: E402
 from results import Chart, Result, arguments, mean, percentile  # noqa: E402
@@ -60,13 +61,6 @@ from support.ignition_sim_resources import write_api_token  # noqa: E402
 
 CR = "site"
 CHANGED = "projects/project000/com.inductiveautomation.perspective/views/area1/item001/view.json"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "b",
-    "GIT_AUTHOR_EMAIL": "b@b",
-    "GIT_COMMITTER_NAME": "b",
-    "GIT_COMMITTER_EMAIL": "b@b",
-}
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import GIT_ENV
 from ignition_tree import ignition_files
 from results import Result, arguments
 
@@ -34,16 +35,9 @@ PLAN_GOAL = 3.0
 
 
 def git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
     # No background auto-gc: it would run during the measurements and skew them.
     done = subprocess.run(
-        ["git", "-c", "gc.auto=0", *args], cwd=repo, env=env, capture_output=True, text=True
+        ["git", "-c", "gc.auto=0", *args], cwd=repo, env=GIT_ENV, capture_output=True, text=True
     )
     if done.returncode:
         raise RuntimeError(f"git {' '.join(args)}: {done.stderr}")

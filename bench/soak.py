@@ -17,34 +17,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import GIT_ENV, gatewaysync
 from results import Result, arguments
 
 from stoker_agent.applying import Applier
 
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "s",
-    "GIT_AUTHOR_EMAIL": "s@s",
-    "GIT_COMMITTER_NAME": "s",
-    "GIT_COMMITTER_EMAIL": "s@s",
-}
-CR = """apiVersion: stoker.io/v1alpha1
-kind: GatewaySync
-metadata: {name: soak}
-spec:
-  git: {repo: /unused, ref: main}
-  gateway: {api: {secretName: k}}
-  sync:
-    profiles:
-      default:
-        mappings:
-          - {source: p, destination: projects, allowEmpty: true}
-"""
+CR = gatewaysync("soak", "{source: p, destination: projects, allowEmpty: true}")
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, env=ENV, capture_output=True, text=True
+        ["git", "-C", str(repo), *args], check=True, env=GIT_ENV, capture_output=True, text=True
     ).stdout.strip()
 
 
