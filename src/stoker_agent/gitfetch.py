@@ -122,11 +122,8 @@ class Mirror:
         listing = self._git(
             "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit, *spec, remote=False
         )
-        wanted = {
-            meta.split()[2]
-            for meta, _, _name in (r.partition("\t") for r in listing.split("\0") if r)
-            if meta.split()[1] == "blob"
-        }
+        records = (r.partition("\t")[0].split() for r in listing.split("\0") if r)
+        wanted = {oid for _mode, kind, oid in records if kind == "blob"}
         present = self._git(
             "cat-file", "--batch-all-objects", "--batch-check=%(objectname)", remote=False
         )

@@ -21,7 +21,7 @@ from stoker_core.desired import DesiredFile
 from stoker_core.drift import stamped_equal
 from stoker_core.errors import InvalidInput
 from stoker_core.manifest import MANIFEST_PATH, Manifest
-from stoker_core.plans import Action, Operation, Reason, SyncPlan
+from stoker_core.plans import Action, Operation, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.recorded import RecordedTree, full_check_due, paths_to_check
 from stoker_core.templates import TemplateContext
@@ -90,7 +90,7 @@ def sync_commit(
             else RecordedTree(live, manifest, paths_to_check(tree, manifest))
         )
         plan = planning.plan(tree, view, manifest, stamped=stamped)
-        if dry_run or not _needs_transaction(plan, manifest):
+        if dry_run or not plan.needs_transaction(has_manifest=manifest is not None):
             if full and not dry_run:
                 _record_full_check(data_dir)
             return SyncResult(plan, False, recovered, manifest, full)
@@ -132,18 +132,3 @@ def _record_full_check(data_dir: str) -> None:
     path = os.path.join(data_dir, FULL_CHECK_FILE)
     with open(path, "a", encoding="utf-8"):
         os.utime(path)
-
-
-# Files kept as they are whose manifest record must be (re)written, or every later sync would
-# read them again: adopted ones, gateway-stamped ones, and ones whose stat changed (a touch, a
-# copy by another tool) while their content did not.
-_RERECORD = frozenset({Reason.ADOPTED, Reason.GATEWAY_STAMPED, Reason.VERIFIED})
-
-
-def _needs_transaction(plan: SyncPlan, manifest: Manifest | None) -> bool:
-    """Changes to make, or a manifest to (re)write so the next sync can trust what is there."""
-    return (
-        plan.has_changes
-        or manifest is None
-        or any(op.reason in _RERECORD for op in plan.operations)
-    )

@@ -39,6 +39,12 @@ class Reason(enum.StrEnum):
     NEEDED_DIR = "needed-directory"
 
 
+# Files kept as they are whose manifest record must be (re)written, or every later sync would
+# read them again: adopted ones, gateway-stamped ones, and ones whose stat changed (a touch, a
+# copy by another tool) while their content did not.
+_RERECORD = frozenset({Reason.ADOPTED, Reason.GATEWAY_STAMPED, Reason.VERIFIED})
+
+
 class Operation(NamedTuple):  # a tuple: one per managed path, made in the hot loop
     """One step of a plan. WRITE carries the blob id and, for rendered files, the content."""
 
@@ -109,6 +115,15 @@ class SyncPlan:
     def has_changes(self) -> bool:
         """Tell whether applying the plan would change anything."""
         return any(op.action is not Action.KEEP for op in self.operations)
+
+    def needs_transaction(self, *, has_manifest: bool) -> bool:
+        """Changes to make, or a manifest to (re)write so the next sync can trust what is
+        there: none yet, or files kept whose record is new or stale."""
+        return (
+            self.has_changes
+            or not has_manifest
+            or any(op.reason in _RERECORD for op in self.operations)
+        )
 
     def ordered(self) -> list[Operation]:
         """Operations in the order an applier must run them: deletions (deepest first),
