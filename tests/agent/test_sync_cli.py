@@ -56,6 +56,15 @@ def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
         yield sim, data, token
 
 
+def blue_with(tmp_path: Path, **settings: Any) -> Path:
+    """The example GatewaySync with these fields (wire names) set on profile blue, as a file."""
+    body = yaml.safe_load(MULTI.read_text())
+    body["spec"]["sync"]["profiles"]["blue"].update(settings)
+    path = tmp_path / "cr.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
 def local_sync(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     """A fresh data directory and the `stoker sync` arguments for it, without a gateway."""
     data = tmp_path / "data"
@@ -63,11 +72,13 @@ def local_sync(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     return data, ["sync", "--cr", str(MULTI), "--repo", str(repo), "--data-dir", str(data), *BLUE]
 
 
-def sync_args(repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str) -> list[str]:
+def sync_args(
+    repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str, cr: Path = MULTI
+) -> list[str]:
     return [
         "sync",
         "--cr",
-        str(MULTI),
+        str(cr),
         "--repo",
         str(repo),
         "--data-dir",
@@ -148,12 +159,9 @@ def test_designer_policy_fail_blocks_with_exit_4(
 ) -> None:
     sim, data, token = gateway
     sim.add_designer("alice", "blue")
-    cr = tmp_path / "cr.yaml"
-    cr.write_text(
-        MULTI.read_text().replace("designerSessionPolicy: wait", "designerSessionPolicy: fail")
+    args = sync_args(
+        example_repo, data, sim, token, cr=blue_with(tmp_path, designerSessionPolicy="fail")
     )
-    args = sync_args(example_repo, data, sim, token)
-    args[args.index("--cr") + 1] = str(cr)
     done = stoker(*args)
     assert done.returncode == 4
     assert "alice on blue" in done.stderr
@@ -165,15 +173,7 @@ def test_a_profile_can_sync_a_backup_gateway_anyway(
 ) -> None:
     sim, data, token = gateway
     sim.redundancy_role = "Backup"
-    cr = tmp_path / "cr.yaml"
-    cr.write_text(
-        MULTI.read_text().replace(
-            "        designerSessionPolicy: wait",
-            "        applyOnBackup: true\n        designerSessionPolicy: wait",
-        )
-    )
-    args = sync_args(example_repo, data, sim, token)
-    args[args.index("--cr") + 1] = str(cr)
+    args = sync_args(example_repo, data, sim, token, cr=blue_with(tmp_path, applyOnBackup=True))
     done = stoker(*args)
     assert done.returncode == 0, done.stderr
     assert (data / "projects/blue/project.json").exists()
@@ -213,15 +213,7 @@ def test_a_paused_profile_changes_nothing_and_scans_nothing_b10(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], tmp_path: Path
 ) -> None:
     sim, data, token = gateway
-    cr = tmp_path / "cr.yaml"
-    cr.write_text(
-        MULTI.read_text().replace(
-            "        designerSessionPolicy: wait",
-            "        paused: true\n        designerSessionPolicy: wait",
-        )
-    )
-    args = sync_args(example_repo, data, sim, token)
-    args[args.index("--cr") + 1] = str(cr)
+    args = sync_args(example_repo, data, sim, token, cr=blue_with(tmp_path, paused=True))
     done = stoker(*args)
     assert done.returncode == 4, done.stdout + done.stderr
     assert not (data / "projects").exists()
@@ -242,12 +234,8 @@ def test_dry_run_in_the_spec_plans_and_changes_nothing(
     example_repo: Path, tmp_path: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    body = yaml.safe_load(MULTI.read_text())
-    body["spec"]["sync"]["profiles"]["blue"]["dryRun"] = True
-    cr = tmp_path / "dry.yaml"
-    cr.write_text(yaml.safe_dump(body))
-    args = sync_args(example_repo, data, sim, token, "--output", "json")
-    args[args.index("--cr") + 1] = str(cr)
+    cr = blue_with(tmp_path, dryRun=True)
+    args = sync_args(example_repo, data, sim, token, "--output", "json", cr=cr)
     before = files_of(data)
     done = stoker(*args)
     assert done.returncode == 2, done.stderr  # changes pending, none made

@@ -97,19 +97,26 @@ def app_cr(name: str, repo: str, api: str) -> dict[str, Any]:
     return body
 
 
+@pytest.fixture
+def served(
+    tmp_path: Path, kube_core: client.CoreV1Api, kube_namespace: str, app_key: rsa.RSAPrivateKey
+) -> tuple[Path, BareRepo, str]:
+    """A served repository `config` (its root, the repository) and the App's key Secret (PEM)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    repo = BareRepo.create(root, "config", {"p/a.json": "{}"})
+    return root, repo, app_secret(kube_core, kube_namespace, app_key)
+
+
 def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    app_key: rsa.RSAPrivateKey,
     github_api: tuple[str, list[dict[str, Any]]],
-    tmp_path: Path,
+    served: tuple[Path, BareRepo, str],
 ) -> None:
     url, calls = github_api
-    root = tmp_path / "served"
-    root.mkdir()
-    repo = BareRepo.create(root, "config", {"p/a.json": "{}"})
-    pem = app_secret(kube_core, kube_namespace, app_key)
+    root, repo, pem = served
     with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
         body = app_cr("minimal", git_http.url_for("config"), url)
         custom = client.CustomObjectsApi(kube_api)
@@ -149,15 +156,11 @@ def test_every_gatewaysync_sharing_a_repository_and_app_gets_its_token_secret(
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    app_key: rsa.RSAPrivateKey,
     github_api: tuple[str, list[dict[str, Any]]],
-    tmp_path: Path,
+    served: tuple[Path, BareRepo, str],
 ) -> None:
     url, calls = github_api
-    root = tmp_path / "served"
-    root.mkdir()
-    BareRepo.create(root, "config", {"p/a.json": "{}"})
-    app_secret(kube_core, kube_namespace, app_key)
+    root = served[0]
     custom = client.CustomObjectsApi(kube_api)
     controller = Controller(client.CoreV1Api(kube_api), custom)
     with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
