@@ -1,7 +1,10 @@
-"""Reading a Git repository at one commit (GitPython plus the git CLI), without a working copy.
+"""Reading a Git repository at one commit, without a working copy.
 
-This is the read side of the agent's git adapter: `stoker plan` uses it on a local repository
-or on a shallow fetch of a remote one into a temporary bare repository.
+This is the read side of the agent's git adapter: `stoker sync` and `stoker plan` use it on a
+local repository, on the agent's mirror, or on a shallow fetch of a remote one into a temporary
+bare repository. Reading goes straight through the git CLI (`ls-tree`, `cat-file --batch`), so
+a sync of a local repository never imports GitPython: its import alone costs about 40 ms of
+every `stoker sync` process. GitPython serves the remote case of `Repository`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-
-import git
+from typing import IO
 
 from stoker_core.errors import InvalidInput, StokerError, TemporaryError
 from stoker_core.redaction import redact
@@ -41,21 +43,45 @@ def is_remote(location: str) -> bool:
     return bool(_REMOTE.match(location)) and not os.path.exists(location)
 
 
-class GitSnapshot:
-    """A RepoSnapshot over one commit of a repository on disk."""
+def git_command(git_dir: str, *args: str) -> list[str]:
+    """The argv of one git command on `git_dir`, with the bounded pack windows."""
+    return ["git", "--git-dir", git_dir, "--literal-pathspecs", *BOUNDED_MEMORY, *args]
 
-    def __init__(self, repo: git.Repo, commit: str, paths: Sequence[str] = ()) -> None:
+
+def run_git(git_dir: str, *args: str) -> bytes:
+    """Run one local git command and return its output; GitError (git's own words) if it fails."""
+    done = subprocess.run(git_command(git_dir, *args), capture_output=True, check=False)
+    if done.returncode != 0:
+        detail = redact(done.stderr.decode("utf-8", "replace").strip())
+        raise GitError(f"git {args[0]} failed in {git_dir}: {detail}")
+    return done.stdout
+
+
+class GitSnapshot:
+    """A RepoSnapshot over one commit of a repository on disk; close() stops its git reader."""
+
+    def __init__(self, git_dir: str, commit: str, paths: Sequence[str] = ()) -> None:
         """`paths` limits the snapshot to those subtrees (a sparse fetch holds only them)."""
-        self._repo = repo
+        self._git_dir = git_dir
         self._paths = [] if "" in paths else list(paths)
-        settings = dict(kv.split("=", 1) for kv in BOUNDED_MEMORY[1::2])
-        env = {"GIT_CONFIG_COUNT": str(len(settings)), "GIT_LITERAL_PATHSPECS": "1"}
-        for i, (key, value) in enumerate(settings.items()):
-            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
-        repo.git.update_environment(**env)
         self._commit = commit
         self._entries: dict[str, RepoEntry] | None = None
         self._sorted: list[str] = []
+        self._reader: ObjectReader | None = None
+
+    def __enter__(self) -> GitSnapshot:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the `git cat-file` process that read() keeps open, if any."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     @property
     def commit(self) -> str:
@@ -65,8 +91,8 @@ class GitSnapshot:
     def _index(self) -> dict[str, RepoEntry]:
         if self._entries is None:
             spec = ["--", *self._paths] if self._paths else []
-            raw = self._repo.git.ls_tree(
-                "-r", "-t", "-l", "-z", "--full-tree", self._commit, *spec, stdout_as_string=False
+            raw = run_git(
+                self._git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", self._commit, *spec
             )
             entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
             for record in raw.split(b"\0"):
@@ -104,12 +130,13 @@ class GitSnapshot:
 
     def read(self, entry: RepoEntry) -> bytes:
         """See RepoSnapshot.read (one persistent `git cat-file --batch`)."""
-        data: bytes = self._repo.odb.stream(bytes.fromhex(entry.blob)).read()
-        return data
+        if self._reader is None:
+            self._reader = ObjectReader(self._git_dir)
+        return self._reader.read(entry.blob)
 
     def pipeline(self, blobs: list[str]) -> BlobPipeline:
         """Read many blobs in one pass, in the order given (see BlobPipeline)."""
-        return BlobPipeline(str(self._repo.git_dir), blobs)
+        return BlobPipeline(self._git_dir, blobs)
 
 
 # git maps pack files into memory whole by default; bounded windows keep the agent's process
@@ -124,6 +151,60 @@ BOUNDED_MEMORY = (
 )
 
 
+def _read_object(out: IO[bytes], blob: str, chunk: int) -> Iterator[bytes]:
+    """Yield one blob's content from a `git cat-file --batch` reply stream, to its end."""
+    header = out.readline().split()
+    if len(header) != 3 or header[1] != b"blob":
+        raise GitError(f"git cat-file could not read blob {blob}: {header!r}")
+    remaining = int(header[2])
+    if remaining == 0:
+        yield b""
+    while remaining > 0:
+        data = out.read(min(chunk, remaining))
+        if not data:
+            raise GitError(f"git cat-file ended early while reading blob {blob}")
+        remaining -= len(data)
+        yield data
+    out.read(1)  # the newline after each object
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class ObjectReader:
+    """Blobs read one at a time, on request, through one persistent `git cat-file --batch`."""
+
+    def __init__(self, git_dir: str) -> None:
+        self._proc = subprocess.Popen(
+            git_command(git_dir, "cat-file", "--batch"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def read(self, blob: str) -> bytes:
+        """The whole content of one blob."""
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(blob.encode() + b"\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise GitError(f"git cat-file stopped before reading blob {blob}") from None
+        return b"".join(_read_object(self._proc.stdout, blob, 1 << 20))
+
+    def close(self) -> None:
+        """Stop git."""
+        _stop(self._proc)
+
+
 class BlobPipeline:
     """Many blobs through one `git cat-file --batch`, requests written ahead by a thread.
 
@@ -135,7 +216,7 @@ class BlobPipeline:
         self._chunk = chunk
         self._expected = iter(blobs)
         self._proc = subprocess.Popen(
-            ["git", "--git-dir", git_dir, *BOUNDED_MEMORY, "cat-file", "--batch"],
+            git_command(git_dir, "cat-file", "--batch"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -155,31 +236,12 @@ class BlobPipeline:
         expected = next(self._expected)
         if expected != blob:
             raise GitError(f"blob pipeline out of order: wanted {blob}, next is {expected}")
-        out = self._proc.stdout
-        assert out is not None
-        header = out.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
-            raise GitError(f"git cat-file could not read blob {blob}: {header!r}")
-        remaining = int(header[2])
-        if remaining == 0:
-            yield b""
-        while remaining > 0:
-            data = out.read(min(self._chunk, remaining))
-            if not data:
-                raise GitError(f"git cat-file ended early while reading blob {blob}")
-            remaining -= len(data)
-            yield data
-        out.read(1)  # the newline after each object
+        assert self._proc.stdout is not None
+        yield from _read_object(self._proc.stdout, blob, self._chunk)
 
     def close(self) -> None:
         """Stop git and the writer thread."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        _stop(self._proc)
         self._writer.join()
 
 
@@ -190,17 +252,15 @@ class Repository:
         self.location = location
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._remote = is_remote(location)
+        self._snapshots: list[GitSnapshot] = []
         if self._remote:
             self._temp = tempfile.TemporaryDirectory(prefix="stoker-repo-")
-            self.repo = git.Repo.init(self._temp.name, bare=True)
+            self.git_dir = self._temp.name
+            subprocess.run(
+                ["git", "init", "--quiet", "--bare", self.git_dir], check=True, capture_output=True
+            )
         else:
-            try:
-                self.repo = git.Repo(location)
-            except (git.NoSuchPathError, git.InvalidGitRepositoryError):
-                raise InvalidInput.one(
-                    "is not a Git repository; pass a clone, a bare repository or a URL",
-                    path=location,
-                ) from None
+            self.git_dir = _local_git_dir(location)
 
     def __enter__(self) -> Repository:
         return self
@@ -211,8 +271,9 @@ class Repository:
         self.close()
 
     def close(self) -> None:
-        """Stop git helper processes and remove any temporary clone."""
-        self.repo.close()
+        """Stop the snapshots' git readers and remove any temporary clone."""
+        for snapshot in self._snapshots:
+            snapshot.close()
         if self._temp is not None:
             self._temp.cleanup()
 
@@ -222,9 +283,11 @@ class Repository:
             return self._fetch(ref)
         for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}", f"origin/{ref}"):
             try:
-                sha: str = self.repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
-                return sha.strip()
-            except git.GitCommandError:
+                found = run_git(
+                    self.git_dir, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"
+                )
+                return found.decode().strip()
+            except GitError:
                 continue
         raise InvalidInput.one(
             f'ref "{ref}" not found in {self.location}; name a branch, a tag or a full commit SHA',
@@ -232,9 +295,12 @@ class Repository:
         )
 
     def _fetch(self, ref: str) -> str:
+        import git  # GitPython only here: a local sync never pays for its import
+
+        repo = git.Repo(self.git_dir)
         try:
-            self.repo.git.fetch("--depth=1", "--no-tags", self.location, ref)
-            sha: str = self.repo.git.rev_parse("FETCH_HEAD^{commit}")
+            repo.git.fetch("--depth=1", "--no-tags", self.location, ref)
+            sha: str = repo.git.rev_parse("FETCH_HEAD^{commit}")
             return sha.strip()
         except git.GitCommandError as e:
             detail = redact(str(e.stderr or e).strip())
@@ -243,7 +309,33 @@ class Repository:
                     f'ref "{ref}" not found in the remote repository', field="--ref"
                 ) from None
             raise TemporaryError(f"fetching {redact(self.location)}: {detail}") from None
+        finally:
+            repo.close()
 
     def snapshot(self, commit: str) -> GitSnapshot:
-        """Return a snapshot of `commit`."""
-        return GitSnapshot(self.repo, commit)
+        """Return a snapshot of `commit`, closed with this repository."""
+        snapshot = GitSnapshot(self.git_dir, commit)
+        self._snapshots.append(snapshot)
+        return snapshot
+
+
+def _local_git_dir(location: str) -> str:
+    """The git directory of the repository at `location` itself (never one of its parents)."""
+    path = os.path.abspath(location)
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": os.path.dirname(path)}
+    try:
+        done = subprocess.run(
+            ["git", "-C", path, "rev-parse", "--absolute-git-dir", "--show-cdup"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    except NotADirectoryError:
+        done = None
+    lines = done.stdout.splitlines() if done is not None and done.returncode == 0 else []
+    if not lines or (len(lines) > 1 and lines[1]):  # show-cdup: not the top of the work tree
+        raise InvalidInput.one(
+            "is not a Git repository; pass a clone, a bare repository or a URL", path=location
+        )
+    return lines[0]

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
-import git
 
 from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
@@ -122,11 +121,8 @@ def _snapshot(
             paths = sources_for(commit)
             fetched = mirror.fetch_blobs(commit, paths)
             log.info("sparse fetch: %d files under %s", fetched, ", ".join(paths) or "(none)")
-        handle = git.Repo(mirror.path)
-        try:
-            yield GitSnapshot(handle, commit, paths), ref
-        finally:
-            handle.close()
+        with GitSnapshot(mirror.path, commit, paths) as snapshot:
+            yield snapshot, ref
     finally:
         mirror.close()
 
