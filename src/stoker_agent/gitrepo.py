@@ -24,13 +24,15 @@ from stoker_core.errors import InvalidInput, StokerError, TemporaryError
 from stoker_core.redaction import redact
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry
 
+# ls-tree's mode column: the kind of entry, and the file mode Stoker writes for it.
 _MODES = {
-    b"040000": Kind.DIR,
-    b"100644": Kind.FILE,
-    b"100755": Kind.FILE,
-    b"120000": Kind.SYMLINK,
-    b"160000": Kind.SUBMODULE,
+    "040000": (Kind.DIR, REGULAR),
+    "100644": (Kind.FILE, REGULAR),
+    "100755": (Kind.FILE, EXECUTABLE),
+    "120000": (Kind.SYMLINK, REGULAR),
+    "160000": (Kind.SUBMODULE, REGULAR),
 }
+_OTHER = (Kind.OTHER, REGULAR)
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/]+@[^/:]+:)", re.IGNORECASE)
 
 
@@ -68,6 +70,14 @@ class GitSnapshot:
         self._entries: dict[str, RepoEntry] | None = None
         self._sorted: list[str] = []
         self._reader: ObjectReader | None = None
+        # The commit's tree is listed in the background from the start: the caller's own work
+        # meanwhile (reading the manifest, recovering a journal) hides git's share of the time.
+        spec = ["--", *self._paths] if self._paths else []
+        self._listing: subprocess.Popen[bytes] | None = subprocess.Popen(
+            git_command(git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", commit, *spec),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def __enter__(self) -> GitSnapshot:
         return self
@@ -78,7 +88,10 @@ class GitSnapshot:
         self.close()
 
     def close(self) -> None:
-        """Stop the `git cat-file` process that read() keeps open, if any."""
+        """Stop the snapshot's git processes."""
+        if self._listing is not None:
+            _stop(self._listing)
+            self._listing = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -90,28 +103,33 @@ class GitSnapshot:
 
     def _index(self) -> dict[str, RepoEntry]:
         if self._entries is None:
-            spec = ["--", *self._paths] if self._paths else []
-            raw = run_git(
-                self._git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", self._commit, *spec
-            )
+            raw = self._listed()
             entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
-            for record in raw.split(b"\0"):
+            # Decoded once, not per field: this loop runs once per path of the commit.
+            for record in raw.decode("utf-8", "surrogateescape").split("\0"):
                 if not record:
                     continue
-                meta, _, name = record.partition(b"\t")
+                meta, _, path = record.partition("\t")
                 mode, _type, obj, size = meta.split()
-                kind = _MODES.get(mode, Kind.OTHER)
-                path = name.decode("utf-8", "surrogateescape")
-                entries[path] = RepoEntry(
-                    path,
-                    kind,
-                    obj.decode() if kind is not Kind.DIR else "",
-                    EXECUTABLE if mode == b"100755" else REGULAR,
-                    int(size) if size != b"-" else 0,
-                )
+                kind, file_mode = _MODES.get(mode, _OTHER)
+                if kind is Kind.FILE:
+                    entries[path] = RepoEntry(path, kind, obj, file_mode, int(size))
+                else:  # a tree or a submodule's commit has no size ("-"); neither is read
+                    entries[path] = RepoEntry(path, kind, "" if kind is Kind.DIR else obj)
             self._entries = entries
             self._sorted = sorted(entries)
         return self._entries
+
+    def _listed(self) -> bytes:
+        listing = self._listing
+        if listing is None:
+            raise GitError("the snapshot is closed")
+        out, err = listing.communicate()
+        self._listing = None
+        if listing.returncode != 0:
+            detail = redact(err.decode("utf-8", "replace").strip())
+            raise GitError(f"git ls-tree failed in {self._git_dir}: {detail}")
+        return out
 
     def entry(self, path: str) -> RepoEntry | None:
         """See RepoSnapshot.entry."""
@@ -172,7 +190,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    for stream in (proc.stdin, proc.stdout):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()

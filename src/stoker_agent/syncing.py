@@ -68,10 +68,10 @@ def sync_commit(
     """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run)."""
     if not os.path.isdir(data_dir):
         raise InvalidInput.one("data directory does not exist", path=data_dir)
-    tree = desired.build(profile, snapshot, context)
     with Applier(data_dir, crash_at=crash_at, progress=progress) as applier:
         recovered = applier.recover()
         manifest = read_manifest(data_dir)
+        tree = desired.build(profile, snapshot, context)  # after: git lists the tree meanwhile
         live = LocalTree(data_dir)
 
         def stamped(want: DesiredFile) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import posixpath
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import attrs
@@ -314,9 +315,15 @@ class _Builder:
             raise InvalidInput(problems)
 
 
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:k]) for k in range(1, len(parts))]
+def _under_a_file(path: str, files: Mapping[str, object], known: dict[str, bool]) -> bool:
+    """Whether `path` or a directory above it is a file in `files` (`known` memoises: sibling
+    directories share their ancestors, so each one is looked at once)."""
+    verdict = known.get(path)
+    if verdict is None:
+        parent = path.rpartition("/")[0]
+        verdict = path in files or (bool(parent) and _under_a_file(parent, files, known))
+        known[path] = verdict
+    return verdict
 
 
 def sources(profile: EffectiveProfile, context: TemplateContext) -> tuple[str, ...]:
@@ -353,11 +360,8 @@ def build(
     parent_dirs = builder.parent_dirs()
     builder.check_conflicts(parent_dirs)
     # An empty directory never displaces a file another mapping delivers at or above it.
-    dirs = {
-        d
-        for d in builder.dirs
-        if d not in builder.files and not any(a in builder.files for a in _ancestors(d))
-    }
+    known: dict[str, bool] = {}
+    dirs = {d for d in builder.dirs if not _under_a_file(d, builder.files, known)}
     return DesiredTree(
         commit=snapshot.commit,
         files=builder.files,

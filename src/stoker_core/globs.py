@@ -137,11 +137,13 @@ class GlobSet:
 
     `**/NAME` only looks at the last segment and `**/NAME/**` at any segment, so they are
     answered from the split path (a set lookup for literal names, one small regex for the
-    others); every other pattern goes into one combined regex. Planning tests every path of a
-    tree against these sets, which made the single combined regex a measurable share of it.
+    others); every other pattern goes into one combined regex, tried only on paths whose first
+    segment one of them starts with, when all of them start with a literal one (`config/**`).
+    Planning tests every path of a tree against these sets, which made the single combined
+    regex a measurable share of it.
     """
 
-    __slots__ = ("_basename_regex", "_basenames", "_regex", "_segments", "patterns")
+    __slots__ = ("_basename_regex", "_basenames", "_heads", "_regex", "_segments", "patterns")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
@@ -149,6 +151,7 @@ class GlobSet:
         segments: set[str] = set()
         basename_sources: list[str] = []
         others: list[str] = []
+        heads: set[str] | None = set()
         for pattern in self.patterns:
             rest = pattern[3:] if pattern.startswith("**/") else ""
             if rest.endswith("/**") and _is_literal(rest[:-3]):
@@ -159,6 +162,9 @@ class GlobSet:
                 basename_sources.append(translate(rest))
             else:
                 others.append(translate(pattern))
+                head = pattern.partition("/")[0]
+                heads = heads.union([head]) if heads is not None and _is_literal(head) else None
+        self._heads = None if heads is None else frozenset(heads)
         self._basenames = frozenset(basenames)
         self._segments = frozenset(segments)
         self._basename_regex = _combined(basename_sources)
@@ -175,7 +181,11 @@ class GlobSet:
                 return True
             if self._basename_regex is not None and self._basename_regex.fullmatch(last):
                 return True
-        return self._regex is not None and self._regex.fullmatch(path) is not None
+        if self._regex is None:
+            return False
+        if self._heads is not None and path.partition("/")[0] not in self._heads:
+            return False
+        return self._regex.fullmatch(path) is not None
 
 
 def _combined(sources: list[str]) -> re.Pattern[str] | None:

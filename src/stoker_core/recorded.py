@@ -105,11 +105,14 @@ class RecordedTree:
                 break
             if pruned and file.startswith(pruned):
                 continue
-            if file.rpartition("/")[0] not in seen:  # sorted: siblings share their parents
+            directory = file.rpartition("/")[0]
+            if directory not in seen:  # sorted: siblings share their parents
+                new: list[str] = []  # the directories not yet yielded, innermost first
+                while directory not in seen:  # `path` itself is seen: the climb stops there
+                    new.append(directory)
+                    directory = directory.rpartition("/")[0]
                 blocked = False
-                for directory in reversed(parents(file)):  # outermost first
-                    if len(directory) <= len(path) or directory in seen:
-                        continue
+                for directory in reversed(new):  # outermost first
                     seen.add(directory)
                     yield LiveEntry(directory, Kind.DIR)
                     if prune(directory):

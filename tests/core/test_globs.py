@@ -83,6 +83,11 @@ PATTERN_POOL = [
     "*.json",
     "**/x\\*",
     "db/**",
+    "a",
+    "c/**",
+    "{a,b}/c",
+    "a*/**",
+    "x\\*/**",
 ]
 SEGMENT = st.sampled_from(["a", "b", "a1", ".git", "x.jks", "my-keystore.p", "a.json", "c", "x*"])
 
