@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,13 @@ CR = gatewaysync("bench", "{source: projects, destination: projects}")
 
 def run(cmd: list[str]) -> float:
     """Wall time of a whole process (the best of three would hide first-run costs; one run is
-    what a user waits for, and both tools pay the same cold or warm page cache)."""
+    what a user waits for, and both tools pay the same cold or warm page cache).
+
+    Every run starts with no dirty page cache (an untimed `sync` first): otherwise the first
+    tool to flush would also write back what ran before it (building the repository writes
+    it twice, as loose objects then as a pack), and the tools after it would not.
+    """
+    os.sync()
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=GIT_ENV)
     return time.perf_counter() - start
@@ -103,45 +110,47 @@ def in_running_agent(repo: Path, data: Path, cr: Path) -> float:
 
 
 def ten_thousand(
-    work: Path, cr: Path, count: int = 10_000
+    work: Path, cr: Path, count: int = 10_000, rounds: int = 3
 ) -> tuple[list[tuple[str, float, float]], float]:
+    """Median full-apply and one-file times per tool over `rounds` rounds, the tools' order
+    rotated each round: this machine's disk swings several-fold within minutes (see the
+    notes), and a single run would credit whichever tool happened to run in a calm moment."""
     rng = random.Random(3)
     files = [(p, c + b"y" * rng.randint(8000, 22000)) for p, c in ignition_files(count)]
     repo = work / "repo10k"
     make_repo(repo, files)
     src = repo / "projects"
-    results = []
-    for label, cmd_for in (
+    tools: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("stoker sync", lambda d: stoker_sync(repo, d, cr)),
         ("rsync -a --delete", lambda d: ["rsync", "-a", "--delete", f"{src}/", f"{d}/projects/"]),
         (
             "rsync -a --delete --fsync",
             lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
         ),
-    ):
-        data = work / f"data-{label.split()[0]}-{len(results)}"
-        data.mkdir()
-        (data / "projects").mkdir()
-        full = run(cmd_for(data))
-        results.append((label, full, data))
-    one = "projects/project000/project.json"
-    (repo / one).write_text('{"title": "changed"}')
-    subprocess.run(["git", "-C", str(repo), "commit", "-qam", "one"], check=True, env=GIT_ENV)
-    timed = []
-    for (label, full, data), cmd_for in zip(
-        results,
-        (
-            lambda d: stoker_sync(repo, d, cr),
-            lambda d: ["rsync", "-a", "--delete", f"{src}/", f"{d}/projects/"],
-            lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
-        ),
-        strict=True,
-    ):
-        timed.append((label, full, run(cmd_for(data))))
-    agent = in_running_agent(repo, results[0][2], cr)
-    for _, _, data in results:
-        drop(data)
+    ]
+    full: dict[str, list[float]] = {label: [] for label, _ in tools}
+    one: dict[str, list[float]] = {label: [] for label, _ in tools}
+    agent = 0.0
+    for r in range(rounds):
+        order = tools[r % len(tools) :] + tools[: r % len(tools)]
+        dirs: dict[str, Path] = {}
+        for label, cmd_for in order:
+            data = work / f"data-{r}-{label.split()[0]}-{len(dirs)}"
+            (data / "projects").mkdir(parents=True)
+            full[label].append(run(cmd_for(data)))
+            dirs[label] = data
+        (repo / "projects/project000/project.json").write_text(f'{{"title": "changed {r}"}}')
+        subprocess.run(["git", "-C", str(repo), "commit", "-qam", "one"], check=True, env=GIT_ENV)
+        for label, cmd_for in order:
+            one[label].append(run(cmd_for(dirs[label])))
+        if r == rounds - 1:
+            agent = in_running_agent(repo, dirs["stoker sync"], cr)
+        for data in dirs.values():
+            drop(data)
     drop(repo)
+    timed = [
+        (label, statistics.median(full[label]), statistics.median(one[label])) for label, _ in tools
+    ]
     return timed, agent
 
 
@@ -178,7 +187,7 @@ def main() -> int:
     cr = work / "cr.yaml"
     cr.write_text(CR)
     try:
-        timed, agent_one = ten_thousand(work, cr, count)
+        timed, agent_one = ten_thousand(work, cr, count, rounds=1 if args.quick else 3)
         rss_kib = one_gigabyte(work, cr, texts, blobs, blob_mib)
     finally:
         drop(work)
@@ -189,7 +198,9 @@ def main() -> int:
     big = f"{texts:,} text files + {blobs} × {blob_mib} MiB binaries"
     result.description = (
         "The same Ignition-shaped tree with about 15 KB per file; whole processes (`stoker sync` "
-        "including Python start-up) against `rsync` on the same source and destination."
+        "including Python start-up) against `rsync` on the same source and destination. Each "
+        "time is the median of three rounds, the tools' order rotated each round, and every run "
+        "starts with no dirty page cache."
     )
     rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True, check=False)
     version = rsync.stdout.split()[2] if rsync.stdout.count(" ") > 2 else "?"

@@ -42,6 +42,9 @@ class LazyGroup(click.Group):
         module_name, _, attr = target[0].partition(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        # What the imports made lives until exit: keep it out of the cyclic collector's sight,
+        # so neither its passes during a sync nor the one at exit walk it (~15 ms a process).
+        gc.freeze()
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
