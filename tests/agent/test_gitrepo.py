@@ -1,0 +1,107 @@
+"""Reading a commit through the git CLI: what the snapshot lists and reads, what it refuses, and
+that it leaves no git process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import commit_tree, git
+from stoker_agent.gitrepo import GitError, Repository
+from stoker_core.errors import InvalidInput
+from stoker_core.trees import EXECUTABLE, REGULAR, Kind
+
+
+def children() -> set[int]:
+    """Live child processes of this process (every thread's), zombies included."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with open(task / "children", encoding="ascii") as handle:
+            found.update(int(pid) for pid in handle.read().split())
+    return found
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def test_a_commit_lists_every_kind_with_the_mode_and_size_git_gives(repo: Path) -> None:
+    commit_tree(repo, {"p/a.json": "{}\n", "p/deep/run.sh": "#!/bin/sh\n", "p/ünï code.txt": "x"})
+    (repo / "p/deep/run.sh").chmod(0o755)
+    os.symlink("a.json", repo / "p/link")
+    git(repo, "add", "-A")
+    # A submodule as git records it: a gitlink entry, whose ls-tree size column is "-".
+    git(repo, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},p/sub")
+    git(repo, "commit", "-q", "-m", "kinds")
+    commit = git(repo, "rev-parse", "HEAD")
+    with Repository(str(repo)) as opened:
+        assert opened.resolve("main") == commit
+        snapshot = opened.snapshot(commit)
+        entries = {e.path: e for e in snapshot.walk("p")}
+        assert entries["p/deep"].kind is Kind.DIR
+        assert entries["p/a.json"].blob == git(repo, "hash-object", "p/a.json")
+        assert (entries["p/a.json"].size, entries["p/a.json"].mode) == (3, REGULAR)
+        assert entries["p/deep/run.sh"].mode == EXECUTABLE
+        assert entries["p/ünï code.txt"].kind is Kind.FILE
+        assert entries["p/link"].kind is Kind.SYMLINK
+        assert entries["p/sub"].kind is Kind.SUBMODULE
+        assert snapshot.read(entries["p/deep/run.sh"]) == b"#!/bin/sh\n"
+        assert snapshot.read(entries["p/a.json"]) == b"{}\n"
+
+
+def test_a_bare_clone_opens_like_its_origin(repo: Path, tmp_path: Path) -> None:
+    commit = commit_tree(repo, {"p/a.json": "{}"})
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+    with Repository(str(bare)) as opened:
+        assert opened.resolve("main") == commit
+        assert opened.snapshot(commit).entry("p/a.json") is not None
+
+
+def test_a_folder_that_is_not_a_repository_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="is not a Git repository") as caught:
+        Repository(str(tmp_path))
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_a_folder_inside_a_clone_is_not_taken_for_the_clone(repo: Path) -> None:
+    commit_tree(repo, {"p/a.json": "{}"})
+    with pytest.raises(InvalidInput, match="is not a Git repository"):
+        Repository(str(repo / "p"))
+
+
+def test_a_missing_path_or_a_file_is_refused_by_name(repo: Path) -> None:
+    commit_tree(repo, {"p/a.json": "{}"})
+    for location in (repo / "nowhere", repo / "p/a.json"):
+        with pytest.raises(InvalidInput, match="is not a Git repository"):
+            Repository(str(location))
+
+
+def test_an_unknown_ref_names_the_ref(repo: Path) -> None:
+    commit_tree(repo, {"p/a.json": "{}"})
+    with Repository(str(repo)) as opened, pytest.raises(InvalidInput, match='ref "nope"'):
+        opened.resolve("nope")
+
+
+def test_a_commit_the_repository_lacks_is_a_git_error(repo: Path) -> None:
+    commit_tree(repo, {"p/a.json": "{}"})
+    with Repository(str(repo)) as opened, pytest.raises(GitError, match="ls-tree failed"):
+        opened.snapshot("0" * 40).entry("p")
+
+
+def test_closing_the_repository_stops_every_git_process_it_started(repo: Path) -> None:
+    commit = commit_tree(repo, {"p/a.json": "{}", "p/b.json": "[]"})
+    before = children()
+    with Repository(str(repo)) as opened:
+        read = opened.snapshot(commit)  # listed, then read: an ls-tree and a cat-file
+        assert read.read(read.entry("p/a.json")) == b"{}"  # type: ignore[arg-type]
+        opened.snapshot(commit)  # never used: its ls-tree still runs until closed
+        assert children() - before
+    assert children() - before == set()
