@@ -341,17 +341,14 @@ def _local_git_dir(location: str) -> str:
     """The git directory of the repository at `location` itself (never one of its parents)."""
     path = os.path.abspath(location)
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": os.path.dirname(path)}
-    try:
-        done = subprocess.run(
-            ["git", "-C", path, "rev-parse", "--absolute-git-dir", "--show-cdup"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-    except NotADirectoryError:
-        done = None
-    lines = done.stdout.splitlines() if done is not None and done.returncode == 0 else []
+    done = subprocess.run(
+        ["git", "-C", path, "rev-parse", "--absolute-git-dir", "--show-cdup"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    lines = done.stdout.splitlines() if done.returncode == 0 else []
     if not lines or (len(lines) > 1 and lines[1]):  # show-cdup: not the top of the work tree
         raise InvalidInput.one(
             "is not a Git repository; pass a clone, a bare repository or a URL", path=location
