@@ -28,6 +28,7 @@ from stoker_core.status import SyncRecord
 log = logging.getLogger("stoker.agent")
 # Results after which this commit and profile need no new attempt until something changes.
 SETTLED = frozenset({"Synced", "InSync", "RestartRequired", "Rejected", "Skipped"})
+STATUS_RETRY_SECONDS = 5.0  # a status the sink refused is offered again this soon
 
 
 class Interrupted(Blocked):
@@ -58,7 +59,7 @@ class StatusSink(Protocol):
     """Where the loop reports (a status ConfigMap in a cluster, status.json outside)."""
 
     def write(self, record: SyncRecord) -> None:
-        """Publish one sync record."""
+        """Publish one sync record; a StokerError says it was not published (try again)."""
         ...
 
 
@@ -99,6 +100,7 @@ class AgentLoop:
         self._next_attempt = 0.0
         self._next_resync = 0.0
         self._current: Metadata | None = None
+        self._unpublished: SyncRecord | None = None  # the sink refused it; offered again
 
     # -- control from other threads (signals, HTTP) ------------------------------------------
 
@@ -129,6 +131,12 @@ class AgentLoop:
 
     def step(self) -> float:
         """One iteration; returns how long until something is due."""
+        if self._unpublished is not None and not self._publish(self._unpublished):
+            return STATUS_RETRY_SECONDS
+        delay = self._step()
+        return min(delay, STATUS_RETRY_SECONDS) if self._unpublished is not None else delay
+
+    def _step(self) -> float:
         now = self._clock()
         try:
             meta = self.metadata.read()
@@ -161,7 +169,7 @@ class AgentLoop:
             settings, honour_rejections=not manual, sleep=self._interruptible_sleep
         )
         self.health.last_record = outcome.record
-        self.status.write(outcome.record)
+        self._publish(outcome.record)
         self._next_resync = self._clock() + period
         if outcome.record.result == "Error":
             self._failures += 1
@@ -174,6 +182,18 @@ class AgentLoop:
         if outcome.record.result in SETTLED and not settings.dry_run:
             self._applied_key = meta.key()
         return period
+
+    def _publish(self, record: SyncRecord) -> bool:
+        """Hand `record` to the status sink; if it fails (the API server is away), keep it to
+        offer again: an unreachable status store never stops the syncing."""
+        try:
+            self.status.write(record)
+        except StokerError as e:
+            log.warning("publishing the status: %s; retrying in %.0fs", e, STATUS_RETRY_SECONDS)
+            self._unpublished = record
+            return False
+        self._unpublished = None
+        return True
 
     def _interruptible_sleep(self, seconds: float) -> None:
         """Sleep for a Designer wait, cut short by shutdown or newer metadata (B26)."""

@@ -17,11 +17,39 @@ from stoker_agent.gitfetch import Credentials
 from stoker_agent.loop import Metadata
 from stoker_agent.standalone import Identity, SyncSettings
 from stoker_core import metadata as formats
-from stoker_core.errors import InvalidInput
+from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.status import SyncRecord, worth_writing
 from stoker_core.vocabulary import Label
 
 log = logging.getLogger("stoker.agent")
+
+# (connect, read) seconds for each API call: an API server that stops answering must not hold
+# the sync loop forever (the client's default is no timeout at all).
+API_TIMEOUT = (5.0, 20.0)
+
+
+def _api(what: str, call: Callable[..., Any], *args: Any) -> Any:
+    """One API call, bounded in time. An HTTP error answer is raised as ApiException for the
+    caller to judge (404 is often expected); no answer at all becomes a TemporaryError naming
+    `what`, so the loop retries instead of dying."""
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return call(*args, _request_timeout=API_TIMEOUT)
+    except (HTTPError, OSError) as e:
+        raise TemporaryError(
+            f"{what}: the API server did not answer ({type(e).__name__})"
+        ) from None
+
+
+def _refused(what: str, e: Any) -> TemporaryError:
+    """An API server's error answer (anything but the 404 the caller handles) as a retryable
+    error; 403 adds what to fix."""
+    if e.status == 403:
+        return TemporaryError(
+            f"{what}: forbidden; bind the stoker-agent ClusterRole to this pod's ServiceAccount"
+        )
+    return TemporaryError(f"{what}: the API server answered {e.status} {e.reason}")
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -104,29 +132,25 @@ class ConfigMapMetadata:
         """The current metadata, or None (no commit yet, or the GatewaySync is paused)."""
         from kubernetes.client.exceptions import ApiException
 
+        what = "reading the metadata ConfigMap"
         try:
-            cm = self._core.read_namespaced_config_map(
-                formats.name_for(self._env.cr_name), self._env.cr_namespace
+            cm = _api(
+                what,
+                self._core.read_namespaced_config_map,
+                formats.name_for(self._env.cr_name),
+                self._env.cr_namespace,
             )
         except ApiException as e:
             if e.status == 404:
                 return None
-            if e.status == 403:
-                log.warning(
-                    "no permission to read the metadata ConfigMap: bind the stoker-agent "
-                    "ClusterRole to this pod's ServiceAccount"
-                )
-            raise InvalidInput.one(
-                f"reading metadata ConfigMap: {e.reason}", field="metadata"
-            ) from e
+            raise _refused(what, e) from None
         if cm.metadata.resource_version == self._version:
             return self._cached
         published = formats.decode(cm.data or {})
-        self._version = cm.metadata.resource_version
         if published is None or published.paused:
-            self._cached = None
+            self._version, self._cached = cm.metadata.resource_version, None
             return None
-        pod = self._core.read_namespaced_pod(self._env.pod_name, self._env.pod_namespace)
+        pod = _read_pod(self._core, self._env)
         env = self._env
         settings = SyncSettings(
             gatewaysync=published.gatewaysync,
@@ -155,7 +179,19 @@ class ConfigMapMetadata:
             ),
         )
         self._cached = Metadata(settings=settings)
+        self._version = cm.metadata.resource_version  # only once the whole read succeeded
         return self._cached
+
+
+def _read_pod(core: Any, env: AgentEnv) -> Any:
+    """This agent's own pod (its labels feed templates; its uid owns the status ConfigMap)."""
+    from kubernetes.client.exceptions import ApiException
+
+    what = f"reading pod {env.pod_name}"
+    try:
+        return _api(what, core.read_namespaced_pod, env.pod_name, env.pod_namespace)
+    except ApiException as e:
+        raise _refused(what, e) from None
 
 
 class ConfigMapStatus:
@@ -184,8 +220,7 @@ class ConfigMapStatus:
 
         env = self._env
         if self._pod_uid is None:
-            pod = self._core.read_namespaced_pod(env.pod_name, env.pod_namespace)
-            self._pod_uid = pod.metadata.uid
+            self._pod_uid = _read_pod(self._core, env).metadata.uid
         name = formats.status_name_for(env.cr_name, env.pod_name)
         body = {
             "metadata": {
@@ -206,9 +241,13 @@ class ConfigMapStatus:
                 "pod": env.pod_name,
             },
         }
+        what = "writing the status ConfigMap"
         try:
-            self._core.replace_namespaced_config_map(name, env.cr_namespace, body)
+            try:
+                _api(what, self._core.replace_namespaced_config_map, name, env.cr_namespace, body)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                _api(what, self._core.create_namespaced_config_map, env.cr_namespace, body)
         except ApiException as e:
-            if e.status != 404:
-                raise
-            self._core.create_namespaced_config_map(env.cr_namespace, body)
+            raise _refused(what, e) from None

@@ -13,6 +13,7 @@ from core.helpers import gs_with
 from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop, Interrupted, Metadata
 from stoker_agent.standalone import Identity, Outcome, SyncSettings
+from stoker_core.errors import TemporaryError
 from stoker_core.status import SyncRecord
 
 
@@ -166,3 +167,29 @@ def test_health_endpoints_follow_startup_and_shutdown() -> None:
         assert 'stoker_agent_files_changed{profile="default"} 1.0' in text
     finally:
         server.stop()
+
+
+@attrs.define
+class FlakySink(Sink):
+    """A status store that refuses writes while `down` (an API server out of reach)."""
+
+    down: bool = True
+
+    def write(self, record: SyncRecord) -> None:
+        if self.down:
+            raise TemporaryError("writing the status ConfigMap: the API server did not answer")
+        super().write(record)
+
+
+def test_a_status_store_out_of_reach_neither_stops_the_loop_nor_loses_the_record() -> None:
+    clock, sync = Clock(), FakeSync(["Synced"])
+    sink = FlakySink()
+    loop = AgentLoop(Source(meta()), sink, clock=clock, rng=lambda: 0.5, sync=sync)
+    assert loop.step() == pytest.approx(5)  # synced; the status is offered again soon
+    assert loop.step() == pytest.approx(5)  # still out of reach: nothing synced again
+    assert len(sync.calls) == 1
+    assert sink.records == []
+    sink.down = False
+    assert loop.step() == 60
+    assert [r.result for r in sink.records] == ["Synced"]
+    assert len(sync.calls) == 1

@@ -1,0 +1,138 @@
+"""An agent whose API server is out of reach keeps running and says why; once it is back, the
+agent syncs and publishes its status. A real TCP proxy stands between the agent and the real API
+server; the controller talks to the API server directly."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from kubernetes import client
+
+from conftest import EXAMPLES, git
+from k8s.test_e2e import start, stop
+from support.ignition_sim import running
+from support.ignition_sim_resources import write_api_token
+from support.kubeenv import ControlPlane, free_port, wait_until
+from support.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.kube
+
+
+@pytest.fixture
+def proxy(kube_env: ControlPlane) -> Iterator[TcpProxy]:
+    url = urlsplit(kube_env.server)
+    with TcpProxy((url.hostname or "127.0.0.1", url.port or 443)) as running_proxy:
+        yield running_proxy
+
+
+def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    proxy: TcpProxy,
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(EXAMPLES / "config-repo", work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "config")
+    body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
+    body["metadata"].pop("namespace", None)
+    body["spec"]["git"] = {"repo": f"file://{work}", "ref": "main"}
+    name = body["metadata"]["name"]
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+    kube_core.create_namespaced_pod(
+        kube_namespace,
+        {
+            "metadata": {"name": "ignition-blue-0"},
+            "spec": {"containers": [{"name": "gateway", "image": "ignition"}]},
+        },
+    )
+    env = kube_env.subprocess_env()
+    config = yaml.safe_load(kube_env.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    proxied = tmp_path / "proxied.kubeconfig"
+    proxied.write_text(yaml.safe_dump(config))
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "api-token").write_text(write_api_token(data, collection="local"))
+    agent_log = tmp_path / "agent.log"
+    procs = [
+        start(
+            ["controller", "--metrics-port", "0", "--lease-namespace", kube_namespace],
+            env,
+            tmp_path / "controller.log",
+        )
+    ]
+    try:
+        wait_until(
+            lambda: _metadata(kube_core, kube_namespace, name),
+            timeout=30,
+            what="the controller to publish the metadata",
+        )
+        with running(data) as sim:
+            agent_env = {
+                **env,
+                "KUBECONFIG": str(proxied),
+                "POD_NAME": "ignition-blue-0",
+                "POD_NAMESPACE": kube_namespace,
+                "CR_NAME": name,
+                "GATEWAY_NAME": "ignition-blue",
+                "PROFILE": "blue",
+                "DATA_PATH": str(data),
+                "REPO_PATH": str(tmp_path / "repo"),
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
+                "API_KEY_FILE": str(tmp_path / "api-token"),
+                "HEALTH_PORT": str(free_port()),
+            }
+            with proxy.down():
+                agent = start(["agent", "--log-format", "text"], agent_env, agent_log)
+                procs.append(agent)
+                wait_until(
+                    lambda: "the API server did not answer" in agent_log.read_text(),
+                    timeout=30,
+                    what="the agent to report the unreachable API server",
+                )
+                time.sleep(1)  # it would have died by now
+                assert agent.poll() is None, agent_log.read_text()
+                assert not (data / "projects/blue").exists()
+            wait_until(
+                lambda: _status(kube_core, kube_namespace, name),
+                timeout=60,
+                what="the agent to sync and publish its status once the API server is back",
+            )
+            assert "blue" in sim.loaded_projects()
+            assert agent.poll() is None
+    finally:
+        stop(*procs)
+    text = agent_log.read_text()
+    assert "Traceback" not in text
+    assert "reading the metadata ConfigMap: the API server did not answer" in text
+
+
+def _metadata(core: client.CoreV1Api, namespace: str, name: str) -> Any:
+    try:
+        return core.read_namespaced_config_map(f"stoker-metadata-{name}", namespace)
+    except client.exceptions.ApiException:
+        return None
+
+
+def _status(core: client.CoreV1Api, namespace: str, name: str) -> Any:
+    """The agent's status ConfigMap once it reports a sync of the blue project."""
+    for cm in core.list_namespaced_config_map(namespace).items:
+        status = (cm.data or {}).get("status.json", "")
+        if cm.metadata.name.startswith(f"stoker-status-{name}") and '"Synced"' in status:
+            return cm
+    return None
