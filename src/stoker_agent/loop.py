@@ -18,6 +18,7 @@ from typing import Protocol
 
 import attrs
 
+from stoker_agent import oserrors
 from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
 from stoker_core import profiles
 from stoker_core.errors import Blocked, StokerError
@@ -165,9 +166,16 @@ class AgentLoop:
         settings = meta.settings
         if resync_only and effective.drift_policy is DriftPolicy.REPORT:
             settings = attrs.evolve(settings, dry_run=True)  # report drift, change nothing
-        outcome = self._sync(
-            settings, honour_rejections=not manual, sleep=self._interruptible_sleep
-        )
+        try:
+            outcome = self._sync(
+                settings, honour_rejections=not manual, sleep=self._interruptible_sleep
+            )
+        except OSError as e:
+            # The machine, not the input (a full or read-only volume): report it and back off
+            # like any failed sync, rather than end the agent with a traceback.
+            message, where = oserrors.describe(e)
+            error = f"{where}: {message}" if where else message
+            outcome = Outcome(SyncRecord(result="Error", error=error), None)
         self.health.last_record = outcome.record
         self._publish(outcome.record)
         self._next_resync = self._clock() + period

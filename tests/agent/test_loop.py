@@ -3,6 +3,8 @@ and the health endpoints."""
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import attrs
@@ -193,3 +195,26 @@ def test_a_status_store_out_of_reach_neither_stops_the_loop_nor_loses_the_record
     assert loop.step() == 60
     assert [r.result for r in sink.records] == ["Synced"]
     assert len(sync.calls) == 1
+
+
+def test_a_full_disk_is_reported_and_retried_not_a_crash() -> None:
+    clock, sink = Clock(), Sink()
+    outcomes: list[Outcome | OSError] = [
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/.stoker/txn/new/0"),
+        Outcome(SyncRecord(result="Synced"), None),
+    ]
+
+    def sync(settings: SyncSettings, **kwargs: Any) -> Outcome:
+        next_one = outcomes.pop(0)
+        if isinstance(next_one, OSError):
+            raise next_one
+        return next_one
+
+    loop = AgentLoop(Source(meta()), sink, clock=clock, rng=lambda: 0.5, sync=sync)
+    assert loop.step() == pytest.approx(30)  # backs off like any failed sync
+    [record] = sink.records
+    assert record.result == "Error"
+    assert record.error.startswith("/data/.stoker/txn/new/0: No space left on device; check")
+    clock.now += 30
+    assert loop.step() == 60
+    assert [r.result for r in sink.records] == ["Error", "Synced"]

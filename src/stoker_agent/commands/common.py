@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from stoker_agent import oserrors
 from stoker_core.errors import ExitCode, Problem, StokerError
 from stoker_core.reports import error_report
 
@@ -99,11 +100,5 @@ def reporting_errors(func: F) -> F:
 
 
 def _environment_problem(error: OSError) -> Problem:
-    what = error.strerror or str(error)
-    where = error.filename if isinstance(error.filename, str) else None
-    return Problem(
-        message=f"{what}; check that this path exists and is writable by this user (in a "
-        "container: a writable /tmp and data volume are needed, the root filesystem may be "
-        "read-only)",
-        path=where,
-    )
+    message, where = oserrors.describe(error)
+    return Problem(message=message, path=where)
