@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from stoker_core.errors import InvalidInput, StokerError, TemporaryError
 from stoker_core.redaction import redact
@@ -59,7 +59,22 @@ def run_git(git_dir: str, *args: str) -> bytes:
     return done.stdout
 
 
-class GitSnapshot:
+class _Closing:
+    """`with obj:` closes obj at the end of the block (it holds git processes or a temp dir)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the object holds."""
+
+
+class GitSnapshot(_Closing):
     """A RepoSnapshot over one commit of a repository on disk; close() stops its git reader."""
 
     def __init__(self, git_dir: str, commit: str, paths: Sequence[str] = ()) -> None:
@@ -78,14 +93,6 @@ class GitSnapshot:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-
-    def __enter__(self) -> GitSnapshot:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the snapshot's git processes."""
@@ -263,7 +270,7 @@ class BlobPipeline:
         self._writer.join()
 
 
-class Repository:
+class Repository(_Closing):
     """A repository opened for reading: a local path, or a remote fetched into a temp dir."""
 
     def __init__(self, location: str) -> None:
@@ -279,14 +286,6 @@ class Repository:
             )
         else:
             self.git_dir = _local_git_dir(location)
-
-    def __enter__(self) -> Repository:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the snapshots' git readers and remove any temporary clone."""

@@ -6,30 +6,22 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
-from k8s.test_e2e import start, stop
+from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
-from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubeenv import ControlPlane, wait_until
+from support.kubefixtures import proxied_kubeconfig
 from support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.kube
-
-
-@pytest.fixture
-def proxy(kube_env: ControlPlane) -> Iterator[TcpProxy]:
-    url = urlsplit(kube_env.server)
-    with TcpProxy((url.hostname or "127.0.0.1", url.port or 443)) as running_proxy:
-        yield running_proxy
 
 
 def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
@@ -37,7 +29,7 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    proxy: TcpProxy,
+    api_proxy: TcpProxy,
     tmp_path: Path,
 ) -> None:
     work = tmp_path / "work"
@@ -60,10 +52,7 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
         },
     )
     env = kube_env.subprocess_env()
-    config = yaml.safe_load(kube_env.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    proxied = tmp_path / "proxied.kubeconfig"
-    proxied.write_text(yaml.safe_dump(config))
+    proxied = proxied_kubeconfig(kube_env, api_proxy, tmp_path / "proxied.kubeconfig")
     data = tmp_path / "data"
     data.mkdir()
     (tmp_path / "api-token").write_text(write_api_token(data, collection="local"))
@@ -82,22 +71,10 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
             what="the controller to publish the metadata",
         )
         with running(data) as sim:
-            agent_env = {
-                **env,
-                "KUBECONFIG": str(proxied),
-                "POD_NAME": "ignition-blue-0",
-                "POD_NAMESPACE": kube_namespace,
-                "CR_NAME": name,
-                "GATEWAY_NAME": "ignition-blue",
-                "PROFILE": "blue",
-                "DATA_PATH": str(data),
-                "REPO_PATH": str(tmp_path / "repo"),
-                "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
-                "API_KEY_FILE": str(tmp_path / "api-token"),
-                "HEALTH_PORT": str(free_port()),
-            }
-            with proxy.down():
+            agent_env = blue_agent_env(
+                {**env, "KUBECONFIG": str(proxied)}, kube_namespace, name, tmp_path, data, sim.url
+            )
+            with api_proxy.down():
                 agent = start(["agent", "--log-format", "text"], agent_env, agent_log)
                 procs.append(agent)
                 wait_until(

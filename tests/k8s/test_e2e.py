@@ -46,6 +46,27 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return proc
 
 
+def blue_agent_env(
+    env: dict[str, str], namespace: str, cr_name: str, work: Path, data: Path, gateway_url: str
+) -> dict[str, str]:
+    """What the webhook would inject for pod ignition-blue-0 (profile blue), with local paths:
+    `data` is the gateway's data directory, `work` holds the mirror and `api-token`."""
+    return {
+        **env,
+        "POD_NAME": "ignition-blue-0",
+        "POD_NAMESPACE": namespace,
+        "CR_NAME": cr_name,
+        "GATEWAY_NAME": "ignition-blue",
+        "PROFILE": "blue",
+        "DATA_PATH": str(data),
+        "REPO_PATH": str(work / "repo"),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": gateway_url.rsplit(":", 1)[1],
+        "API_KEY_FILE": str(work / "api-token"),
+        "HEALTH_PORT": str(free_port()),
+    }
+
+
 def stop(*procs: subprocess.Popen[bytes]) -> list[int]:
     """SIGTERM every process and return their exit codes (each must stop within 20 s)."""
     for proc in procs:

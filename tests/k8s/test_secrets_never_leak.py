@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
-from k8s.test_e2e import start, stop
+from k8s.test_e2e import blue_agent_env, start, stop
 from support.gitservers import GitHttpServer
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
@@ -106,19 +106,8 @@ def test_secrets_stay_out_of_everything_people_and_other_tools_can_read(
                     start(
                         ["agent", "--log-format", "json"],
                         {
-                            **env,
-                            "POD_NAME": "ignition-blue-0",
-                            "POD_NAMESPACE": kube_namespace,
-                            "CR_NAME": name,
-                            "GATEWAY_NAME": "ignition-blue",
-                            "PROFILE": "blue",
-                            "DATA_PATH": str(data),
-                            "REPO_PATH": str(tmp_path / "repo"),
-                            "GATEWAY_HOST": "127.0.0.1",
-                            "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
-                            "API_KEY_FILE": str(tmp_path / "api-token"),
+                            **blue_agent_env(env, kube_namespace, name, tmp_path, data, sim.url),
                             "GIT_TOKEN_FILE": str(tmp_path / "git-token"),
-                            "HEALTH_PORT": str(free_port()),
                         },
                         logs["agent"],
                     )

@@ -11,32 +11,24 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from kubernetes import client
 
 from k8s.test_crd import MINIMAL
 from stoker_k8s.runtime import Informer
 from support.gitservers import BareRepo
 from support.kubeenv import ControlPlane, wait_until
+from support.kubefixtures import proxied_kubeconfig
 from support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.kube
 
 
 @pytest.fixture
-def proxy(kube_env: ControlPlane) -> Iterator[TcpProxy]:
-    url = urlsplit(kube_env.server)
-    with TcpProxy((url.hostname or "127.0.0.1", url.port or 443)) as running:
-        yield running
-
-
-@pytest.fixture
-def proxied_core(kube_env: ControlPlane, proxy: TcpProxy) -> Iterator[client.CoreV1Api]:
+def proxied_core(kube_env: ControlPlane, api_proxy: TcpProxy) -> Iterator[client.CoreV1Api]:
     conf = kube_env.configuration()
-    conf.host = f"https://127.0.0.1:{proxy.port}"
+    conf.host = f"https://127.0.0.1:{api_proxy.port}"
     api = client.ApiClient(conf)
     yield client.CoreV1Api(api)
     api.rest_client.pool_manager.clear()
@@ -46,7 +38,7 @@ def proxied_core(kube_env: ControlPlane, proxy: TcpProxy) -> Iterator[client.Cor
 def test_an_informer_relists_after_its_watch_is_cut_and_reports_what_it_missed(
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    proxy: TcpProxy,
+    api_proxy: TcpProxy,
     proxied_core: client.CoreV1Api,
 ) -> None:
     seen: list[tuple[str, str, str]] = []
@@ -64,15 +56,16 @@ def test_an_informer_relists_after_its_watch_is_cut_and_reports_what_it_missed(
     ).start()
     try:
         wait_until(informer.synced.is_set, timeout=10, what="the initial list")
-        connections = proxy.accepted
-        assert proxy.cut() >= 2  # the open watch, both sides
+        connections = api_proxy.accepted
+        assert api_proxy.cut() >= 2  # the open watch, both sides
         kube_core.patch_namespaced_config_map("stays", kube_namespace, {"data": {"v": "1"}})
         wait_until(
             lambda: any(e[1:] == ("stays", "1") for e in seen),
             timeout=20,
             what="a change made right after the cut",
         )
-        with proxy.down():  # no connection possible: these changes can only be found by a relist
+        # No connection possible: these changes can only be found by a relist.
+        with api_proxy.down():
             kube_core.delete_namespaced_config_map("goes", kube_namespace)
             kube_core.create_namespaced_config_map(
                 kube_namespace, {"metadata": {"name": "new"}, "data": {"v": "2"}}
@@ -82,7 +75,7 @@ def test_an_informer_relists_after_its_watch_is_cut_and_reports_what_it_missed(
             timeout=30,
             what="the delete and the create made while the API server was unreachable",
         )
-        assert proxy.accepted > connections  # it reconnected: nothing came another way
+        assert api_proxy.accepted > connections  # it reconnected: nothing came another way
     finally:
         informer.stop()
 
@@ -92,7 +85,7 @@ def test_the_controller_reacts_to_changes_made_while_and_after_its_watch_broke(
     kube_api: client.ApiClient,
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    proxy: TcpProxy,
+    api_proxy: TcpProxy,
     tmp_path: Path,
 ) -> None:
     repo = BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
@@ -103,10 +96,7 @@ def test_the_controller_reacts_to_changes_made_while_and_after_its_watch_broke(
     custom.create_namespaced_custom_object(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
     )
-    config = yaml.safe_load(kube_env.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    kubeconfig = tmp_path / "proxied.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = proxied_kubeconfig(kube_env, api_proxy, tmp_path / "proxied.kubeconfig")
     log = tmp_path / "controller.log"
     with log.open("wb") as out:
         controller = subprocess.Popen(
@@ -149,14 +139,14 @@ def test_the_controller_reacts_to_changes_made_while_and_after_its_watch_broke(
     try:
         first = repo.rev_parse("main")
         wait_until(lambda: published() == first, timeout=30, what="the first commit")
-        connections = proxy.accepted
-        assert proxy.cut() >= 2
+        connections = api_proxy.accepted
+        assert api_proxy.cut() >= 2
         second = push_and_refresh('{"v": 2}', "t2")  # right after the watches broke
         wait_until(lambda: published() == second, timeout=30, what="a change after the cut")
-        with proxy.down():
+        with api_proxy.down():
             third = push_and_refresh('{"v": 3}', "t3")  # while the API server is unreachable
         wait_until(lambda: published() == third, timeout=60, what="a change made during the cut")
-        assert proxy.accepted > connections
+        assert api_proxy.accepted > connections
         assert controller.poll() is None
     finally:
         controller.terminate()
@@ -167,7 +157,7 @@ def test_the_controller_reacts_to_changes_made_while_and_after_its_watch_broke(
 def test_an_informer_recovers_from_a_silent_hang(
     kube_core: client.CoreV1Api,
     kube_namespace: str,
-    proxy: TcpProxy,
+    api_proxy: TcpProxy,
     proxied_core: client.CoreV1Api,
 ) -> None:
     seen: list[tuple[str, str]] = []
@@ -179,12 +169,12 @@ def test_an_informer_recovers_from_a_silent_hang(
     ).start()
     try:
         wait_until(informer.synced.is_set, timeout=10, what="the initial list")
-        connections = proxy.accepted
+        connections = api_proxy.accepted
         # Nothing arrives any more, not even the server closing the watch at its timeout: only
         # the client's own read timeout can end this watch.
-        assert proxy.freeze() >= 2
+        assert api_proxy.freeze() >= 2
         kube_core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "late"}})
         wait_until(lambda: ("ADDED", "late") in seen, timeout=60, what="recovery from the hang")
-        assert proxy.accepted > connections
+        assert api_proxy.accepted > connections
     finally:
         informer.stop()

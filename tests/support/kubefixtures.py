@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from kubernetes import client
 
 from support.kubeenv import PROJECT_CRD_DIR, ControlPlane, TestEnvError, resolve_assets
+from support.tcpproxy import TcpProxy
 
-__all__ = ["kube_api", "kube_core", "kube_crd_paths", "kube_env", "kube_namespace"]
+__all__ = [
+    "api_proxy",
+    "kube_api",
+    "kube_core",
+    "kube_crd_paths",
+    "kube_env",
+    "kube_namespace",
+    "proxied_kubeconfig",
+]
 
 _PLANE = pytest.StashKey[ControlPlane | str]()
 
@@ -79,3 +90,19 @@ def kube_namespace(kube_env: ControlPlane, kube_api: client.ApiClient) -> Iterat
     client.CoreV1Api(kube_api).delete_namespace(name, _preload_content=False)
     if leftovers:
         pytest.fail(f"test left webhook configurations whose server stopped: {leftovers}")
+
+
+@pytest.fixture
+def api_proxy(kube_env: ControlPlane) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the API server, to cut, black-hole or refuse a client's calls."""
+    url = urlsplit(kube_env.server)
+    with TcpProxy((url.hostname or "127.0.0.1", url.port or 443)) as running:
+        yield running
+
+
+def proxied_kubeconfig(kube_env: ControlPlane, proxy: TcpProxy, path: Path) -> Path:
+    """Write the admin kubeconfig, pointed at `proxy` instead of the API server, to `path`."""
+    config = yaml.safe_load(kube_env.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    path.write_text(yaml.safe_dump(config))
+    return path
