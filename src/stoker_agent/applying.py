@@ -42,6 +42,7 @@ TXN_DIR = f"{STATE_DIR}/txn"
 LAST_DIR = f"{STATE_DIR}/last"
 LOCK_FILE = f"{STATE_DIR}/lock"
 JOURNAL = "journal.json"
+STATES = ("prepared", "committing", "done")  # a journal's states, in order
 LEGACY_STAGING = ".sync-staging"  # the original Go agent's leftover
 
 ContentReader = Callable[[Operation], Iterable[bytes]]
@@ -216,9 +217,12 @@ class Applier:
         if journal is None or journal["state"] == "prepared":
             shutil.rmtree(txn)
             return "rolled-back"
-        data = DataDir(self.data_dir)
         try:
             changes = [Change.from_json(c) for c in journal["changes"]]
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise _damaged_journal(txn) from None
+        data = DataDir(self.data_dir)
+        try:
             if journal["state"] == "committing":
                 for change in changes:
                     self._run(data, txn, change)
@@ -565,8 +569,24 @@ def _read_text(path: str) -> str:
 
 
 def _read_journal(txn: str) -> dict[str, Any] | None:
-    with contextlib.suppress(FileNotFoundError, ValueError):
+    """The journal, or None if the transaction never wrote one (nothing was moved yet)."""
+    try:
         body = json.loads(_read_text(os.path.join(txn, JOURNAL)))
-        if isinstance(body, dict) and body.get("version") == 1:
-            return body
-    return None
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and body.get("version") == 1 and body.get("state") in STATES):
+        raise _damaged_journal(txn)
+    return body
+
+
+def _damaged_journal(txn: str) -> ApplyError:
+    # Stoker writes the journal atomically: a damaged one was edited, or the disk is failing.
+    # Which files the transaction already replaced is then unknown, so Stoker refuses to guess.
+    where = os.path.join(STATE_DIR, os.path.basename(txn))
+    return ApplyError(
+        f"{where}/{JOURNAL}: damaged journal; check the data directory against the commit in "
+        f"{MANIFEST_PATH} (the files the transaction replaced are kept in {where}/old), then "
+        f"remove {where} to let Stoker go on"
+    )

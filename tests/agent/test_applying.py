@@ -334,3 +334,43 @@ def test_the_real_applier_agrees_with_the_pure_oracle(
         p: m & 0o111 for p, (_, m) in expected.files.items()
     }
     assert actual.dirs == expected.dirs
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        "{not json",
+        json.dumps({"version": 1, "state": "half-done", "changes": []}),
+        json.dumps({"version": 1, "state": "committing", "changes": [["write"]]}),
+    ],
+)
+def test_a_damaged_journal_is_refused_by_name_and_nothing_is_dropped(
+    tmp_path: Path, journal: str
+) -> None:
+    data = tmp_path / "data"
+    (data / "projects").mkdir(parents=True)
+    (data / "projects/a.json").write_text("half-applied")
+    txn = data / ".stoker/txn"
+    for part in ("new", "old"):
+        (txn / part).mkdir(parents=True)
+    (txn / "old/0").write_text("the file it replaced")
+    (txn / "journal.json").write_text(journal)
+    with Applier(str(data)) as applier, pytest.raises(ApplyError) as refused:
+        applier.recover()
+    message = str(refused.value)
+    assert message.startswith(".stoker/txn/journal.json: damaged journal;")
+    assert "remove .stoker/txn" in message
+    # Which files were already replaced is unknown: everything stays for a person to judge.
+    assert (txn / "old/0").read_text() == "the file it replaced"
+    assert (data / "projects/a.json").read_text() == "half-applied"
+
+
+def test_a_transaction_that_never_wrote_its_journal_is_dropped(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    txn = data / ".stoker/txn"
+    (txn / "new").mkdir(parents=True)
+    (txn / "new/0").write_text("staged, never moved")
+    (txn / "journal.json.tmp").write_text('{"version": 1, "sta')  # crashed while writing it
+    with Applier(str(data)) as applier:
+        assert applier.recover() == "rolled-back"
+    assert not txn.exists()
