@@ -186,41 +186,51 @@ class GatewayClient:
             self._sleep(0.5 * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
+    def _json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """One call whose answer must be JSON; anything else is a GatewayError quoting it."""
+        response = self._call(method, path, what, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise GatewayError(
+                f"{what}: the answer is not JSON (is something else listening at "
+                f"{self.settings.url}?): {redact(response.text[:BODY_LIMIT])}"
+            ) from None
+
     def ping(self) -> str:
         """`/StatusPing` state (RUNNING, STARTING…), no token needed."""
-        body = self._call("GET", "/StatusPing", "checking gateway status", auth=False).json()
-        return str(body.get("state", ""))
+        body = self._json("GET", "/StatusPing", "checking gateway status", auth=False)
+        return str(body.get("state", "")) if isinstance(body, dict) else ""
 
     def info(self) -> dict[str, Any]:
         """`/data/api/v1/gateway-info` (name, redundancyRole, deploymentMode, version…)."""
-        body = self._call("GET", "/data/api/v1/gateway-info", "reading gateway info").json()
+        body = self._json("GET", "/data/api/v1/gateway-info", "reading gateway info")
         return body if isinstance(body, dict) else {}
 
     def designers(self) -> list[DesignerSession]:
         """Open Designer sessions."""
-        body = self._call("GET", "/data/api/v1/designers", "listing Designer sessions").json()
-        items = body.get("items") if isinstance(body, dict) else body
+        body = self._json("GET", "/data/api/v1/designers", "listing Designer sessions")
         return [
             DesignerSession(str(i.get("user", "?")), str(i.get("project", "?")))
-            for i in items or []
-            if isinstance(i, dict)
+            for i in _items(body)
         ]
 
     def projects(self) -> set[str]:
         """Names of the projects the gateway has loaded."""
-        body = self._call("GET", "/data/api/v1/projects/list?limit=-1", "listing projects").json()
-        items = body.get("items") if isinstance(body, dict) else body
-        return {str(i["name"]) for i in items or [] if isinstance(i, dict) and "name" in i}
+        body = self._json("GET", "/data/api/v1/projects/list?limit=-1", "listing projects")
+        return {str(i["name"]) for i in _items(body) if "name" in i}
 
     def scan(self, kind: str) -> ScanStatus:
         """Ask for a scan of `projects` or `config` (this also releases its scan lock)."""
-        body = self._call("POST", f"/data/api/v1/scan/{kind}", f"requesting a {kind} scan").json()
-        return _scan_status(body)
+        return _scan_status(
+            self._json("POST", f"/data/api/v1/scan/{kind}", f"requesting a {kind} scan")
+        )
 
     def scan_status(self, kind: str) -> ScanStatus:
         """The current state of the `kind` scan."""
-        body = self._call("GET", f"/data/api/v1/scan/{kind}", f"reading {kind} scan status").json()
-        return _scan_status(body)
+        return _scan_status(
+            self._json("GET", f"/data/api/v1/scan/{kind}", f"reading {kind} scan status")
+        )
 
     def lock(self, kind: str, hold_seconds: int = 120) -> bool:
         """Hold off scans of `kind` while files change; False if the gateway offers no lock."""
@@ -252,14 +262,23 @@ class GatewayClient:
             self._sleep(0.2)
 
 
+def _items(body: Any) -> list[dict[str, Any]]:
+    """The objects of a list reply (`{"items": [...]}` or a bare list); anything else is none."""
+    items = body.get("items") if isinstance(body, dict) else body
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
 def _scan_status(body: Any) -> ScanStatus:
-    if not isinstance(body, dict):
-        raise GatewayError(f"unexpected scan reply: {str(body)[:BODY_LIMIT]}")
-    return ScanStatus(
-        bool(body.get("scanActive")),
-        int(body.get("lastScanTimestamp") or 0),
-        int(body.get("lastScanDuration") or 0),
-    )
+    try:
+        if not isinstance(body, dict):
+            raise TypeError
+        return ScanStatus(
+            bool(body.get("scanActive")),
+            int(body.get("lastScanTimestamp") or 0),
+            int(body.get("lastScanDuration") or 0),
+        )
+    except (TypeError, ValueError):
+        raise GatewayError(f"unexpected scan reply: {str(body)[:BODY_LIMIT]}") from None
 
 
 def _describe(error: requests.RequestException) -> str:

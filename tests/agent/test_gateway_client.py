@@ -4,18 +4,21 @@ sentence saying what to fix; TLS with a CA bundle or an explicit insecure flag."
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from stoker_agent.gateway import (
     GatewayClient,
+    GatewayError,
     GatewayForbidden,
     GatewaySettings,
     GatewayStarting,
     GatewayUnauthorized,
     GatewayUnavailable,
+    _items,
+    _scan_status,
 )
 from stoker_core.errors import Blocked
 from stoker_core.outcomes import GatewayReply
@@ -124,3 +127,40 @@ def test_https_needs_the_ca_bundle_or_an_explicit_insecure_flag(tmp_path: Path) 
         insecure = client_for(sim.url, token, insecure=True)
         assert insecure.info()["name"]
         insecure.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda c: c.ping(), "/StatusPing"),
+        (lambda c: c.info(), "/data/api/v1/gateway-info"),
+        (lambda c: c.designers(), "/data/api/v1/designers"),
+        (lambda c: c.projects(), "/data/api/v1/projects"),
+        (lambda c: c.scan("projects"), "/data/api/v1/scan/projects"),
+        (lambda c: c.scan_status("config"), "/data/api/v1/scan/config"),
+    ],
+)
+def test_a_reply_that_is_not_json_is_a_gateway_error_quoting_it(
+    gateway: tuple[GatewaySimulator, Path], call: Callable[[GatewayClient], object], path: str
+) -> None:
+    sim, token = gateway
+    sim.fail(path, "garbage", times=-1)  # a login page from a proxy in front of the gateway
+    client = client_for(sim.url, token)
+    try:
+        with pytest.raises(GatewayError, match="the answer is not JSON") as info:
+            call(client)
+        assert "Please log in" in str(info.value)
+        assert sim.url in str(info.value)
+    finally:
+        client.close()
+
+
+def test_replies_of_the_wrong_shape_are_read_as_nothing_or_refused() -> None:
+    for body in (7, "text", None, {"items": 3}):
+        assert _items(body) == []
+    assert _items({"items": [{"name": "a"}, "b"]}) == [{"name": "a"}]
+    assert _items([{"name": "a"}]) == [{"name": "a"}]
+    with pytest.raises(GatewayError, match="unexpected scan reply"):
+        _scan_status({"scanActive": False, "lastScanTimestamp": "yesterday"})
+    with pytest.raises(GatewayError, match="unexpected scan reply"):
+        _scan_status(["not", "an", "object"])

@@ -134,7 +134,7 @@ def test_an_incremental_sync_changes_only_what_the_commit_changed(
 
 @pytest.mark.parametrize(
     ("breakage", "fragment"),
-    [("wrong-token", "401"), ("unreachable", "unreachable")],
+    [("wrong-token", "401"), ("unreachable", "unreachable"), ("not-json", "not JSON")],
 )
 def test_gateway_problems_stop_the_sync_before_any_file_changes(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], breakage: str, fragment: str
@@ -144,6 +144,8 @@ def test_gateway_problems_stop_the_sync_before_any_file_changes(
     args = sync_args(example_repo, data, sim, token)
     if breakage == "wrong-token":
         token.write_text("stoker:not-the-secret")
+    elif breakage == "not-json":
+        sim.fail("/", "garbage", times=-1)  # something else answers at the gateway's address
     else:
         sim.stop()
     done = stoker(*args)

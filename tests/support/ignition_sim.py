@@ -42,7 +42,7 @@ from support.ignition_sim_resources import (
 
 ScanKind = Literal["projects", "config"]
 State = Literal["STARTING", "RUNNING", "NEEDS_COMMISSIONING", "FAULTED"]
-Fault = int | Literal["drop"]
+Fault = int | Literal["drop", "garbage"]
 API = "/data/api/v1"
 KINDS: tuple[ScanKind, ScanKind] = ("projects", "config")
 
@@ -532,8 +532,10 @@ class GatewaySimulator:
                 self._designers[str(item["id"])] = item
 
     def fail(self, path_prefix: str, status: Fault = 500, times: int = 1) -> None:
-        """Answer the next ``times`` requests under ``path_prefix`` with ``status`` or ``"drop"``
-        (close the connection without answering). ``times=-1`` means until :meth:`clear_faults`."""
+        """Answer the next ``times`` requests under ``path_prefix`` with ``status``, ``"drop"``
+        (close the connection without answering) or ``"garbage"`` (200 with an HTML page, as a
+        misconfigured proxy in front of the gateway would). ``times=-1`` means until
+        :meth:`clear_faults`."""
         with self._lock:
             self._faults.append((path_prefix, status, times))
 
@@ -580,6 +582,10 @@ class GatewaySimulator:
         token_name: str | None = None
         if fault == "drop":
             response = Response(0, drop=True)
+        elif fault == "garbage":
+            response = Response(
+                200, b"<html><body>Please log in</body></html>", {"Content-Type": "text/html"}
+            )
         elif fault is not None:
             response = _html_error(fault, "Server Error")
         elif path == "/StatusPing":
