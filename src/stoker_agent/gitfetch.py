@@ -93,6 +93,7 @@ class Mirror:
                 *(["--filter=blob:none"] if blobless else []),
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",  # the URL is never read as an option
                 self.url,
                 f"+{target}:{KEEP_REF}",
             )
@@ -139,12 +140,13 @@ class Mirror:
                 "--no-write-fetch-head",
                 "--filter=blob:none",
                 "--stdin",
+                "--",  # the URL is never read as an option
                 self.url,
                 stdin="".join(f"{oid}\n" for oid in missing),
             )
         except GitFetchError as e:
             log.warning("fetching files by id was refused (%s); fetching the whole commit", e)
-            self._git("fetch", "--refetch", "--depth=1", "--no-tags", self.url, commit)
+            self._git("fetch", "--refetch", "--depth=1", "--no-tags", "--", self.url, commit)
         return len(missing)
 
     def _fetch_through_ref(self, ref: str, want: str) -> str:
@@ -155,6 +157,7 @@ class Mirror:
                 f"--depth={depth}",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",  # the URL is never read as an option
                 self.url,
                 f"+{ref}:{KEEP_REF}.tip",
             )
@@ -168,7 +171,7 @@ class Mirror:
 
     def ls_remote(self) -> str:
         """The remote's advertisement (`git ls-remote`), with the same credentials as a fetch."""
-        return self._git("ls-remote", self.url, in_repo=False)
+        return self._git("ls-remote", "--", self.url, in_repo=False)
 
     def _has(self, sha: str) -> bool:
         try:

@@ -316,7 +316,7 @@ class Repository(_Closing):
 
         repo = git.Repo(self.git_dir)
         try:
-            repo.git.fetch("--depth=1", "--no-tags", self.location, ref)
+            repo.git.fetch("--depth=1", "--no-tags", "--", self.location, ref)
             sha: str = repo.git.rev_parse("FETCH_HEAD^{commit}")
             return sha.strip()
         except git.GitCommandError as e:

@@ -22,6 +22,10 @@ def key(name: str) -> dict[str, str]:
     return {"key": name}
 
 
+# A repository or ref reaches git's command line: never a word git could read as an option.
+GIT_WORD = r"^[^-\s]\S*$"
+
+
 def doc(text: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: a description for the generated schema, plus schema constraints."""
     return {"doc": text, **extra}
@@ -104,9 +108,19 @@ class GitSpec:
     """Which repository and ref to follow."""
 
     repo: str = attrs.field(
-        metadata=doc("Repository URL (https, ssh, git or a path).", minLength=1)
+        metadata=doc(
+            "Repository URL (https, ssh, git or a path); no spaces, not starting with -.",
+            minLength=1,
+            pattern=GIT_WORD,
+        )
     )
-    ref: str = attrs.field(metadata=doc("Branch, tag or full commit SHA.", minLength=1))
+    ref: str = attrs.field(
+        metadata=doc(
+            "Branch, tag or full commit SHA; no spaces, not starting with -.",
+            minLength=1,
+            pattern=GIT_WORD,
+        )
+    )
     auth: GitAuth | None = None
     sparse: bool = attrs.field(
         default=False,

@@ -20,7 +20,7 @@ from stoker_core import model
 from stoker_core.parsing import CONVERTER, wire_name
 from stoker_core.vocabulary import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
 
-_CONSTRAINTS = ("minLength", "minimum", "maximum", "minItems", "minProperties")
+_CONSTRAINTS = ("minLength", "pattern", "minimum", "maximum", "minItems", "minProperties")
 _PRESERVE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 

@@ -110,9 +110,23 @@ def _nonempty(field: str, value: str) -> Iterator[Problem]:
         yield Problem(field=field, message="must not be empty")
 
 
+def _git_word(field: str, value: str, what: str) -> Iterator[Problem]:
+    """A repository or ref reaches git's command line: it must not read as an option."""
+    if not value.strip():
+        yield Problem(field=field, message="must not be empty")
+    elif value.startswith("-") or any(ch.isspace() or not ch.isprintable() for ch in value):
+        yield Problem(
+            field=field,
+            message=f"must be {what}, without spaces or control characters and not starting "
+            'with "-"',
+        )
+
+
 def _check_git(git: model.GitSpec) -> Iterator[Problem]:
-    yield from _nonempty("spec.git.repo", git.repo)
-    yield from _nonempty("spec.git.ref", git.ref)
+    yield from _git_word(
+        "spec.git.repo", git.repo, "a repository URL (https://, ssh://, git@host:path) or a path"
+    )
+    yield from _git_word("spec.git.ref", git.ref, "a branch, a tag or a commit SHA")
     if git.auth is None:
         return
     methods = git.auth.methods()

@@ -123,6 +123,32 @@ def test_empty_profiles_and_mappings_are_refused() -> None:
     assert "spec.sync.profiles.default.mappings" in found
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("repo", "--upload-pack=touch /tmp/x"),
+        ("repo", "-oProxyCommand=id@host:repo"),
+        ("repo", "https://git.example.com/a b.git"),
+        ("repo", "https://git.example.com/a.git\n"),
+        ("ref", "--output=/etc/passwd"),
+        ("ref", "main\tx"),
+    ],
+)
+def test_repositories_and_refs_that_git_could_read_as_options_are_refused(
+    field: str, value: str
+) -> None:
+    found = problems(with_changes(**{f"spec__git__{field}": value}))
+    assert 'not starting with "-"' in found[f"spec.git.{field}"]
+
+
+@pytest.mark.parametrize(
+    "repo",
+    ["https://git.example.com/plant/config.git", "git@github.com:plant/config.git", "/srv/git/c"],
+)
+def test_ordinary_repository_urls_and_paths_pass(repo: str) -> None:
+    assert load(with_changes(spec__git__repo=repo)).spec.git.repo == repo
+
+
 def test_two_auth_methods_are_refused() -> None:
     ref = {"secretRef": {"name": "s", "key": "k"}}
     found = problems(with_changes(spec__git__auth={"token": ref, "sshKey": ref}))

@@ -76,6 +76,8 @@ def test_api_server_defaults_equal_the_model_defaults(
         ),
         (("spec", "sync", "defaults"), {"syncPeriod": 2}, "syncPeriod"),
         (("spec", "git"), {"repo": "", "ref": "main"}, "spec.git.repo"),
+        (("spec", "git"), {"repo": "--upload-pack=x", "ref": "main"}, "spec.git.repo"),
+        (("spec", "git"), {"repo": "https://h/r.git", "ref": "-x"}, "spec.git.ref"),
         (("spec", "sync", "profiles"), {}, "spec.sync.profiles"),
     ],
 )
