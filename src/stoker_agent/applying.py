@@ -86,6 +86,14 @@ def _syncfs(fd: int) -> None:
         os.sync()
 
 
+def _plain(name: str, rel: str) -> None:
+    """Refuse a path part that is not a name: ".." would climb out of the data directory."""
+    if name in ("", ".", ".."):
+        raise ApplyError(
+            f'"{rel}": "{name}" is not a file name; Stoker never leaves the data directory'
+        )
+
+
 class DataDir:
     """Descriptor-based access to one data directory; nothing here follows a symbolic link."""
 
@@ -107,6 +115,7 @@ class DataDir:
         if rel in self._dirs:
             return self._dirs[rel]
         parent, _, name = rel.rpartition("/")
+        _plain(name, rel)
         parent_fd = self.dir_fd(parent, create=create)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
         try:
@@ -135,6 +144,7 @@ class DataDir:
     def split(self, rel: str, *, create: bool = False) -> tuple[int, str]:
         """Return (parent directory fd, base name) for `rel`."""
         parent, _, name = rel.rpartition("/")
+        _plain(name, rel)
         return self.dir_fd(parent, create=create), name
 
     def _inherit_owner(self, parent_fd: int, name: str) -> None:

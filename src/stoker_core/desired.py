@@ -17,7 +17,14 @@ from stoker_core import model
 from stoker_core.errors import InvalidInput, Problem
 from stoker_core.globs import GlobSet, match
 from stoker_core.jsonpatch import apply_patch
-from stoker_core.paths import GATEWAY_OWNED, PROTECTED, RESERVED, PathEscape, normalize
+from stoker_core.paths import (
+    GATEWAY_OWNED,
+    PROTECTED,
+    RESERVED,
+    PathEscape,
+    is_clean,
+    normalize,
+)
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.templates import TemplateContext, render, render_file
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry, RepoSnapshot, blob_id
@@ -150,6 +157,15 @@ class _Builder:
             )
         )
 
+    def crafted(self, path: str) -> InvalidInput:
+        """The error for a repository path git itself never writes ("..", "." or empty parts)."""
+        return InvalidInput.one(
+            f"this path in commit {self.snapshot.commit[:12]} has a part that is not a name "
+            '("..", "." or empty); git never writes one, so the commit was crafted or is '
+            "corrupt. Nothing was synced; fix the repository (git fsck names the tree)",
+            path=path,
+        )
+
     def check_destination(self, i: int, dest: str) -> None:
         for rules, what in ((PROTECTED, "a protected gateway path"), (RESERVED, "reserved")):
             if dest and rules.matches(dest):
@@ -220,6 +236,8 @@ class _Builder:
         skipped_dirs: list[str] = []
         seen: set[str] = set()
         for entry in self.snapshot.walk(source):
+            if not is_clean(entry.path):
+                raise self.crafted(entry.path)
             rel = entry.path[prefix:]
             path = base + rel
             if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from stoker_core.errors import InvalidInput
+from stoker_core.paths import is_clean
 
 FORMAT_VERSION = 1
 MANIFEST_PATH = ".stoker/manifest.json"
@@ -61,6 +62,9 @@ class Manifest:
                 str(path): Record(str(b), int(s), int(m), int(i), int(mode), str(c))
                 for path, (b, s, m, i, mode, c) in body["files"].items()
             }
+            crafted = next((path for path in records if not is_clean(path)), None)
+            if crafted is not None:  # planning would act on it: ".." would leave the directory
+                raise ValueError(f'path "{crafted}" is not a plain relative path')
             return cls(commit=str(body["commit"]), profile=str(body["profile"]), records=records)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidInput.one(

@@ -5,6 +5,7 @@ must never touch (gateway identity, caches) or touch only when told (gateway-own
 from __future__ import annotations
 
 import posixpath
+import re
 
 from stoker_core.globs import GlobSet
 
@@ -66,6 +67,20 @@ def normalize(path: str) -> str:
     if cleaned == ".." or cleaned.startswith("../"):
         raise PathEscape(f'path "{path}" leaves its root through ".."')
     return "" if cleaned == "." else cleaned
+
+
+# A part of a path that is not a plain name: empty, "." or "..", or a NUL anywhere.
+_UNCLEAN = re.compile(r"(?:^|/)(?:\.\.?)?(?:/|$)|\x00")
+
+
+def is_clean(path: str) -> bool:
+    """Whether `path` names a file by plain names only (no "", "." or ".." part, no NUL).
+
+    Paths from a commit, a manifest or a plan must be: git never writes a tree entry called
+    "..", but a crafted repository can hold one, and a data-directory path made from it would
+    climb out of the data directory.
+    """
+    return _UNCLEAN.search(path) is None
 
 
 def is_under(path: str, root: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, commit_tree, git
 from core.helpers import manifest_with
-from stoker_agent.applying import Applier, ApplyError
+from stoker_agent.applying import Applier, ApplyError, DataDir
 from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import read_manifest, sync_commit
 from stoker_core import profiles
@@ -374,3 +374,17 @@ def test_a_transaction_that_never_wrote_its_journal_is_dropped(tmp_path: Path) -
     with Applier(str(data)) as applier:
         assert applier.recover() == "rolled-back"
     assert not txn.exists()
+
+
+@pytest.mark.parametrize("rel", ["projects/../../outside.txt", "..", "projects/./x", "a//b"])
+def test_the_applier_never_resolves_a_part_that_is_not_a_name(tmp_path: Path, rel: str) -> None:
+    """The second line of defence: even a plan holding such a path cannot climb out."""
+    data = tmp_path / "outer/data"
+    (data / "projects").mkdir(parents=True)
+    tree = DataDir(str(data))
+    try:
+        with pytest.raises(ApplyError, match="is not a file name"):
+            tree.split(rel, create=True)
+    finally:
+        tree.close()
+    assert sorted(p.name for p in (tmp_path / "outer").iterdir()) == ["data"]

@@ -599,3 +599,50 @@ def test_on_a_terminal_sync_shows_progress_and_still_reports(
     assert os.waitstatus_to_exitcode(status) == 0, output
     assert b"applying" in output
     assert b"result: Synced" in output
+
+
+def _tree(repo: Path, entries: list[tuple[str, str, str]]) -> str:
+    """Write a tree object straight into the repository, entry names unchecked (`git mktree`
+    accepts ".." though git itself never writes one): how a crafted commit is made."""
+    text = "".join(f"{mode} {kind} {oid}\t{name}\n" for mode, kind, oid, name in entries)
+    done = subprocess.run(
+        ["git", "mktree"], cwd=repo, input=text, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_a_crafted_commit_whose_paths_climb_with_dot_dot_is_refused_and_nothing_leaves(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "crafted"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=repo,
+        input="pwned\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    inner = _tree(repo, [("100644", "blob", blob, "escaped.txt")])
+    up = _tree(repo, [("040000", "tree", _tree(repo, [("040000", "tree", inner, "..")]), "..")])
+    top = _tree(repo, [("040000", "tree", up, "projects")])
+    git(repo, "update-ref", "refs/heads/main", git(repo, "commit-tree", top, "-m", "crafted"))
+    assert "projects/../../escaped.txt" in git(repo, "ls-tree", "-r", "main")
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(CR.replace('"services/{{.GatewayName}}/projects"', "projects"))
+    outer = tmp_path / "outer"
+    data = outer / "data"
+    (data / "projects").mkdir(parents=True)
+    done = stoker(
+        "sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data),
+        "--gateway-name", "ignition-blue",
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "error: projects/..: this path in commit" in done.stderr  # the first such entry
+    assert "crafted or is corrupt" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in outer.iterdir()) == ["data"]
+    assert not (tmp_path / "escaped.txt").exists()
+    assert files_of(data / "projects") == {}

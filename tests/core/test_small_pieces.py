@@ -10,6 +10,7 @@ from core.helpers import gs_with, plan_for
 from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.manifest import Manifest, Record
+from stoker_core.paths import is_clean
 from stoker_core.profiles import gateway_name
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
@@ -152,3 +153,35 @@ def test_a_status_is_written_when_it_says_something_new_or_as_a_heartbeat() -> N
     assert not worth_writing(first, again, written_at=0, now=30)  # only the clock moved
     assert worth_writing(first, drift, written_at=0, now=30)
     assert worth_writing(first, again, written_at=0, now=HEARTBEAT_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("path", "clean"),
+    [
+        ("projects/a.json", True),
+        ("a..b/.hidden/...", True),  # dots inside names are names
+        ("projects/../x", False),
+        ("..", False),
+        ("a/./b", False),
+        ("a//b", False),
+        ("/etc/passwd", False),
+        ("a/", False),
+        ("", False),
+        ("a\x00b", False),
+    ],
+)
+def test_only_paths_of_plain_names_are_clean(path: str, clean: bool) -> None:
+    assert is_clean(path) is clean
+
+
+def test_a_manifest_naming_a_path_that_climbs_is_damaged() -> None:
+    text = json.dumps(
+        {
+            "version": 1,
+            "commit": "c",
+            "profile": "p",
+            "files": {"projects/../../etc/x": ["b", 1, 2, 3, 420, "c"]},
+        }
+    )
+    with pytest.raises(InvalidInput, match="damaged manifest"):
+        Manifest.from_json(text)
