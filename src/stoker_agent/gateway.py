@@ -194,7 +194,7 @@ class GatewayClient:
         except ValueError:
             raise GatewayError(
                 f"{what}: the answer is not JSON (is something else listening at "
-                f"{self.settings.url}?): {redact(response.text[:BODY_LIMIT])}"
+                f"{redact(self.settings.url)}?): {redact(response.text[:BODY_LIMIT])}"
             ) from None
 
     def ping(self) -> str:
