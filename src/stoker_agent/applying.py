@@ -190,8 +190,21 @@ class Applier:
 
     def lock(self) -> None:
         """Take the single-writer lock or raise Blocked (exit code 4)."""
-        os.makedirs(os.path.join(self.data_dir, STATE_DIR), exist_ok=True)
-        fd = os.open(os.path.join(self.data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        state = os.path.join(self.data_dir, STATE_DIR)
+        os.makedirs(self.data_dir, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(state)
+        # Stoker's own files (journal, manifest, staged files) go through plain paths below
+        # .stoker: a link there, planted by anyone who can write the data directory, would send
+        # them, and the transaction's deletions, elsewhere.
+        if not stat.S_ISDIR(os.lstat(state).st_mode):
+            raise ApplyError(
+                f"{state} is a symbolic link, not a directory; Stoker keeps its state only in a "
+                "real directory: remove the link"
+            )
+        fd = os.open(
+            os.path.join(self.data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

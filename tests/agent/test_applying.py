@@ -388,3 +388,25 @@ def test_the_applier_never_resolves_a_part_that_is_not_a_name(tmp_path: Path, re
     finally:
         tree.close()
     assert sorted(p.name for p in (tmp_path / "outer").iterdir()) == ["data"]
+
+
+def test_a_state_directory_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "precious").write_text("keep")
+    (data / ".stoker").symlink_to(elsewhere)
+    with pytest.raises(ApplyError, match="is a symbolic link, not a directory"):
+        Applier(str(data)).lock()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["precious"]
+
+
+def test_a_dangling_state_link_is_refused_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".stoker").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ApplyError, match="is a symbolic link, not a directory"):
+        Applier(str(data)).lock()
+    assert not (tmp_path / "nowhere").exists()
