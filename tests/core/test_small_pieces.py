@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.helpers import gs_with, plan_for
 from stoker_core.durations import format_duration, parse_duration
@@ -185,3 +187,10 @@ def test_a_manifest_naming_a_path_that_climbs_is_damaged() -> None:
     )
     with pytest.raises(InvalidInput, match="damaged manifest"):
         Manifest.from_json(text)
+
+
+@given(st.lists(st.sampled_from(["", ".", "..", "a", ".a", "a.", "..a", "a\x00"]), max_size=4))
+def test_a_path_is_clean_exactly_when_every_part_is_a_name(parts: list[str]) -> None:
+    path = "/".join(parts)
+    names = path != "" and all(part not in ("", ".", "..") for part in path.split("/"))
+    assert is_clean(path) is (names and "\x00" not in path)
