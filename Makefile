@@ -44,8 +44,10 @@ testenv:
 	bash tests/testenv/build.sh
 
 # The CRD is generated from stoker_core.model; a test fails when the committed file drifts.
+# The CRD, the chart's copy and the plain-YAML install all come from the model.
 crd: venv
 	$(PY) -m stoker_k8s.crdgen
+	bash adapters/manifests/render.sh
 
 # pytest exits 5 when it collects nothing; that must fail loudly, never pass silently.
 unit: venv
