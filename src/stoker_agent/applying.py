@@ -86,6 +86,19 @@ def _syncfs(fd: int) -> None:
         os.sync()
 
 
+def _real_directory_or_absent(path: str) -> None:
+    """Refuse a state directory that is a link (or a file): Stoker would write through it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        raise ApplyError(
+            f"{path} is a symbolic link, not a directory; Stoker keeps its state only in real "
+            "directories: remove it"
+        )
+
+
 def _plain(name: str, rel: str) -> None:
     """Refuse a path part that is not a name: ".." would climb out of the data directory."""
     if name in ("", ".", ".."):
@@ -197,11 +210,8 @@ class Applier:
         # Stoker's own files (journal, manifest, staged files) go through plain paths below
         # .stoker: a link there, planted by anyone who can write the data directory, would send
         # them, and the transaction's deletions, elsewhere.
-        if not stat.S_ISDIR(os.lstat(state).st_mode):
-            raise ApplyError(
-                f"{state} is a symbolic link, not a directory; Stoker keeps its state only in a "
-                "real directory: remove the link"
-            )
+        for rel in (STATE_DIR, TXN_DIR, LAST_DIR):
+            _real_directory_or_absent(os.path.join(self.data_dir, rel))
         fd = os.open(
             os.path.join(self.data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
         )

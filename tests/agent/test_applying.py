@@ -390,14 +390,17 @@ def test_the_applier_never_resolves_a_part_that_is_not_a_name(tmp_path: Path, re
     assert sorted(p.name for p in (tmp_path / "outer").iterdir()) == ["data"]
 
 
+@pytest.mark.parametrize("link", [".stoker", ".stoker/txn", ".stoker/last"])
 def test_a_state_directory_that_is_a_link_is_refused_and_its_target_untouched(
-    tmp_path: Path,
+    tmp_path: Path, link: str
 ) -> None:
     data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
-    data.mkdir()
+    (data / ".stoker").mkdir(parents=True)
     elsewhere.mkdir()
     (elsewhere / "precious").write_text("keep")
-    (data / ".stoker").symlink_to(elsewhere)
+    if link == ".stoker":
+        (data / ".stoker").rmdir()
+    (data / link).symlink_to(elsewhere)
     with pytest.raises(ApplyError, match="is a symbolic link, not a directory"):
         Applier(str(data)).lock()
     assert sorted(p.name for p in elsewhere.iterdir()) == ["precious"]
