@@ -323,7 +323,7 @@ class Applier:
                 self._report(done, total)
             records.update(_kept_records(data, plan, previous))
             manifest = Manifest(commit=plan.commit, profile=profile, records=records)
-            _write_file(os.path.join(txn, "manifest.json"), manifest.to_json())
+            write_state_file(os.path.join(txn, "manifest.json"), manifest.to_json())
             _keep_previous_manifest(txn, previous, previous_file)
             if per_file:  # the staged files were fsynced as they were written
                 _fsync_dir(os.path.join(txn, "new"))
@@ -358,8 +358,8 @@ class Applier:
                     os.path.join(last, "old", str(change.slot)),
                     os.path.join(txn, "new", str(change.slot)),
                 )
-        _write_file(os.path.join(txn, "manifest.json"), previous_manifest)
-        _write_file(os.path.join(txn, "manifest.old.json"), previous_manifest)
+        write_state_file(os.path.join(txn, "manifest.json"), previous_manifest)
+        write_state_file(os.path.join(txn, "manifest.old.json"), previous_manifest)
         data = DataDir(self.data_dir)
         try:
             _syncfs(data.fd)
@@ -469,7 +469,7 @@ class Applier:
             "rolledBack": rolled_back,
             "changes": [c.to_json() for c in changes],
         }
-        _write_file(os.path.join(txn, JOURNAL), json.dumps(body, separators=(",", ":")))
+        write_state_file(os.path.join(txn, JOURNAL), json.dumps(body, separators=(",", ":")))
         _fsync_dir(txn)
 
 
@@ -565,7 +565,7 @@ def _keep_previous_manifest(txn: str, previous: Manifest, previous_file: str | N
         with contextlib.suppress(FileNotFoundError):
             os.link(previous_file, kept)
             return
-    _write_file(kept, previous.to_json())
+    write_state_file(kept, previous.to_json())
 
 
 def _fsync_parents(data: DataDir, changes: list[Change]) -> None:
@@ -578,14 +578,18 @@ def _fsync_parents(data: DataDir, changes: list[Change]) -> None:
         os.fsync(fd)
 
 
-def _write_file(path: str, text: str) -> None:
-    """Write a small state file atomically and durably."""
+def write_state_file(path: str, text: str) -> None:
+    """Write a small state file atomically and durably, never through a link: a leftover or
+    planted `*.tmp` is removed first and the new one created exclusively."""
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with open(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # replaces a link at `path` itself, never its target
 
 
 def _fsync_dir(path: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from stoker_agent.applying import STATE_DIR, Applier, Progress
+from stoker_agent.applying import STATE_DIR, Applier, Progress, write_state_file
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
@@ -363,10 +363,7 @@ def _rejected(data_dir: str) -> str | None:
 
 def _write_json(path: str, body: dict[str, Any]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(body, handle, indent=2)
-    os.replace(tmp, path)
+    write_state_file(path, json.dumps(body, indent=2))
 
 
 def _write_status(data_dir: str, record: SyncRecord) -> None:

@@ -129,6 +129,10 @@ def _last_full_check(data_dir: str) -> float | None:
 
 
 def _record_full_check(data_dir: str) -> None:
-    path = os.path.join(data_dir, FULL_CHECK_FILE)
-    with open(path, "a", encoding="utf-8"):
-        os.utime(path)
+    fd = os.open(
+        os.path.join(data_dir, FULL_CHECK_FILE), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644
+    )
+    try:
+        os.utime(fd)  # its mtime is the record; never through a link
+    finally:
+        os.close(fd)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, commit_tree, git
 from core.helpers import manifest_with
-from stoker_agent.applying import Applier, ApplyError, DataDir
+from stoker_agent.applying import Applier, ApplyError, DataDir, write_state_file
 from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import read_manifest, sync_commit
 from stoker_core import profiles
@@ -413,3 +413,17 @@ def test_a_dangling_state_link_is_refused_too(tmp_path: Path) -> None:
     with pytest.raises(ApplyError, match="is a symbolic link, not a directory"):
         Applier(str(data)).lock()
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_state_files_are_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_text("keep")
+    state = tmp_path / "data/.stoker"
+    state.mkdir(parents=True)
+    (state / "status.json.tmp").symlink_to(outside)  # a leftover name, planted as a link
+    (state / "manifest.json").symlink_to(outside)
+    write_state_file(str(state / "status.json"), "{}")
+    write_state_file(str(state / "manifest.json"), "{}")
+    assert outside.read_text() == "keep"
+    assert (state / "status.json").read_text() == "{}"
+    assert not (state / "manifest.json").is_symlink()
