@@ -86,7 +86,7 @@ def _syncfs(fd: int) -> None:
         os.sync()
 
 
-def _real_directory_or_absent(path: str) -> None:
+def real_directory_or_absent(path: str) -> None:
     """Refuse a state directory that is a link (or a file): Stoker would write through it."""
     try:
         mode = os.lstat(path).st_mode
@@ -211,7 +211,7 @@ class Applier:
         # .stoker: a link there, planted by anyone who can write the data directory, would send
         # them, and the transaction's deletions, elsewhere.
         for rel in (STATE_DIR, TXN_DIR, LAST_DIR):
-            _real_directory_or_absent(os.path.join(self.data_dir, rel))
+            real_directory_or_absent(os.path.join(self.data_dir, rel))
         fd = os.open(
             os.path.join(self.data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
         )

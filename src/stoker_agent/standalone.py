@@ -17,7 +17,13 @@ from typing import Any
 
 import attrs
 
-from stoker_agent.applying import STATE_DIR, Applier, Progress, write_state_file
+from stoker_agent.applying import (
+    STATE_DIR,
+    Applier,
+    Progress,
+    real_directory_or_absent,
+    write_state_file,
+)
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
@@ -113,6 +119,9 @@ def _snapshot(
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
     path = settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
+    if not settings.mirror_dir:  # inside the data directory: anyone writing there could link it
+        real_directory_or_absent(os.path.dirname(path))
+        real_directory_or_absent(path)
     mirror = Mirror(path, settings.repo, settings.credentials)
     try:
         commit = mirror.fetch(ref, settings.commit, blobless=sources_for is not None)

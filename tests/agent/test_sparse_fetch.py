@@ -165,3 +165,30 @@ def test_sparse_fetch_over_https_uses_the_token_for_the_file_fetch_too(
     assert held["shared/config.json"]
     assert os.path.exists(data / "projects/p/views/v/view.json")
     assert git_https.secrets_in_urls(TEST_TOKEN) == []
+
+
+def test_a_mirror_inside_the_data_directory_that_is_a_link_is_refused(
+    git_daemon: GitDaemon, git_root: Path, tmp_path: Path
+) -> None:
+    BareRepo.create(git_root, "linked", FILES)
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(CR)
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (data / ".stoker").mkdir(parents=True)
+    elsewhere.mkdir()
+    (data / ".stoker/git").symlink_to(elsewhere)  # planted by whoever can write the data dir
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr),
+            "--repo", git_daemon.url_for("linked"), "--ref", "main",
+            "--data-dir", str(data), "--gateway-name", "blue",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert ".stoker/git is a symbolic link, not a directory" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (data / "projects").exists()
