@@ -44,11 +44,12 @@ from cluster import (  # noqa: E402
     gatewaysync,
     rss_kib,
     stoker,
-    wait_for,
 )
 from common import GIT_ENV  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 from servers import free_port, stop  # noqa: E402
+
+from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 SHIM = """#!/bin/sh
 case " $* " in *" ls-remote "*) echo "$(date +%s.%N) $*" >> "$STOKER_BENCH_GIT_LOG";; esac
@@ -241,7 +242,7 @@ def main() -> int:
                     done += conds.get("AllGatewaysSynced", {}).get("status") == "True"
                 return done == scale.crs
 
-            wait_for(converged, 600, "every GatewaySync to show its gateways synced", 1.0)
+            wait_until(converged, 600, 1.0, "every GatewaySync to show its gateways synced")
             first_pass = time.monotonic() - started
             first_hist = histogram(metrics)
             # Let one full resync pass go by before measuring the steady state.

@@ -48,7 +48,6 @@ from cluster import (  # noqa: E402
     gatewaysync,
     rss_kib,
     stoker,
-    wait_for,
 )
 from common import GIT_ENV  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
@@ -58,6 +57,7 @@ from servers import free_port, stop, tls_files, wait_up  # noqa: E402
 
 from support.ignition_sim import GatewaySimulator  # noqa: E402
 from support.ignition_sim_resources import write_api_token  # noqa: E402
+from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 CR = "site"
 CHANGED = "projects/project000/com.inductiveautomation.perspective/views/area1/item001/view.json"
@@ -235,9 +235,11 @@ def one_round(
         return None if any(t is None for t in times) else [t - t0 for t in times if t is not None]
 
     # The simulators time their scans themselves: polling them rarely costs no precision.
-    latencies: list[float] = wait_for(everyone, timeout, f"round {n} to reach every gateway", 0.25)
+    latencies: list[float] = wait_until(
+        everyone, timeout, 0.25, f"round {n} to reach every gateway"
+    )
     # Settled: every agent reported (so the next round starts from quiet).
-    wait_for(lambda: fleet.applied(commit), timeout, f"every agent to report round {n}", 0.5)
+    wait_until(lambda: fleet.applied(commit), timeout, 0.5, f"every agent to report round {n}")
     return latencies, commit
 
 
@@ -323,8 +325,8 @@ def main() -> int:
                 started = time.monotonic()
                 fleet.grow(size)
                 head = git(repo, "rev-parse", "HEAD")
-                wait_for(
-                    partial(fleet.applied, head), 120 + 5 * size, f"{size} agents to sync", 0.5
+                wait_until(
+                    partial(fleet.applied, head), 120 + 5 * size, 0.5, f"{size} agents to sync"
                 )
                 print(f"{size} gateways synced in {time.monotonic() - started:.1f} s", flush=True)
                 spy = profile(fleet, controller, size)
