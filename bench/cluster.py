@@ -68,15 +68,21 @@ def gateway_pod(name: str, cr: str, gateway: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def control_plane() -> Iterator[tuple[ControlPlane, Any, str]]:
-    """Start etcd + kube-apiserver with the CRDs; yield (plane, admin ApiClient, namespace)."""
-    with tempfile.TemporaryDirectory(prefix="stoker-bench-kube-") as tmp:
-        plane = ControlPlane(Path(tmp), resolve_assets())
+def control_plane() -> Iterator[tuple[Path, ControlPlane, Any, Any, str]]:
+    """Start etcd + kube-apiserver with the CRDs; yield (an empty work directory, the plane,
+    admin CoreV1Api, admin CustomObjectsApi, a namespace), all removed afterwards."""
+    from kubernetes import client
+
+    with tempfile.TemporaryDirectory(prefix="stoker-bench-") as tmp:
+        work = Path(tmp) / "work"
+        work.mkdir()
+        plane = ControlPlane(Path(tmp) / "kube", resolve_assets())
         plane.start()
         try:
             with plane.api_client() as api:
                 plane.install_crds(api, [PROJECT_CRD_DIR])
-                yield plane, api, plane.create_namespace(api, "bench")
+                namespace = plane.create_namespace(api, "bench")
+                yield work, plane, client.CoreV1Api(api), client.CustomObjectsApi(api), namespace
         finally:
             plane.stop()
 

@@ -24,7 +24,6 @@ import re
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -177,18 +176,7 @@ def main() -> int:
     args = arguments(__doc__).parse_args()
     scale = QUICK if args.quick else FULL
     result = Result("controller", "Controller at scale", "bench/controller_bench.py", args.quick)
-    with (
-        tempfile.TemporaryDirectory(prefix="stoker-ctl-") as tmp,
-        control_plane() as (
-            plane,
-            api,
-            namespace,
-        ),
-    ):
-        from kubernetes import client
-
-        work = Path(tmp)
-        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    with control_plane() as (work, plane, core, custom, namespace):
         heads = []
         for r in range(scale.repos):
             heads.append(git_repo(work / f"repo{r}"))

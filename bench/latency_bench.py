@@ -28,7 +28,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -253,18 +252,7 @@ def main() -> int:
     spent: dict[tuple[str, int], list[dict[str, float]]] = {}
     idle: dict[str, Any] = {}
     peaks: dict[str, int] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="stoker-latency-") as tmp,
-        control_plane() as (
-            plane,
-            api,
-            namespace,
-        ),
-    ):
-        from kubernetes import client
-
-        work = Path(tmp)
-        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    with control_plane() as (work, plane, core, custom, namespace):
         repo = work / "config-repo"
         for rel, content in ignition_files(scale.files):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)

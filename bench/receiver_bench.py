@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +67,7 @@ def main() -> int:
     rate, seconds = (10.0, 2.0) if args.quick else (50.0, 30.0)
     crs = max(2, int(rate / 4 / 2) + 1)  # each CR sees under half its rate limit
     result = Result("receiver", "Push receiver under load", "bench/receiver_bench.py", args.quick)
-    with tempfile.TemporaryDirectory() as tmp, control_plane() as (plane, api, namespace):
-        from kubernetes import client
-
-        work = Path(tmp)
-        custom = client.CustomObjectsApi(api)
+    with control_plane() as (work, plane, _, custom, namespace):
         for i in range(crs):
             custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, gatewaysync(f"site-{i}", "https://git.invalid/r")
