@@ -28,10 +28,11 @@ log = logging.getLogger("stoker.agent")
 API_TIMEOUT = (5.0, 20.0)
 
 
-def _api(what: str, call: Callable[..., Any], *args: Any) -> Any:
-    """One API call, bounded in time. An HTTP error answer is raised as ApiException for the
-    caller to judge (404 is often expected); no answer at all becomes a TemporaryError naming
-    `what`, so the loop retries instead of dying."""
+def _api(what: str, call: Callable[..., Any], *args: Any, missing_ok: bool = False) -> Any:
+    """One API call, bounded in time; None for a 404 when `missing_ok`. Any other error answer,
+    or no answer at all, becomes a TemporaryError naming `what` (403 says what to fix), so the
+    loop retries instead of dying."""
+    from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
@@ -40,16 +41,14 @@ def _api(what: str, call: Callable[..., Any], *args: Any) -> Any:
         raise TemporaryError(
             f"{what}: the API server did not answer ({type(e).__name__})"
         ) from None
-
-
-def _refused(what: str, e: Any) -> TemporaryError:
-    """An API server's error answer (anything but the 404 the caller handles) as a retryable
-    error; 403 adds what to fix."""
-    if e.status == 403:
-        return TemporaryError(
-            f"{what}: forbidden; bind the stoker-agent ClusterRole to this pod's ServiceAccount"
-        )
-    return TemporaryError(f"{what}: the API server answered {e.status} {e.reason}")
+    except ApiException as e:
+        if e.status == 404 and missing_ok:
+            return None
+        if e.status == 403:
+            raise TemporaryError(
+                f"{what}: forbidden; bind the stoker-agent ClusterRole to this pod's ServiceAccount"
+            ) from None
+        raise TemporaryError(f"{what}: the API server answered {e.status} {e.reason}") from None
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -130,20 +129,15 @@ class ConfigMapMetadata:
 
     def read(self) -> Metadata | None:
         """The current metadata, or None (no commit yet, or the GatewaySync is paused)."""
-        from kubernetes.client.exceptions import ApiException
-
-        what = "reading the metadata ConfigMap"
-        try:
-            cm = _api(
-                what,
-                self._core.read_namespaced_config_map,
-                formats.name_for(self._env.cr_name),
-                self._env.cr_namespace,
-            )
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise _refused(what, e) from None
+        cm = _api(
+            "reading the metadata ConfigMap",
+            self._core.read_namespaced_config_map,
+            formats.name_for(self._env.cr_name),
+            self._env.cr_namespace,
+            missing_ok=True,
+        )
+        if cm is None:
+            return None
         if cm.metadata.resource_version == self._version:
             return self._cached
         published = formats.decode(cm.data or {})
@@ -185,13 +179,9 @@ class ConfigMapMetadata:
 
 def _read_pod(core: Any, env: AgentEnv) -> Any:
     """This agent's own pod (its labels feed templates; its uid owns the status ConfigMap)."""
-    from kubernetes.client.exceptions import ApiException
-
-    what = f"reading pod {env.pod_name}"
-    try:
-        return _api(what, core.read_namespaced_pod, env.pod_name, env.pod_namespace)
-    except ApiException as e:
-        raise _refused(what, e) from None
+    return _api(
+        f"reading pod {env.pod_name}", core.read_namespaced_pod, env.pod_name, env.pod_namespace
+    )
 
 
 class ConfigMapStatus:
@@ -216,8 +206,6 @@ class ConfigMapStatus:
         self._last = (record, now)
 
     def _publish(self, record: SyncRecord) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         env = self._env
         if self._pod_uid is None:
             self._pod_uid = _read_pod(self._core, env).metadata.uid
@@ -242,12 +230,9 @@ class ConfigMapStatus:
             },
         }
         what = "writing the status ConfigMap"
-        try:
-            try:
-                _api(what, self._core.replace_namespaced_config_map, name, env.cr_namespace, body)
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                _api(what, self._core.create_namespaced_config_map, env.cr_namespace, body)
-        except ApiException as e:
-            raise _refused(what, e) from None
+        replace, create = (
+            self._core.replace_namespaced_config_map,
+            self._core.create_namespaced_config_map,
+        )
+        if _api(what, replace, name, env.cr_namespace, body, missing_ok=True) is None:
+            _api(what, create, env.cr_namespace, body)  # the first status of this pod
