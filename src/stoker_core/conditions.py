@@ -47,11 +47,8 @@ def _discovered(g: Gateway) -> DiscoveredGateway:
     server would otherwise add the defaults, and the stored status would never equal a freshly
     computed one (a status write on every reconcile)."""
     record = g.record or {}
-    listed = [
-        path
-        for kind in ("added", "modified", "deleted")
-        for path in (record.get(kind) or {}).get("paths", [])
-    ]
+    changes = [record.get(kind) or {} for kind in ("added", "modified", "deleted")]
+    listed = [path for change in changes for path in change.get("paths", [])]
     duration = record.get("durationSeconds")
     return DiscoveredGateway(
         name=g.name,
@@ -66,10 +63,7 @@ def _discovered(g: Gateway) -> DiscoveredGateway:
         synced_ref=str(record.get("ref", "")),
         agent_version=str(record.get("agentVersion", "")),
         last_scan_result=str(record.get("scan", "")),
-        files_changed=sum(
-            int((record.get(kind) or {}).get("count", 0))
-            for kind in ("added", "modified", "deleted")
-        ),
+        files_changed=sum(int(change.get("count", 0)) for change in changes),
         projects_synced=tuple(
             sorted(
                 {p.split("/")[1] for p in listed if p.startswith("projects/") and p.count("/") > 1}

@@ -114,7 +114,7 @@ def _git_word(field: str, value: str, what: str) -> Iterator[Problem]:
     """A repository or ref reaches git's command line: it must not read as an option."""
     if not value.strip():
         yield Problem(field=field, message="must not be empty")
-    elif value.startswith("-") or any(ch.isspace() or not ch.isprintable() for ch in value):
+    elif re.fullmatch(model.GIT_WORD, value) is None or not value.isprintable():  # as the CRD
         yield Problem(
             field=field,
             message=f"must be {what}, without spaces or control characters and not starting "
