@@ -7,7 +7,7 @@ recorded content without being read; any other file is hashed.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -18,8 +18,7 @@ FORMAT_VERSION = 1
 MANIFEST_PATH = ".stoker/manifest.json"
 
 
-@attrs.frozen(slots=True)
-class Record:
+class Record(NamedTuple):  # a tuple: one per managed file, read at every sync
     """What Stoker wrote at one path."""
 
     blob: str
@@ -44,10 +43,7 @@ class Manifest:
             "version": FORMAT_VERSION,
             "commit": self.commit,
             "profile": self.profile,
-            "files": {
-                path: [r.blob, r.size, r.mtime_ns, r.inode, r.mode, r.commit]
-                for path, r in sorted(self.records.items())
-            },
+            "files": dict(sorted(self.records.items())),  # a record is a tuple: a JSON list
         }
         return json.dumps(body, separators=(",", ":"))
 
@@ -58,10 +54,10 @@ class Manifest:
             body = json.loads(text)
             if body.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unknown manifest version {body.get('version')!r}")
-            records = {
-                str(path): Record(str(b), int(s), int(m), int(i), int(mode), str(c))
-                for path, (b, s, m, i, mode, c) in body["files"].items()
-            }
+            files = body["files"]
+            records = {path: Record._make(fields) for path, fields in files.items()}
+            if {tuple(map(type, r)) for r in records.values()} - {_RECORD_SHAPE}:
+                raise ValueError("a file's record is not [blob, size, mtime, inode, mode, commit]")
             crafted = next((path for path in records if not is_clean(path)), None)
             if crafted is not None:  # planning would act on it: ".." would leave the directory
                 raise ValueError(f'path "{crafted}" is not a plain relative path')
@@ -71,3 +67,7 @@ class Manifest:
                 f"damaged manifest ({e}); it will be rebuilt by hashing the data directory",
                 path=MANIFEST_PATH,
             ) from None
+
+
+# Exact types (a bool is not an int here): the planner compares these with lstat's numbers.
+_RECORD_SHAPE = (str, int, int, int, int, str)

@@ -67,7 +67,17 @@ def test_manifest_round_trips_and_is_stable() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "{", '{"version": 99}', '{"version": 1, "files": {"a": [1]}}']
+    "text",
+    [
+        "",
+        "{",
+        '{"version": 99}',
+        '{"version": 1, "files": {"a": [1]}}',
+        '{"version": 1, "commit": "c", "profile": "p", "files": {"a": ["b", "2", 3, 4, 5, "c"]}}',
+        '{"version": 1, "commit": "c", "profile": "p", "files": {"a": ["b", true, 3, 4, 5, "c"]}}',
+        '{"version": 1, "commit": "c", "profile": "p", "files": {"a": "abcdef"}}',
+        '{"version": 1, "commit": "c", "profile": "p", "files": ["a"]}',
+    ],
 )
 def test_damaged_manifest_is_an_error_naming_the_file(text: str) -> None:
     with pytest.raises(InvalidInput) as info:
