@@ -143,7 +143,15 @@ class GlobSet:
     regex a measurable share of it.
     """
 
-    __slots__ = ("_basename_regex", "_basenames", "_heads", "_regex", "_segments", "patterns")
+    __slots__ = (
+        "_basename_regex",
+        "_basenames",
+        "_heads",
+        "_regex",
+        "_segments",
+        "_slashed_regex",
+        "patterns",
+    )
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
@@ -151,8 +159,14 @@ class GlobSet:
         segments: set[str] = set()
         basename_sources: list[str] = []
         others: list[str] = []
+        slashed: list[str] = []
         heads: set[str] | None = set()
         for pattern in self.patterns:
+            if pattern.endswith("/") and not pattern.endswith("**/"):
+                # Matches only a path ending in "/", which no tree path does; the CRD's default
+                # exclude "**/.git/" is one, and would otherwise cost a regex on every path.
+                slashed.append(translate(pattern))
+                continue
             rest = pattern[3:] if pattern.startswith("**/") else ""
             if rest.endswith("/**") and _is_literal(rest[:-3]):
                 segments.add(rest[:-3])
@@ -169,6 +183,7 @@ class GlobSet:
         self._segments = frozenset(segments)
         self._basename_regex = _combined(basename_sources)
         self._regex = _combined(others)
+        self._slashed_regex = _combined(slashed)
 
     def matches(self, path: str) -> bool:
         """Tell whether any pattern matches `path`."""
@@ -181,6 +196,9 @@ class GlobSet:
                 return True
             if self._basename_regex is not None and self._basename_regex.fullmatch(last):
                 return True
+        slashed = self._slashed_regex
+        if slashed is not None and path.endswith("/") and slashed.fullmatch(path):
+            return True
         if self._regex is None:
             return False
         if self._heads is not None and path.partition("/")[0] not in self._heads:

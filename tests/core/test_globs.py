@@ -88,6 +88,12 @@ PATTERN_POOL = [
     "{a,b}/c",
     "a*/**",
     "x\\*/**",
+    "**/.git/",
+    "a/",
+    "a**/",
+    "a/**/",
+    "{a,b}/",
+    "*/",
 ]
 SEGMENT = st.sampled_from(["a", "b", "a1", ".git", "x.jks", "my-keystore.p", "a.json", "c", "x*"])
 
@@ -95,7 +101,9 @@ SEGMENT = st.sampled_from(["a", "b", "a1", ".git", "x.jks", "my-keystore.p", "a.
 @settings(max_examples=500)
 @given(
     st.lists(st.sampled_from(PATTERN_POOL), max_size=5),
-    st.lists(SEGMENT, min_size=1, max_size=4).map("/".join),
+    st.tuples(st.lists(SEGMENT, min_size=1, max_size=4), st.sampled_from(["", "/"])).map(
+        lambda parts_and_end: "/".join(parts_and_end[0]) + parts_and_end[1]
+    ),
 )
 def test_a_glob_set_matches_exactly_when_one_of_its_patterns_does(
     patterns: list[str], path: str
