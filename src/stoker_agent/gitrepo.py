@@ -112,6 +112,7 @@ class GitSnapshot(_Closing):
         if self._entries is None:
             raw = self._listed()
             entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
+            new = tuple.__new__  # RepoEntry's own __new__ is Python code; this runs per path
             # Decoded once, not per field: this loop runs once per path of the commit.
             for record in raw.decode("utf-8", "surrogateescape").split("\0"):
                 if not record:
@@ -120,7 +121,7 @@ class GitSnapshot(_Closing):
                 mode, _type, obj, size = meta.split()
                 kind, file_mode = _MODES.get(mode, _OTHER)
                 if kind is Kind.FILE:
-                    entries[path] = RepoEntry(path, kind, obj, file_mode, int(size))
+                    entries[path] = new(RepoEntry, (path, kind, obj, file_mode, int(size)))
                 else:  # a tree or a submodule's commit has no size ("-"); neither is read
                     entries[path] = RepoEntry(path, kind, "" if kind is Kind.DIR else obj)
             self._entries = entries

@@ -377,9 +377,13 @@ def build(
         builder.add_mapping(i, mapping)
     parent_dirs = builder.parent_dirs()
     builder.check_conflicts(parent_dirs)
-    # An empty directory never displaces a file another mapping delivers at or above it.
+    # An empty directory never displaces a file another mapping delivers at or above it. (One
+    # holding a desired file is under no file: check_conflicts refused that.)
     known: dict[str, bool] = {}
-    dirs = {d for d in builder.dirs if not _under_a_file(d, builder.files, known)}
+    empty = builder.dirs - parent_dirs
+    dirs = (builder.dirs & parent_dirs) | {
+        d for d in empty if not _under_a_file(d, builder.files, known)
+    }
     return DesiredTree(
         commit=snapshot.commit,
         files=builder.files,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from stoker_core.desired import DesiredTree
 from stoker_core.manifest import Manifest
 from stoker_core.paths import parents
-from stoker_core.trees import Kind, LiveEntry, LiveTree
+from stoker_core.trees import REGULAR, Kind, LiveEntry, LiveTree
 
 
 def paths_to_check(desired: DesiredTree, manifest: Manifest) -> set[str]:
@@ -99,10 +99,12 @@ class RecordedTree:
         prefix = path + "/" if path else ""
         seen: set[str] = {path}
         pruned: tuple[str, ...] = ()
+        records = self._records
+        entry = tuple.__new__  # LiveEntry's own __new__ is Python code: this loop runs per file
+        file_kind, dir_kind = Kind.FILE, Kind.DIR
         start = bisect.bisect_left(self._sorted, prefix)
-        for file in self._sorted[start:]:
-            if not file.startswith(prefix):
-                break
+        end = bisect.bisect_left(self._sorted, prefix[:-1] + "0") if prefix else None  # "/"+1
+        for file in self._sorted[start:end]:
             if pruned and file.startswith(pruned):
                 continue
             directory = file.rpartition("/")[0]
@@ -114,17 +116,15 @@ class RecordedTree:
                 blocked = False
                 for directory in reversed(new):  # outermost first
                     seen.add(directory)
-                    yield LiveEntry(directory, Kind.DIR)
+                    yield entry(LiveEntry, (directory, dir_kind, 0, 0, 0, REGULAR))
                     if prune(directory):
                         pruned += (directory + "/",)
                         blocked = True
                         break
                 if blocked:
                     continue
-            record = self._records[file]
-            yield LiveEntry(
-                file, Kind.FILE, record.size, record.mtime_ns, record.inode, record.mode
-            )
+            _, size, mtime_ns, inode, mode, _ = records[file]
+            yield entry(LiveEntry, (file, file_kind, size, mtime_ns, inode, mode))
 
     def _recorded_under(self, path: str) -> bool:
         prefix = path + "/" if path else ""
