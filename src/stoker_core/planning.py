@@ -83,13 +83,7 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
 
     for root in _top_roots(desired.roots):
         if root.kind is MappingType.FILE:
-            entry = live.lstat(root.path)
-            if entry is not None and entry.kind is Kind.DIR:
-                found.dirs.add(root.path)
-                for child in live.walk(root.path, prune):
-                    _record(found, child)
-            elif entry is not None:
-                found.files[root.path] = entry
+            _look_at_file_root(found, root.path, live, prune)
             continue
         if root.path and live.lstat(root.path) is None:
             continue
@@ -101,7 +95,29 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
                 dirs.add(entry.path)
             else:
                 files[entry.path] = entry
+    # A file mapped into a folder the walk pruned (an excluded folder inside a directory
+    # mapping) is still its mapping's to manage: looked at directly, or it would be planned as
+    # new, and rewritten, at every sync. Its ancestors were checked for links above.
+    for root in desired.roots:
+        if (
+            root.kind is MappingType.FILE
+            and root.path not in found.files
+            and root.path not in found.dirs
+        ):
+            _look_at_file_root(found, root.path, live, prune)
     return found
+
+
+def _look_at_file_root(
+    found: _Live, path: str, live: LiveTree, prune: Callable[[str], bool]
+) -> None:
+    entry = live.lstat(path)
+    if entry is not None and entry.kind is Kind.DIR:
+        found.dirs.add(path)
+        for child in live.walk(path, prune):
+            _record(found, child)
+    elif entry is not None:
+        found.files[path] = entry
 
 
 def _record(found: _Live, entry: LiveEntry) -> None:

@@ -239,6 +239,29 @@ def test_existing_equal_files_are_adopted_without_rewriting() -> None:
     assert not plan.has_changes
 
 
+def test_a_file_mapped_into_an_excluded_folder_is_written_once_not_at_every_sync() -> None:
+    # The directory mapping's walk prunes the excluded folder; the explicit file mapping into
+    # it must still see the file it wrote there, or every sync rewrites it and rescans.
+    gs = gs_with(
+        [
+            {"source": "p", "destination": "projects"},
+            {"source": "one.json", "destination": "projects/ex/one.json"},
+        ],
+        excludePatterns=["projects/ex"],
+    )
+    snap = MemorySnapshot(files={"p/a.json": b"1", "p/ex/b.json": b"2", "one.json": b"x"})
+    live = MemoryTree()
+    live.put("projects/ex/mine.json", b"left alone")
+    first = plan_for(gs, snap, live)
+    assert first.added == ["projects/a.json", "projects/ex/one.json"]
+    after = apply_to(first, live, snap.blobs())
+    again = plan_for(gs, snap, after)
+    assert not again.has_changes, again.operations
+    assert after.files["projects/ex/mine.json"][0] == b"left alone"
+    after.put("projects/ex/one.json", b"edited by hand")
+    assert plan_for(gs, snap, after).modified == ["projects/ex/one.json"]
+
+
 def test_mode_change_is_a_modification() -> None:
     gs = gs_with([{"source": "p", "destination": "scripts"}])
     snap = MemorySnapshot(files={"p/run.sh": b"#!/bin/sh"}, executables={"p/run.sh"})
