@@ -2,7 +2,8 @@
 
 Triggers: new metadata (commit or effective profile, compared by value), the periodic resync
 (`syncPeriod`: a drift check, and a restore when `driftPolicy: restore`), and a manual trigger.
-Failures back off exponentially with jitter (30 s → 5 min) and reset on success; an unreachable
+Failures back off exponentially with jitter (30 s → 5 min) and reset on success; newer metadata
+is tried at once, even during a backoff (the count stays, should it fail too); an unreachable
 repository or gateway never crashes the loop. A Designer `wait` never blocks shutdown or newer
 metadata (the original's bug B26): its sleep is interrupted by either.
 """
@@ -99,6 +100,7 @@ class AgentLoop:
         self._applied_key: str | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        self._failed_key: str | None = None  # what the backoff holds back
         self._next_resync = 0.0
         self._current: Metadata | None = None
         self._unpublished: SyncRecord | None = None  # the sink refused it; offered again
@@ -153,7 +155,9 @@ class AgentLoop:
         changed = meta.key() != self._applied_key
         if self._manual:
             return self._attempt(meta, now, period, manual=True)
-        if now < self._next_attempt:
+        # A backoff holds back retries of what failed; newer metadata (a fix pushed, another
+        # profile) is a different sync and goes at once, keeping the count if it fails too.
+        if now < self._next_attempt and meta.key() == self._failed_key:
             return self._next_attempt - now
         if changed or now >= self._next_resync:
             return self._attempt(meta, now, period, manual=False)
@@ -181,6 +185,7 @@ class AgentLoop:
         self._next_resync = self._clock() + period
         if outcome.record.result == "Error":
             self._failures += 1
+            self._failed_key = meta.key()
             delay = backoff_delay(self._failures, self._rng())
             self._next_attempt = self._clock() + delay
             log.warning("sync failed (%s); retrying in %.0fs", outcome.record.error, delay)

@@ -126,6 +126,23 @@ def test_failures_back_off_exponentially_and_success_resets() -> None:
     assert loop.step() == pytest.approx(30)  # the next failure starts again at 30 s
 
 
+def test_newer_metadata_is_tried_at_once_even_during_a_backoff() -> None:
+    clock, sync = Clock(), FakeSync(["Error", "Error", "Synced"])
+    source = Source(meta())
+    loop, _ = make_loop(source, sync, clock)
+    assert loop.step() == pytest.approx(30)
+    clock.now += 5
+    assert loop.step() == pytest.approx(25)  # the same commit waits out its backoff
+    source.meta = meta(commit="b" * 40)  # a fix is pushed
+    assert loop.step() == pytest.approx(60)  # tried at once; failed again: the count went on
+    clock.now += 5
+    assert loop.step() == pytest.approx(55)
+    assert [c["commit"] for c in sync.calls] == ["a" * 40, "b" * 40]
+    source.meta = meta(commit="c" * 40)
+    assert loop.step() == 60  # success: back to the period
+    assert [c["commit"] for c in sync.calls][-1] == "c" * 40
+
+
 def test_manual_trigger_syncs_even_a_held_commit() -> None:
     clock, sync = Clock(), FakeSync(["Rejected"])
     loop, _ = make_loop(Source(meta()), sync, clock)
