@@ -147,19 +147,45 @@ class Fleet:
             agent = stoker(["agent", "--log-format", "text"], agent_env, self.work / f"{pod}.log")
             self.gateways.append(Gateway(pod, sim, agent))
 
-    def applied(self, commit: str) -> bool:
-        """Whether every agent reports `commit` in its status ConfigMap (one LIST request)."""
+    def reported(self) -> dict[str, dict[str, Any]]:
+        """Every status ConfigMap's record, by ConfigMap name (one LIST request)."""
         listed = self.core.list_namespaced_config_map(
             self.namespace, label_selector=f"stoker.io/cr-name={CR}", _preload_content=False
         )
-        reported = {
+        return {
             item["metadata"]["name"]: json.loads(item.get("data", {}).get("status.json", "{}"))
             for item in json.loads(listed.data)["items"]
         }
+
+    def applied(self, commit: str) -> bool:
+        """Whether every agent reports `commit` in its status ConfigMap."""
+        reported = self.reported()
         return all(
             reported.get(f"stoker-status-{CR}-{gw.pod}", {}).get("commit") == commit
             for gw in self.gateways
         )
+
+    def stragglers(self, commit: str) -> str:
+        """For a timeout: each agent not yet at `commit`, its last status and log lines."""
+        reported = self.reported()
+        lines = []
+        for gw in self.gateways:
+            status = reported.get(f"stoker-status-{CR}-{gw.pod}")
+            if status is not None and status.get("commit") == commit:
+                continue
+            log = (self.work / f"{gw.pod}.log").read_text(errors="replace").splitlines()
+            summary = (
+                "no status"
+                if status is None
+                else (
+                    f"{status.get('result')} at {str(status.get('commit'))[:12]}: "
+                    f"{status.get('error')}"
+                )
+            )
+            alive = "running" if gw.agent.poll() is None else f"exited {gw.agent.returncode}"
+            lines.append(f"{gw.pod} ({alive}): {summary}")
+            lines += [f"    {line}" for line in log[-6:]]
+        return "\n".join(lines)
 
     def stop(self) -> None:
         """Stop every agent (SIGTERM, by PID) and simulator."""
@@ -313,9 +339,13 @@ def main() -> int:
                 started = time.monotonic()
                 fleet.grow(size)
                 head = git(repo, "rev-parse", "HEAD")
-                wait_until(
-                    partial(fleet.applied, head), 120 + 5 * size, 0.5, f"{size} agents to sync"
-                )
+                try:
+                    wait_until(
+                        partial(fleet.applied, head), 120 + 5 * size, 0.5, f"{size} agents to sync"
+                    )
+                except AssertionError:
+                    print(fleet.stragglers(head), flush=True)
+                    raise
                 print(f"{size} gateways synced in {time.monotonic() - started:.1f} s", flush=True)
                 spy = profile(fleet, controller, size)
                 for path, trigger in (("receiver", push), ("polling", None)):
