@@ -142,7 +142,9 @@ class Fleet:
                 "GATEWAY_HOST": "127.0.0.1",
                 "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
                 "API_KEY_FILE": str(token),
-                "HEALTH_PORT": str(free_port()),
+                # Any free port: nothing here asks the agent, and a port picked in advance
+                # could be taken by an outgoing connection before the agent binds it.
+                "HEALTH_PORT": "0",
             }
             agent = stoker(["agent", "--log-format", "text"], agent_env, self.work / f"{pod}.log")
             self.gateways.append(Gateway(pod, sim, agent))
