@@ -149,7 +149,7 @@ class AgentLoop:
         if meta is None:
             return 2.0
         self._current = meta
-        period = float(
+        period = self._period or float(
             profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile).sync_period
         )
         changed = meta.key() != self._applied_key

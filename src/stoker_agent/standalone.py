@@ -28,7 +28,7 @@ from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.syncing import sync_commit
-from stoker_core import desired, profiles
+from stoker_core import desired, profiles, refs
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.model import DesignerPolicy, GatewaySync
@@ -102,6 +102,19 @@ class Outcome:
 
 
 SourcesFor = Callable[[str], Sequence[str]]  # commit -> the repository paths a sync reads
+
+
+def current_commit(settings: SyncSettings) -> str:
+    """The commit the ref names now: `git ls-remote` for a URL, the repository for a path."""
+    ref = settings.ref or "HEAD"
+    if not is_remote(settings.repo):
+        with Repository(settings.repo) as repo:
+            return repo.resolve(ref)
+    mirror = Mirror(settings.mirror_dir or settings.data_dir, settings.repo, settings.credentials)
+    try:
+        return refs.resolve(ref, refs.parse_ls_remote(mirror.ls_remote()), where=settings.repo)
+    finally:
+        mirror.close()
 
 
 @contextlib.contextmanager

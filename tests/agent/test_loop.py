@@ -143,6 +143,16 @@ def test_newer_metadata_is_tried_at_once_even_during_a_backoff() -> None:
     assert [c["commit"] for c in sync.calls][-1] == "c" * 40
 
 
+def test_a_given_period_overrides_the_profiles_sync_period() -> None:
+    # `stoker sync --watch --interval 5s` on a profile whose syncPeriod is 60 s.
+    clock, sync = Clock(), FakeSync(["Synced"])
+    loop = AgentLoop(Source(meta()), Sink(), clock=clock, rng=lambda: 0.5, sync=sync, period=5)
+    assert loop.step() == 5
+    clock.now += 5
+    loop.step()
+    assert [c["dry_run"] for c in sync.calls] == [False, True]  # the resync: a drift check
+
+
 def test_manual_trigger_syncs_even_a_held_commit() -> None:
     clock, sync = Clock(), FakeSync(["Rejected"])
     loop, _ = make_loop(Source(meta()), sync, clock)

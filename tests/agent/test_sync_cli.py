@@ -562,6 +562,48 @@ def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
             proc.stdout.close()
 
 
+@pytest.mark.parametrize(
+    ("policy", "result", "restored"), [("report", "DryRun", False), ("restore", "Synced", True)]
+)
+def test_watch_runs_the_agents_loop_so_drift_follows_the_drift_policy(
+    example_repo: Path, tmp_path: Path, policy: str, result: str, restored: bool
+) -> None:
+    cr = yaml.safe_load_all(MULTI.read_text())
+    docs = list(cr)
+    for doc in docs:
+        doc["spec"]["sync"].setdefault("defaults", {})["driftPolicy"] = policy
+    cr_file = tmp_path / "cr.yaml"
+    cr_file.write_text(yaml.safe_dump_all(docs))
+    data = tmp_path / "data"
+    data.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr_file),
+         "--repo", str(example_repo), "--data-dir", str(data), *BLUE,
+         "--watch", "--interval", "1s", "--output", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["result"] == "Synced"
+        managed = data / "projects/blue/project.json"
+        wanted = managed.read_bytes()
+        managed.write_text("edited by hand")
+        for _ in range(20):
+            line = json.loads(proc.stdout.readline())
+            if line["drift"]:
+                break
+        assert line["result"] == result
+        assert line["drift"] == [{"path": "projects/blue/project.json", "kind": "modified"}]
+        assert (managed.read_bytes() == wanted) is restored
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0  # SIGTERM: the sync in progress ends, then the loop
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def test_on_a_terminal_sync_shows_progress_and_still_reports(
     example_repo: Path, tmp_path: Path
 ) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import sys
-import time
 from collections.abc import Iterator
 
 import attrs
@@ -30,7 +28,6 @@ from stoker_agent.rendering import print_plan
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
 from stoker_core.durations import parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, UsageError
-from stoker_core.outcomes import backoff_delay
 from stoker_core.reports import plan_report
 from stoker_core.validation import load
 
@@ -75,8 +72,15 @@ def _var_files(
     metavar="NAME=FILE",
     help="Template variable {{.Vars.NAME}} read from FILE (kept out of Git and logs).",
 )
-@click.option("--watch", is_flag=True, help="Keep syncing every --interval.")
-@click.option("--interval", default="30s", show_default=True, help="Period with --watch.")
+@click.option(
+    "--watch", is_flag=True, help="Keep syncing, as the agent does (drift per driftPolicy)."
+)
+@click.option(
+    "--interval",
+    default="30s",
+    show_default=True,
+    help="With --watch: how often to look at the ref and check for drift.",
+)
 @click.option("--dry-run", is_flag=True, help="Plan only; exit 2 when changes are pending.")
 @output_option
 @reporting_errors
@@ -149,14 +153,9 @@ def sync(
             outcome = run_once(attrs.evolve(settings, progress=progress))
         _print(outcome, output)
         sys.exit(outcome.exit_code)
-    failures = 0
-    first = True
-    while True:  # --watch: one line per sync; Ctrl-C ends it
-        outcome = run_once(settings, honour_rejections=not first)
-        first = False
-        _print(outcome, output, compact=True)
-        failures = failures + 1 if outcome.record.result == "Error" else 0
-        time.sleep(max(period, backoff_delay(failures, random.random())))
+    from stoker_agent.watching import keep_syncing  # only here: a single sync stays lean
+
+    keep_syncing(settings, period, lambda outcome: _print(outcome, output, compact=True))
 
 
 @contextlib.contextmanager
