@@ -31,19 +31,13 @@ class _Live:
     kept_dirs: set[str] = attrs.field(factory=set)  # pruned (excluded/protected) directories
 
 
-def _top_roots(roots: Iterable[ManagedRoot]) -> list[ManagedRoot]:
-    """Directory roots not inside another directory root, then file roots not inside any."""
-    dir_roots = sorted({r.path for r in roots if r.kind is MappingType.DIR})
+def _top_dirs(roots: Iterable[ManagedRoot]) -> list[str]:
+    """Directory roots not inside another directory root."""
     tops: list[str] = []
-    for path in dir_roots:
+    for path in sorted({r.path for r in roots if r.kind is MappingType.DIR}):
         if not any(is_under(path, t) for t in tops):
             tops.append(path)
-    chosen = {r.path: r for r in roots if r.path in tops and r.kind is MappingType.DIR}
-    out = list(chosen.values())
-    for r in roots:
-        if r.kind is MappingType.FILE and not any(is_under(r.path, t) for t in tops):
-            out.append(r)
-    return out
+    return tops
 
 
 def _check_ancestors(roots: Iterable[ManagedRoot], live: LiveTree) -> dict[str, LiveEntry | None]:
@@ -81,43 +75,32 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             return True
         return False
 
-    for root in _top_roots(desired.roots):
-        if root.kind is MappingType.FILE:
-            _look_at_file_root(found, root.path, live, prune)
+    for top in _top_dirs(desired.roots):
+        if top and live.lstat(top) is None:
             continue
-        if root.path and live.lstat(root.path) is None:
-            continue
-        if root.path:
-            found.dirs.add(root.path)
+        if top:
+            found.dirs.add(top)
         files, dirs = found.files, found.dirs
-        for entry in live.walk(root.path, prune):  # the hot loop: inlined _record
+        for entry in live.walk(top, prune):  # the hot loop: inlined _record
             if entry.kind is Kind.DIR:
                 dirs.add(entry.path)
             else:
                 files[entry.path] = entry
-    # A file mapped into a folder the walk pruned (an excluded folder inside a directory
-    # mapping) is still its mapping's to manage: looked at directly, or it would be planned as
-    # new, and rewritten, at every sync. Its ancestors were checked for links above.
+    # File roots the walks did not reach (outside every directory root, or in a folder they
+    # pruned, such as an excluded folder inside a directory mapping) are looked at directly:
+    # otherwise a file written there would be planned as new, and rewritten, at every sync.
+    # Their ancestors were checked for links above.
     for root in desired.roots:
-        if (
-            root.kind is MappingType.FILE
-            and root.path not in found.files
-            and root.path not in found.dirs
-        ):
-            _look_at_file_root(found, root.path, live, prune)
+        if root.kind is not MappingType.FILE or root.path in found.files or root.path in found.dirs:
+            continue
+        have = live.lstat(root.path)
+        if have is not None and have.kind is Kind.DIR:
+            found.dirs.add(root.path)
+            for child in live.walk(root.path, prune):
+                _record(found, child)
+        elif have is not None:
+            found.files[root.path] = have
     return found
-
-
-def _look_at_file_root(
-    found: _Live, path: str, live: LiveTree, prune: Callable[[str], bool]
-) -> None:
-    entry = live.lstat(path)
-    if entry is not None and entry.kind is Kind.DIR:
-        found.dirs.add(path)
-        for child in live.walk(path, prune):
-            _record(found, child)
-    elif entry is not None:
-        found.files[path] = entry
 
 
 def _record(found: _Live, entry: LiveEntry) -> None:
