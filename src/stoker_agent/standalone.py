@@ -110,11 +110,15 @@ def current_commit(settings: SyncSettings) -> str:
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
             return repo.resolve(ref)
-    mirror = Mirror(settings.mirror_dir or settings.data_dir, settings.repo, settings.credentials)
+    mirror = Mirror(_mirror_path(settings), settings.repo, settings.credentials)
     try:
         return refs.resolve(ref, refs.parse_ls_remote(mirror.ls_remote()), where=settings.repo)
     finally:
         mirror.close()
+
+
+def _mirror_path(settings: SyncSettings) -> str:
+    return settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
 
 
 @contextlib.contextmanager
@@ -131,7 +135,7 @@ def _snapshot(
         with Repository(settings.repo) as repo:
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
-    path = settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
+    path = _mirror_path(settings)
     if not settings.mirror_dir:  # inside the data directory: anyone writing there could link it
         real_directory_or_absent(os.path.dirname(path))
         real_directory_or_absent(path)
