@@ -149,24 +149,30 @@ class AgentLoop:
         if meta is None:
             return 2.0
         self._current = meta
-        period = self._period or float(
-            profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile).sync_period
-        )
-        changed = meta.key() != self._applied_key
+        effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
+        period = self._period or float(effective.sync_period)
+        key = meta.key()
         if self._manual:
-            return self._attempt(meta, now, period, manual=True)
+            return self._attempt(meta, key, effective, period, manual=True)
         # A backoff holds back retries of what failed; newer metadata (a fix pushed, another
         # profile) is a different sync and goes at once, keeping the count if it fails too.
-        if now < self._next_attempt and meta.key() == self._failed_key:
+        if now < self._next_attempt and key == self._failed_key:
             return self._next_attempt - now
-        if changed or now >= self._next_resync:
-            return self._attempt(meta, now, period, manual=False)
+        if key != self._applied_key or now >= self._next_resync:
+            return self._attempt(meta, key, effective, period, manual=False)
         return min(self._next_resync - now, period)
 
-    def _attempt(self, meta: Metadata, now: float, period: float, *, manual: bool) -> float:
+    def _attempt(
+        self,
+        meta: Metadata,
+        key: str,
+        effective: profiles.EffectiveProfile,
+        period: float,
+        *,
+        manual: bool,
+    ) -> float:
         self._manual = False
-        effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
-        resync_only = meta.key() == self._applied_key and not manual
+        resync_only = key == self._applied_key and not manual
         settings = meta.settings
         if resync_only and effective.drift_policy is DriftPolicy.REPORT:
             settings = attrs.evolve(settings, dry_run=True)  # report drift, change nothing
@@ -185,7 +191,7 @@ class AgentLoop:
         self._next_resync = self._clock() + period
         if outcome.record.result == "Error":
             self._failures += 1
-            self._failed_key = meta.key()
+            self._failed_key = key
             delay = backoff_delay(self._failures, self._rng())
             self._next_attempt = self._clock() + delay
             log.warning("sync failed (%s); retrying in %.0fs", outcome.record.error, delay)
@@ -193,7 +199,7 @@ class AgentLoop:
         self._failures = 0
         self._next_attempt = 0.0
         if outcome.record.result in SETTLED and not settings.dry_run:
-            self._applied_key = meta.key()
+            self._applied_key = key
         return period
 
     def _publish(self, record: SyncRecord) -> bool:
