@@ -4,7 +4,6 @@ server; the controller talks to the API server directly."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from conftest import EXAMPLES, git
+from conftest import EXAMPLES
 from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
@@ -30,16 +29,12 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
     kube_core: client.CoreV1Api,
     kube_namespace: str,
     api_proxy: TcpProxy,
+    example_repo: Path,
     tmp_path: Path,
 ) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(EXAMPLES / "config-repo", work)
-    git(work, "init", "-q", "-b", "main")
-    git(work, "add", "-A")
-    git(work, "commit", "-qm", "config")
     body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
     body["metadata"].pop("namespace", None)
-    body["spec"]["git"] = {"repo": f"file://{work}", "ref": "main"}
+    body["spec"]["git"] = {"repo": f"file://{example_repo}", "ref": "main"}
     name = body["metadata"]["name"]
     client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
