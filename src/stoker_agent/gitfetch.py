@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import attrs
 
+from stoker_agent import gitexec
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.redaction import redact
 
@@ -64,14 +65,9 @@ class Mirror:
         self.path = path
         self.url = url
         self.credentials = credentials or Credentials()
-        self._home = tempfile.mkdtemp(prefix="stoker-git-home-")
-        with open(os.path.join(self._home, ".gitconfig"), "w", encoding="utf-8") as handle:
-            # git refuses repositories owned by another UID unless told (the original's R12).
-            handle.write("[safe]\n\tdirectory = *\n")
 
     def close(self) -> None:
-        """Remove the private HOME."""
-        shutil.rmtree(self._home, ignore_errors=True)
+        """Nothing to release: each git command cleans up after itself."""
 
     def fetch(self, ref: str, commit: str | None = None, *, blobless: bool = False) -> str:
         """Fetch `commit` (or the tip of `ref`) shallowly and return the commit id fetched.
@@ -188,35 +184,24 @@ class Mirror:
     ) -> str:
         with self._environment(remote) as env:
             try:
-                done = subprocess.run(
-                    ["git", "-C", self.path, *args]
-                    if in_repo and args[0] != "init"
-                    else ["git", *args],
+                done = gitexec.run(
+                    ["--git-dir", self.path, *args] if in_repo and args[0] != "init" else args,
                     env=env,
                     input=stdin,
                     capture_output=True,
                     text=True,
                     timeout=FETCH_TIMEOUT,
-                    check=False,
                 )
             except subprocess.TimeoutExpired:
                 raise GitFetchError(f"git {args[0]} timed out after {FETCH_TIMEOUT}s") from None
         if done.returncode != 0:
             message = redact((done.stderr or done.stdout).strip(), self.credentials.secrets())
             raise GitFetchError(f"git {args[0]} {redact(self.url)}: {message}")
-        return done.stdout
+        return str(done.stdout)
 
     @contextmanager
     def _environment(self, remote: bool) -> Iterator[dict[str, str]]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update(
-            HOME=self._home,
-            GIT_TERMINAL_PROMPT="0",
-            GIT_CONFIG_NOSYSTEM="1",
-            GIT_ASKPASS="/bin/false",
-            SSH_ASKPASS="/bin/false",
-            LC_ALL="C",
-        )
+        env: dict[str, str] = {}  # on top of gitexec's environment, which owns the rest
         if not remote:
             yield env
             return

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import IO, Self
 
+from stoker_agent import gitexec
 from stoker_core.errors import InvalidInput, StokerError, TemporaryError
 from stoker_core.redaction import redact
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry
@@ -45,18 +46,18 @@ def is_remote(location: str) -> bool:
     return bool(_REMOTE.match(location)) and not os.path.exists(location)
 
 
-def git_command(git_dir: str, *args: str) -> list[str]:
-    """The argv of one git command on `git_dir`, with the bounded pack windows."""
-    return ["git", "--git-dir", git_dir, "--literal-pathspecs", *BOUNDED_MEMORY, *args]
+def git_args(git_dir: str, *args: str) -> list[str]:
+    """The arguments of one git command on `git_dir`, with the bounded pack windows."""
+    return ["--git-dir", git_dir, "--literal-pathspecs", *BOUNDED_MEMORY, *args]
 
 
 def run_git(git_dir: str, *args: str) -> bytes:
     """Run one local git command and return its output; GitError (git's own words) if it fails."""
-    done = subprocess.run(git_command(git_dir, *args), capture_output=True, check=False)
+    done = gitexec.run(git_args(git_dir, *args), capture_output=True)
     if done.returncode != 0:
         detail = redact(done.stderr.decode("utf-8", "replace").strip())
         raise GitError(f"git {args[0]} failed in {git_dir}: {detail}")
-    return done.stdout
+    return bytes(done.stdout)
 
 
 class _Closing:
@@ -88,8 +89,8 @@ class GitSnapshot(_Closing):
         # The commit's tree is listed in the background from the start: the caller's own work
         # meanwhile (reading the manifest, recovering a journal) hides git's share of the time.
         spec = ["--", *self._paths] if self._paths else []
-        self._listing: subprocess.Popen[bytes] | None = subprocess.Popen(
-            git_command(git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", commit, *spec),
+        self._listing: subprocess.Popen[bytes] | None = gitexec.popen(
+            git_args(git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", commit, *spec),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -208,8 +209,8 @@ class ObjectReader:
     """Blobs read one at a time, on request, through one persistent `git cat-file --batch`."""
 
     def __init__(self, git_dir: str) -> None:
-        self._proc = subprocess.Popen(
-            git_command(git_dir, "cat-file", "--batch"),
+        self._proc = gitexec.popen(
+            git_args(git_dir, "cat-file", "--batch"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -241,8 +242,8 @@ class BlobPipeline:
     def __init__(self, git_dir: str, blobs: list[str], chunk: int = 1 << 20) -> None:
         self._chunk = chunk
         self._expected = iter(blobs)
-        self._proc = subprocess.Popen(
-            git_command(git_dir, "cat-file", "--batch"),
+        self._proc = gitexec.popen(
+            git_args(git_dir, "cat-file", "--batch"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -282,9 +283,9 @@ class Repository(_Closing):
         if self._remote:
             self._temp = tempfile.TemporaryDirectory(prefix="stoker-repo-")
             self.git_dir = self._temp.name
-            subprocess.run(
-                ["git", "init", "--quiet", "--bare", self.git_dir], check=True, capture_output=True
-            )
+            done = gitexec.run(["init", "--quiet", "--bare", self.git_dir], capture_output=True)
+            if done.returncode != 0:
+                raise GitError(f"git init failed in {self.git_dir}: {done.stderr.decode().strip()}")
         else:
             self.git_dir = _local_git_dir(location)
 
@@ -313,22 +314,15 @@ class Repository(_Closing):
         )
 
     def _fetch(self, ref: str) -> str:
-        import git  # GitPython only here: a local sync never pays for its import
-
-        repo = git.Repo(self.git_dir)
         try:
-            repo.git.fetch("--depth=1", "--no-tags", "--", self.location, ref)
-            sha: str = repo.git.rev_parse("FETCH_HEAD^{commit}")
-            return sha.strip()
-        except git.GitCommandError as e:
-            detail = redact(str(e.stderr or e).strip())
-            if "couldn't find remote ref" in detail or "not our ref" in detail:
+            run_git(self.git_dir, "fetch", "--depth=1", "--no-tags", "--", self.location, ref)
+            return run_git(self.git_dir, "rev-parse", "FETCH_HEAD^{commit}").decode().strip()
+        except GitError as e:
+            if "couldn't find remote ref" in str(e) or "not our ref" in str(e):
                 raise InvalidInput.one(
                     f'ref "{ref}" not found in the remote repository', field="--ref"
                 ) from None
-            raise TemporaryError(f"fetching {redact(self.location)}: {detail}") from None
-        finally:
-            repo.close()
+            raise TemporaryError(f"fetching {redact(self.location)}: {e}") from None
 
     def snapshot(self, commit: str) -> GitSnapshot:
         """Return a snapshot of `commit`, closed with this repository."""
@@ -339,18 +333,17 @@ class Repository(_Closing):
 
 def _local_git_dir(location: str) -> str:
     """The git directory of the repository at `location` itself (never one of its parents)."""
-    path = os.path.abspath(location)
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": os.path.dirname(path)}
-    done = subprocess.run(
-        ["git", "-C", path, "rev-parse", "--absolute-git-dir", "--show-cdup"],
+    path = os.path.realpath(location)
+    done = gitexec.run(
+        ["-C", path, "rev-parse", "--absolute-git-dir", "--show-cdup"],
+        trusted=path,  # the repository the user named, whoever owns it (the original's R12)
+        env={"GIT_CEILING_DIRECTORIES": os.path.dirname(path)},
         capture_output=True,
         text=True,
-        env=env,
-        check=False,
     )
     lines = done.stdout.splitlines() if done.returncode == 0 else []
     if not lines or (len(lines) > 1 and lines[1]):  # show-cdup: not the top of the work tree
         raise InvalidInput.one(
             "is not a Git repository; pass a clone, a bare repository or a URL", path=location
         )
-    return lines[0]
+    return str(lines[0])

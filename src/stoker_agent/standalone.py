@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
+from stoker_agent import mirrors
 from stoker_agent.applying import (
     STATE_DIR,
     Applier,
     Progress,
-    real_directory_or_absent,
     write_state_file,
 )
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
@@ -42,7 +42,6 @@ AGENT_VERSION = "0.1.0.dev0"
 STATUS_FILE = f"{STATE_DIR}/status.json"
 REJECTED_FILE = f"{STATE_DIR}/rejected.json"
 PENDING_FILE = f"{STATE_DIR}/scan-pending.json"  # applied, not yet confirmed by a scan
-MIRROR_DIR = f"{STATE_DIR}/git"
 
 EXIT_FOR: dict[str, ExitCode] = {
     "Synced": ExitCode.OK,
@@ -77,7 +76,8 @@ class SyncSettings:
     ref: str | None
     data_dir: str
     commit: str | None = None  # the exact commit the controller resolved, when known
-    mirror_dir: str | None = None  # where a remote is fetched; default DIR/.stoker/git
+    # Where a remote is fetched; None: the sync user's cache (checked by mirrors.prepare).
+    mirror_dir: str | None = None
     credentials: Credentials = attrs.field(factory=Credentials)
     gateway: GatewaySettings | None = None
     extra_vars: dict[str, str] = attrs.field(factory=dict)
@@ -118,7 +118,11 @@ def current_commit(settings: SyncSettings) -> str:
 
 
 def _mirror_path(settings: SyncSettings) -> str:
-    return settings.mirror_dir or os.path.join(settings.data_dir, MIRROR_DIR)
+    if settings.mirror_dir:
+        return settings.mirror_dir
+    return mirrors.prepare(
+        mirrors.default_mirror_dir(settings.data_dir, settings.repo), settings.data_dir
+    )
 
 
 @contextlib.contextmanager
@@ -135,11 +139,7 @@ def _snapshot(
         with Repository(settings.repo) as repo:
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
-    path = _mirror_path(settings)
-    if not settings.mirror_dir:  # inside the data directory: anyone writing there could link it
-        real_directory_or_absent(os.path.dirname(path))
-        real_directory_or_absent(path)
-    mirror = Mirror(path, settings.repo, settings.credentials)
+    mirror = Mirror(_mirror_path(settings), settings.repo, settings.credentials)
     try:
         commit = mirror.fetch(ref, settings.commit, blobless=sources_for is not None)
         paths: Sequence[str] = ()
@@ -194,6 +194,8 @@ def _run(
     sleep: Callable[[float], None],
 ) -> Outcome:
     gs = settings.gatewaysync
+    if not settings.dry_run:
+        mirrors.remove_old(settings.data_dir)  # never used: the gateway could write it (H1)
     effective = profiles.resolve(gs.spec.sync, settings.profile)
     base["profile"] = effective.name
     if effective.paused:  # a paused profile changes nothing and scans nothing (B10)

@@ -58,6 +58,8 @@ def stoker_sync(cr: Path, url: str, data: Path, *extra: str) -> dict[str, object
             "blue",
             "--output",
             "json",
+            "--mirror-dir",
+            str(mirror_of(data)),
             *extra,
         ],
         capture_output=True,
@@ -67,6 +69,11 @@ def stoker_sync(cr: Path, url: str, data: Path, *extra: str) -> dict[str, object
     assert done.returncode == 0, done.stderr
     report: dict[str, object] = json.loads(done.stdout)
     return report
+
+
+def mirror_of(data: Path) -> Path:
+    """Where these tests keep the mirror of `data`: beside it, never inside it."""
+    return data.parent / "mirror"
 
 
 def blobs_held(mirror: Path, repo: BareRepo, commit: str) -> dict[str, bool]:
@@ -105,7 +112,7 @@ def test_sparse_fetch_brings_only_the_mapped_sources(
             "projects/p/project.json",
             "projects/p/views/v/view.json",
         ]
-        mirror = data / ".stoker/git"
+        mirror = mirror_of(data)
         held = blobs_held(mirror, repo, repo.rev_parse("main"))
         assert held == {
             "sites/blue/projects/p/project.json": True,
@@ -138,7 +145,7 @@ def test_a_server_without_partial_clone_sends_everything_and_the_sync_still_work
         report = stoker_sync(cr, daemon.url_for("plant"), data)
     assert report["result"] == "Synced"
     assert (data / "config/shared.json").read_text() == '{"shared": true}'
-    assert all(blobs_held(data / ".stoker/git", repo, repo.rev_parse("main")).values())
+    assert all(blobs_held(mirror_of(data), repo, repo.rev_parse("main")).values())
 
 
 def test_sparse_fetch_over_https_uses_the_token_for_the_file_fetch_too(
@@ -160,35 +167,8 @@ def test_sparse_fetch_over_https_uses_the_token_for_the_file_fetch_too(
         str(git_https.ca_file),
     )
     assert report["result"] == "Synced"
-    held = blobs_held(data / ".stoker/git", repo, repo.rev_parse("main"))
+    held = blobs_held(mirror_of(data), repo, repo.rev_parse("main"))
     assert not held["media/big.bin"]
     assert held["shared/config.json"]
     assert os.path.exists(data / "projects/p/views/v/view.json")
     assert git_https.secrets_in_urls(TEST_TOKEN) == []
-
-
-def test_a_mirror_inside_the_data_directory_that_is_a_link_is_refused(
-    git_daemon: GitDaemon, git_root: Path, tmp_path: Path
-) -> None:
-    BareRepo.create(git_root, "linked", FILES)
-    cr = tmp_path / "cr.yaml"
-    cr.write_text(CR)
-    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
-    (data / ".stoker").mkdir(parents=True)
-    elsewhere.mkdir()
-    (data / ".stoker/git").symlink_to(elsewhere)  # planted by whoever can write the data dir
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr),
-            "--repo", git_daemon.url_for("linked"), "--ref", "main",
-            "--data-dir", str(data), "--gateway-name", "blue",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 1
-    assert ".stoker/git is a symbolic link, not a directory" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert list(elsewhere.iterdir()) == []
-    assert not (data / "projects").exists()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import attrs
 import click
 
-from stoker_agent import logs
+from stoker_agent import logs, mirrors
 from stoker_agent.applying import Progress
 from stoker_agent.commands.common import (
     identity_options,
@@ -60,6 +60,13 @@ def _var_files(
 @click.option(
     "--git-ca-file", type=click.Path(dir_okay=False), help="CA bundle of an HTTPS Git server."
 )
+@click.option(
+    "--mirror-dir",
+    envvar="STOKER_MIRROR_DIR",
+    type=click.Path(file_okay=False),
+    help="Where a remote repository is fetched (default: ~/.cache/stoker/mirrors/…); never "
+    "inside the data directory.",
+)
 @click.option("--gateway-url", help="Gateway base URL, e.g. http://localhost:8088.")
 @click.option("--api-token-file", type=click.Path(dir_okay=False), help="Gateway API token file.")
 @click.option("--gateway-ca-file", type=click.Path(dir_okay=False), help="CA bundle for HTTPS.")
@@ -99,6 +106,7 @@ def sync(
     ssh_key_file: str | None,
     known_hosts_file: str | None,
     git_ca_file: str | None,
+    mirror_dir: str | None,
     gateway_url: str | None,
     api_token_file: str | None,
     gateway_ca_file: str | None,
@@ -131,6 +139,7 @@ def sync(
         repo=repo,
         ref=ref,
         data_dir=data_dir,
+        mirror_dir=mirrors.prepare(mirror_dir, data_dir) if mirror_dir else None,
         credentials=Credentials(
             token_file=git_token_file,
             ssh_key_file=ssh_key_file,
