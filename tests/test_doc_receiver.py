@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import Secrets, authentic, parse
-from stoker_k8s.receiver import Receiver, make_app
+from stoker_k8s.receiver import Conflict, Receiver, make_app
 
 DOC = (ROOT / "docs" / "receiver.md").read_text()
 EXAMPLE = re.compile(r"```http\n(.*?)```\s*\n→ `([\w-]+)`(?: `([^`]*)`)?", re.DOTALL)
@@ -97,10 +97,12 @@ class Store:
             "spec": {"git": {"ref": TRACKED}},
         }
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
         return self.cr if (namespace, name) == ("plant", "plant") else None
 
-    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+    def annotate(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> None:
         self.cr["metadata"]["annotations"].update(annotations)
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
@@ -119,9 +121,13 @@ def test_every_documented_response_body_is_one_the_receiver_sends() -> None:
         receiver.handle("plant", "plant", b'{"ref":"v1.4.0"}', auth),
         receiver.handle("plant", "plant", b'{"ref":"v1.4.0"}', auth),
         receiver.handle("plant", "plant", b'{"version": "1.4.0"}', auth),
+        receiver.handle("plant", "plant", b'{"ref": "   "}', auth),
     ]
     sent += [receiver.handle("plant", "plant", b"{}", auth) for _ in range(12)]
     sent.append(_too_large(receiver))
+    busy = Receiver(Busy(), Secrets(token="t0ken"))
+    sent.append(busy.handle("plant", "plant", b'{"ref": "v9"}', auth))
+    sent.append(_through_app(Receiver(Down(), Secrets(token="t0ken")), auth))
     table = DOC.split("## Responses", 1)[1].split("\n\n", 3)[2]
     rows = re.findall(r"^\| (\d{3}) \| `(\{.*?\})`", table, re.MULTILINE)
     assert len(rows) >= 7
@@ -129,6 +135,35 @@ def test_every_documented_response_body_is_one_the_receiver_sends() -> None:
         if "…" in body:
             continue
         assert (int(status), json.loads(body)) in sent, f"{status} {body} is never sent"
+
+
+class Busy(Store):
+    """Someone else writes the GatewaySync before every one of the receiver's writes."""
+
+    def annotate(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> None:
+        raise Conflict("changed")
+
+
+class Down(Store):
+    """The API server does not answer."""
+
+    def get(self, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        raise ConnectionError("connection refused")
+
+
+def _through_app(receiver: Receiver, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    answer: list[str] = []
+    environ = {
+        "PATH_INFO": "/webhook/plant/plant",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": "2",
+        "wsgi.input": io.BytesIO(b"{}"),
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()},
+    }
+    body = make_app(receiver)(environ, lambda status, headers: answer.append(status))
+    return int(answer[0].split()[0]), json.loads(b"".join(body))
 
 
 def _too_large(receiver: Receiver) -> tuple[int, dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 The WSGI app (stoker_k8s) only moves bytes: it hands the body and headers here and acts on the
 answer. A push to the tracked branch asks for an immediate refresh; a push to any other branch is
-ignored; releases, tags, ArgoCD, Kargo and generic events name a ref to deploy.
+ignored; a published release, a created tag, ArgoCD, Kargo and generic events name a ref to
+deploy; every other release action and a deleted or moved tag are ignored (H11).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import attrs
 
 from stoker_core.errors import InvalidInput
-from stoker_core.refs import same_ref
+from stoker_core.refs import ref_problem, same_ref
 
 MAX_BODY = 1024 * 1024  # bytes; larger bodies are refused whole (413), never truncated (B18)
 REPLAY_WINDOW = 600.0  # seconds during which the same delivery is answered but not acted on
@@ -68,20 +69,59 @@ def _dig(body: Any, *path: str | int) -> str:
     return body if isinstance(body, str) else ""
 
 
-def _branch_or_tag(source: Source, ref: str, tracked: str) -> Event:
+ZERO_SHA = "0" * 40  # `before` of a created ref, `after` of a deleted one (GitHub and GitLab)
+
+
+def _branch_or_tag(source: Source, ref: str, tracked: str, payload: Any) -> Event:
     if ref.startswith("refs/tags/"):
-        return Event(source, Verb.SET_REF, ref.removeprefix("refs/tags/"), "tag pushed")
+        tag = ref.removeprefix("refs/tags/")
+        if payload.get("deleted") is True or payload.get("after") == ZERO_SHA:
+            return Event(source, Verb.IGNORE, tag, "tag deleted")
+        if payload.get("created") is True or payload.get("before") == ZERO_SHA:
+            return Event(source, Verb.SET_REF, tag, "tag created")
+        return Event(source, Verb.IGNORE, tag, "tag moved, not created")
     branch = ref.removeprefix("refs/heads/")
     if same_ref(branch, tracked):
         return Event(source, Verb.REFRESH, branch, "push to the tracked branch")
     return Event(source, Verb.IGNORE, branch, f'push to "{branch}", not the tracked "{tracked}"')
 
 
+# GitHub release actions that request the release's tag: `published` is sent when a release
+# (or a prerelease) is published, `released` when a full release is published or a prerelease
+# becomes one. Prereleases never deploy on their own; created, edited, deleted, unpublished do
+# nothing either (editing or deleting an old release must not redeploy it).
+RELEASE_ACTIONS = frozenset({"published", "released"})
+
+
+def _release(payload: Any) -> Event:
+    tag = _dig(payload, "release", "tag_name").removeprefix("refs/tags/")
+    action = _dig(payload, "action")
+    release = payload.get("release") if isinstance(payload, dict) else None
+    flags = release if isinstance(release, dict) else {}
+    if action not in RELEASE_ACTIONS:
+        return Event(Source.GITHUB, Verb.IGNORE, tag, f'release action "{action[:40]}"')
+    if not tag or flags.get("prerelease") is True or flags.get("draft") is True:
+        return Event(Source.GITHUB, Verb.IGNORE, tag, "no tag, a draft or a prerelease")
+    return Event(Source.GITHUB, Verb.SET_REF, tag, "release published")
+
+
+def _checked(event: Event) -> Event:
+    """The event, once its ref passed the rule `spec.git.ref` passes (else InvalidInput)."""
+    problem = ref_problem(event.ref) if event.ref or event.verb is not Verb.IGNORE else None
+    if problem:
+        raise InvalidInput.one(f"the ref {problem}", field="ref")
+    return event
+
+
 def parse(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
-    """Read an event; raise InvalidInput (answer 400) when no ref can be found."""
+    """Read an event; raise InvalidInput (answer 400) when no valid ref can be found."""
+    return _checked(_read(body, headers, tracked))
+
+
+def _read(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise InvalidInput.one("body is not JSON", field="body") from None
     lowered = {k.lower(): v for k, v in headers.items()}
     github, gitlab = lowered.get("x-github-event", ""), lowered.get("x-gitlab-event", "")
@@ -92,9 +132,10 @@ def parse(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
         ref = _dig(payload, "ref")
         if not ref:
             raise InvalidInput.one("push event without a ref", field="ref")
-        return _branch_or_tag(source, ref, tracked)
+        return _branch_or_tag(source, ref, tracked, payload)
+    if github == "release" or _dig(payload, "release", "tag_name"):
+        return _release(payload)
     for source, path in (
-        (Source.GITHUB, ("release", "tag_name")),
         (Source.ARGOCD, ("app", "metadata", "annotations", "git.ref")),
         (Source.KARGO, ("freight", "commits", 0, "tag")),
         (Source.GENERIC, ("ref",)),
@@ -120,16 +161,24 @@ def authentic(body: bytes, headers: Mapping[str, str], secrets: Secrets) -> bool
     lowered = {k.lower(): v for k, v in headers.items()}
     if secrets.hmac_key:
         digest = hmac.new(secrets.hmac_key.encode(), body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(lowered.get("x-hub-signature-256", ""), f"sha256={digest}"):
+        if _same(lowered.get("x-hub-signature-256", ""), f"sha256={digest}"):
             return True
     if secrets.token:
         offered = [
             lowered.get("x-gitlab-token", ""),
             lowered.get("authorization", "").removeprefix("Bearer "),
         ]
-        if any(o and hmac.compare_digest(o, secrets.token) for o in offered):
+        if any(o and _same(o, secrets.token) for o in offered):
             return True
     return False
+
+
+def _same(offered: str, expected: str) -> bool:
+    """Constant-time equality of two strings. As bytes: `compare_digest` refuses str with
+    non-ASCII characters (a TypeError, once a 500: H10); `surrogatepass` encodes any str."""
+    return hmac.compare_digest(
+        offered.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
@@ -138,6 +187,39 @@ def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
     delivery = lowered.get("x-github-delivery") or lowered.get("x-gitlab-event-uuid")
     return f"id:{delivery}" if delivery else "sha256:" + hashlib.sha256(body).hexdigest()
 
+
+DELIVERIES_KEPT = 32  # delivery marks recorded on a GatewaySync: about 1.3 KiB of annotation
+
+
+def delivery_mark(key: str) -> str:
+    """A delivery's fixed-size name, as the GatewaySync's annotation records it."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _marks(recorded: str, now: float) -> list[tuple[str, int]]:
+    """The annotation's `mark@unix-seconds` entries still inside the replay window, newest
+    first. Anyone who may edit the GatewaySync can write it: what does not parse is dropped."""
+    out = []
+    for entry in recorded.split()[: 4 * DELIVERIES_KEPT]:
+        mark, _, stamp = entry.partition("@")
+        # abs(): replicas' clocks differ a little, a mark may look a second in the future
+        if stamp.isdigit() and len(stamp) <= 12 and abs(now - int(stamp)) < REPLAY_WINDOW:
+            out.append((mark, int(stamp)))
+    return out
+
+
+def seen(recorded: str, mark: str, now: float) -> bool:
+    """Tell whether the annotation `recorded` holds the delivery `mark` (within the window)."""
+    return any(m == mark for m, _ in _marks(recorded, now))
+
+
+def record(recorded: str, mark: str, now: float) -> str:
+    """The annotation with `mark` added at `now`: the newest DELIVERIES_KEPT in the window."""
+    kept = [(mark, int(now)), *((m, t) for m, t in _marks(recorded, now) if m != mark)]
+    return " ".join(f"{m}@{t}" for m, t in kept[:DELIVERIES_KEPT])
+
+
+PRUNE_ABOVE = 1024  # buckets kept before the full ones are swept
 
 PRUNE_ABOVE = 1024  # buckets kept before the full ones are swept
 

@@ -14,8 +14,26 @@ import re
 import attrs
 
 from stoker_core.errors import InvalidInput
+from stoker_core.model import GIT_WORD
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
+MAX_REF = 255  # characters; git allows longer names, but no branch or tag anyone deploys is
+# that long, and a requested ref is written into an annotation (the API server's limit is 256 KiB)
+
+
+def ref_problem(ref: str) -> str | None:
+    """Why `ref` cannot be a ref to deploy, or None: the one rule for `spec.git.ref` and a
+    ref requested through the receiver (a ref reaches git's command line: never an option)."""
+    if not ref.strip():
+        return "must not be empty"
+    if len(ref) > MAX_REF:
+        return f"must be at most {MAX_REF} characters long (found {len(ref)})"
+    if re.fullmatch(GIT_WORD, ref) is None or not ref.isprintable():  # as the CRD pattern
+        return (
+            "must be a branch, a tag or a commit SHA, without spaces or control characters "
+            'and not starting with "-"'
+        )
+    return None
 
 
 @attrs.frozen(slots=True)

@@ -16,6 +16,7 @@ from stoker_core.errors import InvalidInput, Problem
 from stoker_core.globs import BadPattern, translate
 from stoker_core.parsing import structure
 from stoker_core.paths import PathEscape, normalize
+from stoker_core.refs import ref_problem
 from stoker_core.vocabulary import API_GROUP, API_VERSION, KIND
 
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -126,7 +127,9 @@ def _check_git(git: model.GitSpec) -> Iterator[Problem]:
     yield from _git_word(
         "spec.git.repo", git.repo, "a repository URL (https://, ssh://, git@host:path) or a path"
     )
-    yield from _git_word("spec.git.ref", git.ref, "a branch, a tag or a commit SHA")
+    problem = ref_problem(git.ref)  # the same rule as a ref requested through the receiver
+    if problem:
+        yield Problem(field="spec.git.ref", message=problem)
     if git.auth is None:
         return
     methods = git.auth.methods()

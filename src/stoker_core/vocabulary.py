@@ -33,6 +33,7 @@ class Annotation(enum.StrEnum):
     REQUESTED_AT = "stoker.io/requested-at"  # receiver → people (CR annotation)
     REQUESTED_BY = "stoker.io/requested-by"  # receiver → people (CR annotation)
     REFRESH_REQUESTED_AT = "stoker.io/refresh-requested-at"  # receiver → controller (CR)
+    DELIVERIES = "stoker.io/receiver-deliveries"  # receiver → receiver: recent deliveries (CR)
 
 
 class Label(enum.StrEnum):

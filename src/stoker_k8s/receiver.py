@@ -16,13 +16,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import (
     MAX_BODY,
-    REPLAY_WINDOW,
+    Event,
     RateLimit,
     Secrets,
     Verb,
     authentic,
+    delivery_mark,
     parse,
+    record,
     replay_key,
+    seen,
 )
 from stoker_core.vocabulary import Annotation
 from stoker_k8s.metrics import ControllerMetrics
@@ -30,15 +33,25 @@ from stoker_k8s.metrics import ControllerMetrics
 log = logging.getLogger("stoker.receiver")
 
 
+class Conflict(Exception):
+    """The GatewaySync changed since it was read: read it again (fresh) and decide again."""
+
+
+ATTEMPTS = 3  # reads and conditional writes per request before answering 409
+
+
 class Store(Protocol):
     """What the receiver needs from the API server."""
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The GatewaySync, or None when it does not exist."""
+    def get(self, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The GatewaySync (from a cache unless `fresh`), or None when it does not exist."""
         ...
 
-    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge annotations into the GatewaySync."""
+    def annotate(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> None:
+        """Merge annotations into the GatewaySync if it is still at `resource_version`, else
+        raise Conflict."""
         ...
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
@@ -47,7 +60,8 @@ class Store(Protocol):
 
 
 class Receiver:
-    """State shared by requests: replay memory and rate limits (per process)."""
+    """State shared by requests: rate limits (per process). Replay memory is on the
+    GatewaySync itself (an annotation), so every replica and process sees every delivery."""
 
     def __init__(
         self, store: Store, global_secrets: Secrets, *, clock: Callable[[], float] = time.time
@@ -55,7 +69,6 @@ class Receiver:
         self.store = store
         self.global_secrets = global_secrets
         self._clock = clock
-        self._seen: dict[str, float] = {}
         self._limit = RateLimit()
         self._lock = threading.Lock()
 
@@ -78,13 +91,41 @@ class Receiver:
             event = parse(body, headers, tracked)
         except InvalidInput as e:
             return 400, {"error": str(e.problems[0].message)}
-        key = f"{namespace}/{name}/{replay_key(body, headers)}"
-        with self._lock:
-            self._seen = {k: t for k, t in self._seen.items() if now - t < REPLAY_WINDOW}
-            if key in self._seen:
-                return 202, {"accepted": True, "message": "duplicate delivery ignored"}
-            self._seen[key] = now
-        return self._act(namespace, name, cr, event.verb, event.ref, str(event.source), now)
+        mark = delivery_mark(replay_key(body, headers))
+        for _ in range(ATTEMPTS):
+            try:
+                return self._once(namespace, name, cr, event, mark, now)
+            except Conflict:  # another replica or writer came first: decide on what it wrote
+                cr = self.store.get(namespace, name, fresh=True)
+                if cr is None:
+                    return 404, {"error": f"GatewaySync {namespace}/{name} not found"}
+        return 409, {"error": "the GatewaySync kept changing; send the event again"}
+
+    def _once(
+        self,
+        namespace: str,
+        name: str,
+        cr: dict[str, Any],
+        event: Event,
+        mark: str,
+        now: float,
+    ) -> tuple[int, dict[str, Any]]:
+        """Act on an event once, recording its delivery in the same conditional write."""
+        meta = cr.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        recorded = str(annotations.get(Annotation.DELIVERIES, ""))
+        if event.verb is not Verb.IGNORE and seen(recorded, mark, now):
+            return 202, {"accepted": True, "message": "duplicate delivery ignored"}
+        reply, marks = self._act(event, annotations, now)
+        if event.verb is not Verb.IGNORE:  # a replay of an ignored event would change nothing
+            marks[Annotation.DELIVERIES] = record(recorded, mark, now)
+            self.store.annotate(namespace, name, marks, str(meta.get("resourceVersion", "")))
+        if marks.get(Annotation.REQUESTED_REF):
+            log.info(
+                "ref requested",
+                extra={"cr": f"{namespace}/{name}", "ref": event.ref, "by": event.source},
+            )
+        return 202, reply
 
     def _secrets(self, namespace: str, cr: dict[str, Any] | None) -> Secrets:
         own = (cr or {}).get("spec", {}).get("receiver") or {}
@@ -93,46 +134,26 @@ class Receiver:
         data = self.store.secret(namespace, own["secretName"])
         return Secrets(hmac_key=data.get("hmac") or None, token=data.get("token") or None)
 
+    @staticmethod
     def _act(
-        self,
-        namespace: str,
-        name: str,
-        cr: dict[str, Any],
-        verb: Verb,
-        ref: str,
-        source: str,
-        now: float,
-    ) -> tuple[int, dict[str, Any]]:
+        event: Event, annotations: Mapping[str, Any], now: float
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The answer and the annotations an event sets."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        if verb is Verb.IGNORE:
-            return 202, {"accepted": True, "message": "ignored", "ref": ref, "source": source}
-        if verb is Verb.REFRESH:
-            self.store.annotate(namespace, name, {Annotation.REFRESH_REQUESTED_AT: stamp})
-            return 202, {
-                "accepted": True,
-                "message": "refresh requested",
-                "ref": ref,
-                "source": source,
+        said = {"accepted": True, "ref": event.ref, "source": str(event.source)}
+        if event.verb is Verb.IGNORE:
+            return {**said, "message": "ignored"}, {}
+        if event.verb is Verb.REFRESH:
+            return {**said, "message": "refresh requested"}, {
+                Annotation.REFRESH_REQUESTED_AT: stamp
             }
-        current = (cr.get("metadata", {}).get("annotations") or {}).get(Annotation.REQUESTED_REF)
-        if current == ref:
-            return 202, {
-                "accepted": True,
-                "message": "ref already set",
-                "ref": ref,
-                "source": source,
-            }
-        self.store.annotate(
-            namespace,
-            name,
-            {
-                Annotation.REQUESTED_REF: ref,
-                Annotation.REQUESTED_AT: stamp,
-                Annotation.REQUESTED_BY: source,
-            },
-        )
-        log.info("ref requested", extra={"cr": f"{namespace}/{name}", "ref": ref, "by": source})
-        return 202, {"accepted": True, "ref": ref, "source": source}
+        if annotations.get(Annotation.REQUESTED_REF) == event.ref:
+            return {**said, "message": "ref already set"}, {}
+        return said, {
+            Annotation.REQUESTED_REF: event.ref,
+            Annotation.REQUESTED_AT: stamp,
+            Annotation.REQUESTED_BY: str(event.source),
+        }
 
 
 def make_app(receiver: Receiver, metrics: ControllerMetrics | None = None) -> Any:
@@ -161,7 +182,11 @@ def make_app(receiver: Receiver, metrics: ControllerMetrics | None = None) -> An
         headers = {
             k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
         }
-        status, reply = receiver.handle(parts[1], parts[2], body, headers)
+        try:
+            status, reply = receiver.handle(parts[1], parts[2], body, headers)
+        except Exception:  # the API server failed us: say so in JSON, never a bare 500 page
+            log.exception("answering a delivery for %s/%s", parts[1], parts[2])
+            status, reply = 503, {"error": "the API server did not answer; send the event again"}
         counted.receiver_requests.labels(reply.get("source", "unknown"), str(status)).inc()
         return _send(start_response, status, reply)
 
@@ -175,9 +200,11 @@ _REASONS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     413: "Payload Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 

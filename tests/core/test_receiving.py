@@ -10,15 +10,21 @@ import pytest
 
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import (
+    DELIVERIES_KEPT,
     PRUNE_ABOVE,
+    REPLAY_WINDOW,
     RateLimit,
     Secrets,
     Source,
     Verb,
     authentic,
+    delivery_mark,
     parse,
+    record,
     replay_key,
+    seen,
 )
+from stoker_core.validation import load
 
 
 def body(value: object) -> bytes:
@@ -39,12 +45,12 @@ def body(value: object) -> bytes:
             (Source.GITHUB, Verb.IGNORE, "feature"),
         ),
         (
-            {"ref": "refs/tags/v2.0.0"},
+            {"ref": "refs/tags/v2.0.0", "created": True, "deleted": False},
             {"X-GitHub-Event": "push"},
             (Source.GITHUB, Verb.SET_REF, "v2.0.0"),
         ),
         (
-            {"release": {"tag_name": "v2.0.0"}},
+            {"action": "published", "release": {"tag_name": "v2.0.0"}},
             {"X-GitHub-Event": "release"},
             (Source.GITHUB, Verb.SET_REF, "v2.0.0"),
         ),
@@ -54,7 +60,7 @@ def body(value: object) -> bytes:
             (Source.GITLAB, Verb.REFRESH, "main"),
         ),
         (
-            {"object_kind": "tag_push", "ref": "refs/tags/1.2.0"},
+            {"object_kind": "tag_push", "ref": "refs/tags/1.2.0", "before": "0" * 40},
             {"X-Gitlab-Event": "Tag Push Hook"},
             (Source.GITLAB, Verb.SET_REF, "1.2.0"),
         ),
@@ -131,3 +137,117 @@ def test_rate_limit_sweeps_stay_cheap_when_nothing_can_be_dropped() -> None:
     for i in range(50_000):  # all within a millisecond: no bucket refills, none can go
         limit.allow(f"ns/made-up-{i}", i / 50_000_000)
     assert limit._sweep_at > len(limit._buckets) // 2  # swept a handful of times, not 49,000
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer t\u00f6ken"},
+        {"X-Gitlab-Token": "\u00fc\u00fc\u00fc"},
+        {"X-Hub-Signature-256": "sha256=\u00e9" * 8},
+        {"Authorization": "Bearer \ud800"},  # a lone surrogate: not even valid UTF-8
+    ],
+)
+def test_H10_non_ascii_credentials_are_refused_not_a_crash(headers: dict[str, str]) -> None:
+    raw = body({"ref": "v1"})
+    assert not authentic(raw, headers, Secrets(hmac_key="k3y", token="t0ken"))
+    assert authentic(raw, {"Authorization": "Bearer t\u00f6ken"}, Secrets(token="t\u00f6ken"))
+
+
+@pytest.mark.parametrize("raw", [b"[" * 50_000 + b"]" * 50_000, b'{"a":' * 50_000 + b"1"])
+def test_H10_json_nested_too_deep_is_refused_as_not_json(raw: bytes) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(raw, {}, tracked="main")
+    assert caught.value.problems[0].message == "body is not JSON"
+
+
+HOSTILE_REFS = ["main\nX", "   ", "v1\u0000x", "--upload-pack=touch /tmp/pwned", "v" * 300_000]
+
+
+@pytest.mark.parametrize("ref", HOSTILE_REFS, ids=["newline", "blank", "nul", "option", "300k"])
+@pytest.mark.parametrize(
+    ("headers", "shape"),
+    [
+        ({}, lambda ref: {"ref": ref}),
+        ({"X-GitHub-Event": "push"}, lambda ref: {"ref": f"refs/tags/{ref}", "created": True}),
+        ({"X-GitHub-Event": "push"}, lambda ref: {"ref": f"refs/heads/{ref}"}),
+        (
+            {"X-GitHub-Event": "release"},
+            lambda ref: {"action": "published", "release": {"tag_name": ref}},
+        ),
+        ({}, lambda ref: {"app": {"metadata": {"annotations": {"git.ref": ref}}}}),
+        ({}, lambda ref: {"freight": {"commits": [{"tag": ref}]}}),
+    ],
+    ids=["generic", "tag", "branch", "release", "argocd", "kargo"],
+)
+def test_H10_a_requested_ref_passes_the_rule_spec_git_ref_passes(
+    ref: str, headers: dict[str, str], shape: object
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(body(shape(ref)), headers, tracked="main")  # type: ignore[operator]
+    [problem] = caught.value.problems
+    assert problem.field == "ref"
+    assert ref not in problem.message or ref.strip() == ""  # never echoed back
+    spec = {"git": {"repo": "https://example.com/r.git", "ref": ref}}
+    with pytest.raises(InvalidInput) as invalid:
+        load({"apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync", "spec": spec})
+    same = [p for p in invalid.value.problems if p.field == "spec.git.ref"]
+    assert [f"the ref {p.message}" for p in same] == [problem.message]
+
+
+@pytest.mark.parametrize(
+    ("action", "flags", "verb"),
+    [
+        ("published", {}, Verb.SET_REF),
+        ("released", {}, Verb.SET_REF),
+        ("published", {"prerelease": True}, Verb.IGNORE),
+        ("prereleased", {"prerelease": True}, Verb.IGNORE),
+        ("created", {}, Verb.IGNORE),
+        ("edited", {}, Verb.IGNORE),
+        ("deleted", {}, Verb.IGNORE),
+        ("unpublished", {}, Verb.IGNORE),
+        ("", {}, Verb.IGNORE),
+    ],
+)
+def test_H11_only_a_published_full_release_requests_its_tag(
+    action: str, flags: dict[str, bool], verb: Verb
+) -> None:
+    payload = {"action": action, "release": {"tag_name": "v1.0.0", **flags}}
+    for headers in ({"X-GitHub-Event": "release"}, {}):
+        event = parse(body(payload), headers, tracked="main")
+        assert (event.source, event.verb) == (Source.GITHUB, verb)
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload", "verb"),
+    [
+        ({"X-GitHub-Event": "push"}, {"created": True, "deleted": False}, Verb.SET_REF),
+        ({"X-GitHub-Event": "push"}, {"created": False, "deleted": True}, Verb.IGNORE),
+        ({"X-GitHub-Event": "push"}, {"created": False, "deleted": False}, Verb.IGNORE),
+        (
+            {"X-Gitlab-Event": "Tag Push Hook"},
+            {"before": "0" * 40, "after": "1" * 40},
+            Verb.SET_REF,
+        ),
+        ({"X-Gitlab-Event": "Tag Push Hook"}, {"before": "1" * 40, "after": "0" * 40}, Verb.IGNORE),
+    ],
+    ids=["github-created", "github-deleted", "github-moved", "gitlab-created", "gitlab-deleted"],
+)
+def test_H11_only_a_created_tag_requests_itself(
+    headers: dict[str, str], payload: dict[str, object], verb: Verb
+) -> None:
+    event = parse(body({"ref": "refs/tags/v1.0.0", **payload}), headers, tracked="main")
+    assert (event.verb, event.ref) == (verb, "v1.0.0")
+
+
+def test_H11_the_delivery_record_is_bounded_and_forgets_after_the_window() -> None:
+    marks = [delivery_mark(f"id:{i}") for i in range(3 * DELIVERIES_KEPT)]
+    recorded = ""
+    for i, mark in enumerate(marks):
+        recorded = record(recorded, mark, 1000.0 + i)
+    assert len(recorded.split()) == DELIVERIES_KEPT
+    assert len(recorded) < 2048
+    assert seen(recorded, marks[-1], 1100.0)
+    assert not seen(recorded, marks[0], 1100.0)  # pushed out by newer ones
+    assert not seen(recorded, marks[-1], 1000.0 + 3 * DELIVERIES_KEPT + REPLAY_WINDOW)
+    assert not seen("garbage @@ x@y " + "z" * 10_000, marks[0], 1000.0)

@@ -101,7 +101,7 @@ def test_a_release_sets_the_requested_ref_once(
     make_cr(kube_api, kube_namespace, "site")
     path = f"/webhook/{kube_namespace}/site"
     auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
-    release = {"release": {"tag_name": "v2.0.0"}}
+    release = {"action": "published", "release": {"tag_name": "v2.0.0"}}
     first = post(receiver_url, path, release, **auth, **{"X-GitHub-Event": "release"})
     assert (first.status_code, first.json()["ref"]) == (202, "v2.0.0")
     marks = annotations(kube_api, kube_namespace, "site")

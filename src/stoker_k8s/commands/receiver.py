@@ -13,7 +13,7 @@ import click
 
 from stoker_core.receiving import Secrets
 from stoker_k8s.gunicorn import serve
-from stoker_k8s.receiver import Receiver, make_app
+from stoker_k8s.receiver import Conflict, Receiver, make_app
 from stoker_k8s.runtime import Informer
 
 
@@ -51,8 +51,8 @@ class KubeStore:
             informer = self._informer
         return informer if informer.synced.is_set() else None
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        cache = self._cache()
+    def get(self, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        cache = None if fresh else self._cache()
         if cache is not None:
             found: dict[str, Any] | None = cache.lookup(namespace, name)
             return found
@@ -66,15 +66,20 @@ class KubeStore:
             raise
         return body
 
-    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        updated = self._custom.patch_namespaced_custom_object(
-            "stoker.io",
-            "v1alpha1",
-            namespace,
-            "gatewaysyncs",
-            name,
-            {"metadata": {"annotations": annotations}},
-        )
+    def annotate(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> None:
+        # A resourceVersion in a merge patch is a precondition: 409 when another write came
+        # first, so two replicas never both act on one delivery or drop each other's record.
+        patch = {"metadata": {"annotations": annotations, "resourceVersion": resource_version}}
+        try:
+            updated = self._custom.patch_namespaced_custom_object(
+                "stoker.io", "v1alpha1", namespace, "gatewaysyncs", name, patch
+            )
+        except self._errors as e:
+            if e.status == 409:
+                raise Conflict(f"GatewaySync {namespace}/{name} changed") from e
+            raise
         if self._informer is not None:
             self._informer.remember(updated)
 
