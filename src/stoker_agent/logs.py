@@ -14,7 +14,10 @@ import threading
 import time
 from typing import Any, TextIO
 
+import attrs
+
 from stoker_core.redaction import redact
+from stoker_core.status import SyncRecord
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -34,6 +37,11 @@ def scrub(text: str) -> str:
     with _lock:
         known = tuple(_secrets)
     return redact(text, known)
+
+
+def scrub_record(record: SyncRecord) -> SyncRecord:
+    """The record with its free-text fields scrubbed, for a status file or ConfigMap."""
+    return attrs.evolve(record, error=scrub(record.error), scan=scrub(record.scan))
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from stoker_agent import mirrors
+from stoker_agent import logs, mirrors
 from stoker_agent.applying import (
     STATE_DIR,
     Applier,
@@ -179,7 +179,7 @@ def run_once(
         result = "Blocked" if isinstance(e, Blocked) else "Error"
         outcome = Outcome(SyncRecord(result=result, error=str(e), **base), None)  # type: ignore[arg-type]
     record = attrs.evolve(
-        outcome.record,
+        logs.scrub_record(outcome.record),
         duration_seconds=time.monotonic() - started,
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

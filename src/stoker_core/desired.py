@@ -362,7 +362,23 @@ def _render_path(i: int, field: str, template: str, context: TemplateContext) ->
     try:
         return normalize(rendered)
     except PathEscape as e:
-        raise InvalidInput.one(f"{e} (rendered from {template!r})", field=where) from None
+        if rendered == template:  # nothing was rendered: the path is the CR's own text
+            raise InvalidInput.one(str(e), field=where) from None
+        # A rendered path may hold a variable's value: name the template, never the result.
+        raise InvalidInput.one(
+            f"the path rendered from {template!r} {_escape_reason(rendered)}; a destination "
+            "stays inside the data directory",
+            field=where,
+        ) from None
+
+
+def _escape_reason(path: str) -> str:
+    """Why a rendered path was refused, without quoting it."""
+    if path.startswith("/"):
+        return "is absolute"
+    if "\0" in path:
+        return "holds a NUL byte"
+    return 'leaves its root through ".."'
 
 
 def build(

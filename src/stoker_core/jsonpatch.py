@@ -137,10 +137,19 @@ def _set_at(text: str, i: int, parts: list[str], value: str) -> str:
         return _set_in_object(text, i, parts, value)
     if opener == "[":
         return _set_in_array(text, i, parts, value)
-    found = text[i : _value_end(text, i)]
+    # Name the type, never the value: a rendered value may hold a secret variable.
     raise ValueError(
-        f'cannot set "{parts[0]}" inside {found[:40]}, which is not an object or array'
+        f'cannot set "{parts[0]}" inside a {_json_type(text[i])}; only objects and arrays '
+        "hold keys: point the patch at an object, or set the whole value one level up"
     )
+
+
+_TYPE_BY_FIRST_CHAR = {'"': "string", "t": "boolean", "f": "boolean", "n": "null"}
+
+
+def _json_type(first: str) -> str:
+    """The JSON type of the scalar value starting with `first`."""
+    return _TYPE_BY_FIRST_CHAR.get(first, "number")
 
 
 def set_path(document: str, path: str, value: str) -> str:

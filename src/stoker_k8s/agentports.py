@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from stoker_agent import logs
 from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitfetch import Credentials
 from stoker_agent.loop import Metadata
@@ -102,8 +103,6 @@ class AgentEnv:
 
     def read_vars(self) -> dict[str, str]:
         """The varsFrom values, read from the mounted Secret files (and masked in logs)."""
-        from stoker_agent import logs
-
         out = {}
         for name, path in self.var_files.items():
             try:
@@ -224,7 +223,8 @@ class ConfigMapStatus:
                 ],
             },
             "data": {
-                "status.json": json.dumps(record.to_json(), sort_keys=True),
+                # Scrubbed here too: nothing that reaches the API may carry a secret.
+                "status.json": json.dumps(logs.scrub_record(record).to_json(), sort_keys=True),
                 "gateway": env.gateway_name,
                 "pod": env.pod_name,
             },

@@ -81,7 +81,7 @@ def test_invalid_json_file_is_an_error_naming_it_r19() -> None:
 
 
 def test_setting_inside_a_scalar_is_an_error() -> None:
-    with pytest.raises(PatchError, match="not an object or array"):
+    with pytest.raises(PatchError, match="inside a number; only objects and arrays"):
         apply_patch(b'{"a": 1}', {"a.b": "2"}, path="f")
 
 
