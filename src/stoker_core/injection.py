@@ -10,6 +10,7 @@ annotation uses `default` (D1), and Stoker's volume names never collide with the
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,6 +102,9 @@ def decide(
     settings: InjectionSettings = InjectionSettings(),
 ) -> Decision:
     """Decide what to do with a pod being created."""
+    problem = _malformed(pod)
+    if problem:  # never from the API server (it sends typed pods): admit untouched, say why
+        return Decision(True, "malformed pod", warnings=(f"{problem}; admitted untouched",))
     meta = pod.get("metadata", {})
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
@@ -128,7 +132,8 @@ def decide(
     names = _volume_names(taken)
     volumes, mounts = _volumes(gs, picked, names, data)
     var_files = _var_volumes(resolve(gs.spec.sync, profile).vars_from, taken, volumes, mounts)
-    container = _container(gs, picked, profile, annotations, labels, settings, mounts, data[1])
+    data_path = _place_data(mounts, data[0])
+    container = _container(gs, picked, profile, annotations, labels, settings, mounts, data_path)
     if var_files:
         container["env"].append(
             {"name": "STOKER_VAR_FILES", "value": json.dumps(var_files, sort_keys=True)}
@@ -149,6 +154,62 @@ def decide(
     patch += _map_ops("/metadata/labels", meta.get("labels"), {Label.AGENT: "true"})
     warnings = ("GatewaySync is paused: the agent will idle",) if gs.spec.paused else ()
     return Decision(True, "injected", tuple(patch), warnings)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _objects(value: Any, *named: str) -> bool:
+    """A list of objects whose fields `named`, where present, are strings."""
+    return isinstance(value, list) and all(
+        isinstance(item, dict) and all(isinstance(item.get(n, ""), str) for n in named)
+        for item in value
+    )
+
+
+def _malformed(pod: Mapping[str, Any]) -> str:
+    """What is wrong with the shape of the pod parts `decide` reads ("" when nothing), so
+    a hand-made review gets an answer, not a crash (H12)."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if not isinstance(meta, dict) or not isinstance(spec, dict):
+        return "the pod's metadata and spec must be objects"
+    for key in ("annotations", "labels"):
+        if not _strings(meta.get(key) or {}):
+            return f"the pod's metadata.{key} must map strings to strings"
+    for key, named in (
+        ("containers", ("name",)),
+        ("initContainers", ("name",)),
+        ("volumes", ("name",)),
+    ):
+        if not _objects(spec.get(key) or [], *named):
+            return f"the pod's spec.{key} must be a list of objects with string names"
+    for container in spec.get("containers") or []:
+        if not _objects(container.get("volumeMounts") or [], "name", "mountPath"):
+            return "the pod's volumeMounts must be objects with string names and paths"
+    return ""
+
+
+def _place_data(mounts: list[dict[str, Any]], volume: str) -> str:
+    """Where the agent mounts the data volume, and so its DATA_PATH: the gateway's own path
+    when that is absolute and clear of the agent's other mounts, else DEFAULT_MOUNT. A data
+    volume at /tmp, /repo or above /etc/stoker would otherwise give the agent two mounts at
+    one path, or one inside the other: the pod would be invalid and never created (H12)."""
+    [data] = [m for m in mounts if m["name"] == volume]
+    path = posixpath.normpath(str(data["mountPath"]))
+    own = [posixpath.normpath(m["mountPath"]) for m in mounts if m is not data]
+    if not path.startswith("/") or any(_overlap(path, other) for other in own):
+        path = DEFAULT_MOUNT
+    data["mountPath"] = path
+    return path
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Tell whether two absolute, normalised paths are the same or one lies inside the other."""
+    a_dir, b_dir = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a_dir.startswith(b_dir) or b_dir.startswith(a_dir)
 
 
 def _map_ops(

@@ -18,6 +18,7 @@ from stoker_k8s.events import gatewaysync_event
 
 log = logging.getLogger("stoker.webhook")
 MAX_REVIEW = 3 * 1024 * 1024  # bytes; the API server's own request limit is 3 MiB
+MAX_DEPTH = 100  # JSON nesting; a pod is about 12 deep, a GatewaySync's patches a few more
 ListCRs = Callable[[str], Mapping[str, GatewaySync]]
 RecordEvent = Callable[[str, dict[str, Any]], None]  # (namespace, Event body)
 
@@ -55,8 +56,10 @@ def review_pod(
     request = review.get("request") or {}
     pod = request.get("object")
     namespace = request.get("namespace") or ""
-    if not isinstance(pod, dict):
-        return _response(review, False, "the review holds no pod object", 400)
+    if not isinstance(pod, dict) or not isinstance(namespace, str):
+        # Never from the API server. Allowed and untouched, as any pod Stoker cannot read:
+        # under either failurePolicy a gateway pod must stay creatable (H12).
+        return _response(review, True, warnings=["the review holds no pod; admitted untouched"])
     try:
         crs = list_crs(namespace)
     except Exception as e:  # the API server being unreachable must not hide behind a 200
@@ -134,14 +137,41 @@ def make_app(
         if length > MAX_REVIEW:
             return _send(start_response, "413 Payload Too Large", {"error": "too large"})
         try:
-            review = json.loads(environ["wsgi.input"].read(length))
-            if not isinstance(review, dict) or not isinstance(review.get("request"), dict):
-                raise ValueError("not an AdmissionReview")
+            review = _review(environ["wsgi.input"].read(length))
         except ValueError as e:
             return _send(start_response, "400 Bad Request", {"error": f"bad AdmissionReview: {e}"})
         return _send(start_response, "200 OK", handler(review))
 
     return app
+
+
+def _review(body: bytes) -> dict[str, Any]:
+    """Parse an AdmissionReview whose response can be addressed (a request with a string
+    uid), or raise ValueError saying why not: answered 400, as no response can carry it."""
+    try:
+        review: Any = json.loads(body)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    request = review.get("request") if isinstance(review, dict) else None
+    if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
+        raise ValueError("not an AdmissionReview (no request with a uid)")
+    if _deeper(review, MAX_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return dict(review)
+
+
+def _deeper(value: Any, limit: int) -> bool:
+    """Tell whether JSON data nests deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _send(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:

@@ -175,3 +175,61 @@ def test_vars_from_secrets_are_mounted_into_the_agent_only() -> None:
     assert volume["secret"]["secretName"] == "site-secrets"
     gateway = result["spec"]["containers"][0]
     assert all(m["name"] != "stoker-vars" for m in gateway.get("volumeMounts", []))
+
+
+MALFORMED_PODS = [
+    {"metadata": "ignition-0", "spec": {}},
+    {"metadata": {"annotations": ["stoker.io/inject", "true"]}, "spec": {}},
+    {"metadata": {"annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": ["x"]}}},
+    {"metadata": {"labels": {"app": 1}}, "spec": {}},
+    {"metadata": {"annotations": {"stoker.io/inject": "true"}}, "spec": "none"},
+    {"metadata": {"annotations": {"stoker.io/inject": "true"}}, "spec": {"volumes": {"a": 1}}},
+    {
+        "metadata": {"annotations": {"stoker.io/inject": "true"}},
+        "spec": {"volumes": [{"name": []}]},
+    },
+    {
+        "metadata": {"annotations": {"stoker.io/inject": "true"}},
+        "spec": {"containers": [{"name": "g", "volumeMounts": [{"name": "data", "mountPath": 7}]}]},
+    },
+    {"metadata": {"annotations": {"stoker.io/inject": "true"}}, "spec": {"initContainers": ["x"]}},
+]
+
+
+def test_H12_a_malformed_pod_is_admitted_untouched_with_a_reason() -> None:
+    for bad in MALFORMED_PODS:
+        decision = decide(bad, "plant", {"gs": cr()})
+        assert (decision.allowed, decision.patch) == (True, ()), bad
+        assert "admitted untouched" in decision.warnings[0]
+
+
+def agent_of(decision: Any) -> dict[str, Any]:
+    [container] = apply_patch(pod(), decision.patch)["spec"]["initContainers"]
+    return dict(container)
+
+
+def test_H12_the_agent_s_mounts_never_collide_with_the_gateway_s_data_path() -> None:
+    gs = cr(auth={"sshKey": {"secretRef": {"name": "git", "key": "id"}}})
+    for path, seen_at in [
+        ("/tmp", "/ignition-data"),
+        ("/tmp/", "/ignition-data"),
+        ("/repo", "/ignition-data"),
+        ("/etc/stoker/api-key", "/ignition-data"),
+        ("/etc/stoker/git-credentials", "/ignition-data"),
+        ("/etc", "/ignition-data"),  # a parent of the agent's mounts
+        ("/", "/ignition-data"),
+        ("/tmp/ignition", "/ignition-data"),  # inside one of them
+        ("data", "/ignition-data"),  # not absolute
+        ("/etc/stoker-data", "/etc/stoker-data"),  # a look-alike prefix is clear
+        ("/usr/local/bin/ignition/data", "/usr/local/bin/ignition/data"),
+    ]:
+        gateway = pod()
+        gateway["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = path
+        agent = agent_of(decide(gateway, "plant", {"gs": gs}))
+        paths = [m["mountPath"] for m in agent["volumeMounts"]]
+        assert len(set(paths)) == len(paths), path
+        nested = [(a, b) for a in paths for b in paths if a != b and b.startswith(a + "/")]
+        assert nested == [], path
+        [data] = [m for m in agent["volumeMounts"] if m["name"] == "data"]
+        env = {e["name"]: e.get("value") for e in agent["env"]}
+        assert (data["mountPath"], env["DATA_PATH"]) == (seen_at, seen_at), path

@@ -114,3 +114,59 @@ def test_B19_the_no_data_volume_event_is_recorded_once_never_on_dry_run_never_de
 
     request = {"uid": "u", "namespace": "p", "object": pod}
     assert review_pod({"request": request}, lambda ns: crs, None, broken)["response"]["allowed"]
+
+
+def review_of(obj: Any, **request: Any) -> bytes:
+    return json.dumps(
+        {"request": {"uid": "u1", "namespace": "p", "object": obj, **request}}
+    ).encode()
+
+
+def deep(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"a": [value]}
+    return value
+
+
+def test_H12_unreadable_reviews_get_400_and_odd_pods_are_admitted_untouched() -> None:
+    app = make_app(lambda ns: {"minimal": load(MINIMAL)})
+    inject = {"stoker.io/inject": "true"}
+    for body in (
+        b"[" * 50_000 + b"]" * 50_000,
+        review_of({"metadata": {"annotations": inject}, "spec": deep(200)}),
+        json.dumps({"request": {"object": {}}}).encode(),  # no uid to answer
+    ):
+        status, reply = call(app, "/mutate-v1-pod", body)
+        assert status.startswith("400"), body[:60]
+        assert reply["error"].startswith("bad AdmissionReview")
+    for body in (
+        review_of({"metadata": "ignition-0", "spec": {}}),
+        review_of({"metadata": {"annotations": ["stoker.io/inject"]}}),
+        review_of({"metadata": {"annotations": inject}, "spec": {"volumes": "data"}}),
+        review_of(["not", "a", "pod"]),
+        review_of({"metadata": {"annotations": inject}}, namespace=["p"]),
+    ):
+        status, reply = call(app, "/mutate-v1-pod", body)
+        assert status.startswith("200"), body[:60]
+        response = reply["response"]
+        assert (response["uid"], response["allowed"]) == ("u1", True)
+        assert "patch" not in response
+        assert "admitted untouched" in response["warnings"][0]
+
+
+def test_a_malformed_gatewaysync_is_refused_with_a_reason() -> None:
+    app = make_app(lambda ns: {})
+    odd = [
+        {**MINIMAL, "metadata": "minimal"},
+        {**MINIMAL, "spec": ["git"]},
+        {**MINIMAL, "spec": {**MINIMAL["spec"], "git": {"repo": ["x"], "ref": {"a": 1}}}},
+        "GatewaySync",
+        None,
+    ]
+    for obj in odd:
+        status, reply = call(app, "/validate-gatewaysync", review_of(obj, operation="CREATE"))
+        assert status.startswith("200"), obj
+        response = reply["response"]
+        assert response["allowed"] is False, obj
+        assert 400 <= response["status"]["code"] < 500
