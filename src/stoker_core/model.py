@@ -24,6 +24,10 @@ def key(name: str) -> dict[str, str]:
 
 # A repository or ref reaches git's command line: never a word git could read as an option.
 GIT_WORD = r"^[^-\s]\S*$"
+# The longest ref Stoker deploys (refs.ref_problem checks it, for spec.git.ref and a requested
+# ref alike): git allows longer names, but no branch or tag anyone deploys is that long, and a
+# requested ref is written into an annotation.
+MAX_REF = 255
 
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:

@@ -14,11 +14,9 @@ import re
 import attrs
 
 from stoker_core.errors import InvalidInput
-from stoker_core.model import GIT_WORD
+from stoker_core.model import GIT_WORD, MAX_REF
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
-MAX_REF = 255  # characters; git allows longer names, but no branch or tag anyone deploys is
-# that long, and a requested ref is written into an annotation (the API server's limit is 256 KiB)
 
 
 def ref_problem(ref: str) -> str | None:
