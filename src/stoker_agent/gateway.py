@@ -1,9 +1,17 @@
 """Client for the Ignition gateway's HTTP API (8.3): scans, scan locks, health, Designers,
-projects. One exception tree; `check` picks the class from the response, in one place.
+projects. One exception tree; `check` and `_json` pick the class from the response, in one place.
+
+A reply that is not the API's (a redirect, an HTML page, not JSON, JSON of the wrong shape) is
+`GatewayNotTheApi`: something else answers at the gateway's address (a proxy's login page, an
+uncommissioned gateway), so it is retried later and never taken as the gateway's verdict. Calls
+that are safe to repeat are retried here with a short bounded backoff after a dropped
+connection, a timeout or a 5xx; taking a scan lock is not, and `stoker_agent.scanlocking` makes
+its retry safe.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -11,15 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stoker_core.errors import Blocked, StokerError, TemporaryError
+from stoker_core.errors import StokerError, TemporaryError
 from stoker_core.outcomes import GatewayReply
 from stoker_core.redaction import redact
+from stoker_core.scanlocks import HeldLock
 
 if TYPE_CHECKING:  # requests costs ~45 ms to import: only a sync with a gateway pays it
     import requests
 
 log = logging.getLogger("stoker.gateway")
 BODY_LIMIT = 200  # characters of a response body kept in messages
+TRIES = 3  # attempts of a call that is safe to repeat: 0.5 s, then 1 s apart
 
 
 class GatewayError(StokerError):
@@ -34,6 +44,7 @@ class GatewayUnavailable(GatewayError, TemporaryError):
 
     reply = GatewayReply.TRANSPORT_ERROR
     retryable = True
+    transient = True  # asking again at once may work: a call safe to repeat is retried
 
     def __init__(self, message: str) -> None:
         TemporaryError.__init__(self, message)
@@ -43,6 +54,17 @@ class GatewayStarting(GatewayUnavailable):
     """503: the gateway is starting or restarting."""
 
     reply = GatewayReply.STARTING
+
+
+class GatewayNotTheApi(GatewayUnavailable):
+    """The answer is not the gateway API's: a redirect, HTML, not JSON, or the wrong shape."""
+
+    reply = GatewayReply.NOT_THE_API
+    transient = False  # a login page does not go away in a second: retry on the next sync
+
+
+class GatewayLockHeld(GatewayError):
+    """408 or 409 on a scan-lock request: a lock is held (by us or by someone else)."""
 
 
 class GatewayUnauthorized(GatewayError):
@@ -69,6 +91,8 @@ _STATUS_ERRORS: dict[int, tuple[type[GatewayError], str]] = {
         "read and write permissions, or use HTTPS if the token requires a secure channel",
     ),
     503: (GatewayStarting, "the gateway is starting (503); retrying later"),
+    408: (GatewayLockHeld, "a lock is held (408)"),
+    409: (GatewayLockHeld, "a lock is held (409)"),
 }
 
 
@@ -81,12 +105,31 @@ def check(response: requests.Response, what: str) -> requests.Response:
     error: GatewayError
     if known is not None:
         error = known[0](f"{what}: {known[1]}")
+    elif 300 <= response.status_code < 400:
+        error = GatewayNotTheApi(
+            f"{what}: {not_the_api(response)}: a redirect to "
+            f"{redact(response.headers.get('Location', '(nowhere)'))[:BODY_LIMIT]!r} "
+            "(a login page of a proxy in front of the gateway, or a gateway that is not "
+            "commissioned yet); retrying later"
+        )
     elif response.status_code >= 500:
         error = GatewayUnavailable(f"{what}: gateway error {response.status_code}: {body}")
     else:
         error = GatewayError(f"{what}: unexpected HTTP {response.status_code}: {body}")
     error.status = response.status_code
     raise error
+
+
+def not_the_api(response: requests.Response) -> str:
+    """'the answer at URL is not the gateway API's (HTTP n, type)', URL without credentials."""
+    url = redact(response.url.split("?", 1)[0])[:BODY_LIMIT]
+    kind = response.headers.get("Content-Type", "no content type")[:60]
+    return f"the answer at {url} is not the gateway API's (HTTP {response.status_code}, {kind})"
+
+
+def _is_json(response: requests.Response) -> bool:
+    kind = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 @attrs.frozen(slots=True)
@@ -157,10 +200,12 @@ class GatewayClient:
         *,
         auth: bool = True,
         json: Any = None,
-        tries: int = 3,
+        idempotent: bool = True,
     ) -> requests.Response:
+        """One request; a call safe to repeat is tried again after a transient failure."""
         import requests
 
+        tries = TRIES if idempotent else 1
         headers = {}
         token = self._token() if auth else None
         if token:
@@ -179,22 +224,30 @@ class GatewayClient:
                 return check(response, what)
             except requests.RequestException as e:
                 error: GatewayError = GatewayUnavailable(f"{what}: {_describe(e)}")
-            except GatewayStarting as e:
+            except GatewayUnavailable as e:
                 error = e
-            if attempt == tries:
+            if attempt == tries or not getattr(error, "transient", False):
                 raise error
             self._sleep(0.5 * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     def _json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """One call whose answer must be JSON; anything else is a GatewayError quoting it."""
-        response = self._call(method, path, what, **kwargs)
+        """One call whose answer must be JSON; anything else is GatewayNotTheApi quoting it."""
+        return self._parse(self._call(method, path, what, **kwargs), what)
+
+    def _parse(self, response: requests.Response, what: str) -> Any:
+        """The JSON body of `response`, which must say it is JSON and be JSON."""
         try:
+            if not _is_json(response):
+                raise ValueError
             return response.json()
         except ValueError:
-            raise GatewayError(
-                f"{what}: the answer is not JSON (is something else listening at "
-                f"{redact(self.settings.url)}?): {redact(response.text[:BODY_LIMIT])}"
+            secrets = [t for t in [self._token()] if t]
+            body = redact(response.text[:BODY_LIMIT], secrets).replace("\n", " ")
+            raise GatewayNotTheApi(
+                f"{what}: {not_the_api(response)}: the answer is not JSON (a proxy's login page, "
+                f"or something else listening at {redact(self.settings.url)}?): {body!r}; "
+                "retrying later"
             ) from None
 
     def ping(self) -> str:
@@ -204,51 +257,71 @@ class GatewayClient:
 
     def info(self) -> dict[str, Any]:
         """`/data/api/v1/gateway-info` (name, redundancyRole, deploymentMode, version…)."""
-        body = self._json("GET", "/data/api/v1/gateway-info", "reading gateway info")
-        return body if isinstance(body, dict) else {}
+        what = "reading gateway info"
+        body = self._json("GET", "/data/api/v1/gateway-info", what)
+        if not isinstance(body, dict):
+            raise _wrong_shape(what, self.settings.url, "an object", body)
+        return body
 
     def designers(self) -> list[DesignerSession]:
         """Open Designer sessions."""
-        body = self._json("GET", "/data/api/v1/designers", "listing Designer sessions")
+        what = "listing Designer sessions"
+        body = self._json("GET", "/data/api/v1/designers", what)
         return [
             DesignerSession(str(i.get("user", "?")), str(i.get("project", "?")))
-            for i in _items(body)
+            for i in _items(body, what, self.settings.url)
         ]
 
     def projects(self) -> set[str]:
         """Names of the projects the gateway has loaded."""
-        body = self._json("GET", "/data/api/v1/projects/list?limit=-1", "listing projects")
-        return {str(i["name"]) for i in _items(body) if "name" in i}
+        what = "listing projects"
+        body = self._json("GET", "/data/api/v1/projects/list?limit=-1", what)
+        return {str(i["name"]) for i in _items(body, what, self.settings.url) if "name" in i}
 
     def scan(self, kind: str) -> ScanStatus:
-        """Ask for a scan of `projects` or `config` (this also releases its scan lock)."""
-        return _scan_status(
-            self._json("POST", f"/data/api/v1/scan/{kind}", f"requesting a {kind} scan")
-        )
+        """Ask for a scan of `projects` or `config` (this also releases its scan lock).
+
+        Safe to repeat, so retried: a second request while a scan runs only queues one more."""
+        what = f"requesting a {kind} scan"
+        body = self._json("POST", f"/data/api/v1/scan/{kind}", what)
+        return _scan_status(body, what, self.settings.url)
 
     def scan_status(self, kind: str) -> ScanStatus:
         """The current state of the `kind` scan."""
-        return _scan_status(
-            self._json("GET", f"/data/api/v1/scan/{kind}", f"reading {kind} scan status")
-        )
+        what = f"reading {kind} scan status"
+        body = self._json("GET", f"/data/api/v1/scan/{kind}", what)
+        return _scan_status(body, what, self.settings.url)
 
-    def lock(self, kind: str, hold_seconds: int = 120) -> bool:
-        """Hold off scans of `kind` while files change; False if the gateway offers no lock."""
+    def token_name(self) -> str:
+        """The API token's name (before the colon): the actor the gateway names for our locks."""
+        return (self._token() or "").partition(":")[0]
+
+    def acquire_lock(self, kind: str, hold_seconds: int) -> HeldLock | None:
+        """One request for the `kind` scan lock: the lock granted, or None if the gateway has
+        no scan locks (404). 408/409 raise GatewayLockHeld. Not retried here: a lost answer
+        may mean the lock was taken (see stoker_agent.scanlocking)."""
+        what = f"taking the {kind} scan lock"
         try:
-            self._call(
+            body = self._json(
                 "POST",
                 f"/data/api/v1/scan-lock/{kind}",
-                f"taking the {kind} scan lock",
+                what,
                 json={"acquireTimeout": 10, "holdTimeout": hold_seconds},
-                tries=1,
+                idempotent=False,
             )
         except GatewayError as e:
             if e.status == 404:
-                return False
-            if e.status in (408, 409):
-                raise Blocked(f"the gateway's {kind} scan lock is held by someone else") from None
+                return None
             raise
-        return True
+        return _held_lock(body, what, self.settings.url)
+
+    def held_lock(self, kind: str) -> HeldLock | None:
+        """The `kind` scan lock held now, or None (204: nobody holds it)."""
+        what = f"reading the {kind} scan lock"
+        response = self._call("GET", f"/data/api/v1/scan-lock/{kind}", what)
+        if response.status_code == 204:
+            return None
+        return _held_lock(self._parse(response, what), what, self.settings.url)
 
     def wait_for_scan(self, kind: str, since_ms: int, timeout: float) -> ScanStatus:
         """Poll until a `kind` scan that started after `since_ms` has finished."""
@@ -262,13 +335,24 @@ class GatewayClient:
             self._sleep(0.2)
 
 
-def _items(body: Any) -> list[dict[str, Any]]:
-    """The objects of a list reply (`{"items": [...]}` or a bare list); anything else is none."""
+def _wrong_shape(what: str, url: str, wanted: str, body: Any) -> GatewayNotTheApi:
+    """The error for JSON that is not what the API answers (an empty list would be a lie)."""
+    seen = redact(json.dumps(body)[:BODY_LIMIT])
+    return GatewayNotTheApi(
+        f"{what}: the answer at {redact(url)} is not the gateway API's: expected {wanted}, "
+        f"got {seen!r}; retrying later"
+    )
+
+
+def _items(body: Any, what: str, url: str) -> list[dict[str, Any]]:
+    """The objects of a list reply (`{"items": [...]}` or a bare list); other shapes raise."""
     items = body.get("items") if isinstance(body, dict) else body
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    if not isinstance(items, list):
+        raise _wrong_shape(what, url, 'a list or {"items": [...]}', body)
+    return [i for i in items if isinstance(i, dict)]
 
 
-def _scan_status(body: Any) -> ScanStatus:
+def _scan_status(body: Any, what: str, url: str = "the gateway") -> ScanStatus:
     try:
         if not isinstance(body, dict):
             raise TypeError
@@ -278,7 +362,14 @@ def _scan_status(body: Any) -> ScanStatus:
             int(body.get("lastScanDuration") or 0),
         )
     except (TypeError, ValueError):
-        raise GatewayError(f"unexpected scan reply: {str(body)[:BODY_LIMIT]}") from None
+        raise _wrong_shape(what, url, "a scan status", body) from None
+
+
+def _held_lock(body: Any, what: str, url: str) -> HeldLock:
+    held = HeldLock.from_reply(body)
+    if held is None:
+        raise _wrong_shape(what, url, "{actor, remaining, timestamp}", body)
+    return held
 
 
 def _describe(error: requests.RequestException) -> str:

@@ -27,6 +27,7 @@ from stoker_agent.applying import (
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
+from stoker_agent.scanlocking import ScanLocks
 from stoker_agent.syncing import sync_commit
 from stoker_core import desired, profiles, refs
 from stoker_core.drift import from_plan
@@ -235,7 +236,11 @@ def _run(
                 effective,
                 context,
                 dry_run=settings.dry_run,
-                before_changes=(lambda _: locked.append(_lock(client))) if client else None,
+                before_changes=(
+                    (lambda _: locked.append(_lock(client, settings.data_dir, sleep)))
+                    if client
+                    else None
+                ),
                 progress=settings.progress,
             )
             plan = result.plan
@@ -328,9 +333,10 @@ def _gateway_gate(
         waited += settings.designer_poll
 
 
-def _lock(client: GatewayClient) -> bool:
-    """Take both scan locks when the gateway offers them, so no scan sees a half-applied tree."""
-    return all([client.lock("projects"), client.lock("config")])
+def _lock(client: GatewayClient, data_dir: str, sleep: Callable[[float], None]) -> bool:
+    """Take both scan locks when the gateway offers them, so no scan sees a half-applied tree;
+    a lock an earlier run of Stoker left is recognised as ours (see stoker_agent.scanlocking)."""
+    return ScanLocks(client, data_dir, sleep=sleep).take_all()
 
 
 def _scan_and_check(

@@ -11,8 +11,8 @@ import pytest
 
 from stoker_agent.gateway import (
     GatewayClient,
-    GatewayError,
     GatewayForbidden,
+    GatewayNotTheApi,
     GatewaySettings,
     GatewayStarting,
     GatewayUnauthorized,
@@ -20,6 +20,7 @@ from stoker_agent.gateway import (
     _items,
     _scan_status,
 )
+from stoker_agent.scanlocking import ScanLocks
 from stoker_core.errors import Blocked
 from stoker_core.outcomes import GatewayReply
 from support.gitservers import make_tls_files
@@ -51,18 +52,24 @@ def test_scans_report_their_status(gateway: tuple[GatewaySimulator, Path]) -> No
         client.scan("projects")
         assert client.wait_for_scan("projects", since + 1, timeout=10).active is False
         assert client.info()["redundancyRole"] == "Independent"
-        assert client.lock("projects") is True
+        assert client.held_lock("projects") is None
+        held, again = client.acquire_lock("projects", 120), client.held_lock("projects")
+        assert held is not None
+        assert again is not None
+        assert (again.actor, again.timestamp) == (held.actor, held.timestamp)
     finally:
         client.close()
 
 
-def test_a_held_scan_lock_is_blocked_not_an_error(gateway: tuple[GatewaySimulator, Path]) -> None:
+def test_a_held_scan_lock_is_blocked_not_an_error(
+    gateway: tuple[GatewaySimulator, Path], tmp_path: Path
+) -> None:
     sim, token = gateway
     first, second = client_for(sim.url, token), client_for(sim.url, token)
     try:
-        assert first.lock("config", hold_seconds=30)
-        with pytest.raises(Blocked, match="scan lock is held"):
-            second.lock("config")
+        assert first.acquire_lock("config", 30) is not None
+        with pytest.raises(Blocked, match="scan lock is held by 'stoker', but not by this"):
+            ScanLocks(second, str(tmp_path), sleep=lambda _: None).take("config")
     finally:
         first.close()
         second.close()
@@ -147,20 +154,22 @@ def test_a_reply_that_is_not_json_is_a_gateway_error_quoting_it(
     sim.fail(path, "garbage", times=-1)  # a login page from a proxy in front of the gateway
     client = client_for(sim.url, token)
     try:
-        with pytest.raises(GatewayError, match="the answer is not JSON") as info:
+        with pytest.raises(GatewayNotTheApi, match="the answer is not JSON") as info:
             call(client)
         assert "Please log in" in str(info.value)
         assert sim.url in str(info.value)
+        assert info.value.reply is GatewayReply.NOT_THE_API
     finally:
         client.close()
 
 
-def test_replies_of_the_wrong_shape_are_read_as_nothing_or_refused() -> None:
+def test_replies_of_the_wrong_shape_are_not_the_apis() -> None:
     for body in (7, "text", None, {"items": 3}):
-        assert _items(body) == []
-    assert _items({"items": [{"name": "a"}, "b"]}) == [{"name": "a"}]
-    assert _items([{"name": "a"}]) == [{"name": "a"}]
-    with pytest.raises(GatewayError, match="unexpected scan reply"):
-        _scan_status({"scanActive": False, "lastScanTimestamp": "yesterday"})
-    with pytest.raises(GatewayError, match="unexpected scan reply"):
-        _scan_status(["not", "an", "object"])
+        with pytest.raises(GatewayNotTheApi, match="expected a list"):
+            _items(body, "listing projects", "http://gw")
+    assert _items({"items": [{"name": "a"}, "b"]}, "", "") == [{"name": "a"}]
+    assert _items([{"name": "a"}], "", "") == [{"name": "a"}]
+    with pytest.raises(GatewayNotTheApi, match="expected a scan status"):
+        _scan_status({"scanActive": False, "lastScanTimestamp": "yesterday"}, "")
+    with pytest.raises(GatewayNotTheApi, match="expected a scan status"):
+        _scan_status(["not", "an", "object"], "")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from support.ignition_sim_resources import (
     DEFAULT_LEVEL,
@@ -42,7 +42,7 @@ from support.ignition_sim_resources import (
 
 ScanKind = Literal["projects", "config"]
 State = Literal["STARTING", "RUNNING", "NEEDS_COMMISSIONING", "FAULTED"]
-Fault = int | Literal["drop", "garbage"]
+Fault = int | Literal["drop", "lost", "garbage", "redirect", "foreign-json"]
 API = "/data/api/v1"
 KINDS: tuple[ScanKind, ScanKind] = ("projects", "config")
 
@@ -532,10 +532,12 @@ class GatewaySimulator:
                 self._designers[str(item["id"])] = item
 
     def fail(self, path_prefix: str, status: Fault = 500, times: int = 1) -> None:
-        """Answer the next ``times`` requests under ``path_prefix`` with ``status``, ``"drop"``
-        (close the connection without answering) or ``"garbage"`` (200 with an HTML page, as a
-        misconfigured proxy in front of the gateway would). ``times=-1`` means until
-        :meth:`clear_faults`."""
+        """Answer the next ``times`` requests under ``path_prefix`` with ``status`` (an HTML error
+        page, e.g. 503), ``"drop"`` (close the connection without answering or acting),
+        ``"lost"`` (act on the request, then close the connection: the answer is lost),
+        ``"garbage"`` (200 with an HTML login page), ``"redirect"`` (302 to a login page) or
+        ``"foreign-json"`` (200 with JSON that is not the API's), the last three as a proxy in
+        front of the gateway would. ``times=-1`` means until :meth:`clear_faults`."""
         with self._lock:
             self._faults.append((path_prefix, status, times))
 
@@ -586,7 +588,11 @@ class GatewaySimulator:
             response = Response(
                 200, b"<html><body>Please log in</body></html>", {"Content-Type": "text/html"}
             )
-        elif fault is not None:
+        elif fault == "redirect":
+            response = Response(302, headers={"Location": "/sso/login?next=" + quote(path)})
+        elif fault == "foreign-json":
+            response = _json(200, {"status": "UP"})
+        elif fault is not None and fault != "lost":
             response = _html_error(fault, "Server Error")
         elif path == "/StatusPing":
             response = self._status_ping()
@@ -600,6 +606,8 @@ class GatewaySimulator:
             self._requests.append(
                 RequestRecord(method, path, response.status, token_name, time.time())
             )
+        if fault == "lost":  # the gateway acted on it (recorded above); the answer is lost
+            return Response(0, drop=True)
         return response
 
     def _status_ping(self) -> Response:
