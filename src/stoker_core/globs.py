@@ -1,128 +1,351 @@
-"""Doublestar (v4) glob matching on `/`-separated relative paths.
+"""Doublestar (v4) glob matching on `/`-separated relative paths, in time linear in the path.
 
 `**` as a whole segment matches zero or more segments (`a/**` matches `a`, `**/c` matches `c`);
-`*` and `?` never cross `/`; `[...]`, `{a,b}` and `\\` escapes work as in doublestar; dotfiles
-are not special; a pattern ending in `/` never matches a path (paths have no trailing slash),
-except the `a/**/` form, which doublestar treats like `a/**`.
+`*` and `?` never cross `/`; `[...]`, `{a,b}` and `\\` escapes work as in doublestar (braces
+expand: `{a,**}/c` reads as `a/c` or `**/c`); dotfiles are not special; a pattern ending in `/`
+never matches a path (paths have no trailing slash), except the `a/**/` form, which doublestar
+treats like `a/**`.
+
+Patterns come from GatewaySync specs, so a hostile one must not cost more than its size: they
+compile to a Thompson NFA run as a set of states (no backtracking, as Go's regexp and RE2), and
+the sets met are cached as DFA states, so the usual path costs one dict look-up per character.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TypeVar
+
+MAX_BRACE_DEPTH = 10
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class BadPattern(ValueError):
-    """A glob pattern is malformed (unclosed `[` or `{`, trailing backslash)."""
+    """A glob pattern is malformed (unclosed `[` or `{`, trailing backslash, bad range)."""
 
 
-def _class(pattern: str, i: int) -> tuple[str, int]:
-    """Translate a `[...]` class starting at i; return regex and index after `]`."""
+# Tokens of a parsed pattern: a character, "?", "*", "**", "/", a class, or braces.
+_Class = tuple[bool, tuple[tuple[str, str], ...]]  # negated, ranges
+_Token = tuple[str, object]
+_Seq = list[_Token]
+
+
+def _class(pattern: str, i: int) -> tuple[_Class, int]:
+    """Parse the `[...]` class starting at i; return it and the index after `]`."""
+    n = len(pattern)
     j = i + 1
-    negate = j < len(pattern) and pattern[j] in "!^"
-    if negate:
-        j += 1
-    body: list[str] = []
+    negate = j < n and pattern[j] in "!^"
+    j += negate
+    ranges: list[tuple[str, str]] = []
     first = True
-    while j < len(pattern) and (pattern[j] != "]" or first):
-        ch = pattern[j]
-        if ch == "\\" and j + 1 < len(pattern):
-            j += 1
-            ch = pattern[j]
-        if ch == "-" and body and j + 1 < len(pattern) and pattern[j + 1] != "]":
-            body.append("-")
-        else:
-            body.append(re.escape(ch))
+    while j < n and (pattern[j] != "]" or first):
         first = False
-        j += 1
-    if j >= len(pattern):
+        lo, j = _class_char(pattern, j)
+        hi = lo
+        if j + 1 < n and pattern[j] == "-" and pattern[j + 1] != "]":
+            hi, j = _class_char(pattern, j + 1)
+            if hi < lo:
+                raise BadPattern(f'bad range "{lo}-{hi}" in glob "{pattern}"')
+        ranges.append((lo, hi))
+    if j >= n:
         raise BadPattern(f'unclosed "[" in glob "{pattern}"')
-    inner = "".join(body)
-    return (f"[^/{inner}]" if negate else f"(?!/)[{inner}]"), j + 1
+    return (negate, tuple(ranges)), j + 1
 
 
-def _translate(pattern: str, i: int, depth: int) -> tuple[str, int]:
-    """Translate from index i until the end (or a `,`/`}` closing the current brace group)."""
-    out: list[str] = []
+def _class_char(pattern: str, j: int) -> tuple[str, int]:
+    if pattern[j] == "\\" and j + 1 < len(pattern):
+        return pattern[j + 1], j + 2
+    return pattern[j], j + 1
+
+
+def _parse(pattern: str, i: int, depth: int) -> tuple[_Seq, int]:
+    """Parse from i to the end, or to the `,`/`}` that ends the current brace alternative."""
+    seq: _Seq = []
     n = len(pattern)
     while i < n:
         ch = pattern[i]
-        at_segment_start = i == 0 or pattern[i - 1] in "/{,"
-        if ch == "*" and pattern.startswith("**", i) and at_segment_start:
-            end = i + 2
-            if end == n or (depth and pattern[end] in ",}"):
-                out.append(".*")
-                i = end
-            elif pattern[end] == "/":
-                if end + 1 == n:  # trailing `**/`: same as `**`
-                    out.append(".*")
-                    i = end + 1
-                else:
-                    out.append("(?:.*/)?")
-                    i = end + 1
-            else:
-                out.append("[^/]*")
-                i = end
-        elif ch == "/" and pattern.startswith("/**", i) and _ends_segment(pattern, i + 3, depth):
-            out.append("(?:/.*)?")
-            i += 3
-            if i < n and pattern[i] == "/" and i + 1 == n:
-                i += 1
-        elif ch == "*":
-            out.append("[^/]*")
-            i += 1
+        if depth and ch in ",}":
+            break
+        if ch == "*":
+            run = i
             while i < n and pattern[i] == "*":
                 i += 1
-        elif ch == "?":
-            out.append("[^/]")
+            seq.append(("**" if i - run == 2 else "*", None))
+        elif ch == "?" or ch == "/":
+            seq.append((ch, None))
             i += 1
         elif ch == "[":
-            regex, i = _class(pattern, i)
-            out.append(regex)
+            cls, i = _class(pattern, i)
+            seq.append(("[", cls))
         elif ch == "{":
-            alternatives: list[str] = []
-            i += 1
-            while True:
-                regex, i = _translate(pattern, i, depth + 1)
-                alternatives.append(regex)
-                if i >= n:
-                    raise BadPattern(f'unclosed "{{" in glob "{pattern}"')
-                i += 1
-                if pattern[i - 1] == "}":
-                    break
-            out.append("(?:" + "|".join(alternatives) + ")")
-        elif depth and ch in ",}":
-            return "".join(out), i
+            alternatives, i = _braces(pattern, i, depth + 1)
+            seq.append(("{", alternatives))
         elif ch == "\\":
             if i + 1 >= n:
                 raise BadPattern(f'trailing "\\" in glob "{pattern}"')
-            out.append(re.escape(pattern[i + 1]))
+            seq.append(("/", None) if pattern[i + 1] == "/" else ("c", pattern[i + 1]))
             i += 2
         else:
-            out.append(re.escape(ch))
+            seq.append(("c", ch))
             i += 1
-    return "".join(out), i
+    return seq, i
 
 
-def _ends_segment(pattern: str, i: int, depth: int) -> bool:
-    if i == len(pattern):
-        return True
-    if pattern[i] == "/":
-        return i + 1 == len(pattern)
-    return bool(depth) and pattern[i] in ",}"
+def _braces(pattern: str, i: int, depth: int) -> tuple[list[_Seq], int]:
+    if depth > MAX_BRACE_DEPTH:
+        raise BadPattern(f'braces nested deeper than {MAX_BRACE_DEPTH} in glob "{pattern}"')
+    alternatives: list[_Seq] = []
+    while True:
+        seq, i = _parse(pattern, i + 1, depth)
+        alternatives.append(seq)
+        if i >= len(pattern):
+            raise BadPattern(f'unclosed "{{" in glob "{pattern}"')
+        if pattern[i] == "}":
+            return alternatives, i + 1
+
+
+def parse(pattern: str) -> _Seq:
+    """Parse a doublestar pattern into tokens; raise BadPattern naming what is wrong."""
+    return _parse(pattern, 0, 0)[0]
+
+
+def check(pattern: str) -> None:
+    """Raise BadPattern when `pattern` is malformed (the validator's check)."""
+    parse(pattern)
+
+
+# NFA node kinds. CHAR, ANY, CLASS and SLASH consume one character; STAR loops on non-`/`;
+# GLOBSTAR is a `**` token, whose meaning depends on its neighbours (see _Program._close);
+# SPLIT is a brace's choice; GMID is "inside `**/`": any characters, leaving after a `/`;
+# EVERY is a `**` that ends the pattern (matches the rest of any path); ACCEPT is the end.
+CHAR, ANY, CLASS, SLASH, STAR, GLOBSTAR, SPLIT, GMID, EVERY, ACCEPT = range(10)
+
+# Modes of the epsilon closure. A `**` is a globstar only where the token before it is `/` (or
+# the pattern starts) and the one after it is `/` (or the pattern ends); braces make both
+# sides depend on the path through the NFA, so the closure carries what it has seen:
+# N0/N1: plain, the previous token was not / was a `/` (or nothing);
+# AFTER_GS, AFTER_GS_SLASH: looking past a globstar for a `/` or the end, and past its `/`;
+# AFTER_SLASH, AFTER_SLASH_GS, AFTER_SLASH_GS_SLASH: looking past a `/` for `**` then the end
+# (optionally past one more `/`), where `a/**` and `a/**/` also match `a` itself.
+N0, N1, AFTER_GS, AFTER_GS_SLASH, AFTER_SLASH, AFTER_SLASH_GS, AFTER_SLASH_GS_SLASH = range(7)
+
+_ACCEPT_NODE, _EVERY_NODE = 0, 1
+_MAX_STATES = 2048  # DFA states cached per matcher before the cache starts over
+_MAX_CACHED = 65536  # directories, and (state, file name) verdicts, cached per matcher
+
+
+class _Program:
+    """The NFA of one or more patterns (a path matches when any of them does)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.kind = [ACCEPT, EVERY]
+        self.arg: list[object] = [None, None]
+        self.next = [0, 1]
+        self.starts = [self._emit(parse(p), _ACCEPT_NODE) for p in patterns]
+        self.steps = 0  # NFA work done so far (tests bound it; the DFA cache makes it rare)
+
+    def _node(self, kind: int, arg: object, nxt: int) -> int:
+        self.kind.append(kind)
+        self.arg.append(arg)
+        self.next.append(nxt)
+        return len(self.kind) - 1
+
+    def _emit(self, seq: _Seq, nxt: int) -> int:
+        """Add the nodes of `seq`, continuing at `nxt`; return its first node."""
+        for token, value in reversed(seq):
+            if token == "{":
+                assert isinstance(value, list)
+                starts = tuple(self._emit(alt, nxt) for alt in value)
+                nxt = self._node(SPLIT, starts, nxt)
+            elif token == "**":
+                nxt = self._node(GLOBSTAR, self._node(STAR, None, nxt), nxt)
+            elif token == "/":
+                nxt = self._node(SLASH, self._node(GMID, None, nxt), nxt)
+            else:
+                nxt = self._node(_TOKEN_KINDS[token], value, nxt)
+        return nxt
+
+    def close(self, seeds: list[tuple[int, int]]) -> frozenset[int]:
+        """The consuming nodes reachable from `seeds` (node, mode) without reading a character."""
+        kind, arg, nxt = self.kind, self.arg, self.next
+        out: set[int] = set()
+        seen: set[tuple[int, int]] = set()
+        stack = list(seeds)
+        while stack:
+            item = stack.pop()
+            if item in seen:
+                continue
+            seen.add(item)
+            self.steps += 1
+            node, mode = item
+            k = kind[node]
+            if k == SPLIT:
+                stack.extend((start, mode) for start in arg[node])  # type: ignore[attr-defined]
+            elif mode <= N1:
+                if k == GLOBSTAR:
+                    stack.append((arg[node], N0))  # type: ignore[arg-type]
+                    if mode == N1:
+                        stack.append((nxt[node], AFTER_GS))
+                    continue
+                out.add(node)
+                if k == SLASH:
+                    stack.append((nxt[node], AFTER_SLASH))
+                elif k == STAR:
+                    stack.append((nxt[node], N0))
+            elif mode == AFTER_GS:
+                if k == SLASH:
+                    out.add(arg[node])  # type: ignore[arg-type]
+                    stack.append((nxt[node], N1))
+                    stack.append((nxt[node], AFTER_GS_SLASH))
+                elif k == ACCEPT:
+                    out.add(_EVERY_NODE)
+            elif mode == AFTER_GS_SLASH:
+                if k == ACCEPT:
+                    out.add(_EVERY_NODE)
+            elif mode == AFTER_SLASH:
+                if k == GLOBSTAR:
+                    stack.append((nxt[node], AFTER_SLASH_GS))
+            elif k == ACCEPT:  # AFTER_SLASH_GS or AFTER_SLASH_GS_SLASH
+                out.add(_ACCEPT_NODE)
+            elif k == SLASH and mode == AFTER_SLASH_GS:
+                stack.append((nxt[node], AFTER_SLASH_GS_SLASH))
+        return frozenset(out)
+
+    def step(self, states: frozenset[int], ch: str) -> frozenset[int]:
+        """The NFA states after reading `ch` in `states`."""
+        kind, arg, nxt = self.kind, self.arg, self.next
+        seeds: list[tuple[int, int]] = []
+        stay: list[int] = []
+        for node in states:
+            self.steps += 1
+            k = kind[node]
+            if k == CHAR:
+                if ch == arg[node]:
+                    seeds.append((nxt[node], N0))
+            elif k == SLASH:
+                if ch == "/":
+                    seeds.append((nxt[node], N1))
+            elif ch == "/":
+                if k == GMID:
+                    stay.append(node)
+                    seeds.append((nxt[node], N1))
+                elif k == EVERY:
+                    stay.append(node)
+            elif k == ANY or (k == CLASS and _in_class(arg[node], ch)):  # type: ignore[arg-type]
+                seeds.append((nxt[node], N0))
+            elif k == STAR:
+                seeds.append((node, N0))
+            elif k in (GMID, EVERY):
+                stay.append(node)
+        return self.close(seeds).union(stay)
+
+
+_TOKEN_KINDS = {"c": CHAR, "?": ANY, "[": CLASS, "*": STAR}
+
+
+def _in_class(cls: _Class, ch: str) -> bool:
+    negate, ranges = cls
+    return any(lo <= ch <= hi for lo, hi in ranges) != negate
+
+
+class _State:
+    """A DFA state: a set of NFA states, with the transitions found from it so far."""
+
+    __slots__ = ("accepting", "edges", "nfa")
+
+    def __init__(self, nfa: frozenset[int]) -> None:
+        self.nfa = nfa
+        self.edges: dict[str, _State] = {}
+        self.accepting = _ACCEPT_NODE in nfa or _EVERY_NODE in nfa
+
+
+_DEAD = _State(frozenset())  # no NFA state left: no match, whatever follows
+
+
+class Matcher:
+    """Compiled patterns; `matches` runs in time linear in the path (and the patterns' size).
+
+    The NFA state sets met so far become DFA states with their transitions cached, so a
+    character costs one dict look-up once its prefix has been seen; on top of that, the state
+    after each directory and the verdict for each (state, file name) are cached, since a
+    tree's paths share both. Each cache starts over when it grows past its bound (a character
+    adds at most one DFA state, so the linear bound holds either way). Threads may share a
+    matcher: a race can only build the same state twice, never a wrong one.
+    """
+
+    __slots__ = ("_dirs", "_names", "_program", "_start", "_states")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self._program = _Program(patterns)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._states: dict[frozenset[int], _State] = {_DEAD.nfa: _DEAD}
+        self._dirs: dict[str, _State] = {}
+        self._names: dict[tuple[_State, str], bool] = {}
+        self._start = self._state(self._program.close([(s, N1) for s in self._program.starts]))
+
+    @property
+    def steps(self) -> int:
+        """NFA work done so far, for tests that bound it."""
+        return self._program.steps
+
+    def _state(self, nfa: frozenset[int]) -> _State:
+        found = self._states.get(nfa)
+        if found is None:
+            if len(self._states) > _MAX_STATES:
+                self._reset()
+            found = self._states[nfa] = _State(nfa)
+        return found
+
+    def _walk(self, state: _State, text: str) -> _State:
+        """The DFA state after reading `text` from `state` (_DEAD as soon as nothing matches)."""
+        for ch in text:
+            following = state.edges.get(ch)
+            if following is None:
+                following = state.edges[ch] = self._state(self._program.step(state.nfa, ch))
+            state = following
+            if state is _DEAD:
+                break
+        return state
+
+    def matches(self, path: str) -> bool:
+        """Tell whether any of the patterns matches `path`."""
+        head, slash, name = path.rpartition("/")
+        state = self._start
+        if slash:
+            found = self._dirs.get(head)
+            if found is None:
+                found = self._walk(state, head + "/")
+                _bounded(self._dirs)[head] = found
+            if found is _DEAD:
+                return False
+            state = found
+        verdict = self._names.get((state, name))
+        if verdict is None:
+            verdict = self._walk(state, name).accepting
+            _bounded(self._names)[(state, name)] = verdict
+        return verdict
+
+
+def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
+    """`cache`, emptied first when it holds _MAX_CACHED entries."""
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    return cache
 
 
 @lru_cache(maxsize=1024)
-def translate(pattern: str) -> str:
-    """Return an anchored-free regex source for a doublestar pattern; raise BadPattern."""
-    regex, _ = _translate(pattern, 0, 0)
-    return regex
+def compile_glob(pattern: str) -> Matcher:
+    """Return the (cached) matcher of one pattern; raise BadPattern."""
+    return Matcher([pattern])
 
 
 def match(pattern: str, path: str) -> bool:
     """Tell whether `path` matches `pattern`; raise BadPattern for a malformed pattern."""
-    return re.fullmatch(translate(pattern), path, re.DOTALL) is not None
+    return compile_glob(pattern).matches(path)
 
 
 _GLOB_META = frozenset("*?[]{}\\")
@@ -136,20 +359,19 @@ class GlobSet:
     """Many patterns tested at once, sorted by shape so the common ones cost a set lookup.
 
     `**/NAME` only looks at the last segment and `**/NAME/**` at any segment, so they are
-    answered from the split path (a set lookup for literal names, one small regex for the
-    others); every other pattern goes into one combined regex, tried only on paths whose first
-    segment one of them starts with, when all of them start with a literal one (`config/**`).
-    Planning tests every path of a tree against these sets, which made the single combined
-    regex a measurable share of it.
+    answered from the split path (a set lookup for literal names, one small matcher for the
+    others); every other pattern goes into one combined matcher, tried only on paths whose
+    first segment one of them starts with, when all of them start with a literal one
+    (`config/**`). Planning tests every path of a tree against these sets.
     """
 
     __slots__ = (
-        "_basename_regex",
+        "_basename_matcher",
         "_basenames",
         "_heads",
-        "_regex",
+        "_matcher",
         "_segments",
-        "_slashed_regex",
+        "_slashed_matcher",
         "patterns",
     )
 
@@ -157,15 +379,16 @@ class GlobSet:
         self.patterns = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
         basenames: set[str] = set()
         segments: set[str] = set()
-        basename_sources: list[str] = []
+        basename_patterns: list[str] = []
         others: list[str] = []
         slashed: list[str] = []
         heads: set[str] | None = set()
         for pattern in self.patterns:
-            if pattern.endswith("/") and not pattern.endswith("**/"):
+            if pattern.endswith("/") and not pattern.endswith("**/") and "{" not in pattern:
                 # Matches only a path ending in "/", which no tree path does; the CRD's default
-                # exclude "**/.git/" is one, and would otherwise cost a regex on every path.
-                slashed.append(translate(pattern))
+                # exclude "**/.git/" is one, and would otherwise cost a matcher on every path.
+                # (With braces, `a{/**}/` reads as `a/**/`, which matches `a`.)
+                slashed.append(pattern)
                 continue
             rest = pattern[3:] if pattern.startswith("**/") else ""
             if rest.endswith("/**") and _is_literal(rest[:-3]):
@@ -173,40 +396,41 @@ class GlobSet:
             elif _is_literal(rest):
                 basenames.add(rest)
             elif rest and "/" not in rest and "**" not in rest and "{" not in rest:
-                basename_sources.append(translate(rest))
+                basename_patterns.append(rest)
             else:
-                others.append(translate(pattern))
+                others.append(pattern)
                 head = pattern.partition("/")[0]
                 heads = heads.union([head]) if heads is not None and _is_literal(head) else None
         self._heads = None if heads is None else frozenset(heads)
         self._basenames = frozenset(basenames)
         self._segments = frozenset(segments)
-        self._basename_regex = _combined(basename_sources)
-        self._regex = _combined(others)
-        self._slashed_regex = _combined(slashed)
+        self._basename_matcher = _combined(tuple(basename_patterns))
+        self._matcher = _combined(tuple(others))
+        self._slashed_matcher = _combined(tuple(slashed))
 
     def matches(self, path: str) -> bool:
         """Tell whether any pattern matches `path`."""
-        if self._basenames or self._segments or self._basename_regex is not None:
+        if self._basenames or self._segments or self._basename_matcher is not None:
             parts = path.split("/")
             last = parts[-1]
             if last in self._basenames:
                 return True
             if self._segments and not self._segments.isdisjoint(parts):
                 return True
-            if self._basename_regex is not None and self._basename_regex.fullmatch(last):
+            if self._basename_matcher is not None and self._basename_matcher.matches(last):
                 return True
-        slashed = self._slashed_regex
-        if slashed is not None and path.endswith("/") and slashed.fullmatch(path):
+        slashed = self._slashed_matcher
+        if slashed is not None and path.endswith("/") and slashed.matches(path):
             return True
-        if self._regex is None:
+        if self._matcher is None:
             return False
         if self._heads is not None and path.partition("/")[0] not in self._heads:
             return False
-        return self._regex.fullmatch(path) is not None
+        return self._matcher.matches(path)
 
 
-def _combined(sources: list[str]) -> re.Pattern[str] | None:
-    if not sources:
-        return None
-    return re.compile("|".join(f"(?:{s})" for s in sources), re.DOTALL)
+@lru_cache(maxsize=256)
+def _combined(patterns: tuple[str, ...]) -> Matcher | None:
+    """One matcher for `patterns`, shared by every set that holds them: each plan builds its
+    sets afresh, and this keeps the states and verdicts the last plan found."""
+    return Matcher(patterns) if patterns else None

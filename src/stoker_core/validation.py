@@ -13,7 +13,8 @@ from typing import Any
 from stoker_core import model
 from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, Problem
-from stoker_core.globs import BadPattern, translate
+from stoker_core.globs import BadPattern
+from stoker_core.globs import check as check_glob
 from stoker_core.parsing import structure
 from stoker_core.paths import PathEscape, normalize
 from stoker_core.refs import ref_problem
@@ -180,7 +181,7 @@ def _check_sync_period(field: str, value: int | None) -> Iterator[Problem]:
 def _check_globs(field: str, patterns: tuple[str, ...]) -> Iterator[Problem]:
     for i, pattern in enumerate(patterns):
         try:
-            translate(pattern)
+            check_glob(pattern)
         except BadPattern as e:
             yield Problem(field=f"{field}[{i}]", message=str(e))
 

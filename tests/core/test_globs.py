@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stoker_core.globs import BadPattern, GlobSet, match
+from stoker_core.globs import BadPattern, GlobSet, Matcher, check, match
 
 # (pattern, path, expected) from doublestar v4's documented behaviour.
 TABLE = [
@@ -109,3 +112,181 @@ def test_a_glob_set_matches_exactly_when_one_of_its_patterns_does(
     patterns: list[str], path: str
 ) -> None:
     assert GlobSet(patterns).matches(path) == any(match(p, path) for p in patterns)
+
+
+# Braces expand (as in doublestar), so whether a `**` is a whole segment depends on the branch.
+BRACE_TABLE = [
+    ("{**,a}/b", "b", True),
+    ("{**,a}/b", "x/y/b", True),
+    ("{a,**}/b", "a/b", True),
+    ("x{**,y}", "x/a", False),
+    ("x{**,y}", "xa", True),
+    ("b{**,a}", "ba/ab", False),
+    ("**/{a/b,}", "x/y", True),
+    ("{a/**,b}", "a", True),
+    ("{a/**,b}", "a/x/y", True),
+    ("{**/*.bak,**/*.tmp}", "p/q/r.tmp", True),
+    ("[z-a]x", None, None),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), BRACE_TABLE)
+def test_braces_expand_before_globstars_are_read(
+    pattern: str, path: str | None, expected: bool | None
+) -> None:
+    if path is None:
+        with pytest.raises(BadPattern, match="bad range"):
+            check(pattern)
+    else:
+        assert match(pattern, path) is expected
+
+
+def test_braces_nested_too_deep_are_refused_by_name() -> None:
+    with pytest.raises(BadPattern, match="nested deeper than 10"):
+        check("{" * 11 + "a" + "}" * 11)
+
+
+# A reference matcher, written for obviousness rather than speed: patterns are generated as
+# token trees, braces are expanded into every alternative, and each brace-free pattern is
+# matched segment by segment with memoised recursion (`**` alone in a segment: zero or more
+# segments; `a/**/` reads as `a/**`; elsewhere `**` is `*`).
+Token = tuple[str, Any]
+
+LEAVES: list[Token] = [
+    ("c", "a"),
+    ("c", "b"),
+    ("c", "*"),
+    ("?", None),
+    ("*", None),
+    *[("**", None)] * 3,  # `**` and `/` are where the subtle rules are: draw them often
+    *[("/", None)] * 4,
+    ("[", (False, (("a", "a"), (".", ".")))),
+    ("[", (True, (("a", "a"),))),
+    ("[", (False, (("a", "b"),))),
+]
+
+
+def _tidy(seq: list[Token]) -> list[Token]:
+    """Drop a star that directly follows another: `*` `*` would read back as one `**` token."""
+    out: list[Token] = []
+    for token in seq:
+        if token[0] in ("*", "**") and out and out[-1][0] in ("*", "**"):
+            continue
+        out.append(token)
+    return out
+
+
+def _sequences(tokens: st.SearchStrategy[Token]) -> st.SearchStrategy[list[Token]]:
+    return st.lists(tokens, max_size=4).map(_tidy)
+
+
+TOKENS = st.recursive(
+    st.sampled_from(LEAVES),
+    lambda inner: st.lists(_sequences(inner), min_size=1, max_size=3).map(lambda a: ("{", a)),
+    max_leaves=5,
+)
+PATTERNS = st.lists(TOKENS, min_size=1, max_size=6).map(_tidy)
+PATHS = st.lists(
+    st.sampled_from(["a", "b", "ab", "", ".a", "*", "ba", "aa"]), min_size=1, max_size=5
+).map("/".join)
+
+
+def _render(seq: list[Token]) -> str:
+    out = []
+    for kind, value in seq:
+        if kind == "c":
+            out.append("\\" + str(value) if value in "*?[]{},\\" else str(value))
+        elif kind == "[":
+            negate, ranges = value
+            body = "".join(lo if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+            out.append(f"[{'!' if negate else ''}{body}]")
+        elif kind == "{":
+            out.append("{" + ",".join(_render(alt) for alt in value) + "}")
+        else:
+            out.append(kind)
+    return "".join(out)
+
+
+def _expand(seq: list[Token]) -> list[list[Token]]:
+    out: list[list[Token]] = [[]]
+    for token in seq:
+        options = [e for alt in token[1] for e in _expand(alt)] if token[0] == "{" else [[token]]
+        out = [a + b for a in out for b in options]
+    return out
+
+
+def _segment_matches(seg: list[Token], text: str) -> bool:
+    @functools.cache
+    def m(i: int, j: int) -> bool:
+        if i == len(seg):
+            return j == len(text)
+        kind, value = seg[i]
+        if kind in ("*", "**"):
+            return m(i + 1, j) or (j < len(text) and m(i, j + 1))
+        if j == len(text):
+            return False
+        if kind == "c":
+            ok = text[j] == value
+        elif kind == "?":
+            ok = True
+        else:
+            negate, ranges = value
+            ok = any(lo <= text[j] <= hi for lo, hi in ranges) != negate
+        return ok and m(i + 1, j + 1)
+
+    return m(0, 0)
+
+
+def _reference(tokens: list[Token], path: str) -> bool:
+    segments: list[list[Token]] = [[]]
+    for token in tokens:
+        if token[0] == "/":
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    globstar = [("**", None)]
+    if len(segments) > 1 and segments[-1] == [] and segments[-2] == globstar:
+        segments.pop()
+    parts = path.split("/")
+
+    @functools.cache
+    def m(i: int, j: int) -> bool:
+        if i == len(segments):
+            return j == len(parts)
+        if segments[i] == globstar:
+            return i == len(segments) - 1 or any(m(i + 1, k) for k in range(j, len(parts) + 1))
+        return j < len(parts) and _segment_matches(segments[i], parts[j]) and m(i + 1, j + 1)
+
+    return m(0, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PATTERNS, min_size=1, max_size=2), PATHS)
+def test_H13_the_linear_matcher_agrees_with_a_reference_matcher(
+    patterns: list[list[Token]], path: str
+) -> None:
+    texts = [_render(p) for p in patterns]
+    expected = [any(_reference(e, path) for e in _expand(p)) for p in patterns]
+    assert [match(text, path) for text in texts] == expected, texts
+    assert GlobSet(texts).matches(path) == any(expected), texts
+
+
+HOSTILE = [
+    ("**/" * 12 + "x", "/".join(["a"] * 22)),  # 16 s per path with the backtracking regex
+    ("*a" * 10 + "*b", "a" * 40),  # 28 s
+    ("*a" * 10 + "*b", "a" * 4000),
+    ("{**/,a/}" * 12 + "x", "/".join(["a"] * 400)),
+    ("**/" * 12 + "x", "/".join(["a"] * 22) + "/x"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "path"), HOSTILE)
+def test_H13_hostile_globs_cost_steps_linear_in_the_path(pattern: str, path: str) -> None:
+    matcher = Matcher([pattern])
+    before = matcher.steps
+    expected = path.endswith("/x")
+    assert matcher.matches(path) is expected
+    # Each character visits each NFA node (at most 2 per pattern character, plus 2) in at
+    # most 7 closure modes, plus once as a state: no backtracking, whatever the pattern.
+    nodes = 2 * len(pattern) + 2
+    assert matcher.steps - before <= 8 * nodes * (len(path) + 1)
