@@ -93,8 +93,9 @@ class ScanLocks:
             self._remember(kind, held)
             return True
         raise Blocked(
-            f"the gateway's {kind} scan lock, left by an earlier Stoker run, could not be "
-            f"taken again after {TRIES} tries; it expires within {HOLD_SECONDS}s"
+            f"the gateway's {kind} scan lock could not be taken in {TRIES} tries (a scan kept "
+            "running, or a lock an earlier Stoker run left was not released by its scan); "
+            f"sync again later: a lock expires within {HOLD_SECONDS}s"
         )
 
     def _release(self, kind: str, held: HeldLock) -> None:
@@ -109,8 +110,9 @@ class ScanLocks:
         self.client.scan(kind)
 
     def _blocked(self, kind: str, held: HeldLock) -> Blocked:
+        holder = held.actor[:80]  # the gateway's word: cut
         return Blocked(
-            f"the gateway's {kind} scan lock is held by {held.actor!r}, but not by this Stoker "
+            f"the gateway's {kind} scan lock is held by {holder!r}, but not by this Stoker "
             f"(no Stoker run on this data directory took it), {held.remaining:.0f}s left: "
             "another client, or a manual run with the same API token, is changing the gateway; "
             "sync again once it has scanned or its lock has expired"
