@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 from typing import Any
 
 import click
 
-from stoker_core.errors import ExitCode
+from stoker_core.errors import ExitCode, StokerError
 
 # name → (module:attribute, one-line help). Help text lives here so `stoker --help` loads nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +29,47 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("stoker_k8s.commands.status:status", "Show every GatewaySync and its gateways."),
 }
 
+# Top-level import name → the extra of the `stoker` distribution that installs it. A module
+# missing from this table is part of the base install: its absence means a broken install.
+EXTRAS: dict[str, str] = {
+    "kubernetes": "k8s",
+    "gunicorn": "k8s",
+    "prometheus_client": "k8s",
+    "jwt": "k8s",
+    "cryptography": "k8s",
+}
+
+
+class MissingDependency(StokerError):
+    """A sub-command needs a Python package this installation lacks."""
+
+    def __init__(self, command: str, module: str) -> None:
+        extra = EXTRAS.get(module)
+        if extra:
+            message = f"stoker {command} needs the '{extra}' extra: pip install 'stoker[{extra}]'"
+        else:
+            message = (
+                f"stoker {command} needs the Python package '{module}', which is missing: "
+                "reinstall with pip install --force-reinstall stoker"
+            )
+        super().__init__(message)
+
+
+def _no_color(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.color = False
+
+
+# Accepted by the group and by every sub-command (added where each is loaded).
+NO_COLOR = click.Option(
+    ["--no-color"],
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_no_color,
+    help="No colours in the output (also when the NO_COLOR variable is set).",
+)
+
 
 class LazyGroup(click.Group):
     """A group that imports a sub-command's module only when that sub-command is used."""
@@ -40,12 +82,25 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, _, attr = target[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        ctx.meta["stoker.command"] = cmd_name
+        try:
+            command = getattr(importlib.import_module(module_name), attr)
+        except ModuleNotFoundError as e:
+            raise _missing(cmd_name, e) from None
         assert isinstance(command, click.Command)
+        if NO_COLOR not in command.params:
+            command.params.append(NO_COLOR)
         # What the imports made lives until exit: keep it out of the cyclic collector's sight,
         # so neither its passes during a sync nor the one at exit walk it (~15 ms a process).
         gc.freeze()
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; a package it imports on use and that is missing is one line."""
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as e:
+            raise _missing(ctx.meta.get("stoker.command", "?"), e) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
@@ -53,22 +108,48 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _missing(command: str, error: ModuleNotFoundError) -> Exception:
+    """The one-line error for a missing third-party package; our own modules missing is a bug."""
+    module = (error.name or "").partition(".")[0]
+    if not module or module.startswith("stoker"):
+        return error
+    return MissingDependency(command, module)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stoker", prog_name="stoker")
 def group() -> None:
-    """Stoker keeps Ignition gateway data directories equal to a Git commit."""
+    """Stoker keeps Ignition gateway data directories equal to a Git commit.
+
+    Shell completion: eval "$(_STOKER_COMPLETE=bash_source stoker)" (zsh_source, fish_source).
+    """
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: set and not empty
+        click.get_current_context().color = False
+
+
+group.params.append(NO_COLOR)
+
+
+def _usage(error: click.exceptions.UsageError) -> str:
+    """A usage error as one line: what is wrong and where to read more."""
+    where = error.ctx.command_path if error.ctx else "stoker"
+    return f"error: {error.format_message()} (see '{where} --help')"
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: run the group, mapping click's usage errors to exit code 64."""
+    """Console entry point: every error is one line on stderr with its exit code (README's
+    table), usage errors exit 64."""
     # A plan allocates ~100,000 small long-lived objects (entries, records, operations); at the
     # default threshold (700) the cyclic collector would walk them hundreds of times. Stoker's
     # data holds no reference cycles worth collecting early.
     gc.set_threshold(50_000, 20, 20)
     try:
         group.main(args=argv, prog_name="stoker", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `stoker` alone: the help text is what was asked for
+        sys.exit(ExitCode.USAGE)
     except click.exceptions.UsageError as e:
-        e.show()
+        click.echo(_usage(e), err=True)
         sys.exit(ExitCode.USAGE)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -76,8 +157,13 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(ExitCode.USAGE)
+    except StokerError as e:
+        from stoker_agent.commands.common import one_line
+
+        click.echo(f"error: {one_line(str(e))}", err=True)
+        sys.exit(e.exit_code)
     sys.exit(ExitCode.OK)
 
 

@@ -1,4 +1,8 @@
-"""Go duration strings (`60s`, `1m30s`, `250ms`): parsing and Go-compatible formatting."""
+"""Go duration strings (`60s`, `1m30s`, `250ms`): parsing and Go-compatible formatting.
+
+`parse_period` also takes a bare number of seconds, as `syncPeriod` does, so every period on
+the command line accepts the forms a GatewaySync accepts.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ _UNITS_NS: dict[str, int] = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
+_SECONDS = re.compile(r"\d{1,9}(?:\.\d{1,9})?")
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -37,6 +42,19 @@ def parse_duration(text: str) -> float:
     if pos == 0:
         raise ValueError(f'"{text}" is not a duration; write e.g. "30s", "5m", "1h30m"')
     return sign * float(total / Decimal(1_000_000_000))
+
+
+def parse_period(text: str) -> float:
+    """Parse a period given as a bare number of seconds (`30`) or a Go duration (`30s`, `5m`)."""
+    body = text.strip()
+    if _SECONDS.fullmatch(body):
+        return float(body)
+    try:
+        return parse_duration(body)
+    except ValueError:
+        raise ValueError(
+            f'"{text}" is not a period; write seconds ("30") or a duration ("30s", "5m", "1h30m")'
+        ) from None
 
 
 def format_duration(seconds: float) -> str:

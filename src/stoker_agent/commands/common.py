@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
 from stoker_agent import oserrors
+from stoker_core.durations import parse_period
 from stoker_core.errors import ExitCode, Problem, StokerError
 from stoker_core.reports import error_report
 
 F = TypeVar("F", bound=Callable[..., Any])
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -64,21 +68,77 @@ source_options = _stack(
     click.option("--ref", default=None, help="Branch, tag or commit SHA; default HEAD."),
 )
 
+OUTPUTS = ("text", "json", "yaml")
+
 output_option = click.option(
+    "-o",
     "--output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(OUTPUTS),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (json and yaml carry the same fields).",
 )
 
 
+def emit(body: dict[str, Any], output: str, *, compact: bool = False) -> None:
+    """Print a report as JSON or YAML on stdout (compact: one JSON line / one YAML document)."""
+    if output == "yaml":
+        import yaml  # only when asked: a plan in text or JSON never pays for it
+
+        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+        click.echo(("---\n" if compact else "") + text, nl=False)
+    elif compact:
+        click.echo(json.dumps(body, separators=(",", ":")))
+    else:
+        click.echo(json.dumps(body, indent=2))
+
+
+class Period(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.3 on
+    """A period as a GatewaySync writes one: seconds (`30`, like syncPeriod) or a Go duration
+    (`30s`, `5m`, like polling.interval)."""
+
+    name = "period"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """Return seconds, or fail as a usage error naming the option and the forms it takes."""
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_period(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check an http(s) URL option has a scheme and a host; a usage error says how to write it."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return value
+    raise click.BadParameter(
+        f'"{value}" is not an http(s) URL; write the scheme and host, e.g. '
+        f'"http://{value.split("://")[-1] or "localhost:8088"}"',
+        ctx=ctx,
+        param=param,
+    )
+
+
+def one_line(text: str) -> str:
+    """A message as one terminal-safe line: git's (or a server's) multi-line words joined, and
+    control characters (terminal escapes from a hostile server or file) shown, not obeyed."""
+    joined = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], joined)
+
+
 def fail(problems: Sequence[Problem], output: str, code: ExitCode = ExitCode.ERROR) -> None:
-    """Print problems (one per line on stderr; JSON on stdout too) and exit with `code`."""
+    """Print problems (one line each on stderr; JSON or YAML on stdout too), exit with `code`."""
     for problem in problems:
-        click.echo(f"error: {problem}", err=True)
-    if output == "json":
-        click.echo(json.dumps(error_report(problems), indent=2))
+        click.echo(f"error: {one_line(str(problem))}", err=True)
+    if output != "text":
+        emit(dict(error_report(problems)), output)
     sys.exit(code)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from stoker_agent.commands.common import (
+    emit,
     identity_options,
     output_option,
     reporting_errors,
@@ -112,7 +112,7 @@ def _open_data_dir(data_dir: str) -> tuple[LiveTree, Manifest | None]:
 
 def _print(result: SyncPlan, output: str, *, ref: str, profile: str, gateway: str) -> None:
     report = plan_report(result, ref=ref, profile=profile, gateway=gateway)
-    if output == "json":
-        click.echo(json.dumps(report, indent=2))
-    else:
+    if output == "text":
         print_plan(report)
+    else:
+        emit(report, output)

@@ -6,7 +6,6 @@ Standalone mode for gateways outside Kubernetes (Linux), and the main job of `ma
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 
@@ -16,6 +15,9 @@ import click
 from stoker_agent import logs, mirrors
 from stoker_agent.applying import Progress
 from stoker_agent.commands.common import (
+    Period,
+    emit,
+    http_url,
     identity_options,
     output_option,
     reporting_errors,
@@ -26,8 +28,7 @@ from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitfetch import Credentials
 from stoker_agent.rendering import print_plan
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
-from stoker_core.durations import parse_duration
-from stoker_core.errors import ExitCode, InvalidInput, UsageError
+from stoker_core.errors import ExitCode, UsageError
 from stoker_core.reports import plan_report
 from stoker_core.validation import load
 
@@ -67,7 +68,9 @@ def _var_files(
     help="Where a remote repository is fetched (default: ~/.cache/stoker/mirrors/…); never "
     "inside the data directory.",
 )
-@click.option("--gateway-url", help="Gateway base URL, e.g. http://localhost:8088.")
+@click.option(
+    "--gateway-url", callback=http_url, help="Gateway base URL, e.g. http://localhost:8088."
+)
 @click.option("--api-token-file", type=click.Path(dir_okay=False), help="Gateway API token file.")
 @click.option("--gateway-ca-file", type=click.Path(dir_okay=False), help="CA bundle for HTTPS.")
 @click.option("--gateway-insecure", is_flag=True, help="Skip TLS verification of the gateway.")
@@ -84,9 +87,10 @@ def _var_files(
 )
 @click.option(
     "--interval",
+    type=Period(),
     default="30s",
     show_default=True,
-    help="With --watch: how often to look at the ref and check for drift.",
+    help="With --watch: how often to look at the ref and check for drift (30, 30s, 5m).",
 )
 @click.option("--dry-run", is_flag=True, help="Plan only; exit 2 when changes are pending.")
 @output_option
@@ -113,7 +117,7 @@ def sync(
     gateway_insecure: bool,
     var_files: dict[str, str],
     watch: bool,
-    interval: str,
+    interval: float,
     dry_run: bool,
     output: str,
 ) -> None:
@@ -128,10 +132,6 @@ def sync(
         raise UsageError("give one of --gateway-ca-file and --gateway-insecure")
     if api_token_file and not gateway_url:
         raise UsageError("--api-token-file needs --gateway-url")
-    try:
-        period = parse_duration(interval)
-    except ValueError as e:
-        raise InvalidInput.one(str(e), field="--interval") from None
     settings = SyncSettings(
         gatewaysync=load(pick(cr_file, cr_name).data),
         profile=profile,
@@ -164,30 +164,33 @@ def sync(
         sys.exit(outcome.exit_code)
     from stoker_agent.watching import keep_syncing  # only here: a single sync stays lean
 
-    keep_syncing(settings, period, lambda outcome: _print(outcome, output, compact=True))
+    keep_syncing(settings, interval, lambda outcome: _print(outcome, output, compact=True))
 
 
 @contextlib.contextmanager
 def _progress_bar(*, enabled: bool) -> Iterator[Progress | None]:
-    """A progress bar for long applies, on a terminal only."""
+    """A one-line progress counter for long applies, on a terminal only, erased at the end."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-    from rich.progress import Progress as Bar
+    shown = [-1]
 
-    with Bar(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
-        task = bar.add_task("apply", total=None)
+    def update(done: int, total: int) -> None:
+        percent = done * 100 // total if total else 0
+        if percent != shown[0]:  # at most ~100 redraws, however many files
+            shown[0] = percent
+            click.echo(f"\rapplying {done}/{total} ({percent}%)", nl=False)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    try:
         yield update
+    finally:
+        if shown[0] >= 0:
+            click.echo("\r\x1b[K", nl=False)
 
 
 def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
     record = outcome.record.to_json()
-    if output == "json":
+    if output != "text":
         body = (
             plan_report(
                 outcome.plan,
@@ -207,9 +210,7 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
         )
         if record["error"]:
             body["error"] = record["error"]
-        click.echo(
-            json.dumps(body, separators=(",", ":")) if compact else json.dumps(body, indent=2)
-        )
+        emit(body, output, compact=compact)
         return
     if outcome.plan is not None:
         print_plan(

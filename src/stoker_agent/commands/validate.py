@@ -2,74 +2,92 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from stoker_agent.commands.common import output_option, reporting_errors
-from stoker_agent.documents import read_documents
+from stoker_agent.commands.common import emit, one_line, output_option, reporting_errors
+from stoker_agent.documents import Document, read_documents, shown
 from stoker_core.errors import ExitCode, InvalidInput, Problem
+from stoker_core.kinds import Verdict, classify
 from stoker_core.validation import load
+
+Result = dict[str, object]
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @output_option
 @reporting_errors
 def validate(files: tuple[str, ...], output: str) -> None:
-    """Check every GatewaySync in FILES; other documents are noted and ignored."""
-    results: list[dict[str, object]] = []
-    failed = False
+    """Check every GatewaySync in FILES (`-`: standard input); other kinds are noted and skipped.
+
+    Fails on a file it cannot read or parse, an empty file, a misspelt or unknown stoker.io
+    kind, and input holding no GatewaySync at all.
+    """
+    results: list[Result] = []
+    quiet: list[str] = []  # readable files that hold no GatewaySync
     for path in files:
         try:
             documents = read_documents(path)
         except InvalidInput as e:
-            failed = True
             results.append(_result(path, None, "", e.problems))
             continue
-        for doc in documents:
-            if not doc.is_gatewaysync:
-                kind = doc.data.get("kind", "?") if isinstance(doc.data, dict) else "?"
-                results.append({"file": path, "document": doc.index + 1, "ignored": str(kind)})
-                continue
-            try:
-                load(doc.data)
-                problems: tuple[Problem, ...] = ()
-            except InvalidInput as e:
-                problems = tuple(e.problems)
-                failed = True
-            results.append(_result(path, doc.index, doc.name, problems))
-    if output == "json":
-        click.echo(
-            json.dumps({"schemaVersion": 1, "valid": not failed, "documents": results}, indent=2)
-        )
-    else:
+        if not documents:
+            problem = Problem(message="is empty; expected a GatewaySync manifest", path=shown(path))
+            results.append(_result(path, None, "", [problem]))
+            continue
+        checked = [_check(doc) for doc in documents]
+        results.extend(checked)
+        if all("ignored" in r for r in checked):
+            quiet.append(path)
+    if not any("ignored" not in r for r in results):
+        for path in quiet:  # nothing at all to validate: say so for each file
+            problem = Problem(message="holds no GatewaySync, only other kinds", path=shown(path))
+            results.append(_result(path, None, "", [problem]))
+    valid = all(r.get("valid", True) for r in results)
+    if output == "text":
         _print_text(results)
-    sys.exit(ExitCode.ERROR if failed else ExitCode.OK)
+    else:
+        emit({"schemaVersion": 1, "valid": valid, "documents": results}, output)
+    sys.exit(ExitCode.OK if valid else ExitCode.ERROR)
 
 
-def _result(
-    path: str, index: int | None, name: str, problems: tuple[Problem, ...] | object
-) -> dict[str, object]:
+def _check(doc: Document) -> Result:
+    kind = classify(doc.data)
+    if kind.verdict is Verdict.OTHER:
+        return {"file": shown(doc.file), "document": doc.index + 1, "ignored": kind.kind}
+    if kind.verdict is Verdict.WRONG:
+        return _result(doc.file, doc.index, doc.name, [Problem(field="kind", message=kind.problem)])
+    try:
+        load(doc.data)
+    except InvalidInput as e:
+        return _result(doc.file, doc.index, doc.name, e.problems)
+    return _result(doc.file, doc.index, doc.name, ())
+
+
+def _result(path: str, index: int | None, name: str, problems: object) -> Result:
     listed = [p.to_json() for p in problems] if isinstance(problems, tuple | list) else []
-    out: dict[str, object] = {"file": path, "name": name, "valid": not listed, "errors": listed}
+    out: Result = {"file": shown(path), "name": name, "valid": not listed, "errors": listed}
     if index is not None:
         out["document"] = index + 1
     return out
 
 
-def _print_text(results: list[dict[str, object]]) -> None:
+def _print_text(results: list[Result]) -> None:
     for result in results:
-        where = f"{result['file']}" + (
+        where = one_line(f"{result['file']}") + (
             f" (document {result['document']})" if "document" in result else ""
         )
+        name = one_line(str(result.get("name", "")))
         if "ignored" in result:
-            click.echo(f"note: {where}: kind {result['ignored']} is not a GatewaySync; ignored")
+            kind = one_line(str(result["ignored"]))
+            click.echo(f"note: {where}: kind {kind} is not a GatewaySync; skipped")
         elif result["valid"]:
-            click.echo(click.style("valid", fg="green") + f"   {where}: {result['name']}")
+            click.echo(click.style("valid", fg="green") + f"   {where}: {name}")
         else:
-            click.echo(click.style("invalid", fg="red") + f" {where}: {result['name']}")
+            click.echo(click.style("invalid", fg="red") + f" {where}: {name}")
             for error in result["errors"]:  # type: ignore[attr-defined]
-                field = error.get("field") or error.get("path") or ""
-                click.echo(f"error: {where}: {field}: {error['message']}", err=True)
+                field = error.get("field")
+                prefix = f"{where}: {field}" if field else where
+                click.echo(one_line(f"error: {prefix}: {error['message']}"), err=True)

@@ -17,6 +17,7 @@ from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
 from stoker_core.status import SyncRecord
 from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.connection import connect, kube_options
 from stoker_k8s.runtime import Informer
 
 
@@ -31,21 +32,20 @@ class _Both:
         self._status.write(record)
 
 
-def _client() -> Any:
-    from kubernetes import client, config
+def _client(kubeconfig: str | None, context: str | None) -> Any:
+    from kubernetes import client
 
-    if os.environ.get("KUBECONFIG"):
-        config.load_kube_config(os.environ["KUBECONFIG"])
-    else:
-        config.load_incluster_config()
+    # No start-up probe: the agent keeps the gateway as it is through an API outage.
+    connect(kubeconfig, context)
     return client.CoreV1Api()
 
 
 @click.command()
+@kube_options
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
-def agent(log_format: str) -> None:
+def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
     """Keep this pod's gateway in sync with what the controller publishes."""
     logs.setup("info", log_format)
     try:
@@ -59,7 +59,7 @@ def agent(log_format: str) -> None:
                 logs.register_secret(handle.read())
     os.makedirs(env.repo_path, exist_ok=True)
     metrics = AgentMetrics()
-    core = _client()
+    core = _client(kubeconfig, context)
     loop = AgentLoop(ConfigMapMetadata(core, env), _Both(ConfigMapStatus(core, env), metrics))
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())

@@ -14,7 +14,8 @@ import click
 from prometheus_client import start_http_server
 
 from stoker_agent import logs
-from stoker_core.durations import parse_duration
+from stoker_agent.commands.common import Period
+from stoker_k8s.connection import connect, kube_options, probe
 from stoker_k8s.controller import Controller
 from stoker_k8s.leader import LeaderElector
 from stoker_k8s.manager import Manager
@@ -24,6 +25,7 @@ log = logging.getLogger("stoker.controller")
 
 
 @click.command()
+@kube_options
 @click.option(
     "--interval",
     default=None,
@@ -32,12 +34,17 @@ log = logging.getLogger("stoker.controller")
 )
 @click.option(
     "--backoff",
+    type=Period(),
     default="30s",
     show_default=True,
     help="First retry delay after a failed pass; it doubles on each failure in a row.",
 )
 @click.option(
-    "--backoff-cap", default="5m", show_default=True, help="Longest delay between retries."
+    "--backoff-cap",
+    type=Period(),
+    default="5m",
+    show_default=True,
+    help="Longest delay between retries.",
 )
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
@@ -58,9 +65,11 @@ log = logging.getLogger("stoker.controller")
 )
 @click.option("--lease-seconds", default=15, show_default=True, help="Lease duration.")
 def controller(
+    kubeconfig: str | None,
+    context: str | None,
     interval: str | None,
-    backoff: str,
-    backoff_cap: str,
+    backoff: float,
+    backoff_cap: float,
     log_format: str,
     metrics_port: int,
     leader_election: bool,
@@ -68,15 +77,13 @@ def controller(
     lease_seconds: int,
 ) -> None:
     """Resolve refs, publish metadata, and report gateway status on every GatewaySync."""
-    from kubernetes import client, config
+    from kubernetes import client
 
     logs.setup("info", log_format)
     if interval is not None:
         log.warning("--interval is ignored: each GatewaySync's spec.polling.interval decides")
-    if os.environ.get("KUBECONFIG"):
-        config.load_kube_config(os.environ["KUBECONFIG"])
-    else:
-        config.load_incluster_config()
+    connect(kubeconfig, context)
+    probe()  # a server that does not answer is one line and exit 1, not a watch that retries
     metrics = ControllerMetrics()
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
@@ -99,7 +106,7 @@ def controller(
         ctl,
         elector=elector,
         lease_seconds=lease_seconds,
-        backoff=(parse_duration(backoff), parse_duration(backoff_cap)),
+        backoff=(backoff, backoff_cap),
     ).run(stop)
     # The informers' watch threads may still sit in a blocking read; no work is left, so end
     # now rather than let interpreter shutdown race those threads (it aborted the process).

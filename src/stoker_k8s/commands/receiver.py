@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from stoker_core.receiving import Secrets
+from stoker_k8s.connection import connect, kube_options, probe
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.receiver import Conflict, Receiver, make_app
 from stoker_k8s.runtime import Informer
@@ -23,13 +24,9 @@ class KubeStore:
     nothing but the annotation it sets; Secrets are always read fresh (a rotated or revoked
     secret takes effect at once)."""
 
-    def __init__(self, kubeconfig: str | None) -> None:
-        from kubernetes import client, config
+    def __init__(self) -> None:
+        from kubernetes import client  # configured by connection.connect before
 
-        if kubeconfig:
-            config.load_kube_config(kubeconfig)
-        else:
-            config.load_incluster_config()
         self._custom = client.CustomObjectsApi()
         self._core = client.CoreV1Api()
         self._errors = client.exceptions.ApiException
@@ -111,7 +108,7 @@ def _read(path: str | None, what: str) -> str | None:
 @click.option("--bind", default="0.0.0.0:9444", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS cert (else plain HTTP).")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="TLS key.")
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@kube_options
 @click.option(
     "--hmac-secret-file",
     type=click.Path(dir_okay=False),
@@ -128,11 +125,14 @@ def receiver(
     cert_file: str | None,
     key_file: str | None,
     kubeconfig: str | None,
+    context: str | None,
     hmac_secret_file: str | None,
     token_file: str | None,
     threads: int,
 ) -> None:
     """Serve POST /webhook/{namespace}/{crName}."""
+    connect(kubeconfig, context)
+    probe()  # a server that does not answer is one line and exit 1, not a 500 per delivery
     secrets = Secrets(
         hmac_key=_read(hmac_secret_file, "--hmac-secret-file"),
         token=_read(token_file, "--token-file"),
@@ -141,5 +141,5 @@ def receiver(
         log.warning(
             "no global secret: only GatewaySyncs naming receiver.secretName can be triggered"
         )
-    app = make_app(Receiver(KubeStore(kubeconfig), secrets))
+    app = make_app(Receiver(KubeStore(), secrets))
     serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=threads)

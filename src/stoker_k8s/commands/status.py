@@ -3,12 +3,12 @@ state and last sync, and why anything is not Ready."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from typing import Any
 
 import click
+
+from stoker_agent.commands.common import emit, output_option
+from stoker_k8s.connection import TIMEOUT, api_errors, connect, kube_options
 
 
 def summarize(item: dict[str, Any]) -> dict[str, Any]:
@@ -43,30 +43,31 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command()
+@kube_options
 @click.option("-n", "--namespace", help="Only this namespace (default: all).")
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-def status(namespace: str | None, output: str) -> None:
+@output_option
+def status(kubeconfig: str | None, context: str | None, namespace: str | None, output: str) -> None:
     """Show every GatewaySync, its gateways and what is wrong."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
-        config.load_kube_config()
-    else:
-        config.load_incluster_config()
+    connect(kubeconfig, context)
     api = client.CustomObjectsApi()
-    listing: Any = (
-        api.list_namespaced_custom_object("stoker.io", "v1alpha1", namespace, "gatewaysyncs")
-        if namespace
-        else api.list_cluster_custom_object("stoker.io", "v1alpha1", "gatewaysyncs")
-    )
+    with api_errors("listing GatewaySyncs"):
+        listing: Any = (
+            api.list_namespaced_custom_object(
+                "stoker.io", "v1alpha1", namespace, "gatewaysyncs", _request_timeout=TIMEOUT
+            )
+            if namespace
+            else api.list_cluster_custom_object(
+                "stoker.io", "v1alpha1", "gatewaysyncs", _request_timeout=TIMEOUT
+            )
+        )
     rows = sorted(
         (summarize(i) for i in listing["items"]), key=lambda r: (r["namespace"], r["name"])
     )
-    if output == "json":
-        click.echo(json.dumps({"schemaVersion": 1, "gatewaysyncs": rows}, indent=2))
-        sys.exit(0)
+    if output != "text":
+        emit({"schemaVersion": 1, "gatewaysyncs": rows}, output)
+        return
     if not rows:
         click.echo("no GatewaySync found")
         return

@@ -11,19 +11,16 @@ from stoker_core.injection import InjectionSettings
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
 from stoker_k8s.admission import make_app
+from stoker_k8s.connection import api_errors, connect, kube_options, probe
 from stoker_k8s.events import EventAggregator
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.selfcert import ensure
 
 
-def _clients(kubeconfig: str | None) -> tuple[Any, Any]:
+def _clients() -> tuple[Any, Any]:
     """The GatewaySync lister and the event recorder the admission functions use."""
-    from kubernetes import client, config
+    from kubernetes import client  # configured by connection.connect before
 
-    if kubeconfig:
-        config.load_kube_config(kubeconfig)
-    else:
-        config.load_incluster_config()
     api = client.CustomObjectsApi()
     core: Any = client.CoreV1Api()  # the typed stubs want model objects; dicts serialise the same
 
@@ -62,6 +59,7 @@ def _clients(kubeconfig: str | None) -> tuple[Any, Any]:
     "certificate in this Secret and write the CA into the webhook configurations.",
 )
 @click.option(
+    "-n",
     "--namespace",
     envvar="POD_NAMESPACE",
     default="stoker-system",
@@ -76,7 +74,7 @@ def _clients(kubeconfig: str | None) -> tuple[Any, Any]:
 )
 @click.option("--mutating-config", multiple=True, help="MutatingWebhookConfiguration to patch.")
 @click.option("--validating-config", multiple=True, help="ValidatingWebhookConfiguration to patch.")
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@kube_options
 @click.option(
     "--agent-image",
     default=InjectionSettings().default_image,
@@ -94,24 +92,28 @@ def webhook(
     mutating_config: tuple[str, ...],
     validating_config: tuple[str, ...],
     kubeconfig: str | None,
+    context: str | None,
     agent_image: str,
     workers: int,
 ) -> None:
     """Serve /mutate-v1-pod and /validate-gatewaysync over HTTPS."""
-    lister, record_event = _clients(kubeconfig)
+    connect(kubeconfig, context)
+    probe()  # a server that does not answer is one line and exit 1, not a failing review each
+    lister, record_event = _clients()
     if self_signed_secret:
         from kubernetes import client
 
-        cert_file, key_file = ensure(
-            client.CoreV1Api(),
-            client.AdmissionregistrationV1Api(),
-            namespace=namespace,
-            secret=self_signed_secret,
-            service=service_name,
-            mutating=list(mutating_config),
-            validating=list(validating_config),
-            directory="/tmp/stoker-webhook-tls",
-        )
+        with api_errors(f"keeping the webhook certificate in Secret {self_signed_secret}"):
+            cert_file, key_file = ensure(
+                client.CoreV1Api(),
+                client.AdmissionregistrationV1Api(),
+                namespace=namespace,
+                secret=self_signed_secret,
+                service=service_name,
+                mutating=list(mutating_config),
+                validating=list(validating_config),
+                directory="/tmp/stoker-webhook-tls",
+            )
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
     app = make_app(lister, InjectionSettings(default_image=agent_image), record_event)

@@ -1,0 +1,120 @@
+"""How a `stoker` command reaches the API server: the kubeconfig or the pod's service account,
+chosen once at start, and each way that fails (no kubeconfig, a broken one, a server that does
+not answer, a refusal) said in one line with the fix, never as a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from stoker_core.errors import StokerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+# A `stoker status` or a start-up check waits this long for an answer (connect, read).
+TIMEOUT = (5.0, 30.0)
+
+
+class ClusterUnavailable(StokerError):
+    """No usable cluster configuration, or the API server does not answer or refuses us."""
+
+
+def kube_options(func: F) -> F:
+    """Add --kubeconfig and --context (the kubectl flags) to a command."""
+    func = click.option(
+        "--context", help="kubeconfig context to use (default: its current-context)."
+    )(func)
+    return click.option(
+        "--kubeconfig",
+        envvar="KUBECONFIG",
+        type=click.Path(dir_okay=False),
+        help=f"kubeconfig file (default: $KUBECONFIG, else in-cluster, else {DEFAULT_KUBECONFIG}).",
+    )(func)
+
+
+def connect(kubeconfig: str | None, context: str | None = None) -> None:
+    """Load the cluster configuration into the client's defaults, or fail in one line.
+
+    An explicit --kubeconfig or --context wins; in a pod, its service account; elsewhere
+    ~/.kube/config, as kubectl does.
+    """
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    default = os.path.expanduser(DEFAULT_KUBECONFIG)
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if not kubeconfig and not context and in_cluster:
+        try:
+            config.load_incluster_config()
+        except ConfigException as e:
+            raise ClusterUnavailable(f"in-cluster configuration: {e}") from None
+        return
+    path = kubeconfig or default
+    if not kubeconfig and not os.path.exists(default):
+        raise ClusterUnavailable(
+            "no kubeconfig: not in a cluster and no ~/.kube/config; "
+            "give --kubeconfig FILE or set KUBECONFIG"
+        )
+    if os.pathsep not in path and not os.path.exists(path):
+        raise ClusterUnavailable(f"kubeconfig {path} does not exist; check --kubeconfig")
+    try:
+        config.load_kube_config(config_file=path, context=context)
+    except (ConfigException, OSError, ValueError) as e:
+        raise ClusterUnavailable(
+            f"kubeconfig {path}: {_first_line(e)}; check --kubeconfig and --context"
+        ) from None
+    except Exception as e:  # yaml's errors: a file that is not YAML at all
+        if type(e).__module__.startswith("yaml"):
+            raise ClusterUnavailable(f"kubeconfig {path}: not valid YAML") from None
+        raise
+
+
+def probe() -> None:
+    """Ask the API server for its version; fail in one line if it does not answer."""
+    from kubernetes import client
+
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = 0  # one try: urllib3's retries would each log a warning line
+    with api_errors("reaching the API server"), client.ApiClient(configuration) as api:
+        client.VersionApi(api).get_code(_request_timeout=TIMEOUT)
+
+
+@contextlib.contextmanager
+def api_errors(doing: str) -> Iterator[None]:
+    """Turn the client's connection and HTTP errors into ClusterUnavailable, naming the server."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    server = client.Configuration.get_default_copy().host
+    try:
+        yield
+    except ApiException as e:
+        raise ClusterUnavailable(f"{doing} at {server}: {_refusal(e)}") from None
+    except HTTPError as e:
+        reason = _first_line(getattr(e, "reason", None) or e).rsplit(": ", 1)[-1]
+        raise ClusterUnavailable(
+            f"cannot reach the API server at {server} ({reason}); check --kubeconfig and "
+            "--context, and that the cluster is running"
+        ) from None
+
+
+def _refusal(error: Any) -> str:
+    status = getattr(error, "status", None)
+    if status == 401:
+        return "401 Unauthorized: the kubeconfig's credentials were refused (expired token?)"
+    if status == 403:
+        return "403 Forbidden: this user or service account lacks the RBAC permission"
+    if status == 404:
+        return "404 Not Found: is the GatewaySync CRD installed? (see docs/install.md)"
+    return f"{status} {getattr(error, 'reason', '')}".strip()
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__

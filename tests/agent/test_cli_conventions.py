@@ -1,0 +1,131 @@
+"""What every `stoker` command shares: `-o text|json|yaml`, NO_COLOR and --no-color, --version,
+shell completion, periods in the CR's own forms, and a `validate` that fails on what only looks
+like a GatewaySync (a misspelt or unknown kind, an empty file, no GatewaySync at all) and reads
+standard input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import EXAMPLES
+
+STOKER = str(Path(sys.executable).with_name("stoker"))
+CR = EXAMPLES / "gatewaysyncs" / "single-gateway.yaml"
+SECRET = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {token: x}\n"
+
+
+def stoker(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, tty: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `stoker`; with tty, under `script` so stdout is a terminal."""
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    environment.update(env or {})
+    argv = [STOKER, *args]
+    if tty:
+        argv = ["script", "-qec", " ".join(argv), "/dev/null"]
+    return subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, env=environment, check=False
+    )
+
+
+def test_validate_fails_on_a_misspelt_kind_that_it_used_to_pass(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(CR.read_text().replace("kind: GatewaySync", "kind: GatewaySycn"))
+    done = stoker("validate", str(typo), "-o", "json")
+    assert done.returncode == 1
+    [document] = json.loads(done.stdout)["documents"]
+    assert document["errors"] == [
+        {"field": "kind", "message": '"GatewaySycn" is unknown; did you mean GatewaySync?'}
+    ]
+
+
+def test_validate_fails_on_an_unknown_stoker_kind_and_on_no_gatewaysync_at_all(
+    tmp_path: Path,
+) -> None:
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("apiVersion: stoker.io/v1alpha1\nkind: GatewayRollout\nmetadata: {}\n")
+    assert "not a stoker.io kind" in stoker("validate", str(unknown)).stderr
+    only_secret = tmp_path / "secret.yaml"
+    only_secret.write_text(SECRET)
+    done = stoker("validate", str(only_secret))
+    assert done.returncode == 1
+    assert "holds no GatewaySync" in done.stderr
+
+
+def test_validate_notes_and_skips_a_secret_beside_a_gatewaysync_read_from_stdin() -> None:
+    done = stoker("validate", "-", stdin=SECRET + "---\n" + CR.read_text())
+    assert done.returncode == 0, done.stderr
+    assert "note: <stdin> (document 1): kind Secret is not a GatewaySync; skipped" in done.stdout
+    assert "valid   <stdin> (document 2): quickstart" in done.stdout
+
+
+def test_validate_fails_on_an_empty_file_and_on_empty_input(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    assert stoker("validate", str(empty)).returncode == 1
+    assert stoker("validate", "-", stdin="").returncode == 1
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_yaml_output_carries_the_same_fields_as_json(
+    command: str, example_repo: Path, tmp_path: Path
+) -> None:
+    args = {
+        "validate": ["validate", str(CR)],
+        "plan": ["plan", "--cr", str(CR), "--repo", str(example_repo), "--data-dir",
+                 str(tmp_path), "--gateway-name", "gw", "--profile", "standard"],
+    }[command]  # fmt: skip
+    as_json = json.loads(stoker(*args, "-o", "json").stdout)
+    assert yaml.safe_load(stoker(*args, "-o", "yaml").stdout) == as_json
+    assert json.loads(stoker(*args, "--output", "json").stdout) == as_json
+
+
+def test_errors_are_yaml_too_when_yaml_is_asked_for(example_repo: Path) -> None:
+    done = stoker("plan", "--cr", str(CR), "--repo", str(example_repo), "--data-dir", "/nowhere",
+                  "--gateway-name", "gw", "--profile", "standard", "-o", "yaml")  # fmt: skip
+    assert done.returncode == 1
+    assert yaml.safe_load(done.stdout)["errors"][0]["path"] == "/nowhere"
+
+
+@pytest.mark.parametrize(
+    ("env", "flags"),
+    [({"NO_COLOR": "1"}, []), ({}, ["--no-color"]), ({}, ["--no-color", "-"])],
+    ids=["NO_COLOR", "--no-color-after-the-command", "--no-color-before-the-command"],
+)
+def test_no_color_and_the_flag_keep_escapes_off_a_terminal(
+    env: dict[str, str], flags: list[str]
+) -> None:
+    coloured = stoker("validate", str(CR), tty=True)
+    assert "\x1b[" in coloured.stdout  # the test can fail: colours are on by default
+    args = ["--no-color", "validate", str(CR)] if "-" in flags else ["validate", str(CR), *flags]
+    plain = stoker(*args, env=env, tty=True)
+    assert plain.returncode == 0, plain.stdout
+    assert "valid" in plain.stdout
+    assert "\x1b[" not in plain.stdout
+
+
+def test_version_and_shell_completion() -> None:
+    assert stoker("--version").stdout.startswith("stoker, version ")
+    script = stoker(env={"_STOKER_COMPLETE": "bash_source"})
+    assert script.returncode == 0
+    assert "_stoker_completion" in script.stdout
+    words = stoker(env={"_STOKER_COMPLETE": "bash_complete", "COMP_WORDS": "stoker va",
+                        "COMP_CWORD": "1"})  # fmt: skip
+    assert "validate" in words.stdout
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("10", 10.0), ("10s", 10.0), ("1m30s", 90.0)])
+def test_watch_interval_takes_the_crs_own_forms(interval: str, seconds: float) -> None:
+    # A bare number is how syncPeriod is written; a Go duration how polling.interval is.
+    from stoker_agent.commands.sync import sync
+
+    args = ["--cr", "cr.yaml", "--repo", "r", "--data-dir", "d", "--interval", interval]
+    with sync.make_context("sync", args) as ctx:
+        assert ctx.params["interval"] == seconds
