@@ -4,10 +4,12 @@ stage."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -72,3 +74,39 @@ def test_entry_point_and_command_exist_and_run_as_non_root(path: Path) -> None:
     assert not user.startswith(("0", "root"))
     final_text = " ".join(rest for _, rest in final)
     assert not re.search(r"\b(gcc|g\+\+|build-essential|clang)\b", final_text)
+
+
+def _image_tools(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
+    monkeypatch.syspath_prepend(str(ROOT / "adapters" / "images"))
+    return importlib.import_module("recipe"), importlib.import_module("build")
+
+
+def test_every_dockerfile_is_the_one_the_image_recipe_renders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe, _ = _image_tools(monkeypatch)
+    images = recipe.load()
+    assert sorted(recipe.dockerfile_path(i) for i in images) == DOCKERFILES
+    for image in images:
+        assert recipe.dockerfile_path(image).read_text() == recipe.dockerfile(image), (
+            f"{image.key}.Dockerfile drifted from adapters/images/images.toml: "
+            "run `python adapters/images/recipe.py --write`"
+        )
+
+
+def test_the_offline_build_uses_the_recipes_user_environment_and_entry_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe, build = _image_tools(monkeypatch)
+    for image in recipe.load():
+        flags = build.image_config(image)
+        steps = dict(instructions(recipe.dockerfile_path(image))[-5:])
+        values = {}
+        for flag in flags:
+            option, _, value = flag.partition("=")
+            values.setdefault(option.removeprefix("--config."), []).append(value)
+        assert values["user"] == [steps["USER"]]
+        assert values["entrypoint"] == json.loads(steps["ENTRYPOINT"])
+        assert values["cmd"] == json.loads(steps["CMD"])
+        assert values["env"] == steps["ENV"].split()
+        assert values["exposedports"] == [f"{p}/tcp" for p in steps["EXPOSE"].split()]

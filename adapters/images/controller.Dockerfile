@@ -1,20 +1,28 @@
 # Controller, admission webhooks and push receiver: `stoker controller|webhook|receiver`.
-# Build from the repository root: docker build -f adapters/images/controller.Dockerfile .
-FROM python:3.11-slim AS build
+# Rendered from adapters/images/images.toml by adapters/images/recipe.py (edit those,
+# then run `python adapters/images/recipe.py --write`); the offline build uses the same
+# recipe. Build from the repository root:
+#   docker build -f adapters/images/controller.Dockerfile .
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip wheel --wheel-dir /wheels ".[agent,k8s]"
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip wheel --wheel-dir /wheels ".[agent,k8s]"
 
-FROM python:3.11-slim
+FROM debian:bookworm-slim
 # git runs `git ls-remote` for ref resolution; nothing else is needed at run time.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git openssh-client \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels "stoker[agent,k8s]" \
+RUN python3 -m venv /opt/stoker \
+ && /opt/stoker/bin/pip install --no-cache-dir --no-index --find-links /wheels "stoker[agent,k8s]" \
  && rm -rf /wheels
-ENV HOME=/tmp PYTHONDONTWRITEBYTECODE=1
+ENV PATH=/opt/stoker/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
 EXPOSE 9443 9444
 ENTRYPOINT ["stoker"]
