@@ -110,3 +110,19 @@ def test_the_offline_build_uses_the_recipes_user_environment_and_entry_point(
         assert values["cmd"] == json.loads(steps["CMD"])
         assert values["env"] == steps["ENV"].split()
         assert values["exposedports"] == [f"{p}/tcp" for p in steps["EXPOSE"].split()]
+
+
+def test_each_image_installs_the_k8s_extra_which_holds_every_package_the_cli_says_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stoker_agent.cli import EXTRAS
+
+    recipe, _ = _image_tools(monkeypatch)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    k8s = {re.split(r"[<>=\[ ]", r)[0].lower().replace("-", "_") for r in extras["k8s"]}
+    wanted = {{"jwt": "pyjwt"}.get(module, module) for module, extra in EXTRAS.items()}
+    assert wanted <= k8s, "cli.EXTRAS names a package the k8s extra does not install"
+    for image in recipe.load():
+        assert image.extras == ("k8s",), f"{image.key}: install stoker[k8s]"

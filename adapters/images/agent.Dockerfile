@@ -12,7 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip wheel --wheel-dir /wheels ".[agent,k8s]"
+ && /opt/build/bin/pip wheel --wheel-dir /wheels ".[k8s]"
 
 FROM debian:bookworm-slim
 # libnss-wrapper gives ssh a passwd entry when the pod's UID has none (the gateway's UID).
@@ -21,7 +21,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN python3 -m venv /opt/stoker \
- && /opt/stoker/bin/pip install --no-cache-dir --no-index --find-links /wheels "stoker[agent,k8s]" \
+ && /opt/stoker/bin/pip install --no-cache-dir --no-index --find-links /wheels "stoker[k8s]" \
  && rm -rf /wheels
 ENV PATH=/opt/stoker/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 USER 65534:65534

@@ -11,7 +11,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip wheel --wheel-dir /wheels ".[agent,k8s]"
+ && /opt/build/bin/pip wheel --wheel-dir /wheels ".[k8s]"
 
 FROM debian:bookworm-slim
 # git runs `git ls-remote` for ref resolution; nothing else is needed at run time.
@@ -20,7 +20,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN python3 -m venv /opt/stoker \
- && /opt/stoker/bin/pip install --no-cache-dir --no-index --find-links /wheels "stoker[agent,k8s]" \
+ && /opt/stoker/bin/pip install --no-cache-dir --no-index --find-links /wheels "stoker[k8s]" \
  && rm -rf /wheels
 ENV PATH=/opt/stoker/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
