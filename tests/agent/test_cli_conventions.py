@@ -129,3 +129,13 @@ def test_watch_interval_takes_the_crs_own_forms(interval: str, seconds: float) -
     args = ["--cr", "cr.yaml", "--repo", "r", "--data-dir", "d", "--interval", interval]
     with sync.make_context("sync", args) as ctx:
         assert ctx.params["interval"] == seconds
+
+
+def test_readme_documents_exactly_the_exit_codes_the_code_uses() -> None:
+    from conftest import ROOT
+    from stoker_core.errors import ExitCode
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Exit codes (every `stoker` command)", 1)[1].split("\n\n", 2)[1]
+    documented = {int(row.split("|")[1]) for row in table.splitlines()[2:]}
+    assert documented == {int(code) for code in ExitCode}
