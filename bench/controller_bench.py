@@ -33,6 +33,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import GIT_ENV  # noqa: E402
+from results import Chart, Result, arguments  # noqa: E402
+from servers import free_port, stop  # noqa: E402
+
 from cluster import (  # noqa: E402
     GROUP,
     PLURAL,
@@ -44,10 +48,6 @@ from cluster import (  # noqa: E402
     rss_kib,
     stoker,
 )
-from common import GIT_ENV  # noqa: E402
-from results import Chart, Result, arguments  # noqa: E402
-from servers import free_port, stop  # noqa: E402
-
 from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 SHIM = """#!/bin/sh

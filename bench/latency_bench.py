@@ -37,6 +37,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import GIT_ENV  # noqa: E402
+from ignition_tree import ignition_files  # noqa: E402
+from receiver_bench import KEY, signed  # noqa: E402
+from results import Chart, Result, arguments, mean, percentile  # noqa: E402
+from servers import free_port, stop, tls_files, wait_up  # noqa: E402
+
 from cluster import (  # noqa: E402
     GROUP,
     PLURAL,
@@ -48,12 +54,6 @@ from cluster import (  # noqa: E402
     rss_kib,
     stoker,
 )
-from common import GIT_ENV  # noqa: E402
-from ignition_tree import ignition_files  # noqa: E402
-from receiver_bench import KEY, signed  # noqa: E402
-from results import Chart, Result, arguments, mean, percentile  # noqa: E402
-from servers import free_port, stop, tls_files, wait_up  # noqa: E402
-
 from support.ignition_sim import GatewaySimulator  # noqa: E402
 from support.ignition_sim_resources import write_api_token  # noqa: E402
 from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)

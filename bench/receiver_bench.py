@@ -25,9 +25,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loadgen  # noqa: E402
-from cluster import GROUP, PLURAL, VERSION, control_plane, gatewaysync, stoker  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 from servers import free_port, stop, tls_files, trivial_server, wait_up  # noqa: E402
+
+from cluster import GROUP, PLURAL, VERSION, control_plane, gatewaysync, stoker  # noqa: E402
 
 THREADS = 8  # `stoker receiver`'s default: one process, many threads
 KEY = b"bench-hmac-key"
