@@ -139,3 +139,10 @@ def test_readme_documents_exactly_the_exit_codes_the_code_uses() -> None:
     table = readme.split("### Exit codes (every `stoker` command)", 1)[1].split("\n\n", 2)[1]
     documented = {int(row.split("|")[1]) for row in table.splitlines()[2:]}
     assert documented == {int(code) for code in ExitCode}
+
+
+def test_status_errors_are_json_on_stdout_too_when_json_is_asked_for(tmp_path: Path) -> None:
+    done = stoker("status", "-o", "json", env={"HOME": str(tmp_path), "KUBECONFIG": ""})
+    assert done.returncode == 1
+    [error] = json.loads(done.stdout)["errors"]
+    assert error["message"].startswith("no kubeconfig")

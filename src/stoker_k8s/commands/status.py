@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from stoker_agent.commands.common import emit, output_option
+from stoker_agent.commands.common import emit, output_option, reporting_errors
 from stoker_k8s.connection import TIMEOUT, api_errors, connect, kube_options
 
 
@@ -46,6 +46,7 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
 @kube_options
 @click.option("-n", "--namespace", help="Only this namespace (default: all).")
 @output_option
+@reporting_errors
 def status(kubeconfig: str | None, context: str | None, namespace: str | None, output: str) -> None:
     """Show every GatewaySync, its gateways and what is wrong."""
     from kubernetes import client
