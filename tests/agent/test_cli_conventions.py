@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.test_cli_errors import BLOCKING
 from conftest import EXAMPLES
+from support.ignition_sim import running
+from support.ignition_sim_resources import write_api_token
 
 STOKER = str(Path(sys.executable).with_name("stoker"))
 CR = EXAMPLES / "gatewaysyncs" / "single-gateway.yaml"
@@ -146,3 +149,28 @@ def test_status_errors_are_json_on_stdout_too_when_json_is_asked_for(tmp_path: P
     assert done.returncode == 1
     [error] = json.loads(done.stdout)["errors"]
     assert error["message"].startswith("no kubeconfig")
+
+
+def test_the_base_install_plans_validates_and_syncs_with_a_gateway(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    # Everything only the k8s extra installs (and rich, which is gone) refuses to import.
+    refused = "kubernetes,gunicorn,prometheus_client,jwt,cryptography,rich"
+    multi = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "api-token"
+    token.write_text(write_api_token(data, collection="local") + "\n")
+    identity = ["--gateway-name", "ignition-blue", "--profile", "blue"]
+    source = ["--cr", str(multi), "--repo", str(example_repo), "--data-dir", str(data), *identity]
+
+    def base(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", BLOCKING, refused, *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+    assert base("validate", str(multi)).returncode == 0
+    assert base("plan", *source).returncode == 2
+    with running(data) as sim:
+        done = base("sync", *source, "--gateway-url", sim.url, "--api-token-file", str(token))
+        assert done.returncode == 0, done.stderr
+        assert "blue" in sim.loaded_projects()
