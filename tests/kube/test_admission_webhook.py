@@ -1,4 +1,5 @@
-"""The API server really calls a loopback HTTPS mutating webhook, and cleans up after it."""
+"""The API server really calls a loopback HTTPS mutating webhook, and cleans up after it; what
+it does with an HTTP error and with an allowed answer under each failurePolicy."""
 
 from __future__ import annotations
 
@@ -125,3 +126,40 @@ def test_a_fail_policy_webhook_whose_server_is_gone_is_found_and_deleted(
     assert kube_env.delete_orphaned_webhooks(kube_api) == ["mutating/testenv-orphan"]
     listing = json.loads(adm.list_mutating_webhook_configuration(_preload_content=False).data)
     assert "testenv-orphan" not in [c["metadata"]["name"] for c in listing["items"]]
+
+
+def test_an_allowed_200_admits_a_pod_under_both_policies_and_an_http_400_only_under_ignore(
+    kube_env: ControlPlane, kube_api: client.ApiClient, kube_core: client.CoreV1Api, tmp_path: Path
+) -> None:
+    """What the webhook's answer to a malformed review does to a pod: the reason Stoker
+    answers a review it cannot read with 200, allowed, no patch (docs/kubernetes.md)."""
+    names = iter(range(1000))
+
+    def outcome(answer: int | None, policy: str) -> str:
+        # A namespace each: a configuration just deleted may linger in the API server's cache.
+        namespace = kube_env.create_namespace(kube_api)
+        ca = CertificateAuthority()
+        with serve_webhook(lambda request: answer, ca, tmp_path) as server:
+            body = webhook_configuration(f"testenv-{namespace}", namespace, server.client_config())
+            body["webhooks"][0]["failurePolicy"] = policy
+
+            def called() -> str | None:
+                name = f"gw-{next(names)}"
+                try:
+                    kube_core.create_namespaced_pod(namespace, pod(name))
+                    verdict = "created"
+                except ApiException as e:
+                    verdict = f"refused {e.status}"
+                seen = [r["request"].get("name") for r in server.reviews]
+                return verdict if name in seen else None
+
+            try:
+                with kube_env.webhook_configuration(kube_api, body):
+                    return str(wait_until(called, timeout=20, what="the webhook to be called"))
+            finally:
+                kube_core.delete_namespace(namespace, _preload_content=False)
+
+    assert outcome(400, "Ignore") == "created"
+    assert outcome(400, "Fail").startswith("refused")
+    assert outcome(None, "Ignore") == "created"
+    assert outcome(None, "Fail") == "created"

@@ -15,8 +15,9 @@ from typing import Any
 from support.kubecerts import CertificateAuthority
 
 # Takes the AdmissionReview ``request`` and returns a JSONPatch list (allowed with that patch),
-# ``None`` (allowed, no patch) or a full ``response`` dict (``uid`` is filled in).
-AdmissionHandler = Callable[[dict[str, Any]], list[dict[str, Any]] | dict[str, Any] | None]
+# ``None`` (allowed, no patch), a full ``response`` dict (``uid`` is filled in) or an ``int``:
+# answer with that HTTP status and a JSON error body instead of an AdmissionReview.
+AdmissionHandler = Callable[[dict[str, Any]], list[dict[str, Any]] | dict[str, Any] | int | None]
 
 
 @dataclass
@@ -59,9 +60,13 @@ def serve_webhook(
             length = int(self.headers.get("Content-Length", "0"))
             review = json.loads(self.rfile.read(length))
             reviews.append(review)
-            body = json.dumps(admission_response(review["request"], handler(review["request"])))
+            result = handler(review["request"])
+            if isinstance(result, int):
+                status, body = result, json.dumps({"error": "refused by the test"})
+            else:
+                status, body = 200, json.dumps(admission_response(review["request"], result))
             data = body.encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
