@@ -35,8 +35,14 @@ TRIES = 3  # attempts of a call that is safe to repeat: 0.5 s, then 1 s apart
 class GatewayError(StokerError):
     """The gateway answered in a way Stoker cannot use; `status` is the HTTP status, if any."""
 
-    reply = GatewayReply.UNHEALTHY
+    reply = GatewayReply.UNEXPECTED  # says nothing about a change: retried, never a rejection
     status: int | None = None
+
+
+class GatewayUnhealthy(GatewayError):
+    """The gateway stayed unhealthy past the bounded wait (a scan that never finished)."""
+
+    reply = GatewayReply.UNHEALTHY
 
 
 class GatewayUnavailable(GatewayError, TemporaryError):
@@ -115,7 +121,10 @@ def check(response: requests.Response, what: str) -> requests.Response:
     elif response.status_code >= 500:
         error = GatewayUnavailable(f"{what}: gateway error {response.status_code}: {body}")
     else:
-        error = GatewayError(f"{what}: unexpected HTTP {response.status_code}: {body}")
+        url = redact(response.url.split("?", 1)[0])[:BODY_LIMIT]
+        error = GatewayError(
+            f"{what}: unexpected HTTP {response.status_code} from {url}: {body!r}; retrying later"
+        )
     error.status = response.status_code
     raise error
 
@@ -331,7 +340,7 @@ class GatewayClient:
             if not status.active and status.last_timestamp >= since_ms:
                 return status
             if time.monotonic() > deadline:
-                raise GatewayError(f"the {kind} scan did not finish within {timeout:.0f}s")
+                raise GatewayUnhealthy(f"the {kind} scan did not finish within {timeout:.0f}s")
             self._sleep(0.2)
 
 

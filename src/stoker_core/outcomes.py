@@ -3,7 +3,8 @@
 The gateway's answer after files changed is reduced to a `GatewayReply`; the table maps it to
 a `Verdict`. Transport errors, 401, 403, 503 and replies that are not the API's (an HTML page or
 a redirect from a proxy in the way, JSON of the wrong shape) say nothing about the change itself,
-so they are retried with backoff and never roll back. A finished scan after which a synced
+so they are retried with backoff and never roll back; so is an HTTP status nothing here
+explains (a rejection needs evidence, not a surprise). A finished scan after which a synced
 project is missing, or a gateway that stays unhealthy past the bounded wait, means the gateway
 rejected the change: roll back (when `rollbackOnFailure`), scan again, and hold that commit
 until told.
@@ -27,6 +28,7 @@ class GatewayReply(enum.StrEnum):
     FORBIDDEN = "forbidden"  # 403
     STARTING = "starting"  # 503
     NOT_THE_API = "not-the-api"  # HTML, a redirect, not JSON, or JSON of the wrong shape
+    UNEXPECTED = "unexpected"  # an HTTP status the API does not answer there (400, 404…)
     PROJECT_MISSING = "project-missing"  # scan finished, a synced project did not load
     UNHEALTHY = "unhealthy"  # still unhealthy after the bounded wait
 
@@ -48,6 +50,7 @@ VERDICTS: dict[GatewayReply, Verdict] = {
     GatewayReply.FORBIDDEN: Verdict.RETRY,
     GatewayReply.STARTING: Verdict.RETRY,
     GatewayReply.NOT_THE_API: Verdict.RETRY,
+    GatewayReply.UNEXPECTED: Verdict.RETRY,
     GatewayReply.PROJECT_MISSING: Verdict.REJECTED,
     GatewayReply.UNHEALTHY: Verdict.REJECTED,
 }

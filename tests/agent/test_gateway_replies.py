@@ -183,3 +183,23 @@ def test_H14_one_failed_scan_lock_call_is_retried_and_the_sync_succeeds(
     assert [r.path for r in sim.requests if r.path.startswith(LOCK) and r.method == "POST"].count(
         path
     ) >= 2
+
+
+@pytest.mark.parametrize("status", [400, 404, 405])
+def test_H14_an_unexpected_http_status_after_an_apply_is_retried_not_rolled_back(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path], status: int
+) -> None:
+    sim, data, token = gateway
+    assert sync(example_repo, data, sim, token)["result"] == "Synced"
+    project = example_repo / "services/ignition-blue/projects/blue/project.json"
+    project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
+    git(example_repo, "commit", "-qam", "a good change")
+    sim.fail("/data/api/v1/scan/projects", status, times=-1)  # says nothing about the change
+
+    report = sync(example_repo, data, sim, token)
+
+    assert (report["result"], report["exit"]) == ("Error", 1)
+    assert b'"v2"' in (data / "projects/blue/project.json").read_bytes()  # no rollback
+    assert not (data / ".stoker/rejected.json").exists()
+    assert f"HTTP {status}" in str(report["error"])
+    assert f"{sim.url}/data/api/v1/scan/projects" in str(report["error"])
