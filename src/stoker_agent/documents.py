@@ -80,7 +80,17 @@ def read_documents(path: str) -> list[Document]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise InvalidInput.one(f"invalid YAML: {where}{problem}", path=shown(path)) from None
-    return [Document(path, i, d) for i, d in enumerate(loaded) if d is not None]
+    return [
+        Document(path, i, item) for i, d in enumerate(loaded) if d is not None for item in _items(d)
+    ]
+
+
+def _items(document: Any) -> list[Any]:
+    """A `kind: List` (what `kubectl get … -o yaml` prints) stands for its items."""
+    if isinstance(document, dict) and document.get("kind") == "List":
+        items = document.get("items")
+        return list(items) if isinstance(items, list) else []
+    return [document]
 
 
 def gatewaysyncs(paths: list[str]) -> Iterator[Document]:

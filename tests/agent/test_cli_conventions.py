@@ -174,3 +174,11 @@ def test_the_base_install_plans_validates_and_syncs_with_a_gateway(
         done = base("sync", *source, "--gateway-url", sim.url, "--api-token-file", str(token))
         assert done.returncode == 0, done.stderr
         assert "blue" in sim.loaded_projects()
+
+
+def test_validate_reads_what_kubectl_get_prints_a_list_of_gatewaysyncs() -> None:
+    cr = yaml.safe_load(CR.read_text())
+    listing = {"apiVersion": "v1", "kind": "List", "items": [cr, cr], "metadata": {}}
+    done = stoker("validate", "-", "-o", "json", stdin=yaml.safe_dump(listing))
+    assert done.returncode == 0, done.stderr
+    assert [d["name"] for d in json.loads(done.stdout)["documents"]] == ["quickstart"] * 2
