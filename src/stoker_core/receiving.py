@@ -135,6 +135,14 @@ def _read(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
         return _branch_or_tag(source, ref, tracked, payload)
     if github == "release" or _dig(payload, "release", "tag_name"):
         return _release(payload)
+    if github == "create" and _dig(payload, "ref_type") == "tag":
+        return Event(Source.GITHUB, Verb.SET_REF, _dig(payload, "ref"), "tag created")
+    if github or gitlab:  # any other event (a deleted tag or branch...): its `ref` is no request
+        return Event(
+            Source.GITHUB if github else Source.GITLAB,
+            Verb.IGNORE,
+            detail=f"event {github or gitlab} carries nothing to deploy",
+        )
     for source, path in (
         (Source.ARGOCD, ("app", "metadata", "annotations", "git.ref")),
         (Source.KARGO, ("freight", "commits", 0, "tag")),
@@ -143,12 +151,6 @@ def _read(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
         ref = _dig(payload, *path)
         if ref:
             return Event(source, Verb.SET_REF, ref.removeprefix("refs/tags/"), "ref requested")
-    if github or gitlab:
-        return Event(
-            Source.GITHUB if github else Source.GITLAB,
-            Verb.IGNORE,
-            detail=f"event {github or gitlab} carries nothing to deploy",
-        )
     raise InvalidInput.one("no ref found in payload", field="ref")
 
 

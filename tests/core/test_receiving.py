@@ -251,3 +251,21 @@ def test_H11_the_delivery_record_is_bounded_and_forgets_after_the_window() -> No
     assert not seen(recorded, marks[0], 1100.0)  # pushed out by newer ones
     assert not seen(recorded, marks[-1], 1000.0 + 3 * DELIVERIES_KEPT + REPLAY_WINDOW)
     assert not seen("garbage @@ x@y " + "z" * 10_000, marks[0], 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload", "verb"),
+    [
+        ({"X-GitHub-Event": "delete"}, {"ref": "v1.0.0", "ref_type": "tag"}, Verb.IGNORE),
+        ({"X-GitHub-Event": "delete"}, {"ref": "main", "ref_type": "branch"}, Verb.IGNORE),
+        ({"X-GitHub-Event": "create"}, {"ref": "v1.0.0", "ref_type": "tag"}, Verb.SET_REF),
+        ({"X-GitHub-Event": "create"}, {"ref": "feature", "ref_type": "branch"}, Verb.IGNORE),
+        ({"X-GitHub-Event": "workflow_run"}, {"ref": "v1.0.0"}, Verb.IGNORE),
+        ({"X-Gitlab-Event": "Release Hook"}, {"action": "delete", "tag": "v1.0.0"}, Verb.IGNORE),
+    ],
+)
+def test_H11_other_github_and_gitlab_events_never_read_as_a_generic_ref(
+    headers: dict[str, str], payload: dict[str, str], verb: Verb
+) -> None:
+    event = parse(body(payload), headers, tracked="main")
+    assert event.verb is verb
