@@ -191,8 +191,8 @@ def test_H10_a_requested_ref_passes_the_rule_spec_git_ref_passes(
     spec = {"git": {"repo": "https://example.com/r.git", "ref": ref}}
     with pytest.raises(InvalidInput) as invalid:
         load({"apiVersion": "stoker.io/v1alpha1", "kind": "GatewaySync", "spec": spec})
-    same = [p for p in invalid.value.problems if p.field == "spec.git.ref"]
-    assert [f"the ref {p.message}" for p in same] == [problem.message]
+    same = [f"the ref {p.message}" for p in invalid.value.problems if p.field == "spec.git.ref"]
+    assert problem.message in same  # one rule, one message (a schema bound may add another)
 
 
 @pytest.mark.parametrize(
