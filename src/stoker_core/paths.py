@@ -47,6 +47,36 @@ RESTART_REQUIRED = GlobSet(
 )
 
 
+# Linux limits, in bytes: one name (most file systems) and a whole path given to the kernel,
+# its terminating NUL included. A plan holding a longer one would fail halfway through its apply.
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def too_long(path: str) -> str | None:
+    """Why `path` cannot be created on Linux (a name or the whole path too long), or None."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if len(raw) <= NAME_MAX:  # the common case: nothing to split
+        return None
+    longest = max(len(part) for part in raw.split(b"/"))
+    if longest > NAME_MAX:
+        return (
+            f"a name in this path is {longest} bytes, longer than the {NAME_MAX} bytes a file "
+            "system allows (NAME_MAX); shorten it in the repository or the mapping"
+        )
+    if len(raw) >= PATH_MAX:
+        return (
+            f"this path is {len(raw)} bytes; Linux refuses paths of {PATH_MAX} bytes or more "
+            "(PATH_MAX); use fewer or shorter folders in the repository or the mapping"
+        )
+    return None
+
+
+def shorten(path: str, limit: int = 120) -> str:
+    """`path` cut to `limit` characters for a message (an over-long path is still named)."""
+    return path if len(path) <= limit else path[: limit - 1] + "…"
+
+
 class PathEscape(ValueError):
     """A path is absolute or climbs out of its root."""
 

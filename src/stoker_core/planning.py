@@ -17,7 +17,14 @@ from stoker_core.drift import is_resource_manifest
 from stoker_core.errors import PlanRefused, Problem
 from stoker_core.manifest import Manifest
 from stoker_core.model import MappingType
-from stoker_core.paths import GATEWAY_OWNED, KEPT_UNLESS_RECORDED, is_under, parents
+from stoker_core.paths import (
+    GATEWAY_OWNED,
+    KEPT_UNLESS_RECORDED,
+    is_under,
+    parents,
+    shorten,
+    too_long,
+)
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.trees import Kind, LiveEntry, LiveTree
 
@@ -64,6 +71,18 @@ def _check_ancestors(roots: Iterable[ManagedRoot], live: LiveTree) -> dict[str, 
     if problems:
         raise PlanRefused(dict.fromkeys(problems))
     return seen
+
+
+def _check_lengths(desired: DesiredTree) -> None:
+    """Refuse names and paths the file system cannot hold, before anything is written: found
+    during the apply, they would stop it halfway. A file's folders are checked with it."""
+    problems = [
+        Problem(path=shorten(path), message=why)
+        for path in (*desired.files, *(desired.dirs - desired.parent_dirs))
+        if (why := too_long(path)) is not None
+    ]
+    if problems:
+        raise PlanRefused(dict.fromkeys(problems))
 
 
 def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
@@ -179,6 +198,7 @@ def plan(
     what Ignition writes itself (see drift.stamped_equal); without it such files are rewritten.
     """
     manifest = manifest or Manifest()
+    _check_lengths(desired)
     ancestors = _check_ancestors(desired.roots, live)
     found = _walk(desired, live)
     ops: dict[tuple[str, Action], Operation] = {}

@@ -435,3 +435,39 @@ def test_an_api_token_stoker_did_not_write_is_never_deleted() -> None:
     written = Record(blob_id(b'{"tokenHash": "x"}'), 18, 0, 0, 0o644, "c")
     from_git = plan_for(gs, snap, live, Manifest(records={token: written}))
     assert token in from_git.deleted  # one Stoker wrote (from Git) goes when Git drops it
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["n" * 256 + ".json", "é" * 126 + ".json"],  # 261 bytes; 257 bytes in 131 characters
+)
+def test_H5_a_name_longer_than_name_max_is_refused_while_planning_naming_the_file(
+    name: str,
+) -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    snap = MemorySnapshot(files={"p/a.json": b"1", f"p/deep/{name}": b"2", "p/z.json": b"3"})
+    with pytest.raises(PlanRefused, match="255 bytes") as info:
+        plan_for(gs, snap, MemoryTree())
+    [problem] = info.value.problems
+    assert problem.path is not None
+    assert problem.path.startswith("projects/deep/")
+    assert f"{len(name.encode())} bytes" in problem.message
+
+
+def test_H5_a_path_longer_than_path_max_is_refused_while_planning() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    deep = "/".join(["d" * 200] * 21)  # every name fits; the whole path is 4,220 bytes
+    snap = MemorySnapshot(files={"p/a.json": b"1", f"p/{deep}/x.json": b"2"})
+    with pytest.raises(PlanRefused, match="4096 bytes") as info:
+        plan_for(gs, snap, MemoryTree())
+    [problem] = info.value.problems
+    assert problem.path is not None
+    assert problem.path.startswith("projects/dddd")
+    assert len(str(problem)) < 400  # names the file without repeating all of it
+
+
+def test_H5_names_up_to_the_limits_are_planned() -> None:
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    name = "n" * 250 + ".json"  # 255 bytes
+    snap = MemorySnapshot(files={f"p/{name}": b"1"})
+    assert plan_for(gs, snap, MemoryTree()).added == [f"projects/{name}"]
