@@ -1,13 +1,16 @@
 """The crash-safe applier: exact results, recovery after a crash at every step, rollback,
-one writer at a time, no link ever followed."""
+one writer at a time, no link ever followed, a forged journal refused, and a failure in the
+commit phase (or in its rollback) never leaving a half-old, half-new tree."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,13 @@ import pytest
 
 from conftest import ROOT, commit_tree, git
 from core.helpers import manifest_with
-from stoker_agent.applying import Applier, ApplyError, DataDir, write_state_file
+from stoker_agent.applying import (
+    JOURNAL_VERSION,
+    Applier,
+    ApplyError,
+    DataDir,
+    write_state_file,
+)
 from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import read_manifest, sync_commit
 from stoker_core import profiles
@@ -427,3 +436,272 @@ def test_state_files_are_never_written_through_a_planted_link(tmp_path: Path) ->
     assert outside.read_text() == "keep"
     assert (state / "status.json").read_text() == "{}"
     assert not (state / "manifest.json").is_symlink()
+
+
+# -- H2: nothing under .stoker is followed, and a forged journal is refused by name -----------
+
+
+def forge(data: Path, changes: list[list[Any]], *, where: str = "txn") -> Path:
+    """A transaction directory holding a journal someone other than Stoker wrote."""
+    txn = data / ".stoker" / where
+    txn.mkdir(parents=True, exist_ok=True)
+    body = {"version": JOURNAL_VERSION, "state": "committing", "rolledBack": False}
+    (txn / "journal.json").write_text(json.dumps({**body, "changes": changes}))
+    return txn
+
+
+def test_H2_a_linked_txn_old_never_moves_a_gateway_file_out_of_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    (data / "projects").mkdir(parents=True)
+    outside.mkdir()
+    (data / "projects/a.json").write_text("the gateway's")
+    txn = forge(data, [["delete", "projects/a.json", 0, 0, 0]])
+    (txn / "new").mkdir()
+    (txn / "old").symlink_to(outside)
+    with pytest.raises(ApplyError, match=r"^\.stoker/txn/old: is a symbolic link"):
+        Applier(str(data)).recover()
+    assert list(outside.iterdir()) == []
+    assert (data / "projects/a.json").read_text() == "the gateway's"
+
+
+def test_H2_a_linked_txn_new_never_pulls_an_outside_file_in(tmp_path: Path) -> None:
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    (data / "projects").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "0").write_text("secret")
+    inode = (outside / "0").stat().st_ino  # a forger can learn it; it does not help
+    txn = forge(data, [["write", "projects/stolen.json", 0o644, 0, inode]])
+    (txn / "old").mkdir()
+    (txn / "new").symlink_to(outside)
+    with pytest.raises(ApplyError, match=r"^\.stoker/txn/new: is a symbolic link"):
+        Applier(str(data)).recover()
+    assert (outside / "0").read_text() == "secret"
+    assert not (data / "projects/stolen.json").exists()
+
+
+def test_H2_a_linked_last_old_never_feeds_a_rollback(tmp_path: Path) -> None:
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    (data / "projects").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "0").write_text("secret")
+    (data / "projects/a.json").write_text("synced")
+    last = forge(data, [["write", "projects/a.json", 0o644, 0, 0]], where="last")
+    (last / "new").mkdir()
+    (last / "old").symlink_to(outside)
+    (last / "manifest.old.json").write_text("{}")
+    with Applier(str(data)) as applier, pytest.raises(ApplyError, match="symbolic link"):
+        applier.rollback()
+    assert (outside / "0").stat().st_nlink == 1  # not linked into the data directory
+    assert (data / "projects/a.json").read_text() == "synced"
+
+
+@pytest.mark.parametrize(
+    ("case", "bad"),
+    [
+        ("Stoker's own state", 0),
+        ("a path that climbs out", 0),
+        ("a staged file of another inode", 0),
+        ("a staged directory", 0),
+        ("one slot twice", 1),
+    ],
+)
+def test_H2_a_journal_naming_what_its_transaction_did_not_stage_is_refused_by_name(
+    tmp_path: Path, case: str, bad: int
+) -> None:
+    data = tmp_path / "data"
+    (data / "projects").mkdir(parents=True)
+    (data / "projects/a.json").write_text("the gateway's")
+    (data / "projects/b.json").write_text("the gateway's too")
+    txn = data / ".stoker/txn"
+    (txn / "old").mkdir(parents=True)
+    (txn / "new").mkdir()
+    if case == "a staged directory":
+        (txn / "new/0").mkdir()
+    else:
+        (txn / "new/0").write_text("planted")
+    staged = (txn / "new/0").stat().st_ino
+    changes = {
+        "Stoker's own state": [["write", ".stoker/manifest.json", 0o644, 0, staged]],
+        "a path that climbs out": [["delete", "projects/../../outside", 0, 0, 0]],
+        "a staged file of another inode": [["write", "projects/a.json", 0o644, 0, staged + 1]],
+        "a staged directory": [["write", "projects/a.json", 0o644, 0, staged]],
+        "one slot twice": [
+            ["delete", "projects/a.json", 0, 1, 0],
+            ["delete", "projects/b.json", 0, 1, 0],
+        ],
+    }[case]
+    forge(data, changes)
+    with Applier(str(data)) as applier, pytest.raises(ApplyError) as refused:
+        applier.recover()
+    message = str(refused.value)
+    assert message.startswith(f'.stoker/txn/journal.json: change {bad} names "'), message
+    assert "Stoker did not write this journal" in message
+    assert (data / "projects/a.json").read_text() == "the gateway's"
+    assert (data / "projects/b.json").read_text() == "the gateway's too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+# -- H5: a failure in the commit phase rolls back; a failing rollback is finished later --------
+
+
+def chattr(flag: str, *paths: Path) -> None:
+    """+i makes directories immutable: the kernel then refuses every change in them, to root
+    too (a real EPERM, as a read-only or foreign-owned folder gives)."""
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True)
+
+
+def test_H5_a_failure_in_the_commit_phase_rolls_back_to_the_old_commit(
+    repo: tuple[Path, str, str], synced_old: Path
+) -> None:
+    path, old, new = repo
+    data = synced_old
+    before = tree_of(data)
+    late = data / "projects/proj2/views/v116"  # its view.json is among the last changes
+    locked: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if done > total // 2 and not locked:  # the commit's first change is done
+            chattr("+i", late)
+            locked.append(done)
+
+    try:
+        with pytest.raises(ApplyError) as failed:
+            sync(path, new, data, progress=progress)
+    finally:
+        chattr("-i", late)
+    assert locked
+    message = str(failed.value)
+    assert message.startswith("projects/proj2/views/v116/view.json: Operation not permitted")
+    assert "rolled back to the previous commit, nothing changed" in message
+    assert tree_of(data) == before
+    assert not (data / ".stoker/txn").exists()
+    assert not sync(path, old, data).plan.has_changes  # the manifest still matches
+    assert sync(path, new, data).applied
+
+
+def test_H5_when_the_rollback_fails_too_the_next_start_finishes_it(
+    repo: tuple[Path, str, str], synced_old: Path
+) -> None:
+    path, _, new = repo
+    data = synced_old
+    before = tree_of(data)
+    early = data / "projects/proj0/views/v0"  # changed among the first writes
+    late = data / "projects/proj2/views/v116"
+    locked: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if not locked and b"changed" in (early / "view.json").read_bytes():
+            chattr("+i", early, late)  # the commit fails at `late`, undoing `early` fails
+            locked.append(done)
+
+    try:
+        with pytest.raises(ApplyError) as failed:
+            sync(path, new, data, progress=progress)
+        message = str(failed.value)
+        assert message.startswith(
+            "applying the commit failed at projects/proj2/views/v116/view.json: Operation not "
+            "permitted; then rolling back failed at projects/proj0/views/v0/view.json: "
+            "Operation not permitted; the data directory is partly at the previous commit"
+        ), message
+        assert "finishes the rollback on its next run" in message
+        assert (data / ".stoker/txn/undo.json").exists()
+        assert tree_of(data) != before  # said plainly: this one file is still new
+        with Applier(str(data)) as applier, pytest.raises(ApplyError, match="rolling back"):
+            applier.recover()  # still immutable: still kept, still said
+    finally:
+        chattr("-i", early, late)
+    with Applier(str(data)) as applier:
+        assert applier.recover() == "rolled-back"
+    assert tree_of(data) == before
+    assert not (data / ".stoker/txn").exists()
+    assert sync(path, new, data).applied
+
+
+def test_H5_a_crash_while_rolling_back_is_finished_on_the_next_start(
+    repo: tuple[Path, str, str], synced_old: Path, tmp_path: Path
+) -> None:
+    path, _, new = repo
+    before = tree_of(synced_old)
+    done = tmp_path / "done"
+    shutil.copytree(synced_old, done, symlinks=True)
+    sync(path, new, done)
+    after = tree_of(done)
+    undoing = 0
+    for crash_at in range(60, 400, 23):  # from inside the commit to past its rollback
+        data = tmp_path / f"crash{crash_at}"
+        shutil.copytree(synced_old, data, symlinks=True)
+        late = data / "projects/proj2/views/v116"
+        chattr("+i", late)  # the commit fails here, and rolls back
+        try:
+            run = crash_run(path, new, data, crash_at)
+        finally:
+            chattr("-i", late)
+        assert run.returncode in (-9, 1), run.stderr
+        undoing += (data / ".stoker/txn/undo.json").exists()
+        assert Applier(str(data)).recover() in ("rolled-back", "rolled-forward", "none")
+        assert tree_of(data) in (before, after), f"torn state after a crash at step {crash_at}"
+        assert not (data / ".stoker/txn").exists()
+        shutil.rmtree(data)
+    assert undoing  # some crash did hit the rollback
+
+
+@contextlib.contextmanager
+def small_volume(path: Path, **options: str) -> Iterator[Path]:
+    """A tmpfs of its own (size, nr_inodes), unmounted afterwards."""
+    path.mkdir()
+    opts = ",".join(f"{k}={v}" for k, v in options.items())
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def free_inodes(path: Path, free: int) -> None:
+    """Leave exactly `free` inodes on the tmpfs holding `path`."""
+    st = os.statvfs(path)
+    used = st.f_files - st.f_ffree
+    mount = path.parent
+    subprocess.run(["mount", "-o", f"remount,nr_inodes={used + free}", str(mount)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small volume needs root")
+def test_H5_running_out_of_inodes_anywhere_leaves_the_old_or_the_new_commit(
+    make_repo: Any, tmp_path: Path
+) -> None:
+    # Few new files but many new folders: staging fits, creating the folders may not.
+    path = make_repo({"p/x.json": "old", "p/gone/y.json": "old"})
+    old = git(path, "rev-parse", "HEAD")
+    new = commit_tree(path, {"p/x.json": "new", "p/a/b/c/d/e/f/z.json": "new"}, "deep")
+    done = tmp_path / "done"
+    done.mkdir()
+    sync(path, new, done)
+    expected_new = tree_of(done)
+    with small_volume(tmp_path / "vol", size="64m", nr_inodes="10000") as vol:
+        data = vol / "data"
+        data.mkdir()
+        sync(path, old, data)
+        expected_old = tree_of(data)
+        failures: list[str] = []
+        for free in range(0, 100):
+            free_inodes(data, free)
+            error = None
+            try:
+                sync(path, new, data)
+            except ApplyError as e:
+                error = str(e)
+            assert not (data / ".stoker/txn").exists()
+            if error is None:
+                assert tree_of(data) == expected_new
+                break
+            failures.append(error)
+            assert tree_of(data) == expected_old, f"torn with {free} free inodes: {error}"
+        else:
+            pytest.fail("100 free inodes were not enough")
+    assert any("while staging it" in f for f in failures)
+    assert any(
+        f.startswith("projects/a/b/") and "rolled back to the previous commit" in f
+        for f in failures
+    ), failures
