@@ -20,6 +20,13 @@ log = logging.getLogger("stoker.webhook")
 MAX_REVIEW = 3 * 1024 * 1024  # bytes; the API server's own request limit is 3 MiB
 MAX_DEPTH = 100  # JSON nesting; a pod is about 12 deep, a GatewaySync's patches a few more
 ListCRs = Callable[[str], Mapping[str, GatewaySync]]
+
+
+class Unavailable(Exception):
+    """What a decision needs could not be read: answered 503, so the webhook's failurePolicy
+    decides (Ignore: the pod starts without the agent and the controller reports it)."""
+
+
 RecordEvent = Callable[[str, dict[str, Any]], None]  # (namespace, Event body)
 
 
@@ -62,8 +69,11 @@ def review_pod(
         return _response(review, True, warnings=["the review holds no pod; admitted untouched"])
     try:
         crs = list_crs(namespace)
-    except Exception as e:  # the API server being unreachable must not hide behind a 200
-        return _response(review, False, f"failed to list GatewaySync CRs: {e}", 500)
+    except Exception as e:  # never a 200: neither "allowed, no agent" nor a denial is true
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise Unavailable(
+            f"listing GatewaySyncs in {namespace}: {type(e).__name__}: {first}"
+        ) from e
     decision = decide(pod, namespace, crs, settings or InjectionSettings())
     log.info("pod admission", extra={"namespace": namespace, "decision": decision.message})
     if decision.event and record_event is not None and not request.get("dryRun"):
@@ -140,7 +150,11 @@ def make_app(
             review = _review(environ["wsgi.input"].read(length))
         except ValueError as e:
             return _send(start_response, "400 Bad Request", {"error": f"bad AdmissionReview: {e}"})
-        return _send(start_response, "200 OK", handler(review))
+        try:
+            return _send(start_response, "200 OK", handler(review))
+        except Unavailable as e:
+            log.warning("answering 503: %s", e)
+            return _send(start_response, "503 Service Unavailable", {"error": str(e)})
 
     return app
 

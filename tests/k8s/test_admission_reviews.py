@@ -54,16 +54,14 @@ def test_updates_that_keep_the_spec_are_not_validated() -> None:
     assert "spec.sync.profiles" in reply["status"]["message"]
 
 
-def test_a_failing_cr_listing_denies_with_the_reason() -> None:
+def test_H12_a_failing_cr_listing_is_a_503_so_the_failure_policy_decides() -> None:
     def broken(namespace: str) -> Any:
-        raise RuntimeError("connection refused")
+        raise RuntimeError("connection refused\nand a long trace")
 
     pod = {"metadata": {"annotations": {"stoker.io/inject": "true"}}, "spec": {}}
-    reply = review_pod({"request": {"uid": "u", "namespace": "p", "object": pod}}, broken)[
-        "response"
-    ]
-    assert reply["allowed"] is False
-    assert "connection refused" in reply["status"]["message"]
+    status, reply = call(make_app(broken), "/mutate-v1-pod", review_of(pod))
+    assert status.startswith("503")  # not a denial: that would refuse the pod under Ignore too
+    assert reply == {"error": "listing GatewaySyncs in p: RuntimeError: connection refused"}
 
 
 def test_patches_are_base64_json_patch() -> None:

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from kubernetes import client
 
 from k8s.test_crd import MINIMAL
-from k8s.test_webhook import configurations, gateway_pod
+from k8s.test_webhook import configurations, gateway_pod, serving
 from k8s.test_webhook import webhook_server as webhook_server  # the fixture
 from support.kubeenv import ControlPlane, wait_until
 
@@ -101,3 +102,42 @@ def test_H12_malformed_reviews_get_a_json_answer_never_a_crash(
     assert answer.status_code == 200
     assert answer.json()["response"]["allowed"] is False
     assert requests.get(f"{url}/healthz", verify=str(ca), timeout=5).ok  # still serving
+
+
+def test_H12_when_the_webhook_cannot_list_gatewaysyncs_the_failure_policy_decides(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """A webhook whose ServiceAccount may not list GatewaySyncs answers 503, not a denial:
+    under the chart's Ignore the gateway pod starts (without the agent); once it was refused."""
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", copy.deepcopy(MINIMAL)
+    )
+    kube_core.create_namespaced_service_account(kube_namespace, {"metadata": {"name": "nobody"}})
+    token = kube_core.create_namespaced_service_account_token(
+        "nobody", kube_namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    config = yaml.safe_load(kube_env.kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    kubeconfig = tmp_path / "nobody.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    env = {**kube_env.subprocess_env(), "KUBECONFIG": str(kubeconfig)}
+    with serving(env, tmp_path) as (url, bundle):
+        mutating, _ = configurations(url, bundle, kube_namespace)
+        assert mutating["webhooks"][0]["failurePolicy"] == "Ignore"
+        with kube_env.webhook_configuration(kube_api, mutating):
+            log = tmp_path / "webhook.log"
+            names = itertools.count()
+
+            def started() -> Any:
+                stored = kube_core.create_namespaced_pod(
+                    kube_namespace, gateway_pod(f"ignition-{next(names)}")
+                )
+                called = "answering 503" in log.read_text(errors="replace")
+                return stored if called else None  # the webhook really was asked
+
+            stored = wait_until(started, timeout=20, what="the webhook to answer 503")
+    assert not stored.spec.init_containers  # started, without the agent
