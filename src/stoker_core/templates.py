@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
 import attrs
@@ -19,10 +19,11 @@ from stoker_core.errors import TemplateError
 
 MAX_TEMPLATE_BYTES = 16 * 1024 * 1024
 
-# An action may hold string literals containing "}}" (e.g. {{"}}"}}), so skip over them.
-_ACTION = re.compile(
-    r"\{\{(-\s)?((?:\"(?:[^\"\\\n]|\\.)*\"|`[^`]*`|[^\"`])*?)(\s-)?\}\}", re.DOTALL
-)
+# Inside an action, where a string literal may start and where "}}" may end it: an action may
+# hold string literals containing "}}" (e.g. {{"}}"}}), so the scan skips over them.
+_ACTION_STOP = re.compile(r'["`]|\}\}')
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"', re.DOTALL)  # one way to match each char: linear
+_TRIM = " \t\r\n"
 _FIELD = re.compile(r"\.[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`')
 _INDEX = re.compile(
@@ -134,30 +135,66 @@ def _unsupported(inner: str) -> str:
     )
 
 
+def _action_end(source: str, i: int) -> int:
+    """The index of the "}}" closing the action whose body starts at i (one pass, no retries)."""
+    while (stop := _ACTION_STOP.search(source, i)) is not None:
+        if stop.group() == "}}":
+            return stop.start()
+        if stop.group() == "`":
+            end = source.find("`", stop.end())
+            if end < 0:
+                raise ValueError("unterminated raw string (`) in an action")
+            i = end + 1
+        else:
+            quoted = _QUOTED.match(source, stop.start())
+            if quoted is None:
+                raise ValueError('unterminated string literal (") in an action')
+            i = quoted.end()
+    raise ValueError('unclosed action: "{{" without a matching "}}"')
+
+
+def _actions(source: str) -> Iterator[tuple[int, int, str, bool, bool]]:
+    """Yield (start, end, body, trim before, trim after) for each `{{ }}` action, in order.
+
+    Every character is read once, so a hostile template costs time linear in its size (the
+    regex this replaces rescanned to the end of the text from every unclosed "{{").
+    """
+    pos = 0
+    while (start := source.find("{{", pos)) >= 0:
+        end = _action_end(source, start + 2)
+        body = source[start + 2 : end]
+        trim_before = body[:1] == "-" and body[1:2] != "" and body[1] in _TRIM
+        if trim_before:
+            body = body[2:]
+        trim_after = body[-1:] == "-" and len(body) >= 2 and body[-2] in _TRIM
+        if trim_after:
+            body = body[:-2]
+        yield start, end + 2, body, trim_before, trim_after
+        pos = end + 2
+
+
 @lru_cache(maxsize=4096)
 def _parse(source: str) -> tuple[_Node, ...]:
     """Parse a template into literal text and lookups; raise ValueError with a reason."""
     nodes: list[_Node] = []
     pos = 0
     pending_trim = False
-    for match in _ACTION.finditer(source):
-        text = source[pos : match.start()]
+    for start, end, body, trim_before, trim_after in _actions(source):
+        text = source[pos:start]
         if pending_trim:
-            text = text.lstrip(" \t\r\n")
-        if match.group(1):
-            text = text.rstrip(" \t\r\n")
+            text = text.lstrip(_TRIM)
+        if trim_before:
+            text = text.rstrip(_TRIM)
         if text:
             nodes.append(_Text(text))
-        node = _compile_action(match.group(2))
+        node = _compile_action(body)
         if node is not None:
             nodes.append(node)
-        pending_trim = bool(match.group(3))
-        pos = match.end()
+        pending_trim = trim_after
+        pos = end
     tail = source[pos:]
     if pending_trim:
-        tail = tail.lstrip(" \t\r\n")
-    if "{{" in tail:
-        raise ValueError('unclosed action: "{{" without a matching "}}"')
+        tail = tail.lstrip(_TRIM)
     if tail:
         nodes.append(_Text(tail))
     return tuple(nodes)

@@ -229,13 +229,24 @@ def _check_profile(base: str, name: str, profile: model.Profile) -> Iterator[Pro
         yield from _check_mapping(f"{base}.mappings[{i}]", mapping)
 
 
+def _without_actions(value: str) -> str:
+    """`value` with each `{{...}}` replaced by "x", in one pass (an unclosed "{{" stays)."""
+    out: list[str] = []
+    pos = 0
+    while (start := value.find("{{", pos)) >= 0 and (end := value.find("}}", start + 2)) >= 0:
+        out.append(value[pos:start] + "x")
+        pos = end + 2
+    out.append(value[pos:])
+    return "".join(out)
+
+
 def check_literal_path(field: str, value: str, *, what: str) -> Iterator[Problem]:
     """Check a (possibly templated) path; template parts are checked again after rendering."""
     if not value.strip():
         yield Problem(field=field, message="must not be empty")
         return
     if "{{" in value:
-        value = re.sub(r"\{\{.*?\}\}", "x", value)
+        value = _without_actions(value)
     try:
         normalize(value)
     except PathEscape as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stoker_core.errors import TemplateError
@@ -117,3 +119,31 @@ def test_pod_ordinal_rules_r16(pod: str, labels: dict[str, str], expected: int) 
 def test_ordinal_in_a_vars_template_r16() -> None:
     ctx = TemplateContext(gateway_name="g", pod_ordinal=0, vars={"projectName": "public-demo"})
     assert render("{{.Vars.projectName}}-{{.PodOrdinal}}", ctx, where="t") == "public-demo-0"
+
+
+FLOOD = '"{{"' * 100_000  # the scan was quadratic: 8,000 of these took 20 s, this would take hours
+
+
+def test_H13_a_flood_of_unclosed_actions_is_refused_in_linear_time() -> None:
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="unterminated string"):
+        render_file(FLOOD.encode(), CTX, path="views/x.json")
+    with pytest.raises(TemplateError, match="unclosed action"):
+        render(FLOOD.replace('"', ""), CTX, where="mappings[0].source")
+    assert time.monotonic() - started < 5  # a liveness bound; it takes milliseconds
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ('{{"unterminated}}', "unterminated string"),
+        ('{{" {{.GatewayName}}', "unterminated string"),
+        ("{{`raw}}", "unterminated raw string"),
+        ("{{.GatewayName}} {{ x", "unclosed action"),
+    ],
+)
+def test_an_action_that_does_not_close_is_an_error_even_when_a_later_one_does(
+    source: str, fragment: str
+) -> None:
+    with pytest.raises(TemplateError, match=fragment):
+        render(source, CTX, where="t")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from core.helpers import manifest_with
 from stoker_core.errors import InvalidInput
 from stoker_core.model import DesignerPolicy, DriftPolicy
-from stoker_core.validation import load
+from stoker_core.validation import check_literal_path, load
 
 BASE = manifest_with({"default": {"mappings": [{"source": "a", "destination": "b"}]}})
 
@@ -192,3 +194,16 @@ def test_vars_from_names_are_checked_and_may_not_repeat_a_var() -> None:
     assert "also set in vars" in found["spec.sync.profiles.default.varsFrom[0].name"]
     assert "identifier" in found["spec.sync.profiles.default.varsFrom[1].name"]
     assert "spec.sync.profiles.default.varsFrom[1].secretKeyRef.key" in found
+
+
+def test_H13_a_flood_of_template_openers_in_a_path_is_checked_in_linear_time() -> None:
+    flood = '"{{"' * 100_000  # the quadratic scan took 2.5 s for 8,000; this would take minutes
+    started = time.monotonic()
+    assert not list(check_literal_path("f", flood + "/x", what="repository root"))
+    assert list(check_literal_path("f", flood + "{{x}}/../..", what="repository root"))
+    doc = with_changes(
+        spec__sync__profiles__default__mappings=[{"source": '"{{"' * 8000, "destination": "b"}]
+    )
+    with contextlib.suppress(InvalidInput):
+        load(doc)  # the webhook's check: 4 s before
+    assert time.monotonic() - started < 5  # a liveness bound; it takes milliseconds
