@@ -183,9 +183,7 @@ class AgentLoop:
         except OSError as e:
             # The machine, not the input (a full or read-only volume): report it and back off
             # like any failed sync, rather than end the agent with a traceback.
-            message, where = oserrors.describe(e)
-            error = f"{where}: {message}" if where else message
-            outcome = Outcome(SyncRecord(result="Error", error=error), None)
+            outcome = Outcome(SyncRecord(result="Error", error=oserrors.sentence(e)), None)
         self.health.last_record = outcome.record
         self._publish(outcome.record)
         self._next_resync = self._clock() + period

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from stoker_agent import logs, mirrors
+from stoker_agent import logs, mirrors, oserrors
 from stoker_agent.applying import (
     STATE_DIR,
     Applier,
@@ -166,7 +166,8 @@ def run_once(
     honour_rejections: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Sync once and write the status file; never raises for expected failures."""
+    """Sync once and write the status file, an honest one whatever fails; raises only a
+    machine error (OSError), after recording it."""
     started = time.monotonic()
     base = {
         "profile": settings.profile or "default",
@@ -174,17 +175,24 @@ def run_once(
         "agent_version": AGENT_VERSION,
         "dry_run": settings.dry_run,
     }
+    machine: OSError | None = None
     try:
         outcome = _run(settings, base, honour_rejections, sleep)
     except StokerError as e:
         result = "Blocked" if isinstance(e, Blocked) else "Error"
         outcome = Outcome(SyncRecord(result=result, error=str(e), **base), None)  # type: ignore[arg-type]
+    except OSError as e:  # the machine (a full disk, a permission): still an honest status (H7)
+        machine = e
+        error = oserrors.sentence(e)
+        outcome = Outcome(SyncRecord(result="Error", error=error, **base), None)  # type: ignore[arg-type]
     record = attrs.evolve(
         logs.scrub_record(outcome.record),
         duration_seconds=time.monotonic() - started,
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     _write_status(settings.data_dir, record)
+    if machine is not None:
+        raise machine  # said by the caller, as every machine error is (the CLI, the agent loop)
     return Outcome(record, outcome.plan)
 
 
@@ -230,17 +238,21 @@ def _run(
                 )
             context = _context(settings, gs, effective, snapshot.commit, ref)
             locked: list[bool] = []
+
+            def before_changes(plan: SyncPlan) -> None:
+                # Owed before the commit starts: a run that dies after it leaves the next run,
+                # which rolls it forward and then finds nothing to change, this scan (H4).
+                _owe_scan(settings.data_dir, plan)
+                if client is not None:
+                    locked.append(_lock(client, settings.data_dir, sleep))
+
             result = sync_commit(
                 settings.data_dir,
                 snapshot,
                 effective,
                 context,
                 dry_run=settings.dry_run,
-                before_changes=(
-                    (lambda _: locked.append(_lock(client, settings.data_dir, sleep)))
-                    if client
-                    else None
-                ),
+                before_changes=before_changes if client else None,
                 progress=settings.progress,
             )
             plan = result.plan
@@ -263,7 +275,8 @@ def _run(
             # Until the gateway confirms it loaded them, these changes still need a scan: a
             # failed scan is retried on the next run, never forgotten (the original's B11).
             changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
-            _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
+            if changed != pending:
+                _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
             reply, scan = _scan_and_check(client, settings, plan)
             verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
             if verdict is Verdict.RETRY:
@@ -386,6 +399,13 @@ def _read_pending(data_dir: str) -> list[str] | None:
     return None
 
 
+def _owe_scan(data_dir: str, plan: SyncPlan) -> None:
+    """Record that the plan's paths need a scan, with any still owed from earlier runs."""
+    owed = _read_pending(data_dir) or []
+    changed = sorted({*owed, *plan.added, *plan.modified, *plan.deleted})
+    _write_json(os.path.join(data_dir, PENDING_FILE), {"changed": changed})
+
+
 def _rejected(data_dir: str) -> str | None:
     with (
         contextlib.suppress(OSError, ValueError),
@@ -401,5 +421,14 @@ def _write_json(path: str, body: dict[str, Any]) -> None:
 
 
 def _write_status(data_dir: str, record: SyncRecord) -> None:
-    if os.path.isdir(data_dir):
-        _write_json(os.path.join(data_dir, STATUS_FILE), record.to_json())
+    if not os.path.isdir(data_dir):
+        return
+    path = os.path.join(data_dir, STATUS_FILE)
+    try:
+        _write_json(path, record.to_json())
+    except OSError as e:
+        # A status that cannot be written (a full disk) must not leave the last one standing,
+        # saying Synced: removing a file needs no free space (H7).
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        log.warning("writing %s: %s; the old status was removed", path, e.strerror)

@@ -241,7 +241,7 @@ def test_a_full_disk_is_reported_and_retried_not_a_crash() -> None:
     assert loop.step() == pytest.approx(30)  # backs off like any failed sync
     [record] = sink.records
     assert record.result == "Error"
-    assert record.error.startswith("/data/.stoker/txn/new/0: No space left on device; check")
+    assert record.error.startswith("/data/.stoker/txn/new/0: No space left on device; free")
     clock.now += 30
     assert loop.step() == 60
     assert [r.result for r in sink.records] == ["Error", "Synced"]

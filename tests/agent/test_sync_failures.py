@@ -1,0 +1,261 @@
+"""`stoker sync` when the machine or a crash gets in the way: the status tells the truth, the
+staging is cleaned, the path is named, and a scan owed by an interrupted sync is still made."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLES, ROOT, commit_tree, git
+from support.ignition_sim import GatewaySimulator, running
+from support.ignition_sim_resources import write_api_token
+
+MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
+CR = """\
+apiVersion: stoker.io/v1alpha1
+kind: GatewaySync
+metadata:
+  name: site
+spec:
+  git:
+    repo: https://git.example/plant.git
+    ref: main
+  gateway:
+    api:
+      secretName: ignition-api-key
+  sync:
+    profiles:
+      default:
+        mappings:
+          - source: p
+            destination: projects
+"""
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount, chattr)")
+
+
+def stoker(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, check=False, env=env
+    )
+
+
+def status_of(data: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((data / ".stoker/status.json").read_text())
+    return result
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (".stoker", ".resources")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+@contextlib.contextmanager
+def small_volume(path: Path, **options: str) -> Iterator[Path]:
+    """A tmpfs of its own (size, nr_inodes), unmounted afterwards."""
+    path.mkdir()
+    opts = ",".join(f"{k}={v}" for k, v in options.items())
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def plain_sync(repo: Path, data: Path, cr: Path) -> list[str]:
+    """`stoker sync` arguments for `data`, without a gateway."""
+    return [
+        "stoker_agent.cli",
+        "sync",
+        "--cr",
+        str(cr),
+        "--repo",
+        str(repo),
+        "--data-dir",
+        str(data),
+        "--gateway-name",
+        "gw",
+        "--output",
+        "json",
+    ]
+
+
+def add_crafted(repo: Path, folder: str, name: str) -> None:
+    """Commit, on top of HEAD, a file `name` in a new `folder` (one level below a top folder)
+    straight into git's objects: names no file system holds can only be made this way."""
+
+    def run(*args: str, text: str = "") -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, input=text, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    top, sub = folder.split("/")
+    blob = run("hash-object", "-w", "--stdin", text="3")
+    inner = run("mktree", text=f"100644 blob {blob}\t{name}\n")
+    listing = run("ls-tree", f"HEAD:{top}") + f"\n040000 tree {inner}\t{sub}\n"
+    outer = run("mktree", text=listing.lstrip("\n"))
+    root = run("mktree", text=f"040000 tree {outer}\t{top}\n")
+    commit = git(repo, "commit-tree", root, "-p", "HEAD", "-m", "a name too long")
+    git(repo, "update-ref", "HEAD", commit)
+
+
+@pytest.fixture
+def cr(tmp_path: Path) -> Path:
+    path = tmp_path / "cr.yaml"
+    path.write_text(CR)
+    return path
+
+
+# -- H4 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "api-token"
+    token.write_text(write_api_token(data, collection="local") + "\n")
+    with running(data) as sim:
+        yield sim, data, token
+
+
+def test_H4_a_sync_killed_after_its_commit_still_has_the_gateway_scan_on_the_next_run(
+    example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
+) -> None:
+    sim, data, token = gateway
+    args = {
+        "cr": str(MULTI),
+        "profile": "blue",
+        "gateway_name": "ignition-blue",
+        "repo": str(example_repo),
+        "data_dir": str(data),
+        "gateway_url": sim.url,
+        "token_file": str(token),
+    }
+    killed = stoker("support.killedsync", json.dumps(args))
+    assert killed.returncode == -9, killed.stderr
+    assert (data / ".stoker/txn/journal.json").exists()  # the commit ran; it did not finish
+    assert [s for s in sim.scans if s.trigger != "boot"] == []
+    rerun = stoker(
+        "stoker_agent.cli",
+        "sync",
+        "--cr",
+        str(MULTI),
+        "--repo",
+        str(example_repo),
+        "--data-dir",
+        str(data),
+        "--gateway-name",
+        "ignition-blue",
+        "--profile",
+        "blue",
+        "--gateway-url",
+        sim.url,
+        "--api-token-file",
+        str(token),
+        "--output",
+        "json",
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["added"] == []  # rolled forward: nothing left to change ...
+    assert report["result"] == "Synced"  # ... and still the scan the killed sync owed
+    assert [s.kind for s in sim.scans if s.trigger != "boot"] == ["projects", "config"]
+    assert {"blue", "global"} <= set(sim.loaded_projects())
+    assert not (data / ".stoker/scan-pending.json").exists()
+    assert status_of(data)["result"] == "Synced"
+
+
+# -- H7 -----------------------------------------------------------------------------------------
+
+
+@needs_root
+def test_H7_a_full_disk_leaves_an_honest_status_no_staged_files_and_names_the_path(
+    make_repo: Any, cr: Path, tmp_path: Path
+) -> None:
+    repo = make_repo({"p/a.json": "{}"})
+    with small_volume(tmp_path / "vol", size="1m") as vol:
+        data = vol / "data"
+        data.mkdir()
+        first = stoker(*plain_sync(repo, data, cr))
+        assert first.returncode == 0, first.stderr
+        assert status_of(data)["result"] == "Synced"
+        before = files_of(data)
+        commit_tree(repo, {"p/a.json": "{}", "p/big.bin": os.urandom(2 << 20)}, "too big")
+        free = os.statvfs(data).f_bavail
+        failed = stoker(*plain_sync(repo, data, cr))
+        assert failed.returncode == 1
+        assert "Traceback" not in failed.stderr
+        error = json.loads(failed.stdout)["error"]
+        assert error.startswith("projects/big.bin: No space left on device"), error
+        status = status_of(data)
+        assert (status["result"], status["error"]) == ("Error", error)
+        assert not (data / ".stoker/txn").exists()
+        assert os.statvfs(data).f_bavail >= free - 2  # the space is back (a status block)
+        assert files_of(data) == before
+
+
+@needs_root
+def test_H7_a_sub_folder_that_refuses_writes_leaves_an_honest_status_and_names_the_path(
+    make_repo: Any, cr: Path, tmp_path: Path
+) -> None:
+    repo = make_repo({"p/a.json": "1", "p/locked/b.json": "1"})
+    data = tmp_path / "data"
+    data.mkdir()
+    assert stoker(*plain_sync(repo, data, cr)).returncode == 0
+    before = files_of(data)
+    commit_tree(repo, {"p/a.json": "2", "p/locked/b.json": "2"}, "both change")
+    locked = data / "projects/locked"
+    subprocess.run(["chattr", "+i", str(locked)], check=True)  # EPERM, even for root
+    try:
+        failed = stoker(*plain_sync(repo, data, cr))
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert failed.returncode == 1
+    error = json.loads(failed.stdout)["error"]
+    assert error.startswith("projects/locked/b.json: Operation not permitted"), error
+    assert "rolled back to the previous commit" in error
+    status = status_of(data)
+    assert (status["result"], status["error"]) == ("Error", error)
+    assert files_of(data) == before  # a.json, changed first, is old again
+    assert not (data / ".stoker/txn").exists()
+
+
+def test_H7_a_name_the_file_system_refuses_leaves_an_honest_status_and_names_the_file(
+    make_repo: Any, cr: Path, tmp_path: Path
+) -> None:
+    files: dict[str, bytes | str] = {f"p/f{i:02}.json": "1" for i in range(20)}
+    repo = make_repo(files)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert stoker(*plain_sync(repo, data, cr)).returncode == 0
+    before = files_of(data)
+    commit_tree(repo, dict.fromkeys(files, "2"), "ordinary changes")
+    add_crafted(repo, "p/m", "n" * 300 + ".json")  # no file system lets git check it out
+    failed = stoker(*plain_sync(repo, data, cr))
+    assert failed.returncode == 1
+    error = json.loads(failed.stdout)["error"]
+    assert error.startswith("projects/m/nnnn"), error
+    assert "305 bytes" in error
+    assert "NAME_MAX" in error
+    status = status_of(data)
+    assert (status["result"], status["error"]) == ("Error", error)
+    assert files_of(data) == before
+    assert git(repo, "rev-parse", "HEAD") == status["commit"]
