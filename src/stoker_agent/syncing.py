@@ -6,6 +6,7 @@ module only reads the world and hands the plan to the crash-safe applier.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -45,9 +46,16 @@ def read_manifest(data_dir: str) -> Manifest | None:
     """The last manifest, or None (absent or damaged: then every file is hashed once)."""
     path = os.path.join(data_dir, MANIFEST_PATH)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # Never through a link: whoever writes the data directory could point it anywhere (H2).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with open(fd, encoding="utf-8") as handle:
             return Manifest.from_json(handle.read())
     except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        log.warning("%s is a symbolic link; ignored (every file is checked once)", MANIFEST_PATH)
         return None
     except InvalidInput as e:
         log.warning("%s", e)

@@ -705,3 +705,12 @@ def test_H5_running_out_of_inodes_anywhere_leaves_the_old_or_the_new_commit(
         f.startswith("projects/a/b/") and "rolled back to the previous commit" in f
         for f in failures
     ), failures
+
+
+def test_H2_a_linked_manifest_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"version": 1, "commit": "c", "profile": "p", "files": {}}')
+    state = tmp_path / "data/.stoker"
+    state.mkdir(parents=True)
+    (state / "manifest.json").symlink_to(outside)
+    assert read_manifest(str(tmp_path / "data")) is None
