@@ -16,6 +16,8 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 
 from stoker_core.errors import InvalidInput
 
@@ -28,6 +30,35 @@ def default_mirror_dir(data_dir: str, repo: str) -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.sha256(f"{os.path.realpath(data_dir)}\0{repo}".encode()).hexdigest()[:16]
     return os.path.join(base, "stoker", "mirrors", key)
+
+
+class CacheUnwritable(InvalidInput):
+    """The mirror's directory cannot be created (a read-only home, say)."""
+
+
+@contextlib.contextmanager
+def place(given: str | None, data_dir: str, repo: str) -> Iterator[str]:
+    """The mirror's directory: the one given, else the cache, else a temporary one.
+
+    Without a writable cache (a read-only root filesystem), each sync fetches its commit into
+    a private temporary mirror, removed at the end: slower, never unsafe.
+    """
+    if given:
+        yield given
+        return
+    try:
+        path: str | None = prepare(default_mirror_dir(data_dir, repo), data_dir)
+    except CacheUnwritable as e:
+        log.info("%s; using a temporary mirror for this sync", e)
+        path = None
+    if path is not None:
+        yield path
+        return
+    temp = tempfile.mkdtemp(prefix="stoker-mirror-")
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def prepare(path: str, data_dir: str) -> str:
@@ -44,7 +75,7 @@ def prepare(path: str, data_dir: str) -> str:
     try:
         os.makedirs(real, mode=0o700, exist_ok=True)
     except OSError as e:
-        raise InvalidInput.one(
+        raise CacheUnwritable.one(
             f"cannot create the git mirror: {e.strerror}; give --mirror-dir (or "
             "STOKER_MIRROR_DIR) a directory the sync user can write",
             path=real,

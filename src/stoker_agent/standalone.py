@@ -111,19 +111,13 @@ def current_commit(settings: SyncSettings) -> str:
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
             return repo.resolve(ref)
-    mirror = Mirror(_mirror_path(settings), settings.repo, settings.credentials)
+    # ls-remote needs no repository: the mirror's place is named, never created or opened.
+    where = settings.mirror_dir or mirrors.default_mirror_dir(settings.data_dir, settings.repo)
+    mirror = Mirror(where, settings.repo, settings.credentials)
     try:
         return refs.resolve(ref, refs.parse_ls_remote(mirror.ls_remote()), where=settings.repo)
     finally:
         mirror.close()
-
-
-def _mirror_path(settings: SyncSettings) -> str:
-    if settings.mirror_dir:
-        return settings.mirror_dir
-    return mirrors.prepare(
-        mirrors.default_mirror_dir(settings.data_dir, settings.repo), settings.data_dir
-    )
 
 
 @contextlib.contextmanager
@@ -140,7 +134,18 @@ def _snapshot(
         with Repository(settings.repo) as repo:
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
-    mirror = Mirror(_mirror_path(settings), settings.repo, settings.credentials)
+    with mirrors.place(settings.mirror_dir, settings.data_dir, settings.repo) as where:
+        mirror = Mirror(where, settings.repo, settings.credentials)
+        with _fetched(settings, mirror, sources_for) as snapshot:
+            yield snapshot, ref
+
+
+@contextlib.contextmanager
+def _fetched(
+    settings: SyncSettings, mirror: Mirror, sources_for: SourcesFor | None
+) -> Iterator[GitSnapshot]:
+    """The wanted commit fetched into `mirror`, opened as a snapshot."""
+    ref = settings.ref or "HEAD"
     try:
         commit = mirror.fetch(ref, settings.commit, blobless=sources_for is not None)
         paths: Sequence[str] = ()
@@ -149,7 +154,7 @@ def _snapshot(
             fetched = mirror.fetch_blobs(commit, paths)
             log.info("sparse fetch: %d files under %s", fetched, ", ".join(paths) or "(none)")
         with GitSnapshot(mirror.path, commit, paths) as snapshot:
-            yield snapshot, ref
+            yield snapshot
     finally:
         mirror.close()
 
