@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +261,57 @@ def test_H7_a_name_the_file_system_refuses_leaves_an_honest_status_and_names_the
     assert (status["result"], status["error"]) == ("Error", error)
     assert files_of(data) == before
     assert git(repo, "rev-parse", "HEAD") == status["commit"]
+
+
+NOBODY = 65534
+
+
+def as_nobody(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGS` as an unprivileged user (root ignores permission bits)."""
+    env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp), "HOME": str(tmp)}
+    ids = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return subprocess.run(
+        ["setpriv", *ids, sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_H7_permission_denied_in_a_sub_folder_leaves_an_honest_status_and_names_the_path(
+    make_repo: Any,
+) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="stoker-h7-", dir="/tmp"))  # another user reaches it
+    try:
+        shared.chmod(0o755)
+        repo = make_repo({"p/a.json": "1", "p/locked/b.json": "1"})
+        old = git(repo, "rev-parse", "HEAD")
+        new = commit_tree(repo, {"p/a.json": "2", "p/locked/b.json": "2"}, "both change")
+        shutil.copytree(repo, shared / "repo")
+        (shared / "cr.yaml").write_text(CR)
+        data, tmp = shared / "data", shared / "tmp"
+        data.mkdir()
+        tmp.mkdir()
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(shared)], check=True)
+        args = plain_sync(shared / "repo", data, shared / "cr.yaml")
+        probe = as_nobody("stoker_agent.cli", "--help", tmp=tmp)
+        if probe.returncode != 0:
+            pytest.skip(f"stoker does not run as user {NOBODY} here: {probe.stderr[-200:]}")
+        first = as_nobody(*args, "--ref", old, tmp=tmp)
+        assert first.returncode == 0, first.stderr
+        before = files_of(data)
+        os.chown(data / "projects/locked", 0, 0)  # the gateway's folder, not the sync user's
+        failed = as_nobody(*args, "--ref", new, tmp=tmp)
+        assert failed.returncode == 1, failed.stderr
+        error = json.loads(failed.stdout)["error"]
+        assert error.startswith("projects/locked/b.json: Permission denied"), error
+        assert "rolled back to the previous commit" in error
+        status = status_of(data)
+        assert (status["result"], status["error"]) == ("Error", error)
+        assert files_of(data) == before
+        assert not (data / ".stoker/txn").exists()
+    finally:
+        shutil.rmtree(shared)
