@@ -107,8 +107,10 @@ def status(
     now: str,
     previous: dict[str, Any],
     ssh_host_keys: bool | None = None,
+    unserved: str | None = None,
 ) -> dict[str, Any]:
-    """The whole status object for one reconcile."""
+    """The whole status object for one reconcile (`unserved`: why the installation does not
+    serve this GatewaySync's namespace, which then holds Ready at False with that message)."""
     old = previous.get("conditions") or []
     valid = not problems
     conditions = [
@@ -175,9 +177,11 @@ def status(
                 old,
             )
         )
-    ready = valid and commit is not None and all_synced and not paused
+    ready = valid and commit is not None and all_synced and not paused and not unserved
     why = (
-        "Reconciliation paused"
+        unserved
+        if unserved
+        else "Reconciliation paused"
         if paused
         else "All gateways synced"
         if ready
@@ -191,7 +195,13 @@ def status(
         _condition(
             Condition.READY,
             ready,
-            Reason.SYNC_SUCCEEDED if ready else Reason.PAUSED if paused else Reason.RECONCILING,
+            Reason.SYNC_SUCCEEDED
+            if ready
+            else Reason.NAMESPACE_NOT_SERVED
+            if unserved
+            else Reason.PAUSED
+            if paused
+            else Reason.RECONCILING,
             why,
             generation,
             now,

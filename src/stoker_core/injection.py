@@ -16,12 +16,14 @@ from typing import Any
 
 import attrs
 
+from stoker_core.metadata import agent_token_for
 from stoker_core.model import GatewaySync, VarFrom
 from stoker_core.profiles import gateway_name, resolve
 from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
 
 DATA_VOLUMES = ("ignition-data", "data")
 DEFAULT_MOUNT = "/ignition-data"
+API_ACCESS_DIR = "/etc/stoker/api-access"  # the agent's own token and the cluster CA
 DEFAULT_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
     "limits": {"cpu": "200m", "memory": "256Mi"},
@@ -223,7 +225,15 @@ def _map_ops(
 def _volume_names(taken: set[Any]) -> dict[str, str]:
     """Stoker's volume names, suffixed when the pod already uses one (B19)."""
     out = {}
-    for role in ("repo", "tmp", "api-key", "git-credentials", "git-token", "known-hosts"):
+    for role in (
+        "repo",
+        "tmp",
+        "api-key",
+        "api-access",
+        "git-credentials",
+        "git-token",
+        "known-hosts",
+    ):
         name, n = f"stoker-{role}", 2
         while name in taken:
             name, n = f"stoker-{role}-{n}", n + 1
@@ -262,6 +272,34 @@ def _secret_volume(name: str, secret: str) -> dict[str, Any]:
     return {"name": name, "secret": {"secretName": secret, "defaultMode": 0o444}}
 
 
+def _api_access_volume(name: str, cr: str) -> dict[str, Any]:
+    """The agent's own API credentials: the token of the GatewaySync's agent ServiceAccount
+    (kept fresh by the controller; optional, so a pod never waits for it) and the cluster CA.
+    Mounted into the sidecar only: the gateway container holds just the pod's ServiceAccount,
+    to which Stoker grants nothing (H15)."""
+    return {
+        "name": name,
+        "projected": {
+            "defaultMode": 0o444,
+            "sources": [
+                {
+                    "secret": {
+                        "name": agent_token_for(cr),
+                        "optional": True,
+                        "items": [{"key": "token", "path": "token"}],
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+            ],
+        },
+    }
+
+
 def _volumes(
     gs: GatewaySync, cr: str, names: dict[str, str], data: tuple[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -269,11 +307,13 @@ def _volumes(
         {"name": names["repo"], "emptyDir": {}},
         {"name": names["tmp"], "emptyDir": {}},
         _secret_volume(names["api-key"], gs.spec.gateway.api.secret_name),
+        _api_access_volume(names["api-access"], cr),
     ]
     mounts: list[dict[str, Any]] = [
         {"name": names["repo"], "mountPath": "/repo"},
         {"name": names["tmp"], "mountPath": "/tmp"},
         {"name": names["api-key"], "mountPath": "/etc/stoker/api-key", "readOnly": True},
+        {"name": names["api-access"], "mountPath": API_ACCESS_DIR, "readOnly": True},
         {"name": data[0], "mountPath": data[1]},
     ]
     auth = gs.spec.git.auth
@@ -342,6 +382,8 @@ def _env(
         {"name": "GATEWAY_PORT", "value": str(gs.spec.gateway.port)},
         {"name": "GATEWAY_TLS", "value": "true" if gs.spec.gateway.tls else "false"},
         {"name": "API_KEY_FILE", "value": f"/etc/stoker/api-key/{gs.spec.gateway.api.secret_key}"},
+        {"name": "STOKER_API_TOKEN_FILE", "value": f"{API_ACCESS_DIR}/token"},
+        {"name": "STOKER_API_CA_FILE", "value": f"{API_ACCESS_DIR}/ca.crt"},
     ]
     auth = gs.spec.git.auth
     if auth and auth.ssh_key:

@@ -32,6 +32,17 @@ def status_name_for(cr_name: str, pod_name: str) -> str:
     return f"stoker-status-{cr_name}-{pod_name}"[:253]
 
 
+def agent_identity_for(cr_name: str) -> str:
+    """The agents' own ServiceAccount (and its Role and RoleBinding) for one GatewaySync: never
+    the gateway pod's ServiceAccount, which the gateway container holds too."""
+    return f"stoker-agent-{cr_name}"
+
+
+def agent_token_for(cr_name: str) -> str:
+    """The Secret holding that ServiceAccount's token, mounted into the sidecar only."""
+    return f"stoker-agent-token-{cr_name}"
+
+
 def encode(gs: GatewaySync, *, commit: str, ref: str) -> dict[str, str]:
     """ConfigMap data for `gs` at `commit`."""
     body = {

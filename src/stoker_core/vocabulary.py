@@ -74,6 +74,7 @@ class Reason(enum.StrEnum):
     HOST_KEY_VERIFICATION_DISABLED = "HostKeyVerificationDisabled"
     PAUSED = "Paused"
     RECONCILING = "Reconciling"
+    NAMESPACE_NOT_SERVED = "NamespaceNotServed"  # the installation does not serve the namespace
 
 
 class SyncStatus(enum.StrEnum):

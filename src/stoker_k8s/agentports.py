@@ -45,9 +45,16 @@ def _api(what: str, call: Callable[..., Any], *args: Any, missing_ok: bool = Fal
     except ApiException as e:
         if e.status == 404 and missing_ok:
             return None
+        if e.status == 401:
+            raise TemporaryError(
+                f"{what}: the API server does not accept the agent's token; the controller "
+                "writes and renews it in the Secret stoker-agent-token-<gatewaysync>, which the "
+                "kubelet mounts at STOKER_API_TOKEN_FILE"
+            ) from None
         if e.status == 403:
             raise TemporaryError(
-                f"{what}: forbidden; bind the stoker-agent ClusterRole to this pod's ServiceAccount"
+                f"{what}: forbidden; the controller grants this pod's agent access (Role "
+                "stoker-agent-<gatewaysync>) once it has discovered the pod"
             ) from None
         raise TemporaryError(f"{what}: the API server answered {e.status} {e.reason}") from None
 
@@ -229,10 +236,50 @@ class ConfigMapStatus:
                 "pod": env.pod_name,
             },
         }
-        what = "writing the status ConfigMap"
-        replace, create = (
-            self._core.replace_namespaced_config_map,
-            self._core.create_namespaced_config_map,
-        )
+        # Replace only: the controller creates each discovered pod's status ConfigMap, and the
+        # agent's identity may update exactly those (RBAC cannot limit `create` by name).
+        what = f"writing the status ConfigMap {name}"
+        replace = self._core.replace_namespaced_config_map
         if _api(what, replace, name, env.cr_namespace, body, missing_ok=True) is None:
-            _api(what, create, env.cr_namespace, body)  # the first status of this pod
+            raise TemporaryError(
+                f"{what}: it does not exist yet; the controller creates it once it has "
+                "discovered this pod"
+            )
+
+
+SERVICE_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+SERVICE_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+
+
+def agent_configuration(environ: dict[str, str]) -> Any:
+    """In-cluster client settings under the agent's own identity: the token file the webhook
+    names (STOKER_API_TOKEN_FILE, mounted into the sidecar only) is read again before every
+    request, since the kubelet replaces it whenever the controller renews it. Until it first
+    appears, each request fails with a TemporaryError and the loop retries: the sidecar (and so
+    the gateway) starts either way."""
+    from kubernetes import client
+
+    token_file = environ.get("STOKER_API_TOKEN_FILE") or SERVICE_TOKEN
+    host = environ.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")
+    port = environ.get("KUBERNETES_SERVICE_PORT", "443")
+    conf: Any = client.Configuration()  # the typed stubs do not know refresh_api_key_hook
+    conf.host = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    conf.ssl_ca_cert = environ.get("STOKER_API_CA_FILE") or SERVICE_CA
+
+    def refresh(configuration: Any) -> None:
+        try:
+            with open(token_file, encoding="utf-8") as handle:
+                token = handle.read(64 * 1024).strip()
+        except OSError:
+            token = ""
+        if not token:
+            raise TemporaryError(
+                f"the agent's API token {token_file} is not there yet; the controller writes it "
+                "into the Secret stoker-agent-token-<gatewaysync> and the kubelet mounts it "
+                "(if it never comes, see the GatewaySync's Ready condition)"
+            )
+        configuration.api_key["BearerToken"] = f"Bearer {token}"
+
+    conf.api_key["BearerToken"] = ""  # present, so every request asks `refresh` for it
+    conf.refresh_api_key_hook = refresh
+    return conf

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -29,6 +29,7 @@ from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
+from stoker_k8s import agentaccess
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
@@ -111,6 +112,7 @@ class Controller:
         custom: Any,
         metrics: ControllerMetrics | None = None,
         tokens: GitHubAppTokens | None = None,
+        namespaces: Iterable[str] | None = None,
     ) -> None:
         # Where pods and agent status ConfigMaps of a namespace are read from: the API by
         # default; the manager points these at its informers' caches, so a reconcile neither
@@ -135,6 +137,14 @@ class Controller:
         # not read again before RECHECK_SECONDS, so a steady fleet costs the API server nothing.
         self._written: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
+        # The namespaces this installation serves (None: every one). Elsewhere it holds no
+        # rights (no Secrets, ConfigMaps or pods: H16), and a GatewaySync there is told so.
+        self.namespaces = None if namespaces is None else frozenset(namespaces)
+        self._agent_tokens: dict[tuple[str, str], float] = {}  # (namespace, cr) → expiry
+
+    def serves(self, namespace: str) -> bool:
+        """Whether this installation serves GatewaySyncs of `namespace`."""
+        return self.namespaces is None or namespace in self.namespaces
 
     def reconcile_all(self) -> int:
         """One pass over every GatewaySync; returns how many were reconciled."""
@@ -167,6 +177,8 @@ class Controller:
     def _reconcile_one(self, item: dict[str, Any]) -> Pass:
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        if not self.serves(namespace):
+            return self._unserved(item)
         if meta.get("deletionTimestamp"):
             self._clean_up(namespace, name, meta)
             return Pass(False, polling=Polling(enabled=False))
@@ -181,6 +193,41 @@ class Controller:
             )
         return self._reconcile(item)
 
+    def _unserved(self, item: dict[str, Any]) -> Pass:
+        """A GatewaySync in a namespace this installation does not serve: nothing is read or
+        written there; its status says why and how to fix it; a deletion is let go at once."""
+        meta = item["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        if FINALIZER in (meta.get("finalizers") or []) and meta.get("deletionTimestamp"):
+            remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": remaining}}
+            )
+            return Pass(False, polling=Polling(enabled=False))
+        why = (
+            f"namespace {namespace} is not served by this Stoker installation: add it to the "
+            "chart value `namespaces` (or the controller's STOKER_NAMESPACES) and upgrade; "
+            "Stoker reads Secrets, ConfigMaps and pods only in the namespaces listed there"
+        )
+        new_status = conditions.status(
+            generation=meta.get("generation", 0),
+            problems=[],
+            commit=None,
+            ref=item["spec"]["git"]["ref"],
+            resolve_error=why,
+            gateways=[],
+            profile_count=len(item["spec"].get("sync", {}).get("profiles", {})),
+            paused=bool(item["spec"].get("paused")),
+            now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            previous=item.get("status") or {},
+            unserved=why,
+        )
+        if new_status != item.get("status"):
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
+            )
+        return Pass(False, polling=Polling(enabled=False))
+
     def _clean_up(self, namespace: str, name: str, meta: dict[str, Any]) -> None:
         """Remove what this GatewaySync created, then let it go (owner references would do it
         in a cluster with a garbage collector; the finalizer makes it explicit and immediate)."""
@@ -190,17 +237,30 @@ class Controller:
         doomed = [
             ("config_map", metadata.name_for(name)),
             ("secret", f"stoker-github-token-{name}"),
+            ("secret", metadata.agent_token_for(name)),
+            ("service_account", metadata.agent_identity_for(name)),
         ]
         doomed += [
             ("config_map", cm.metadata.name)
             for cm in self.core.list_namespaced_config_map(namespace, label_selector=selector).items
         ]
         self._forget_written(
-            namespace, {object_name for _, object_name in doomed} | {f"stoker-agent-{name}"}
+            namespace,
+            {object_name for _, object_name in doomed} | {metadata.agent_identity_for(name)},
         )
-        for kind, object_name in dict.fromkeys(doomed):
+        self._agent_tokens.pop((namespace, name), None)
+        identity = metadata.agent_identity_for(name)
+        calls = [
+            (getattr(self.core, f"delete_namespaced_{kind}"), object_name)
+            for kind, object_name in dict.fromkeys(doomed)
+        ]
+        calls += [
+            (self.rbac.delete_namespaced_role_binding, identity),
+            (self.rbac.delete_namespaced_role, identity),
+        ]
+        for delete, object_name in calls:
             try:
-                getattr(self.core, f"delete_namespaced_{kind}")(object_name, namespace)
+                delete(object_name, namespace)
             except ApiException as e:
                 if e.status != 404:
                     raise
@@ -251,8 +311,8 @@ class Controller:
                 name,
                 {"metadata": {"annotations": {Annotation.REQUESTED_REF: None}}},
             )
-        gateways = self._gateways(namespace, name)
-        self._bind_agents(namespace, name, item, gateways)
+        gateways, agents = self._gateways(namespace, name)
+        self._agent_identity(namespace, name, item["metadata"]["uid"], agents)
         self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
         self.metrics.gateways_synced.labels(namespace, name).set(
             sum(g.sync_status() == "Synced" for g in gateways)
@@ -282,35 +342,98 @@ class Controller:
             within=TOKEN_REFRESH_SECONDS if app is not None else None,
         )
 
-    def _bind_agents(
-        self, namespace: str, name: str, owner: dict[str, Any], gateways: list[conditions.Gateway]
+    def _agent_identity(
+        self, namespace: str, name: str, uid: str, agents: list[agentaccess.AgentPod]
     ) -> None:
-        """Let the gateway pods' ServiceAccounts read what their agents need (ClusterRole
-        stoker-agent), through a RoleBinding owned by the GatewaySync."""
-
-        accounts = sorted({g.service_account for g in gateways})
-        if not accounts:
-            return
+        """The agents' own ServiceAccount, token, Role and RoleBinding, and an empty status
+        ConfigMap for each discovered pod (see agentaccess: H15)."""
+        identity = metadata.agent_identity_for(name)
         rbac: Any = self.rbac  # the typed stubs want model objects; plain dicts serialise the same
-        binding = f"stoker-agent-{name}"
-        body = {
-            "metadata": _managed(binding, name, owned_by=owner["metadata"]["uid"]),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "stoker-agent",
+        self._upsert(
+            self.core,
+            "service_account",
+            namespace,
+            {
+                "metadata": _managed(identity, name, owned_by=uid),
+                "automountServiceAccountToken": False,
             },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": a, "namespace": namespace} for a in accounts
-            ],
+            lambda current: False,
+        )
+        self._agent_token(namespace, name, uid)
+        for pod in agents:
+            if pod.status is None or not agentaccess.owned_by_pod(pod.status, pod.uid):
+                self._status_configmap(namespace, name, pod)
+        rules = agentaccess.rules(name, agents)
+        self._upsert(
+            rbac,
+            "role",
+            namespace,
+            {"metadata": _managed(identity, name, owned_by=uid), "rules": rules},
+            lambda current: rbac.api_client.sanitize_for_serialization(current.rules) != rules,
+        )
+        binding = {
+            "metadata": _managed(identity, name, owned_by=uid),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": identity},
+            "subjects": [{"kind": "ServiceAccount", "name": identity, "namespace": namespace}],
         }
         self._upsert(
             rbac,
             "role_binding",
             namespace,
-            body,
-            lambda current: sorted(s.name for s in current.subjects or []) != accounts,
+            binding,
+            lambda current: _rebind(rbac, namespace, binding, current),
         )
+
+    def _agent_token(self, namespace: str, name: str, uid: str) -> None:
+        """Mint the agents' token into its Secret when it is missing or past half its life."""
+        from kubernetes.client.exceptions import ApiException
+
+        key, now = (namespace, name), time.time()
+        with self._lock:
+            known = self._agent_tokens.get(key)
+        if known is not None and not agentaccess.due(known, now):
+            return
+        secret_name = metadata.agent_token_for(name)
+        try:
+            secret = self.core.read_namespaced_secret(secret_name, namespace)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            body = {"metadata": _managed(secret_name, name, owned_by=uid), "type": "Opaque"}
+            secret = self.core.create_namespaced_secret(namespace, body)
+        expires = agentaccess.expiry(secret)
+        if agentaccess.due(expires, now):
+            minted = self.core.create_namespaced_service_account_token(
+                metadata.agent_identity_for(name),
+                namespace,
+                agentaccess.token_request(secret_name, secret.metadata.uid),
+            )
+            data, stamp = agentaccess.token_data(
+                minted.status.token, minted.status.expiration_timestamp
+            )
+            secret.data = data
+            secret.metadata.annotations = {
+                **(secret.metadata.annotations or {}),
+                agentaccess.EXPIRES: stamp,
+            }
+            self.core.replace_namespaced_secret(secret_name, namespace, secret)
+            expires = float(stamp)
+        with self._lock:
+            self._agent_tokens[key] = expires
+
+    def _status_configmap(self, namespace: str, name: str, pod: agentaccess.AgentPod) -> None:
+        """Create (or, when it names another pod, replace) a pod's empty status ConfigMap."""
+        from kubernetes.client.exceptions import ApiException
+
+        body = agentaccess.status_body(name, pod)
+        try:
+            if pod.status is None:
+                self.core.create_namespaced_config_map(namespace, body)
+            else:  # left by an earlier pod of the same name, or forged: not this pod's word
+                self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)
+        except ApiException as e:
+            if e.status != 409:  # created meanwhile (the cache had not seen it yet)
+                raise
 
     def _events(self, item: dict[str, Any], new_status: dict[str, Any]) -> None:
         """One event per condition change, never one per reconcile (the original's B7)."""
@@ -489,14 +612,18 @@ class Controller:
             for key in [k for k in self._written if k[1] == namespace and k[2] in names]:
                 del self._written[key]
 
-    def _gateways(self, namespace: str, cr: str) -> list[conditions.Gateway]:
+    def _gateways(
+        self, namespace: str, cr: str
+    ) -> tuple[list[conditions.Gateway], list[agentaccess.AgentPod]]:
+        """The gateways discovered for GatewaySync `cr`, and those with a sidecar as AgentPods.
+        A status ConfigMap counts only when it names its pod (uid) as owner."""
         pods = self.pods(namespace)
         statuses = {
             cm.metadata.name: cm
             for cm in self.statuses(namespace)
             if (cm.metadata.labels or {}).get(Label.CR_NAME) == cr
         }
-        out = []
+        out, agents = [], []
         for pod in pods:
             notes = pod.metadata.annotations or {}
             if notes.get(Annotation.INJECT) != "true" or notes.get(Annotation.CR_NAME, cr) != cr:
@@ -504,12 +631,10 @@ class Controller:
             sidecar = any(c.name == AGENT_CONTAINER for c in pod.spec.init_containers or [])
             cm = statuses.get(metadata.status_name_for(cr, pod.metadata.name))
             record = None
-            if (
-                cm is not None
-                and cm.metadata.owner_references
-                and cm.metadata.owner_references[0].uid == pod.metadata.uid
-            ):
-                record = json.loads((cm.data or {}).get("status.json", "null"))
+            if cm is not None and agentaccess.owned_by_pod(cm, pod.metadata.uid):
+                record = _record((cm.data or {}).get("status.json"))
+            if sidecar:
+                agents.append(agentaccess.AgentPod(pod.metadata.name, pod.metadata.uid, cm))
             gateway = gateway_name(notes, pod.metadata.labels or {}, pod.metadata.name)
             out.append(
                 conditions.Gateway(
@@ -522,4 +647,26 @@ class Controller:
                     record=record,
                 )
             )
-        return out
+        return out, agents
+
+
+def _record(text: str | None) -> dict[str, Any] | None:
+    """An agent's status record, or None when absent or not a JSON object."""
+    try:
+        record = json.loads(text or "null")
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _rebind(rbac: Any, namespace: str, binding: dict[str, Any], current: Any) -> bool:
+    """Whether a RoleBinding differs from `binding`. Its roleRef cannot change in place (an
+    earlier release bound the ClusterRole stoker-agent to the pods' own ServiceAccounts here),
+    so one with another roleRef is deleted first and then replaced by a create."""
+    wanted = binding["roleRef"]
+    if (current.role_ref.kind, current.role_ref.name) != (wanted["kind"], wanted["name"]):
+        rbac.delete_namespaced_role_binding(current.metadata.name, namespace)
+        rbac.create_namespaced_role_binding(namespace, binding)
+        return False
+    subjects = [(s.kind, s.name, s.namespace) for s in current.subjects or []]
+    return subjects != [(s["kind"], s["name"], s["namespace"]) for s in binding["subjects"]]

@@ -8,6 +8,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from stoker_core.requeue import Failures, next_pass, record
@@ -142,30 +143,24 @@ class Manager:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
-        core, custom = self.ctl.core, self.ctl.custom
-        informers = [
-            Informer(
-                custom.list_cluster_custom_object,
-                self._on_gatewaysync,
-                group=GROUP,
-                version=VERSION,
-                plural=PLURAL,
-            ),
-            Informer(
-                core.list_config_map_for_all_namespaces,
-                self._on_status,
-                label_selector=f"{Label.MANAGED_BY}=stoker-agent",
-            ),
-            Informer(core.list_pod_for_all_namespaces, self._on_pod),
-        ]
+        custom = self.ctl.custom
+        gatewaysyncs = Informer(  # every namespace: one not served is told so in its status
+            custom.list_cluster_custom_object,
+            self._on_gatewaysync,
+            group=GROUP,
+            version=VERSION,
+            plural=PLURAL,
+        )
+        statuses, pods = self._namespaced_informers()
+        informers = [gatewaysyncs, *statuses.values(), *pods.values()]
         for informer in informers:
             informer.start()
         for informer in informers:  # reconciles read pods and statuses from these caches
             while not informer.synced.wait(0.5) and not stop.is_set():
                 pass
-        self._gatewaysyncs = informers[0]
-        self.ctl.statuses = informers[1].cached
-        self.ctl.pods = informers[2].cached
+        self._gatewaysyncs = gatewaysyncs
+        self.ctl.statuses = _cached(statuses)
+        self.ctl.pods = _cached(pods)
         threads = [
             threading.Thread(target=self._work, args=(stop,), daemon=True)
             for _ in range(self.workers)
@@ -192,9 +187,49 @@ class Manager:
         for thread in threads:  # a reconcile in progress finishes; workers then see the stop
             thread.join(timeout=30)
 
+    def _namespaced_informers(self) -> tuple[dict[str, Informer], dict[str, Informer]]:
+        """Status ConfigMap and pod informers: one pair per served namespace, or one
+        cluster-wide pair (key "") when the controller serves every namespace."""
+        core = self.ctl.core
+        selector = f"{Label.MANAGED_BY}=stoker-agent"
+        if self.ctl.namespaces is None:
+            return (
+                {
+                    "": Informer(
+                        core.list_config_map_for_all_namespaces,
+                        self._on_status,
+                        label_selector=selector,
+                    )
+                },
+                {"": Informer(core.list_pod_for_all_namespaces, self._on_pod)},
+            )
+        served = sorted(self.ctl.namespaces)
+        return (
+            {
+                ns: Informer(
+                    core.list_namespaced_config_map,
+                    self._on_status,
+                    namespace=ns,
+                    label_selector=selector,
+                )
+                for ns in served
+            },
+            {ns: Informer(core.list_namespaced_pod, self._on_pod, namespace=ns) for ns in served},
+        )
+
     def _elect(self) -> bool:
         try:
             return self.elector is not None and self.elector.try_acquire_or_renew()
         except Exception:
             log.exception("leader election failed; not reconciling until it works")
             return False
+
+
+def _cached(informers: dict[str, Informer]) -> Callable[[str], list[Any]]:
+    """A namespace's objects from its informer (or the cluster-wide one under key "")."""
+
+    def cached(namespace: str) -> list[Any]:
+        informer = informers.get(namespace) or informers.get("")
+        return informer.cached(namespace) if informer is not None else []
+
+    return cached

@@ -41,9 +41,17 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
     )
     kube_core.create_namespaced_pod(
         kube_namespace,
-        {
-            "metadata": {"name": "ignition-blue-0"},
-            "spec": {"containers": [{"name": "gateway", "image": "ignition"}]},
+        {  # injected: the controller discovers it and creates its status ConfigMap
+            "metadata": {
+                "name": "ignition-blue-0",
+                "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": name},
+            },
+            "spec": {
+                "initContainers": [
+                    {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
+                ],
+                "containers": [{"name": "gateway", "image": "ignition"}],
+            },
         },
     )
     env = kube_env.subprocess_env()

@@ -39,6 +39,7 @@ def test_deleting_a_gatewaysync_removes_what_it_created(
     controller = Controller(kube_core, custom)
     controller.reconcile(get(custom, kube_namespace, "minimal"))
     assert "stoker.io/finalizer" in get(custom, kube_namespace, "minimal")["metadata"]["finalizers"]
+    assert kube_core.read_namespaced_secret("stoker-agent-token-minimal", kube_namespace).data
     assert kube_core.read_namespaced_config_map("stoker-metadata-minimal", kube_namespace).data[
         "commit"
     ]
@@ -55,9 +56,17 @@ def test_deleting_a_gatewaysync_removes_what_it_created(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
     )
     controller.reconcile(get(custom, kube_namespace, "minimal"))  # now carries deletionTimestamp
-    for name in ("stoker-metadata-minimal", "stoker-status-minimal-gw-0"):
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    for read, name in (
+        (kube_core.read_namespaced_config_map, "stoker-metadata-minimal"),
+        (kube_core.read_namespaced_config_map, "stoker-status-minimal-gw-0"),
+        (kube_core.read_namespaced_secret, "stoker-agent-token-minimal"),
+        (kube_core.read_namespaced_service_account, "stoker-agent-minimal"),
+        (rbac.read_namespaced_role, "stoker-agent-minimal"),
+        (rbac.read_namespaced_role_binding, "stoker-agent-minimal"),
+    ):
         with pytest.raises(ApiException) as gone:
-            kube_core.read_namespaced_config_map(name, kube_namespace)
+            read(name, kube_namespace)
         assert gone.value.status == 404
     with pytest.raises(ApiException) as released:
         get(custom, kube_namespace, "minimal")
@@ -131,8 +140,11 @@ def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
     binding = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role_binding(
         "stoker-agent-minimal", kube_namespace
     )
-    assert binding.role_ref.name == "stoker-agent"
-    assert [(s.kind, s.name) for s in binding.subjects] == [("ServiceAccount", "default")]
+    # The agents' own identity (H15), never the gateway pod's ServiceAccount ("default").
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("Role", "stoker-agent-minimal")
+    assert [(s.kind, s.name) for s in binding.subjects] == [
+        ("ServiceAccount", "stoker-agent-minimal")
+    ]
     assert binding.metadata.owner_references[0].kind == "GatewaySync"
 
 

@@ -1,19 +1,20 @@
 """The whole flow on a real API server: the controller resolves and publishes; creating a
 gateway pod makes the API server call `stoker webhook`, which injects the agent; the pod is
 marked Running and its volumes materialised (tests/support/kubelet.py), and the agent runs as a
-local process with exactly the environment and files the webhook injected, under the pod's own
-ServiceAccount token with the chart's `stoker-agent` rights; it syncs the gateway simulator and
+local process with exactly the environment and files the webhook injected, under the token of
+the GatewaySync's agent identity that the controller keeps in a Secret mounted into the sidecar
+only, with the Role the controller grants that identity (H15); it syncs the gateway simulator and
 reports, and the GatewaySync becomes Ready with the right `kubectl get -o wide` columns; a new
 commit flows through."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,6 @@ import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
-from k8s.test_chart import helm as helm  # the fixture
-from k8s.test_chart import render
 from k8s.test_webhook import configurations, serving
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
@@ -86,22 +85,8 @@ def cr_body(example_repo: Path) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def agent_role(helm: str, kube_api: client.ApiClient) -> Iterator[None]:
-    """The chart's ClusterRole stoker-agent (the controller binds gateway pods to it)."""
-    [role] = [
-        o
-        for o in render(helm, "stoker-system")
-        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "stoker-agent"
-    ]
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    rbac.create_cluster_role(role)
-    yield
-    rbac.delete_cluster_role("stoker-agent")
-
-
 def agent_kubeconfig(kube_env: ControlPlane, token_file: Path, target: Path) -> Path:
-    """A kubeconfig using the pod's ServiceAccount token (the agent's in-cluster identity)."""
+    """A kubeconfig using the agent identity's token (what the agent uses in a cluster)."""
     config = yaml.safe_load(kube_env.kubeconfig.read_text())
     config["users"][0]["user"] = {"tokenFile": str(token_file)}
     target.write_text(yaml.safe_dump(config))
@@ -115,7 +100,6 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
     kube_namespace: str,
     example_repo: Path,
     cr_body: dict[str, Any],
-    agent_role: None,
     tmp_path: Path,
 ) -> None:
     custom = client.CustomObjectsApi(kube_api)
@@ -158,6 +142,17 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
 
         cm = wait_until(published, timeout=30, what="the metadata ConfigMap")
         assert "token" not in json.dumps(cm.data).lower()
+
+        def agent_token() -> Any:
+            try:
+                secret = kube_core.read_namespaced_secret(
+                    f"stoker-agent-token-{name}", kube_namespace
+                )
+            except client.exceptions.ApiException:
+                return None
+            return (secret.data or {}).get("token")
+
+        wait_until(agent_token, timeout=30, what="the agents' token")
 
         pod = {
             "metadata": {
@@ -212,7 +207,9 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
         assert write_api_token(data, collection="local", secret=api_secret) == (
             Path(local.env["API_KEY_FILE"]).read_text()
         )
-        sa_token = local.local_path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        # The agent's own token (never the pod's ServiceAccount token), as the sidecar sees it.
+        sa_token = Path(local.env["STOKER_API_TOKEN_FILE"])
+        assert sa_token.read_text() == base64.b64decode(agent_token()).decode()
         with running(data, port=cr_body["spec"]["gateway"]["port"]) as sim:
             agent_env = {
                 **os.environ,

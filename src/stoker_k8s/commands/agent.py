@@ -16,7 +16,12 @@ from stoker_agent.loop import AgentLoop
 from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
 from stoker_core.status import SyncRecord
-from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.agentports import (
+    AgentEnv,
+    ConfigMapMetadata,
+    ConfigMapStatus,
+    agent_configuration,
+)
 from stoker_k8s.connection import connect, kube_options
 from stoker_k8s.runtime import Informer
 
@@ -35,6 +40,10 @@ class _Both:
 def _client(kubeconfig: str | None, context: str | None) -> Any:
     from kubernetes import client
 
+    if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        # In a pod: the agent's own identity, never the pod's ServiceAccount token, which
+        # the gateway container holds too (H15).
+        return client.CoreV1Api(client.ApiClient(agent_configuration(dict(os.environ))))
     # No start-up probe: the agent keeps the gateway as it is through an API outage.
     connect(kubeconfig, context)
     return client.CoreV1Api()

@@ -64,6 +64,14 @@ log = logging.getLogger("stoker.controller")
     help="Namespace of the Lease.",
 )
 @click.option("--lease-seconds", default=15, show_default=True, help="Lease duration.")
+@click.option(
+    "--namespaces",
+    envvar="STOKER_NAMESPACES",
+    default=None,
+    help="Comma-separated namespaces whose GatewaySyncs this installation serves (the chart "
+    "value `namespaces`, with the RBAC to match); unset: every namespace (needs cluster-wide "
+    "rights, which the chart never grants).",
+)
 def controller(
     kubeconfig: str | None,
     context: str | None,
@@ -75,6 +83,7 @@ def controller(
     leader_election: bool,
     lease_namespace: str,
     lease_seconds: int,
+    namespaces: str | None,
 ) -> None:
     """Resolve refs, publish metadata, and report gateway status on every GatewaySync."""
     from kubernetes import client
@@ -87,7 +96,8 @@ def controller(
     metrics = ControllerMetrics()
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
-    ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi(), metrics)
+    served = None if namespaces is None else [n.strip() for n in namespaces.split(",") if n.strip()]
+    ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi(), metrics, namespaces=served)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -32,6 +32,11 @@ class KubeStore:
         self._errors = client.exceptions.ApiException
         self._informer: Informer | None = None
         self._lock = threading.Lock()
+        # The namespaces the installation serves (the chart's `namespaces`); unset: every one.
+        served = os.environ.get("STOKER_NAMESPACES")
+        self._served = (
+            None if served is None else {n.strip() for n in served.split(",") if n.strip()}
+        )
 
     def _cache(self) -> Informer | None:
         # Started on first use, in the gunicorn worker: a thread started before the fork
@@ -81,6 +86,8 @@ class KubeStore:
             self._informer.remember(updated)
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
+        if self._served is not None and namespace not in self._served:
+            return {}  # no Secret rights outside the served namespaces (H16): nothing to read
         try:
             data = self._core.read_namespaced_secret(name, namespace).data or {}
         except self._errors as e:
