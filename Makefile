@@ -11,11 +11,13 @@ help:
 	@echo "make demo   - set up, then plan the bundled example for two gateways"
 	@echo "make test   - set up, then lint, type-check, layer contracts and the whole test suite"
 	@echo "make bench  - benchmarks (speed and memory goals, measured as ratios in one run)"
+	@echo "make e2e    - as root: build a single-node cluster with a real kubelet, run tests/e2e on real pods"
+	@echo "make images - as root: build the container images offline as OCI tarballs in build/images"
 
 # Debian packages the tests need (git servers, rsync for benchmarks). Skipped when present.
 SYSDEPS := git rsync openssh-server openssh-client libnss-wrapper time
 sysdeps:
-	@missing=""; for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSDEPS) $(EXTRA_SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -75,3 +77,35 @@ bench: venv sysdeps testenv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+
+# --- The single-node test cluster (docs/testenv.md): `make cluster`, `make e2e`, `make cluster-down`.
+# Only these targets install the container runtime and image tools; `make test` never needs them.
+CLUSTER_SYSDEPS := containerd runc containernetworking-plugins umoci debootstrap iptables \
+	iproute2 util-linux openssl jq gcc libc6-dev
+.PHONY: cluster-sysdeps cluster-bins images cluster-images cluster cluster-down e2e
+cluster-sysdeps:
+	@$(MAKE) --no-print-directory sysdeps SYSDEPS= EXTRA_SYSDEPS="$(CLUSTER_SYSDEPS)"
+
+cluster-bins:
+	bash tests/cluster/build.sh
+
+# The images of adapters/images/images.toml as OCI tarballs in build/images (as root, offline
+# from Debian's mirror and PyPI: debootstrap + umoci); the cluster adds its pause image.
+# IMAGES_REF=HEAD builds the project as committed instead of the work tree.
+IMAGES_REF ?=
+images: cluster-sysdeps venv
+	$(PY) adapters/images/build.py $(if $(IMAGES_REF),--ref $(IMAGES_REF))
+
+cluster-images: images
+	$(PY) adapters/images/build.py pause tests/cluster/pause.c registry.k8s.io/pause:3.10
+
+cluster: cluster-sysdeps testenv cluster-bins cluster-images
+	bash tests/cluster/up.sh
+
+cluster-down:
+	bash tests/cluster/down.sh
+
+# Starts a cluster of its own, runs tests/e2e on real pods, tears down, then fails if the host
+# differs from the snapshot taken before the start.
+e2e: cluster-sysdeps venv testenv cluster-bins cluster-images
+	bash tests/cluster/e2e.sh

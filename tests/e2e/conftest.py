@@ -1,0 +1,98 @@
+"""End-to-end tests on real pods: the single-node cluster of tests/cluster (`make e2e`).
+
+Not collected by `make test` (pyproject's norecursedirs). Every test here needs the `cluster`
+fixture, which FAILS, never skips, when no cluster answers: `make e2e` starts one, runs this
+suite inside the cluster's namespaces and tears it down (docs/testenv.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from conftest import ROOT
+
+STATE = Path(os.environ.get("STOKER_CLUSTER_STATE", "/tmp/stoker-cluster"))
+VALUES = ROOT / "adapters" / "helm" / "stoker" / "values.yaml"
+HOW = (
+    "run `make e2e` (it starts the cluster, runs this suite inside the cluster's namespaces and "
+    "tears down), or `make cluster` and then: nsenter -t $(cat {state}/holder.pid) -n -m "
+    ".venv/bin/pytest tests/e2e"
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running test cluster: where its admin kubeconfig is and a client for it."""
+
+    kubeconfig: Path
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        """The core/v1 API."""
+        return client.CoreV1Api(self.api)
+
+
+def _ready(kubeconfig: Path) -> str | None:
+    """None when the API server behind `kubeconfig` answers /readyz, else why not."""
+    if not kubeconfig.is_file():
+        return f"{kubeconfig} does not exist"
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    server = cfg["clusters"][0]["cluster"]["server"]
+    user = cfg["users"][0]["user"]
+    context = ssl.create_default_context(
+        cafile=cfg["clusters"][0]["cluster"]["certificate-authority"]
+    )
+    context.load_cert_chain(user["client-certificate"], user["client-key"])
+    try:
+        with urllib.request.urlopen(f"{server}/readyz", context=context, timeout=5) as response:
+            return None if response.status == 200 else f"{server}/readyz answered {response.status}"
+    except OSError as error:
+        return f"{server} does not answer ({error})"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The running cluster; fails the test (never skips) when there is none."""
+    kubeconfig = STATE / "etc" / "admin.kubeconfig"
+    why = _ready(kubeconfig)
+    if why is not None:
+        pytest.fail(f"no test cluster: {why}. {HOW.format(state=STATE)}", pytrace=False)
+    api = config.new_client_from_config(str(kubeconfig))
+    try:
+        yield Cluster(kubeconfig, api)
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace, deleted after the test."""
+    name = f"e2e-{secrets.token_hex(4)}"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        cluster.core.delete_namespace(name, grace_period_seconds=0)
+
+
+@pytest.fixture(scope="session")
+def node_ip(cluster: Cluster) -> str:
+    """The node's address: servers the pods must reach (Git, gateway simulators) bind to it."""
+    return os.environ.get("STOKER_E2E_NODE_IP", "10.250.0.1")
+
+
+def chart_images() -> dict[str, str]:
+    """The image names the chart's default values use (image.controller, image.agent)."""
+    values = yaml.safe_load(VALUES.read_text())["image"]
+    return {key: name for key, name in values.items() if key != "pullPolicy"}
