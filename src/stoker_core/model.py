@@ -29,10 +29,32 @@ GIT_WORD = r"^[^-\s]\S*$"
 # requested ref is written into an annotation.
 MAX_REF = 255
 
+# Size bounds on everything a user writes in a GatewaySync (H10). The CRD carries them as
+# maxLength / maxItems / maxProperties (map keys: a CEL rule) and the validator names the field
+# that breaks one, so an oversized CR is refused by the API server and by `stoker validate`
+# alike. Each is far above any real GatewaySync; they keep megabytes out of git's command line,
+# annotations, ConfigMaps and every agent's memory.
+MAX_NAME = 253  # a Kubernetes object name or a Secret key (a DNS subdomain at most)
+MAX_URL = 2048  # a repository URL, an API base URL
+MAX_PATH = 1024  # a mapping source or destination, a glob
+MAX_VALUE = 4096  # a template variable's value, a patch value
+MAX_SHORT = 64  # a duration, a pull policy
+MAX_IDENTIFIER = 128  # a template variable name, a profile name
+MAX_ITEMS = 256  # excludePatterns, mappings, variables, varsFrom and profiles, each
+MAX_PATCHES = 64  # patches of one mapping, and paths set by one patch
+
 
 def doc(text: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: a description for the generated schema, plus schema constraints."""
     return {"doc": text, **extra}
+
+
+_GLOBS = {"maxItems": MAX_ITEMS, "items": {"maxLength": MAX_PATH}}
+_VARS = {
+    "maxProperties": MAX_ITEMS,
+    "keyMaxLength": MAX_IDENTIFIER,
+    "values": {"maxLength": MAX_VALUE},
+}
 
 
 class MappingType(enum.StrEnum):
@@ -61,8 +83,8 @@ class DriftPolicy(enum.StrEnum):
 class SecretKeyRef:
     """A key inside a Secret in the CR's namespace."""
 
-    name: str = attrs.field(metadata=doc("Secret name.", minLength=1))
-    key: str = attrs.field(metadata=doc("Key inside the Secret.", minLength=1))
+    name: str = attrs.field(metadata=doc("Secret name.", minLength=1, maxLength=MAX_NAME))
+    key: str = attrs.field(metadata=doc("Key inside the Secret.", minLength=1, maxLength=MAX_NAME))
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -89,7 +111,10 @@ class GitHubAppAuth:
     private_key_secret_ref: SecretKeyRef
     api_base_url: str = attrs.field(
         default="https://api.github.com",
-        metadata={**key("apiBaseURL"), **doc("GitHub API base URL; set for GitHub Enterprise.")},
+        metadata={
+            **key("apiBaseURL"),
+            **doc("GitHub API base URL; set for GitHub Enterprise.", maxLength=MAX_URL),
+        },
     )
 
 
@@ -115,6 +140,7 @@ class GitSpec:
         metadata=doc(
             "Repository URL (https, ssh, git or a path); no spaces, not starting with -.",
             minLength=1,
+            maxLength=MAX_URL,
             pattern=GIT_WORD,
         )
     )
@@ -122,6 +148,7 @@ class GitSpec:
         metadata=doc(
             "Branch, tag or full commit SHA; no spaces, not starting with -.",
             minLength=1,
+            maxLength=MAX_REF,
             pattern=GIT_WORD,
         )
     )
@@ -141,15 +168,19 @@ class Polling:
     """How often the controller re-resolves the ref."""
 
     enabled: bool = True
-    interval: str = attrs.field(default="60s", metadata=doc("Go duration, e.g. 60s or 5m."))
+    interval: str = attrs.field(
+        default="60s", metadata=doc("Go duration, e.g. 60s or 5m.", maxLength=MAX_SHORT)
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class GatewayAPI:
     """Where the gateway's API token is stored."""
 
-    secret_name: str = attrs.field(metadata=doc("Secret holding the API token.", minLength=1))
-    secret_key: str = "apiKey"
+    secret_name: str = attrs.field(
+        metadata=doc("Secret holding the API token.", minLength=1, maxLength=MAX_NAME)
+    )
+    secret_key: str = attrs.field(default="apiKey", metadata={"maxLength": MAX_NAME})
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -165,20 +196,39 @@ class GatewaySpec:
 class Patch:
     """JSON values to set in the files a glob selects (sjson paths → template values)."""
 
-    file: str = attrs.field(default="", metadata=doc("Glob relative to the mapping destination."))
-    set_: dict[str, str] = attrs.field(metadata={**key("set"), **doc("sjson path → value.")})
+    file: str = attrs.field(
+        default="", metadata=doc("Glob relative to the mapping destination.", maxLength=MAX_PATH)
+    )
+    set_: dict[str, str] = attrs.field(
+        metadata={
+            **key("set"),
+            **doc(
+                "sjson path → value.",
+                maxProperties=MAX_PATCHES,
+                keyMaxLength=MAX_PATH,
+                # No CEL rule for these keys: its estimated cost (profiles × mappings × patches)
+                # is over the API server's budget, so only the validator checks them.
+                keyRule=False,
+                values={"maxLength": MAX_VALUE},
+            ),
+        }
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class Mapping:
     """One source in the repository delivered to one destination in the data directory."""
 
-    source: str = attrs.field(metadata=doc("Repository path (Go template).", minLength=1))
-    destination: str = attrs.field(metadata=doc("Data-directory path (Go template).", minLength=1))
+    source: str = attrs.field(
+        metadata=doc("Repository path (Go template).", minLength=1, maxLength=MAX_PATH)
+    )
+    destination: str = attrs.field(
+        metadata=doc("Data-directory path (Go template).", minLength=1, maxLength=MAX_PATH)
+    )
     type: MappingType | None = None
     required: bool = False
     template: bool = False
-    patches: tuple[Patch, ...] = ()
+    patches: tuple[Patch, ...] = attrs.field(default=(), metadata={"maxItems": MAX_PATCHES})
     allow_empty: bool = attrs.field(
         default=False, metadata=doc("Allow a sync that would delete every file under this root.")
     )
@@ -189,7 +239,11 @@ class VarFrom:
     """A template variable whose value comes from a Secret key, mounted into the agent only
     (never copied into a ConfigMap, an event or a status)."""
 
-    name: str = attrs.field(metadata=doc("Template variable name: {{.Vars.<name>}}.", minLength=1))
+    name: str = attrs.field(
+        metadata=doc(
+            "Template variable name: {{.Vars.<name>}}.", minLength=1, maxLength=MAX_IDENTIFIER
+        )
+    )
     secret_key_ref: SecretKeyRef
 
 
@@ -197,9 +251,9 @@ class VarFrom:
 class Defaults:
     """Settings every profile inherits."""
 
-    exclude_patterns: tuple[str, ...] = DEFAULT_EXCLUDES
-    vars: dict[str, str] = attrs.field(factory=dict)
-    vars_from: tuple[VarFrom, ...] = ()
+    exclude_patterns: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDES, metadata=_GLOBS)
+    vars: dict[str, str] = attrs.field(factory=dict, metadata=_VARS)
+    vars_from: tuple[VarFrom, ...] = attrs.field(default=(), metadata={"maxItems": MAX_ITEMS})
     sync_period: int = attrs.field(default=30, metadata=doc("Seconds.", minimum=5, maximum=3600))
     designer_session_policy: DesignerPolicy = DesignerPolicy.PROCEED
     dry_run: bool = False
@@ -216,10 +270,12 @@ class Defaults:
 class Profile:
     """A named set of mappings; unset fields inherit from the defaults."""
 
-    mappings: tuple[Mapping, ...] = attrs.field(metadata=doc("Applied in order.", minItems=1))
-    exclude_patterns: tuple[str, ...] = ()
-    vars: dict[str, str] = attrs.field(factory=dict)
-    vars_from: tuple[VarFrom, ...] = ()
+    mappings: tuple[Mapping, ...] = attrs.field(
+        metadata=doc("Applied in order.", minItems=1, maxItems=MAX_ITEMS)
+    )
+    exclude_patterns: tuple[str, ...] = attrs.field(default=(), metadata=_GLOBS)
+    vars: dict[str, str] = attrs.field(factory=dict, metadata=_VARS)
+    vars_from: tuple[VarFrom, ...] = attrs.field(default=(), metadata={"maxItems": MAX_ITEMS})
     sync_period: int | None = attrs.field(
         default=None, metadata=doc("Seconds.", minimum=5, maximum=3600)
     )
@@ -237,7 +293,12 @@ class SyncSpec:
 
     defaults: Defaults = attrs.field(factory=Defaults)
     profiles: dict[str, Profile] = attrs.field(
-        metadata=doc("Profile name → profile.", minProperties=1)
+        metadata=doc(
+            "Profile name → profile.",
+            minProperties=1,
+            maxProperties=MAX_ITEMS,
+            keyMaxLength=MAX_IDENTIFIER,
+        )
     )
 
 
@@ -245,9 +306,9 @@ class SyncSpec:
 class AgentImage:
     """Agent image override."""
 
-    repository: str = ""
-    tag: str = ""
-    pull_policy: str = ""
+    repository: str = attrs.field(default="", metadata={"maxLength": MAX_URL})
+    tag: str = attrs.field(default="", metadata={"maxLength": MAX_IDENTIFIER})
+    pull_policy: str = attrs.field(default="", metadata={"maxLength": MAX_SHORT})
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -264,7 +325,9 @@ class ReceiverSpec:
 
     secret_name: str = attrs.field(
         metadata=doc(
-            "Secret with key `hmac` (GitHub/GitLab signature key) and/or `token`.", minLength=1
+            "Secret with key `hmac` (GitHub/GitLab signature key) and/or `token`.",
+            minLength=1,
+            maxLength=MAX_NAME,
         )
     )
 

@@ -20,7 +20,17 @@ from stoker_core import model
 from stoker_core.parsing import CONVERTER, wire_name
 from stoker_core.vocabulary import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
 
-_CONSTRAINTS = ("minLength", "pattern", "minimum", "maximum", "minItems", "minProperties")
+_CONSTRAINTS = (
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+)
 _PRESERVE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
@@ -68,6 +78,26 @@ def _default(field: attrs.Attribute[Any]) -> Any:
     return json.loads(json.dumps(CONVERTER.unstructure(value)))  # enums become plain strings
 
 
+def _constrain(prop: dict[str, Any], metadata: typing.Mapping[str, Any]) -> None:
+    """Copy a field's constraints into its schema: its own, its items' and its map values'."""
+    for name in _CONSTRAINTS:
+        if name in metadata:
+            prop[name] = metadata[name]
+    if "items" in metadata:
+        prop["items"] = {**prop["items"], **metadata["items"]}
+    if "values" in metadata:
+        prop["additionalProperties"] = {**prop["additionalProperties"], **metadata["values"]}
+    if "keyMaxLength" in metadata and metadata.get("keyRule", True):  # OpenAPI cannot bound
+        # map keys; a CEL rule can
+        longest = metadata["keyMaxLength"]
+        prop["x-kubernetes-validations"] = [
+            {
+                "rule": f"self.all(k, size(k) <= {longest})",
+                "message": f"every key must be at most {longest} characters long",
+            }
+        ]
+
+
 def object_schema(cls: type) -> dict[str, Any]:
     """The structural schema of an attrs class (wire names, defaults, constraints)."""
     hints = typing.get_type_hints(cls, vars(model))
@@ -77,9 +107,7 @@ def object_schema(cls: type) -> dict[str, Any]:
         if field.metadata.get("passthrough"):
             continue
         prop = dict(_type_schema(hints[field.name]))
-        for name in _CONSTRAINTS:
-            if name in field.metadata:
-                prop[name] = field.metadata[name]
+        _constrain(prop, field.metadata)
         if "doc" in field.metadata:
             prop["description"] = field.metadata["doc"]
         default = _default(field)

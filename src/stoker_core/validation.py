@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from stoker_core import model
+from stoker_core import bounds, model
 from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, Problem
 from stoker_core.globs import BadPattern
@@ -65,6 +65,8 @@ def _check_parts(data: object) -> Iterator[Problem]:
     ]
     profiles = _part(data, "spec", "sync", "profiles")
     for name, raw in profiles.items() if isinstance(profiles, dict) else ():
+        if len(str(name)) > model.MAX_IDENTIFIER:
+            continue
         base = f"spec.sync.profiles.{name}"
         if _structures(raw, model.Profile):
             parts.append((raw, model.Profile, functools.partial(_check_profile, base, name)))
@@ -87,7 +89,15 @@ def _structures(raw: object, cls: type) -> bool:
 
 
 def check(gs: model.GatewaySync) -> Iterator[Problem]:
-    """Yield every semantic problem in a GatewaySync."""
+    """Yield every semantic problem in a GatewaySync; a field over its size bound (the CRD's
+    maxLength, maxItems, maxProperties) gets that problem alone."""
+    bounded = list(bounds.problems(gs.spec, "spec"))
+    yield from bounded
+    over = {p.field for p in bounded}
+    yield from (p for p in _semantics(gs) if p.field not in over)
+
+
+def _semantics(gs: model.GatewaySync) -> Iterator[Problem]:
     if not gs.metadata.name:
         yield Problem(field="metadata.name", message="is required; name the GatewaySync")
     spec = gs.spec
@@ -104,6 +114,8 @@ def check(gs: model.GatewaySync) -> Iterator[Problem]:
             field="spec.sync.profiles", message="needs at least one profile, e.g. default"
         )
     for name, profile in spec.sync.profiles.items():
+        if len(name) > model.MAX_IDENTIFIER:
+            continue  # named by its bound's problem; checked once it has a usable name
         yield from _check_profile(f"spec.sync.profiles.{name}", name, profile)
 
 
@@ -165,6 +177,8 @@ def _check_polling(polling: model.Polling) -> Iterator[Problem]:
 
 def _check_vars(field: str, values: dict[str, str]) -> Iterator[Problem]:
     for name in sorted(values):
+        if len(name) > model.MAX_IDENTIFIER:
+            continue  # named by its bound's problem
         if not IDENTIFIER.match(name):
             yield Problem(
                 field=f"{field}.{name}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from core.helpers import manifest_with
 from stoker_core.errors import InvalidInput
 from stoker_core.model import DesignerPolicy, DriftPolicy
+from stoker_core.schema import crd
 from stoker_core.validation import check_literal_path, load
 
 BASE = manifest_with({"default": {"mappings": [{"source": "a", "destination": "b"}]}})
@@ -207,3 +209,115 @@ def test_H13_a_flood_of_template_openers_in_a_path_is_checked_in_linear_time() -
     with contextlib.suppress(InvalidInput):
         load(doc)  # the webhook's check: 4 s before
     assert time.monotonic() - started < 5  # a liveness bound; it takes milliseconds
+
+
+BOUNDS = [
+    ("spec__git__ref", "r" * 300_000, "spec.git.ref", "maxLength"),
+    ("spec__git__repo", "https://h/" + "r" * 3000, "spec.git.repo", "maxLength"),
+    ("spec__polling__interval", "1" * 100 + "s", "spec.polling.interval", "maxLength"),
+    (
+        "spec__sync__defaults__excludePatterns",
+        ["*"] * 257,
+        "spec.sync.defaults.excludePatterns",
+        "maxItems",
+    ),
+    (
+        "spec__sync__defaults__excludePatterns",
+        ["a" * 1025],
+        "spec.sync.defaults.excludePatterns[0]",
+        "maxLength",
+    ),
+    (
+        "spec__sync__defaults__vars",
+        {"site": "v" * 4097},
+        "spec.sync.defaults.vars.site",
+        "maxLength",
+    ),
+    ("spec__sync__defaults__vars", {"k" * 129: "v"}, "spec.sync.defaults.vars", "for a key"),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "s" * 1025, "destination": "b"}],
+        "spec.sync.profiles.default.mappings[0].source",
+        "maxLength",
+    ),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "a", "destination": "d" * 1025}],
+        "spec.sync.profiles.default.mappings[0].destination",
+        "maxLength",
+    ),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "a", "destination": "b"}] * 257,
+        "spec.sync.profiles.default.mappings",
+        "maxItems",
+    ),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "a", "destination": "b", "patches": [{"file": "*", "set": {"a": "1"}}] * 65}],
+        "spec.sync.profiles.default.mappings[0].patches",
+        "maxItems",
+    ),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "a", "destination": "b", "patches": [{"file": "*" * 1025, "set": {"a": "1"}}]}],
+        "spec.sync.profiles.default.mappings[0].patches[0].file",
+        "maxLength",
+    ),
+    (
+        "spec__sync__profiles__default__mappings",
+        [{"source": "a", "destination": "b", "patches": [{"set": {"a": "v" * 4097}}]}],
+        "spec.sync.profiles.default.mappings[0].patches[0].set.a",
+        "maxLength",
+    ),
+    (
+        "spec__sync__profiles__default__varsFrom",
+        [{"name": "v" * 129, "secretKeyRef": {"name": "s", "key": "k"}}],
+        "spec.sync.profiles.default.varsFrom[0].name",
+        "maxLength",
+    ),
+    (
+        "spec__sync__profiles__" + "p" * 129,
+        {"mappings": [{"source": "a", "destination": "b"}]},
+        "spec.sync.profiles",
+        "for a key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "value", "field", "bound"), BOUNDS)
+def test_H10_the_validator_names_the_field_and_the_bound_it_breaks(
+    change: str, value: Any, field: str, bound: str
+) -> None:
+    found = problems(with_changes(**{change: value}))
+    assert bound in found[field], found
+    assert len(found[field]) < 200  # never the oversized value itself
+    assert all(len(f) < 200 for f in found)
+
+
+def _unbounded(schema: dict[str, Any], where: str) -> Iterator[str]:
+    """Every string, list and map in a CRD schema that has no size bound."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return  # e.g. spec.agent.resources: Kubernetes' own type, validated where it is used
+    kind = schema.get("type")
+    if kind == "string" and "enum" not in schema and "maxLength" not in schema:
+        yield where
+    if kind == "array":
+        if "maxItems" not in schema:
+            yield where
+        yield from _unbounded(schema["items"], f"{where}[]")
+    if kind == "object" and "additionalProperties" in schema:
+        rules = " ".join(r["rule"] for r in schema.get("x-kubernetes-validations", []))
+        if "maxProperties" not in schema or "size(k)" not in rules:
+            yield where
+        yield from _unbounded(schema["additionalProperties"], f"{where}.*")
+    for name, prop in schema.get("properties", {}).items():
+        yield from _unbounded(prop, f"{where}.{name}")
+
+
+def test_H10_every_string_list_and_map_a_user_writes_has_a_bound_in_the_crd() -> None:
+    root = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    missing = set(_unbounded(root["properties"]["spec"], "spec"))
+    # Patch `set` keys: a CEL rule there would cost profiles × mappings × patches evaluations,
+    # over the API server's budget; the validator bounds them (test above).
+    assert missing == {"spec.sync.profiles.*.mappings[].patches[].set"}

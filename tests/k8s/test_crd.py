@@ -119,3 +119,37 @@ def test_short_name_and_printer_columns_are_served(kube_api: client.ApiClient) -
         "Last Sync",
     ]
     assert version.subresources.status is not None
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("spec", "git", "ref"), "r" * 256, "spec.git.ref: Too long"),
+        (("spec", "git", "ref"), "r" * 300_000, "spec.git.ref: Too long"),
+        (("spec", "sync", "defaults", "excludePatterns"), ["*"] * 257, "excludePatterns: Too many"),
+        (
+            ("spec", "sync", "profiles", "p" * 129),
+            {"mappings": [{"source": "p", "destination": "projects"}]},
+            "spec.sync.profiles: Invalid value",
+        ),
+    ],
+)
+def test_H10_the_api_server_refuses_oversized_fields_naming_them(
+    kube_api: client.ApiClient,
+    kube_namespace: str,
+    path: tuple[str, ...],
+    value: Any,
+    fragment: str,
+) -> None:
+    body = copy.deepcopy(MINIMAL)
+    node = body
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    with pytest.raises(ApiException) as info:
+        client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+        )
+    assert info.value.status == 422
+    assert fragment in str(info.value.body)
