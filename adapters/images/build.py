@@ -35,6 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 VALUES = ROOT / "adapters" / "helm" / "stoker" / "values.yaml"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stoker" / "images"
 CLEAN = ["var/lib/apt/lists", "var/cache/apt", "var/log/apt", "var/cache/debconf/templates.dat-old"]
+# What debian:bookworm-slim (the Dockerfiles' base) leaves out: documentation but its copyright
+# files, manuals, translations. Part of the cache key: changing it rebuilds the root filesystems.
+SLIM = ["usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian",
+        "usr/share/linda", "usr/share/locale"]  # fmt: skip
 
 
 class BuildError(Exception):
@@ -101,6 +105,10 @@ def cached_rootfs(name: str, key: str, make: callable) -> Path:  # type: ignore[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for stale in CACHE.glob(f"{name}-*"):  # older keys of the same root filesystem
+        if stale != dest and len(stale.name) == len(dest.name):
+            log(f"removing the outdated {stale}")
+            shutil.rmtree(stale, ignore_errors=True)
     return dest
 
 
@@ -120,10 +128,27 @@ def base_rootfs(image: Image) -> Path:
     return cached_rootfs(f"{image.suite}-base", key, make)
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def slim(rootfs: Path) -> None:
+    """Remove what the slim Debian images exclude (dpkg path-exclude): docs, manuals, locales."""
+    for rel in SLIM:
+        for child in (rootfs / rel).glob("*"):
+            _remove(child)
+    for child in (rootfs / "usr/share/doc").glob("*/*"):
+        if child.name != "copyright":
+            _remove(child)
+
+
 def image_rootfs(image: Image) -> Path:
     """The base root filesystem plus the image's own Debian packages, apt's lists removed."""
     base = base_rootfs(image)
-    key = digest(image.suite, image.mirror, *image.all_packages)
+    key = digest(image.suite, image.mirror, *image.all_packages, *CLEAN, *SLIM)
 
     def make(tmp: Path) -> None:
         tmp.rmdir()
@@ -143,6 +168,7 @@ def image_rootfs(image: Image) -> Path:
         resolv.unlink()
         for rel in CLEAN:
             shutil.rmtree(tmp / rel, ignore_errors=True)
+        slim(tmp)
 
     return cached_rootfs(f"{image.suite}-{image.key}", key, make)
 
