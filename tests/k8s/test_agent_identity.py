@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k8s.rbacsupport import chart_rbac, forbidden, token_for
+from k8s.rbacsupport import chart_rbac, forbidden, held_rules, token_for
 from k8s.test_chart import helm as helm  # the fixture
 from k8s.test_crd import MINIMAL
+from k8s.test_rbac_table import table
 from stoker_core.errors import TemporaryError
 from stoker_core.injection import decide
 from stoker_core.model import GatewaySync
@@ -236,6 +237,14 @@ def test_H15_the_agent_identity_reads_its_metadata_and_writes_only_its_gateways_
         assert forbidden(agent.list_namespaced_config_map, ns)
         assert forbidden(agent.read_namespaced_secret, f"stoker-agent-token-{CR}", ns)
         assert forbidden(agent.list_namespaced_pod, ns)
+        # Exactly the agent's rows of docs/security.md's RBAC table, as the API server sees it.
+        rows = {r[2:] for r in table() if r[0] == "stoker-agent-<gatewaysync>"}
+        expected = {
+            (group, resource, verb, name.replace("<gatewaysync>", CR).replace("<pod>", pod))
+            for group, resource, verb, name in rows
+            for pod in site["pods"]
+        }
+        assert held_rules(agent_api, ns) == expected
     site["controller"].reconcile(get_cr(site["custom"], ns))
     gateways = get_cr(site["custom"], ns)["status"]["discoveredGateways"]
     assert {g["podName"]: g["syncStatus"] for g in gateways} == {"gw-0": "Error", "gw-1": "Pending"}
