@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import Secrets, authentic, parse
+from stoker_k8s.intake import LATE
 from stoker_k8s.receiver import Conflict, Receiver, make_app
 
 DOC = (ROOT / "docs" / "receiver.md").read_text()
@@ -124,6 +125,8 @@ def test_every_documented_response_body_is_one_the_receiver_sends() -> None:
         receiver.handle("plant", "plant", b'{"ref": "   "}', auth),
     ]
     sent += [receiver.handle("plant", "plant", b"{}", auth) for _ in range(12)]
+    sent += [receiver.handle("plant", "plant", b"{}", {}, "203.0.113.9") for _ in range(21)]
+    sent.append((408, {"error": LATE}))  # answered by the serving front (stoker_k8s.intake)
     sent.append(_too_large(receiver))
     busy = Receiver(Busy(), Secrets(token="t0ken"))
     sent.append(busy.handle("plant", "plant", b'{"ref": "v9"}', auth))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -223,16 +224,26 @@ def record(recorded: str, mark: str, now: float) -> str:
 
 PRUNE_ABOVE = 1024  # buckets kept before the full ones are swept
 
-PRUNE_ABOVE = 1024  # buckets kept before the full ones are swept
+# The receiver's two budgets (H9), both per receiver process. Strangers: requests that did not
+# authenticate, counted per client address and checked before any authentication work, so a
+# flood of forgeries is answered 429 cheaply; an address that sends only valid deliveries never
+# spends it. Deliveries: authenticated requests per GatewaySync, which forgeries never spend.
+STRANGER_RATE, STRANGER_BURST = 1.0, 20.0  # failed requests per second per address; burst
+DELIVERY_RATE, DELIVERY_BURST = 10.0, 10.0  # authenticated requests per second per GatewaySync
+IPV6_PREFIX = 64  # one IPv6 client holds a whole /64: it is counted as one address
 
 
 @attrs.define
 class RateLimit:
-    """A token bucket per key: `rate` requests per second, bursts up to `rate`."""
+    """A token bucket per key: `rate` requests per second, bursts up to `burst` (else `rate`)."""
 
     rate: float = 10.0
+    burst: float = 0.0
     _buckets: dict[str, tuple[float, float]] = attrs.field(factory=dict)
     _sweep_at: int = PRUNE_ABOVE
+
+    def __attrs_post_init__(self) -> None:
+        self.burst = self.burst or self.rate
 
     def allow(self, key: str, now: float) -> bool:
         """Take one token for `key` at time `now` (seconds); False when the bucket is empty."""
@@ -240,13 +251,20 @@ class RateLimit:
             self._forget_full(now)
             # Amortised: under a burst too fast to refill, do not sweep on every request.
             self._sweep_at = max(PRUNE_ABOVE, 2 * len(self._buckets))
-        tokens, last = self._buckets.get(key, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        tokens = self._tokens(key, now)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
             return False
         self._buckets[key] = (tokens - 1, now)
         return True
+
+    def ready(self, key: str, now: float) -> bool:
+        """Whether `key` has a token at `now`, without taking it."""
+        return self._tokens(key, now) >= 1
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled: they mean no more than an absent one. Keys come from
@@ -254,5 +272,57 @@ class RateLimit:
         self._buckets = {
             k: (tokens, last)
             for k, (tokens, last) in self._buckets.items()
-            if tokens + (now - last) * self.rate < self.rate
+            if tokens + (now - last) * self.rate < self.burst
         }
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str, forwarded_for: str, trusted: Sequence[Network]) -> str:
+    """The address a request's stranger budget is counted against.
+
+    The peer itself, unless it is a trusted proxy: then `X-Forwarded-For` is read from the
+    right (each proxy appends the address it received from), skipping trusted proxies, and the
+    first other address is the client. Entries left of it were written by the client and are
+    never believed. An IPv6 client counts as its /64."""
+    hops = [peer, *reversed([h.strip() for h in forwarded_for.split(",")])]
+    client = peer
+    for hop in hops:
+        address = _address(hop)
+        if address is None:
+            break  # garbage from beyond the last proxy we trust: count the hop that sent it
+        client = _bucket(address)
+        if not any(address in network for network in trusted):
+            break
+    return client
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
+
+
+def trusted_networks(spec: str) -> tuple[Network, ...]:
+    """Parse a comma-separated list of proxy addresses or CIDR networks (InvalidInput if bad)."""
+    networks = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise InvalidInput.one(
+                f'"{item[:60]}" is not an IP address or CIDR network (e.g. 10.0.0.0/8)',
+                field="trusted proxies",
+            ) from None
+    return tuple(networks)

@@ -7,6 +7,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from stoker_k8s.intake import IntakeWorker, Limits
+
 
 class _Application(BaseApplication):  # type: ignore[misc]
     def __init__(self, app: Any, options: dict[str, Any]) -> None:
@@ -29,16 +31,23 @@ def serve(
     cert_file: str | None,
     key_file: str | None,
     workers: int = 2,
-    threads: int = 1,
+    threads: int = 4,
+    limits: Limits | None = None,
 ) -> None:
-    """Run gunicorn until it is told to stop (SIGTERM: graceful); TLS when given a cert."""
+    """Run gunicorn until it is told to stop (SIGTERM: graceful); TLS when given a cert.
+
+    Always the IntakeWorker: requests are read whole, under `limits`, before a thread runs the
+    app, so slow clients cannot take the `workers` × `threads` request slots (H8)."""
     tls = {"certfile": cert_file, "keyfile": key_file} if cert_file else {}
+    worker = type("IntakeWorker", (IntakeWorker,), {"limits": limits or Limits()})
     options = {
         "bind": bind,
         **tls,
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        "worker_class": worker,
+        "worker_connections": 1000,  # per worker, slow or idle ones included
+        "keepalive": 5,  # seconds an idle kept-alive connection waits for its next request
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,

@@ -8,19 +8,25 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import (
+    DELIVERY_BURST,
+    DELIVERY_RATE,
     MAX_BODY,
+    STRANGER_BURST,
+    STRANGER_RATE,
     Event,
+    Network,
     RateLimit,
     Secrets,
     Verb,
     authentic,
+    client_address,
     delivery_mark,
     parse,
     record,
@@ -64,26 +70,39 @@ class Receiver:
     GatewaySync itself (an annotation), so every replica and process sees every delivery."""
 
     def __init__(
-        self, store: Store, global_secrets: Secrets, *, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        global_secrets: Secrets,
+        *,
+        clock: Callable[[], float] = time.time,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.store = store
         self.global_secrets = global_secrets
         self._clock = clock
-        self._limit = RateLimit()
+        self._trusted = tuple(trusted_proxies)
+        self._strangers = RateLimit(rate=STRANGER_RATE, burst=STRANGER_BURST)  # per address
+        self._deliveries = RateLimit(rate=DELIVERY_RATE, burst=DELIVERY_BURST)  # per CR
         self._lock = threading.Lock()
 
     def handle(
-        self, namespace: str, name: str, body: bytes, headers: Mapping[str, str]
+        self, namespace: str, name: str, body: bytes, headers: Mapping[str, str], peer: str = ""
     ) -> tuple[int, dict[str, Any]]:
-        """Answer one request: (HTTP status, JSON body)."""
+        """Answer one request from `peer` (the socket's address): (HTTP status, JSON body)."""
         now = self._clock()
-        with self._lock:
-            if not self._limit.allow(f"{namespace}/{name}", now):
-                return 429, {"error": "too many requests for this GatewaySync; slow down"}
+        client = client_address(peer, headers.get("x-forwarded-for", ""), self._trusted)
+        with self._lock:  # before any work: a flood of forgeries costs a dict look-up each
+            if not self._strangers.ready(client, now):
+                return 429, {"error": "too many unauthenticated requests; slow down"}
         cr = self.store.get(namespace, name)
         secrets = self._secrets(namespace, cr)
         if not authentic(body, headers, secrets):
+            with self._lock:
+                self._strangers.allow(client, now)
             return 401, {"error": "unauthorized"}  # also for unknown CRs: no enumeration
+        with self._lock:  # a budget forged requests never reach
+            if not self._deliveries.allow(f"{namespace}/{name}", now):
+                return 429, {"error": "too many requests for this GatewaySync; slow down"}
         if cr is None:
             return 404, {"error": f"GatewaySync {namespace}/{name} not found"}
         tracked = str(cr.get("spec", {}).get("git", {}).get("ref", ""))
@@ -183,7 +202,9 @@ def make_app(receiver: Receiver, metrics: ControllerMetrics | None = None) -> An
             k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
         }
         try:
-            status, reply = receiver.handle(parts[1], parts[2], body, headers)
+            status, reply = receiver.handle(
+                parts[1], parts[2], body, headers, environ.get("REMOTE_ADDR", "")
+            )
         except Exception:  # the API server failed us: say so in JSON, never a bare 500 page
             log.exception("answering a delivery for %s/%s", parts[1], parts[2])
             status, reply = 503, {"error": "the API server did not answer; send the event again"}

@@ -34,6 +34,7 @@ ALLOWED = {
     "abc",
     "base64",
     "hmac",
+    "ipaddress",
     "stoker_core",
 }
 

@@ -18,11 +18,13 @@ from stoker_core.receiving import (
     Source,
     Verb,
     authentic,
+    client_address,
     delivery_mark,
     parse,
     record,
     replay_key,
     seen,
+    trusted_networks,
 )
 from stoker_core.validation import load
 
@@ -269,3 +271,35 @@ def test_H11_other_github_and_gitlab_events_never_read_as_a_generic_ref(
 ) -> None:
     event = parse(body(payload), headers, tracked="main")
     assert event.verb is verb
+
+
+def test_H9_a_stranger_budget_is_checked_without_being_spent() -> None:
+    limit = RateLimit(rate=1, burst=3)
+    assert all(limit.ready("198.51.100.7", 0.0) for _ in range(10))  # looking costs nothing
+    assert [limit.allow("198.51.100.7", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert not limit.ready("198.51.100.7", 0.5)
+    assert limit.ready("198.51.100.7", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.9", "140.82.112.1", "203.0.113.9"),  # not a proxy of ours: header ignored
+        ("10.0.0.5", "140.82.112.1", "140.82.112.1"),
+        ("10.0.0.5", "140.82.112.1, 198.51.100.7", "198.51.100.7"),  # left of it: the client's
+        ("10.0.0.5", "198.51.100.7, 10.0.0.9", "198.51.100.7"),  # two proxies of ours
+        ("10.0.0.5", "", "10.0.0.5"),
+        ("10.0.0.5", "not-an-address", "10.0.0.5"),
+        ("10.0.0.5", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "", "203.0.113.9"),
+    ],
+)
+def test_H9_the_client_is_the_first_address_no_trusted_proxy_wrote(
+    peer: str, forwarded: str, client: str
+) -> None:
+    assert client_address(peer, forwarded, trusted_networks("10.0.0.0/8")) == client
+
+
+def test_a_bad_trusted_proxy_is_named() -> None:
+    with pytest.raises(InvalidInput, match="ingress"):
+        trusted_networks("10.0.0.0/8, ingress")

@@ -150,3 +150,20 @@ def _retrying(check: Any) -> Any:
             return False
 
     return attempt
+
+
+def test_H9_the_receiver_trusts_forwarded_addresses_only_from_the_listed_proxies(
+    helm: str,
+) -> None:
+    def receiver_args(values: str) -> list[str]:
+        (deployment,) = [
+            d
+            for d in render(helm, "stoker-system", values)
+            if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-receiver")
+        ]
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    assert "--trusted-proxies" not in receiver_args("receiver.enabled=true")
+    args = receiver_args("receiver.enabled=true,receiver.trustedProxies={10.0.0.0/8,fd00::/8}")
+    assert args[args.index("--trusted-proxies") + 1] == "10.0.0.0/8,fd00::/8"

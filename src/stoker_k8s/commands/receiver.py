@@ -11,9 +11,11 @@ from typing import Any
 
 import click
 
-from stoker_core.receiving import Secrets
+from stoker_core.errors import InvalidInput
+from stoker_core.receiving import MAX_BODY, Secrets, trusted_networks
 from stoker_k8s.connection import connect, kube_options, probe
 from stoker_k8s.gunicorn import serve
+from stoker_k8s.intake import Limits
 from stoker_k8s.receiver import Conflict, Receiver, make_app
 from stoker_k8s.runtime import Informer
 
@@ -127,6 +129,13 @@ def _read(path: str | None, what: str) -> str | None:
     help="Global bearer / GitLab token, for GatewaySyncs with no secret of their own.",
 )
 @click.option("--threads", default=8, show_default=True, help="Request threads.")
+@click.option(
+    "--trusted-proxies",
+    envvar="STOKER_TRUSTED_PROXIES",
+    default="",
+    help="Comma-separated proxy addresses or CIDRs (your ingress controller's pods) whose "
+    "X-Forwarded-For names the client; from any other peer it is ignored.",
+)
 def receiver(
     bind: str,
     cert_file: str | None,
@@ -136,6 +145,7 @@ def receiver(
     hmac_secret_file: str | None,
     token_file: str | None,
     threads: int,
+    trusted_proxies: str,
 ) -> None:
     """Serve POST /webhook/{namespace}/{crName}."""
     connect(kubeconfig, context)
@@ -148,5 +158,19 @@ def receiver(
         log.warning(
             "no global secret: only GatewaySyncs naming receiver.secretName can be triggered"
         )
-    app = make_app(Receiver(KubeStore(), secrets))
-    serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=threads)
+    try:
+        trusted = trusted_networks(trusted_proxies)
+    except InvalidInput as e:
+        message = str(e.problems[0].message)
+        raise click.BadParameter(message, param_hint="--trusted-proxies") from None
+    app = make_app(Receiver(KubeStore(), secrets, trusted_proxies=trusted))
+    # One process: the rate limits are per process (threads share them).
+    serve(
+        app,
+        bind=bind,
+        cert_file=cert_file,
+        key_file=key_file,
+        workers=1,
+        threads=threads,
+        limits=Limits(max_body=MAX_BODY),
+    )

@@ -10,10 +10,11 @@ from stoker_core.errors import InvalidInput
 from stoker_core.injection import InjectionSettings
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
-from stoker_k8s.admission import make_app
+from stoker_k8s.admission import MAX_REVIEW, make_app
 from stoker_k8s.connection import api_errors, connect, kube_options, probe
 from stoker_k8s.events import EventAggregator
 from stoker_k8s.gunicorn import serve
+from stoker_k8s.intake import Limits
 from stoker_k8s.selfcert import ensure
 
 
@@ -82,6 +83,7 @@ def _clients() -> tuple[Any, Any]:
     help="Agent image when neither the pod nor the GatewaySync names one.",
 )
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, help="Request threads per worker.")
 def webhook(
     bind: str,
     cert_file: str | None,
@@ -95,6 +97,7 @@ def webhook(
     context: str | None,
     agent_image: str,
     workers: int,
+    threads: int,
 ) -> None:
     """Serve /mutate-v1-pod and /validate-gatewaysync over HTTPS."""
     connect(kubeconfig, context)
@@ -117,4 +120,12 @@ def webhook(
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
     app = make_app(lister, InjectionSettings(default_image=agent_image), record_event)
-    serve(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=workers)
+    serve(
+        app,
+        bind=bind,
+        cert_file=cert_file,
+        key_file=key_file,
+        workers=workers,
+        threads=threads,
+        limits=Limits(max_body=MAX_REVIEW),
+    )
