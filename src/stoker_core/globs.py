@@ -133,7 +133,7 @@ N0, N1, AFTER_GS, AFTER_GS_SLASH, AFTER_SLASH, AFTER_SLASH_GS, AFTER_SLASH_GS_SL
 
 _ACCEPT_NODE, _EVERY_NODE = 0, 1
 _MAX_STATES = 2048  # DFA states cached per matcher before the cache starts over
-_MAX_CACHED = 65536  # directories, and (state, file name) verdicts, cached per matcher
+_MAX_CACHED = 16384  # directories, and (state, file name) verdicts, cached per matcher
 
 
 class _Program:
