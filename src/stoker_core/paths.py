@@ -38,6 +38,12 @@ GATEWAY_OWNED = GlobSet(
 # operator) authenticates with, locking everyone out of the gateway's API.
 KEPT_UNLESS_RECORDED = GlobSet(["config/resources/*/ignition/api-token/**"])
 
+# Config collections the gateway itself owns and writes (security properties, user sources, API
+# tokens, everything edited in its web interface). A directory mapping onto one of them, or onto a
+# folder holding one, still owns that subtree, so Stoker warns: Inductive Automation's guidance is
+# to keep Git-managed config in `external` (or a deployment-mode collection) and leave `core` be.
+GATEWAY_COLLECTIONS = ("config/resources/core",)
+
 # Stoker's own state and the original agent's staging folder: never part of a sync.
 RESERVED = GlobSet([".stoker/**", ".sync-staging/**"])
 

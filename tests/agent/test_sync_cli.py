@@ -392,7 +392,7 @@ def test_drift_is_reported_and_gateway_stamps_are_not_drift(
     code = data / "projects/blue/ignition/script-python/shifts/code.py"
     code.write_text("# edited on the gateway\n")
     (data / "projects/blue/project.json").unlink()
-    stamped = data / "config/resources/core/ignition/system-properties/resource.json"
+    stamped = data / "config/resources/dev/ignition/system-properties/resource.json"
     body = json.loads(stamped.read_text())
     body["attributes"]["lastModification"] = {
         "actor": "external",

@@ -10,6 +10,7 @@ import click
 from stoker_agent.commands.common import (
     emit,
     identity_options,
+    one_line,
     output_option,
     reporting_errors,
     source_options,
@@ -19,7 +20,7 @@ from stoker_agent.gitrepo import Repository
 from stoker_agent.localtree import LocalTree
 from stoker_agent.rendering import print_plan
 from stoker_agent.syncing import read_manifest
-from stoker_core import desired, planning, profiles
+from stoker_core import desired, planning, profiles, takeovers
 from stoker_core.errors import ExitCode, InvalidInput, UsageError
 from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import SyncPlan
@@ -88,7 +89,8 @@ def plan(
             assert data_dir is not None
             live, manifest = _open_data_dir(data_dir)
         result = planning.plan(wanted, live, manifest)
-    _print(result, output, ref=ref or "HEAD", profile=effective.name, gateway=name)
+    warned = takeovers.in_plan(wanted, result, manifest, effective.name)
+    _print(result, output, ref=ref or "HEAD", profile=effective.name, gateway=name, warned=warned)
     sys.exit(ExitCode.CHANGES_PENDING if result.has_changes else ExitCode.OK)
 
 
@@ -110,9 +112,21 @@ def _open_data_dir(data_dir: str) -> tuple[LiveTree, Manifest | None]:
     return LocalTree(data_dir), read_manifest(data_dir)
 
 
-def _print(result: SyncPlan, output: str, *, ref: str, profile: str, gateway: str) -> None:
+def _print(
+    result: SyncPlan,
+    output: str,
+    *,
+    ref: str,
+    profile: str,
+    gateway: str,
+    warned: list[takeovers.Takeover],
+) -> None:
     report = plan_report(result, ref=ref, profile=profile, gateway=gateway)
+    if warned:  # a mapping owns the gateway's own core collection (docs/sync-rules.md)
+        report["warnings"] = [t.to_json() for t in warned]
     if output == "text":
+        for takeover in warned:  # on stderr: a pipe keeps the plan clean
+            click.echo(one_line(f"warning: {takeover.message()}"), err=True)
         print_plan(report)
     else:
         emit(report, output)

@@ -8,6 +8,7 @@ import click
 
 from stoker_agent.commands.common import emit, one_line, output_option, reporting_errors
 from stoker_agent.documents import Document, read_documents, shown
+from stoker_core import takeovers
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.kinds import Verdict, classify
 from stoker_core.validation import load
@@ -60,10 +61,12 @@ def _check(doc: Document) -> Result:
     if kind.verdict is Verdict.WRONG:
         return _result(doc.file, doc.index, doc.name, [Problem(field="kind", message=kind.problem)])
     try:
-        load(doc.data)
+        gs = load(doc.data)
     except InvalidInput as e:
         return _result(doc.file, doc.index, doc.name, e.problems)
-    return _result(doc.file, doc.index, doc.name, ())
+    result = _result(doc.file, doc.index, doc.name, ())
+    result["warnings"] = [t.to_json() for t in takeovers.in_profiles(gs.spec.sync)]
+    return result
 
 
 def _result(path: str, index: int | None, name: str, problems: object) -> Result:
@@ -85,6 +88,8 @@ def _print_text(results: list[Result]) -> None:
             click.echo(f"note: {where}: kind {kind} is not a GatewaySync; skipped")
         elif result["valid"]:
             click.echo(click.style("valid", fg="green") + f"   {where}: {name}")
+            for warning in result.get("warnings", ()):  # type: ignore[attr-defined]
+                click.echo(one_line(f"warning: {where}: {warning['message']}"), err=True)
         else:
             click.echo(click.style("invalid", fg="red") + f" {where}: {name}")
             for error in result["errors"]:  # type: ignore[attr-defined]
