@@ -7,8 +7,10 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-# Credentials that can hide inside URLs and headers whatever secret values we know of.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# Credentials that can hide inside URLs and headers whatever secret values we know of. A scheme
+# starts where a scheme word starts (the look-behind): else the scan would restart at every letter
+# of a long word, quadratic in the text.
+_URL_USERINFO = re.compile(r"(?<![a-zA-Z0-9+.-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _AUTH_HEADER = re.compile(
     r"(?i)(authorization|x-ignition-api-token|private-token)(\s*[:=]\s*)"
     r"((?:bearer|basic|token)\s+)?\S+"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stoker_core.redaction import MASK, redact
@@ -30,3 +32,10 @@ def test_tiny_secrets_do_not_shred_messages() -> None:
 
 def test_longer_secret_wins_over_its_prefix() -> None:
     assert redact("value=abcdef", ["abcd", "abcdef"]) == f"value={MASK}"
+
+
+def test_H13_redaction_takes_time_linear_in_the_text() -> None:
+    text = "a" * 200_000 + " https://user:pw@host/x"  # the scheme scan restarted at every letter
+    started = time.monotonic()
+    assert redact(text).endswith(" https://***@host/x")
+    assert time.monotonic() - started < 5  # a liveness bound: 2 s for 40,000 letters before
