@@ -20,10 +20,11 @@ from support.ignition_sim_resources import (
 CORE = "config/resources/core"
 
 
-def write_gateway_data(data: Path, *, token_name: str = "stoker") -> str:
+def write_gateway_data(data: Path, *, token_name: str = "stoker", quick_start: bool = True) -> str:
     """Fill `data` like a commissioned gateway and return its API token (`name:secret`).
 
-    The token lives in `core`, where an API key made in the gateway's web interface lands.
+    The token lives in `core`, where an API key made in the gateway's web interface lands;
+    `quick_start` adds the Quick Start project a fresh gateway offers.
     """
     write_collection(data, "core", parent="external")
     write_security_properties(data, collection="core")
@@ -46,7 +47,8 @@ def write_gateway_data(data: Path, *, token_name: str = "stoker") -> str:
     identity = data / "config/local/ignition/gateway-network/uuid.txt"
     identity.parent.mkdir(parents=True, exist_ok=True)
     identity.write_text("6f1c2a1e-3b7d-4c55-9a43-0f1a2b3c4d5e\n")
-    write_project(data, "QuickStart", title="Quick Start")
+    if quick_start:
+        write_project(data, "QuickStart", title="Quick Start")
     cache = data / CORE / ".resources"
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "index").write_text("gateway cache\n")
