@@ -173,17 +173,60 @@ def write_state_at(dir_fd: int, name: str, text: str) -> None:
     os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never its target
 
 
+def _open_parent(path: str) -> int:
+    """The directory holding state file `path` (`.stoker`), never followed if it is a link."""
+    parent = os.path.dirname(path) or "."
+    try:
+        return os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ApplyError(
+                f"{parent}: is a symbolic link or a file, not a directory; Stoker keeps its "
+                "state only in real directories: remove it"
+            ) from None
+        raise
+
+
 def write_state_file(path: str, text: str) -> None:
-    """Write a small state file atomically and durably, never through a link at its name."""
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    """Write a small state file atomically and durably, never through a link (H3)."""
+    fd = _open_parent(path)
     try:
         write_state_at(fd, os.path.basename(path), text)
     finally:
         os.close(fd)
 
 
-def read_state_at(dir_fd: int, name: str, where: str) -> str:
-    """A state file's text, never through a link, at most STATE_FILE_LIMIT bytes."""
+def read_state_file(path: str, limit: int = STATE_FILE_LIMIT) -> str | None:
+    """A state file's text, None when it is absent; never read through a link."""
+    try:
+        fd = _open_parent(path)
+    except FileNotFoundError:
+        return None
+    try:
+        return read_state_at(fd, os.path.basename(path), os.path.dirname(path), limit)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def remove_state_file(path: str) -> bool:
+    """Remove a state file; False if it was absent. A link at its directory is never followed."""
+    try:
+        fd = _open_parent(path)
+    except FileNotFoundError:
+        return False
+    try:
+        os.unlink(os.path.basename(path), dir_fd=fd)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def read_state_at(dir_fd: int, name: str, where: str, limit: int = STATE_FILE_LIMIT) -> str:
+    """A state file's text, never through a link, at most `limit` bytes."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError as e:
@@ -193,7 +236,7 @@ def read_state_at(dir_fd: int, name: str, where: str) -> str:
             ) from None
         raise
     with open(fd, "rb") as handle:
-        raw = handle.read(STATE_FILE_LIMIT + 1)
-    if len(raw) > STATE_FILE_LIMIT:
-        raise ValueError(f"{where}/{name} is larger than {STATE_FILE_LIMIT} bytes")
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"{where}/{name} is larger than {limit} bytes")
     return raw.decode("utf-8")

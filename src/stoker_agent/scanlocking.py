@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from stoker_agent.applying import STATE_DIR, write_state_file
+from stoker_agent.datadirs import STATE_DIR, ApplyError, read_state_file, write_state_file
 from stoker_agent.gateway import GatewayClient, GatewayLockHeld, GatewayUnavailable
 from stoker_core.errors import Blocked
 from stoker_core.scanlocks import (
@@ -124,12 +124,9 @@ class ScanLocks:
 
     def _records(self) -> dict[str, LockRecord]:
         """The record, read without following a link; absent or unreadable is empty."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return {}
-        with contextlib.suppress(OSError, UnicodeDecodeError), os.fdopen(fd, "rb") as handle:
-            return parse_records(handle.read(RECORD_LIMIT).decode("utf-8"))
+        with contextlib.suppress(OSError, ValueError, ApplyError):
+            text = read_state_file(self.path, RECORD_LIMIT)
+            return parse_records(text) if text else {}
         return {}
 
     def _remember(self, kind: str, held: HeldLock) -> None:

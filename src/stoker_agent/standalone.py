@@ -22,6 +22,11 @@ from stoker_agent.applying import (
     STATE_DIR,
     Applier,
     Progress,
+)
+from stoker_agent.datadirs import (
+    ApplyError,
+    read_state_file,
+    remove_state_file,
     write_state_file,
 )
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
@@ -286,7 +291,7 @@ def _run(
             verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
             if verdict is Verdict.RETRY:
                 return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
-            os.unlink(os.path.join(settings.data_dir, PENDING_FILE))
+            remove_state_file(os.path.join(settings.data_dir, PENDING_FILE))
             if verdict is Verdict.REJECTED:
                 return Outcome(_reject(client, settings, key, scan, base), plan)
             return Outcome(SyncRecord(result=str(verdict), scan=scan, **base), plan)
@@ -396,12 +401,9 @@ def _reject(
 
 def _read_pending(data_dir: str) -> list[str] | None:
     """Paths applied earlier whose scan has not succeeded yet, or None."""
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(os.path.join(data_dir, PENDING_FILE), encoding="utf-8") as handle,
-    ):
-        return [str(p) for p in json.load(handle).get("changed", [])]
-    return None
+    body = _read_json(os.path.join(data_dir, PENDING_FILE))
+    changed = body.get("changed") if body is not None else None
+    return [str(p) for p in changed] if isinstance(changed, list) else None
 
 
 def _owe_scan(data_dir: str, plan: SyncPlan) -> None:
@@ -412,11 +414,15 @@ def _owe_scan(data_dir: str, plan: SyncPlan) -> None:
 
 
 def _rejected(data_dir: str) -> str | None:
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(os.path.join(data_dir, REJECTED_FILE), encoding="utf-8") as handle,
-    ):
-        return str(json.load(handle).get("digest"))
+    body = _read_json(os.path.join(data_dir, REJECTED_FILE))
+    return str(body.get("digest")) if body is not None else None
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    """A JSON state file as an object; absent, linked, damaged or not an object is None."""
+    with contextlib.suppress(OSError, ValueError, ApplyError):
+        body = json.loads(read_state_file(path) or "null")
+        return body if isinstance(body, dict) else None
     return None
 
 
@@ -431,9 +437,15 @@ def _write_status(data_dir: str, record: SyncRecord) -> None:
     path = os.path.join(data_dir, STATUS_FILE)
     try:
         _write_json(path, record.to_json())
-    except OSError as e:
+    except (OSError, ApplyError) as e:
         # A status that cannot be written (a full disk) must not leave the last one standing,
-        # saying Synced: removing a file needs no free space (H7).
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        log.warning("writing %s: %s; the old status was removed", path, e.strerror)
+        # saying Synced: removing a file needs no free space (H7). Through a linked .stoker,
+        # nothing is written or removed (H3).
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        removed = False
+        with contextlib.suppress(OSError, ApplyError):
+            removed = remove_state_file(path)
+        if removed:
+            log.warning("writing %s: %s; the old status was removed", path, reason)
+        else:
+            log.debug("writing %s: %s", path, reason)
