@@ -117,7 +117,7 @@ def check(pattern: str) -> None:
 
 
 # NFA node kinds. CHAR, ANY, CLASS and SLASH consume one character; STAR loops on non-`/`;
-# GLOBSTAR is a `**` token, whose meaning depends on its neighbours (see _Program._close);
+# GLOBSTAR is a `**` token, whose meaning depends on its neighbours (see _Program.close);
 # SPLIT is a brace's choice; GMID is "inside `**/`": any characters, leaving after a `/`;
 # EVERY is a `**` that ends the pattern (matches the rest of any path); ACCEPT is the end.
 CHAR, ANY, CLASS, SLASH, STAR, GLOBSTAR, SPLIT, GMID, EVERY, ACCEPT = range(10)
