@@ -32,6 +32,12 @@ def register_secret(value: str) -> None:
             _secrets.add(value)
 
 
+def registered() -> tuple[str, ...]:
+    """Every secret value registered so far (to mask them in content as well as in logs)."""
+    with _lock:
+        return tuple(_secrets)
+
+
 def scrub(text: str) -> str:
     """Return `text` with every registered secret and credential pattern masked."""
     with _lock:

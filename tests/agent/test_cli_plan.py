@@ -131,7 +131,7 @@ def test_plan_reads_a_remote_repository_over_file_url(make_repo: Any, tmp_path: 
     assert report["added"] == ["projects/a.json"]
 
 
-def test_plan_text_output_lists_changes_with_marks_and_totals(
+def test_plan_text_output_groups_changes_by_resource_with_marks_and_totals(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
@@ -151,8 +151,8 @@ def test_plan_text_output_lists_changes_with_marks_and_totals(
         "blue",
     )
     assert done.returncode == 2, done.stderr
-    assert "  + projects/blue/project.json" in done.stdout
-    assert "  - projects/Stale/project.json" in done.stdout
+    assert "  + project blue: added (" in done.stdout  # a whole new project is one line
+    assert "project Stale: deleted (1 file)\n    - projects/Stale/project.json" in done.stdout
     assert "\x1b[" not in done.stdout  # no colour when not a terminal
     assert done.stdout.strip().splitlines()[-1].startswith("Plan: ")
 

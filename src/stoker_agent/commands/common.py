@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from stoker_agent import oserrors
+from stoker_agent import logs, oserrors
 from stoker_core.durations import parse_period
 from stoker_core.errors import ExitCode, Problem, StokerError
 from stoker_core.reports import error_report
@@ -66,6 +66,35 @@ source_options = _stack(
     click.option("--cr-name", help="Which GatewaySync of a multi-document file to use."),
     click.option("--repo", required=True, help="Repository: a local path or a URL."),
     click.option("--ref", default=None, help="Branch, tag or commit SHA; default HEAD."),
+)
+
+
+def _var_files(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f'"{value}" is not NAME=FILE', ctx=ctx, param=param)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                secret = handle.read().rstrip("\n")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise click.BadParameter(f"{path}: {why}", ctx=ctx, param=param) from None
+        logs.register_secret(secret)
+        out[name] = secret
+    return out
+
+
+var_file_option = click.option(
+    "--var-file",
+    "var_files",
+    multiple=True,
+    callback=_var_files,
+    metavar="NAME=FILE",
+    help="Template variable {{.Vars.NAME}} read from FILE (kept out of Git and logs).",
 )
 
 OUTPUTS = ("text", "json", "yaml")

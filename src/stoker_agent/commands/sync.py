@@ -22,33 +22,17 @@ from stoker_agent.commands.common import (
     output_option,
     reporting_errors,
     source_options,
+    var_file_option,
 )
 from stoker_agent.documents import pick
 from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitfetch import Credentials
 from stoker_agent.rendering import print_plan
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
+from stoker_core.diffs import Secrets
 from stoker_core.errors import ExitCode, UsageError
 from stoker_core.reports import plan_report
 from stoker_core.validation import load
-
-
-def _var_files(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise click.BadParameter(f'"{value}" is not NAME=FILE', ctx=ctx, param=param)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                secret = handle.read().rstrip("\n")
-        except OSError as e:
-            raise click.BadParameter(f"{path}: {e.strerror}", ctx=ctx, param=param) from None
-        logs.register_secret(secret)
-        out[name] = secret
-    return out
 
 
 @click.command()
@@ -74,14 +58,7 @@ def _var_files(
 @click.option("--api-token-file", type=click.Path(dir_okay=False), help="Gateway API token file.")
 @click.option("--gateway-ca-file", type=click.Path(dir_okay=False), help="CA bundle for HTTPS.")
 @click.option("--gateway-insecure", is_flag=True, help="Skip TLS verification of the gateway.")
-@click.option(
-    "--var-file",
-    "var_files",
-    multiple=True,
-    callback=_var_files,
-    metavar="NAME=FILE",
-    help="Template variable {{.Vars.NAME}} read from FILE (kept out of Git and logs).",
-)
+@var_file_option
 @click.option(
     "--watch", is_flag=True, help="Keep syncing, as the agent does (drift per driftPolicy)."
 )
@@ -93,6 +70,9 @@ def _var_files(
     help="With --watch: how often to look at the ref and check for drift (30, 30s, 5m).",
 )
 @click.option("--dry-run", is_flag=True, help="Plan only; exit 2 when changes are pending.")
+@click.option(
+    "--diff", "show_diff", is_flag=True, help="With --dry-run: show the content of each change."
+)
 @output_option
 @reporting_errors
 def sync(
@@ -119,6 +99,7 @@ def sync(
     watch: bool,
     interval: float,
     dry_run: bool,
+    show_diff: bool,
     output: str,
 ) -> None:
     """Sync DATA_DIR to REPO at REF for one gateway, then ask the gateway to rescan."""
@@ -132,6 +113,8 @@ def sync(
         raise UsageError("give one of --gateway-ca-file and --gateway-insecure")
     if api_token_file and not gateway_url:
         raise UsageError("--api-token-file needs --gateway-url")
+    if show_diff and not dry_run:
+        raise UsageError("--diff needs --dry-run (stoker plan --diff previews without syncing)")
     settings = SyncSettings(
         gatewaysync=load(pick(cr_file, cr_name).data),
         profile=profile,
@@ -156,6 +139,8 @@ def sync(
         else None,
         extra_vars=var_files,
         dry_run=dry_run,
+        diff=show_diff,
+        secrets=Secrets(named=var_files, anonymous=logs.registered()),
     )
     if not watch:
         with _progress_bar(enabled=output == "text" and sys.stdout.isatty()) as progress:
@@ -190,17 +175,21 @@ def _progress_bar(*, enabled: bool) -> Iterator[Progress | None]:
 
 def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
     record = outcome.record.to_json()
-    if output != "text":
-        body = (
-            plan_report(
-                outcome.plan,
-                ref=record["ref"] or "HEAD",
-                profile=record["profile"],
-                gateway=record["gateway"],
-            )
-            if outcome.plan
-            else {"schemaVersion": 1}
+    report = None
+    if outcome.plan is not None:
+        diffs, left_out = outcome.diffs or (None, 0)
+        report = plan_report(
+            outcome.plan,
+            ref=record["ref"] or "HEAD",
+            profile=record["profile"],
+            gateway=record["gateway"],
+            diffs=diffs,
+            diffs_left_out=left_out,
         )
+        if diffs is not None:  # contents are masked; paths and details may hold a value too
+            report = Secrets(anonymous=logs.registered()).mask_all(report)
+    if output != "text":
+        body = report if report is not None else {"schemaVersion": 1}
         body.update(
             result=record["result"],
             scan=record["scan"],
@@ -212,15 +201,8 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
             body["error"] = record["error"]
         emit(body, output, compact=compact)
         return
-    if outcome.plan is not None:
-        print_plan(
-            plan_report(
-                outcome.plan,
-                ref=record["ref"] or "HEAD",
-                profile=record["profile"],
-                gateway=record["gateway"],
-            )
-        )
+    if report is not None:
+        print_plan(report)
     for drift in record["drift"]:
         click.echo(click.style(f"  drift: {drift['path']} ({drift['kind']})", fg="magenta"))
     line = f"result: {record['result']}"

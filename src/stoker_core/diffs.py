@@ -1,0 +1,162 @@
+"""Content diffs of one file, bounded and with secrets masked before anything is compared.
+
+Secret values are replaced in the whole content of both sides before the diff is computed, so no
+cut (of a line, a file or a report) can leave a fragment of one behind. Each value is masked as
+written and as JSON writes it (a patch stores values JSON-escaped).
+
+difflib's matcher can take time quadratic in the number of lines, so a side over MAX_LINES lines
+or MAX_BYTES bytes is not diffed (the file is summarised by size, with a note), and a diff is cut
+after MAX_DIFF_LINES lines of output, with a note.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from stoker_core.redaction import MIN_SECRET_LENGTH
+
+MAX_BYTES = 512 * 1024  # per side: a larger file is summarised, not diffed
+MAX_LINES = 5_000  # per side: difflib stays fast below this
+MAX_DIFF_LINES = 400  # lines of unified diff kept per file
+MAX_LINE = 400  # characters kept per diff line (a minified JSON is one long line)
+CONTEXT = 3
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Secrets:
+    """Values never to show: named ones (a variable: shown as `<secret NAME>`) and anonymous
+    ones (a token registered by the process: shown as `***`)."""
+
+    named: Mapping[str, str] = attrs.field(factory=dict)
+    anonymous: tuple[str, ...] = ()
+
+    def replacements(self) -> list[tuple[str, str]]:
+        """(value as it may appear, what to show), longest first so no mask leaves a tail."""
+        pairs: dict[str, str] = {}
+        for label, value in [(f"<secret {n}>", v) for n, v in self.named.items()] + [
+            ("***", v) for v in self.anonymous
+        ]:
+            for form in _forms(value):
+                if len(form) >= MIN_SECRET_LENGTH:
+                    pairs.setdefault(form, label)
+        return sorted(pairs.items(), key=lambda p: len(p[0]), reverse=True)
+
+    def mask(self, text: str) -> str:
+        """Return `text` with every secret value (in every form) replaced by its label."""
+        return _masked(text, self.replacements())
+
+    def mask_all(self, data: Any) -> Any:
+        """Return a JSON-like value with every string in it masked (keys included)."""
+        pairs = self.replacements()
+        if not pairs:
+            return data
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return _masked(value, pairs)
+            if isinstance(value, dict):
+                return {_masked(k, pairs): walk(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [walk(v) for v in value]
+            return value
+
+        return walk(data)
+
+
+def _masked(text: str, pairs: list[tuple[str, str]]) -> str:
+    for value, label in pairs:
+        if value in text:
+            text = text.replace(value, label)
+    return text
+
+
+def _forms(value: str) -> Iterable[str]:
+    yield value
+    yield value.strip()
+    yield json.dumps(value, ensure_ascii=False)[1:-1]
+    yield json.dumps(value)[1:-1]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FileDiff:
+    """One changed file: text with a unified diff, or binary/too large with sizes only."""
+
+    path: str
+    change: str  # added, modified, deleted
+    binary: bool
+    size_before: int | None
+    size_after: int | None
+    lines: tuple[str, ...] = ()  # unified diff lines, without newlines; masked
+    note: str = ""  # why the diff is missing or cut
+
+    def to_json(self) -> dict[str, object]:
+        """The wire form (docs/schemas/plan.schema.json, `diffs`)."""
+        body: dict[str, object] = {
+            "path": self.path,
+            "change": self.change,
+            "binary": self.binary,
+            "sizeBefore": self.size_before,
+            "sizeAfter": self.size_after,
+            "diff": list(self.lines),
+        }
+        if self.note:
+            body["note"] = self.note
+        return body
+
+
+def is_binary(data: bytes) -> bool:
+    """Binary: a NUL byte in the first 8 KiB (as git decides), or not UTF-8."""
+    if b"\0" in data[:8192]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def diff(path: str, before: bytes | None, after: bytes | None, secrets: Secrets) -> FileDiff:
+    """The diff of one file between two contents (None: absent on that side)."""
+    change = "added" if before is None else "deleted" if after is None else "modified"
+
+    def made(binary: bool = False, lines: tuple[str, ...] = (), note: str = "") -> FileDiff:
+        return FileDiff(
+            path=path,
+            change=change,
+            binary=binary,
+            size_before=None if before is None else len(before),
+            size_after=None if after is None else len(after),
+            lines=lines,
+            note=note,
+        )
+
+    sides = [b for b in (before, after) if b is not None]
+    if any(is_binary(b) for b in sides):
+        return made(binary=True)
+    if any(len(b) > MAX_BYTES or b.count(b"\n") > MAX_LINES for b in sides):
+        return made(note=f"not diffed: over {MAX_LINES} lines or {MAX_BYTES // 1024} KiB on a side")
+    old, new = (secrets.mask(b.decode("utf-8")) if b is not None else "" for b in (before, after))
+    lines = list(_unified(path, old, new, before is None, after is None))
+    note = ""
+    if old == new and change == "modified":
+        note = "the change is only in secret values or line endings"
+    if len(lines) > MAX_DIFF_LINES:
+        note = f"diff cut after {MAX_DIFF_LINES} of {len(lines)} lines"
+        lines = lines[:MAX_DIFF_LINES]
+    return made(lines=tuple(lines), note=note)
+
+
+def _unified(path: str, old: str, new: str, created: bool, removed: bool) -> Iterable[str]:
+    a = "/dev/null" if created else f"a/{path}"
+    b = "/dev/null" if removed else f"b/{path}"
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), a, b, n=CONTEXT, lineterm=""
+    ):
+        if len(line) > MAX_LINE:
+            line = line[:MAX_LINE] + f" … ({len(line) - MAX_LINE} more characters)"
+        yield line
