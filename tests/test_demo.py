@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,6 +38,16 @@ def head(demo: Any) -> str:
     return str(demo.git("rev-parse", "HEAD"))
 
 
+def dry_run(demo: Any) -> subprocess.CompletedProcess[str]:
+    args = ["sync", *demo.identity(), "--data-dir", str(demo.data), "--dry-run", "-o", "json"]
+    return subprocess.run(
+        [sys.executable, "-m", "stoker_agent.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_every_demo_step_leaves_the_state_it_announces(tmp_path: Path) -> None:
     module = load_demo()
     seen: dict[str, Any] = {}
@@ -60,6 +71,11 @@ def test_every_demo_step_leaves_the_state_it_announces(tmp_path: Path) -> None:
             assert loaded == {"blue", "global"}
             assert (data / SHIFTS / "code.py").is_file()
             assert (data / DEV).is_file()
+            stamped = json.loads((data / SHIFTS / "resource.json").read_text())["attributes"]
+            assert stamped["lastModification"]["actor"] == "external"  # the gateway's stamp
+            again = dry_run(demo)
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert json.loads(again.stdout)["drift"] == []  # stamps are neither drift nor change
         elif step == "change":
             assert "Blue Line 2 Overview" in (data / VIEW).read_text()
             assert status(demo)["modified"]["paths"] == [VIEW]
