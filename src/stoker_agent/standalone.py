@@ -32,9 +32,12 @@ from stoker_agent.datadirs import (
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
+from stoker_agent.localtree import LocalTree
+from stoker_agent.previewing import file_diffs, live_side, plan_side
 from stoker_agent.scanlocking import ScanLocks
 from stoker_agent.syncing import sync_commit
 from stoker_core import desired, profiles, refs
+from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.model import DesignerPolicy, GatewaySync
@@ -88,6 +91,8 @@ class SyncSettings:
     gateway: GatewaySettings | None = None
     extra_vars: dict[str, str] = attrs.field(factory=dict)
     dry_run: bool = False
+    diff: bool = False  # with dry_run: read both sides of each change for a content diff
+    secrets: Secrets = attrs.field(factory=Secrets)  # masked in those diffs
     scan_timeout: float = 60.0  # seconds to wait for the gateway's scans to finish
     designer_wait: float = 300.0  # seconds `wait` waits for Designers to close (5 min)
     designer_poll: float = 10.0
@@ -100,6 +105,7 @@ class Outcome:
 
     record: SyncRecord
     plan: SyncPlan | None
+    diffs: tuple[list[FileDiff], int] | None = None  # with --dry-run --diff: diffs, left out
 
     @property
     def exit_code(self) -> ExitCode:
@@ -203,7 +209,7 @@ def run_once(
     _write_status(settings.data_dir, record)
     if machine is not None:
         raise machine  # said by the caller, as every machine error is (the CLI, the agent loop)
-    return Outcome(record, outcome.plan)
+    return Outcome(record, outcome.plan, outcome.diffs)
 
 
 def _run(
@@ -273,7 +279,11 @@ def _run(
             )
             if settings.dry_run:
                 name = "DryRun" if plan.has_changes else "InSync"
-                return Outcome(SyncRecord(result=name, **base), plan)
+                diffs = None
+                if settings.diff:
+                    live = live_side(LocalTree(settings.data_dir))
+                    diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
+                return Outcome(SyncRecord(result=name, **base), plan, diffs)
             if client is None:
                 name = "Synced" if result.applied else "InSync"
                 return Outcome(

@@ -17,6 +17,7 @@ ALLOWED = {
     "collections",
     "dataclasses",
     "decimal",
+    "difflib",
     "enum",
     "functools",
     "hashlib",
