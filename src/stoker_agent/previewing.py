@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from stoker_agent.localtree import LocalTree
 from stoker_core.desired import DesiredTree
-from stoker_core.diffs import MAX_BYTES, FileDiff, Secrets, diff
+from stoker_core.diffs import MAX_BYTES, Budget, FileDiff, Secrets, diff
 from stoker_core.plans import Action, SyncPlan
 from stoker_core.trees import Kind, RepoEntry, RepoSnapshot
 
@@ -70,7 +70,8 @@ def file_diffs(
 ) -> tuple[list[FileDiff], int]:
     """Diffs of the plan's changed files, in path order, and how many were left out."""
     paths = sorted({*plan.added, *plan.modified, *plan.deleted})
-    out = [_one(path, before(path), after(path), secrets) for path in paths[:MAX_FILES]]
+    budget = Budget()
+    out = [_one(path, before(path), after(path), secrets, budget) for path in paths[:MAX_FILES]]
     return out, max(0, len(paths) - MAX_FILES)
 
 
@@ -79,6 +80,7 @@ def _one(
     old: tuple[int, Callable[[], bytes]] | None,
     new: tuple[int, Callable[[], bytes]] | None,
     secrets: Secrets,
+    budget: Budget,
 ) -> FileDiff:
     if new is None:  # a deletion is said by the plan; its old content is not worth a review
         return FileDiff(
@@ -104,4 +106,5 @@ def _one(
         None if old is None else old[1](),
         None if new is None else new[1](),
         secrets,
+        budget,
     )

@@ -24,6 +24,7 @@ MAX_BYTES = 512 * 1024  # per side: a larger file is summarised, not diffed
 MAX_LINES = 5_000  # per side: difflib stays fast below this
 MAX_DIFF_LINES = 400  # lines of unified diff kept per file
 MAX_LINE = 400  # characters kept per diff line (a minified JSON is one long line)
+MAX_PLAN_LINES = 100_000  # lines compared per plan, both sides: ~10 worst-case files, seconds
 CONTEXT = 3
 
 
@@ -82,6 +83,22 @@ def _forms(value: str) -> Iterable[str]:
     yield json.dumps(value)[1:-1]
 
 
+@attrs.define(slots=True)
+class Budget:
+    """Lines a plan may still compare: the matcher's time grows with lines, so a plan of many
+    large changes stops diffing (with a note) instead of running for minutes."""
+
+    lines: int = MAX_PLAN_LINES
+
+    def spend(self, lines: int) -> bool:
+        """Take `lines` from the budget if they fit; tell whether they did."""
+        if lines > self.lines:
+            self.lines = 0  # later small files would make a confusing patchwork: stop here
+            return False
+        self.lines -= lines
+        return True
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class FileDiff:
     """One changed file: text with a unified diff, or binary/too large with sizes only."""
@@ -120,7 +137,13 @@ def is_binary(data: bytes) -> bool:
     return False
 
 
-def diff(path: str, before: bytes | None, after: bytes | None, secrets: Secrets) -> FileDiff:
+def diff(
+    path: str,
+    before: bytes | None,
+    after: bytes | None,
+    secrets: Secrets,
+    budget: Budget | None = None,
+) -> FileDiff:
     """The diff of one file between two contents (None: absent on that side)."""
     change = "added" if before is None else "deleted" if after is None else "modified"
 
@@ -140,6 +163,8 @@ def diff(path: str, before: bytes | None, after: bytes | None, secrets: Secrets)
         return made(binary=True)
     if any(len(b) > MAX_BYTES or b.count(b"\n") > MAX_LINES for b in sides):
         return made(note=f"not diffed: over {MAX_LINES} lines or {MAX_BYTES // 1024} KiB on a side")
+    if budget is not None and not budget.spend(sum(b.count(b"\n") + 1 for b in sides)):
+        return made(note=f"not diffed: this plan already compared {MAX_PLAN_LINES:,} lines")
     old, new = (secrets.mask(b.decode("utf-8")) if b is not None else "" for b in (before, after))
     lines = list(_unified(path, old, new, before is None, after is None))
     note = ""

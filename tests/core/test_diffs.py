@@ -8,7 +8,15 @@ import pytest
 
 from core.helpers import context, gs_with
 from stoker_core import desired, profiles
-from stoker_core.diffs import MAX_DIFF_LINES, MAX_LINES, Secrets, diff
+from stoker_core.diffs import (
+    MAX_BYTES,
+    MAX_DIFF_LINES,
+    MAX_LINES,
+    MAX_PLAN_LINES,
+    Budget,
+    Secrets,
+    diff,
+)
 from stoker_core.markup import fence
 from stoker_core.previews import markdown
 from stoker_core.trees import MemorySnapshot
@@ -44,6 +52,23 @@ def test_a_huge_file_is_not_diffed_and_says_why() -> None:
     d = diff("p/big.txt", big, big + b"y\n", Secrets())
     assert d.lines == ()
     assert "not diffed" in d.note
+
+
+def test_a_huge_single_line_file_is_not_diffed() -> None:
+    minified = b'{"a":"' + b"x" * MAX_BYTES + b'"}'
+    d = diff("p/min.json", minified, minified + b" ", Secrets())
+    assert (d.lines, d.size_after) == ((), MAX_BYTES + 9)
+    assert d.note.startswith("not diffed: over")
+
+
+def test_a_plan_stops_diffing_when_its_line_budget_is_spent() -> None:
+    side = b"a\n" * (MAX_LINES - 1)
+    budget = Budget()
+    diffs = [diff(f"p/{i}", side, side + b"b\n", Secrets(), budget) for i in range(12)]
+    done = [d for d in diffs if d.lines]
+    cost = MAX_LINES + (MAX_LINES + 1)  # lines compared per file: both sides
+    assert len(done) == MAX_PLAN_LINES // cost
+    assert diffs[-1].note == f"not diffed: this plan already compared {MAX_PLAN_LINES:,} lines"
 
 
 def test_a_long_diff_is_cut_with_a_note() -> None:
