@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stoker_core.resources import Change, Kind, Resource, group, resource_of
 
@@ -87,3 +89,29 @@ def test_a_new_collection_is_one_group_and_a_lone_file_its_own() -> None:
         "collection external: added (2 files)",
         "file modules.json: modified (1 file)",
     ]
+
+
+PARTS = st.sampled_from(
+    ["projects", "config", "resources", "a", "b", "ignition", "views", PERSPECTIVE, "x.json"]
+)
+
+
+@given(
+    st.dictionaries(
+        st.lists(PARTS, min_size=1, max_size=6).map("/".join),
+        st.sampled_from(list(Change)),
+        max_size=30,
+    ),
+    st.lists(st.lists(PARTS, min_size=1, max_size=6).map("/".join), max_size=10),
+)
+def test_every_changed_path_is_in_exactly_one_group(
+    changes: dict[str, Change], kept: list[str]
+) -> None:
+    kept = [p for p in kept if p not in changes]
+    groups = group(changes.items(), kept)
+    listed = [path for g in groups for path, _ in g.files]
+    assert sorted(listed) == sorted(changes)
+    for g in groups:
+        assert all(changes[p] is c for p, c in g.files)
+        if g.change is not Change.MODIFIED:
+            assert {c for _, c in g.files} == {g.change}

@@ -54,7 +54,7 @@ def _placeholders(
     "gateway_flags",
     multiple=True,
     metavar="NAME[:PROFILE]",
-    help="Plan for this gateway too (repeat; --label applies to each). Output: one plan each.",
+    help="A gateway to plan for; repeat for several (--label applies to each). One plan each.",
 )
 @click.option(
     "--gateways",
