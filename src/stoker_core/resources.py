@@ -85,6 +85,15 @@ def resource_of(path: str) -> Resource:
     return Resource(Kind.FILE, path)
 
 
+def _box_key(path: str) -> str:
+    """`projects/<p>` or `config/resources/<c>` when `path` lies inside one, else ""."""
+    for prefix in ("projects/", "config/resources/"):
+        if path.startswith(prefix):
+            end = path.find("/", len(prefix))
+            return path[:end] if end > len(prefix) else ""
+    return ""
+
+
 def container_of(path: str) -> Resource | None:
     """The project or collection a path lies in, if any."""
     parts = path.split("/")
@@ -129,12 +138,14 @@ def group(changes: Iterable[tuple[str, Change]], kept: Iterable[str] = ()) -> li
     a project or collection with no file kept whose files are all added (or all deleted) is one
     group of its own. Linear in the number of paths."""
     changed = sorted(changes)
+    # Only kept files inside a project or collection with a change can matter; a plain prefix
+    # test skips the rest (a sync keeps ~100,000 files and changes a few).
+    boxes = {key for key in map(_box_key, (p for p, _ in changed)) if key}
     kept_in: set[Resource] = set()
     for path in kept:
-        kept_in.add(resource_of(path))
-        box = container_of(path)
+        box = container_of(path) if _box_key(path) in boxes else None
         if box is not None:
-            kept_in.add(box)
+            kept_in.update((box, resource_of(path)))
     whole: dict[Resource, list[Change]] = {}
     for path, change in changed:
         box = container_of(path)
