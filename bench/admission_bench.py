@@ -21,7 +21,7 @@ import loadgen  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 from servers import TESTS, free_port, stop, tls_files, trivial_server, wait_up  # noqa: E402
 
-WORKERS = 2
+WORKERS, THREADS = 2, 4  # `stoker webhook`'s defaults; the trivial app gets the same
 WEBHOOK = r"""
 import sys
 sys.path.insert(0, sys.argv[4])
@@ -32,7 +32,7 @@ from stoker_k8s.gunicorn import serve
 gs = load(manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}}))
 app = make_app(lambda ns: {"site": gs})
 serve(app, bind=f"127.0.0.1:{sys.argv[1]}", cert_file=sys.argv[2], key_file=sys.argv[3],
-      workers=int(sys.argv[5]))
+      workers=int(sys.argv[5]), threads=int(sys.argv[6]))
 """
 
 
@@ -71,12 +71,13 @@ def measure(kind: str, rate: float, seconds: float, work: Path) -> dict[str, Any
                 str(key),
                 str(TESTS),
                 str(WORKERS),
+                str(THREADS),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
     else:
-        proc = trivial_server(port, cert, key, workers=WORKERS, threads=1)
+        proc = trivial_server(port, cert, key, workers=WORKERS, threads=THREADS)
     base = f"https://127.0.0.1:{port}"
     try:
         wait_up(f"{base}/healthz", ca, proc)
@@ -106,7 +107,8 @@ def main() -> int:
         "trivial WSGI app under the same gunicorn and TLS settings at the same rate."
     )
     result.conditions = {
-        "server": f"gunicorn, {WORKERS} sync workers, TLS (EC P-256), loopback",
+        "server": f"gunicorn, {WORKERS} workers × {THREADS} threads (gthread with Stoker's "
+        "reading front, both apps), TLS (EC P-256), loopback",
         "load": f"open loop at {rate:g} requests/s for {seconds:g} s from a separate process",
     }
     result.table(

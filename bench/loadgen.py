@@ -9,6 +9,8 @@ Reads a JSON plan on stdin and prints JSON results per request kind:
 
 Kinds are sent in turn (round robin). `unique_header`, when given, is set to a fresh value per
 request (a delivery id, so the receiver's replay memory does not answer instead of the app).
+`expect` is one status or a list of them. `source`, when given, is the local address requests
+come from (any 127.x.y.z on Linux loopback: another client, as the server sees it).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def generate(plan: dict[str, Any]) -> dict[str, Any]:
     verify = plan.get("ca") or False
 
     def one(kind: dict[str, Any], n: int) -> None:
-        session = getattr(local, "s", None) or requests.Session()
+        session = getattr(local, "s", None) or _session(plan.get("source"))
         local.s = session
+        expected = kind["expect"] if isinstance(kind["expect"], list) else [kind["expect"]]
         headers = {"Content-Type": "application/json", **kind.get("headers", {})}
         if kind.get("unique_header"):
             headers[kind["unique_header"]] = f"bench-{n}"
@@ -56,7 +59,7 @@ def generate(plan: dict[str, Any]) -> dict[str, Any]:
                 headers=headers,
             )
             code = str(reply.status_code)
-            ok = reply.status_code == kind["expect"]
+            ok = reply.status_code in expected
         except requests.RequestException as e:
             code, ok = type(e).__name__, False
         elapsed = time.perf_counter() - start
@@ -96,6 +99,23 @@ def generate(plan: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _session(source: str | None) -> Any:
+    """A requests Session, its connections from `source` when given."""
+    import requests
+
+    session = requests.Session()
+    if source:
+
+        class From(requests.adapters.HTTPAdapter):
+            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+                kwargs["source_address"] = (source, 0)
+                super().init_poolmanager(*args, **kwargs)
+
+        session.mount("https://", From())
+        session.mount("http://", From())
+    return session
+
+
 def _summary(
     sent: int, errors: int, codes: dict[str, int], latencies: list[float]
 ) -> dict[str, Any]:
@@ -106,6 +126,7 @@ def _summary(
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "mean_ms": mean(latencies) * 1000,
+        "samples_ms": [round(x * 1000, 3) for x in latencies],
     }
 
 

@@ -24,7 +24,9 @@ sys.path.insert(0, str(HERE))
 from results import DEFAULT_OUT, number  # noqa: E402
 
 # The order of the sections; a result with another name is appended after these.
-ORDER = ["planning", "apply", "soak", "admission", "receiver", "latency", "controller", "agent"]
+ORDER = [
+    "planning", "apply", "soak", "admission", "receiver", "abuse", "latency", "controller", "agent",
+]  # fmt: skip
 
 
 def load(results: Path) -> list[dict[str, Any]]:

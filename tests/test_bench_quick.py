@@ -31,6 +31,18 @@ KUBE_QUICK = {
             ["p99 receiver / trivial app (all kinds)", "receiver errors"],
         )
     ],
+    "abuse_bench.py": [
+        (
+            "abuse",
+            ["slow clients", "forged", "signed"],
+            [
+                "webhook: p99 with slow clients / alone",
+                "receiver: p99 with slow clients / alone",
+                "flood: signed deliveries answered 429",
+                "flood: 5xx or no answer",
+            ],
+        )
+    ],
     "latency_bench.py": [
         (
             "latency",
