@@ -293,3 +293,14 @@ def test_sync_dry_run_diff_masks_a_var_file_secret(make_repo: Any, tmp_path: Pat
         assert "<secret dbPassword>" in done.stdout
         for piece in fragments(SECRET) | fragments(json.dumps(SECRET)[1:-1]):
             assert piece not in done.stdout + done.stderr
+
+
+def test_a_var_file_too_short_to_mask_is_said(pr: dict[str, Any], tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    done = plan(pr, "--gateway-name", "g", "--var-file", f"dbPassword={short}")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "warning: --var-file dbPassword: a value under 4 characters is not masked in logs or "
+        "diffs (masking it would shred them)\n"
+    )

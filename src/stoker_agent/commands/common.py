@@ -15,6 +15,7 @@ import click
 from stoker_agent import logs, oserrors
 from stoker_core.durations import parse_period
 from stoker_core.errors import ExitCode, Problem, StokerError
+from stoker_core.redaction import MIN_SECRET_LENGTH
 from stoker_core.reports import error_report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,6 +84,12 @@ def _var_files(
         except (OSError, UnicodeDecodeError) as e:
             why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
             raise click.BadParameter(f"{path}: {why}", ctx=ctx, param=param) from None
+        if 0 < len(secret.strip()) < MIN_SECRET_LENGTH:
+            click.echo(
+                f"warning: --var-file {name}: a value under {MIN_SECRET_LENGTH} characters is "
+                "not masked in logs or diffs (masking it would shred them)",
+                err=True,
+            )
         logs.register_secret(secret)
         out[name] = secret
     return out
