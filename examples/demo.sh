@@ -5,4 +5,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
-exec "${PYTHON:-.venv/bin/python}" examples/demo.py "$@"
+exec "${STOKER_PYTHON:-.venv/bin/python}" examples/demo.py "$@"
