@@ -74,13 +74,14 @@ def test_documented_helm_settings_exist_in_the_chart() -> None:
     values = yaml.safe_load((ROOT / "adapters/helm/stoker/values.yaml").read_text())
     seen = 0
     for path, body in blocks("sh"):
-        for line in body.splitlines():
+        for line in body.replace("\\\n", " ").splitlines():  # a command continued with \
             if not line.strip().startswith(("helm install", "helm upgrade")):
                 continue
             words = shlex.split(line)
             for i, word in enumerate(words):
                 if word == "--set":
-                    for setting in words[i + 1].split(","):
+                    # Helm's list syntax {a,b} holds commas that do not separate settings.
+                    for setting in re.split(r",(?![^{]*\})", words[i + 1]):
                         node = values
                         for key in setting.split("=")[0].split("."):
                             assert key in node, f"{path.name}: no chart value {setting}"
