@@ -92,8 +92,9 @@ def markdown(report: dict[str, Any], limit: int = LIMIT) -> str:
             doc.add(block, what)
         doc.add("")
     for plan in plans:
-        if plan.get("diffs"):
+        blocks = list(_diff_blocks(plan))
+        if blocks:
             doc.add(f"#### Diffs for {code(plan['gateway'])}\n", "headers")
-            for block, what in _diff_blocks(plan):
-                doc.add(block, what)
+        for block, what in blocks:
+            doc.add(block, what)
     return doc.text(hint="Run `stoker plan --diff` locally for everything.")
