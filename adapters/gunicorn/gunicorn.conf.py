@@ -1,5 +1,6 @@
 # gunicorn settings for the admission webhooks and the push receiver (mirrors stoker_k8s.gunicorn).
-# Run: gunicorn -c adapters/gunicorn/gunicorn.conf.py 'stoker_k8s.wsgi:application'
+# `stoker webhook` and `stoker receiver` apply these same settings themselves (stoker_k8s.gunicorn);
+# this file states them for review, and for a gunicorn you run by hand around those apps.
 bind = "0.0.0.0:9443"
 certfile = "/etc/stoker/tls/tls.crt"
 keyfile = "/etc/stoker/tls/tls.key"
