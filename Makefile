@@ -106,6 +106,7 @@ cluster-down:
 	bash tests/cluster/down.sh
 
 # Starts a cluster of its own, runs tests/e2e on real pods, tears down, then fails if the host
-# differs from the snapshot taken before the start.
-e2e: cluster-sysdeps venv testenv cluster-bins cluster-images
+# differs from the snapshot taken before the start. Everything is built first: inside the
+# cluster's namespaces there is no network.
+e2e: cluster-sysdeps venv testenv cluster-bins cluster-images helm-bin
 	bash tests/cluster/e2e.sh
