@@ -32,7 +32,7 @@ if holder_pid > /dev/null; then
   stop kube-controller-manager; stop kube-scheduler; stop kube-proxy; stop kubelet
   for c in $(inside ctr -a containerd.sock -n k8s.io tasks ls -q 2>/dev/null); do
     inside ctr -a containerd.sock -n k8s.io tasks kill -s KILL "$c"; done
-  stop containerd 200; stop kube-apiserver; stop etcd
+  stop containerd 200; stop dns; stop kube-apiserver; stop etcd
   say "cluster processes stopped $(el)"
 fi
 # 2. Whatever is still in the cluster's network namespace (shims) or its cgroups (containers)

@@ -87,7 +87,7 @@ contexts: [{name: stoker-e2e, context: {cluster: stoker-e2e, user: $n}}]
 current-context: stoker-e2e
 EOF
 done
-echo "nameserver $NODE_IP" > etc/resolv.conf  # no cluster DNS yet: lookups fail fast (docs/testenv.md)
+echo "nameserver $NODE_IP" > etc/resolv.conf  # tests/cluster/dns.py: no upstream, REFUSED at once
 
 # --- containerd: CRI with cgroupfs, the local pause image, the CNI bridge; all state under $S
 cat > etc/containerd.toml <<EOF
@@ -147,6 +147,10 @@ start kube-apiserver "$CP/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
 api() { curl -sf --cacert pki/ca.crt --cert pki/admin.crt --key pki/admin.key "https://$NODE_IP:6443$1"; }
 wait_for kube-apiserver api /readyz
 say "kube-apiserver ready $(el)"
+# Cluster DNS: Services' names from the API, the tests' own names from etc/dns-hosts.
+touch etc/dns-hosts
+py="$repo/.venv/bin/python"; [ -x "$py" ] || py=python3
+start dns "$py" "$here/dns.py" --bind "$NODE_IP" --state "$S"
 
 K="--kubeconfig=etc/kcm.kubeconfig --authentication-kubeconfig=etc/kcm.kubeconfig --authorization-kubeconfig=etc/kcm.kubeconfig"
 start kube-controller-manager "$BIN/kube-controller-manager" $K --service-account-private-key-file=pki/sa.key \
@@ -174,6 +178,7 @@ containerRuntimeEndpoint: unix://$S/containerd.sock
 podLogsDir: $S/podlogs
 volumePluginDir: $S/volplugins
 clusterDomain: cluster.local
+clusterDNS: [$NODE_IP]
 resolvConf: $S/etc/resolv.conf
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100

@@ -92,6 +92,12 @@ def node_ip(cluster: Cluster) -> str:
     return os.environ.get("STOKER_E2E_NODE_IP", "10.250.0.1")
 
 
+def register_name(name: str, address: str) -> None:
+    """Make `name` resolve to `address` in the cluster's DNS (tests/cluster/dns.py)."""
+    with (STATE / "etc" / "dns-hosts").open("a") as hosts:
+        hosts.write(f"{name} {address}\n")
+
+
 def chart_images() -> dict[str, str]:
     """The image names the chart's default values use (image.controller, image.agent)."""
     values = yaml.safe_load(VALUES.read_text())["image"]

@@ -6,12 +6,13 @@ import http.server
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from e2e.conftest import Cluster, chart_images
+from e2e.conftest import Cluster, chart_images, register_name
 
 RESTRICTED = client.V1SecurityContext(
     run_as_non_root=True,
@@ -99,6 +100,19 @@ def test_a_pod_of_the_agent_image_runs_stoker_as_non_root_under_the_restricted_l
     assert uid == "65534", log
 
 
+def wait_until_served(url: str, timeout: float = 60) -> None:
+    """Until `url` answers (from the test process: kube-proxy's rules cover it too)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.fixture
 def node_server(node_ip: str) -> Iterator[str]:
     """An HTTP server on the node's address, as the tests' Git servers will be; its URL."""
@@ -137,3 +151,49 @@ def test_a_pod_reaches_a_server_the_tests_run_on_the_nodes_address(
     log = cluster.core.read_namespaced_pod_log("fetch", namespace)
     assert done.status.phase == "Succeeded", log
     assert log.strip() == "pong from the test process"
+
+
+def test_pods_reach_the_tests_servers_by_service_name_and_by_the_names_the_tests_register(
+    cluster: Cluster, namespace: str, node_server: str, node_ip: str
+) -> None:
+    port = int(node_server.rsplit(":", 1)[1].strip("/"))
+    service = cluster.core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="tests"),
+            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80, target_port=port)]),
+        ),
+    )
+    client.DiscoveryV1Api(cluster.api).create_namespaced_endpoint_slice(
+        namespace,
+        client.V1EndpointSlice(
+            metadata=client.V1ObjectMeta(
+                name="tests-1", labels={"kubernetes.io/service-name": "tests"}
+            ),
+            address_type="IPv4",
+            endpoints=[client.V1Endpoint(addresses=[node_ip])],
+            ports=[client.DiscoveryV1EndpointPort(port=port, protocol="TCP")],
+        ),
+    )
+    wait_until_served(f"http://{service.spec.cluster_ip}/")  # kube-proxy has its rules
+    register_name(f"git-{namespace}.e2e.test", node_ip)
+    urls = [
+        f"http://tests.{namespace}.svc.cluster.local/",  # the original e2e's kind of name
+        "http://tests/",  # the pod's search domains
+        f"http://git-{namespace}.e2e.test:{port}/",  # a name the tests registered
+    ]
+    fetch = (
+        "import urllib.request\n"
+        f"for url in {json.dumps(urls)}:\n"
+        "    print(urllib.request.urlopen(url, timeout=10).read().decode())"
+    )
+    pod = restricted_pod(
+        "names", chart_images()["controller"], f"python3 -c '{fetch}'", restart_policy="Never"
+    )
+    cluster.core.create_namespaced_pod(namespace, pod)
+
+    done = wait_for_pod(cluster, namespace, "names", phases=("Succeeded", "Failed"))
+
+    log = cluster.core.read_namespaced_pod_log("names", namespace)
+    assert done.status.phase == "Succeeded", log
+    assert log.splitlines() == ["pong from the test process"] * 3
