@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -547,6 +548,7 @@ def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
         assert first["result"] == "Synced"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["time"])
         project = example_repo / "services/ignition-blue/projects/blue/project.json"
         project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
         git(example_repo, "commit", "-qam", "v2")

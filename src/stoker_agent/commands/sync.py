@@ -196,6 +196,7 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
             drift=record["drift"],
             driftChecked=record["driftChecked"],
             durationSeconds=record["durationSeconds"],
+            time=record["time"],
         )
         if record["error"]:
             body["error"] = record["error"]
@@ -205,7 +206,8 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
         print_plan(report)
     for drift in record["drift"]:
         click.echo(click.style(f"  drift: {drift['path']} ({drift['kind']})", fg="magenta"))
-    line = f"result: {record['result']}"
+    # --watch prints one sync after another: each result line says when (UTC).
+    line = (f"{record['time']} " if compact else "") + f"result: {record['result']}"
     if record["scan"]:
         line += f"; gateway: {record['scan']}"
     click.echo(line)
