@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> Any:
 
         click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(e.exit_code)
+    except BrokenPipeError:
+        # The reader went away (`stoker plan | head`): no traceback, and none at exit either
+        # when Python flushes stdout into the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)
 
 

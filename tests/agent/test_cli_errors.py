@@ -259,3 +259,34 @@ def test_every_cli_error_is_one_line_with_its_documented_exit_code(
     assert lines[0].startswith("error: "), lines
     assert case.says in lines[0], lines[0]
     assert done.returncode == case.code, (done.returncode, lines[0])
+
+
+def test_a_reader_that_goes_away_ends_stoker_quietly(
+    tmp_path: Path, make_repo: Callable[[dict[str, bytes | str]], Path]
+) -> None:
+    """`stoker plan | head`: no traceback and no "error: Broken pipe" about a path."""
+    repo = make_repo({f"projects/p{i:05}/project.json": "{}" for i in range(3000)})
+    (tmp_path / "data").mkdir()
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(
+        "apiVersion: stoker.io/v1alpha1\nkind: GatewaySync\nmetadata: {name: plant}\n"
+        "spec:\n  git: {repo: unused, ref: main}\n  gateway: {api: {secretName: k}}\n"
+        "  sync:\n    profiles:\n      default:\n"
+        "        mappings: [{source: projects, destination: projects}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "stoker_agent.cli", "plan", "--cr", str(cr),
+            "--repo", str(repo), "--ref", "main", "--data-dir", str(tmp_path / "data"),
+            "--gateway-name", "g",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.read(100)  # the plan is well over a pipe's buffer...
+    proc.stdout.close()  # ...and the reader leaves
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert (proc.wait(timeout=60), stderr) == (1, "")

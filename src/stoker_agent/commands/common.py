@@ -187,6 +187,8 @@ def reporting_errors(func: F) -> F:
             return func(*args, **kwargs)
         except StokerError as e:
             fail(e.problems, kwargs.get("output", "text"), e.exit_code)
+        except BrokenPipeError:
+            raise  # the reader of our output went away: cli.main ends quietly
         except OSError as e:
             # The machine, not the input: a read-only or full filesystem, a missing /tmp, a
             # permission. Said plainly, without a traceback.
