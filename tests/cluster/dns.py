@@ -76,15 +76,17 @@ class Resolver:
 
     def __init__(self, state: Path) -> None:
         self.hosts = state / "etc" / "dns-hosts"
-        kubeconfig = _read_kubeconfig(state / "etc" / "admin.kubeconfig")
-        self.server = kubeconfig["server"]
-        self.context = ssl.create_default_context(cafile=kubeconfig["ca"])
-        self.context.load_cert_chain(kubeconfig["cert"], kubeconfig["key"])
+        self.kubeconfig = state / "etc" / "admin.kubeconfig"
+        self.context: ssl.SSLContext | None = None  # made on the first Service look-up
 
     def _get(self, path: str) -> dict[str, object] | None:
+        config = _read_kubeconfig(self.kubeconfig)
+        if self.context is None:
+            self.context = ssl.create_default_context(cafile=config["ca"])
+            self.context.load_cert_chain(config["cert"], config["key"])
         try:
             with urllib.request.urlopen(
-                self.server + path, context=self.context, timeout=2
+                config["server"] + path, context=self.context, timeout=2
             ) as response:
                 body: dict[str, object] = json.loads(response.read(1 << 20))
                 return body
@@ -138,7 +140,7 @@ def _read_kubeconfig(path: Path) -> dict[str, str]:
     def field(key: str) -> str:
         match = re.search(rf"{key}: \"?([^\",}}\s]+)", text)
         if not match:
-            raise SystemExit(f"dns: no {key} in {path}")
+            raise ValueError(f"no {key} in {path}")
         return match.group(1)
 
     return {

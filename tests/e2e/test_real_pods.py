@@ -48,15 +48,16 @@ def restricted_pod(name: str, image: str, script: str, **spec: object) -> client
 def wait_for_pod(
     cluster: Cluster, namespace: str, name: str, phases: tuple[str, ...] = (), timeout: float = 120
 ) -> client.V1Pod:
-    """The pod once its containers are all ready (or it reached one of `phases`)."""
+    """The pod once it reached one of `phases`, or without phases once its containers are ready."""
     deadline = time.monotonic() + timeout
     pod = cluster.core.read_namespaced_pod(name, namespace)
     while time.monotonic() < deadline:
         pod = cluster.core.read_namespaced_pod(name, namespace)
         statuses = pod.status.container_statuses or []
-        if pod.status.phase == "Running" and statuses and all(s.ready for s in statuses):
+        if phases and pod.status.phase in phases:
             return pod
-        if pod.status.phase in phases:
+        ready = pod.status.phase == "Running" and statuses and all(s.ready for s in statuses)
+        if not phases and ready:
             return pod
         if pod.status.phase in ("Failed", "Succeeded"):
             break
