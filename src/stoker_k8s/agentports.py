@@ -8,7 +8,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
@@ -21,42 +20,9 @@ from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.status import SyncRecord, worth_writing
 from stoker_core.vocabulary import Label
+from stoker_k8s.agentapi import AgentApi, Pod
 
 log = logging.getLogger("stoker.agent")
-
-# (connect, read) seconds for each API call: an API server that stops answering must not hold
-# the sync loop forever (the client's default is no timeout at all).
-API_TIMEOUT = (5.0, 20.0)
-
-
-def _api(what: str, call: Callable[..., Any], *args: Any, missing_ok: bool = False) -> Any:
-    """One API call, bounded in time; None for a 404 when `missing_ok`. Any other error answer,
-    or no answer at all, becomes a TemporaryError naming `what` (403 says what to fix), so the
-    loop retries instead of dying."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    try:
-        return call(*args, _request_timeout=API_TIMEOUT)
-    except (HTTPError, OSError) as e:
-        raise TemporaryError(
-            f"{what}: the API server did not answer ({type(e).__name__})"
-        ) from None
-    except ApiException as e:
-        if e.status == 404 and missing_ok:
-            return None
-        if e.status == 401:
-            raise TemporaryError(
-                f"{what}: the API server does not accept the agent's token; the controller "
-                "writes and renews it in the Secret stoker-agent-token-<gatewaysync>, which the "
-                "kubelet mounts at STOKER_API_TOKEN_FILE"
-            ) from None
-        if e.status == 403:
-            raise TemporaryError(
-                f"{what}: forbidden; the controller grants this pod's agent access (Role "
-                "stoker-agent-<gatewaysync>) once it has discovered the pod"
-            ) from None
-        raise TemporaryError(f"{what}: the API server answered {e.status} {e.reason}") from None
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -127,30 +93,29 @@ class AgentEnv:
 class ConfigMapMetadata:
     """Reads the controller's metadata ConfigMap (and the pod's labels when it changes)."""
 
-    def __init__(self, core: Any, env: AgentEnv) -> None:
-        self._core = core
+    def __init__(self, api: AgentApi, env: AgentEnv) -> None:
+        self._api = api
         self._env = env
         self._version = ""
         self._cached: Metadata | None = None
 
     def read(self) -> Metadata | None:
         """The current metadata, or None (no commit yet, or the GatewaySync is paused)."""
-        cm = _api(
-            "reading the metadata ConfigMap",
-            self._core.read_namespaced_config_map,
-            formats.name_for(self._env.cr_name),
+        cm = self._api.read_config_map(
             self._env.cr_namespace,
-            missing_ok=True,
+            formats.name_for(self._env.cr_name),
+            doing="reading the metadata ConfigMap",
         )
         if cm is None:
             return None
-        if cm.metadata.resource_version == self._version:
+        version = cm.get("metadata", {}).get("resourceVersion", "")
+        if version == self._version:
             return self._cached
-        published = formats.decode(cm.data or {})
+        published = formats.decode(cm.get("data") or {})
         if published is None or published.paused:
-            self._version, self._cached = cm.metadata.resource_version, None
+            self._version, self._cached = version, None
             return None
-        pod = _read_pod(self._core, self._env)
+        pod = _read_pod(self._api, self._env)
         env = self._env
         settings = SyncSettings(
             gatewaysync=published.gatewaysync,
@@ -159,7 +124,7 @@ class ConfigMapMetadata:
                 gateway_name=env.gateway_name,
                 pod_name=env.pod_name,
                 namespace=env.cr_namespace,
-                labels=dict(pod.metadata.labels or {}),
+                labels=dict(pod.get("metadata", {}).get("labels") or {}),
             ),
             repo=published.gatewaysync.spec.git.repo,
             ref=published.ref,
@@ -179,24 +144,22 @@ class ConfigMapMetadata:
             ),
         )
         self._cached = Metadata(settings=settings)
-        self._version = cm.metadata.resource_version  # only once the whole read succeeded
+        self._version = version  # only once the whole read succeeded
         return self._cached
 
 
-def _read_pod(core: Any, env: AgentEnv) -> Any:
+def _read_pod(api: AgentApi, env: AgentEnv) -> Pod:
     """This agent's own pod (its labels feed templates; its uid owns the status ConfigMap)."""
-    return _api(
-        f"reading pod {env.pod_name}", core.read_namespaced_pod, env.pod_name, env.pod_namespace
-    )
+    return api.read_pod(env.pod_namespace, env.pod_name, doing=f"reading pod {env.pod_name}")
 
 
 class ConfigMapStatus:
     """Writes this pod's status ConfigMap, owned by the pod (removed with it)."""
 
     def __init__(
-        self, core: Any, env: AgentEnv, *, clock: Callable[[], float] = time.monotonic
+        self, api: AgentApi, env: AgentEnv, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._core = core
+        self._api = api
         self._env = env
         self._clock = clock
         self._pod_uid: str | None = None  # this pod's; it never changes while the agent runs
@@ -214,7 +177,7 @@ class ConfigMapStatus:
     def _publish(self, record: SyncRecord) -> None:
         env = self._env
         if self._pod_uid is None:
-            self._pod_uid = _read_pod(self._core, env).metadata.uid
+            self._pod_uid = _read_pod(self._api, env).get("metadata", {}).get("uid", "")
         name = formats.status_name_for(env.cr_name, env.pod_name)
         body = {
             "metadata": {
@@ -239,47 +202,8 @@ class ConfigMapStatus:
         # Replace only: the controller creates each discovered pod's status ConfigMap, and the
         # agent's identity may update exactly those (RBAC cannot limit `create` by name).
         what = f"writing the status ConfigMap {name}"
-        replace = self._core.replace_namespaced_config_map
-        if _api(what, replace, name, env.cr_namespace, body, missing_ok=True) is None:
+        if self._api.replace_config_map(env.cr_namespace, name, body, doing=what) is None:
             raise TemporaryError(
                 f"{what}: it does not exist yet; the controller creates it once it has "
                 "discovered this pod"
             )
-
-
-SERVICE_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-SERVICE_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-
-
-def agent_configuration(environ: dict[str, str]) -> Any:
-    """In-cluster client settings under the agent's own identity: the token file the webhook
-    names (STOKER_API_TOKEN_FILE, mounted into the sidecar only) is read again before every
-    request, since the kubelet replaces it whenever the controller renews it. Until it first
-    appears, each request fails with a TemporaryError and the loop retries: the sidecar (and so
-    the gateway) starts either way."""
-    from kubernetes import client
-
-    token_file = environ.get("STOKER_API_TOKEN_FILE") or SERVICE_TOKEN
-    host = environ.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")
-    port = environ.get("KUBERNETES_SERVICE_PORT", "443")
-    conf: Any = client.Configuration()  # the typed stubs do not know refresh_api_key_hook
-    conf.host = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    conf.ssl_ca_cert = environ.get("STOKER_API_CA_FILE") or SERVICE_CA
-
-    def refresh(configuration: Any) -> None:
-        try:
-            with open(token_file, encoding="utf-8") as handle:
-                token = handle.read(64 * 1024).strip()
-        except OSError:
-            token = ""
-        if not token:
-            raise TemporaryError(
-                f"the agent's API token {token_file} is not there yet; the controller writes it "
-                "into the Secret stoker-agent-token-<gatewaysync> and the kubelet mounts it "
-                "(if it never comes, see the GatewaySync's Ready condition)"
-            )
-        configuration.api_key["BearerToken"] = f"Bearer {token}"
-
-    conf.api_key["BearerToken"] = ""  # present, so every request asks `refresh` for it
-    conf.refresh_api_key_hook = refresh
-    return conf

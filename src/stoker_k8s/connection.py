@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
-import click
+# Shared with the agent, which must not import this module's client (re-exported here).
+from stoker_k8s.kubeflags import DEFAULT_KUBECONFIG as DEFAULT_KUBECONFIG
+from stoker_k8s.kubeflags import ClusterUnavailable as ClusterUnavailable
+from stoker_k8s.kubeflags import kube_options as kube_options
 
-from stoker_core.errors import StokerError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_KUBECONFIG = "~/.kube/config"
 # A `stoker status` or a start-up check waits this long for an answer (connect, read).
 TIMEOUT = (5.0, 30.0)
-
-
-class ClusterUnavailable(StokerError):
-    """No usable cluster configuration, or the API server does not answer or refuses us."""
-
-
-def kube_options(func: F) -> F:
-    """Add --kubeconfig and --context (the kubectl flags) to a command."""
-    func = click.option(
-        "--context", help="kubeconfig context to use (default: its current-context)."
-    )(func)
-    return click.option(
-        "--kubeconfig",
-        envvar="KUBECONFIG",
-        type=click.Path(dir_okay=False),
-        help=f"kubeconfig file (default: $KUBECONFIG, else in-cluster, else {DEFAULT_KUBECONFIG}).",
-    )(func)
 
 
 def connect(kubeconfig: str | None, context: str | None = None) -> None:

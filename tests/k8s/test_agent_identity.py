@@ -26,12 +26,9 @@ from stoker_core.injection import decide
 from stoker_core.model import GatewaySync
 from stoker_core.parsing import structure
 from stoker_core.status import SyncRecord
-from stoker_k8s.agentports import (
-    AgentEnv,
-    ConfigMapMetadata,
-    ConfigMapStatus,
-    agent_configuration,
-)
+from stoker_k8s.agentapi import AgentApi
+from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.apiaccess import Access, in_cluster
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
 from support.kubeenv import ControlPlane
@@ -210,10 +207,14 @@ def test_H15_the_agent_identity_reads_its_metadata_and_writes_only_its_gateways_
     ns = site["namespace"]
     secret = kube_core.read_namespaced_secret(f"stoker-agent-token-{CR}", ns)
     agent_token = base64.b64decode(secret.data["token"]).decode()
+    # The agent's own client for its ports; the official one to probe its rights.
+    ports = AgentApi(
+        Access(server=kube_env.server, verify=str(kube_env.ca_file), token=agent_token)
+    )
     with kube_env.api_client(agent_token) as agent_api:
         agent = client.CoreV1Api(agent_api)
         env = agent_env(ns, "gw-0")
-        published = ConfigMapMetadata(agent, env).read()
+        published = ConfigMapMetadata(ports, env).read()
         assert published is not None
         assert (
             published.settings.commit
@@ -225,7 +226,7 @@ def test_H15_the_agent_identity_reads_its_metadata_and_writes_only_its_gateways_
         )
         assert [cm.metadata.name for cm in listed.items] == [f"stoker-metadata-{CR}"]
         synced = SyncRecord(result="Error", commit=published.settings.commit, ref="main")
-        ConfigMapStatus(agent, env).write(synced)
+        ConfigMapStatus(ports, env).write(synced)
         # ... and nothing beyond: not the metadata, no other ConfigMap, no Secret.
         assert forbidden(
             agent.patch_namespaced_config_map,
@@ -264,7 +265,7 @@ def test_H15_in_a_pod_the_agent_uses_the_token_mounted_for_it_and_reads_it_afres
         "STOKER_API_TOKEN_FILE": str(token_file),
         "STOKER_API_CA_FILE": str(kube_env.ca_file),
     }
-    agent = client.CoreV1Api(client.ApiClient(agent_configuration(environ)))
+    agent = AgentApi(in_cluster(environ))
     reader = ConfigMapMetadata(agent, agent_env(ns, "gw-0"))
     # Not mounted yet (the controller has not written it): refused, retried, never a crash.
     with pytest.raises(TemporaryError, match=r"API token .* is not there yet"):

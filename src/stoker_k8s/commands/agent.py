@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
 
 import click
 
@@ -16,14 +15,10 @@ from stoker_agent.loop import AgentLoop
 from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
 from stoker_core.status import SyncRecord
-from stoker_k8s.agentports import (
-    AgentEnv,
-    ConfigMapMetadata,
-    ConfigMapStatus,
-    agent_configuration,
-)
-from stoker_k8s.connection import connect, kube_options
-from stoker_k8s.runtime import Informer
+from stoker_k8s.agentapi import AgentApi, ConfigMapWatch
+from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.apiaccess import choose
+from stoker_k8s.kubeflags import kube_options
 
 
 class _Both:
@@ -35,18 +30,6 @@ class _Both:
     def write(self, record: SyncRecord) -> None:
         self._metrics.observe(record)
         self._status.write(record)
-
-
-def _client(kubeconfig: str | None, context: str | None) -> Any:
-    from kubernetes import client
-
-    if not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        # In a pod: the agent's own identity, never the pod's ServiceAccount token, which
-        # the gateway container holds too (H15).
-        return client.CoreV1Api(client.ApiClient(agent_configuration(dict(os.environ))))
-    # No start-up probe: the agent keeps the gateway as it is through an API outage.
-    connect(kubeconfig, context)
-    return client.CoreV1Api()
 
 
 @click.command()
@@ -68,17 +51,17 @@ def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
                 logs.register_secret(handle.read())
     os.makedirs(env.repo_path, exist_ok=True)
     metrics = AgentMetrics()
-    core = _client(kubeconfig, context)
-    loop = AgentLoop(ConfigMapMetadata(core, env), _Both(ConfigMapStatus(core, env), metrics))
+    # In a pod, the agent's own identity, never the pod's ServiceAccount token (H15). No
+    # start-up probe: the agent keeps the gateway as it is through an API outage. Its own small
+    # client, not the `kubernetes` package: see docs/architecture.md, "The agent's API client".
+    api = AgentApi(choose(kubeconfig, context, dict(os.environ)))
+    loop = AgentLoop(ConfigMapMetadata(api, env), _Both(ConfigMapStatus(api, env), metrics))
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     # Watch the metadata ConfigMap: a new commit wakes the loop at once; the poll is a fallback.
-    watcher = Informer(
-        core.list_namespaced_config_map,
-        lambda kind, obj: loop.wake(),
-        namespace=env.cr_namespace,
-        field_selector=f"metadata.name={formats.name_for(env.cr_name)}",
+    watcher = ConfigMapWatch(
+        api, env.cr_namespace, formats.name_for(env.cr_name), loop.wake
     ).start()
     try:
         with Applier(env.data_path) as applier:
