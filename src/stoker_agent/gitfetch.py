@@ -16,7 +16,8 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -61,10 +62,18 @@ class RefGone(InvalidInput):
 class Mirror:
     """A bare repository under `path` holding the commits this agent synced."""
 
-    def __init__(self, path: str, url: str, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        url: str,
+        credentials: Credentials | None = None,
+        *,
+        on_fetch: Callable[[float, bool], None] | None = None,
+    ) -> None:
         self.path = path
         self.url = url
         self.credentials = credentials or Credentials()
+        self.on_fetch = on_fetch  # told (seconds, succeeded) after each fetch from the remote
 
     def close(self) -> None:
         """Nothing to release: each git command cleans up after itself."""
@@ -182,6 +191,17 @@ class Mirror:
     def _git(
         self, *args: str, remote: bool = True, in_repo: bool = True, stdin: str | None = None
     ) -> str:
+        if self.on_fetch is None or not remote or "fetch" not in args[:3]:
+            return self._run(*args, remote=remote, in_repo=in_repo, stdin=stdin)
+        started, ok = time.monotonic(), False
+        try:
+            out = self._run(*args, remote=remote, in_repo=in_repo, stdin=stdin)
+            ok = True
+            return out
+        finally:
+            self.on_fetch(time.monotonic() - started, ok)
+
+    def _run(self, *args: str, remote: bool, in_repo: bool, stdin: str | None) -> str:
         with self._environment(remote) as env:
             try:
                 done = gitexec.run(

@@ -47,6 +47,45 @@ class AgentMetrics:
         self.drift_files = Gauge(
             Metric.AGENT_DRIFT_FILES, "Managed files drifted from Git.", registry=r
         )
+        self.git_fetch_duration = Histogram(
+            Metric.AGENT_GIT_FETCH_DURATION,
+            "Duration of each git fetch from the remote, by result (success, error).",
+            ["result"],
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.scan_total = Counter(
+            Metric.AGENT_SCAN_TOTAL.removesuffix("_total"),
+            "Gateway scans after an apply, by the gateway's reply (loaded: success).",
+            ["result"],
+            registry=r,
+        )
+        self.scan_duration = Histogram(
+            Metric.AGENT_SCAN_DURATION,
+            "Duration of the gateway's scans and the check after them.",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.designer_blocked = Gauge(
+            Metric.AGENT_DESIGNER_SESSIONS_BLOCKED,
+            "1 while open Designer sessions hold the sync back (policy wait or fail).",
+            registry=r,
+        )
+
+    # -- stoker_agent.observers.Observer: told while a sync runs ------------------------------
+
+    def fetched(self, seconds: float, *, ok: bool) -> None:
+        """Record one git fetch."""
+        self.git_fetch_duration.labels("success" if ok else "error").observe(seconds)
+
+    def scanned(self, seconds: float, result: str) -> None:
+        """Record one scan and its result."""
+        self.scan_total.labels(result).inc()
+        self.scan_duration.observe(seconds)
+
+    def designers(self, *, blocking: bool) -> None:
+        """Record whether Designer sessions hold the sync back."""
+        self.designer_blocked.set(1 if blocking else 0)
 
     def observe(self, record: object) -> None:
         """Record one sync (a stoker_core.status.SyncRecord)."""

@@ -20,6 +20,7 @@ from typing import Protocol
 import attrs
 
 from stoker_agent import oserrors
+from stoker_agent.observers import Observer
 from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
 from stoker_core import profiles
 from stoker_core.errors import Blocked, StokerError
@@ -86,6 +87,7 @@ class AgentLoop:
         rng: Callable[[], float] = random.random,
         sync: Callable[..., Outcome] = run_once,
         period: float | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.metadata = metadata
         self.status = status
@@ -94,6 +96,7 @@ class AgentLoop:
         self._rng = rng
         self._sync = sync
         self._period = period  # overrides the profile's syncPeriod (stoker sync --interval)
+        self._observer = observer  # told about fetches, scans and Designers (the metrics)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._manual = False
@@ -174,6 +177,8 @@ class AgentLoop:
         self._manual = False
         resync_only = key == self._applied_key and not manual
         settings = meta.settings
+        if self._observer is not None:
+            settings = attrs.evolve(settings, observer=self._observer)
         if resync_only and effective.drift_policy is DriftPolicy.REPORT:
             settings = attrs.evolve(settings, dry_run=True)  # report drift, change nothing
         try:

@@ -33,6 +33,7 @@ from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.localtree import LocalTree
+from stoker_agent.observers import Observer, Unobserved
 from stoker_agent.previewing import file_diffs, live_side, plan_side
 from stoker_agent.scanlocking import ScanLocks
 from stoker_agent.syncing import sync_commit
@@ -97,6 +98,8 @@ class SyncSettings:
     designer_wait: float = 300.0  # seconds `wait` waits for Designers to close (5 min)
     designer_poll: float = 10.0
     progress: Progress | None = None  # called with (done, total) while a transaction runs
+    # Told about fetches, scans and Designer sessions (the agent's metrics); not compared.
+    observer: Observer = attrs.field(factory=Unobserved, eq=False, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -146,7 +149,13 @@ def _snapshot(
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
     with mirrors.place(settings.mirror_dir, settings.data_dir, settings.repo) as where:
-        mirror = Mirror(where, settings.repo, settings.credentials)
+        fetched = settings.observer.fetched
+        mirror = Mirror(
+            where,
+            settings.repo,
+            settings.credentials,
+            on_fetch=lambda seconds, ok: fetched(seconds, ok=ok),
+        )
         with _fetched(settings, mirror, sources_for) as snapshot:
             yield snapshot, ref
 
@@ -341,11 +350,14 @@ def _gateway_gate(
     policy = effective.designer_session_policy
     role = str(client.info().get("redundancyRole", "")).lower()
     if role == "backup" and not effective.apply_on_backup:
+        settings.observer.designers(blocking=False)
         return SyncRecord(result="Skipped", error="Skipped (backup): the master replicates to it")
     waited = 0.0
     while True:
         sessions = client.designers()
-        if not sessions or policy is DesignerPolicy.PROCEED:
+        blocking = bool(sessions) and policy is not DesignerPolicy.PROCEED
+        settings.observer.designers(blocking=blocking)
+        if not blocking:
             if sessions:
                 log.info("Designer sessions open, proceeding: %s", ", ".join(map(str, sessions)))
             return None
@@ -376,6 +388,15 @@ def _scan_and_check(
     client: GatewayClient, settings: SyncSettings, plan: SyncPlan
 ) -> tuple[GatewayReply, str]:
     """Scan projects then config, wait for both, then check what the gateway loaded."""
+    started = time.monotonic()
+    reply, text = _scan(client, settings, plan)
+    settings.observer.scanned(time.monotonic() - started, str(reply))
+    return reply, text
+
+
+def _scan(
+    client: GatewayClient, settings: SyncSettings, plan: SyncPlan
+) -> tuple[GatewayReply, str]:
     try:
         since = int(time.time() * 1000) - 1000
         client.scan("projects")

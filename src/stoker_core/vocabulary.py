@@ -99,13 +99,17 @@ class Metric(enum.StrEnum):
     AGENT_FILES_CHANGED = "stoker_agent_files_changed"
     AGENT_SCAN_TOTAL = "stoker_agent_scan_total"
     AGENT_SCAN_DURATION = "stoker_agent_scan_duration_seconds"
+    AGENT_GIT_FETCH_DURATION = "stoker_agent_git_fetch_duration_seconds"
+    AGENT_DESIGNER_SESSIONS_BLOCKED = "stoker_agent_designer_sessions_blocked"
     AGENT_DRIFT_FILES = "stoker_agent_drift_files"
     CONTROLLER_RECONCILE_TOTAL = "stoker_controller_reconcile_total"
     CONTROLLER_RECONCILE_DURATION = "stoker_controller_reconcile_duration_seconds"
-    CONTROLLER_REF_RESOLUTION_DURATION = "stoker_controller_ref_resolution_duration_seconds"
+    CONTROLLER_REF_RESOLVE_DURATION = "stoker_controller_ref_resolve_duration_seconds"
+    CONTROLLER_REF_RESOLVE_ERRORS_TOTAL = "stoker_controller_ref_resolve_errors_total"
     CONTROLLER_GATEWAYS_DISCOVERED = "stoker_controller_gateways_discovered"
     CONTROLLER_GATEWAYS_SYNCED = "stoker_controller_gateways_synced"
     CONTROLLER_GITHUB_APP_TOKEN_EXPIRY = (
         "stoker_controller_github_app_token_expiry_timestamp_seconds"
     )
     RECEIVER_REQUESTS_TOTAL = "stoker_webhook_receiver_requests_total"
+    WEBHOOK_INJECTIONS_TOTAL = "stoker_webhook_injector_injections_total"

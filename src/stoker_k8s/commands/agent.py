@@ -55,7 +55,9 @@ def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
     # start-up probe: the agent keeps the gateway as it is through an API outage. Its own small
     # client, not the `kubernetes` package: see docs/architecture.md, "The agent's API client".
     api = AgentApi(choose(kubeconfig, context, dict(os.environ)))
-    loop = AgentLoop(ConfigMapMetadata(api, env), _Both(ConfigMapStatus(api, env), metrics))
+    loop = AgentLoop(
+        ConfigMapMetadata(api, env), _Both(ConfigMapStatus(api, env), metrics), observer=metrics
+    )
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
