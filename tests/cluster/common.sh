@@ -23,6 +23,9 @@ kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 
 say() { printf 'cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# up.sh and down.sh remove this directory: refuse anything that does not look like ours.
+[[ "$S" == /?* && "$(basename "$S")" == *stoker* ]] ||
+  die "STOKER_CLUSTER_STATE=$S: must be an absolute path whose last part contains 'stoker'"
 holder_pid() { local p; p=$(cat "$S/holder.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"; }
 # Run a command inside the cluster's namespaces.
 inside() { local p; p=$(holder_pid) || die "no cluster is running (no live $S/holder.pid)"

@@ -56,7 +56,7 @@ cd "$S"
 start() { local name=$1; shift; setsid "$@" > "logs/$name.log" 2>&1 < /dev/null & echo $! > "$name.pid"; }
 wait_for() { local what=$1 i; shift
   for i in $(seq 600); do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; done
-  die "$what not ready after 120 s: see $S/logs"; }
+  die "$what not ready after 120 s: see $S/logs, then stop what started with 'make cluster-down'"; }
 
 # --- PKI: one throw-away CA, a certificate per component (valid 7 days)
 (
