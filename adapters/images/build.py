@@ -6,8 +6,8 @@
 No registry is needed: Debian's mirror (debootstrap, apt) and PyPI (pip wheel) are the only
 sources, as for the Dockerfiles. Each image becomes `<out>/<key>.oci.tar`, an OCI image layout
 whose tag is the image's tag, beside `<out>/<key>.ref` holding its full name (from the chart's
-values.yaml): `ctr -n k8s.io images import --base-name <name without tag> <key>.oci.tar` or
-`docker load < <key>.oci.tar` gives it the name the chart uses, so IfNotPresent never pulls.
+values.yaml): `ctr -n k8s.io images import --base-name <name without tag> <key>.oci.tar`
+gives it the name the chart uses, so IfNotPresent never pulls (`docker load` is untested).
 The Debian root filesystems are cached under ${XDG_CACHE_HOME:-~/.cache}/stoker/images by a
 hash of suite, mirror and package list. Needs root (debootstrap, chroot); every mount it makes
 lives in a private mount namespace (unshare) and ends with it.
