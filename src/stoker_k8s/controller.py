@@ -166,13 +166,15 @@ class Controller:
             done = self._reconcile_one(item)
         except Exception:
             self.metrics.reconcile_total.labels(*labels, "error").inc()
-            raise
-        else:
-            result = "requeue" if done.failed else "success"
-            self.metrics.reconcile_total.labels(*labels, result).inc()
-            return done
-        finally:
             self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
+            raise
+        if item["metadata"].get("deletionTimestamp"):
+            self.metrics.forget(*labels)  # let go: none of its series outlives it (B21)
+            return done
+        result = "requeue" if done.failed else "success"
+        self.metrics.reconcile_total.labels(*labels, result).inc()
+        self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
+        return done
 
     def _reconcile_one(self, item: dict[str, Any]) -> Pass:
         meta = item["metadata"]
@@ -295,6 +297,9 @@ class Controller:
                 commit = self._resolve(gs, namespace, ref, fresh=fresh)
             except StokerError as e:
                 error = str(e)
+                self.metrics.ref_resolve_errors.labels(namespace, name).inc()
+        if app is None:
+            self.metrics.forget_token(namespace, name)
         if gs is not None and not problems and commit is not None:
             # Invalid profiles are never published (the original's B8).
             self._publish(namespace, name, metadata.encode(gs, commit=commit, ref=ref), item)
@@ -480,10 +485,14 @@ class Controller:
                 with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
                     credentials = self._credentials(gs, namespace, private)
                     mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
+                    asked = time.monotonic()
                     try:
                         advertised = parse_ls_remote(mirror.ls_remote())
                     finally:
                         mirror.close()
+                        self.metrics.ref_resolve_duration.labels(
+                            namespace, gs.metadata.name
+                        ).observe(time.monotonic() - asked)
                 cached = (started, advertised)  # as of when it was asked
                 with self._lock:
                     self._advertised[key] = cached
@@ -534,6 +543,7 @@ class Controller:
             private_key=pem,
             api_base_url=app.api_base_url,
         )
+        self.metrics.github_token_expiry.labels(namespace, gs.metadata.name).set(token.expires_at)
         self._publish_token(namespace, gs.metadata.name, token.value)
         return token.value
 

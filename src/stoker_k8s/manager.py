@@ -64,6 +64,8 @@ class Manager:
         key = f"{meta['namespace']}/{meta['name']}"
         if kind == "DELETED":
             self.known.discard(key)
+            # Also when it went without a pass of ours (its finalizer removed by hand): B21.
+            self.ctl.metrics.forget(meta["namespace"], meta["name"])
             return
         self.known.add(key)
         self.queue.add(key)

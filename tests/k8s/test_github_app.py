@@ -180,3 +180,35 @@ def test_every_gatewaysync_sharing_a_repository_and_app_gets_its_token_secret(
     assert len(calls) == 1  # one mint, cached for the App's installation
     # Polling is off, but the token must be refreshed before it expires.
     assert all(p.within is not None and p.within < 3600 for p in passes)
+
+
+def test_the_token_expiry_is_exported_per_gatewaysync_until_it_stops_using_the_app(
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    github_api: tuple[str, list[dict[str, Any]]],
+    served: tuple[Path, BareRepo, str],
+) -> None:
+    url, _ = github_api
+    root = served[0]
+    custom = client.CustomObjectsApi(kube_api)
+    controller = Controller(client.CoreV1Api(kube_api), custom)
+    expiry = "stoker_controller_github_app_token_expiry_timestamp_seconds"
+    labels = {"namespace": kube_namespace, "name": "minimal"}
+    with GitHttpServer(root, "git", "unused", tokens=[INSTALLATION_TOKEN]) as git_http:
+        body = app_cr("minimal", git_http.url_for("config"), url)
+        created = custom.create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+        )
+        controller.reconcile(created)
+    assert controller.metrics.registry.get_sample_value(expiry, labels) == 4070908800.0  # 2099
+    changed = custom.patch_namespaced_custom_object(
+        "stoker.io",
+        "v1alpha1",
+        kube_namespace,
+        "gatewaysyncs",
+        "minimal",
+        {"spec": {"git": {"auth": None, "repo": f"file://{root / 'config.git'}"}}},
+    )
+    controller.reconcile(changed)
+    assert controller.metrics.registry.get_sample_value(expiry, labels) is None
