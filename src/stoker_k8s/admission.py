@@ -8,13 +8,16 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stoker_core.errors import InvalidInput
 from stoker_core.injection import Decision, InjectionSettings, decide
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
 from stoker_k8s.events import gatewaysync_event
+
+if TYPE_CHECKING:
+    from stoker_k8s.metrics import WebhookMetrics
 
 log = logging.getLogger("stoker.webhook")
 MAX_REVIEW = 3 * 1024 * 1024  # bytes; the API server's own request limit is 3 MiB
@@ -129,10 +132,24 @@ def make_app(
     list_crs: ListCRs,
     settings: InjectionSettings | None = None,
     record_event: RecordEvent | None = None,
+    metrics: WebhookMetrics | None = None,
 ) -> Any:
-    """The WSGI application: /mutate-v1-pod, /validate-gatewaysync, /healthz."""
+    """The WSGI application: /mutate-v1-pod, /validate-gatewaysync, /healthz, /metrics."""
+
+    def mutate(review: Mapping[str, Any]) -> dict[str, Any]:
+        namespace = str((review.get("request") or {}).get("namespace") or "")
+        try:
+            answer = review_pod(review, list_crs, settings, record_event)
+        except Unavailable:
+            if metrics is not None:
+                metrics.admitted(namespace, "unavailable")
+            raise
+        if metrics is not None:
+            metrics.admitted(namespace, _outcome(answer["response"]))
+        return answer
+
     routes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-        "/mutate-v1-pod": lambda r: review_pod(r, list_crs, settings, record_event),
+        "/mutate-v1-pod": mutate,
         "/validate-gatewaysync": review_gatewaysync,
     }
 
@@ -140,6 +157,13 @@ def make_app(
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             return _send(start_response, "200 OK", {"ok": True})
+        if path == "/metrics" and metrics is not None and environ.get("REQUEST_METHOD") == "GET":
+            text = metrics.exposition()
+            start_response(
+                "200 OK",
+                [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(text)))],
+            )
+            return [text]
         handler = routes.get(path)
         if handler is None or environ.get("REQUEST_METHOD") != "POST":
             return _send(start_response, "404 Not Found", {"error": "not found"})
@@ -157,6 +181,13 @@ def make_app(
             return _send(start_response, "503 Service Unavailable", {"error": str(e)})
 
     return app
+
+
+def _outcome(response: Mapping[str, Any]) -> str:
+    """What a pod review did, for the injections metric."""
+    if not response.get("allowed"):
+        return "denied"
+    return "injected" if response.get("patch") else "skipped"
 
 
 def _review(body: bytes) -> dict[str, Any]:

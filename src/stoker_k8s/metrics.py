@@ -1,11 +1,15 @@
-"""Controller and receiver metrics (prometheus-client, private registries)."""
+"""Controller, receiver and webhook metrics (prometheus-client, private registries; the
+webhook's summed over its gunicorn worker processes)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
+import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from stoker_core.vocabulary import Metric
 
@@ -72,7 +76,9 @@ class ControllerMetrics:
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of GatewaySync `namespace/name` (deleted: the original's B21)."""
-        series = [(family, (namespace, name)) for family in self._per_gatewaysync()]
+        series: list[tuple[Any, tuple[str, ...]]] = [
+            (family, (namespace, name)) for family in self._per_gatewaysync()
+        ]
         series += [(self.reconcile_total, (namespace, name, r)) for r in RESULTS]
         for family, labels in series:
             with contextlib.suppress(KeyError):  # never set (older clients raise)
@@ -92,3 +98,53 @@ class ControllerMetrics:
             self.ref_resolve_errors,
             self.github_token_expiry,
         ]
+
+
+MAX_NAMESPACES = 500  # per worker: a forged review's namespace must not grow series unbounded
+
+
+class WebhookMetrics:
+    """The admission webhook's /metrics, the same from whichever gunicorn worker answers: each
+    worker writes its counts to files under one directory (prometheus-client's multiprocess
+    mode) and /metrics sums them, those of workers that have exited included."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.injections = Counter(
+            Metric.WEBHOOK_INJECTIONS_TOTAL.removesuffix("_total"),
+            "Pod admissions by result: injected, skipped (no agent wanted or already there), "
+            "denied, unavailable (GatewaySyncs could not be read: answered 503).",
+            ["namespace", "result"],
+            registry=None,  # served through the directory, never from this process's memory
+        )
+        self._namespaces: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> WebhookMetrics:
+        """Metrics that the workers forked after this call share (call it before serving)."""
+        directory = tempfile.mkdtemp(prefix="stoker-webhook-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        from prometheus_client import values
+
+        # prometheus-client picks its value store from the environment when first imported,
+        # which may have been before this call.
+        values.ValueClass = values.get_value_class()
+        return cls(directory)
+
+    def admitted(self, namespace: str, result: str) -> None:
+        """Count one pod admission."""
+        with self._lock:
+            if namespace not in self._namespaces and len(self._namespaces) >= MAX_NAMESPACES:
+                namespace = "_other"
+            else:
+                self._namespaces.add(namespace)
+        self.injections.labels(namespace[:63], result).inc()
+
+    def exposition(self) -> bytes:
+        """The text /metrics serves: every worker's counts, summed."""
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.directory)
+        return generate_latest(registry)

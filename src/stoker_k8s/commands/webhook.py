@@ -15,6 +15,7 @@ from stoker_k8s.connection import api_errors, connect, kube_options, probe
 from stoker_k8s.events import EventAggregator
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.intake import Limits
+from stoker_k8s.metrics import WebhookMetrics
 from stoker_k8s.selfcert import ensure
 
 
@@ -119,7 +120,8 @@ def webhook(
             )
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
-    app = make_app(lister, InjectionSettings(default_image=agent_image), record_event)
+    metrics = WebhookMetrics.shared()  # before gunicorn forks its workers
+    app = make_app(lister, InjectionSettings(default_image=agent_image), record_event, metrics)
     serve(
         app,
         bind=bind,
