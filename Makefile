@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv sysdeps lint typecheck contracts unit test testenv helm-bin crd demo bench clean
+.PHONY: help venv sysdeps lint typecheck contracts unit test testenv helm-bin promtool-bin crd demo bench clean
 
 help:
 	@echo "make demo   - set up, then plan the bundled example for two gateways"
@@ -58,7 +58,11 @@ unit: venv
 helm-bin:
 	bash adapters/helm/build-helm.sh
 
-test: sysdeps venv lint typecheck contracts testenv helm-bin
+# promtool, for `promtool test rules` on the chart's alerts (tests/test_alert_rules.py).
+promtool-bin:
+	nice -n 19 bash tests/promtool/build.sh
+
+test: sysdeps venv lint typecheck contracts testenv helm-bin promtool-bin
 	$(VENV)/bin/pytest -q
 
 demo: venv
