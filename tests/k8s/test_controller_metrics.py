@@ -5,6 +5,7 @@ it (the original re-created them in the pass that deleted it, and never removed 
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from kubernetes import client
 
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
+from stoker_k8s.manager import Manager
 from support.gitservers import BareRepo
+from support.kubeenv import wait_until
 
 pytestmark = pytest.mark.kube
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
@@ -97,3 +100,35 @@ def test_b21_every_series_of_a_deleted_gatewaysync_is_removed_with_it(
     assert series_of(controller, kube_namespace, "doomed") == []
     kept = set(series_of(controller, kube_namespace, "kept"))  # its ref came from the cache
     assert {"stoker_controller_reconcile_total", "stoker_controller_gateways_discovered"} <= kept
+
+
+def test_b21_series_of_a_gatewaysync_deleted_without_a_pass_of_ours_are_removed_too(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
+) -> None:
+    # In a namespace this installation does not serve, the controller adds no finalizer: the
+    # deletion is immediate and only the watch's DELETED event says it happened.
+    custom = client.CustomObjectsApi(kube_api)
+    controller = Controller(kube_core, custom, namespaces=["not-" + kube_namespace])
+    manager = Manager(controller, backoff=(0.2, 5.0), workers=1)
+    stop = threading.Event()
+    running = threading.Thread(target=manager.run, args=(stop,), daemon=True)
+    running.start()
+    try:
+        create(custom, kube_namespace, "elsewhere", f"file://{tmp_path / 'unused.git'}")
+        wait_until(
+            lambda: (
+                "stoker_controller_reconcile_total"
+                in series_of(controller, kube_namespace, "elsewhere")
+            ),
+            timeout=30,
+            what="a pass over the GatewaySync",
+        )
+        custom.delete_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "elsewhere")
+        wait_until(
+            lambda: series_of(controller, kube_namespace, "elsewhere") == [],
+            timeout=30,
+            what="its series to go with it",
+        )
+    finally:
+        stop.set()
+        running.join(timeout=30)
