@@ -16,7 +16,6 @@ import tempfile
 from typing import Any
 
 import attrs
-import yaml
 
 from stoker_core.errors import TemporaryError
 from stoker_k8s.kubeflags import DEFAULT_KUBECONFIG, ClusterUnavailable
@@ -103,6 +102,8 @@ def from_kubeconfig(path: str, context: str | None) -> Access:
         "contexts": {},
     }
     current = None
+    import yaml  # here: in a pod no kubeconfig is read, and PyYAML costs the sidecar 1 MiB
+
     for one in (p for p in path.split(os.pathsep) if p and os.path.exists(p)):
         with open(one, encoding="utf-8") as handle:
             text = handle.read(MAX_KUBECONFIG)

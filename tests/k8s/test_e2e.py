@@ -1,7 +1,8 @@
 """The whole flow on a real API server: the controller resolves and publishes; creating a
 gateway pod makes the API server call `stoker webhook`, which injects the agent; the pod is
 marked Running and its volumes materialised (tests/support/kubelet.py), and the agent runs as a
-local process with exactly the environment and files the webhook injected, under the token of
+local process (with the `kubernetes` package refused: the agent has its own client) with
+exactly the environment and files the webhook injected, under the token of
 the GatewaySync's agent identity that the controller keeps in a Secret mounted into the sidecar
 only, with the Role the controller grants that identity (H15); it syncs the gateway simulator and
 reports, and the GatewaySync becomes Ready with the right `kubectl get -o wide` columns; a new
@@ -33,10 +34,29 @@ from support.kubelet import mark_pod_running, materialize_pod
 pytestmark = pytest.mark.kube
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+# Run `stoker` with some top-level packages refusing to import, as if not installed.
+WITHOUT = """\
+import sys
+BLOCKED = set(sys.argv[1].split(","))
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Refuse())
+from stoker_agent.cli import main
+main(sys.argv[2:])
+"""
+
+
+def start(
+    args: list[str], env: dict[str, str], log: Path, *, without: str = ""
+) -> subprocess.Popen[bytes]:
+    """Start `stoker ARGS` logging to `log`; `without`: packages it must do without."""
     handle = log.open("wb")
+    command = ["-c", WITHOUT, without] if without else ["-m", "stoker_agent.cli"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stoker_agent.cli", *args],
+        [sys.executable, *command, *args],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -193,7 +213,7 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
                     return None
 
                 wait_until(injected, timeout=30, what="the API server to call stoker webhook")
-        mark_pod_running(kube_core, kube_namespace, "ignition-blue-0")
+        mark_pod_running(kube_core, kube_namespace, "ignition-blue-0", node_name="node-1")
         local = materialize_pod(
             kube_core,
             kube_namespace,
@@ -221,8 +241,14 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
                     agent_kubeconfig(kube_env, sa_token, tmp_path / "agent.kubeconfig")
                 ),
             }
+            # The agent needs no `kubernetes` package: its own client talks to the API server.
             processes.append(
-                start(["agent", "--log-format", "text"], agent_env, tmp_path / "agent.log")
+                start(
+                    ["agent", "--log-format", "text"],
+                    agent_env,
+                    tmp_path / "agent.log",
+                    without="kubernetes",
+                )
             )
 
             def ready() -> Any:
