@@ -30,6 +30,7 @@ class Gateway:
     has_sidecar: bool
     record: dict[str, Any] | None = None  # the agent's status.json, if any
     service_account: str = "default"
+    owner: str = ""  # who runs the pod ("StatefulSet plant1"): discovery.owner
 
     def sync_status(self) -> str:
         """Synced / Pending / Error / MissingSidecar (a recreated pod without a sidecar never
@@ -92,6 +93,20 @@ def _condition(
         "lastTransitionTime": since,
         "observedGeneration": generation,
     }
+
+
+def conflicts(gateways: Sequence[Gateway]) -> list[str]:
+    """One sentence per gateway name that pods of two or more owners resolve to."""
+    owners: dict[str, dict[str, str]] = {}
+    for g in sorted(gateways, key=lambda g: (g.name, g.owner, g.pod)):
+        owners.setdefault(g.name, {}).setdefault(g.owner or f"Pod {g.pod}", g.pod)
+    return [
+        f'gateway name "{name}" is used by '
+        + " and ".join(f"{who} (pod {pod})" for who, pod in found.items())
+        + ": give one of them its own stoker.io/gateway-name annotation"
+        for name, found in owners.items()
+        if len(found) > 1
+    ]
 
 
 def status(
@@ -163,7 +178,19 @@ def status(
     conditions.append(
         _condition(Condition.ALL_GATEWAYS_SYNCED, all_synced, reason, message, generation, now, old)
     )
+    clashes = conflicts(ordered)
     if total:
+        conditions.append(
+            _condition(
+                Condition.GATEWAY_NAMES_UNIQUE,
+                not clashes,
+                Reason.GATEWAY_NAME_CONFLICT if clashes else Reason.GATEWAY_NAMES_UNIQUE,
+                "; ".join(clashes) or "Every gateway name belongs to one workload",
+                generation,
+                now,
+                old,
+            )
+        )
         conditions.append(
             _condition(
                 Condition.SIDECAR_INJECTED,
@@ -177,7 +204,9 @@ def status(
                 old,
             )
         )
-    ready = valid and commit is not None and all_synced and not paused and not unserved
+    ready = (
+        valid and commit is not None and all_synced and not paused and not unserved and not clashes
+    )
     why = (
         unserved
         if unserved
@@ -189,6 +218,8 @@ def status(
         if not valid
         else "Ref not resolved"
         if commit is None
+        else "; ".join(clashes)
+        if clashes
         else "Waiting for gateways to sync"
     )
     conditions.append(
@@ -201,6 +232,8 @@ def status(
             if unserved
             else Reason.PAUSED
             if paused
+            else Reason.GATEWAY_NAME_CONFLICT
+            if clashes and valid and commit is not None
             else Reason.RECONCILING,
             why,
             generation,

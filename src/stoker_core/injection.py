@@ -16,9 +16,10 @@ from typing import Any
 
 import attrs
 
+from stoker_core.discovery import gateway_name
 from stoker_core.metadata import agent_token_for
 from stoker_core.model import GatewaySync, VarFrom
-from stoker_core.profiles import gateway_name, resolve
+from stoker_core.profiles import resolve
 from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
 
 DATA_VOLUMES = ("ignition-data", "data")

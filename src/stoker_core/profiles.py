@@ -80,9 +80,3 @@ def pod_ordinal(pod_name: str, labels: MappingABC[str, str]) -> int:
         return int(index)
     match = _TRAILING_NUMBER.search(pod_name)
     return int(match.group(1)) if match else 0
-
-
-def gateway_name(annotations: MappingABC[str, str], labels: MappingABC[str, str], pod: str) -> str:
-    """The one gateway-name rule: the annotation, else the app.kubernetes.io/name label, else the
-    pod name. (The original's agent and controller disagreed here: its bug D2.)"""
-    return annotations.get("stoker.io/gateway-name") or labels.get("app.kubernetes.io/name") or pod

@@ -43,6 +43,8 @@ class Label(enum.StrEnum):
     CR_NAME = "stoker.io/cr-name"  # controller, agent → controller (ConfigMaps, Secrets)
     MANAGED_BY = "app.kubernetes.io/managed-by"
     APP_NAME = "app.kubernetes.io/name"  # user → gateway-name rule
+    APP_INSTANCE = "app.kubernetes.io/instance"  # Helm → gateway-name rule (Ignition chart)
+    STATEFULSET_POD = "statefulset.kubernetes.io/pod-name"  # StatefulSet controller → ordinal
     POD_INDEX = "apps.kubernetes.io/pod-index"  # StatefulSet controller → PodOrdinal
 
 
@@ -55,6 +57,7 @@ class Condition(enum.StrEnum):
     ALL_GATEWAYS_SYNCED = "AllGatewaysSynced"
     SIDECAR_INJECTED = "SidecarInjected"
     SSH_HOST_KEY_VERIFICATION = "SSHHostKeyVerification"
+    GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"  # no two owners' pods share a gateway name
 
 
 class Reason(enum.StrEnum):
@@ -75,6 +78,8 @@ class Reason(enum.StrEnum):
     PAUSED = "Paused"
     RECONCILING = "Reconciling"
     NAMESPACE_NOT_SERVED = "NamespaceNotServed"  # the installation does not serve the namespace
+    GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"
+    GATEWAY_NAME_CONFLICT = "GatewayNameConflict"  # two owners' pods resolve to one gateway name
 
 
 class SyncStatus(enum.StrEnum):

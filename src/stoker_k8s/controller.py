@@ -20,11 +20,11 @@ from typing import Any
 import attrs
 
 from stoker_agent.gitfetch import Credentials, Mirror
-from stoker_core import conditions, metadata
+from stoker_core import conditions, discovery, metadata
+from stoker_core.discovery import gateway_name
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.model import GatewaySync, Polling
 from stoker_core.parsing import structure
-from stoker_core.profiles import gateway_name
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
@@ -101,6 +101,7 @@ class Pass:
     request: str | None = None
     polling: Polling = attrs.field(factory=Polling)
     within: float | None = None  # look again within this many seconds whatever the polling
+    gone: bool = False  # the GatewaySync vanished during the pass: nothing more to do
 
 
 class Controller:
@@ -123,6 +124,12 @@ class Controller:
                 ns, label_selector=f"{Label.MANAGED_BY}=stoker-agent"
             ).items
         )
+        # The GatewaySync names of a namespace (auto-discovery needs exactly one); the manager
+        # points this at its informer's cache too.
+        self.gatewaysyncs: Callable[[str], list[str]] = lambda ns: [
+            i["metadata"]["name"]
+            for i in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        ]
         self.core = core
         self.custom = custom
         self.metrics = metrics or ControllerMetrics()
@@ -141,6 +148,9 @@ class Controller:
         # rights (no Secrets, ConfigMaps or pods: H16), and a GatewaySync there is told so.
         self.namespaces = None if namespaces is None else frozenset(namespaces)
         self._agent_tokens: dict[tuple[str, str], float] = {}  # (namespace, cr) → expiry
+        # The status this controller last wrote per GatewaySync (uid, status, when): events and
+        # transition times are computed from it, not from a cached copy that may predate it.
+        self._statuses: dict[tuple[str, str], tuple[str, dict[str, Any], float]] = {}
 
     def serves(self, namespace: str) -> bool:
         """Whether this installation serves GatewaySyncs of `namespace`."""
@@ -177,6 +187,81 @@ class Controller:
         return done
 
     def _reconcile_one(self, item: dict[str, Any]) -> Pass:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self._pass(item)
+        except ApiException as e:
+            if e.status != 404 or not self._vanished(item):
+                raise
+        meta = item["metadata"]
+        log.info("%s/%s was deleted during its reconcile", meta["namespace"], meta["name"])
+        self.forget(meta["namespace"], meta["name"])
+        return Pass(False, polling=Polling(enabled=False), gone=True)
+
+    def _vanished(self, item: dict[str, Any]) -> bool:
+        """Whether the GatewaySync of `item` is gone (or replaced by a new one of its name)."""
+        from kubernetes.client.exceptions import ApiException
+
+        meta = item["metadata"]
+        try:
+            now = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return True
+            raise
+        return bool(now["metadata"].get("uid") != meta.get("uid"))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what was remembered of a GatewaySync's last status write (it is gone, or
+        another replica may have written since: a new leader starts from the API's copy)."""
+        with self._lock:
+            if name:
+                self._statuses.pop((namespace, name), None)
+            else:
+                self._statuses.clear()
+
+    def _previous(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The GatewaySync's current status: the one this controller last wrote, unless `item`
+        already shows it, is another object of that name, or the write is RECHECK_SECONDS old
+        (then `item` is trusted: no cache lags that long, and a hand edit is seen)."""
+        meta = item["metadata"]
+        key, given = (meta["namespace"], meta["name"]), item.get("status") or {}
+        with self._lock:
+            mine = self._statuses.get(key)
+            if mine is None:
+                return given
+            uid, written, at = mine
+            if (
+                uid == meta.get("uid")
+                and given != written
+                and time.monotonic() - at < RECHECK_SECONDS
+            ):
+                return written
+            del self._statuses[key]
+        return given
+
+    def _write_status(
+        self, item: dict[str, Any], previous: dict[str, Any], new_status: dict[str, Any]
+    ) -> None:
+        """Record one event per condition change and write the status, when it changed."""
+        if new_status == previous:
+            return
+        self._events(item, previous, new_status)
+        meta = item["metadata"]
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": new_status}
+        )
+        with self._lock:
+            self._statuses[(meta["namespace"], meta["name"])] = (
+                meta.get("uid", ""),
+                new_status,
+                time.monotonic(),
+            )
+
+    def _pass(self, item: dict[str, Any]) -> Pass:
         meta = item["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         if not self.serves(namespace):
@@ -211,6 +296,7 @@ class Controller:
             "chart value `namespaces` (or the controller's STOKER_NAMESPACES) and upgrade; "
             "Stoker reads Secrets, ConfigMaps and pods only in the namespaces listed there"
         )
+        previous = self._previous(item)
         new_status = conditions.status(
             generation=meta.get("generation", 0),
             problems=[],
@@ -221,13 +307,10 @@ class Controller:
             profile_count=len(item["spec"].get("sync", {}).get("profiles", {})),
             paused=bool(item["spec"].get("paused")),
             now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            previous=item.get("status") or {},
+            previous=previous,
             unserved=why,
         )
-        if new_status != item.get("status"):
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
-            )
+        self._write_status(item, previous, new_status)
         return Pass(False, polling=Polling(enabled=False))
 
     def _clean_up(self, namespace: str, name: str, meta: dict[str, Any]) -> None:
@@ -246,6 +329,7 @@ class Controller:
             ("config_map", cm.metadata.name)
             for cm in self.core.list_namespaced_config_map(namespace, label_selector=selector).items
         ]
+        self.forget(namespace, name)
         self._forget_written(
             namespace,
             {object_name for _, object_name in doomed} | {metadata.agent_identity_for(name)},
@@ -303,25 +387,16 @@ class Controller:
         if gs is not None and not problems and commit is not None:
             # Invalid profiles are never published (the original's B8).
             self._publish(namespace, name, metadata.encode(gs, commit=commit, ref=ref), item)
-        if (
-            commit
-            and annotations.get(Annotation.REQUESTED_REF)
-            and same_ref(annotations[Annotation.REQUESTED_REF], item["spec"]["git"]["ref"])
-        ):
-            self.custom.patch_namespaced_custom_object(  # self-clearing, v-normalised (B3)
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"metadata": {"annotations": {Annotation.REQUESTED_REF: None}}},
-            )
+        requested = annotations.get(Annotation.REQUESTED_REF)
+        if commit and requested and same_ref(requested, item["spec"]["git"]["ref"]):
+            self._clear_request(namespace, name, requested)
         gateways, agents = self._gateways(namespace, name)
         self._agent_identity(namespace, name, item["metadata"]["uid"], agents)
         self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
         self.metrics.gateways_synced.labels(namespace, name).set(
             sum(g.sync_status() == "Synced" for g in gateways)
         )
+        previous = self._previous(item)
         new_status = conditions.status(
             generation=meta.get("generation", 0),
             problems=problems,
@@ -333,13 +408,9 @@ class Controller:
             paused=bool(item["spec"].get("paused")),
             ssh_host_keys=_ssh_verification(gs),
             now=now,
-            previous=item.get("status") or {},
+            previous=previous,
         )
-        self._events(item, new_status)
-        if new_status != item.get("status"):
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": new_status}
-            )
+        self._write_status(item, previous, new_status)
         return Pass(
             error is not None,
             annotations.get(Annotation.REQUESTED_REF),
@@ -440,12 +511,34 @@ class Controller:
             if e.status != 409:  # created meanwhile (the cache had not seen it yet)
                 raise
 
-    def _events(self, item: dict[str, Any], new_status: dict[str, Any]) -> None:
-        """One event per condition change, never one per reconcile (the original's B7)."""
-        before = {
-            c["type"]: (c["status"], c["reason"])
-            for c in (item.get("status") or {}).get("conditions") or []
-        }
+    def _clear_request(self, namespace: str, name: str, requested: str) -> None:
+        """Remove `stoker.io/requested-ref` if it still holds `requested`, the value this pass
+        applied: the API server tests the value and removes it in one step, so a ref the
+        receiver wrote since is kept (the test fails with 422) and gets its own pass."""
+        from kubernetes.client.exceptions import ApiException
+
+        path = "/metadata/annotations/" + _escape_pointer(Annotation.REQUESTED_REF)
+        try:
+            self.custom.patch_namespaced_custom_object(  # self-clearing, v-normalised (B3)
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                [{"op": "test", "path": path, "value": requested}, {"op": "remove", "path": path}],
+                _content_type="application/json-patch+json",
+            )
+        except ApiException as e:
+            if e.status != 422:  # 422: the value changed (or went) meanwhile; nothing to clear
+                raise
+            log.info("%s/%s: requested-ref changed since it was read; kept", namespace, name)
+
+    def _events(
+        self, item: dict[str, Any], previous: dict[str, Any], new_status: dict[str, Any]
+    ) -> None:
+        """One event per condition change against the status last written, never one per
+        reconcile (the original's B7) nor one per stale cached copy."""
+        before = {c["type"]: (c["status"], c["reason"]) for c in previous.get("conditions") or []}
         meta = item["metadata"]
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
@@ -633,31 +726,58 @@ class Controller:
             for cm in self.statuses(namespace)
             if (cm.metadata.labels or {}).get(Label.CR_NAME) == cr
         }
+        sole = self.gatewaysyncs(namespace) == [cr]
         out, agents = [], []
         for pod in pods:
-            notes = pod.metadata.annotations or {}
-            if notes.get(Annotation.INJECT) != "true" or notes.get(Annotation.CR_NAME, cr) != cr:
+            notes, labels = pod.metadata.annotations or {}, pod.metadata.labels or {}
+            phase, deleting = (
+                (pod.status.phase if pod.status else None) or "",
+                bool(pod.metadata.deletion_timestamp),
+            )
+            if not discovery.claims(notes, cr, sole=sole) or not discovery.alive(phase, deleting):
                 continue
-            sidecar = any(c.name == AGENT_CONTAINER for c in pod.spec.init_containers or [])
+            agent = next(
+                (c for c in pod.spec.init_containers or [] if c.name == AGENT_CONTAINER), None
+            )
             cm = statuses.get(metadata.status_name_for(cr, pod.metadata.name))
+            if agent is not None:  # rights before it is scheduled: its agent starts first
+                agents.append(agentaccess.AgentPod(pod.metadata.name, pod.metadata.uid, cm))
+            if not discovery.counts(pod.spec.node_name or "", phase, deleting):
+                continue
             record = None
             if cm is not None and agentaccess.owned_by_pod(cm, pod.metadata.uid):
                 record = _record((cm.data or {}).get("status.json"))
-            if sidecar:
-                agents.append(agentaccess.AgentPod(pod.metadata.name, pod.metadata.uid, cm))
-            gateway = gateway_name(notes, pod.metadata.labels or {}, pod.metadata.name)
+            references = [
+                (r.kind, r.name) for r in pod.metadata.owner_references or [] if r.controller
+            ]
             out.append(
                 conditions.Gateway(
                     service_account=pod.spec.service_account_name or "default",
-                    name=gateway,
+                    name=_told_name(agent, pod.metadata.name)
+                    or gateway_name(notes, labels, pod.metadata.name),
                     pod=pod.metadata.name,
                     namespace=namespace,
                     profile=notes.get(Annotation.PROFILE, ""),
-                    has_sidecar=sidecar,
+                    has_sidecar=agent is not None,
                     record=record,
+                    owner=discovery.owner(references, labels, pod.metadata.name),
                 )
             )
         return out, agents
+
+
+def _told_name(agent: Any | None, pod: str) -> str | None:
+    """The gateway name a pod's agent was given when the pod was admitted (GATEWAY_NAME; empty:
+    the pod name), so the controller agrees with an agent injected by an earlier release."""
+    for var in (agent.env or []) if agent is not None else []:
+        if var.name == "GATEWAY_NAME" and var.value_from is None:
+            return str(var.value or pod)
+    return None
+
+
+def _escape_pointer(key: str) -> str:
+    """A JSON-pointer segment for `key` (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _record(text: str | None) -> dict[str, Any] | None:

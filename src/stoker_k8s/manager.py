@@ -79,8 +79,12 @@ class Manager:
     def _on_pod(self, kind: str, obj: Any) -> None:
         meta = _meta(obj)
         notes = meta.get("annotations") or {}
-        if notes.get(Annotation.INJECT) == "true" and notes.get(Annotation.CR_NAME):
+        if notes.get(Annotation.CR_NAME):
             self.queue.add(f"{meta['namespace']}/{notes[Annotation.CR_NAME]}")
+        elif notes.get(Annotation.INJECT) == "true":  # auto-discovered: its namespace's one
+            prefix = f"{meta['namespace']}/"
+            for key in [k for k in list(self.known) if k.startswith(prefix)]:
+                self.queue.add(key)
 
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -99,7 +103,10 @@ class Manager:
                 with self._lock:  # counted against the request the last pass saw
                     done = Pass(True, self.failures.get(key, Failures()).request)
             try:
-                if done is not None:
+                if done is not None and done.gone:
+                    with self._lock:
+                        self.failures.pop(key, None)
+                elif done is not None:
                     self._schedule(key, done)
             finally:
                 self.queue.done(key)
@@ -161,6 +168,7 @@ class Manager:
             while not informer.synced.wait(0.5) and not stop.is_set():
                 pass
         self._gatewaysyncs = gatewaysyncs
+        self.ctl.gatewaysyncs = lambda ns: [o["metadata"]["name"] for o in gatewaysyncs.cached(ns)]
         self.ctl.statuses = _cached(statuses)
         self.ctl.pods = _cached(pods)
         threads = [
@@ -178,6 +186,7 @@ class Manager:
                 # A new leader looks at everything: the previous one's schedule died with it.
                 for key in list(self.known):
                     self.queue.add(key)
+                self.ctl.forget("", "")  # another replica may have written statuses meanwhile
                 self.leading.set()
             elif not leader:
                 self.leading.clear()

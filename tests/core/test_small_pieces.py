@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.helpers import gs_with, plan_for
+from stoker_core.discovery import gateway_name
 from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.manifest import Manifest, Record
 from stoker_core.paths import is_clean
-from stoker_core.profiles import gateway_name
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
 from stoker_core.status import HEARTBEAT_SECONDS, SyncRecord, worth_writing
@@ -98,6 +98,7 @@ def test_errors_carry_exit_codes_and_json_form() -> None:
     [
         ({"stoker.io/gateway-name": "north"}, {"app.kubernetes.io/name": "ign"}, "north"),
         ({}, {"app.kubernetes.io/name": "ignition"}, "ignition"),
+        ({}, {"app.kubernetes.io/name": "ignition", "app.kubernetes.io/instance": "a"}, "a"),
         ({}, {}, "ignition-0"),
     ],
 )

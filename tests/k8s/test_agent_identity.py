@@ -63,6 +63,7 @@ def injected_pod(body: dict[str, Any], namespace: str, name: str) -> dict[str, A
             "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": CR},
         },
         "spec": {
+            "nodeName": "node-1",  # scheduled: the controller discovers only scheduled pods
             "containers": [
                 {
                     "name": "gateway",

@@ -192,6 +192,7 @@ def test_a_pass_with_nothing_new_costs_no_write_and_first_passes_share_ls_remote
                     "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": "line-1"},
                 },
                 "spec": {
+                    "nodeName": "node-1",  # scheduled: discovered (an unscheduled pod is not)
                     "initContainers": [
                         {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
                     ],

@@ -93,6 +93,7 @@ def test_secrets_stay_out_of_everything_people_and_other_tools_can_read(
                     },
                 },
                 "spec": {
+                    "nodeName": "node-1",  # scheduled: the controller discovers only these
                     "initContainers": [
                         {"name": "stoker-agent", "image": "s", "restartPolicy": "Always"}
                     ],
