@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -33,14 +34,16 @@ def serve(
     workers: int = 2,
     threads: int = 4,
     limits: Limits | None = None,
+    on_exit: Callable[[], None] | None = None,
 ) -> None:
     """Run gunicorn until it is told to stop (SIGTERM: graceful); TLS when given a cert.
 
     Always the IntakeWorker: requests are read whole, under `limits`, before a thread runs the
-    app, so slow clients cannot take the `workers` × `threads` request slots (H8)."""
+    app, so slow clients cannot take the `workers` × `threads` request slots (H8). `on_exit`
+    runs in the main process once every worker has stopped."""
     tls = {"certfile": cert_file, "keyfile": key_file} if cert_file else {}
     worker = type("IntakeWorker", (IntakeWorker,), {"limits": limits or Limits()})
-    options = {
+    options: dict[str, Any] = {
         "bind": bind,
         **tls,
         "workers": workers,
@@ -54,4 +57,6 @@ def serve(
         "errorlog": "-",
         "loglevel": "warning",
     }
+    if on_exit is not None:
+        options["on_exit"] = lambda server: on_exit()
     _Application(app, options).run()

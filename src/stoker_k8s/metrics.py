@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from typing import Any
@@ -131,6 +132,10 @@ class WebhookMetrics:
         # which may have been before this call.
         values.ValueClass = values.get_value_class()
         return cls(directory)
+
+    def close(self) -> None:
+        """Remove the workers' files (the server has stopped)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def admitted(self, namespace: str, result: str) -> None:
         """Count one pod admission."""

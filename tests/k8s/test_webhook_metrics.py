@@ -1,5 +1,6 @@
 """The admission webhook's /metrics under gunicorn with two worker processes: whichever worker
-answers a scrape, it reports the pods every worker admitted (counts add up across workers)."""
+answers a scrape, it reports the pods every worker admitted (counts add up across workers), and
+the files that hold the counts go when it stops."""
 
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ def review(namespace: str, uid: str) -> dict[str, object]:
 
 
 def workers_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # it has exited
+        return []
     return [int(c) for c in children]
 
 
@@ -100,3 +104,10 @@ def test_injection_counts_add_up_across_gunicorn_workers(
         scrape = requests.get(f"{url}/metrics", verify=ca_file, timeout=10)
         assert scrape.status_code == 200
         assert skipped(scrape.text, kube_namespace) == sent == 12
+    [files] = [  # the workers' counts, in the webhook's own private directory
+        Path(line.split(maxsplit=5)[5])
+        for line in Path(f"/proc/{first}/maps").read_text().splitlines()
+        if "stoker-webhook-metrics-" in line
+    ][:1]
+    os.kill(master, signal.SIGTERM)
+    wait_until(lambda: not files.parent.exists(), timeout=20, what="the files to go at exit")

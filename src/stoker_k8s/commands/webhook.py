@@ -130,4 +130,5 @@ def webhook(
         workers=workers,
         threads=threads,
         limits=Limits(max_body=MAX_REVIEW),
+        on_exit=metrics.close,
     )
