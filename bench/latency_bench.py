@@ -15,7 +15,7 @@ Goals (issue #7): p95 at 50 gateways ≤ 5× p95 at 1 gateway (fan-out must not 
 the receiver path's p95 at 1 gateway under 2 s.
 
 Agent cost: after the largest fleet has settled, every agent's RSS and CPU over an idle window
-(which includes the periodic drift check every syncPeriod).
+(which includes the periodic drift check every syncPeriod). Goal (issue 18): idle RSS ≤ 40 MiB.
 
 `--quick`: 1 and 2 gateways, two rounds each, a 3 s idle window.
 """
@@ -514,6 +514,14 @@ def report_agent(result: Result, scale: Scale, idle: dict[str, Any]) -> None:
              f"{max(cpu):.2f}"],
         ],
     )  # fmt: skip
+    # Issue 18: an agent per gateway, so its memory is paid fifty times over.
+    result.goal(
+        "agent idle RSS (largest of the fleet)",
+        max(rss),
+        40.0,
+        unit="MiB",
+        note="after its syncs; its own API client, no kubernetes package",
+    )
 
 
 if __name__ == "__main__":

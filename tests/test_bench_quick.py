@@ -49,7 +49,7 @@ KUBE_QUICK = {
             ['["receiver", 1, 2', '["receiver", 2, 4', '["polling", 2, 4'],
             ["receiver: p95 at 2 / p95 at 1 gateway(s)", "receiver: p95 at 1 gateway"],
         ),
-        ("agent", ["RSS (MiB)", "CPU (% of one core)"], []),
+        ("agent", ["RSS (MiB)", "CPU (% of one core)"], ["agent idle RSS (largest of the fleet)"]),
     ],
     "controller_bench.py": [
         (
