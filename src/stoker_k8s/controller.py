@@ -36,8 +36,8 @@ from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
-# GitHub installation tokens live an hour and are replaced 5 minutes early; a pass at least this
-# often keeps every agent's copy fresh, polling or not.
+# GitHub installation tokens live an hour and are replaced 15 minutes early; a pass at least
+# this often keeps every agent's copy fresh, polling or not.
 TOKEN_REFRESH_SECONDS = 600.0
 # An object the controller wrote is read back to check it at least this often (someone may have
 # edited or deleted it); in between an unchanged one costs no request.

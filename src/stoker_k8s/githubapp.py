@@ -1,6 +1,6 @@
 """GitHub App installation tokens for the controller: a JWT signed with the App's key, exchanged
 at the GitHub API, cached per (namespace, Secret, App, installation) — never shared between
-tenants that merely share App ids (the original's B1) — and refreshed 5 minutes before expiry."""
+tenants that merely share App ids (the original's B1) — and refreshed 15 minutes before expiry."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ import requests
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.redaction import redact
 
-REFRESH_BEFORE = 300.0  # seconds before expiry a cached token is replaced
+# Seconds before expiry a cached token is replaced: more than the controller's longest gap
+# between passes (10 min) plus the agents' margin, so a token published at one pass outlives
+# the next; GitHub's tokens live an hour, so one is minted about every 45 minutes.
+REFRESH_BEFORE = 900.0
 
 
 @attrs.frozen(slots=True)
