@@ -178,7 +178,7 @@ class Controller:
             self.metrics.reconcile_total.labels(*labels, "error").inc()
             self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
             raise
-        if item["metadata"].get("deletionTimestamp"):
+        if item["metadata"].get("deletionTimestamp") or done.gone:
             self.metrics.forget(*labels)  # let go: none of its series outlives it (B21)
             return done
         result = "requeue" if done.failed else "success"

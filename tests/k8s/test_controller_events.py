@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from k8s.test_controller_metrics import series_of
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
@@ -121,9 +122,11 @@ def test_a_gatewaysync_deleted_before_its_finalizer_is_added_is_no_error(
     custom.delete_namespaced_custom_object(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
     )  # no finalizer yet: gone at once
+    controller = Controller(kube_core, custom)
     with caplog.at_level(logging.INFO):
-        done = Controller(kube_core, custom).reconcile(cached)
+        done = controller.reconcile(cached)
     assert done.gone
+    assert series_of(controller, kube_namespace, "minimal") == []  # none outlives it (B21)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not any(r.exc_info for r in caplog.records)
     names = [cm.metadata.name for cm in kube_core.list_namespaced_config_map(kube_namespace).items]
@@ -158,3 +161,4 @@ def test_a_gatewaysync_deleted_during_its_reconcile_is_no_error(
         done = controller.reconcile(cached)
     assert done.gone
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert series_of(controller, kube_namespace, "minimal") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from kubernetes import client
 
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
+from stoker_k8s.manager import Manager
 from support.gitservers import BareRepo
+from support.kubeenv import wait_until
 
 pytestmark = pytest.mark.kube
 HOLD = "stoker.test/hold"  # a finalizer that keeps a deleted pod visible with its deletionTimestamp
@@ -351,3 +354,61 @@ def test_the_controller_names_a_gateway_as_its_agent_was_told(
     kube_core.patch_namespaced_pod_status("old-0", kube_namespace, {"status": {"phase": "Running"}})
     Controller(kube_core, custom).reconcile(get(custom, kube_namespace, "plant"))
     assert gateways(custom, kube_namespace, "plant") == {"old-0": "ignition"}
+
+
+@pytest.fixture
+def manager(kube_api: client.ApiClient, kube_core: client.CoreV1Api) -> Iterator[Manager]:
+    """The controller's manager (informers, queue, workers) running in this process."""
+    running = Manager(Controller(kube_core, client.CustomObjectsApi(kube_api)), workers=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
+    thread.start()
+    yield running
+    stop.set()
+    thread.join(timeout=30)
+
+
+def test_the_running_controller_follows_pods_through_their_watch_events_once_per_change(
+    kube_core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    kube_namespace: str,
+    repo: str,
+    manager: Manager,
+) -> None:
+    """Polling off: only pod events bring these changes in; each is recorded once."""
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"]["name"] = "plant"
+    body["spec"]["git"]["repo"] = repo
+    body["spec"]["polling"] = {"enabled": False}
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+
+    def names() -> dict[str, str] | None:
+        status = get(custom, kube_namespace, "plant").get("status")
+        return (
+            None
+            if status is None
+            else {g["podName"]: g["name"] for g in status["discoveredGateways"]}
+        )
+
+    wait_until(lambda: names() == {}, timeout=30, what="the first pass")
+    make_pod(kube_core, kube_namespace, "gw-0", annotations={"stoker.io/cr-name": "plant"})
+    wait_until(lambda: names() == {"gw-0": "gw-0"}, timeout=30, what="a cr-name-only pod")
+    kube_core.patch_namespaced_pod_status("gw-0", kube_namespace, {"status": {"phase": "Failed"}})
+    wait_until(lambda: names() == {}, timeout=30, what="the failed pod to drop out")
+    make_pod(kube_core, kube_namespace, "auto-0", annotations={"stoker.io/inject": "true"})
+    wait_until(lambda: names() == {"auto-0": "auto-0"}, timeout=30, what="the sole GatewaySync")
+    events = [
+        e.reason
+        for e in kube_core.list_namespaced_event(kube_namespace).items
+        if e.involved_object.name == "plant"
+    ]
+    # First pass: ProfilesValid, RefResolved, NoGatewaysDiscovered, Reconciling; each pod that
+    # appears: SyncInProgress, SidecarMissing, GatewayNamesUnique; the failed one leaving:
+    # NoGatewaysDiscovered.
+    assert sorted(events) == sorted(
+        ["ProfilesValid", "RefResolved", "Reconciling", "NoGatewaysDiscovered"]
+        + ["SyncInProgress", "SidecarMissing", "GatewayNamesUnique"] * 2
+        + ["NoGatewaysDiscovered"]
+    )
