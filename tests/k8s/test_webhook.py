@@ -25,6 +25,7 @@ from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
 from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubelet import mark_pod_running
 
 pytestmark = pytest.mark.kube
 
@@ -366,6 +367,8 @@ def test_with_the_chart_s_default_policy_an_outage_lets_gateways_start_and_shows
             return stored if fail_opens(kube_env, webhook["name"]) > before else None
 
         stored = wait_until(started_without_agent, timeout=20, what="a pod created in the outage")
+    # Scheduled and started without its agent: only then is it a gateway.
+    mark_pod_running(kube_core, kube_namespace, stored.metadata.name, node_name="node-1")
     Controller(kube_core, custom).reconcile(
         custom.get_namespaced_custom_object(
             "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
