@@ -46,8 +46,9 @@ def gatewaysync(name: str, repo: str, **spec: Any) -> dict[str, Any]:
 
 
 def gateway_pod(name: str, cr: str, gateway: str) -> dict[str, Any]:
-    """A gateway pod as the webhook leaves it: annotations and the agent sidecar (no kubelet
-    runs, so it stays Pending; the controller only reads it)."""
+    """A gateway pod as the webhook leaves it: annotations and the agent sidecar, bound to a
+    node (no kubelet runs, so it stays Pending: a gateway whose agent is syncing; the
+    controller only reads it)."""
     return {
         "metadata": {
             "name": name,
@@ -59,6 +60,7 @@ def gateway_pod(name: str, cr: str, gateway: str) -> dict[str, Any]:
             },
         },
         "spec": {
+            "nodeName": "bench-node",  # scheduled: the controller discovers only scheduled pods
             "initContainers": [
                 {"name": "stoker-agent", "image": "stoker", "restartPolicy": "Always"}
             ],
