@@ -244,12 +244,19 @@ class Controller:
         return given
 
     def _write_status(
-        self, item: dict[str, Any], previous: dict[str, Any], new_status: dict[str, Any]
+        self,
+        item: dict[str, Any],
+        previous: dict[str, Any],
+        new_status: dict[str, Any],
+        *,
+        events: bool = True,
     ) -> None:
-        """Record one event per condition change and write the status, when it changed."""
+        """Record one event per condition change (unless not `events`) and write the status,
+        when it changed."""
         if new_status == previous:
             return
-        self._events(item, previous, new_status)
+        if events:
+            self._events(item, previous, new_status)
         meta = item["metadata"]
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": new_status}
@@ -310,7 +317,8 @@ class Controller:
             previous=previous,
             unserved=why,
         )
-        self._write_status(item, previous, new_status)
+        # No event: this installation may not write anything in that namespace (H16).
+        self._write_status(item, previous, new_status, events=False)
         return Pass(False, polling=Polling(enabled=False))
 
     def _clean_up(self, namespace: str, name: str, meta: dict[str, Any]) -> None:

@@ -162,3 +162,20 @@ def test_a_gatewaysync_deleted_during_its_reconcile_is_no_error(
     assert done.gone
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert series_of(controller, kube_namespace, "minimal") == []
+
+
+def test_a_gatewaysync_in_a_namespace_not_served_gets_its_status_and_no_event(
+    kube_core: client.CoreV1Api, kube_api: client.ApiClient, kube_namespace: str, tmp_path: Path
+) -> None:
+    """The installation holds no rights there (H16): not even to record an event."""
+    custom = client.CustomObjectsApi(kube_api)
+    create(custom, kube_namespace, tmp_path)
+    controller = Controller(kube_core, custom, namespaces=["elsewhere"])
+    controller.reconcile(get(custom, kube_namespace, "minimal"))
+    ready = next(
+        c
+        for c in get(custom, kube_namespace, "minimal")["status"]["conditions"]
+        if c["type"] == "Ready"
+    )
+    assert ready["reason"] == "NamespaceNotServed"
+    assert recorded(kube_core, kube_namespace) == []
