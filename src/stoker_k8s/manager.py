@@ -66,6 +66,7 @@ class Manager:
             self.known.discard(key)
             # Also when it went without a pass of ours (its finalizer removed by hand): B21.
             self.ctl.metrics.forget(meta["namespace"], meta["name"])
+            self.ctl.forget(meta["namespace"], meta["name"])  # and its last written status
             return
         self.known.add(key)
         self.queue.add(key)
