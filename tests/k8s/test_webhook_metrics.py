@@ -111,3 +111,33 @@ def test_injection_counts_add_up_across_gunicorn_workers(
     ][:1]
     os.kill(master, signal.SIGTERM)
     wait_until(lambda: not files.parent.exists(), timeout=20, what="the files to go at exit")
+
+
+FLOOD = """
+from prometheus_client.parser import text_string_to_metric_families
+from stoker_k8s.metrics import MAX_NAMESPACES, WebhookMetrics
+
+metrics = WebhookMetrics.shared()
+try:
+    for i in range(MAX_NAMESPACES + 300):  # forged reviews, each naming a new namespace
+        metrics.admitted(f"forged-{i:04}", "skipped")
+    namespaces = {
+        sample.labels["namespace"]: sample.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+finally:
+    metrics.close()
+print(len(namespaces), namespaces.get("_other"), MAX_NAMESPACES)
+"""
+
+
+def test_forged_namespaces_cannot_grow_the_webhook_series_without_bound() -> None:
+    # A process of its own: multiprocess mode changes prometheus-client for the whole process.
+    done = subprocess.run(
+        [sys.executable, "-c", FLOOD], capture_output=True, text=True, check=True, timeout=60
+    )
+    series, other, cap = done.stdout.split()
+    assert int(series) == int(cap) + 1  # the first MAX_NAMESPACES, and `_other`
+    assert float(other) == 300
