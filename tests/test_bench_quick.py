@@ -4,7 +4,10 @@ these tests check that the report was written with the expected rows, never timi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,15 +68,33 @@ KUBE_QUICK = {
 
 
 def run_quick(script: str, out: Path) -> dict[str, Any]:
-    done = subprocess.run(
+    # A session of its own: on a time-out, the bench and every server it started (API server,
+    # etcd, controller, agents) are stopped together, not left running after the test.
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / script), "--quick", "--out", str(out)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=600,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        raise
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     return {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def check(result: dict[str, Any], cells: list[str], goals: list[str]) -> None:
