@@ -43,8 +43,9 @@ def plain_name(name: str, rel: str) -> None:
         )
 
 
-def open_dir(name: str, dir_fd: int, rel: str) -> int:
-    """Open directory `name` in `dir_fd` without following a link; `rel` names it in errors."""
+def open_dir(name: str, dir_fd: int | None, rel: str) -> int:
+    """Open directory `name` in `dir_fd` (None: as a path) without following a link at its last
+    part; `rel` names it in errors."""
     try:
         return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError as e:
@@ -176,15 +177,7 @@ def write_state_at(dir_fd: int, name: str, text: str) -> None:
 def _open_parent(path: str) -> int:
     """The directory holding state file `path` (`.stoker`), never followed if it is a link."""
     parent = os.path.dirname(path) or "."
-    try:
-        return os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ApplyError(
-                f"{parent}: is a symbolic link or a file, not a directory; Stoker keeps its "
-                "state only in real directories: remove it"
-            ) from None
-        raise
+    return open_dir(parent, None, parent)
 
 
 def write_state_file(path: str, text: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from stoker_core.errors import TemporaryError
-from stoker_k8s.kubeflags import DEFAULT_KUBECONFIG, ClusterUnavailable
+from stoker_k8s.kubeflags import ClusterUnavailable, kubeconfig_path
 
 SERVICE_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 SERVICE_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
@@ -74,17 +74,9 @@ def in_cluster(environ: dict[str, str]) -> Access:
 def choose(kubeconfig: str | None, context: str | None, environ: dict[str, str]) -> Access:
     """An explicit --kubeconfig or --context wins; in a pod, the agent's identity; elsewhere
     ~/.kube/config, as kubectl does."""
-    if not kubeconfig and not context and environ.get("KUBERNETES_SERVICE_HOST"):
+    path = kubeconfig_path(kubeconfig, context, environ)
+    if path is None:
         return in_cluster(environ)
-    default = os.path.expanduser(DEFAULT_KUBECONFIG)
-    path = kubeconfig or default
-    if not kubeconfig and not os.path.exists(default):
-        raise ClusterUnavailable(
-            "no kubeconfig: not in a cluster and no ~/.kube/config; "
-            "give --kubeconfig FILE or set KUBECONFIG"
-        )
-    if os.pathsep not in path and not os.path.exists(path):
-        raise ClusterUnavailable(f"kubeconfig {path} does not exist; check --kubeconfig")
     try:
         return from_kubeconfig(path, context)
     except (KeyError, TypeError, ValueError, OSError) as e:

@@ -13,6 +13,7 @@ from typing import Any
 from stoker_k8s.kubeflags import DEFAULT_KUBECONFIG as DEFAULT_KUBECONFIG
 from stoker_k8s.kubeflags import ClusterUnavailable as ClusterUnavailable
 from stoker_k8s.kubeflags import kube_options as kube_options
+from stoker_k8s.kubeflags import kubeconfig_path
 
 # A `stoker status` or a start-up check waits this long for an answer (connect, read).
 TIMEOUT = (5.0, 30.0)
@@ -27,22 +28,13 @@ def connect(kubeconfig: str | None, context: str | None = None) -> None:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
-    default = os.path.expanduser(DEFAULT_KUBECONFIG)
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    if not kubeconfig and not context and in_cluster:
+    path = kubeconfig_path(kubeconfig, context, os.environ)
+    if path is None:
         try:
             config.load_incluster_config()
         except ConfigException as e:
             raise ClusterUnavailable(f"in-cluster configuration: {e}") from None
         return
-    path = kubeconfig or default
-    if not kubeconfig and not os.path.exists(default):
-        raise ClusterUnavailable(
-            "no kubeconfig: not in a cluster and no ~/.kube/config; "
-            "give --kubeconfig FILE or set KUBECONFIG"
-        )
-    if os.pathsep not in path and not os.path.exists(path):
-        raise ClusterUnavailable(f"kubeconfig {path} does not exist; check --kubeconfig")
     try:
         config.load_kube_config(config_file=path, context=context)
     except (ConfigException, OSError, ValueError) as e:

@@ -4,7 +4,8 @@ imported: the kubectl flags, the default kubeconfig, and the error for a cluster
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -31,3 +32,22 @@ def kube_options(func: F) -> F:
         type=click.Path(dir_okay=False),
         help=f"kubeconfig file (default: $KUBECONFIG, else in-cluster, else {DEFAULT_KUBECONFIG}).",
     )(func)
+
+
+def kubeconfig_path(
+    kubeconfig: str | None, context: str | None, environ: Mapping[str, str]
+) -> str | None:
+    """The kubeconfig to read, or None for the pod's own credentials: an explicit --kubeconfig
+    or --context wins; in a pod, its identity; elsewhere ~/.kube/config, as kubectl does."""
+    if not kubeconfig and not context and environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    default = os.path.expanduser(DEFAULT_KUBECONFIG)
+    path = kubeconfig or default
+    if not kubeconfig and not os.path.exists(default):
+        raise ClusterUnavailable(
+            "no kubeconfig: not in a cluster and no ~/.kube/config; "
+            "give --kubeconfig FILE or set KUBECONFIG"
+        )
+    if os.pathsep not in path and not os.path.exists(path):
+        raise ClusterUnavailable(f"kubeconfig {path} does not exist; check --kubeconfig")
+    return path
