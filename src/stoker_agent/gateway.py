@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stoker_agent.replies import ReplyRefused, ReplyTooLarge, read_body
 from stoker_core.errors import StokerError, TemporaryError
 from stoker_core.outcomes import GatewayReply
 from stoker_core.redaction import redact
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # requests costs ~45 ms to import: only a sync with a gateway
 
 log = logging.getLogger("stoker.gateway")
 BODY_LIMIT = 200  # characters of a response body kept in messages
+# The largest answer read: the API's answers (project and Designer lists, scan states) are a few
+# KiB; anything far larger is not the API's, and is never read whole into memory.
+REPLY_LIMIT = 4 * 1024 * 1024
 TRIES = 3  # attempts of a call that is safe to repeat: 0.5 s, then 1 s apart
 
 
@@ -229,10 +233,16 @@ class GatewayClient:
                     timeout=self.settings.timeout,
                     verify=self._verify,
                     allow_redirects=False,
+                    stream=True,
                 )
+                read_body(response, limit=REPLY_LIMIT, within=self.settings.timeout)
                 return check(response, what)
             except requests.RequestException as e:
                 error: GatewayError = GatewayUnavailable(f"{what}: {_describe(e)}")
+            except ReplyTooLarge as e:
+                error = GatewayNotTheApi(f"{what}: {e}, not an answer of the gateway API")
+            except ReplyRefused as e:
+                error = GatewayUnavailable(f"{what}: {e}")
             except GatewayUnavailable as e:
                 error = e
             if attempt == tries or not getattr(error, "transient", False):

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import requests
 
+from stoker_agent.replies import ReplyRefused, read_body
 from stoker_core.errors import TemporaryError
 from stoker_k8s.apiaccess import Access
 
@@ -84,17 +85,13 @@ def _no_answer(doing: str, error: BaseException) -> NoReturn:
 
 
 def _body(doing: str, reply: requests.Response, limit: int = MAX_ANSWER) -> Any:
-    """The JSON answer, read up to `limit` bytes."""
-    chunks, size = [], 0
-    for chunk in reply.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise TemporaryError(
-                f"{doing}: the API server's answer is over {limit // (1024 * 1024)} MiB"
-            )
-        chunks.append(chunk)
+    """The JSON answer, read up to `limit` bytes within the read timeout."""
     try:
-        return json.loads(b"".join(chunks))
+        body = read_body(reply, limit=limit, within=API_TIMEOUT[1])
+    except ReplyRefused as e:
+        raise TemporaryError(f"{doing}: the API server's {str(e).removeprefix('the ')}") from None
+    try:
+        return json.loads(body)
     except ValueError:
         raise TemporaryError(f"{doing}: the API server's answer is not JSON") from None
 
