@@ -1,13 +1,19 @@
 """Apply benchmarks (agent issue): `stoker sync` against rsync on the same trees, whole processes.
 
-Goals, as ratios measured in this one run:
+Every kind of sync (issue 18): a full apply, a one-file change with the full check not due and
+due, and a no-change re-sync, each against plain rsync in the same round; 7 interleaved rounds.
+
+Goals, as ratios of medians measured in this one run (issue 18):
 - full apply of a 10,000-file (~150 MB) Ignition tree <= 1x `rsync -a --delete --fsync`
-  and <= 2x plain `rsync -a --delete`;
-- a one-file change no slower than plain rsync on the same change;
+  and <= 1.5x plain `rsync -a --delete`;
+- one-file change, cold process: <= 0.6x plain rsync with the full check not due, <= 1x with it
+  due; in a running agent with the check due (push to applied) <= 0.6x;
+- no-change re-sync <= 0.8x plain rsync;
 - peak RSS of a full apply of a ~1 GB repository (20,000 text files + ten 50 MB binaries)
   under 150 MB.
 
-`--quick` runs the same steps on 500 files and a 2 MB "large" repository (numbers not gated).
+`--quick` runs the same steps on 500 files, 3 rounds, and a 2 MB "large" repository (numbers
+not gated).
 """
 
 from __future__ import annotations
@@ -83,39 +89,73 @@ def stoker_sync(repo: Path, data: Path, cr: Path) -> list[str]:
     ]
 
 
-def in_running_agent(repo: Path, data: Path, cr: Path) -> float:
-    """A one-file change as the long-running agent (or `stoker sync --watch`) makes it: Python
-    and its imports are paid once, before; then one sync of a new commit."""
-    import yaml
-
-    from stoker_agent.standalone import Identity, SyncSettings, run_once
-    from stoker_core.validation import load
-
-    settings = SyncSettings(
-        gatewaysync=load(yaml.safe_load(cr.read_text())),
-        profile=None,
-        identity=Identity(gateway_name="gw"),
-        repo=str(repo),
-        ref=None,
-        data_dir=str(data),
-    )
-    run_once(settings)  # warm: the data directory is already at the tip
-    (repo / "projects/project001/project.json").write_text('{"title": "changed again"}')
-    subprocess.run(["git", "-C", str(repo), "commit", "-qam", "two"], check=True, env=GIT_ENV)
-    start = time.perf_counter()
-    outcome = run_once(settings)
-    elapsed = time.perf_counter() - start
-    if outcome.record.result != "Synced":
-        raise RuntimeError(f"in-process sync: {outcome.record.result} {outcome.record.error}")
-    return elapsed
+KINDS = (
+    "full apply into an empty directory",
+    "one-file change, full check not due",
+    "one-file change, full check due",
+    "no-change re-sync",
+)
+AGENT_KINDS = (
+    "one-file change, full check not due (in a running agent)",
+    "one-file change, full check due (in a running agent: push to applied)",
+)
 
 
-def ten_thousand(
-    work: Path, cr: Path, count: int = 10_000, rounds: int = 3
-) -> tuple[list[tuple[str, float, float]], float]:
-    """Median full-apply and one-file times per tool over `rounds` rounds, the tools' order
-    rotated each round: this machine's disk swings several-fold within minutes (see the
-    notes), and a single run would credit whichever tool happened to run in a calm moment."""
+def make_check_due(data: Path) -> None:
+    """Make the next sync's full check due by the recorded time, not by sleeping: the record
+    of the last full check is dated an hour back (well beyond any `syncPeriod`)."""
+    from stoker_agent.syncing import FULL_CHECK_FILE
+
+    then = time.time() - 3600
+    os.utime(data / FULL_CHECK_FILE, (then, then))
+
+
+def commit_one(repo: Path, text: str) -> None:
+    """Commit a change of one file."""
+    (repo / "projects/project000/project.json").write_text(f'{{"title": "{text}"}}')
+    subprocess.run(["git", "-C", str(repo), "commit", "-qam", text], check=True, env=GIT_ENV)
+
+
+class RunningAgent:
+    """A sync as the long-running agent (or `stoker sync --watch`) makes it: Python and its
+    imports are paid once, before; each timed sync is one new commit."""
+
+    def __init__(self, repo: Path, data: Path, cr: Path) -> None:
+        import yaml
+
+        from stoker_agent.standalone import Identity, SyncSettings
+        from stoker_core.validation import load
+
+        self.repo, self.data = repo, data
+        self.settings = SyncSettings(
+            gatewaysync=load(yaml.safe_load(cr.read_text())),
+            profile=None,
+            identity=Identity(gateway_name="gw"),
+            repo=str(repo),
+            ref=None,
+            data_dir=str(data),
+        )
+        self.sync()  # warm: brings the directory to the tip
+
+    def sync(self) -> float:
+        """One sync of whatever the tip is, timed."""
+        from stoker_agent.standalone import run_once
+
+        start = time.perf_counter()
+        outcome = run_once(self.settings)
+        elapsed = time.perf_counter() - start
+        if outcome.record.result not in ("Synced", "InSync"):
+            raise RuntimeError(f"in-process sync: {outcome.record.result} {outcome.record.error}")
+        return elapsed
+
+
+Samples = dict[str, dict[str, list[float]]]  # sync kind -> tool -> seconds, one per round
+
+
+def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> Samples:
+    """Every sync kind, every tool, `rounds` interleaved rounds with the tools' order rotated
+    each round: this machine's disk swings several-fold within minutes (see the notes), and a
+    single run would credit whichever tool happened to run in a calm moment."""
     rng = random.Random(3)
     files = [(p, c + b"y" * rng.randint(8000, 22000)) for p, c in ignition_files(count)]
     repo = work / "repo10k"
@@ -129,30 +169,33 @@ def ten_thousand(
             lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
         ),
     ]
-    full: dict[str, list[float]] = {label: [] for label, _ in tools}
-    one: dict[str, list[float]] = {label: [] for label, _ in tools}
-    agent = 0.0
+    samples: Samples = {kind: {label: [] for label, _ in tools} for kind in KINDS}
+    samples.update({kind: {"stoker": []} for kind in AGENT_KINDS})
     for r in range(rounds):
         order = tools[r % len(tools) :] + tools[: r % len(tools)]
         dirs: dict[str, Path] = {}
         for label, cmd_for in order:
             data = work / f"data-{r}-{label.split()[0]}-{len(dirs)}"
             (data / "projects").mkdir(parents=True)
-            full[label].append(run(cmd_for(data)))
+            samples[KINDS[0]][label].append(run(cmd_for(data)))
             dirs[label] = data
-        (repo / "projects/project000/project.json").write_text(f'{{"title": "changed {r}"}}')
-        subprocess.run(["git", "-C", str(repo), "commit", "-qam", "one"], check=True, env=GIT_ENV)
-        for label, cmd_for in order:
-            one[label].append(run(cmd_for(dirs[label])))
-        if r == rounds - 1:
-            agent = in_running_agent(repo, dirs["stoker sync"], cr)
+        for kind in KINDS[1:]:
+            if kind != KINDS[3]:
+                commit_one(repo, f"{kind} {r}")
+            if kind == KINDS[2]:
+                make_check_due(dirs["stoker sync"])
+            for label, cmd_for in order:
+                samples[kind][label].append(run(cmd_for(dirs[label])))
+        agent = RunningAgent(repo, dirs["stoker sync"], cr)
+        commit_one(repo, f"agent {r}")
+        samples[AGENT_KINDS[0]]["stoker"].append(agent.sync())
+        commit_one(repo, f"agent due {r}")
+        make_check_due(dirs["stoker sync"])
+        samples[AGENT_KINDS[1]]["stoker"].append(agent.sync())
         for data in dirs.values():
             drop(data)
     drop(repo)
-    timed = [
-        (label, statistics.median(full[label]), statistics.median(one[label])) for label, _ in tools
-    ]
-    return timed, agent
+    return samples
 
 
 def one_gigabyte(
@@ -189,58 +232,91 @@ def installed_as_a_wheel() -> None:
     compileall.compile_dir(HERE.parent / "src", quiet=1)
 
 
+def spread(values: list[float]) -> list[str]:
+    """Median, min and max of one row's rounds, as table cells."""
+    return [f"{statistics.median(values):.3f}", f"{min(values):.3f}", f"{max(values):.3f}"]
+
+
 def main() -> int:
     args = arguments(__doc__).parse_args()
     installed_as_a_wheel()
     count, texts, blobs, blob_mib = (500, 500, 2, 1) if args.quick else (10_000, 20_000, 10, 50)
+    rounds = 3 if args.quick else 7
     result = Result("apply", "Applying", "bench/apply_bench.py", args.quick)
     work = Path(os.environ.get("STOKER_BENCH_DIR") or "/tmp") / f"stoker-apply-bench-{os.getpid()}"
     work.mkdir(parents=True)
     cr = work / "cr.yaml"
     cr.write_text(CR)
     try:
-        timed, agent_one = ten_thousand(work, cr, count, rounds=1 if args.quick else 3)
+        samples = ten_thousand(work, cr, count, rounds=rounds)
         rss_kib = one_gigabyte(work, cr, texts, blobs, blob_mib)
     finally:
         drop(work)
-    times = {label: (full, one) for label, full, one in timed}
-    s_full, s_one = times["stoker sync"]
-    r_full, r_one = times["rsync -a --delete"]
-    f_full, _ = times["rsync -a --delete --fsync"]
+    med = {kind: {t: statistics.median(v) for t, v in by.items()} for kind, by in samples.items()}
     big = f"{texts:,} text files + {blobs} × {blob_mib} MiB binaries"
     result.description = (
         "The same Ignition-shaped tree with about 15 KB per file; whole processes (`stoker sync` "
-        "including Python start-up) against `rsync` on the same source and destination. Each "
-        "time is the median of three rounds, the tools' order rotated each round, and every run "
-        "starts with no dirty page cache."
+        "including Python start-up) against `rsync` on the same source and destination, for "
+        "every kind of sync: a full apply into an empty directory, a new commit changing one "
+        "file with the full check (drift, stray files) not due and due (its record dated "
+        "beyond `syncPeriod`, no sleeping), and a re-sync with nothing changed. Each round runs "
+        f"every kind with every tool, the tools' order rotated each round; {rounds} rounds, "
+        "median with min and max. Every run starts with no dirty page cache. The running-agent "
+        "rows time one sync in a process that is already running (imports paid once), as the "
+        "in-cluster agent and `stoker sync --watch` sync."
     )
     rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True, check=False)
     version = rsync.stdout.split()[2] if rsync.stdout.count(" ") > 2 else "?"
-    result.conditions = {"files": f"{count:,}", "large repository": big, "rsync": version}
+    result.conditions = {
+        "files": f"{count:,}",
+        "rounds": str(rounds),
+        "large repository": big,
+        "rsync": version,
+    }
+    plain = "rsync -a --delete"
+    rows = []
+    for kind, by_tool in samples.items():
+        base = med[kind.split(" (in a running agent")[0]][plain]
+        for tool, values in by_tool.items():
+            ratio = statistics.median(values) / base
+            rows.append([kind, f"`{tool}`", *spread(values), f"{ratio:.2f}"])
     result.table(
-        f"{count:,} files, whole processes",
-        ["tool", "full apply (s)", "one-file change (s)"],
-        [[f"`{label}`", f"{full:.2f}", f"{one:.2f}"] for label, full, one in timed]
-        + [["`stoker` in a running agent (imports paid once; no goal)", "", f"{agent_one:.2f}"]],
+        f"{count:,} files: seconds per sync",
+        ["sync", "tool", "median (s)", "min (s)", "max (s)", "÷ plain rsync (medians)"],
+        rows,
     )
-    result.goal("full apply / `rsync --fsync`", s_full / f_full, 1.0)
-    result.goal("full apply / plain rsync", s_full / r_full, 2.0)
-    result.goal("one-file change / plain rsync", s_one / r_one, 1.0)
+    full, not_due, due, same = KINDS
+    stoker = "stoker sync"
+    result.goal(
+        "full apply / `rsync --fsync`", med[full][stoker] / med[full][f"{plain} --fsync"], 1.0
+    )
+    result.goal("full apply / plain rsync", med[full][stoker] / med[full][plain], 1.5)
+    result.goal(
+        "one-file change, check not due / plain rsync",
+        med[not_due][stoker] / med[not_due][plain],
+        0.6,
+    )
+    result.goal("one-file change, check due / plain rsync", med[due][stoker] / med[due][plain], 1.0)
+    result.goal(
+        "one-file change, check due, running agent / plain rsync",
+        med[AGENT_KINDS[1]]["stoker"] / med[due][plain],
+        0.6,
+        note="push to applied; the due check runs after",
+    )
+    result.goal("no-change re-sync / plain rsync", med[same][stoker] / med[same][plain], 0.8)
     result.goal(f"peak RSS, full apply of {big}", rss_kib / 1024, 150.0, unit="MiB")
+    tools = [stoker, plain, f"{plain} --fsync"]
     result.chart(
         Chart(
             file="apply.png",
-            title=f"stoker sync vs rsync, {count:,} files (whole processes)",
+            title=f"stoker sync vs rsync, {count:,} files (whole processes, medians)",
             kind="bar",
             xlabel="",
             ylabel="seconds",
             series={
-                "full apply": {"x": [t[0] for t in timed], "y": [round(t[1], 3) for t in timed]},
-                "one-file change": {
-                    "x": [t[0] for t in timed],
-                    "y": [round(t[2], 3) for t in timed],
-                },
+                kind: {"x": tools, "y": [round(med[kind][t], 3) for t in tools]} for kind in KINDS
             },
+            log_y=True,
         )
     )
     result.write(args.out)

@@ -11,8 +11,12 @@ projects scan that loaded the changed files:
 - receiver: a signed GitHub push is POSTed to the receiver right after the commit (polling off);
 - polling: the controller finds the commit by `git ls-remote` (polling on, interval below).
 
-Goals (issue #7): p95 at 50 gateways ≤ 5× p95 at 1 gateway (fan-out must not serialise), and
-the receiver path's p95 at 1 gateway under 2 s.
+Goals: the receiver path's p95 at 1 gateway under 2 s; the polling path's p95 at 50 gateways
+≤ 5× p95 at 1 gateway (issue #7: fan-out must not serialise). The receiver path's 50:1 ratio
+cannot be met on 2 cores, where the agents alone exceed the CPU budget (bench/notes/latency.md),
+so issue 18 judges it instead by the agents' CPU seconds per sync per gateway (≤ half of the
+0.07 s measured 2026-11-27) and by p95 latency over the CPU floor of the round (all CPU spent,
+divided by the cores) ≤ 1.5.
 
 Agent cost: after the largest fleet has settled, every agent's RSS and CPU over an idle window
 (which includes the periodic drift check every syncPeriod). Goal (issue 18): idle RSS ≤ 40 MiB.
@@ -59,6 +63,7 @@ from support.ignition_sim_resources import write_api_token  # noqa: E402
 from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 CR = "site"
+TODAY_CPU_PER_SYNC = 0.07  # agent + git CPU seconds per sync at 50 gateways, 2026-11-27
 CHANGED = "projects/project000/com.inductiveautomation.perspective/views/area1/item001/view.json"
 
 
@@ -465,10 +470,22 @@ def report_latency(
             f"{peaks['receiver'] / 1024:.0f} MiB."
         )
     small, large = scale.fleets[0], scale.fleets[-1]
-    for path in ("receiver", "polling"):
-        one = percentile(samples[path][small], 0.95)
-        many = percentile(samples[path][large], 0.95)
-        result.goal(f"{path}: p95 at {large} / p95 at {small} gateway(s)", many / one, 5.0)
+    floors = cpu_floor_table(result, samples, spent, cores)
+    one = percentile(samples["polling"][small], 0.95)
+    many = percentile(samples["polling"][large], 0.95)
+    result.goal(f"polling: p95 at {large} / p95 at {small} gateway(s)", many / one, 5.0)
+    # Issue 18: on 2 cores the receiver path's 50:1 ratio is bound by the CPU the agents need
+    # (bench/notes/latency.md); what Stoker controls is that CPU, and how close latency is to it.
+    per_sync, floor = floors[("receiver", large)]
+    result.goal(
+        f"receiver: agent CPU seconds per sync per gateway at {large}",
+        per_sync,
+        TODAY_CPU_PER_SYNC / 2,
+        unit="s",
+        note=f"half of {TODAY_CPU_PER_SYNC} s, measured 2026-11-27 (bench/notes/latency.md)",
+    )
+    p95 = percentile(samples["receiver"][large], 0.95)
+    result.goal(f"receiver: p95 at {large} / its CPU floor", p95 / floor, 1.5)
     result.goal(
         f"receiver: p95 at {small} gateway", percentile(samples["receiver"][small], 0.95), 2.0, "s"
     )
@@ -489,6 +506,35 @@ def report_latency(
             },
         )
     )
+
+
+def cpu_floor_table(
+    result: Result,
+    samples: dict[str, dict[int, list[float]]],
+    spent: dict[tuple[str, int], list[dict[str, float]]],
+    cores: int,
+) -> dict[tuple[str, int], tuple[float, float]]:
+    """Per path and fleet size: the agents' CPU seconds per sync per gateway, and the floor the
+    whole round's CPU sets on latency (no scheduling on `cores` cores can beat it); a table of
+    both with the measured latency over that floor. Returns (per sync, floor) by (path, size)."""
+    out: dict[tuple[str, int], tuple[float, float]] = {}
+    rows = []
+    for (path, size), rounds in spent.items():
+        per_sync = mean([r["agents + git"] for r in rounds]) / size
+        floor = mean([sum(r.values()) for r in rounds]) / cores
+        p50, p95 = (percentile(samples[path][size], q) for q in (0.5, 0.95))
+        out[(path, size)] = (per_sync, floor)
+        rows.append(
+            [path, size, f"{per_sync:.3f}", f"{floor:.2f}", f"{p50:.2f}", f"{p95:.2f}",
+             f"{p50 / floor:.2f}", f"{p95 / floor:.2f}"]
+        )  # fmt: skip
+    result.table(
+        f"Agent CPU per sync, and latency against the CPU floor ({cores} cores)",
+        ["path", "gateways", "agent CPU s per sync per gateway", "CPU floor (s)", "p50 (s)",
+         "p95 (s)", "p50 / floor", "p95 / floor"],
+        rows,
+    )  # fmt: skip
+    return out
 
 
 def report_agent(result: Result, scale: Scale, idle: dict[str, Any]) -> None:

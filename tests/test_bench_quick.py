@@ -21,8 +21,14 @@ from conftest import ROOT
 QUICK = {
     "run.py": ("planning", ["unchanged (read the commit, render, walk, compare)"],
                ["unchanged plan / bare walk"]),
-    "apply_bench.py": ("apply", ["`stoker sync`", "`rsync -a --delete --fsync`"],
-                       ["full apply / `rsync --fsync`", "one-file change / plain rsync"]),
+    "apply_bench.py": ("apply", ["`stoker sync`", "`rsync -a --delete --fsync`",
+                                 "one-file change, full check due", "no-change re-sync",
+                                 "in a running agent"],
+                       ["full apply / `rsync --fsync`", "full apply / plain rsync",
+                        "one-file change, check not due / plain rsync",
+                        "one-file change, check due / plain rsync",
+                        "one-file change, check due, running agent / plain rsync",
+                        "no-change re-sync / plain rsync"]),
     "soak.py": ("soak", [], ["states neither old nor new commit"]),
     "admission_bench.py": ("admission", ["webhook", "trivial"], ["p99 webhook / trivial app"]),
 }  # fmt: skip
@@ -50,7 +56,12 @@ KUBE_QUICK = {
         (
             "latency",
             ['["receiver", 1, 2', '["receiver", 2, 4', '["polling", 2, 4'],
-            ["receiver: p95 at 2 / p95 at 1 gateway(s)", "receiver: p95 at 1 gateway"],
+            [
+                "polling: p95 at 2 / p95 at 1 gateway(s)",
+                "receiver: agent CPU seconds per sync per gateway at 2",
+                "receiver: p95 at 2 / its CPU floor",
+                "receiver: p95 at 1 gateway",
+            ],
         ),
         ("agent", ["RSS (MiB)", "CPU (% of one core)"], ["agent idle RSS (largest of the fleet)"]),
     ],
