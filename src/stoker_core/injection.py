@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -25,6 +25,7 @@ from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation,
 DATA_VOLUMES = ("ignition-data", "data")
 DEFAULT_MOUNT = "/ignition-data"
 API_ACCESS_DIR = "/etc/stoker/api-access"  # the agent's own token and the cluster CA
+IGNITION_UID = 2003  # the official Ignition image's `ignition` user and group
 DEFAULT_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
     "limits": {"cpu": "200m", "memory": "256Mi"},
@@ -141,9 +142,16 @@ def decide(
         container["env"].append(
             {"name": "STOKER_VAR_FILES", "value": json.dumps(var_files, sort_keys=True)}
         )
+    secret_files = _secret_files(container, volumes, var_files.values())
+    container["env"].append(
+        {"name": "STOKER_SECRET_FILES", "value": json.dumps(secret_files, sort_keys=True)}
+    )
+    container["securityContext"].update(run_as(pod, data[0]))
     patch: list[dict[str, Any]] = []
     if spec.get("initContainers"):
-        patch.append({"op": "add", "path": "/spec/initContainers/0", "value": container})
+        # After the pod's own init containers: a chart's seeding container fills an empty
+        # data volume first, and the agent's first sync lands on top of it.
+        patch.append({"op": "add", "path": "/spec/initContainers/-", "value": container})
     else:
         patch.append({"op": "add", "path": "/spec/initContainers", "value": [container]})
     if spec.get("volumes"):
@@ -270,7 +278,56 @@ def _var_volumes(
 
 
 def _secret_volume(name: str, secret: str) -> dict[str, Any]:
-    return {"name": name, "secret": {"secretName": secret, "defaultMode": 0o444}}
+    """Optional: a missing Secret must not hold the gateway in ContainerCreating; the agent
+    reports which one it lacks and reads it once the kubelet mounts it (issue 15)."""
+    return {"name": name, "secret": {"secretName": secret, "defaultMode": 0o444, "optional": True}}
+
+
+def _secret_files(
+    container: Mapping[str, Any], volumes: list[dict[str, Any]], var_files: Iterable[str]
+) -> dict[str, str]:
+    """Each Secret file the agent reads → the Secret it comes from, so that an agent missing
+    one (the volumes are optional) can name the Secret to create."""
+    secret_of = {v["name"]: v["secret"]["secretName"] for v in volumes if "secret" in v}
+    dirs = {
+        m["mountPath"]: secret_of[m["name"]]
+        for m in container["volumeMounts"]
+        if m["name"] in secret_of
+    }
+    files = [*(e["value"] for e in container["env"] if "value" in e), *var_files]
+    return {f: dirs[posixpath.dirname(f)] for f in files if posixpath.dirname(f) in dirs}
+
+
+def run_as(pod: Mapping[str, Any], volume: str) -> dict[str, int]:
+    """The agent's user and group: those of the gateway container (the one mounting the data
+    volume), else the pod's (group: then its fsGroup), else Ignition's own 2003, so the files
+    the agent writes are owned like the gateway's. Root is never inherited: the Ignition image
+    starts as root and drops to 2003, and the agent must run as non-root."""
+    spec = pod.get("spec") or {}
+    gateway = next(
+        (
+            c
+            for c in spec.get("containers") or []
+            if any(m.get("name") == volume for m in c.get("volumeMounts") or [])
+        ),
+        {},
+    )
+    contexts = [gateway.get("securityContext"), spec.get("securityContext")]
+    found = [c for c in contexts if isinstance(c, dict)]
+    pod_context = (
+        spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    )
+    user = _first_id(c.get("runAsUser") for c in found)
+    group = _first_id([*(c.get("runAsGroup") for c in found), pod_context.get("fsGroup")])
+    return {"runAsUser": user or IGNITION_UID, "runAsGroup": group or IGNITION_UID}
+
+
+def _first_id(values: Iterable[Any]) -> int | None:
+    """The first value that is a non-root numeric id (a hand-made review may hold anything)."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+            return value
+    return None
 
 
 def _api_access_volume(name: str, cr: str) -> dict[str, Any]:
