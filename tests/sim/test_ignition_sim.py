@@ -6,6 +6,9 @@ import datetime
 import ipaddress
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -89,6 +92,33 @@ def test_simulator_serves_on_a_free_loopback_port_and_refuses_connections_after_
 def test_simulator_refuses_to_bind_anything_but_loopback(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
         GatewaySimulator(data_dir, host="0.0.0.0")
+
+
+def test_as_a_server_it_logs_each_scan_as_a_json_line_and_stops_on_sigterm(
+    data_dir: Path,
+) -> None:
+    # How the e2e image runs it (adapters/images/images.toml): tests read the container log.
+    write_project(data_dir, "blue")
+    tests = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "support.ignition_sim", "--data-dir", str(data_dir), "--port", "0",
+         "--refuse-project", "red"],
+        cwd=tests, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        assert lines[0]["scan"]["trigger"] == "boot"
+        assert lines[0]["scan"]["projects"] == ["blue"]
+        url = lines[2]["listening"]
+        assert requests.get(url + "/StatusPing", timeout=5).json() == {"state": "RUNNING"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_stop_closes_idle_keep_alive_connections_promptly(sim: GatewaySimulator) -> None:

@@ -764,8 +764,10 @@ class GitHttpServer(_Server):
         tokens: Iterable[str] = (),
         tls: bool = False,
         require_auth: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
         self.root = root.resolve()
+        self.host = host  # another address only in a network namespace of its own (tests/e2e)
         self.username = username
         self.password = password
         self.tokens: set[str] = set(tokens)
@@ -796,7 +798,7 @@ class GitHttpServer(_Server):
             self.tls_files = make_tls_files(self.state_dir / "tls")
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.tls_files.cert_file, self.tls_files.key_file)
-        self._httpd = _ThreadingServer(("127.0.0.1", 0), _GitHttpHandler, self, context)
+        self._httpd = _ThreadingServer((self.host, 0), _GitHttpHandler, self, context)
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -820,8 +822,8 @@ class GitHttpServer(_Server):
 
     @property
     def base_url(self) -> str:
-        """``http(s)://127.0.0.1:PORT``."""
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        """``http(s)://127.0.0.1:PORT`` (or the ``host`` it was given)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def url_for(self, name: str) -> str:
         """``http(s)://127.0.0.1:PORT/<name>.git`` (no credentials in it)."""

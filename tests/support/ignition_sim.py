@@ -7,15 +7,18 @@ function from request to :class:`Response`; the ``http.server`` shell only moves
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import html
 import itertools
 import json
+import signal
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -166,9 +169,14 @@ class GatewaySimulator:
         sync_scans: bool = False,
         scan_frequency: float | None = None,
         accept_bearer: bool = False,
+        listen_anywhere: bool = False,
+        on_scan: Callable[[ScanRecord], None] | None = None,
     ) -> None:
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError(f"the simulator binds loopback only, not {host!r}")
+        if host not in ("127.0.0.1", "::1", "localhost") and not listen_anywhere:
+            raise ValueError(
+                f"the simulator binds loopback only, not {host!r} (listen_anywhere=True: only "
+                "in a network namespace of its own, as in its e2e image's pod)"
+            )
         self.data_dir = Path(data_dir)
         self.host, self.port, self.tls = host, port, tls
         self.name, self.version, self.edition = name, version, edition
@@ -180,6 +188,7 @@ class GatewaySimulator:
         self.stamp_resources, self.write_caches = stamp_resources, write_caches
         self.scan_delay, self.sync_scans = scan_delay, sync_scans
         self.scan_frequency, self.accept_bearer = scan_frequency, accept_bearer
+        self.on_scan = on_scan
         self.refused_projects: set[str] = set()
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -400,6 +409,8 @@ class GatewaySimulator:
                 error=error,
             )
             self._scans.append(record)
+            if self.on_scan is not None:
+                self.on_scan(record)
             status = self._status[kind]
             status.active = status.pending
             status.timestamp = int(finished * 1000)
@@ -1016,6 +1027,41 @@ def running(data_dir: Path | str, **options: Any) -> Iterator[GatewaySimulator]:
         yield sim
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Serve a data directory until SIGTERM: the e2e image's gateway (adapters/images/images.toml).
+
+    Each scan is one JSON line on stdout (the container's log), so a test reads what the gateway
+    loaded at boot and at every scan from `kubectl logs`.
+    """
+    parser = argparse.ArgumentParser(description="The Ignition gateway simulator, as a server.")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--listen", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument("--name", default="Ignition-sim")
+    parser.add_argument("--starting-for", type=float, default=0.0, help="seconds of STARTING")
+    parser.add_argument(
+        "--refuse-project", action="append", default=[], metavar="NAME",
+        help="a project every scan refuses to load (a rejected commit)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+
+    def report(record: ScanRecord) -> None:
+        print(json.dumps({"scan": dataclasses.asdict(record)}, default=str), flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim = GatewaySimulator(
+        args.data_dir, host=args.listen, port=args.port, name=args.name,
+        starting_for=args.starting_for, listen_anywhere=True, on_scan=report,
+    )  # fmt: skip
+    sim.refused_projects.update(args.refuse_project)
+    with sim:
+        print(json.dumps({"listening": sim.url}), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
 __all__ = [
     "GatewaySimulator",
     "LoadedProject",
@@ -1026,3 +1072,6 @@ __all__ = [
     "Skip",
     "running",
 ]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
