@@ -17,6 +17,9 @@ SHORT_NAME: Final = "gs"
 FINALIZER: Final = "stoker.io/finalizer"
 AGENT_CONTAINER: Final = "stoker-agent"
 DEFAULT_PROFILE: Final = "default"
+# GatewaySync annotations under this prefix stay guarded by the validating webhook (the chart's
+# matchConditions send their changes to it, refused while it is down): rollout approvals.
+GUARDED_ANNOTATIONS: Final = "approval.stoker.io/"
 
 
 class Annotation(enum.StrEnum):
