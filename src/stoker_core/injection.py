@@ -303,8 +303,8 @@ def run_as(pod: Mapping[str, Any], volume: str) -> dict[str, int]:
     volume), else the pod's (group: then its fsGroup), else Ignition's own 2003, so the files
     the agent writes are owned like the gateway's. Root is never inherited: the Ignition image
     starts as root and drops to 2003, and the agent must run as non-root."""
-    spec = pod.get("spec") or {}
-    gateway = next(
+    spec: Mapping[str, Any] = pod.get("spec") or {}
+    gateway: Mapping[str, Any] = next(
         (
             c
             for c in spec.get("containers") or []
@@ -312,13 +312,11 @@ def run_as(pod: Mapping[str, Any], volume: str) -> dict[str, int]:
         ),
         {},
     )
-    contexts = [gateway.get("securityContext"), spec.get("securityContext")]
-    found = [c for c in contexts if isinstance(c, dict)]
-    pod_context = (
-        spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
-    )
+    own, shared = gateway.get("securityContext"), spec.get("securityContext")
+    found = [c for c in (own, shared) if isinstance(c, dict)]
+    fs_group = shared.get("fsGroup") if isinstance(shared, dict) else None
     user = _first_id(c.get("runAsUser") for c in found)
-    group = _first_id([*(c.get("runAsGroup") for c in found), pod_context.get("fsGroup")])
+    group = _first_id([*(c.get("runAsGroup") for c in found), fs_group])
     return {"runAsUser": user or IGNITION_UID, "runAsGroup": group or IGNITION_UID}
 
 
