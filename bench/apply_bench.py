@@ -98,6 +98,7 @@ KINDS = (
 AGENT_KINDS = (
     "one-file change, full check not due (in a running agent)",
     "one-file change, full check due (in a running agent: push to applied)",
+    "the due full check, run after that sync (in a running agent)",
 )
 
 
@@ -134,15 +135,20 @@ class RunningAgent:
             repo=str(repo),
             ref=None,
             data_dir=str(data),
+            defer_check=True,  # as the agent loop syncs a new commit
         )
         self.sync()  # warm: brings the directory to the tip
 
-    def sync(self) -> float:
-        """One sync of whatever the tip is, timed."""
+    def sync(self, *, check: bool = False) -> float:
+        """One sync of whatever the tip is, timed; with `check`, the loop's drift check that
+        follows a sync whose due full check was deferred (a dry run of the same commit)."""
+        import attrs
+
         from stoker_agent.standalone import run_once
 
+        settings = attrs.evolve(self.settings, dry_run=True, periodic_check=True)
         start = time.perf_counter()
-        outcome = run_once(self.settings)
+        outcome = run_once(settings if check else self.settings)
         elapsed = time.perf_counter() - start
         if outcome.record.result not in ("Synced", "InSync"):
             raise RuntimeError(f"in-process sync: {outcome.record.result} {outcome.record.error}")
@@ -192,6 +198,7 @@ def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> 
         commit_one(repo, f"agent due {r}")
         make_check_due(dirs["stoker sync"])
         samples[AGENT_KINDS[1]]["stoker"].append(agent.sync())
+        samples[AGENT_KINDS[2]]["stoker"].append(agent.sync(check=True))
         for data in dirs.values():
             drop(data)
     drop(repo)

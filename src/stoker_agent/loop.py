@@ -2,6 +2,8 @@
 
 Triggers: new metadata (commit or effective profile, compared by value), the periodic resync
 (`syncPeriod`: a drift check, and a restore when `driftPolicy: restore`), and a manual trigger.
+A new commit goes first: when the full check is due as it arrives, it is applied from its
+changes and the resync that checks everything runs right after it.
 Failures back off exponentially with jitter (30 s → 5 min) and reset on success; newer metadata
 is tried at once, even during a backoff (the count stays, should it fail too); an unreachable
 repository or gateway never crashes the loop. A Designer `wait` never blocks shutdown or newer
@@ -179,8 +181,11 @@ class AgentLoop:
         settings = meta.settings
         if self._observer is not None:
             settings = attrs.evolve(settings, observer=self._observer)
-        if resync_only and effective.drift_policy is DriftPolicy.REPORT:
-            settings = attrs.evolve(settings, dry_run=True)  # report drift, change nothing
+        if not resync_only:  # a new commit first; a due full check runs right after (below)
+            settings = attrs.evolve(settings, defer_check=True)
+        elif effective.drift_policy is DriftPolicy.REPORT:
+            # Report drift, change nothing; the walk counts as the full check it is.
+            settings = attrs.evolve(settings, dry_run=True, periodic_check=True)
         try:
             outcome = self._sync(
                 settings, honour_rejections=not manual, sleep=self._interruptible_sleep
@@ -203,6 +208,9 @@ class AgentLoop:
         self._next_attempt = 0.0
         if outcome.record.result in SETTLED and not settings.dry_run:
             self._applied_key = key
+        if outcome.check_deferred and self._applied_key == key:
+            self._next_resync = self._clock()  # the full check that was due, now it is applied
+            return 0.0
         return period
 
     def _publish(self, record: SyncRecord) -> bool:

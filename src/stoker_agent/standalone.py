@@ -98,6 +98,10 @@ class SyncSettings:
     designer_wait: float = 300.0  # seconds `wait` waits for Designers to close (5 min)
     designer_poll: float = 10.0
     progress: Progress | None = None  # called with (done, total) while a transaction runs
+    # A new commit goes first even when the full check is due; the outcome says the check was
+    # deferred, and the agent loop runs it at once after (see syncing.sync_commit).
+    defer_check: bool = False
+    periodic_check: bool = False  # the loop's drift check: a dry run whose full check counts
     # Told about fetches, scans and Designer sessions (the agent's metrics); not compared.
     observer: Observer = attrs.field(factory=Unobserved, eq=False, repr=False)
 
@@ -109,6 +113,7 @@ class Outcome:
     record: SyncRecord
     plan: SyncPlan | None
     diffs: tuple[list[FileDiff], int] | None = None  # with --dry-run --diff: diffs, left out
+    check_deferred: bool = False  # a due full check was left for the next sync of this commit
 
     @property
     def exit_code(self) -> ExitCode:
@@ -218,7 +223,7 @@ def run_once(
     _write_status(settings.data_dir, record)
     if machine is not None:
         raise machine  # said by the caller, as every machine error is (the CLI, the agent loop)
-    return Outcome(record, outcome.plan, outcome.diffs)
+    return Outcome(record, outcome.plan, outcome.diffs, outcome.check_deferred)
 
 
 def _run(
@@ -279,8 +284,11 @@ def _run(
                 dry_run=settings.dry_run,
                 before_changes=before_changes if client else None,
                 progress=settings.progress,
+                defer_check=settings.defer_check,
+                record_check=settings.periodic_check,
             )
             plan = result.plan
+            deferred = result.check_deferred
             base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))
             base["drift_checked"] = result.full_check
             base.update(
@@ -292,15 +300,15 @@ def _run(
                 if settings.diff:
                     live = live_side(LocalTree(settings.data_dir))
                     diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
-                return Outcome(SyncRecord(result=name, **base), plan, diffs)
+                return Outcome(SyncRecord(result=name, **base), plan, diffs, deferred)
             if client is None:
                 name = "Synced" if result.applied else "InSync"
-                return Outcome(
-                    SyncRecord(result=name, scan="no gateway: not scanned", **base), plan
-                )
+                record = SyncRecord(result=name, scan="no gateway: not scanned", **base)
+                return Outcome(record, plan, check_deferred=deferred)
             pending = _read_pending(settings.data_dir)
             if not result.applied and not locked and pending is None:
-                return Outcome(SyncRecord(result="InSync", scan="nothing changed", **base), plan)
+                record = SyncRecord(result="InSync", scan="nothing changed", **base)
+                return Outcome(record, plan, check_deferred=deferred)
             # Until the gateway confirms it loaded them, these changes still need a scan: a
             # failed scan is retried on the next run, never forgotten (the original's B11).
             changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
@@ -313,7 +321,8 @@ def _run(
             remove_state_file(os.path.join(settings.data_dir, PENDING_FILE))
             if verdict is Verdict.REJECTED:
                 return Outcome(_reject(client, settings, key, scan, base), plan)
-            return Outcome(SyncRecord(result=str(verdict), scan=scan, **base), plan)
+            record = SyncRecord(result=str(verdict), scan=scan, **base)
+            return Outcome(record, plan, check_deferred=deferred)
     finally:
         if client is not None:
             client.close()

@@ -40,6 +40,7 @@ class SyncResult:
     recovered: str
     previous: Manifest | None  # the manifest the plan was made against
     full_check: bool = True  # False: planned from the commit's changes (see stoker_core.recorded)
+    check_deferred: bool = False  # a full check was due and left for the next sync (defer_check)
 
 
 def read_manifest(data_dir: str) -> Manifest | None:
@@ -72,8 +73,16 @@ def sync_commit(
     crash_at: int | None = None,
     before_changes: Callable[[SyncPlan], None] | None = None,
     progress: Progress | None = None,
+    defer_check: bool = False,
+    record_check: bool = False,
 ) -> SyncResult:
-    """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run)."""
+    """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run).
+
+    `defer_check`: a new commit is planned from its changes even when a full check is due, and
+    the result says the check was deferred: the caller runs it next, as a sync of the same
+    commit (the agent loop does, so push-to-applied never waits for a whole-tree walk).
+    `record_check`: a dry run's full check counts as one (the agent's periodic drift check).
+    """
     if not os.path.isdir(data_dir):
         raise InvalidInput.one("data directory does not exist", path=data_dir)
     with Applier(data_dir, crash_at=crash_at, progress=progress) as applier:
@@ -86,12 +95,14 @@ def sync_commit(
             ours = want.content if want.content is not None else snapshot.read(want.source)
             return stamped_equal(ours, live.read(want.path))
 
-        full = manifest is None or full_check_due(
+        due = manifest is None or full_check_due(
             last_full_check=_last_full_check(data_dir),
             now=time.time(),
             sync_period=profile.sync_period,
             same_commit=manifest.commit == snapshot.commit,
         )
+        deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
+        full = due and not deferred
         view = (
             live
             if full or manifest is None
@@ -99,9 +110,9 @@ def sync_commit(
         )
         plan = planning.plan(tree, view, manifest, stamped=stamped)
         if dry_run or not plan.needs_transaction(has_manifest=manifest is not None):
-            if full and not dry_run:
+            if full and (record_check or not dry_run):
                 _record_full_check(data_dir)
-            return SyncResult(plan, False, recovered, manifest, full)
+            return SyncResult(plan, False, recovered, manifest, full, deferred)
 
         if before_changes is not None and plan.has_changes:
             before_changes(plan)  # e.g. take the gateway's scan locks
@@ -126,7 +137,11 @@ def sync_commit(
             blobs.close()
         if full:
             _record_full_check(data_dir)
-    return SyncResult(plan, plan.has_changes, recovered, manifest, full)
+    return SyncResult(plan, plan.has_changes, recovered, manifest, full, deferred)
+
+
+def _same(manifest: Manifest, snapshot: GitSnapshot) -> bool:
+    return manifest.commit == snapshot.commit
 
 
 def _last_full_check(data_dir: str) -> float | None:

@@ -1,0 +1,121 @@
+"""The full check (drift, stray files) every `syncPeriod`: off the critical path in a running
+agent, in one pass with the apply in a one-shot `stoker sync`, and keyed on what the gateway
+cannot fake (issue 18 item 2)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+import yaml
+
+from conftest import EXAMPLES, git
+from stoker_agent.loop import AgentLoop
+from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
+from stoker_agent.syncing import FULL_CHECK_FILE
+from stoker_agent.watching import RefSource
+from stoker_core.status import SyncRecord
+from stoker_core.validation import load
+
+BLUE = "services/ignition-blue/projects/blue"
+HOME = "com.inductiveautomation.perspective/views/Home/view.json"
+CODE = "projects/blue/ignition/script-python/shifts/code.py"
+
+
+def settings_for(repo: Path, data: Path) -> SyncSettings:
+    body = yaml.safe_load((EXAMPLES / "gatewaysyncs/multiple-profiles.yaml").read_text())
+    return SyncSettings(
+        gatewaysync=load(body),
+        profile="blue",
+        identity=Identity(gateway_name="ignition-blue"),
+        repo=str(repo),
+        ref=None,
+        data_dir=str(data),
+    )
+
+
+def check_due(data: Path) -> None:
+    """Date the last full check an hour back: due, without sleeping."""
+    then = (data / FULL_CHECK_FILE).stat().st_mtime - 3600
+    os.utime(data / FULL_CHECK_FILE, (then, then))
+
+
+def edit_a_view(repo: Path, note: str) -> None:
+    view = repo / BLUE / HOME
+    view.write_text(view.read_text().replace("}", f', "note": "{note}"}}', 1))
+    git(repo, "commit", "-qam", f"edit a view: {note}")
+
+
+class Recording:
+    """The agent loop's sync: the real run_once, each outcome kept."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[SyncSettings, Outcome]] = []
+
+    def __call__(self, settings: SyncSettings, **kwargs: object) -> Outcome:
+        outcome = run_once(settings, **kwargs)  # type: ignore[arg-type]
+        self.outcomes.append((settings, outcome))
+        return outcome
+
+
+class Sink:
+    def write(self, record: SyncRecord) -> None:
+        pass
+
+
+def test_in_a_running_agent_a_new_commit_goes_first_and_the_due_full_check_runs_right_after(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    sync = Recording()
+    loop = AgentLoop(RefSource(settings_for(example_repo, data)), Sink(), sync=sync)
+    loop.step()  # the first sync: a full apply
+    assert sync.outcomes[-1][1].record.result == "Synced"
+    (data / CODE).unlink()  # drift where the next commit changes nothing
+    check_due(data)
+    edit_a_view(example_repo, "v2")
+
+    delay = loop.step()
+    settings, applied = sync.outcomes[-1]
+    assert applied.record.result == "Synced"
+    assert applied.record.modified == (f"projects/blue/{HOME}",)  # only what the commit changed
+    assert applied.record.drift_checked is False
+    assert applied.check_deferred
+    assert delay == 0.0  # and the check is due at once
+
+    loop.step()
+    settings, checked = sync.outcomes[-1]
+    assert settings.dry_run  # driftPolicy report: a dry run
+    assert settings.periodic_check
+    assert checked.record.drift_checked is True
+    assert checked.record.drift == ((CODE, "deleted"),)
+    assert not checked.check_deferred
+    # It counted as the full check: the next commit within syncPeriod needs none.
+    edit_a_view(example_repo, "v3")
+    loop.step()
+    assert sync.outcomes[-1][1].record.drift_checked is False
+    assert not sync.outcomes[-1][1].check_deferred
+    assert len(sync.outcomes) == 4
+
+
+def test_a_one_shot_sync_that_must_check_does_it_in_the_same_pass_as_the_apply(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = settings_for(example_repo, data)
+    run_once(settings)
+    (data / CODE).unlink()
+    check_due(data)
+    edit_a_view(example_repo, "v2")
+    outcome = run_once(settings)
+    assert outcome.record.drift_checked is True
+    assert not outcome.check_deferred
+    assert sorted(outcome.record.added + outcome.record.modified) == sorted(
+        [CODE, f"projects/blue/{HOME}"]
+    )
+    again = run_once(attrs.evolve(settings, defer_check=True))  # same commit: never deferred
+    assert again.record.result == "InSync"
+    assert again.record.drift_checked is True
