@@ -18,12 +18,19 @@ from stoker_k8s.intake import Limits
 from stoker_k8s.metrics import WebhookMetrics
 from stoker_k8s.selfcert import ensure
 
+# (connect, read) seconds for the GatewaySync listing each pod review needs: below the pod
+# webhook's default timeoutSeconds (5), so a slow API server gets a 503 (the failurePolicy
+# decides) while the API server still waits, rather than a review that outlasts it.
+LIST_TIMEOUT = (1.5, 3.0)
+
 
 def _clients() -> tuple[Any, Any]:
     """The GatewaySync lister and the event recorder the admission functions use."""
     from kubernetes import client  # configured by connection.connect before
 
-    api = client.CustomObjectsApi()
+    listing_config = client.Configuration.get_default_copy()
+    listing_config.retries = 0  # one try: urllib3's three retries would outlast the review
+    api = client.CustomObjectsApi(client.ApiClient(listing_config))
     core: Any = client.CoreV1Api()  # the typed stubs want model objects; dicts serialise the same
 
     def create_event(namespace: str, body: dict[str, Any]) -> str:
@@ -37,7 +44,7 @@ def _clients() -> tuple[Any, Any]:
 
     def list_crs(namespace: str) -> dict[str, GatewaySync]:
         listing: Any = api.list_namespaced_custom_object(
-            "stoker.io", "v1alpha1", namespace, "gatewaysyncs"
+            "stoker.io", "v1alpha1", namespace, "gatewaysyncs", _request_timeout=LIST_TIMEOUT
         )
         items = listing["items"]
         out = {}

@@ -1,0 +1,85 @@
+"""The pod webhook's GatewaySync listing is bounded in time: an API server that accepts the
+connection and never answers gets the review a 503 (the failurePolicy decides) within the
+webhook's own timeout, instead of a worker thread held for as long as the server likes."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from kubernetes import client
+
+from stoker_k8s.admission import Unavailable, review_pod
+from stoker_k8s.commands.webhook import _clients
+from stoker_k8s.connection import connect
+
+
+@attrs.frozen
+class SilentServer:
+    url: str
+    held: list[socket.socket]
+
+
+@pytest.fixture
+def silent_api_server() -> Iterator[SilentServer]:
+    """A loopback address that accepts connections and never answers; connections are kept."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield SilentServer(f"http://127.0.0.1:{listener.getsockname()[1]}", held)
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, silent_api_server: SilentServer) -> Iterator[str]:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: '{silent_api_server.url}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    saved = client.Configuration.get_default_copy()
+    yield str(path)
+    client.Configuration.set_default(saved)
+
+
+def test_a_silent_api_server_turns_a_pod_review_into_a_503_within_the_webhook_timeout(
+    kubeconfig: str, silent_api_server: SilentServer
+) -> None:
+    connect(kubeconfig)
+    list_crs, _ = _clients()
+    review = {"request": {"uid": "u", "namespace": "plant", "object": {"metadata": {}}}}
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            review_pod(review, list_crs)
+        except BaseException as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)  # a liveness bound far above the 3 s read timeout; the bug hung forever
+    assert not worker.is_alive(), "the review still waits for the API server after 30 s"
+    assert outcome, "the review answered without the GatewaySyncs it needs"
+    assert isinstance(outcome[0], Unavailable), outcome[0]
+    assert "listing GatewaySyncs in plant" in str(outcome[0])
+    # One try within the read timeout (3 s), not urllib3's default four (12 s, more than the
+    # webhook's 5 s timeoutSeconds): counted as connections, not seconds.
+    assert len(silent_api_server.held) == 1, len(silent_api_server.held)
