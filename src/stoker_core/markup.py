@@ -26,6 +26,11 @@ def visible(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def hides_anything(text: str) -> bool:
+    """Whether `text`, read as lines, holds a control or bidi character a terminal would act on."""
+    return any(_UNSAFE.search(line) for line in text.split("\n"))
+
+
 def _longest_run(text: str) -> int:
     return max((len(m.group()) for m in _BACKTICKS.finditer(text)), default=0)
 

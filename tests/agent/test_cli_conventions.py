@@ -97,6 +97,17 @@ def test_errors_are_yaml_too_when_yaml_is_asked_for(example_repo: Path) -> None:
     assert yaml.safe_load(done.stdout)["errors"][0]["path"] == "/nowhere"
 
 
+def test_yaml_output_escapes_bidi_and_control_characters_but_reads_back_the_same(
+    example_repo: Path,
+) -> None:
+    trojan = "/nowhere/\u202egnp.exe\x1b[2J"  # shown reversed, and a terminal escape
+    done = stoker("plan", "--cr", str(CR), "--repo", str(example_repo), "--data-dir", trojan,
+                  "--gateway-name", "gw", "--profile", "standard", "-o", "yaml")  # fmt: skip
+    assert "\u202e" not in done.stdout
+    assert "\x1b" not in done.stdout
+    assert yaml.safe_load(done.stdout)["errors"][0]["path"] == trojan
+
+
 @pytest.mark.parametrize(
     ("env", "flags"),
     [({"NO_COLOR": "1"}, []), ({}, ["--no-color"]), ({}, ["--no-color", "-"])],

@@ -15,6 +15,7 @@ import click
 from stoker_agent import logs, oserrors
 from stoker_core.durations import parse_period
 from stoker_core.errors import ExitCode, Problem, StokerError
+from stoker_core.markup import hides_anything
 from stoker_core.redaction import MIN_SECRET_LENGTH
 from stoker_core.reports import error_report
 
@@ -122,6 +123,8 @@ def emit(body: dict[str, Any], output: str, *, compact: bool = False) -> None:
         import yaml  # only when asked: a plan in text or JSON never pays for it
 
         text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+        if hides_anything(text):  # PyYAML sends bidi overrides as they are: escape them all
+            text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False, width=100)
         click.echo(("---\n" if compact else "") + text, nl=False)
     elif compact:
         click.echo(json.dumps(body, separators=(",", ":")))
