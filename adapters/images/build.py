@@ -184,12 +184,14 @@ def wheels(image: Image, source: Path, dest: Path) -> None:
 
 
 def chart_name(image: Image) -> str:
-    """The image's full name as the chart's values.yaml gives it (`image.<chart_value>`)."""
-    values = yaml.safe_load(VALUES.read_text())
-    name = values.get("image", {}).get(image.chart_value)
-    if not isinstance(name, str) or ":" not in name.rsplit("/", 1)[-1]:
-        raise BuildError(f"{VALUES}: image.{image.chart_value} is not a name:tag string")
-    return name
+    """The image's full name as the chart's default values give it: `image.registry`,
+    `image.<chart_value>.repository` and `.tag`, joined as the chart's `stoker.image` does."""
+    values = yaml.safe_load(VALUES.read_text()).get("image", {})
+    entry = values.get(image.chart_value)
+    if not isinstance(entry, dict) or not entry.get("repository") or not entry.get("tag"):
+        raise BuildError(f"{VALUES}: image.{image.chart_value} needs a repository and a tag")
+    name = f"{entry['repository']}:{entry['tag']}"
+    return f"{values['registry']}/{name}" if values.get("registry") else name
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -8,7 +8,8 @@ helm="$(bash "$root/adapters/helm/build-helm.sh" | tail -n 1)"
 {
   echo "# Generated from adapters/helm/stoker by adapters/manifests/render.sh; do not edit."
   echo "# Install: kubectl create namespace stoker-system && kubectl apply -f stoker.yaml"
-  "$helm" template stoker "$root/adapters/helm/stoker" --namespace stoker-system --include-crds
+  "$helm" template stoker "$root/adapters/helm/stoker" --namespace stoker-system --include-crds \
+    --skip-tests
 } > "$root/adapters/manifests/stoker.yaml"
 {
   echo "# Generated from adapters/helm/stoker by adapters/manifests/render.sh; do not edit."

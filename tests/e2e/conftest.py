@@ -99,6 +99,12 @@ def register_name(name: str, address: str) -> None:
 
 
 def chart_images() -> dict[str, str]:
-    """The image names the chart's default values use (image.controller, image.agent)."""
+    """The image names the chart's default values give (image.registry, image.controller and
+    image.agent's repository and tag), as its `stoker.image` template joins them."""
     values = yaml.safe_load(VALUES.read_text())["image"]
-    return {key: name for key, name in values.items() if key != "pullPolicy"}
+    registry = f"{values['registry']}/" if values.get("registry") else ""
+    return {
+        key: f"{registry}{entry['repository']}:{entry['tag']}"
+        for key, entry in values.items()
+        if isinstance(entry, dict)
+    }
