@@ -44,6 +44,7 @@ from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.model import DesignerPolicy, GatewaySync
 from stoker_core.outcomes import GatewayReply, Verdict, decide
 from stoker_core.plans import SyncPlan
+from stoker_core.secretfiles import SecretFile, missing_sentence, needed
 from stoker_core.status import SyncRecord
 from stoker_core.templates import TemplateContext
 
@@ -102,6 +103,9 @@ class SyncSettings:
     # deferred, and the agent loop runs it at once after (see syncing.sync_commit).
     defer_check: bool = False
     periodic_check: bool = False  # the loop's drift check: a dry run whose full check counts
+    # The credential files this sync reads (in a cluster, from optional Secret volumes): one
+    # that is missing holds the sync back with a status that names it (issue 15).
+    secret_files: tuple[SecretFile, ...] = ()
     # Told about fetches, scans and Designer sessions (the agent's metrics); not compared.
     observer: Observer = attrs.field(factory=Unobserved, eq=False, repr=False)
 
@@ -242,6 +246,10 @@ def _run(
     if effective.dry_run and not settings.dry_run:  # spec dryRun: plan and report only
         settings = attrs.evolve(settings, dry_run=True)
         base["dry_run"] = True
+    lacking = _missing(needed(settings.secret_files, gateway=settings.gateway is not None))
+    if lacking:
+        log.warning("%s", lacking)
+        return Outcome(SyncRecord(result="Blocked", error=lacking, **base), None)
     client = GatewayClient(settings.gateway) if settings.gateway else None
 
     def sources_for(commit: str) -> Sequence[str]:
@@ -326,6 +334,19 @@ def _run(
     finally:
         if client is not None:
             client.close()
+
+
+def _missing(files: Sequence[SecretFile]) -> str:
+    """The sentence naming the credential files that are not there ("" when all are); those
+    that are get their values masked in the logs (a Secret mounted late is one too)."""
+    missing = []
+    for secret in files:
+        try:
+            with open(secret.path, encoding="utf-8", errors="replace") as handle:
+                logs.register_secret(handle.read().strip())
+        except FileNotFoundError:
+            missing.append(secret)
+    return missing_sentence(missing)
 
 
 def _context(

@@ -18,6 +18,7 @@ from stoker_agent.loop import Metadata
 from stoker_agent.standalone import Identity, SyncSettings
 from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput, TemporaryError
+from stoker_core.secretfiles import SecretFile
 from stoker_core.status import SyncRecord, worth_writing
 from stoker_core.vocabulary import Label
 from stoker_k8s.agentapi import AgentApi, Pod
@@ -45,6 +46,8 @@ class AgentEnv:
     known_hosts_file: str | None
     health_port: int
     var_files: dict[str, str] = attrs.field(factory=dict)  # varsFrom: var → mounted file
+    # Each mounted Secret file → its Secret's name, to name it when it is missing.
+    secret_names: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_environ(cls, env: dict[str, str]) -> AgentEnv:
@@ -72,15 +75,39 @@ class AgentEnv:
             known_hosts_file=env.get("GIT_KNOWN_HOSTS_FILE") or None,
             health_port=int(env.get("HEALTH_PORT", "8082")),
             var_files=json.loads(env.get("STOKER_VAR_FILES") or "{}"),
+            secret_names=json.loads(env.get("STOKER_SECRET_FILES") or "{}"),
+        )
+
+    def secret_files(self) -> tuple[SecretFile, ...]:
+        """The credential files the webhook mounted, each with its purpose and Secret."""
+        purposes = [
+            (self.api_key_file, "the gateway API key", True),
+            (self.token_file, "the Git token", False),
+            (self.ssh_key_file, "the Git SSH key", False),
+            (self.known_hosts_file, "the Git known hosts", False),
+            *((path, f"varsFrom {name}", False) for name, path in self.var_files.items()),
+        ]
+        return tuple(
+            SecretFile(
+                path=path,
+                purpose=purpose,
+                secret=self.secret_names.get(path, ""),
+                gateway_only=gateway_only,
+            )
+            for path, purpose, gateway_only in purposes
+            if path
         )
 
     def read_vars(self) -> dict[str, str]:
-        """The varsFrom values, read from the mounted Secret files (and masked in logs)."""
+        """The varsFrom values, read from the mounted Secret files (and masked in logs). A file
+        not there yet is left out: the sync names it and waits (its Secret volume is optional)."""
         out = {}
         for name, path in self.var_files.items():
             try:
                 with open(path, encoding="utf-8") as handle:
                     out[name] = handle.read().rstrip("\n")
+            except FileNotFoundError:
+                continue
             except OSError as e:
                 raise InvalidInput.one(
                     f"cannot read varsFrom {name} from {path}: {e.strerror}",
@@ -110,7 +137,7 @@ class ConfigMapMetadata:
             return None
         version = cm.get("metadata", {}).get("resourceVersion", "")
         if version == self._version:
-            return self._cached
+            return self._with_vars(self._cached)
         published = formats.decode(cm.get("data") or {})
         if published is None or published.paused:
             self._version, self._cached = version, None
@@ -130,6 +157,7 @@ class ConfigMapMetadata:
             ref=published.ref,
             commit=published.commit,
             extra_vars=env.read_vars(),
+            secret_files=env.secret_files(),
             data_dir=env.data_path,
             mirror_dir=os.path.join(env.repo_path, "mirror"),
             credentials=Credentials(
@@ -145,6 +173,15 @@ class ConfigMapMetadata:
         )
         self._cached = Metadata(settings=settings)
         self._version = version  # only once the whole read succeeded
+        return self._cached
+
+    def _with_vars(self, cached: Metadata | None) -> Metadata | None:
+        """The cached metadata, with the varsFrom values read again while some are missing
+        (their Secret may have been mounted since)."""
+        if cached is None or len(cached.settings.extra_vars) == len(self._env.var_files):
+            return cached
+        settings = attrs.evolve(cached.settings, extra_vars=self._env.read_vars())
+        self._cached = Metadata(settings=settings)
         return self._cached
 
 

@@ -35,8 +35,17 @@ def test_defaults_and_vars_from_files(tmp_path: Path) -> None:
             "POD_NAME": "gw-0",
             "POD_NAMESPACE": "plant",
             "CR_NAME": "s",
-            "STOKER_VAR_FILES": json.dumps({"x": str(tmp_path / "none")}),
+            "STOKER_VAR_FILES": json.dumps({"x": str(tmp_path)}),
         }
     )
     with pytest.raises(InvalidInput, match="cannot read varsFrom x"):
-        broken.read_vars()
+        broken.read_vars()  # a directory: unreadable
+    waiting = AgentEnv.from_environ(
+        {
+            "POD_NAME": "gw-0",
+            "POD_NAMESPACE": "plant",
+            "CR_NAME": "s",
+            "STOKER_VAR_FILES": json.dumps({"y": str(tmp_path / "none")}),
+        }
+    )
+    assert waiting.read_vars() == {}  # not mounted yet: the sync names its Secret and waits
