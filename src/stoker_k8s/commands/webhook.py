@@ -49,6 +49,9 @@ def _clients() -> tuple[Any, Any]:
         items = listing["items"]
         out = {}
         for item in items:
+            # The spec decides; the status is the controller's and may hold fields of a newer
+            # release (an upgrade's skew): a strict read of it denied every new gateway pod.
+            item = {key: value for key, value in item.items() if key != "status"}
             try:
                 out[item["metadata"]["name"]] = load(item)
             except InvalidInput:

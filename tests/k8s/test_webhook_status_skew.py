@@ -1,0 +1,73 @@
+"""The pod webhook reads a GatewaySync's spec, never its status. Found on real pods (tests/e2e,
+a gateway pod restarted after its first sync): the controller had written a status field the
+webhook's strict reader did not know, so the webhook found "no GatewaySync CR" and denied every
+new gateway pod; a status written by a newer controller during an upgrade does the same."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from k8s.test_crd import MINIMAL
+from stoker_k8s.commands.webhook import _clients
+from stoker_k8s.connection import connect
+from support.kubeenv import ControlPlane
+
+pytestmark = pytest.mark.kube
+CRDS = "src/stoker_k8s/crds"
+
+
+@pytest.fixture
+def lenient_status(kube_env: ControlPlane, kube_api: client.ApiClient) -> Iterator[None]:
+    """The GatewaySync CRD with a status that keeps fields it does not list (as a newer
+    release's CRD would hold them); the project's CRD is put back afterwards."""
+    ext = client.ApiextensionsV1Api(kube_api)
+    crd: Any = ext.read_custom_resource_definition("gatewaysyncs.stoker.io", _preload_content=False)
+    body = json.loads(crd.data)
+    lenient = copy.deepcopy(body)
+    for version in lenient["spec"]["versions"]:
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        status["x-kubernetes-preserve-unknown-fields"] = True
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
+        lenient["metadata"].pop(key, None)
+    lenient.pop("status", None)
+    kube_env.install_crds(kube_api, documents=[lenient])
+    try:
+        yield
+    finally:
+        kube_env.install_crds(kube_api, [CRDS])
+
+
+def test_a_status_field_the_webhook_does_not_know_does_not_hide_the_gatewaysync(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_namespace: str,
+    lenient_status: None,
+) -> None:
+    custom = client.CustomObjectsApi(kube_api)
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"] = {"name": "plant", "namespace": kube_namespace}
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+    custom.patch_namespaced_custom_object_status(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "plant",
+        {"status": {"fieldOfANewerRelease": "x"}},
+    )  # fmt: skip
+    stored = custom.get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "plant"
+    )
+    assert stored["status"]["fieldOfANewerRelease"] == "x"
+
+    saved = client.Configuration.get_default_copy()
+    try:
+        connect(str(kube_env.kubeconfig))
+        list_crs, _ = _clients()
+        assert list(list_crs(kube_namespace)) == ["plant"]
+    finally:
+        client.Configuration.set_default(saved)
