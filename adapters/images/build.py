@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from recipe import Image, load
+from recipe import Image, TestImage, load, load_test_images
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VALUES = ROOT / "adapters" / "helm" / "stoker" / "values.yaml"
@@ -39,6 +39,10 @@ CLEAN = ["var/lib/apt/lists", "var/cache/apt", "var/log/apt", "var/cache/debconf
 # files, manuals, translations. Part of the cache key: changing it rebuilds the root filesystems.
 SLIM = ["usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian",
         "usr/share/linda", "usr/share/locale"]  # fmt: skip
+
+
+# What `--ref` takes from a commit: the project, and the test support the test images copy.
+ARCHIVED = ["pyproject.toml", "README.md", "src", "tests/support"]
 
 
 class BuildError(Exception):
@@ -112,7 +116,7 @@ def cached_rootfs(name: str, key: str, make: callable) -> Path:  # type: ignore[
     return dest
 
 
-def base_rootfs(image: Image) -> Path:
+def base_rootfs(image: Image | TestImage) -> Path:
     """Debian `suite` with the recipe's base packages (Python), from debootstrap."""
     key = digest(image.suite, image.mirror, *image.base_packages)
 
@@ -220,7 +224,7 @@ def pack(rootfs: Path, name: str, config: list[str], out: Path, key: str) -> Pat
     return tarball
 
 
-def image_config(image: Image) -> list[str]:
+def image_config(image: Image | TestImage) -> list[str]:
     """umoci config flags for the recipe's user, environment, ports and entry point."""
     flags = [f"--config.user={image.user}", "--config.workingdir=/"]
     flags += [f"--config.env={k}={v}" for k, v in image.env]
@@ -248,7 +252,7 @@ def project_source(ref: str | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="source-") as tmp:
         archive = subprocess.run(
-            ["git", "-C", ROOT, "archive", ref, "pyproject.toml", "README.md", "src"],
+            ["git", "-C", ROOT, "archive", ref, *ARCHIVED],
             capture_output=True,
             check=False,
         )
@@ -280,6 +284,47 @@ def build_image(image: Image, source: Path, out: Path) -> Path:
             f"'{image.requirement}'; rm -rf /wheels",
         )
         tarball = pack(rootfs, name, image_config(image), out, image.key)
+    stamp.write_text(key + "\n")
+    return tarball
+
+
+def build_test_image(image: TestImage, source: Path, out: Path) -> Path:
+    """A test-only image: the base root filesystem, the recipe's files under `dest`, the user
+    (with a passwd entry, as the real image has) owning a seeded data directory."""
+    system = base_rootfs(image)
+    parts = [system.name, repr(image)]
+    for rel in image.files:
+        parts += [rel, hashlib.sha256((source / rel).read_bytes()).hexdigest()]
+    key = digest(*parts)
+    tarball, stamp = out / f"{image.key}.oci.tar", out / f"{image.key}.key"
+    if tarball.exists() and stamp.exists() and stamp.read_text().strip() == key:
+        log(f"{image.name}: {tarball} is up to date")
+        return tarball
+    stamp.unlink(missing_ok=True)
+    uid, gid = image.user.split(":")
+    home = str(Path(image.data_dir).parent)
+    with tempfile.TemporaryDirectory(prefix=f"{image.key}-", dir=out) as work:
+        rootfs = Path(work) / "rootfs"
+        run("cp", "-a", system, rootfs)
+        for rel in image.files:
+            target = rootfs / image.dest.lstrip("/") / Path(rel).relative_to("tests")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, target)
+        seed = (
+            "from pathlib import Path; "
+            "from support.ignition_sim_resources import write_api_token; "
+            f"name, secret = {image.api_token!r}.split(':', 1); "
+            f"write_api_token(Path({image.data_dir!r}), name, secret=secret)"
+        )
+        chroot(
+            rootfs,
+            f"echo 'ignition:x:{uid}:{gid}:Ignition:{home}:/usr/sbin/nologin' >> /etc/passwd; "
+            f"echo 'ignition:x:{gid}:' >> /etc/group; mkdir -p {image.data_dir}; "
+            f'cd {image.dest} && python3 -c "{seed}"; '
+            f"find {image.dest} -name __pycache__ -prune -exec rm -rf {{}} +; "
+            f"chown -R {uid}:{gid} {home}",
+        )
+        tarball = pack(rootfs, image.name, image_config(image), out, image.key)
     stamp.write_text(key + "\n")
     return tarball
 
@@ -321,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                 for image in load():
                     tarball = build_image(image, source, out)
                     sizes[image.key] = tarball.stat().st_size
+                for test_image in load_test_images():
+                    tarball = build_test_image(test_image, source, out)
+                    sizes[test_image.key] = tarball.stat().st_size
             (out / "sizes.json").write_text(json.dumps(sizes, indent=2) + "\n")
     except BuildError as error:
         log(f"failed: {error}")

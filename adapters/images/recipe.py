@@ -85,6 +85,54 @@ def load(path: Path = RECIPE) -> list[Image]:
     ]
 
 
+@dataclass(frozen=True)
+class TestImage:
+    """A test-only image of the recipe (`[test_images.*]`): the base system plus a few of the
+    project's test files, run as `user`; never shipped, so no Dockerfile is rendered."""
+
+    key: str
+    about: str
+    name: str
+    suite: str
+    mirror: str
+    base_packages: tuple[str, ...]
+    files: tuple[str, ...]
+    dest: str
+    api_token: str
+    data_dir: str
+    user: str
+    expose: tuple[int, ...]
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+def load_test_images(path: Path = RECIPE) -> list[TestImage]:
+    """Read the recipe's test-only images, in file order."""
+    data = tomllib.loads(path.read_text())
+    base = data["base"]
+    return [
+        TestImage(
+            key=key,
+            about=spec["about"],
+            name=spec["name"],
+            suite=base["suite"],
+            mirror=base["mirror"],
+            base_packages=tuple(base["packages"]),
+            files=tuple(spec["files"]),
+            dest=spec["dest"],
+            api_token=spec["api_token"],
+            data_dir=spec["data_dir"],
+            user=spec["user"],
+            expose=tuple(spec["expose"]),
+            entrypoint=tuple(spec["entrypoint"]),
+            cmd=tuple(spec["cmd"]),
+            env=(("PATH", SYSTEM_PATH), *base["env"].items(), *spec["env"].items()),
+        )
+        for key, spec in data.get("test_images", {}).items()
+    ]
+
+
 def _apt(packages: tuple[str, ...]) -> list[str]:
     return [
         "RUN apt-get update \\",
