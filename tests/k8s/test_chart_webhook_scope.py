@@ -1,8 +1,9 @@
-"""The chart's pod webhook on the real API server: never sent system pods or Stoker's own, only
-the served namespaces when `namespaces` lists them, only labelled namespaces or pods when asked,
-pods annotated the original's way (no label) sent by default, and a hung webhook delaying a pod
-by its short timeout only. Also the helm test: its pod passes the restricted Pod Security level,
-and its check passes against a running controller and webhook and fails when one is down."""
+"""The chart's pod webhook on the real API server: sent only pods asking for the agent, never
+system pods or Stoker's own, only the served namespaces when `namespaces` lists them, only
+labelled namespaces or pods when asked, pods annotated the original's way (no label) sent by
+default, and a hung webhook delaying an annotated pod by its short timeout only. Also the helm
+test: its pod passes the restricted Pod Security level, and its check passes against a running
+controller and webhook and fails when one is down."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def refusing_when_sent(
         yield run
 
 
-def pod(run: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def pod(run: str, labels: dict[str, str] | None = None, inject: str = "true") -> dict[str, Any]:
     """A pod annotated for injection the original's way: annotations only."""
     return {
         "apiVersion": "v1",
@@ -81,7 +82,7 @@ def pod(run: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         "metadata": {
             "generateName": "scope-",
             "labels": {RUN: run, **(labels or {})},
-            "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": "plant"},
+            "annotations": {"stoker.io/inject": inject, "stoker.io/cr-name": "plant"},
         },
         "spec": {
             "automountServiceAccountToken": False,
@@ -124,6 +125,11 @@ def test_by_default_the_pod_webhook_is_sent_annotated_pods_but_never_system_or_s
         for system in ("kube-system", "kube-node-lease"):
             assert not sent(core, namespace_with(kube_env, kube_api, system), pod(run))
         assert not sent(core, home, pod(run))
+        # A pod not asking for the agent never waits on the webhook, wherever it is.
+        plain = pod(run, inject="false")
+        del plain["metadata"]["annotations"]
+        assert not sent(core, kube_namespace, plain)
+        assert not sent(core, kube_namespace, pod(run, inject="yes"))
 
 
 def test_served_namespaces_and_extra_exclusions_scope_the_pod_webhook(
@@ -171,7 +177,7 @@ def test_the_pod_webhook_can_be_limited_to_labelled_pods(
         assert not sent(core, kube_namespace, pod(run))  # annotated only
 
 
-def test_a_hung_pod_webhook_delays_pod_creation_by_its_short_timeout_and_never_stalls_it(
+def test_a_hung_pod_webhook_delays_annotated_pods_by_its_short_timeout_and_no_other_pod(
     helm: str, kube_env: ControlPlane, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     core = client.CoreV1Api(kube_api)
@@ -193,6 +199,10 @@ def test_a_hung_pod_webhook_delays_pod_creation_by_its_short_timeout_and_never_s
                 return fail_opens(kube_env, name) > before
 
             wait_until(created_past_the_hung_webhook, timeout=60, what="a call to time out")
+            # Pods that do not ask for the agent are not even sent: no call, no delay.
+            calls = fail_opens(kube_env, name)
+            core.create_namespaced_pod(kube_namespace, pod(run, inject="false"), dry_run="All")
+            assert fail_opens(kube_env, name) == calls
 
 
 def test_the_helm_test_pod_is_admitted_under_the_restricted_pod_security_level(
