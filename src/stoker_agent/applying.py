@@ -64,7 +64,7 @@ from stoker_agent.journals import (
     read_journal,
 )
 from stoker_core.errors import Blocked
-from stoker_core.manifest import MANIFEST_PATH, Manifest, Record
+from stoker_core.manifest import CTIMES_PATH, MANIFEST_PATH, Manifest, Record, ctimes_json
 from stoker_core.paths import shorten
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 
@@ -84,6 +84,7 @@ TXN_DIR = f"{STATE_DIR}/txn"
 LAST_DIR = f"{STATE_DIR}/last"
 LOCK_FILE = f"{STATE_DIR}/lock"
 MANIFEST_NAME = os.path.basename(MANIFEST_PATH)  # in STATE_DIR
+CTIMES_NAME = os.path.basename(CTIMES_PATH)  # in STATE_DIR
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 ContentReader = Callable[[Operation], Iterable[bytes]]
@@ -293,7 +294,9 @@ class Applier:
                 self._report(done, total)
             with _naming(f"{TXN_DIR}/{MANIFEST_NAME}"):
                 records.update(_kept_records(data, plan, previous))
-                manifest = Manifest(commit=plan.commit, profile=profile, records=records)
+                manifest = Manifest(
+                    commit=plan.commit, profile=profile, records=records, dirs=plan.dirs
+                )
                 write_state_at(txn.fd, MANIFEST_NAME, manifest.to_json())
                 _keep_previous_manifest(txn, previous, previous_file)
                 if per_file:  # the staged files were fsynced as they were written
@@ -309,6 +312,7 @@ class Applier:
         self._step()
         self._commit(data, txn, changes, len(changes) + 1, total)
         self._finish(data, txn, changes if per_file else None)
+        _record_ctimes(data, txn.state_fd, changes)
         return manifest
 
     def _commit(
@@ -620,8 +624,27 @@ def _kept_records(data: DataDir, plan: SyncPlan, previous: Manifest) -> dict[str
             continue
         fd, name = data.split(op.path)
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        out[op.path] = Record(op.blob, st.st_size, st.st_mtime_ns, st.st_ino, op.mode, plan.commit)
+        out[op.path] = Record(
+            op.blob, st.st_size, st.st_mtime_ns, st.st_ino, op.mode, plan.commit, st.st_ctime_ns
+        )
     return out
+
+
+def _record_ctimes(data: DataDir, state_fd: int, changes: list[Change]) -> None:
+    """Record the ctimes the commit gave the files it wrote (a rename sets them, after the
+    manifest was written) in `.stoker/ctimes.json`, for the next sync to trust them unread.
+    Best effort and not fsynced: without it, those files are hashed once at the next check."""
+    ctimes: dict[str, tuple[int, int]] = {}
+    try:
+        for change in changes:
+            if change.action is Action.WRITE:
+                fd, name = data.split(change.path)
+                st = lstat_at(fd, name)
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    ctimes[change.path] = (st.st_ino, st.st_ctime_ns)
+        write_state_at(state_fd, CTIMES_NAME, ctimes_json(ctimes), durable=False)
+    except (OSError, ApplyError) as e:
+        log.info("recording the written files' ctimes: %s; they are hashed once instead", e)
 
 
 def _owner_for(data: DataDir, rel: str) -> tuple[int, int] | None:

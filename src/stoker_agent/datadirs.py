@@ -155,16 +155,18 @@ def write_all(fd: int, chunk: bytes) -> None:
         view = view[written:]
 
 
-def write_state_at(dir_fd: int, name: str, text: str) -> None:
+def write_state_at(dir_fd: int, name: str, text: str, *, durable: bool = True) -> None:
     """Write state file `name` in `dir_fd` atomically and durably, never through a link: a
-    leftover or planted `*.tmp` is removed first and the new one created exclusively."""
+    leftover or planted `*.tmp` is removed first and the new one created exclusively.
+    `durable=False`: no fsync, for a file whose loss costs only time (ctimes.json)."""
     tmp = name + ".tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp, dir_fd=dir_fd)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
     try:
         write_all(fd, text.encode("utf-8"))
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

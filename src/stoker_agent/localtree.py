@@ -24,7 +24,13 @@ def _kind(mode: int) -> Kind:
 
 def _entry(path: str, st: os.stat_result) -> LiveEntry:
     return LiveEntry(
-        path, _kind(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode & 0o7777
+        path,
+        _kind(st.st_mode),
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+        st.st_mode & 0o7777,
+        st.st_ctime_ns,
     )
 
 
@@ -68,7 +74,9 @@ class LocalTree:
                 st = child.stat(follow_symlinks=False)
                 mode = st.st_mode
                 kind = Kind.FILE if stat.S_ISREG(mode) else _kind(mode)
-                yield LiveEntry(rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, mode & 0o7777)
+                yield LiveEntry(
+                    rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, mode & 0o7777, st.st_ctime_ns
+                )
 
     def read(self, path: str) -> bytes:
         """Return a file's content (opened without following links)."""

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from stoker_agent.applying import STATE_DIR, Applier, Progress
+from stoker_agent.datadirs import ApplyError, read_state_file
 from stoker_agent.gitrepo import GitSnapshot
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, planning
 from stoker_core.desired import DesiredFile
 from stoker_core.drift import stamped_equal
 from stoker_core.errors import InvalidInput
-from stoker_core.manifest import MANIFEST_PATH, Manifest
+from stoker_core.manifest import CTIMES_LIMIT, CTIMES_PATH, MANIFEST_PATH, Manifest
 from stoker_core.plans import Action, Operation, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.recorded import RecordedTree, full_check_due, paths_to_check
@@ -50,7 +51,8 @@ def read_manifest(data_dir: str) -> Manifest | None:
         # Never through a link: whoever writes the data directory could point it anywhere (H2).
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with open(fd, encoding="utf-8") as handle:
-            return Manifest.from_json(handle.read())
+            manifest = Manifest.from_json(handle.read())
+        return manifest.with_ctimes(_read_ctimes(data_dir))
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -61,6 +63,15 @@ def read_manifest(data_dir: str) -> Manifest | None:
     except InvalidInput as e:
         log.warning("%s", e)
         return None
+
+
+def _read_ctimes(data_dir: str) -> str:
+    """The side file of the last transaction's ctimes, or "" (absent, linked, too large)."""
+    try:
+        return read_state_file(os.path.join(data_dir, CTIMES_PATH), CTIMES_LIMIT) or ""
+    except (OSError, ApplyError, ValueError) as e:  # ValueError: too large, not UTF-8
+        log.debug("%s: %s; its files are hashed once instead", CTIMES_PATH, e)
+        return ""
 
 
 def sync_commit(

@@ -148,7 +148,8 @@ def _compare(
     if (
         record is not None
         and record.blob == want.blob
-        and (record.size, record.mtime_ns, record.inode) == (have.size, have.mtime_ns, have.inode)
+        and (record.size, record.mtime_ns, record.inode, record.ctime_ns)
+        == (have.size, have.mtime_ns, have.inode, have.ctime_ns)
     ):
         # Trusted without reading: this is the file Stoker wrote (or accepted) last time.
         return (
@@ -226,6 +227,7 @@ def plan(
         commit=desired.commit,
         operations=tuple(ops[k] for k in sorted(ops)),
         skipped=tuple(sorted(desired.skipped, key=lambda s: (s.path, s.reason))),
+        dirs=tuple(sorted(desired.dirs - desired.parent_dirs)),
     )
 
 

@@ -65,6 +65,9 @@ class SyncPlan:
     commit: str
     operations: tuple[Operation, ...]
     skipped: tuple[Skip, ...]
+    # The commit's empty directories (nothing below them is a file): recorded in the manifest,
+    # so that planning from the next commit's changes looks at them when that commit drops them.
+    dirs: tuple[str, ...] = ()
 
     def paths(self, action: Action, *reasons: Reason) -> list[str]:
         """Return the paths of operations with `action` (and one of `reasons`, if given)."""

@@ -26,7 +26,8 @@ from stoker_core.trees import REGULAR, Kind, LiveEntry, LiveTree
 
 def paths_to_check(desired: DesiredTree, manifest: Manifest) -> set[str]:
     """Paths to see for real: files whose desired state differs from what the manifest records
-    Stoker wrote, and the repository's empty directories (the manifest holds files only)."""
+    Stoker wrote, and the empty directories of this commit and of the recorded one (a folder
+    holding only excluded files is one: no record leads to it)."""
     records = manifest.records
     changed = {
         path
@@ -37,6 +38,7 @@ def paths_to_check(desired: DesiredTree, manifest: Manifest) -> set[str]:
     }
     changed.update(path for path in records if path not in desired.files)
     changed.update(desired.dirs - desired.parent_dirs)  # empty: nothing below them is recorded
+    changed.update(path for path in manifest.dirs if path not in desired.dirs)  # dropped now
     return changed
 
 
@@ -116,15 +118,15 @@ class RecordedTree:
                 blocked = False
                 for directory in reversed(new):  # outermost first
                     seen.add(directory)
-                    yield entry(LiveEntry, (directory, dir_kind, 0, 0, 0, REGULAR))
+                    yield entry(LiveEntry, (directory, dir_kind, 0, 0, 0, REGULAR, 0))
                     if prune(directory):
                         pruned += (directory + "/",)
                         blocked = True
                         break
                 if blocked:
                     continue
-            _, size, mtime_ns, inode, mode, _ = records[file]
-            yield entry(LiveEntry, (file, file_kind, size, mtime_ns, inode, mode))
+            _, size, mtime_ns, inode, mode, _, ctime_ns = records[file]
+            yield entry(LiveEntry, (file, file_kind, size, mtime_ns, inode, mode, ctime_ns))
 
     def _recorded_under(self, path: str) -> bool:
         prefix = path + "/" if path else ""

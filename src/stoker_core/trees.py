@@ -76,6 +76,7 @@ class LiveEntry(NamedTuple):  # a tuple: one per live path, made in the walk's h
     mtime_ns: int = 0
     inode: int = 0
     mode: int = REGULAR
+    ctime_ns: int = 0  # set by the kernel at any change; nobody can set it back (unlike mtime)
 
 
 class LiveTree(Protocol):

@@ -4,6 +4,7 @@ cannot fake (issue 18 item 2)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -119,3 +120,66 @@ def test_a_one_shot_sync_that_must_check_does_it_in_the_same_pass_as_the_apply(
     again = run_once(attrs.evolve(settings, defer_check=True))  # same commit: never deferred
     assert again.record.result == "InSync"
     assert again.record.drift_checked is True
+
+
+def test_a_file_changed_in_place_with_its_mtime_put_back_is_still_drift_because_its_ctime_moved(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = settings_for(example_repo, data)
+    run_once(settings)
+    code = data / CODE
+    before = code.stat()
+    text = code.read_bytes()
+    with open(code, "r+b") as handle:  # same inode, same size, other content
+        handle.write(b"#" if text[:1] != b"#" else b"$")
+    os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old mtime put back
+    after = code.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    outcome = run_once(attrs.evolve(settings, dry_run=True))  # same commit: a full check
+    assert outcome.record.drift == ((CODE, "modified"),)
+
+
+def test_files_written_by_the_last_sync_are_trusted_unread_at_the_next_check(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = settings_for(example_repo, data)
+    first = run_once(settings)
+    assert first.plan is not None
+    again = run_once(settings)
+    assert again.plan is not None
+    reasons = {str(op.reason) for op in again.plan.operations}
+    assert reasons == {"unchanged"}  # none hashed: the side file gave every written file its ctime
+    assert not again.plan.needs_transaction(has_manifest=True)
+
+
+def test_a_manifest_of_format_1_is_read_hashed_once_and_rewritten_as_format_2(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = settings_for(example_repo, data)
+    run_once(settings)
+    path = data / ".stoker/manifest.json"
+    body = json.loads(path.read_text())
+    body["version"] = 1
+    body["files"] = {p: fields[:6] for p, fields in body["files"].items()}
+    path.write_text(json.dumps(body))
+    (data / ".stoker/ctimes.json").unlink()
+    migrated = run_once(settings)
+    assert migrated.plan is not None
+    assert {str(op.reason) for op in migrated.plan.operations if op.path.endswith(".py")} == {
+        "verified"
+    }
+    assert json.loads(path.read_text())["version"] == 2
+    assert migrated.record.drift == ()
+    settled = run_once(settings)
+    assert settled.plan is not None
+    assert {str(op.reason) for op in settled.plan.operations} == {"unchanged"}

@@ -56,9 +56,10 @@ def test_manifest_round_trips_and_is_stable() -> None:
         commit="c" * 40,
         profile="blue",
         records={
-            "b": Record("1" * 40, 2, 3, 4, 0o644, "c" * 40),
+            "b": Record("1" * 40, 2, 3, 4, 0o644, "c" * 40, 9),
             "a": Record("2" * 40, 5, 6, 7, 0o755, "d"),
         },
+        dirs=("x/empty",),
     )
     text = manifest.to_json()
     assert Manifest.from_json(text) == manifest
@@ -77,12 +78,57 @@ def test_manifest_round_trips_and_is_stable() -> None:
         '{"version": 1, "commit": "c", "profile": "p", "files": {"a": ["b", true, 3, 4, 5, "c"]}}',
         '{"version": 1, "commit": "c", "profile": "p", "files": {"a": "abcdef"}}',
         '{"version": 1, "commit": "c", "profile": "p", "files": ["a"]}',
+        '{"version": 2, "commit": "c", "profile": "p", "files": {"a": ["b", 2, 3, 4, 5, "c"]}}',
+        '{"version": 2, "commit": "c", "profile": "p", "files": {}, "dirs": ["../up"]}',
+        '{"version": 2, "commit": "c", "profile": "p", "files": {}, "dirs": [1]}',
+        '{"version": 3, "commit": "c", "profile": "p", "files": {}}',
     ],
 )
 def test_damaged_manifest_is_an_error_naming_the_file(text: str) -> None:
     with pytest.raises(InvalidInput) as info:
         Manifest.from_json(text)
     assert info.value.problems[0].path == ".stoker/manifest.json"
+
+
+def test_a_format_1_manifest_is_read_without_ctimes() -> None:
+    text = '{"version": 1, "commit": "c", "profile": "p", "files": {"a": ["b", 2, 3, 4, 5, "c"]}}'
+    assert Manifest.from_json(text).records == {"a": Record("b", 2, 3, 4, 5, "c", 0)}
+
+
+def test_a_newer_manifest_format_is_refused_naming_the_cause() -> None:
+    with pytest.raises(InvalidInput, match="written by a newer Stoker"):
+        Manifest.from_json('{"version": 3, "commit": "c", "profile": "p", "files": {}}')
+
+
+def test_the_ctimes_side_file_fills_only_unknown_ctimes_of_the_same_inode() -> None:
+    manifest = Manifest(
+        records={
+            "new": Record("1" * 40, 2, 3, 40, 0o644, "c"),
+            "moved": Record("1" * 40, 2, 3, 41, 0o644, "c"),
+            "known": Record("1" * 40, 2, 3, 42, 0o644, "c", 7),
+            "forged": Record("1" * 40, 2, 3, 43, 0o644, "c"),
+        }
+    )
+    side = json.dumps(
+        {
+            "ctimes": {
+                "new": [40, 100],
+                "moved": [99, 100],  # another inode: another file, from another transaction
+                "known": [42, 100],
+                "forged": [43, True],
+                "absent": [44, 100],
+            }
+        }
+    )
+    filled = manifest.with_ctimes(side).records
+    assert {path: r.ctime_ns for path, r in filled.items()} == {
+        "new": 100,
+        "moved": 0,
+        "known": 7,
+        "forged": 0,
+    }
+    for damaged in ("", "{", "[]", '{"ctimes": []}', '{"ctimes": {"new": 5}}'):
+        assert manifest.with_ctimes(damaged) == manifest
 
 
 def test_errors_carry_exit_codes_and_json_form() -> None:
