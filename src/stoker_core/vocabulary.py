@@ -61,6 +61,7 @@ class Condition(enum.StrEnum):
     SIDECAR_INJECTED = "SidecarInjected"
     SSH_HOST_KEY_VERIFICATION = "SSHHostKeyVerification"
     GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"  # no two owners' pods share a gateway name
+    SECRETS_AVAILABLE = "SecretsAvailable"  # every Secret key the spec names exists (secretrefs)
 
 
 class Reason(enum.StrEnum):
@@ -83,6 +84,9 @@ class Reason(enum.StrEnum):
     NAMESPACE_NOT_SERVED = "NamespaceNotServed"  # the installation does not serve the namespace
     GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"
     GATEWAY_NAME_CONFLICT = "GatewayNameConflict"  # two owners' pods resolve to one gateway name
+    SECRETS_FOUND = "SecretsFound"
+    SECRET_MISSING = "SecretMissing"  # a Secret (or key) the spec names does not exist
+    SECRETS_NOT_CHECKED = "SecretsNotChecked"  # the controller may not read Secrets there
 
 
 class SyncStatus(enum.StrEnum):

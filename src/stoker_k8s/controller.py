@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from stoker_agent.gitfetch import Credentials, Mirror
-from stoker_core import conditions, discovery, metadata
+from stoker_core import conditions, discovery, metadata, secretrefs
 from stoker_core.discovery import gateway_name
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.model import GatewaySync, Polling
@@ -29,7 +29,7 @@ from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
 from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
-from stoker_k8s import agentaccess
+from stoker_k8s import agentaccess, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
@@ -317,6 +317,7 @@ class Controller:
             previous=previous,
             unserved=why,
         )
+        new_status = _secrets_unknown(item, new_status, previous, namespace)
         # No event: this installation may not write anything in that namespace (H16).
         self._write_status(item, previous, new_status, events=False)
         return Pass(False, polling=Polling(enabled=False))
@@ -418,6 +419,15 @@ class Controller:
             now=now,
             previous=previous,
         )
+        if gs is not None:  # named Secrets are reported before any pod needs them
+            verdict = secretkeys.verdict(self.core, namespace, gs)
+            new_status = secretrefs.apply(
+                new_status,
+                verdict,
+                generation=meta.get("generation", 0),
+                now=now,
+                previous=previous,
+            )
         self._write_status(item, previous, new_status)
         return Pass(
             error is not None,
@@ -548,9 +558,13 @@ class Controller:
         reconcile (the original's B7) nor one per stale cached copy."""
         before = {c["type"]: (c["status"], c["reason"]) for c in previous.get("conditions") or []}
         meta = item["metadata"]
+        said: set[tuple[str, str]] = set()  # Ready repeating another condition: one event
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
                 continue
+            if (cond["reason"], cond["message"]) in said:
+                continue
+            said.add((cond["reason"], cond["message"]))
             self.core.create_namespaced_event(
                 meta["namespace"],
                 gatewaysync_event(
@@ -781,6 +795,25 @@ def _told_name(agent: Any | None, pod: str) -> str | None:
         if var.name == "GATEWAY_NAME" and var.value_from is None:
             return str(var.value or pod)
     return None
+
+
+def _secrets_unknown(
+    item: dict[str, Any], status: dict[str, Any], previous: dict[str, Any], namespace: str
+) -> dict[str, Any]:
+    """`status` saying the named Secrets were not checked: Secrets of a namespace not served
+    may not be read, so whether they exist is not known (and not guessed)."""
+    try:
+        gs = structure({k: v for k, v in item.items() if k != "status"}, GatewaySync)
+    except InvalidInput:
+        return status
+    verdict = secretrefs.check(namespace, secretrefs.uses(gs), {}, "namespace not served")
+    return secretrefs.apply(
+        status,
+        verdict,
+        generation=item["metadata"].get("generation", 0),
+        now=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        previous=previous,
+    )
 
 
 def _escape_pointer(key: str) -> str:

@@ -15,6 +15,7 @@ from kubernetes import client
 
 from k8s.test_controller_metrics import series_of
 from k8s.test_crd import MINIMAL
+from k8s.test_missing_secrets import api_key_secret
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
 
@@ -31,6 +32,7 @@ def create(custom: client.CustomObjectsApi, namespace: str, tmp_path: Path) -> N
     BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
     body = copy.deepcopy(MINIMAL)
     body["spec"]["git"]["repo"] = f"file://{tmp_path / 'config.git'}"
+    api_key_secret(custom.api_client, namespace)
     custom.create_namespaced_custom_object("stoker.io", "v1alpha1", namespace, "gatewaysyncs", body)
 
 
@@ -90,8 +92,9 @@ def test_reconciles_on_a_copy_older_than_the_last_status_write_record_each_chang
             ("Reconciling", "Warning"),
             ("RefResolved", "Normal"),
             ("ProfilesValid", "Normal"),
+            ("SecretsFound", "Normal"),
         ]
-        or len(first) == 4
+        or len(first) == 5
     )
     written = get(custom, kube_namespace, "minimal")["status"]
     controller.reconcile(copy.deepcopy(stale))

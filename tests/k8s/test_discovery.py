@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from k8s.test_crd import MINIMAL
+from k8s.test_missing_secrets import api_key_secret
 from stoker_k8s.controller import Controller
 from stoker_k8s.manager import Manager
 from support.gitservers import BareRepo
@@ -45,6 +46,7 @@ def make_gs(custom: client.CustomObjectsApi, namespace: str, repo: str, name: st
     body = copy.deepcopy(MINIMAL)
     body["metadata"]["name"] = name
     body["spec"]["git"]["repo"] = repo
+    api_key_secret(custom.api_client, namespace)
     custom.create_namespaced_custom_object("stoker.io", "v1alpha1", namespace, "gatewaysyncs", body)
 
 
@@ -380,6 +382,7 @@ def test_the_running_controller_follows_pods_through_their_watch_events_once_per
     body["metadata"]["name"] = "plant"
     body["spec"]["git"]["repo"] = repo
     body["spec"]["polling"] = {"enabled": False}
+    api_key_secret(custom.api_client, kube_namespace)
     custom.create_namespaced_custom_object(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
     )
@@ -404,11 +407,11 @@ def test_the_running_controller_follows_pods_through_their_watch_events_once_per
         for e in kube_core.list_namespaced_event(kube_namespace).items
         if e.involved_object.name == "plant"
     ]
-    # First pass: ProfilesValid, RefResolved, NoGatewaysDiscovered, Reconciling; each pod that
-    # appears: SyncInProgress, SidecarMissing, GatewayNamesUnique; the failed one leaving:
-    # NoGatewaysDiscovered.
+    # First pass: ProfilesValid, SecretsFound, RefResolved, NoGatewaysDiscovered, Reconciling;
+    # each pod that appears: SyncInProgress, SidecarMissing, GatewayNamesUnique; the failed one
+    # leaving: NoGatewaysDiscovered.
     assert sorted(events) == sorted(
-        ["ProfilesValid", "RefResolved", "Reconciling", "NoGatewaysDiscovered"]
+        ["ProfilesValid", "SecretsFound", "RefResolved", "Reconciling", "NoGatewaysDiscovered"]
         + ["SyncInProgress", "SidecarMissing", "GatewayNamesUnique"] * 2
         + ["NoGatewaysDiscovered"]
     )

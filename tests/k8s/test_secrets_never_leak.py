@@ -79,6 +79,13 @@ def test_secrets_stay_out_of_everything_people_and_other_tools_can_read(
         data.mkdir()
         api_token = write_api_token(data, collection="local")
         (tmp_path / "api-token").write_text(api_token)
+        kube_core.create_namespaced_secret(  # the key the GatewaySync names (SecretsAvailable)
+            kube_namespace,
+            {
+                "metadata": {"name": "gw-api-key"},
+                "data": {"apiKey": base64.b64encode(api_token.encode()).decode()},
+            },
+        )
         (tmp_path / "git-token").write_text(GIT_TOKEN)  # what the Secret volume would hold
         kube_core.create_namespaced_pod(
             kube_namespace,
