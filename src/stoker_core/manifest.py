@@ -110,18 +110,14 @@ class Manifest:
             return self
         records = self.records
         filled = dict(records)
+        make = tuple.__new__  # Record's own constructor is Python code: this loop runs per file
         for path, pair in ctimes.items():
             record = records.get(path)
-            if (
-                record is not None
-                and not record.ctime_ns
-                and isinstance(pair, list)
-                and len(pair) == 2
-                and pair[0] == record.inode
-                and type(pair[1]) is int
-                and pair[1] > 0
-            ):
-                filled[path] = record._replace(ctime_ns=pair[1])
+            if record is None or record[6] or type(pair) is not list or len(pair) != 2:
+                continue
+            inode, ctime = pair
+            if inode == record[3] and type(ctime) is int and ctime > 0:
+                filled[path] = make(Record, (*record[:6], ctime))
         return attrs.evolve(self, records=filled)
 
 
