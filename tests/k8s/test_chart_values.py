@@ -5,6 +5,8 @@ typo'd key or a wrong type by name, and defaults (the plain manifests too) witho
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 from typing import Any
 
@@ -190,3 +192,27 @@ def test_defaults_and_plain_manifests_install_without_cert_manager(helm: str) ->
     assert "helm.sh/hook" not in plain  # the helm test pod is Helm's alone
     with_cm = render(helm, "stoker-system", "webhook.certManager.enabled=true")
     assert {"Issuer", "Certificate"} <= {o["kind"] for o in with_cm}
+
+
+def test_every_documented_helm_install_and_upgrade_renders_with_the_chart_s_schema(
+    helm: str,
+) -> None:
+    from test_docs_commands import blocks
+
+    seen = 0
+    for path, body in blocks("sh"):
+        for line in re.sub(r"\\\n\s*", " ", body).splitlines():
+            if not line.strip().startswith(("helm install", "helm upgrade")):
+                continue
+            words = shlex.split(line.strip())
+            settings = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+            args = [helm, "template", "stoker", str(CHART), "--namespace", "stoker-system"]
+            done = subprocess.run(
+                args + [a for s in settings for a in ("--set", s)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, f"{path.name}: {line}\n{done.stderr}"
+            seen += 1
+    assert seen >= 3
