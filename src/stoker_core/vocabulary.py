@@ -87,6 +87,7 @@ class Reason(enum.StrEnum):
     SECRETS_FOUND = "SecretsFound"
     SECRET_MISSING = "SecretMissing"  # a Secret (or key) the spec names does not exist
     SECRETS_NOT_CHECKED = "SecretsNotChecked"  # the controller may not read Secrets there
+    CRD_OUTDATED = "CRDOutdated"  # event: the installed CRD lacks fields (crdfit)
 
 
 class SyncStatus(enum.StrEnum):

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from stoker_agent.gitfetch import Credentials, Mirror
-from stoker_core import conditions, discovery, metadata, secretrefs
+from stoker_core import conditions, crdfit, discovery, metadata, secretrefs
 from stoker_core.discovery import gateway_name
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.model import GatewaySync, Polling
@@ -28,7 +28,7 @@ from stoker_core.parsing import structure
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
-from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label
+from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label, Reason
 from stoker_k8s import agentaccess, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
@@ -106,6 +106,10 @@ class Pass:
 
 class Controller:
     """Reconciles GatewaySyncs through the official client (CoreV1Api, CustomObjectsApi)."""
+
+    # What the installed CRD lacks, and its status schema (use_crd; nothing by default).
+    _crd_gaps: crdfit.Gaps = crdfit.Gaps()
+    _status_schema: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -243,6 +247,32 @@ class Controller:
             del self._statuses[key]
         return given
 
+    def use_crd(self, gaps: crdfit.Gaps, status_schema: dict[str, Any]) -> None:
+        """Write only what the installed CRD (`status_schema`) keeps, and tell each GatewaySync
+        once what that CRD lacks (`gaps`, found at start: stoker_k8s.crdcheck)."""
+        self._crd_gaps, self._status_schema = gaps, status_schema
+        self._crd_told: set[str] = set()  # uids of the GatewaySyncs told
+
+    def _tell_crd(self, item: dict[str, Any]) -> None:
+        """One Warning event per GatewaySync (and process) naming what the CRD lacks."""
+        meta = item["metadata"]
+        with self._lock:
+            if meta.get("uid", "") in self._crd_told:
+                return
+            self._crd_told.add(meta.get("uid", ""))
+        self.core.create_namespaced_event(
+            meta["namespace"],
+            gatewaysync_event(
+                meta["namespace"],
+                meta["name"],
+                meta.get("uid"),
+                reason=Reason.CRD_OUTDATED,
+                message=self._crd_gaps.message(),
+                warning=True,
+                component="stoker-controller",
+            ),
+        )
+
     def _write_status(
         self,
         item: dict[str, Any],
@@ -253,6 +283,12 @@ class Controller:
     ) -> None:
         """Record one event per condition change (unless not `events`) and write the status,
         when it changed."""
+        if self._crd_gaps:  # an old CRD: write only what it keeps (no patch loop)
+            if events:
+                self._tell_crd(item)
+            if not self._crd_gaps.status_subresource:
+                return
+            new_status = crdfit.prune(new_status, self._status_schema or {})
         if new_status == previous:
             return
         if events:

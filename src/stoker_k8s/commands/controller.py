@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 
 from stoker_agent import logs
 from stoker_agent.commands.common import Period
+from stoker_k8s import crdcheck
 from stoker_k8s.connection import connect, kube_options, probe
 from stoker_k8s.controller import Controller
 from stoker_k8s.leader import LeaderElector
@@ -98,6 +99,10 @@ def controller(
         start_http_server(metrics_port, registry=metrics.registry)
     served = None if namespaces is None else [n.strip() for n in namespaces.split(",") if n.strip()]
     ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi(), metrics, namespaces=served)
+    fit = crdcheck.check(ctl.core.api_client)  # Helm never upgrades crds/: say so plainly
+    if fit is not None and fit[0]:
+        log.warning("%s", fit[0].message())
+        ctl.use_crd(fit[0], fit[1].status_schema())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
