@@ -1,9 +1,9 @@
 """The chart's pod webhook on the real API server: sent only pods asking for the agent, never
 system pods or Stoker's own, only the served namespaces when `namespaces` lists them, only
 labelled namespaces or pods when asked, pods annotated the original's way (no label) sent by
-default, and a hung webhook delaying an annotated pod by its short timeout only. Also the helm
-test: its pod passes the restricted Pod Security level, and its check passes against a running
-controller and webhook and fails when one is down."""
+default, and a hung webhook delaying an annotated pod by its short timeout only. Also: every pod
+the chart makes (the helm test's too) passes the restricted Pod Security level, and the helm
+test's check passes against a running controller and webhook and fails when one is down."""
 
 from __future__ import annotations
 
@@ -205,16 +205,27 @@ def test_a_hung_pod_webhook_delays_annotated_pods_by_its_short_timeout_and_no_ot
             assert fail_opens(kube_env, name) == calls
 
 
-def test_the_helm_test_pod_is_admitted_under_the_restricted_pod_security_level(
+def test_every_pod_the_chart_makes_is_admitted_under_the_restricted_pod_security_level(
     helm: str, kube_env: ControlPlane, kube_api: client.ApiClient
 ) -> None:
     core = client.CoreV1Api(kube_api)
     home = kube_env.create_namespace(kube_api)
     enforce = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
     core.patch_namespace(home, {"metadata": {"labels": enforce}})
-    [test_pod] = [o for o in render_release(helm, "stoker", home) if o["kind"] == "Pod"]
+    objects = render_release(helm, "stoker", home, "receiver.enabled=true")
+    for account in (o for o in objects if o["kind"] == "ServiceAccount"):
+        core.create_namespaced_service_account(home, account)
+    [test_pod] = [o for o in objects if o["kind"] == "Pod"]
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    core.create_namespaced_pod(home, test_pod, dry_run="All")
+    pods = [test_pod] + [
+        {"apiVersion": "v1", "kind": "Pod", **o["spec"]["template"]}
+        for o in objects
+        if o["kind"] == "Deployment"
+    ]
+    assert len(pods) == 4
+    for body in pods:
+        body["metadata"] = {**body["metadata"], "generateName": "restricted-"}
+        core.create_namespaced_pod(home, body, dry_run="All")
     # The level is enforced here: a pod that may run as root is refused.
     loose = {**test_pod, "spec": {**test_pod["spec"], "securityContext": {}}}
     loose["spec"]["containers"] = [
