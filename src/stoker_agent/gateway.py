@@ -291,6 +291,25 @@ class GatewayClient:
             for i in _items(body, what, self.settings.url)
         ]
 
+    def pending_restarts(self) -> list[str]:
+        """`/data/api/v1/restart-tasks/pending`: the changes the gateway says need a restart
+        (the first few, each cut short: they reach the status)."""
+        what = "reading pending restart tasks"
+        body = self._json("GET", "/data/api/v1/restart-tasks/pending", what)
+        pending = body.get("pending") if isinstance(body, dict) else None
+        if not isinstance(pending, list):
+            raise _wrong_shape(what, self.settings.url, '{"pending": [...]}', body)
+        return [str(task)[:RESTART_TASK_CHARS] for task in pending[:RESTART_TASKS]]
+
+    def uptime(self) -> float:
+        """Seconds since the gateway started (`/data/api/v1/overview`, `uptime` in ms)."""
+        what = "reading the gateway overview"
+        body = self._json("GET", "/data/api/v1/overview", what)
+        uptime = body.get("uptime") if isinstance(body, dict) else None
+        if isinstance(uptime, bool) or not isinstance(uptime, int | float) or uptime < 0:
+            raise _wrong_shape(what, self.settings.url, 'an object with "uptime" (ms)', body)
+        return float(uptime) / 1000.0
+
     def projects(self) -> set[str]:
         """Names of the projects the gateway has loaded."""
         what = "listing projects"
@@ -352,6 +371,10 @@ class GatewayClient:
             if time.monotonic() > deadline:
                 raise GatewayUnhealthy(f"the {kind} scan did not finish within {timeout:.0f}s")
             self._sleep(0.2)
+
+
+RESTART_TASKS = 10  # pending restart tasks reported; the gateway may list more
+RESTART_TASK_CHARS = 200
 
 
 def _wrong_shape(what: str, url: str, wanted: str, body: Any) -> GatewayNotTheApi:

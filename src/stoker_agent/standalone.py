@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from stoker_agent import logs, mirrors, oserrors
+from stoker_agent import logs, mirrors, oserrors, restarts
 from stoker_agent.applying import (
     STATE_DIR,
     Applier,
@@ -212,6 +212,8 @@ def run_once(
     machine: OSError | None = None
     try:
         outcome = _run(settings, base, honour_rejections, sleep)
+        settled = restarts.settle(outcome.record, settings.gateway, settings.data_dir)
+        outcome = attrs.evolve(outcome, record=settled)
     except StokerError as e:
         result = "Blocked" if isinstance(e, Blocked) else "Error"
         outcome = Outcome(SyncRecord(result=result, error=str(e), **base), None)  # type: ignore[arg-type]
@@ -242,7 +244,8 @@ def _run(
     effective = profiles.resolve(gs.spec.sync, settings.profile)
     base["profile"] = effective.name
     if effective.paused:  # a paused profile changes nothing and scans nothing (B10)
-        return Outcome(SyncRecord(result="Skipped", error="profile is paused", **base), None)
+        paused = SyncRecord(result="Skipped", skip="paused", error="profile is paused", **base)
+        return Outcome(paused, None)
     if effective.dry_run and not settings.dry_run:  # spec dryRun: plan and report only
         settings = attrs.evolve(settings, dry_run=True)
         base["dry_run"] = True
@@ -381,7 +384,9 @@ def _gateway_gate(
     role = str(client.info().get("redundancyRole", "")).lower()
     if role == "backup" and not effective.apply_on_backup:
         settings.observer.designers(blocking=False)
-        return SyncRecord(result="Skipped", error="Skipped (backup): the master replicates to it")
+        return SyncRecord(
+            result="Skipped", skip="backup", error="Skipped (backup): the master replicates to it"
+        )
     waited = 0.0
     while True:
         sessions = client.designers()

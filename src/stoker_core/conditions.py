@@ -10,9 +10,12 @@ import attrs
 
 from stoker_core.model import DiscoveredGateway
 from stoker_core.parsing import unstructure
-from stoker_core.vocabulary import Condition, Reason, SyncStatus
+from stoker_core.standings import Report, Seen, Standing, drift, restarts, standings
+from stoker_core.vocabulary import Condition, Reason
 
-_SYNCED = {SyncStatus.SYNCED, "InSync", SyncStatus.RESTART_REQUIRED}
+# Conditions whose True is the abnormal state: their event is a Warning when they turn True,
+# and `stoker status` lists them when True.
+ABNORMAL_TRUE = frozenset({Condition.RESTART_REQUIRED, Condition.DRIFTED})
 SSH_UNVERIFIED = (
     "SSH host key verification disabled — set spec.git.auth.sshKey.knownHosts to enable MITM "
     "protection"
@@ -31,19 +34,47 @@ class Gateway:
     record: dict[str, Any] | None = None  # the agent's status.json, if any
     service_account: str = "default"
     owner: str = ""  # who runs the pod ("StatefulSet plant1"): discovery.owner
+    # The commit this gateway should be at; "" means the GatewaySync's published commit (fleet
+    # rollouts, issue 17, will set one per gateway).
+    target: str = ""
 
-    def sync_status(self) -> str:
-        """Synced / Pending / Error / MissingSidecar (a recreated pod without a sidecar never
-        shows an old Synced: the original's B6)."""
-        if not self.has_sidecar:
-            return str(SyncStatus.MISSING_SIDECAR)
-        if self.record is None:
-            return str(SyncStatus.PENDING)
-        result = str(self.record.get("result", ""))
-        return str(SyncStatus.SYNCED) if result in _SYNCED else result or str(SyncStatus.PENDING)
+    def report(self) -> Report | None:
+        """Its agent's report as the status rules read it."""
+        return None if self.record is None else Report.of(self.record)
+
+    def seen(self, published: str) -> Seen:
+        """This gateway for the standing rules, its target defaulting to `published`."""
+        return Seen(
+            profile=self.profile,
+            has_sidecar=self.has_sidecar,
+            target=self.target or published,
+            report=self.report(),
+        )
 
 
-def _discovered(g: Gateway) -> DiscoveredGateway:
+def standing(gateways: Sequence[Gateway], published: str) -> list[Standing]:
+    """Where each of `gateways` stands against its target (`published` unless set)."""
+    return standings([g.seen(published) for g in gateways])
+
+
+def in_step(gateways: Sequence[Gateway], published: str) -> int:
+    """How many gateways are in step (the controller's gateways_synced metric)."""
+    return sum(s.in_step for s in standing(gateways, published))
+
+
+def abnormal(condition: dict[str, Any]) -> bool:
+    """Whether a condition reports trouble: False for most, True for ABNORMAL_TRUE ones."""
+    bad = "True" if condition.get("type") in ABNORMAL_TRUE else "False"
+    return condition.get("status") == bad
+
+
+def unremarkable(condition: dict[str, Any], *, first: bool) -> bool:
+    """Whether a condition change needs no event: an ABNORMAL_TRUE condition shown for the
+    `first` time in its normal state (nothing happened; the status gained a condition)."""
+    return first and condition.get("type") in ABNORMAL_TRUE and not abnormal(condition)
+
+
+def _discovered(g: Gateway, where: Standing, target: str) -> DiscoveredGateway:
     """The status entry for one gateway, every field of the CRD's schema filled: the API
     server would otherwise add the defaults, and the stored status would never equal a freshly
     computed one (a status write on every reconcile)."""
@@ -57,7 +88,8 @@ def _discovered(g: Gateway) -> DiscoveredGateway:
         pod_name=g.pod,
         service_account_name=g.service_account,
         profile=g.profile,
-        sync_status=g.sync_status(),
+        sync_status=where.status,
+        target_commit=g.target or target,
         last_sync_time=str(record.get("time", "")),
         last_sync_duration=f"{duration}s" if isinstance(duration, int | float) else "",
         synced_commit=str(record.get("commit", "")),
@@ -95,6 +127,39 @@ def _condition(
     }
 
 
+def _notices(
+    gateways: Sequence[Gateway],
+    where: Sequence[Standing],
+    generation: int,
+    now: str,
+    previous: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """RestartRequired and Drifted: True (the abnormal state) naming the gateways concerned.
+    Neither holds Ready: the commit is applied; the rest is the operator's call."""
+    restart = restarts([(g.name, w) for g, w in zip(gateways, where, strict=True)])
+    drifted = drift([(g.name, w, g.report()) for g, w in zip(gateways, where, strict=True)])
+    return [
+        _condition(
+            Condition.RESTART_REQUIRED,
+            bool(restart),
+            Reason.RESTART_PENDING if restart else Reason.NO_RESTART_PENDING,
+            restart or "No gateway waits for a restart",
+            generation,
+            now,
+            previous,
+        ),
+        _condition(
+            Condition.DRIFTED,
+            bool(drifted),
+            Reason.DRIFT_DETECTED if drifted else Reason.NO_DRIFT,
+            drifted or "Every gateway's files match its commit",
+            generation,
+            now,
+            previous,
+        ),
+    ]
+
+
 def conflicts(gateways: Sequence[Gateway]) -> list[str]:
     """One sentence per gateway name that pods of two or more owners resolve to."""
     owners: dict[str, dict[str, str]] = {}
@@ -123,9 +188,13 @@ def status(
     previous: dict[str, Any],
     ssh_host_keys: bool | None = None,
     unserved: str | None = None,
+    published: str | None = None,
 ) -> dict[str, Any]:
     """The whole status object for one reconcile (`unserved`: why the installation does not
-    serve this GatewaySync's namespace, which then holds Ready at False with that message)."""
+    serve this GatewaySync's namespace, which then holds Ready at False with that message;
+    `published`: the commit the agents were given, by default the resolved one or, failing
+    that, the last one; a gateway is Synced only at its target, this commit unless set)."""
+    target = published if published is not None else commit or previous.get("lastSyncCommit", "")
     old = previous.get("conditions") or []
     valid = not problems
     conditions = [
@@ -163,10 +232,14 @@ def status(
             )
         )
     ordered = sorted(gateways, key=lambda g: (g.name, g.pod))
-    synced = sum(g.sync_status() == SyncStatus.SYNCED for g in ordered)
+    where = standing(ordered, target)
+    synced = sum(s.in_step for s in where)
     missing = sum(not g.has_sidecar for g in ordered)
+    behind = sum(s.behind for s in where)
     total = len(ordered)
-    message = f"{synced}/{total} synced" + (f" ({missing} missing sidecar)" if missing else "")
+    notes = [f"{missing} missing sidecar"] * bool(missing)
+    notes += [f"{behind} not yet at {target[:7]}"] * bool(behind)
+    message = f"{synced}/{total} synced" + (f" ({', '.join(notes)})" if notes else "")
     all_synced = total > 0 and synced == total
     reason = (
         Reason.NO_GATEWAYS_DISCOVERED
@@ -204,6 +277,7 @@ def status(
                 old,
             )
         )
+        conditions += _notices(ordered, where, generation, now, old)
     ready = (
         valid and commit is not None and all_synced and not paused and not unserved and not clashes
     )
@@ -250,6 +324,8 @@ def status(
         "lastSyncTime": now if changed_commit else previous.get("lastSyncTime", ""),
         "refResolutionStatus": "Resolved" if commit else "Error",
         "profileCount": profile_count,
-        "discoveredGateways": [unstructure(_discovered(g)) for g in ordered],
+        "discoveredGateways": [
+            unstructure(_discovered(g, w, target)) for g, w in zip(ordered, where, strict=True)
+        ],
         "conditions": conditions,
     }

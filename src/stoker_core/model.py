@@ -367,6 +367,9 @@ class DiscoveredGateway:
     service_account_name: str = ""
     profile: str = ""
     sync_status: str = ""
+    target_commit: str = attrs.field(
+        default="", metadata=doc("The commit this gateway should be at (syncStatus compares).")
+    )
     last_sync_time: str = ""
     last_sync_duration: str = ""
     synced_commit: str = ""

@@ -13,7 +13,7 @@ until told.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from stoker_core.paths import RESTART_REQUIRED
 
@@ -64,6 +64,16 @@ def decide(reply: GatewayReply, changed: Iterable[str], *, rollback_on_failure: 
     if verdict is Verdict.SYNCED and any(RESTART_REQUIRED.matches(p) for p in changed):
         return Verdict.RESTART_REQUIRED
     return verdict
+
+
+def restart_owed(*, since: float | None, started: float | None, pending: Sequence[str]) -> bool:
+    """Whether a gateway still needs a restart: it lists pending restart tasks, or a
+    restart-only change was applied at `since` (epoch seconds; None: none owed) and the gateway
+    has not started since (`started`: when it last started, None when it cannot say: still
+    owed, a restart nobody saw is not assumed)."""
+    if pending:
+        return True
+    return since is not None and (started is None or started <= since)
 
 
 def backoff_delay(failures: int, jitter: float, *, base: float = 30.0, cap: float = 300.0) -> float:

@@ -141,6 +141,11 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
     },
+    {
+        "name": "Restart",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="RestartRequired")].status',
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Commit", "type": "string", "jsonPath": ".status.lastSyncCommitShort", "priority": 1},
     {"name": "Profiles", "type": "integer", "jsonPath": ".status.profileCount", "priority": 1},

@@ -30,6 +30,8 @@ class SyncRecord:
     error: str = ""
     agent_version: str = ""
     time: str = ""
+    skip: str = ""  # why a Skipped sync was skipped: "backup" or "paused" (standings.Skip)
+    restart: str = ""  # with RestartRequired: why the gateway needs a restart
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: counts always exact, path lists cut at MAX_LISTED_PATHS."""
@@ -57,6 +59,8 @@ class SyncRecord:
             "designerBlocked": self.designer_blocked,
             "error": self.error,
             "agentVersion": self.agent_version,
+            "skipReason": self.skip,
+            "restart": self.restart,
         }
 
 

@@ -61,6 +61,10 @@ class Condition(enum.StrEnum):
     SIDECAR_INJECTED = "SidecarInjected"
     SSH_HOST_KEY_VERIFICATION = "SSHHostKeyVerification"
     GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"  # no two owners' pods share a gateway name
+    # True is the abnormal state for these two (like a node's MemoryPressure): a gateway waits
+    # for a restart; a gateway's files differ from Git and Stoker does not change them.
+    RESTART_REQUIRED = "RestartRequired"
+    DRIFTED = "Drifted"
     SECRETS_AVAILABLE = "SecretsAvailable"  # every Secret key the spec names exists (secretrefs)
 
 
@@ -84,6 +88,10 @@ class Reason(enum.StrEnum):
     NAMESPACE_NOT_SERVED = "NamespaceNotServed"  # the installation does not serve the namespace
     GATEWAY_NAMES_UNIQUE = "GatewayNamesUnique"
     GATEWAY_NAME_CONFLICT = "GatewayNameConflict"  # two owners' pods resolve to one gateway name
+    RESTART_PENDING = "RestartPending"  # a gateway applied what only a restart loads
+    NO_RESTART_PENDING = "NoRestartPending"
+    DRIFT_DETECTED = "DriftDetected"  # a dryRun (or drift-reporting) gateway differs from Git
+    NO_DRIFT = "NoDrift"
     SECRETS_FOUND = "SecretsFound"
     SECRET_MISSING = "SecretMissing"  # a Secret (or key) the spec names does not exist
     SECRETS_NOT_CHECKED = "SecretsNotChecked"  # the controller may not read Secrets there
@@ -100,6 +108,7 @@ class SyncStatus(enum.StrEnum):
     REJECTED = "Rejected"
     RESTART_REQUIRED = "RestartRequired"
     SKIPPED = "Skipped"
+    DRIFTED = "Drifted"  # at its commit, files differ from Git, the profile changes nothing
 
 
 class Metric(enum.StrEnum):

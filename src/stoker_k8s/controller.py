@@ -438,10 +438,16 @@ class Controller:
         gateways, agents = self._gateways(namespace, name)
         self._agent_identity(namespace, name, item["metadata"]["uid"], agents)
         self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
-        self.metrics.gateways_synced.labels(namespace, name).set(
-            sum(g.sync_status() == "Synced" for g in gateways)
-        )
         previous = self._previous(item)
+        # What the agents were given: this pass's commit, unless it could not be published.
+        published = (
+            commit
+            if gs is not None and not problems and commit is not None
+            else previous.get("lastSyncCommit", "")
+        )
+        self.metrics.gateways_synced.labels(namespace, name).set(
+            conditions.in_step(gateways, published)
+        )
         new_status = conditions.status(
             generation=meta.get("generation", 0),
             problems=problems,
@@ -454,6 +460,7 @@ class Controller:
             ssh_host_keys=_ssh_verification(gs),
             now=now,
             previous=previous,
+            published=published,
         )
         if gs is not None:  # named Secrets are reported before any pod needs them
             verdict = secretkeys.verdict(self.core, namespace, gs)
@@ -598,6 +605,8 @@ class Controller:
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
                 continue
+            if conditions.unremarkable(cond, first=cond["type"] not in before):
+                continue
             if (cond["reason"], cond["message"]) in said:
                 continue
             said.add((cond["reason"], cond["message"]))
@@ -609,7 +618,7 @@ class Controller:
                     meta.get("uid"),
                     reason=cond["reason"],
                     message=cond["message"],
-                    warning=cond["status"] == "False" and cond["type"] != "AllGatewaysSynced",
+                    warning=conditions.abnormal(cond) and cond["type"] != "AllGatewaysSynced",
                     component="stoker-controller",
                     at=cond["lastTransitionTime"],
                 ),

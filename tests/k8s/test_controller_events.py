@@ -41,7 +41,8 @@ def recorded(core: client.CoreV1Api, namespace: str) -> list[tuple[str, str]]:
     return sorted((e.reason, e.type) for e in events if e.involved_object.name == "minimal")
 
 
-def synced_pod(core: client.CoreV1Api, namespace: str) -> None:
+def synced_pod(core: client.CoreV1Api, namespace: str, commit: str) -> None:
+    """A gateway pod whose agent reports Synced at `commit` (the published one, to count)."""
     pod = core.create_namespaced_pod(
         namespace,
         {
@@ -69,7 +70,7 @@ def synced_pod(core: client.CoreV1Api, namespace: str) -> None:
                     {"apiVersion": "v1", "kind": "Pod", "name": "gw-0", "uid": pod.metadata.uid}
                 ],
             },
-            "data": {"status.json": json.dumps({"result": "Synced", "commit": "c" * 40})},
+            "data": {"status.json": json.dumps({"result": "Synced", "commit": commit})},
         },
     )
 
@@ -100,7 +101,7 @@ def test_reconciles_on_a_copy_older_than_the_last_status_write_record_each_chang
     controller.reconcile(copy.deepcopy(stale))
     assert recorded(kube_core, kube_namespace) == first  # nothing changed: no event
     assert get(custom, kube_namespace, "minimal")["status"] == written  # nor any transition time
-    synced_pod(kube_core, kube_namespace)
+    synced_pod(kube_core, kube_namespace, written["lastSyncCommit"])
     for _ in range(2):
         controller.reconcile(copy.deepcopy(stale))
     changes = sorted(set(recorded(kube_core, kube_namespace)) - set(first))

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from conftest import git
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
@@ -202,7 +203,7 @@ def test_a_pass_with_nothing_new_costs_no_write_and_first_passes_share_ls_remote
         )
         record = {
             "result": "Synced",
-            "commit": "c" * 40,
+            "commit": git(tmp_path / "config.git", "rev-parse", "HEAD"),  # the published one
             "ref": "main",
             "time": "2026-11-27T00:00:00Z",
             "durationSeconds": 1.25,

@@ -113,6 +113,7 @@ def test_short_name_and_printer_columns_are_served(kube_api: client.ApiClient) -
         "Gateways",
         "Ready",
         "Status",
+        "Restart",
         "Age",
         "Commit",
         "Profiles",

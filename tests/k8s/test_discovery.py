@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,8 +99,17 @@ def make_pod(
     return pod
 
 
-def report_synced(core: client.CoreV1Api, namespace: str, cr: str, pod: Any) -> None:
-    """The agent's status ConfigMap saying the pod is synced."""
+def head_of(repo: str) -> str:
+    """The commit the controller resolves and publishes for `repo` (its HEAD)."""
+    listed = subprocess.run(
+        ["git", "ls-remote", repo, "HEAD"], capture_output=True, text=True, check=True
+    )
+    return listed.stdout.split()[0]
+
+
+def report_synced(core: client.CoreV1Api, namespace: str, cr: str, pod: Any, commit: str) -> None:
+    """The agent's status ConfigMap saying the pod is synced at `commit` (a gateway is Synced
+    only at the commit published for it)."""
     core.create_namespaced_config_map(
         namespace,
         {
@@ -115,7 +125,7 @@ def report_synced(core: client.CoreV1Api, namespace: str, cr: str, pod: Any) -> 
                     }
                 ],
             },
-            "data": {"status.json": json.dumps({"result": "Synced", "commit": "c" * 40})},
+            "data": {"status.json": json.dumps({"result": "Synced", "commit": commit})},
         },
     )
 
@@ -180,7 +190,7 @@ def test_failed_succeeded_evicted_and_deleted_pods_drop_out_so_the_rest_is_ready
     make_gs(custom, kube_namespace, repo, "plant")
     notes = {"stoker.io/cr-name": "plant", "stoker.io/inject": "true"}
     live = make_pod(kube_core, kube_namespace, "gw-0", annotations=notes, sidecar=True)
-    report_synced(kube_core, kube_namespace, "plant", live)
+    report_synced(kube_core, kube_namespace, "plant", live, head_of(repo))
     make_pod(kube_core, kube_namespace, "failed", annotations=notes, phase="Failed", sidecar=True)
     make_pod(kube_core, kube_namespace, "done", annotations=notes, phase="Succeeded", sidecar=True)
     make_pod(

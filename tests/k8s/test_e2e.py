@@ -275,7 +275,7 @@ def test_controller_webhook_and_agent_bring_a_gateway_to_ready(
             ).json()
             columns = [c["name"] for c in table["columnDefinitions"]]
             row = dict(zip(columns, table["rows"][0]["cells"], strict=True))
-            assert columns[:6] == ["Name", "Ref", "Gateways", "Ready", "Status", "Age"]
+            assert columns[:7] == ["Name", "Ref", "Gateways", "Ready", "Status", "Restart", "Age"]
             assert (row["Name"], row["Ref"], row["Gateways"], row["Ready"]) == (
                 name,
                 "main",

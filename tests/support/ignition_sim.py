@@ -182,6 +182,10 @@ class GatewaySimulator:
         self.name, self.version, self.edition = name, version, edition
         self.deployment_mode = deployment_mode
         self.redundancy_role = redundancy_role
+        # `GET restart-tasks/pending` lists these; a restart (a boot) clears them. `booted_at`:
+        # wall-clock time of the last boot, for `GET overview`'s uptime.
+        self.restart_tasks: list[str] = []
+        self.booted_at = time.time()
         self.starting_for, self.restart_seconds = starting_for, restart_seconds
         self.commissioned = commissioned
         self.signature_mode: SignatureMode = signature_mode
@@ -292,6 +296,7 @@ class GatewaySimulator:
             errors = [self.scan(kind, trigger="boot").error for kind in KINDS]
             with self._lock:
                 self._state = "FAULTED" if any(errors) else "RUNNING"
+                self.booted_at, self.restart_tasks = time.time(), []
         finally:
             with self._wake:
                 self._booting = False
@@ -743,6 +748,11 @@ class GatewaySimulator:
             return self._resources_route(rest, query)
         if head == "mode" and not rest and method == "GET":
             return _json(200, _envelope(self.modes()))
+        if head == "restart-tasks" and rest == ["pending"] and method == "GET":
+            return _json(200, {"pending": list(self.restart_tasks)})
+        if head == "overview" and not rest and method == "GET":
+            uptime = int((time.time() - self.booted_at) * 1000)
+            return _json(200, {"gatewayName": self.gateway_name(), "uptime": uptime})
         if head == "restart-tasks" and rest == ["restart"] and method == "POST":
             if query.get("confirm") != ["true"]:
                 raise _BadRequest("confirm=true is required")

@@ -200,6 +200,8 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
         )
         if record["error"]:
             body["error"] = record["error"]
+        if record["restart"]:
+            body["restart"] = record["restart"]
         emit(body, output, compact=compact)
         return
     if report is not None:
@@ -211,6 +213,8 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
     if record["scan"]:
         line += f"; gateway: {record['scan']}"
     click.echo(line)
+    if record["restart"]:
+        click.echo(f"restart needed: {record['restart']}")
     if record["error"]:
         click.echo(f"error: {record['error']}", err=True)
     if outcome.exit_code is ExitCode.ERROR and not record["error"]:

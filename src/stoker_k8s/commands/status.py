@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from stoker_agent.commands.common import emit, output_option, reporting_errors
+from stoker_core.conditions import ABNORMAL_TRUE, abnormal
 from stoker_k8s.connection import TIMEOUT, api_errors, connect, kube_options
 
 
@@ -24,10 +25,17 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
         "ready": ready.get("status", "Unknown"),
         "status": ready.get("message", "not reconciled yet"),
         "gateways": conditions.get("AllGatewaysSynced", {}).get("message", ""),
+        "restart": conditions.get("RestartRequired", {}).get("status", ""),
         "problems": [
             f"{c['type']}: {c['message']}"
             for c in conditions.values()
-            if c.get("status") == "False" and c["type"] != "Ready"
+            if abnormal(c) and c["type"] != "Ready" and c["type"] not in ABNORMAL_TRUE
+        ],
+        # What does not hold Ready but needs someone: a restart owed, files that differ.
+        "notes": [
+            f"{c['type']}: {c['message']}"
+            for c in conditions.values()
+            if c["type"] in ABNORMAL_TRUE and abnormal(c)
         ],
         "discovered": [
             {
@@ -35,6 +43,7 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
                 "pod": g.get("podName"),
                 "syncStatus": g.get("syncStatus"),
                 "syncedCommit": (g.get("syncedCommit") or "")[:7],
+                "targetCommit": (g.get("targetCommit") or "")[:7],
                 "lastSyncTime": g.get("lastSyncTime", ""),
             }
             for g in status.get("discoveredGateways") or []
@@ -73,7 +82,8 @@ def status(kubeconfig: str | None, context: str | None, namespace: str | None, o
         click.echo("no GatewaySync found")
         return
     header = (
-        f"{'NAMESPACE':16} {'NAME':20} {'REF':14} {'COMMIT':8} {'READY':6} {'GATEWAYS':12} STATUS"
+        f"{'NAMESPACE':16} {'NAME':20} {'REF':14} {'COMMIT':8} {'READY':6} {'RESTART':8} "
+        f"{'GATEWAYS':12} STATUS"
     )
     click.echo(header)
     for row in rows:
@@ -81,12 +91,18 @@ def status(kubeconfig: str | None, context: str | None, namespace: str | None, o
         click.echo(
             f"{row['namespace']:16} {row['name']:20} {row['ref']:14} {row['commit']:8} "
             + click.style(f"{row['ready']:6}", fg=colour)
-            + f" {row['gateways']:12} {row['status']}"
+            + f" {row['restart'] or '-':8} {row['gateways']:12} {row['status']}"
         )
         for gateway in row["discovered"]:
+            wanted = gateway["targetCommit"]
+            behind = (
+                f" (should be at {wanted})" if wanted and wanted != gateway["syncedCommit"] else ""
+            )
             click.echo(
                 f"    {gateway['name']} ({gateway['pod']}): {gateway['syncStatus']} "
-                f"{gateway['syncedCommit']} {gateway['lastSyncTime']}"
+                f"{gateway['syncedCommit']}{behind} {gateway['lastSyncTime']}"
             )
         for problem in row["problems"]:
             click.echo(click.style(f"    ! {problem}", fg="yellow"))
+        for note in row["notes"]:
+            click.echo(click.style(f"    * {note}", fg="cyan"))

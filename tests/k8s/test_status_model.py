@@ -1,0 +1,346 @@
+"""The status model on the real API server with real agent processes (issue 16, item 2): a
+gateway is Synced only at the commit the controller published for it, so Ready is False while
+a push rolls out; RestartRequired is its own syncStatus, condition and printer column; the
+backup of a redundant pair skipped by design counts when its primary is at the same commit (a
+paused profile does not); a dryRun profile keeps Ready and raises Drifted naming what differs.
+
+Each agent is a `stoker agent` process syncing a gateway simulator and reporting through its
+status ConfigMap; the controller is driven pass by pass in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from kubernetes import client
+
+from conftest import EXAMPLES, git
+from k8s.test_e2e import start, stop
+from stoker_k8s.commands.status import summarize
+from stoker_k8s.controller import Controller
+from support.ignition_sim import GatewaySimulator, running
+from support.ignition_sim_resources import write_api_token
+from support.kubeenv import ControlPlane, free_port, wait_until
+
+pytestmark = pytest.mark.kube
+GS = ("stoker.io", "v1alpha1")
+
+
+class Fleet:
+    """One GatewaySync (the blue/red example) and its gateways: pods on the API server, each
+    with a simulator and a real agent process."""
+
+    def __init__(
+        self,
+        env: ControlPlane,
+        api: client.ApiClient,
+        core: client.CoreV1Api,
+        namespace: str,
+        repo: Path,
+        work: Path,
+        stack: contextlib.ExitStack,
+    ) -> None:
+        self.env, self.core, self.namespace, self.repo, self.work = env, core, namespace, repo, work
+        self.custom = client.CustomObjectsApi(api)
+        self.stack = stack
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.sims: dict[str, GatewaySimulator] = {}
+        self.name = "blue-red"
+
+    def create(self, change: Callable[[dict[str, Any]], None] = lambda body: None) -> None:
+        body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
+        body["metadata"].pop("namespace", None)
+        body["spec"]["git"] = {"repo": f"file://{self.repo}", "ref": "main"}
+        body["spec"]["polling"] = {"enabled": True, "interval": "1h"}
+        body["spec"]["sync"]["defaults"]["syncPeriod"] = 5
+        change(body)
+        self.core.create_namespaced_secret(  # the gateway API key the agents are given
+            self.namespace,
+            {"metadata": {"name": "gw-api-key"}, "stringData": {"apiKey": "stoker:unused"}},
+        )
+        self.custom.create_namespaced_custom_object(*GS, self.namespace, "gatewaysyncs", body)
+
+    def get(self) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(
+            *GS, self.namespace, "gatewaysyncs", self.name
+        )
+
+    def reconcile(self) -> dict[str, Any]:
+        """One controller pass (a new controller: it resolves the ref afresh), then the CR."""
+        Controller(self.core, self.custom).reconcile(self.get())
+        return self.get()
+
+    def pod(self, pod: str, profile: str, gateway: str) -> None:
+        """An injected gateway pod, scheduled and running."""
+        self.core.create_namespaced_pod(
+            self.namespace,
+            {
+                "metadata": {
+                    "name": pod,
+                    "annotations": {
+                        "stoker.io/inject": "true",
+                        "stoker.io/cr-name": self.name,
+                        "stoker.io/profile": profile,
+                        "stoker.io/gateway-name": gateway,
+                    },
+                },
+                "spec": {
+                    "nodeName": "node-1",
+                    "initContainers": [
+                        {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
+                    ],
+                    "containers": [{"name": "gateway", "image": "ignition"}],
+                },
+            },
+        )
+        self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": {"phase": "Running"}})
+
+    def agent(self, pod: str, profile: str, gateway: str, *, role: str = "Independent") -> None:
+        """Start (or restart) the agent of `pod`, with its own simulator and data directory."""
+        home = self.work / pod
+        data = home / "data"
+        if pod not in self.sims:
+            data.mkdir(parents=True)
+            (home / "api-token").write_text(write_api_token(data, collection="local"))
+            self.sims[pod] = self.stack.enter_context(running(data, redundancy_role=role))
+        port = self.sims[pod].url.rsplit(":", 1)[1]
+        agent_env = {
+            **self.env.subprocess_env(),
+            "POD_NAME": pod,
+            "POD_NAMESPACE": self.namespace,
+            "CR_NAME": self.name,
+            "GATEWAY_NAME": gateway,
+            "PROFILE": profile,
+            "DATA_PATH": str(data),
+            "REPO_PATH": str(home / "repo"),
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": port,
+            "API_KEY_FILE": str(home / "api-token"),
+            "HEALTH_PORT": str(free_port()),
+        }
+        self.agents[pod] = start(
+            ["agent", "--log-format", "text"], agent_env, home / f"agent-{len(self.agents)}.log"
+        )
+
+    def stop_agent(self, pod: str) -> None:
+        stop(self.agents.pop(pod))
+
+    def report(self, pod: str) -> dict[str, Any]:
+        """What the pod's agent last reported (empty before its first report)."""
+        cm = self.core.read_namespaced_config_map(
+            f"stoker-status-{self.name}-{pod}", self.namespace
+        )
+        return dict(json.loads((cm.data or {}).get("status.json") or "{}"))
+
+    def reported(self, pod: str, result: str, commit: str) -> dict[str, Any]:
+        """Wait until the pod's agent reports `result` at `commit`."""
+
+        def done() -> dict[str, Any] | None:
+            record = self.report(pod)
+            return (
+                record if (record.get("result"), record.get("commit")) == (result, commit) else None
+            )
+
+        return dict(wait_until(done, timeout=60, what=f"{pod} to report {result} at {commit[:7]}"))
+
+    def stop_all(self) -> None:
+        stop(*self.agents.values())
+        self.agents.clear()
+
+
+@pytest.fixture
+def fleet(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_core: client.CoreV1Api,
+    kube_namespace: str,
+    example_repo: Path,
+    tmp_path: Path,
+) -> Iterator[Fleet]:
+    with contextlib.ExitStack() as stack:
+        found = Fleet(kube_env, kube_api, kube_core, kube_namespace, example_repo, tmp_path, stack)
+        try:
+            yield found
+        finally:
+            found.stop_all()
+
+
+def conditions(cr: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in cr["status"]["conditions"]}
+
+
+def statuses(cr: dict[str, Any]) -> dict[str, str]:
+    return {g["podName"]: g["syncStatus"] for g in cr["status"]["discoveredGateways"]}
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD")
+
+
+def table_row(kube_env: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    """What `kubectl get gs` shows: the API server's own Table rendering of the CR."""
+    table = requests.get(
+        f"{kube_env.server}/apis/stoker.io/v1alpha1/namespaces/{namespace}/gatewaysyncs/{name}",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        cert=(str(kube_env.admin_cert), str(kube_env.admin_key)),
+        verify=str(kube_env.ca_file),
+        timeout=10,
+    ).json()
+    columns = [c["name"] for c in table["columnDefinitions"]]
+    return dict(zip(columns, table["rows"][0]["cells"], strict=True))
+
+
+def test_ready_turns_false_after_a_push_until_the_gateways_run_the_new_commit(
+    fleet: Fleet,
+) -> None:
+    fleet.create()
+    fleet.pod("blue-0", "blue", "ignition-blue")
+    fleet.reconcile()  # publishes the commit, creates the status ConfigMap
+    old = head(fleet.repo)
+    fleet.agent("blue-0", "blue", "ignition-blue")
+    fleet.reported("blue-0", "Synced", old)
+    assert conditions(fleet.reconcile())["Ready"]["status"] == "True"
+    fleet.stop_agent("blue-0")  # the gateway keeps running the old commit
+    project = fleet.repo / "services/ignition-blue/projects/blue/project.json"
+    project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
+    git(fleet.repo, "commit", "-qam", "v2")
+    new = head(fleet.repo)
+
+    cr = fleet.reconcile()
+    assert cr["status"]["lastSyncCommit"] == new
+    [gateway] = cr["status"]["discoveredGateways"]
+    assert (gateway["syncStatus"], gateway["syncedCommit"]) == ("Pending", old)
+    assert gateway["targetCommit"] == new
+    found = conditions(cr)
+    assert found["Ready"]["status"] == "False"
+    assert found["AllGatewaysSynced"]["status"] == "False"
+    assert found["AllGatewaysSynced"]["message"] == "0/1 synced (1 not yet at " + new[:7] + ")"
+
+    fleet.agent("blue-0", "blue", "ignition-blue")
+    fleet.reported("blue-0", "Synced", new)
+    cr = fleet.reconcile()
+    assert conditions(cr)["Ready"]["status"] == "True"
+    assert statuses(cr) == {"blue-0": "Synced"}
+
+
+def test_a_gateway_that_needs_a_restart_shows_restart_required_and_keeps_ready(
+    fleet: Fleet, kube_env: ControlPlane, kube_namespace: str
+) -> None:
+    (fleet.repo / "modules").mkdir()
+    (fleet.repo / "modules/modules.json").write_text('{"perspective": "3.3.3"}\n')
+    git(fleet.repo, "add", "-A")
+    git(fleet.repo, "commit", "-qm", "modules")
+
+    def with_modules(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["profiles"]["blue"]["mappings"].append(
+            {"source": "modules/modules.json", "destination": "modules.json", "type": "file"}
+        )
+
+    fleet.create(with_modules)
+    fleet.pod("blue-0", "blue", "ignition-blue")
+    fleet.reconcile()
+    fleet.agent("blue-0", "blue", "ignition-blue")
+    fleet.reported("blue-0", "RestartRequired", head(fleet.repo))
+    cr = fleet.reconcile()
+    assert statuses(cr) == {"blue-0": "RestartRequired"}
+    found = conditions(cr)
+    assert found["RestartRequired"]["status"] == "True"
+    assert found["RestartRequired"]["reason"] == "RestartPending"
+    assert "ignition-blue" in found["RestartRequired"]["message"]
+    # Applied and loaded as far as a scan can: Ready holds, the restart is the operator's call.
+    assert found["Ready"]["status"] == "True"
+    row = table_row(kube_env, kube_namespace, fleet.name)
+    assert row["Restart"] == "True"
+    summary = summarize(cr)
+    assert summary["restart"] == "True"
+    assert any("RestartRequired" in note for note in summary["notes"])
+    shown = subprocess.run(
+        [sys.executable, "-m", "stoker_agent.cli", "status", "-n", kube_namespace],
+        env={**kube_env.subprocess_env(), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "ignition-blue (blue-0): RestartRequired" in shown
+    assert "* RestartRequired: 1 gateway(s) need a restart" in shown
+    # The agent's periodic check keeps saying so until the gateway has restarted.
+    fleet.sims["blue-0"].restart(0.2)
+    wait_until(
+        lambda: fleet.report("blue-0").get("result") == "InSync",
+        timeout=60,
+        what="the agent to see the restart",
+    )
+    cr = fleet.reconcile()
+    assert statuses(cr) == {"blue-0": "Synced"}
+    assert conditions(cr)["RestartRequired"]["status"] == "False"
+    assert table_row(kube_env, kube_namespace, fleet.name)["Restart"] == "False"
+
+
+def test_a_redundant_pair_is_ready_when_its_primary_is_synced_and_the_backup_skipped(
+    fleet: Fleet,
+) -> None:
+    fleet.create()
+    fleet.pod("plant-0", "blue", "plant")
+    fleet.pod("plant-1", "blue", "plant-1")
+    fleet.reconcile()
+    commit = head(fleet.repo)
+    fleet.agent("plant-0", "blue", "plant", role="Master")
+    fleet.agent("plant-1", "blue", "plant-1", role="Backup")
+    fleet.reported("plant-0", "Synced", commit)
+    fleet.reported("plant-1", "Skipped", commit)
+    cr = fleet.reconcile()
+    assert statuses(cr) == {"plant-0": "Synced", "plant-1": "Skipped"}
+    found = conditions(cr)
+    assert found["AllGatewaysSynced"]["status"] == "True"
+    assert found["Ready"]["status"] == "True"
+    assert not (fleet.work / "plant-1/data/projects/blue").exists()  # the master replicates
+
+
+def test_a_paused_profile_that_reports_skipped_keeps_ready_false(fleet: Fleet) -> None:
+    def red_paused(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["profiles"]["red"]["paused"] = True
+
+    fleet.create(red_paused)
+    fleet.pod("blue-0", "blue", "ignition-blue")
+    fleet.pod("red-0", "red", "ignition-red")
+    fleet.reconcile()
+    fleet.agent("blue-0", "blue", "ignition-blue")
+    fleet.agent("red-0", "red", "ignition-red")
+    fleet.reported("blue-0", "Synced", head(fleet.repo))
+    wait_until(lambda: fleet.report("red-0").get("result") == "Skipped", timeout=60)
+    cr = fleet.reconcile()
+    assert statuses(cr) == {"blue-0": "Synced", "red-0": "Skipped"}
+    assert conditions(cr)["Ready"]["status"] == "False"
+    assert conditions(cr)["AllGatewaysSynced"]["message"].startswith("1/2 synced")
+
+
+def test_a_dry_run_profile_keeps_ready_and_raises_drifted_naming_what_differs(
+    fleet: Fleet,
+) -> None:
+    def blue_dry_run(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["profiles"]["blue"]["dryRun"] = True
+
+    fleet.create(blue_dry_run)
+    fleet.pod("blue-0", "blue", "ignition-blue")
+    fleet.reconcile()
+    fleet.agent("blue-0", "blue", "ignition-blue")
+    record = fleet.reported("blue-0", "DryRun", head(fleet.repo))
+    cr = fleet.reconcile()
+    assert statuses(cr) == {"blue-0": "Drifted"}
+    found = conditions(cr)
+    assert found["Ready"]["status"] == "True"
+    drifted = found["Drifted"]
+    assert (drifted["status"], drifted["reason"]) == ("True", "DriftDetected")
+    count = record["added"]["count"] + record["modified"]["count"] + record["deleted"]["count"]
+    assert f"ignition-blue: {count} file(s) differ from Git" in drifted["message"]
+    assert record["added"]["paths"][0] in drifted["message"]
+    assert drifted["message"].count(", ") < 8  # the first few paths, not all of them
+    assert not (fleet.work / "blue-0/data/projects/blue").exists()  # nothing written
