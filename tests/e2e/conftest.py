@@ -14,12 +14,16 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 from kubernetes import client, config
 
 from conftest import ROOT
+
+if TYPE_CHECKING:
+    from e2e import gateways
 
 STATE = Path(os.environ.get("STOKER_CLUSTER_STATE", "/tmp/stoker-cluster"))
 VALUES = ROOT / "adapters" / "helm" / "stoker" / "values.yaml"
@@ -90,6 +94,34 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 def node_ip(cluster: Cluster) -> str:
     """The node's address: servers the pods must reach (Git, gateway simulators) bind to it."""
     return os.environ.get("STOKER_E2E_NODE_IP", "10.250.0.1")
+
+
+# Namespaces the session's Stoker serves, one per gateway test (a namespace is never reused:
+# deleting one takes longer than a test).
+PLANT_NAMESPACES = 12
+
+
+@pytest.fixture(scope="session")
+def plant(
+    cluster: Cluster, node_ip: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gateways.Plant]:
+    """Stoker installed by Helm (default values but the self-managed certificate, the served
+    namespaces and the receiver), serving restricted namespaces, and the example configuration
+    repository on a Git server the pods reach. Uninstalled at the end of the session."""
+    from e2e import gateways  # imports this module
+
+    token = secrets.token_hex(3)
+    names = [f"plant-{token}-{i}" for i in range(PLANT_NAMESPACES)]
+    for name in names:
+        gateways.create_namespace(cluster, name)
+    git = gateways.start_git(tmp_path_factory.mktemp("git"), node_ip)
+    server, repo = next(git)
+    try:
+        gateways.install(cluster, names)
+        yield gateways.Plant(cluster, names, server, repo)
+    finally:
+        gateways.uninstall(cluster, names)
+        git.close()
 
 
 def register_name(name: str, address: str) -> None:

@@ -1,0 +1,139 @@
+"""The chart's life after `helm install`: uninstall while GatewaySyncs and injected gateways are
+still there, and an upgrade from the previous chart. Runs after test_gateways.py (file order):
+the first test removes the session's release."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+
+from conftest import ROOT
+from e2e.gateways import (
+    CHART,
+    RELEASE,
+    SYSTEM,
+    Plant,
+    custom,
+    deploy_gateways,
+    gateway_statefulset,
+    gatewaysync,
+    helm,
+    volume_dir,
+    wait_for,
+    wait_for_ready,
+    wait_for_rollout,
+)
+
+# The chart as released before issue 15's chart work (image names as one string, no PDBs, no
+# schema): the version a plant would upgrade from. No tag exists yet; the commit stands in.
+PREVIOUS = "2fcfc34"
+
+
+def namespace_gone(plant: Plant, namespace: str) -> bool:
+    """Whether `namespace` no longer exists."""
+    try:
+        plant.cluster.core.read_namespace(namespace)
+    except client.ApiException as error:
+        return error.status == 404
+    return False
+
+
+def strip_finalizers(plant: Plant, namespace: str) -> list[str]:
+    """Remove what holds the GatewaySyncs of `namespace` (after a failure); their names."""
+    api = custom(plant.cluster)
+    held = []
+    for gs in api.list_namespaced_custom_object("stoker.io", "v1alpha1", namespace, "gatewaysyncs")[
+        "items"
+    ]:
+        if gs["metadata"].get("finalizers"):
+            held.append(f"{namespace}/{gs['metadata']['name']}: {gs['metadata']['finalizers']}")
+            api.patch_namespaced_custom_object(
+                "stoker.io", "v1alpha1", namespace, "gatewaysyncs", gs["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )  # fmt: skip
+    return held
+
+
+def test_helm_uninstall_with_gatewaysyncs_still_present_leaves_nothing_hanging_on_a_finalizer(
+    plant: Plant,
+) -> None:
+    used = plant.namespaces[: plant.used]
+    api = custom(plant.cluster)
+    present = [
+        ns
+        for ns in used
+        if api.list_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs")["items"]
+    ]
+    assert present, "test_gateways.py should have left GatewaySyncs behind"
+
+    helm(plant.cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait", "--timeout", "3m")
+    for namespace in used:
+        plant.cluster.core.delete_namespace(namespace)
+
+    try:
+        wait_for(
+            "the namespaces holding GatewaySyncs to be deleted",
+            lambda: all(namespace_gone(plant, ns) for ns in used),
+            timeout=120,
+        )
+    except AssertionError:
+        held = [line for ns in used for line in strip_finalizers(plant, ns)]
+        raise AssertionError(f"left hanging on a finalizer after helm uninstall: {held}") from None
+
+
+def previous_chart(tmp: Path) -> Path:
+    """The chart directory as committed at PREVIOUS."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", PREVIOUS, "adapters/helm/stoker"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp / "adapters" / "helm" / "stoker"
+
+
+def test_helm_upgrade_from_the_previous_chart_keeps_the_gateways_synced_and_injected(
+    plant: Plant, tmp_path: Path
+) -> None:
+    namespace = plant.take_namespace()
+    common = [
+        "--namespace", SYSTEM, "--wait", "--timeout", "4m",
+        "--set", f"namespaces={{{namespace}}}",
+        "--set", "webhook.certManager.enabled=false,receiver.enabled=true",
+    ]  # fmt: skip
+    helm(plant.cluster, "install", RELEASE, str(previous_chart(tmp_path)), *common)
+    wait_for_rollout(plant.cluster, SYSTEM)
+    plant.repo.git("branch", namespace, "main")
+    gatewaysync(plant, namespace, git={"repo": plant.repo_url, "ref": namespace})
+    [pod] = deploy_gateways(plant.cluster, namespace, gateway_statefulset())
+    synced = volume_dir(namespace, "ignition-blue", 0) / "projects" / "blue" / "project.json"
+    wait_for("the first sync under the previous chart", synced.is_file)
+
+    # As docs/install.md says: Helm never upgrades crds/, so apply them first.
+    extensions = client.ApiextensionsV1Api(plant.cluster.api)
+    for crd in yaml.safe_load_all((CHART / "crds" / "gatewaysync.yaml").read_text()):
+        current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+    helm(plant.cluster, "upgrade", RELEASE, str(CHART), *common)
+    wait_for_rollout(plant.cluster, SYSTEM)
+
+    plant.cluster.core.delete_namespaced_pod(pod, namespace)
+    wait_for(f"{pod} to be recreated", lambda: _new_pod(plant, namespace, pod))
+    wait_for_ready(plant.cluster, namespace, pod)
+    spec = plant.cluster.core.read_namespaced_pod(pod, namespace).spec
+    assert [c.name for c in spec.init_containers] == ["seed-data", "stoker-agent"]
+    assert synced.is_file()
+
+
+def _new_pod(plant: Plant, namespace: str, pod: str) -> bool:
+    try:
+        p = plant.cluster.core.read_namespaced_pod(pod, namespace)
+    except client.ApiException:
+        return False
+    return p.metadata.deletion_timestamp is None
