@@ -155,6 +155,7 @@ class Controller:
         # The status this controller last wrote per GatewaySync (uid, status, when): events and
         # transition times are computed from it, not from a cached copy that may predate it.
         self._statuses: dict[tuple[str, str], tuple[str, dict[str, Any], float]] = {}
+        self._secrets = secretkeys.Verdicts(core)  # the Secrets each GatewaySync names
 
     def serves(self, namespace: str) -> bool:
         """Whether this installation serves GatewaySyncs of `namespace`."""
@@ -463,7 +464,7 @@ class Controller:
             published=published,
         )
         if gs is not None:  # named Secrets are reported before any pod needs them
-            verdict = secretkeys.verdict(self.core, namespace, gs)
+            verdict = self._secrets.verdict(namespace, gs)
             new_status = secretrefs.apply(
                 new_status,
                 verdict,

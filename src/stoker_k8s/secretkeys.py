@@ -4,11 +4,17 @@ values are dropped as soon as the answer is parsed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from stoker_core import secretrefs
 from stoker_core.model import GatewaySync
+
+# Secrets all found are read again this often (a deleted one is noticed within it); while one
+# is missing they are read on every pass, so creating it turns the condition at the next one.
+RECHECK_SECONDS = 600.0
 
 
 def keys(
@@ -38,3 +44,28 @@ def verdict(core: Any, namespace: str, gs: GatewaySync) -> secretrefs.Check:
     wanted = secretrefs.uses(gs)
     found, denied = keys(core, namespace, secretrefs.names(wanted))
     return secretrefs.check(namespace, wanted, found, denied)
+
+
+class Verdicts:
+    """verdict(), remembered per GatewaySync while every Secret was found and the spec names
+    the same ones, for RECHECK_SECONDS: a steady fleet does not read its Secrets on every pass."""
+
+    def __init__(self, core: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._core, self._clock = core, clock
+        self._known: dict[tuple[str, str], tuple[Any, secretrefs.Check, float]] = {}
+        self._lock = threading.Lock()
+
+    def verdict(self, namespace: str, gs: GatewaySync) -> secretrefs.Check:
+        """Whether every Secret key `gs` names exists in `namespace` (maybe as remembered)."""
+        key, wanted, now = (namespace, gs.metadata.name), secretrefs.uses(gs), self._clock()
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and known[0] == wanted and now - known[2] < RECHECK_SECONDS:
+            return known[1]
+        found = verdict(self._core, namespace, gs)
+        with self._lock:
+            if found.ok:
+                self._known[key] = (wanted, found, now)
+            else:
+                self._known.pop(key, None)
+        return found
