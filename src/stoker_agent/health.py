@@ -1,7 +1,9 @@
 """`/healthz`, `/readyz`, `/startupz` and `/metrics` for the agent, on one small HTTP server.
 
-`/startupz` passes once the journal is recovered and the data directory is consistent, even if
-Git is unreachable; `/readyz` fails as soon as shutdown begins; `/healthz` answers while the
+`/startupz` passes once the journal is recovered and the data directory is consistent and the
+first sync has settled, or the start-up timeout has passed (in a pod the gateway container
+starts only then: it boots on synced files, and an unreachable Git server delays it by the
+timeout at most); `/readyz` fails as soon as shutdown begins; `/healthz` answers while the
 process lives.
 """
 
@@ -107,9 +109,10 @@ def _handler(health: Health, metrics: AgentMetrics) -> type[BaseHTTPRequestHandl
             if self.path == "/metrics":
                 self._send(200, generate_latest(metrics.registry), "text/plain; version=0.0.4")
                 return
+            started = health.startup_passed()
             checks = {
                 "/healthz": (True, "ok"),
-                "/startupz": (health.started, "ok" if health.started else "starting"),
+                "/startupz": (started, "ok" if started else "starting"),
                 "/readyz": (
                     health.started and not health.shutting_down,
                     "shutting down"

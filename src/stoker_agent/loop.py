@@ -17,11 +17,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 from stoker_agent import oserrors
+from stoker_agent.booting import Boot, listening
 from stoker_agent.observers import Observer
 from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
 from stoker_core import profiles
@@ -34,6 +35,8 @@ log = logging.getLogger("stoker.agent")
 # Results after which this commit and profile need no new attempt until something changes.
 SETTLED = frozenset({"Synced", "InSync", "RestartRequired", "Rejected", "Skipped"})
 STATUS_RETRY_SECONDS = 5.0  # a status the sink refused is offered again this soon
+# Results after which the first sync has settled: the gateway may start (see booting).
+BOOTED = SETTLED | {"DryRun"}
 
 
 class Interrupted(Blocked):
@@ -60,6 +63,16 @@ class MetadataSource(Protocol):
         ...
 
 
+@runtime_checkable
+class Pausable(Protocol):
+    """A metadata source that can tell "paused" from "nothing published yet"."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether the last read found the GatewaySync paused."""
+        ...
+
+
 class StatusSink(Protocol):
     """Where the loop reports (a status ConfigMap in a cluster, status.json outside)."""
 
@@ -75,6 +88,12 @@ class Health:
     started: bool = False  # the journal is recovered and the data directory is consistent
     shutting_down: bool = False
     last_record: SyncRecord | None = None
+    boot: Boot = attrs.field(factory=Boot)  # /startupz also waits for the first sync
+
+    def startup_passed(self) -> bool:
+        """/startupz: the data directory is consistent and the gateway may start (its first
+        sync settled, or the start-up timeout passed)."""
+        return self.started and self.boot.over()
 
 
 class AgentLoop:
@@ -90,10 +109,12 @@ class AgentLoop:
         sync: Callable[..., Outcome] = run_once,
         period: float | None = None,
         observer: Observer | None = None,
+        boot: Boot | None = None,
     ) -> None:
         self.metadata = metadata
         self.status = status
-        self.health = Health()
+        # boot: the gateway waits for this agent's first sync (a pod); None: it runs already.
+        self.health = Health(boot=boot or Boot())
         self._clock = clock
         self._rng = rng
         self._sync = sync
@@ -152,6 +173,8 @@ class AgentLoop:
             log.warning("reading metadata: %s", e)
             return 5.0
         if meta is None:
+            if isinstance(self.metadata, Pausable) and self.metadata.paused:
+                self.health.boot.settle()  # a paused GatewaySync: nothing to wait for
             return 2.0
         self._current = meta
         effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
@@ -186,6 +209,12 @@ class AgentLoop:
         elif effective.drift_policy is DriftPolicy.REPORT:
             # Report drift, change nothing; the walk counts as the full check it is.
             settings = attrs.evolve(settings, dry_run=True, periodic_check=True)
+        boot = self.health.boot
+        if not boot.over() and settings.gateway and listening(settings.gateway.url):
+            log.info("the gateway runs already (the agent restarted beside it): no pre-boot sync")
+            boot.settle()
+        if not boot.over():  # the gateway has not started: no API to ask (stoker_core.preboot)
+            settings = attrs.evolve(settings, gateway=None, before_boot=boot.hold)
         try:
             outcome = self._sync(
                 settings, honour_rejections=not manual, sleep=self._interruptible_sleep
@@ -194,6 +223,10 @@ class AgentLoop:
             # The machine, not the input (a full or read-only volume): report it and back off
             # like any failed sync, rather than end the agent with a traceback.
             outcome = Outcome(SyncRecord(result="Error", error=oserrors.sentence(e)), None)
+        finally:
+            boot.release()
+        if settings.before_boot is not None and outcome.record.result in BOOTED:
+            boot.settle()
         self.health.last_record = outcome.record
         self._publish(outcome.record)
         self._next_resync = self._clock() + period

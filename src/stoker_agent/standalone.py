@@ -37,7 +37,7 @@ from stoker_agent.observers import Observer, Unobserved
 from stoker_agent.previewing import file_diffs, live_side, plan_side
 from stoker_agent.scanlocking import ScanLocks
 from stoker_agent.syncing import sync_commit
-from stoker_core import desired, profiles, refs
+from stoker_core import desired, preboot, profiles, refs
 from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
@@ -53,6 +53,8 @@ AGENT_VERSION = "0.1.0.dev0"
 STATUS_FILE = f"{STATE_DIR}/status.json"
 REJECTED_FILE = f"{STATE_DIR}/rejected.json"
 PENDING_FILE = f"{STATE_DIR}/scan-pending.json"  # applied, not yet confirmed by a scan
+ROLE_FILE = f"{STATE_DIR}/redundancy-role"  # what the gateway last said (stoker_core.preboot)
+PREBOOT_SCAN = "before the gateway started: it loads the files as it boots (no scan)"
 
 EXIT_FOR: dict[str, ExitCode] = {
     "Synced": ExitCode.OK,
@@ -103,6 +105,12 @@ class SyncSettings:
     # deferred, and the agent loop runs it at once after (see syncing.sync_commit).
     defer_check: bool = False
     periodic_check: bool = False  # the loop's drift check: a dry run whose full check counts
+    # Set while the gateway has not started (the agent's first sync in a pod, see
+    # stoker_agent.booting): the sync talks to no gateway, skips a redundancy backup by the
+    # rule of stoker_core.preboot, and calls it right before the first file changes (it
+    # raises Blocked once the gateway may be starting). No scan: the gateway reads the files
+    # as it boots.
+    before_boot: Callable[[], None] | None = None
     # The credential files this sync reads (in a cluster, from optional Secret volumes): one
     # that is missing holds the sync back with a status that names it (issue 15).
     secret_files: tuple[SecretFile, ...] = ()
@@ -249,6 +257,13 @@ def _run(
     if effective.dry_run and not settings.dry_run:  # spec dryRun: plan and report only
         settings = attrs.evolve(settings, dry_run=True)
         base["dry_run"] = True
+    if settings.before_boot is not None and not settings.dry_run:
+        last = preboot.remembered(read_state_file(os.path.join(settings.data_dir, ROLE_FILE)))
+        why = preboot.skip_reason(
+            settings.identity.labels, last, apply_on_backup=effective.apply_on_backup
+        )
+        if why:
+            return Outcome(SyncRecord(result="Skipped", error=why, **base), None)
     lacking = _missing(needed(settings.secret_files, gateway=settings.gateway is not None))
     if lacking:
         log.warning("%s", lacking)
@@ -281,6 +296,9 @@ def _run(
             locked: list[bool] = []
 
             def before_changes(plan: SyncPlan) -> None:
+                if settings.before_boot is not None:
+                    settings.before_boot()  # no gateway yet: nothing to lock or to scan
+                    return
                 # Owed before the commit starts: a run that dies after it leaves the next run,
                 # which rolls it forward and then finds nothing to change, this scan (H4).
                 _owe_scan(settings.data_dir, plan)
@@ -293,7 +311,7 @@ def _run(
                 effective,
                 context,
                 dry_run=settings.dry_run,
-                before_changes=before_changes if client else None,
+                before_changes=before_changes if client or settings.before_boot else None,
                 progress=settings.progress,
                 defer_check=settings.defer_check,
                 record_check=settings.periodic_check,
@@ -314,7 +332,8 @@ def _run(
                 return Outcome(SyncRecord(result=name, **base), plan, diffs, deferred)
             if client is None:
                 name = "Synced" if result.applied else "InSync"
-                record = SyncRecord(result=name, scan="no gateway: not scanned", **base)
+                scan = PREBOOT_SCAN if settings.before_boot else "no gateway: not scanned"
+                record = SyncRecord(result=name, scan=scan, **base)
                 return Outcome(record, plan, check_deferred=deferred)
             pending = _read_pending(settings.data_dir)
             if not result.applied and not locked and pending is None:
@@ -382,6 +401,12 @@ def _gateway_gate(
     """Redundancy and Designer-session checks; a record to report when the sync must not run."""
     policy = effective.designer_session_policy
     role = str(client.info().get("redundancyRole", "")).lower()
+    if preboot.remembered(role) is not None and not settings.dry_run:
+        path = os.path.join(settings.data_dir, ROLE_FILE)
+        with contextlib.suppress(OSError, ApplyError):  # a hint for the next pre-boot sync
+            if read_state_file(path) != role:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_state_file(path, role)
     if role == "backup" and not effective.apply_on_backup:
         settings.observer.designers(blocking=False)
         return SyncRecord(

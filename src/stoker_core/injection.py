@@ -17,8 +17,10 @@ from typing import Any
 import attrs
 
 from stoker_core.discovery import gateway_name
+from stoker_core.errors import InvalidInput
 from stoker_core.metadata import agent_token_for
 from stoker_core.model import GatewaySync, VarFrom
+from stoker_core.preboot import STARTUP_PROBE_FAILURES, STARTUP_PROBE_PERIOD, startup_timeout
 from stoker_core.profiles import resolve
 from stoker_core.vocabulary import AGENT_CONTAINER, DEFAULT_PROFILE, Annotation, Label
 
@@ -132,6 +134,12 @@ def decide(
             f"'{Annotation.DATA_VOLUME}' and recreate the pod"
         )
         return Decision(True, "no data volume", warnings=(hint,), event="NoDataVolume", cr=picked)
+    notes: tuple[str, ...] = ()
+    try:
+        startup_timeout(annotations.get(Annotation.STARTUP_TIMEOUT), where="")
+    except InvalidInput as e:  # never a denial: the agent starts with the default
+        notes = (f"annotation {Annotation.STARTUP_TIMEOUT}: {e}; the default is used",)
+        annotations = {k: v for k, v in annotations.items() if k != Annotation.STARTUP_TIMEOUT}
     taken = {v.get("name") for v in spec.get("volumes") or []}
     names = _volume_names(taken)
     volumes, mounts = _volumes(gs, picked, names, data)
@@ -164,7 +172,7 @@ def decide(
     patch += _map_ops("/metadata/annotations", meta.get("annotations"), extra_annotations)
     patch += _map_ops("/metadata/labels", meta.get("labels"), {Label.AGENT: "true"})
     warnings = ("GatewaySync is paused: the agent will idle",) if gs.spec.paused else ()
-    return Decision(True, "injected", tuple(patch), warnings)
+    return Decision(True, "injected", tuple(patch), warnings + notes)
 
 
 def _strings(value: Any) -> bool:
@@ -441,6 +449,10 @@ def _env(
         {"name": "STOKER_API_TOKEN_FILE", "value": f"{API_ACCESS_DIR}/token"},
         {"name": "STOKER_API_CA_FILE", "value": f"{API_ACCESS_DIR}/ca.crt"},
     ]
+    if annotations.get(Annotation.STARTUP_TIMEOUT):  # checked by `decide`
+        env.append(
+            {"name": "STOKER_STARTUP_TIMEOUT", "value": annotations[Annotation.STARTUP_TIMEOUT]}
+        )
     auth = gs.spec.git.auth
     if auth and auth.ssh_key:
         env.append(
@@ -502,7 +514,7 @@ def _container(
             "seccompProfile": {"type": "RuntimeDefault"},
             "capabilities": {"drop": ["ALL"]},
         },
-        "startupProbe": probe("/startupz", 2, 150),
+        "startupProbe": probe("/startupz", STARTUP_PROBE_PERIOD, STARTUP_PROBE_FAILURES),
         "livenessProbe": probe("/healthz", 10, 3),
         "readinessProbe": probe("/readyz", 5, 3),
         "volumeMounts": mounts,

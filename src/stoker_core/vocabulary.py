@@ -32,6 +32,7 @@ class Annotation(enum.StrEnum):
     AGENT_IMAGE = "stoker.io/agent-image"  # user → webhook
     INJECTED = "stoker.io/injected"  # webhook → people (informational)
     DATA_VOLUME = "stoker.io/data-volume"  # user → webhook: the Ignition data volume's name
+    STARTUP_TIMEOUT = "stoker.io/startup-timeout"  # user → webhook → agent: pre-boot bound (s)
     REQUESTED_REF = "stoker.io/requested-ref"  # receiver → controller (CR annotation)
     REQUESTED_AT = "stoker.io/requested-at"  # receiver → people (CR annotation)
     REQUESTED_BY = "stoker.io/requested-by"  # receiver → people (CR annotation)

@@ -17,6 +17,7 @@ from stoker_agent.gitfetch import Credentials
 from stoker_agent.loop import Metadata
 from stoker_agent.standalone import Identity, SyncSettings
 from stoker_core import metadata as formats
+from stoker_core import preboot
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.secretfiles import SecretFile
 from stoker_core.status import SyncRecord, worth_writing
@@ -45,6 +46,7 @@ class AgentEnv:
     ssh_key_file: str | None
     known_hosts_file: str | None
     health_port: int
+    startup_timeout: int = preboot.DEFAULT_TIMEOUT  # seconds; the first sync's bound in a pod
     var_files: dict[str, str] = attrs.field(factory=dict)  # varsFrom: var → mounted file
     # Each mounted Secret file → its Secret's name, to name it when it is missing.
     secret_names: dict[str, str] = attrs.field(factory=dict)
@@ -74,6 +76,7 @@ class AgentEnv:
             ssh_key_file=env.get("GIT_SSH_KEY_FILE") or None,
             known_hosts_file=env.get("GIT_KNOWN_HOSTS_FILE") or None,
             health_port=int(env.get("HEALTH_PORT", "8082")),
+            startup_timeout=_startup_timeout(env.get("STOKER_STARTUP_TIMEOUT")),
             var_files=json.loads(env.get("STOKER_VAR_FILES") or "{}"),
             secret_names=json.loads(env.get("STOKER_SECRET_FILES") or "{}"),
         )
@@ -117,6 +120,16 @@ class AgentEnv:
         return out
 
 
+def _startup_timeout(text: str | None) -> int:
+    """STOKER_STARTUP_TIMEOUT, or the default when it is not usable: said, never fatal (an agent
+    that would not start would keep its gateway from starting)."""
+    try:
+        return preboot.startup_timeout(text, where="STOKER_STARTUP_TIMEOUT")
+    except InvalidInput as e:
+        log.warning("%s; using %ds", e, preboot.DEFAULT_TIMEOUT)
+        return preboot.DEFAULT_TIMEOUT
+
+
 class ConfigMapMetadata:
     """Reads the controller's metadata ConfigMap (and the pod's labels when it changes)."""
 
@@ -125,6 +138,12 @@ class ConfigMapMetadata:
         self._env = env
         self._version = ""
         self._cached: Metadata | None = None
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        """Whether the last read found the GatewaySync paused (stoker_agent.loop.Pausable)."""
+        return self._paused
 
     def read(self) -> Metadata | None:
         """The current metadata, or None (no commit yet, or the GatewaySync is paused)."""
@@ -139,6 +158,7 @@ class ConfigMapMetadata:
         if version == self._version:
             return self._with_vars(self._cached)
         published = formats.decode(cm.get("data") or {})
+        self._paused = published is not None and published.paused
         if published is None or published.paused:
             self._version, self._cached = version, None
             return None

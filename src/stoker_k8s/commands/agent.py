@@ -21,6 +21,7 @@ import click
 
 from stoker_agent import logs
 from stoker_agent.applying import Applier
+from stoker_agent.booting import Boot
 from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop
 from stoker_core import metadata as formats
@@ -66,8 +67,13 @@ def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
     # start-up probe: the agent keeps the gateway as it is through an API outage. Its own small
     # client, not the `kubernetes` package: see docs/architecture.md, "The agent's API client".
     api = AgentApi(choose(kubeconfig, context, dict(os.environ)))
+    # The gateway container starts once /startupz passes: after the first sync, or after the
+    # start-up timeout (stoker_core.preboot), counted from here.
     loop = AgentLoop(
-        ConfigMapMetadata(api, env), _Both(ConfigMapStatus(api, env), metrics), observer=metrics
+        ConfigMapMetadata(api, env),
+        _Both(ConfigMapStatus(api, env), metrics),
+        observer=metrics,
+        boot=Boot(env.startup_timeout),
     )
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
@@ -78,7 +84,7 @@ def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
     ).start()
     try:
         with Applier(env.data_path) as applier:
-            applier.recover()  # /startupz passes only once the data directory is consistent
+            applier.recover()  # /startupz waits for a consistent data directory, then the sync
         loop.run(poll=30.0)
     finally:
         watcher.stop()
