@@ -28,8 +28,8 @@ from stoker_core.parsing import structure
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
-from stoker_core.vocabulary import AGENT_CONTAINER, FINALIZER, Annotation, Label, Reason
-from stoker_k8s import agentaccess, secretkeys
+from stoker_core.vocabulary import FINALIZER, Annotation, Label, Reason
+from stoker_k8s import agentaccess, pods, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.metrics import ControllerMetrics
@@ -122,7 +122,8 @@ class Controller:
         # Where pods and agent status ConfigMaps of a namespace are read from: the API by
         # default; the manager points these at its informers' caches, so a reconcile neither
         # lists nor deserialises every pod of the namespace again.
-        self.pods: Callable[[str], list[Any]] = lambda ns: core.list_namespaced_pod(ns).items
+        # Pods are kept stripped (stoker_k8s.pods): only what discovery and status read.
+        self.pods: Callable[[str], list[pods.Pod]] = lambda ns: pods.listed(core, ns)
         self.statuses: Callable[[str], list[Any]] = lambda ns: (
             core.list_namespaced_config_map(
                 ns, label_selector=f"{Label.MANAGED_BY}=stoker-agent"
@@ -788,7 +789,7 @@ class Controller:
     ) -> tuple[list[conditions.Gateway], list[agentaccess.AgentPod]]:
         """The gateways discovered for GatewaySync `cr`, and those with a sidecar as AgentPods.
         A status ConfigMap counts only when it names its pod (uid) as owner."""
-        pods = self.pods(namespace)
+        found = self.pods(namespace)
         statuses = {
             cm.metadata.name: cm
             for cm in self.statuses(namespace)
@@ -796,51 +797,34 @@ class Controller:
         }
         sole = self.gatewaysyncs(namespace) == [cr]
         out, agents = [], []
-        for pod in pods:
-            notes, labels = pod.metadata.annotations or {}, pod.metadata.labels or {}
-            phase, deleting = (
-                (pod.status.phase if pod.status else None) or "",
-                bool(pod.metadata.deletion_timestamp),
-            )
-            if not discovery.claims(notes, cr, sole=sole) or not discovery.alive(phase, deleting):
+        for pod in found:
+            notes, labels = pod.annotations, pod.labels
+            if not discovery.claims(notes, cr, sole=sole) or not discovery.alive(
+                pod.phase, pod.deleting
+            ):
                 continue
-            agent = next(
-                (c for c in pod.spec.init_containers or [] if c.name == AGENT_CONTAINER), None
-            )
-            cm = statuses.get(metadata.status_name_for(cr, pod.metadata.name))
-            if agent is not None:  # rights before it is scheduled: its agent starts first
-                agents.append(agentaccess.AgentPod(pod.metadata.name, pod.metadata.uid, cm))
-            if not discovery.counts(pod.spec.node_name or "", phase, deleting):
+            cm = statuses.get(metadata.status_name_for(cr, pod.name))
+            if pod.agent:  # rights before it is scheduled: its agent starts first
+                agents.append(agentaccess.AgentPod(pod.name, pod.uid, cm))
+            if not discovery.counts(pod.node, pod.phase, pod.deleting):
                 continue
             record = None
-            if cm is not None and agentaccess.owned_by_pod(cm, pod.metadata.uid):
+            if cm is not None and agentaccess.owned_by_pod(cm, pod.uid):
                 record = _record((cm.data or {}).get("status.json"))
-            references = [
-                (r.kind, r.name) for r in pod.metadata.owner_references or [] if r.controller
-            ]
             out.append(
                 conditions.Gateway(
-                    service_account=pod.spec.service_account_name or "default",
-                    name=_told_name(agent, pod.metadata.name)
-                    or gateway_name(notes, labels, pod.metadata.name),
-                    pod=pod.metadata.name,
+                    service_account=pod.service_account,
+                    # As its agent was told when admitted (an earlier release's rule included).
+                    name=pod.told_name or gateway_name(notes, labels, pod.name),
+                    pod=pod.name,
                     namespace=namespace,
                     profile=notes.get(Annotation.PROFILE, ""),
-                    has_sidecar=agent is not None,
+                    has_sidecar=pod.agent,
                     record=record,
-                    owner=discovery.owner(references, labels, pod.metadata.name),
+                    owner=discovery.owner(pod.owners, labels, pod.name),
                 )
             )
         return out, agents
-
-
-def _told_name(agent: Any | None, pod: str) -> str | None:
-    """The gateway name a pod's agent was given when the pod was admitted (GATEWAY_NAME; empty:
-    the pod name), so the controller agrees with an agent injected by an earlier release."""
-    for var in (agent.env or []) if agent is not None else []:
-        if var.name == "GATEWAY_NAME" and var.value_from is None:
-            return str(var.value or pod)
-    return None
 
 
 def _secrets_unknown(

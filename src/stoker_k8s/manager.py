@@ -13,6 +13,7 @@ from typing import Any
 
 from stoker_core.requeue import Failures, next_pass, record
 from stoker_core.vocabulary import Annotation, Label
+from stoker_k8s import pods
 from stoker_k8s.controller import GROUP, PLURAL, VERSION, Controller, Pass
 from stoker_k8s.leader import LeaderElector
 from stoker_k8s.runtime import Informer, WorkQueue
@@ -77,13 +78,12 @@ class Manager:
         if cr:  # an agent reported: reconcile its GatewaySync now (the original missed it: B5)
             self.queue.add(f"{meta['namespace']}/{cr}")
 
-    def _on_pod(self, kind: str, obj: Any) -> None:
-        meta = _meta(obj)
-        notes = meta.get("annotations") or {}
+    def _on_pod(self, kind: str, pod: pods.Pod) -> None:
+        notes = pod.annotations
         if notes.get(Annotation.CR_NAME):
-            self.queue.add(f"{meta['namespace']}/{notes[Annotation.CR_NAME]}")
+            self.queue.add(f"{pod.namespace}/{notes[Annotation.CR_NAME]}")
         elif notes.get(Annotation.INJECT) == "true":  # auto-discovered: its namespace's one
-            prefix = f"{meta['namespace']}/"
+            prefix = f"{pod.namespace}/"
             for key in [k for k in list(self.known) if k.startswith(prefix)]:
                 self.queue.add(key)
 
@@ -213,7 +213,7 @@ class Manager:
                         label_selector=selector,
                     )
                 },
-                {"": Informer(core.list_pod_for_all_namespaces, self._on_pod)},
+                {"": Informer(core.list_pod_for_all_namespaces, self._on_pod, strip=pods.strip)},
             )
         served = sorted(self.ctl.namespaces)
         return (
@@ -226,7 +226,10 @@ class Manager:
                 )
                 for ns in served
             },
-            {ns: Informer(core.list_namespaced_pod, self._on_pod, namespace=ns) for ns in served},
+            {
+                ns: Informer(core.list_namespaced_pod, self._on_pod, strip=pods.strip, namespace=ns)
+                for ns in served
+            },
         )
 
     def _elect(self) -> bool:
