@@ -262,8 +262,9 @@ def _run(
         why = preboot.skip_reason(
             settings.identity.labels, last, apply_on_backup=effective.apply_on_backup
         )
-        if why:
-            return Outcome(SyncRecord(result="Skipped", error=why, **base), None)
+        if why:  # at the commit the controller published: the primary replicates it
+            at = {**base, "commit": settings.commit or "", "ref": settings.ref or "HEAD"}
+            return Outcome(SyncRecord(result="Skipped", skip="backup", error=why, **at), None)
     lacking = _missing(needed(settings.secret_files, gateway=settings.gateway is not None))
     if lacking:
         log.warning("%s", lacking)

@@ -154,10 +154,11 @@ def test_a_chart_pod_with_ordinal_1_is_a_backup_and_is_not_written_before_boot(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    loop, sink = booting_loop(settings_for(repo, data, CLOSED, CHART_BACKUP), Clock())
+    settings = attrs.evolve(settings_for(repo, data, CLOSED, CHART_BACKUP), commit="c" * 40)
+    loop, sink = booting_loop(settings, Clock())
     loop.step()
     [record] = sink.records
-    assert record.result == "Skipped"
+    assert (record.result, record.skip, record.commit) == ("Skipped", "backup", "c" * 40)
     assert "Skipped (backup, before the gateway started)" in record.error
     assert "ordinal 1" in record.error
     assert not (data / "projects").exists()
