@@ -25,6 +25,7 @@ from stoker_core.vocabulary import Label
 from stoker_k8s.agentapi import AgentApi, Pod
 
 log = logging.getLogger("stoker.agent")
+GITHUB_TOKEN_PREFIX = "stoker-github-token-"  # the controller's Secret for a GitHub App token
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -85,7 +86,7 @@ class AgentEnv:
         """The credential files the webhook mounted, each with its purpose and Secret."""
         purposes = [
             (self.api_key_file, "the gateway API key", True),
-            (self.token_file, "the Git token", False),
+            (self.token_file, self._token_purpose(), False),
             (self.ssh_key_file, "the Git SSH key", False),
             (self.known_hosts_file, "the Git known hosts", False),
             *((path, f"varsFrom {name}", False) for name, path in self.var_files.items()),
@@ -100,6 +101,13 @@ class AgentEnv:
             for path, purpose, gateway_only in purposes
             if path
         )
+
+    def _token_purpose(self) -> str:
+        """The Git token, or the GitHub App token the controller publishes (no user creates
+        that Secret: what holds it back is in the GatewaySync's RefResolved condition)."""
+        if self.secret_names.get(self.token_file or "", "").startswith(GITHUB_TOKEN_PREFIX):
+            return "the GitHub App token the controller publishes (see RefResolved)"
+        return "the Git token"
 
     def read_vars(self) -> dict[str, str]:
         """The varsFrom values, read from the mounted Secret files (and masked in logs). A file

@@ -49,3 +49,26 @@ def test_defaults_and_vars_from_files(tmp_path: Path) -> None:
         }
     )
     assert waiting.read_vars() == {}  # not mounted yet: the sync names its Secret and waits
+
+
+def test_each_mounted_secret_file_is_named_with_its_purpose_and_secret() -> None:
+    env = AgentEnv.from_environ(
+        {
+            "POD_NAME": "gw-0",
+            "POD_NAMESPACE": "plant",
+            "CR_NAME": "site",
+            "API_KEY_FILE": "/etc/stoker/api-key/apiKey",
+            "GIT_TOKEN_FILE": "/etc/stoker/git-token/token",
+            "STOKER_SECRET_FILES": json.dumps(
+                {
+                    "/etc/stoker/api-key/apiKey": "ignition-api-key",
+                    "/etc/stoker/git-token/token": "stoker-github-token-site",
+                }
+            ),
+        }
+    )
+    key, token = env.secret_files()
+    assert (key.secret, key.gateway_only) == ("ignition-api-key", True)
+    assert token.secret == "stoker-github-token-site"
+    assert token.purpose.startswith("the GitHub App token the controller publishes")
+    assert not token.gateway_only
