@@ -216,12 +216,12 @@ def test_ready_turns_false_after_a_push_until_the_gateways_run_the_new_commit(
 
     cr = fleet.reconcile()
     assert cr["status"]["lastSyncCommit"] == new
+    found = conditions(cr)
+    assert found["Ready"]["status"] == "False"  # it stayed True while the gateway ran `old`
+    assert found["AllGatewaysSynced"]["status"] == "False"
     [gateway] = cr["status"]["discoveredGateways"]
     assert (gateway["syncStatus"], gateway["syncedCommit"]) == ("Pending", old)
     assert gateway["targetCommit"] == new
-    found = conditions(cr)
-    assert found["Ready"]["status"] == "False"
-    assert found["AllGatewaysSynced"]["status"] == "False"
     assert found["AllGatewaysSynced"]["message"] == "0/1 synced (1 not yet at " + new[:7] + ")"
 
     fleet.agent("blue-0", "blue", "ignition-blue")
@@ -250,7 +250,7 @@ def test_a_gateway_that_needs_a_restart_shows_restart_required_and_keeps_ready(
     fleet.agent("blue-0", "blue", "ignition-blue")
     fleet.reported("blue-0", "RestartRequired", head(fleet.repo))
     cr = fleet.reconcile()
-    assert statuses(cr) == {"blue-0": "RestartRequired"}
+    assert statuses(cr) == {"blue-0": "RestartRequired"}  # it was shown as Synced
     found = conditions(cr)
     assert found["RestartRequired"]["status"] == "True"
     assert found["RestartRequired"]["reason"] == "RestartPending"
@@ -299,8 +299,8 @@ def test_a_redundant_pair_is_ready_when_its_primary_is_synced_and_the_backup_ski
     cr = fleet.reconcile()
     assert statuses(cr) == {"plant-0": "Synced", "plant-1": "Skipped"}
     found = conditions(cr)
+    assert found["Ready"]["status"] == "True"  # a redundant pair was never Ready
     assert found["AllGatewaysSynced"]["status"] == "True"
-    assert found["Ready"]["status"] == "True"
     assert not (fleet.work / "plant-1/data/projects/blue").exists()  # the master replicates
 
 
@@ -334,9 +334,9 @@ def test_a_dry_run_profile_keeps_ready_and_raises_drifted_naming_what_differs(
     fleet.agent("blue-0", "blue", "ignition-blue")
     record = fleet.reported("blue-0", "DryRun", head(fleet.repo))
     cr = fleet.reconcile()
-    assert statuses(cr) == {"blue-0": "Drifted"}
     found = conditions(cr)
-    assert found["Ready"]["status"] == "True"
+    assert found["Ready"]["status"] == "True"  # a dryRun profile was never Ready
+    assert statuses(cr) == {"blue-0": "Drifted"}
     drifted = found["Drifted"]
     assert (drifted["status"], drifted["reason"]) == ("True", "DriftDetected")
     count = record["added"]["count"] + record["modified"]["count"] + record["deleted"]["count"]
