@@ -102,6 +102,15 @@ def test_restart_tasks_the_gateway_lists_after_a_sync_are_reported(
     sim.restart(0.2)
     wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
     assert sync(setup, gateway)["result"] == "InSync"
+    # What the gateway lists reaches the status bounded: the first 10 tasks, 200 characters each.
+    sim.restart_tasks = [f"{i}:{'x' * 5000}" for i in range(100)]
+    project.write_text(project.read_text().replace('"v2"', '"v3"'))
+    git(repo, "commit", "-qam", "v3")
+    report = sync(setup, gateway)
+    assert report["result"] == "RestartRequired"
+    assert "9:x" in report["restart"]
+    assert "10:x" not in report["restart"]
+    assert len(report["restart"]) < 10 * 200 + 200
 
 
 def test_a_forged_restart_marker_is_read_as_hostile_input(
