@@ -265,7 +265,8 @@ def _run(
         if why:  # at the commit the controller published: the primary replicates it
             at = {**base, "commit": settings.commit or "", "ref": settings.ref or "HEAD"}
             return Outcome(SyncRecord(result="Skipped", skip="backup", error=why, **at), None)
-    lacking = _missing(needed(settings.secret_files, gateway=settings.gateway is not None))
+    talks = settings.gateway is not None and not settings.dry_run  # a dry run asks it nothing
+    lacking = _missing(needed(settings.secret_files, gateway=talks))
     if lacking:
         log.warning("%s", lacking)
         return Outcome(SyncRecord(result="Blocked", error=lacking, **base), None)

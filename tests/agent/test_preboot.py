@@ -20,6 +20,7 @@ from stoker_agent.gateway import GatewaySettings
 from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop, Metadata
 from stoker_agent.standalone import PREBOOT_SCAN, Identity, Outcome, SyncSettings, run_once
+from stoker_core.secretfiles import SecretFile
 from stoker_core.status import SyncRecord
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
@@ -230,3 +231,42 @@ def test_the_start_up_timeout_never_ends_the_window_in_the_middle_of_a_pre_boot_
     assert boot.over()
     with pytest.raises(TooLate, match="start-up timeout passed"):
         boot.hold()  # a write that had not begun waits for the next sync, with a scan
+
+
+def test_a_paused_gatewaysync_lets_the_gateway_start_at_once() -> None:
+    @attrs.define
+    class Paused:
+        paused: bool = True
+
+        def read(self) -> Metadata | None:
+            return None
+
+    clock = Clock()
+    loop = AgentLoop(Paused(), Sink(), clock=clock, boot=Boot(TIMEOUT, clock=clock))
+    loop.health.started = True
+    assert not loop.health.startup_passed()
+    loop.step()
+    assert loop.health.startup_passed()
+
+
+def test_a_missing_api_key_does_not_hold_back_the_sync_before_boot_only_after(
+    repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    key = SecretFile(
+        path=str(tmp_path / "api-key" / "apiKey"),
+        purpose="the gateway API key",
+        secret="ignition-api-key",
+        gateway_only=True,
+    )
+    settings = attrs.evolve(settings_for(repo, data, CLOSED), secret_files=(key,))
+    clock = Clock()
+    loop, sink = booting_loop(settings, clock)
+    loop.step()
+    clock.now += 3600
+    loop.step()  # the drift check, a dry run: it asks the gateway nothing either
+    loop.trigger()
+    loop.step()
+    assert [r.result for r in sink.records] == ["Synced", "InSync", "Blocked"]
+    assert "Secret 'ignition-api-key' key 'apiKey'" in sink.records[2].error
