@@ -8,6 +8,8 @@ Failures back off exponentially with jitter (30 s → 5 min) and reset on succes
 is tried at once, even during a backoff (the count stays, should it fail too); an unreachable
 repository or gateway never crashes the loop. A Designer `wait` never blocks shutdown or newer
 metadata (the original's bug B26): its sleep is interrupted by either.
+In a pod (`boot`), syncs until the first one settles run before the gateway starts, with no
+gateway API (stoker_agent.booting, stoker_core.preboot); `/startupz` waits for that.
 """
 
 from __future__ import annotations
