@@ -10,6 +10,7 @@ import hmac
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,6 +114,25 @@ def test_a_release_sets_the_requested_ref_once(
         annotations(kube_api, kube_namespace, "site")["stoker.io/requested-at"]
         == marks["stoker.io/requested-at"]
     )
+
+
+def test_r8_posting_the_ref_already_requested_answers_202_and_keeps_requested_at(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "site")
+    path = f"/webhook/{kube_namespace}/site"
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    assert post(receiver_url, path, {"ref": "v2.0.0"}, **auth).status_code == 202
+    first = annotations(kube_api, kube_namespace, "site")
+    # requested-at has whole seconds: the repeat comes in a later second, so a new stamp shows.
+    stamp = time.mktime(time.strptime(first["stoker.io/requested-at"], "%Y-%m-%dT%H:%M:%SZ"))
+    wait_until(lambda: time.mktime(time.gmtime()) >= stamp + 1, timeout=5, what="the next second")
+    release = {"action": "published", "release": {"tag_name": "v2.0.0"}}  # another delivery
+    again = post(receiver_url, path, release, **auth, **{"X-GitHub-Event": "release"})
+    assert (again.status_code, again.json()["message"]) == (202, "ref already set")
+    now = annotations(kube_api, kube_namespace, "site")
+    for key in ("stoker.io/requested-ref", "stoker.io/requested-at", "stoker.io/requested-by"):
+        assert now[key] == first[key]
 
 
 def test_metrics_count_requests_by_source_and_code(
