@@ -332,6 +332,118 @@ class ReceiverSpec:
     )
 
 
+class OnFailure(enum.StrEnum):
+    """What a rollout does when a gateway fails: stop, or stop and move the finished back."""
+
+    HALT = "halt"
+    ROLLBACK = "rollback"
+
+
+class Approval(enum.StrEnum):
+    """Whether a commit (or a step) waits for someone to approve it."""
+
+    NONE = "none"
+    REQUIRED = "required"
+
+
+MAX_STEPS = 32  # rollout steps: far above any plant's waves
+MAX_LABEL_KEY = 317  # a label key: a 253-character prefix, "/", a 63-character name
+MAX_LABEL_VALUE = 63
+PERCENT = r"^([1-9][0-9]?|100)%$"  # maxUnavailable as a percent: 1% to 100%
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StepSelector:
+    """Which gateways a rollout step holds; every criterion given must match (an AND)."""
+
+    match_labels: dict[str, str] = attrs.field(
+        factory=dict,
+        metadata=doc(
+            "Pod labels the gateway's pod must carry.",
+            maxProperties=MAX_ITEMS,
+            keyMaxLength=MAX_LABEL_KEY,
+            values={"maxLength": MAX_LABEL_VALUE},
+        ),
+    )
+    gateways: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=doc(
+            "Gateway names (the gateway-name rule).",
+            maxItems=MAX_ITEMS,
+            items={"maxLength": MAX_NAME},
+        ),
+    )
+    profiles: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata=doc("Profile names.", maxItems=MAX_ITEMS, items={"maxLength": MAX_IDENTIFIER}),
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Pause:
+    """A wait after a step is done, before the next starts: a duration or an approval."""
+
+    duration: str = attrs.field(
+        default="", metadata=doc("Go duration, e.g. 30m.", maxLength=MAX_SHORT)
+    )
+    until_approved: bool = attrs.field(
+        default=False, metadata=doc("Wait until someone approves the commit past this step.")
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RolloutStep:
+    """One wave of a rollout."""
+
+    name: str = attrs.field(
+        default="",
+        metadata=doc("A DNS label naming the step (default: step-N).", maxLength=MAX_IDENTIFIER),
+    )
+    selector: StepSelector
+    max_unavailable: int | str = attrs.field(
+        default="100%",
+        metadata=doc(
+            "How many of the step's gateways may be applying or in their health window at "
+            "once: a count or a percent (rounded down, at least 1).",
+            maxLength=MAX_SHORT,
+            rules=[
+                {
+                    "rule": f"type(self) == int ? self >= 1 : self.matches('{PERCENT}')",
+                    "message": 'must be a count of at least 1 or a percent from "1%" to "100%"',
+                }
+            ],
+        ),
+    )
+    pause: Pause | None = None
+    approval: Approval = attrs.field(
+        default=Approval.NONE, metadata=doc("required: the step waits for an approval.")
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Rollout:
+    """How a new commit reaches the gateways: in steps, each gated on the last one's health."""
+
+    steps: tuple[RolloutStep, ...] = attrs.field(
+        default=(),
+        metadata=doc(
+            "Ordered waves; gateways matched by no step move last, as one more step.",
+            maxItems=MAX_STEPS,
+        ),
+    )
+    health_window: str = attrs.field(
+        default="30s",
+        metadata=doc(
+            "How long a gateway must stay healthy at the commit to count as done.",
+            maxLength=MAX_SHORT,
+        ),
+    )
+    on_failure: OnFailure = OnFailure.HALT
+    approval: Approval = attrs.field(
+        default=Approval.NONE, metadata=doc("required: a new commit waits for an approval.")
+    )
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class GatewaySyncSpec:
     """The desired state: repository, gateway access and profiles."""
@@ -343,6 +455,13 @@ class GatewaySyncSpec:
     agent: AgentSpec | None = None
     receiver: ReceiverSpec | None = None
     paused: bool = False
+    rollout: Rollout | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Fleet rollout in steps (validated, not yet acted on by the controller: every "
+            "gateway still moves at once; see docs/rollouts.md)."
+        ),
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)

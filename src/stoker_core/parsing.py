@@ -60,6 +60,13 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _int_or_string(value: Any, _: Any) -> Any:
+    """A count or a percent (Kubernetes' IntOrString): a whole number or a string."""
+    if type(value) is int or type(value) is str:
+        return value
+    raise ValueError(f"must be a whole number or a string, got {_describe(value)}")
+
+
 def _enum_hook(cls: type[enum.Enum]) -> Callable[[Any, Any], Any]:
     def structure(value: Any, _: Any) -> Any:
         try:
@@ -93,7 +100,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _strict(str, "a string"))
     converter.register_structure_hook(bool, _strict(bool, "true or false"))
     converter.register_structure_hook(int, _strict(int, "a whole number"))
-    for enum_cls in (model.MappingType, model.DesignerPolicy, model.DriftPolicy):
+    converter.register_structure_hook_factory(lambda t: t == int | str, lambda _: _int_or_string)
+    enums = (model.MappingType, model.DesignerPolicy, model.DriftPolicy)
+    for enum_cls in (*enums, model.OnFailure, model.Approval):
         converter.register_structure_hook(enum_cls, _enum_hook(enum_cls))
 
     def structure_factory(cls: type) -> Any:

@@ -42,6 +42,8 @@ def _optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
+    if tp == int | str:  # a count or a percent, as Kubernetes' IntOrString
+        return {"x-kubernetes-int-or-string": True}
     tp, _ = _optional(tp)
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -87,15 +89,17 @@ def _constrain(prop: dict[str, Any], metadata: typing.Mapping[str, Any]) -> None
         prop["items"] = {**prop["items"], **metadata["items"]}
     if "values" in metadata:
         prop["additionalProperties"] = {**prop["additionalProperties"], **metadata["values"]}
+    for rule in metadata.get("rules", ()):  # CEL rules the OpenAPI keywords cannot say
+        prop.setdefault("x-kubernetes-validations", []).append(rule)
     if "keyMaxLength" in metadata and metadata.get("keyRule", True):  # OpenAPI cannot bound
         # map keys; a CEL rule can
         longest = metadata["keyMaxLength"]
-        prop["x-kubernetes-validations"] = [
+        prop.setdefault("x-kubernetes-validations", []).append(
             {
                 "rule": f"self.all(k, size(k) <= {longest})",
                 "message": f"every key must be at most {longest} characters long",
             }
-        ]
+        )
 
 
 def object_schema(cls: type) -> dict[str, Any]:

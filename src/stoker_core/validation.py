@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from stoker_core import bounds, model
+from stoker_core import bounds, model, waves
 from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput, Problem
 from stoker_core.globs import BadPattern
@@ -75,6 +75,9 @@ def _check_parts(data: object) -> Iterator[Problem]:
         for i, mapping in enumerate(mappings if isinstance(mappings, list) else ()):
             where = f"{base}.mappings[{i}]"
             parts.append((mapping, model.Mapping, functools.partial(_check_mapping, where)))
+    names = profiles if isinstance(profiles, dict) else {}
+    check_rollout = functools.partial(waves.problems, profiles=names)
+    parts.append((_part(data, "spec", "rollout"), model.Rollout, check_rollout))
     for raw, cls, checker in parts:
         if raw is not None and _structures(raw, cls):
             yield from checker(structure(raw, cls))
@@ -117,6 +120,8 @@ def _semantics(gs: model.GatewaySync) -> Iterator[Problem]:
         if len(name) > model.MAX_IDENTIFIER:
             continue  # named by its bound's problem; checked once it has a usable name
         yield from _check_profile(f"spec.sync.profiles.{name}", name, profile)
+    if spec.rollout is not None:
+        yield from waves.problems(spec.rollout, spec.sync.profiles)
 
 
 def _nonempty(field: str, value: str) -> Iterator[Problem]:

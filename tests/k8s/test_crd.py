@@ -66,6 +66,29 @@ def test_api_server_defaults_equal_the_model_defaults(
 
 
 @pytest.mark.kube
+def test_api_server_defaults_a_rollout_as_the_model_does(
+    kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    body = copy.deepcopy(MINIMAL)
+    body["spec"]["rollout"] = {
+        "steps": [
+            {"selector": {"gateways": ["test"]}, "maxUnavailable": 1},
+            {"selector": {"profiles": ["default"]}, "maxUnavailable": "25%"},
+            {"selector": {"matchLabels": {"line": "2"}}, "pause": {"untilApproved": True}},
+        ]
+    }
+    api = client.CustomObjectsApi(kube_api)
+    api.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", copy.deepcopy(body)
+    )
+    stored = api.get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal"
+    )
+    assert stored["spec"] == without_nulls(unstructure(load(body).spec))
+    assert [s["maxUnavailable"] for s in stored["spec"]["rollout"]["steps"]] == [1, "25%", "100%"]
+
+
+@pytest.mark.kube
 @pytest.mark.parametrize(
     ("path", "value", "fragment"),
     [
@@ -79,6 +102,18 @@ def test_api_server_defaults_equal_the_model_defaults(
         (("spec", "git"), {"repo": "--upload-pack=x", "ref": "main"}, "spec.git.repo"),
         (("spec", "git"), {"repo": "https://h/r.git", "ref": "-x"}, "spec.git.ref"),
         (("spec", "sync", "profiles"), {}, "spec.sync.profiles"),
+        (
+            ("spec", "rollout"),
+            {"steps": [{"selector": {"gateways": ["a"]}, "maxUnavailable": 0}]},
+            "spec.rollout.steps[0].maxUnavailable",
+        ),
+        (
+            ("spec", "rollout"),
+            {"steps": [{"selector": {"gateways": ["a"]}, "maxUnavailable": "120%"}]},
+            "spec.rollout.steps[0].maxUnavailable",
+        ),
+        (("spec", "rollout"), {"onFailure": "retry"}, "spec.rollout.onFailure"),
+        (("spec", "rollout"), {"steps": [{"maxUnavailable": 1}]}, "selector"),
     ],
 )
 def test_the_api_server_rejects_what_the_schema_forbids(
