@@ -1,0 +1,395 @@
+"""Which gateway moves next in a fleet rollout (issue 17): one pure function, `decide`, of the
+rollout spec, the persisted rollout state, the commit the controller resolved, the approvals
+it verified, the agents' reports and the time; it returns each gateway's target commit, the
+new state and the `Progressing` condition.
+
+The controller keeps nothing else: after a restart or a leader change it calls `decide` with
+the state it persisted and carries on where it was. Not yet called by the controller (see
+docs/rollouts.md): today every gateway's target is the published commit.
+
+Rules, each kept here once:
+- Steps run in order; a gateway belongs to the first step that selects it, gateways no step
+  selects move last (`waves`). A step starts when the one before is done (and its pause over).
+- At most the step's allowance of its gateways is *moving* (given the commit, not yet done).
+- A gateway is done when its agent reports it in step at the commit and healthy for
+  `healthWindow`. A `dryRun` gateway is given the commit when its step starts and is never
+  counted: it neither holds a step back nor fills its allowance.
+- A redundant pair is one unit: its primary moves first, its backup once the primary is done,
+  so one node always runs a commit that has held (`pairs`).
+- A failed gateway halts the rollout: gateways not yet moved stay where they are, the failed one
+  is sent back to its previous target (its agent has rolled its files back; a target it failed
+  would be retried every period), `rollback` sends back every gateway this rollout moved. A
+  halted commit stays halted; a newer commit starts a new rollout from the first step.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from stoker_core import model, waves
+
+ERROR_CHARS = 200  # of a gateway's error in a message: enough to act on, bounded
+ROLLOUT_GATE = "rollout"  # the approval a commit needs before its first step
+COMPLETE = 1 << 30  # `State.step` once every step is done
+
+
+class Reason(enum.StrEnum):
+    """Reasons of the `Progressing` condition (Kubernetes' Deployment shape: True while moving
+    or done, Unknown while waiting on a person or a pause, False when halted)."""
+
+    PROGRESSING = "RolloutProgressing"
+    PAUSED = "RolloutPaused"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    HALTED = "RolloutHalted"
+    COMPLETE = "RolloutComplete"
+
+
+class Phase(enum.Enum):
+    """Where a gateway is in the rollout of the commit."""
+
+    WAITING = "waiting"  # not yet given the commit
+    MOVING = "moving"  # given it, not yet done
+    DONE = "done"
+    FAILED = "failed"
+    UNCOUNTED = "uncounted"  # dryRun: given the commit, never counted
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Gateway:
+    """One gateway as the rollout sees it (the controller builds it from discovery and the
+    standings of its agent's report)."""
+
+    name: str
+    profile: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict)
+    pair: str = ""  # the redundant pair it belongs to (`pairs`); "" alone
+    backup: bool = False  # the pair's backup
+    dry_run: bool = False
+    commit: str = ""  # the commit its agent reports it in step at
+    healthy_since: float | None = None  # since when in step and healthy at `commit`
+    failed: str = ""  # a commit its agent reported failed (Rejected, Error past its retries)
+    error: str = ""  # that failure, as the agent said it
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Halt:
+    """Why a rollout stopped."""
+
+    gateway: str
+    commit: str
+    error: str
+    at: float
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class State:
+    """What the controller persists between passes."""
+
+    commit: str = ""  # the commit being rolled out
+    baseline: str = ""  # where gateways not yet moved are held (new ones too)
+    held: Mapping[str, str] = attrs.field(factory=dict)  # others held elsewhere (an older
+    # rollout moved them before a newer commit arrived)
+    moved: tuple[str, ...] = ()  # gateways this rollout gave `commit`, in order
+    step: int = 0  # the step in progress; past the last (the unselected gateways'): complete
+    started: tuple[float, ...] = ()  # when each step reached started
+    finished: tuple[float, ...] = ()  # when each step reached was done
+    approvals: tuple[str, ...] = ()  # the gates approved for `commit`
+    halted: Halt | None = None
+
+    @classmethod
+    def settled(cls, commit: str) -> State:
+        """A state where every gateway is at `commit` (a GatewaySync seen for the first time is
+        seeded with the commit it last published to all)."""
+        return cls(commit=commit, baseline=commit, step=COMPLETE)
+
+    def target(self, name: str) -> str:
+        """The commit a gateway should be at."""
+        return self.commit if name in self.moved else self.held.get(name, self.baseline)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Progress:
+    """The `Progressing` condition."""
+
+    status: str
+    reason: Reason
+    message: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Decision:
+    """Each gateway's target, the state to persist, the condition, the approval awaited."""
+
+    targets: Mapping[str, str]
+    state: State
+    progress: Progress | None
+    awaiting: str = ""  # the gate an approval of `state.commit` must name ("": none)
+
+
+def pairs(members: Sequence[tuple[str, str, int | None]]) -> dict[str, tuple[str, bool]]:
+    """Redundant pairs among (gateway name, owner, StatefulSet ordinal): the two gateways of a
+    StatefulSet whose claimed pods are exactly ordinals 0 and 1 (the Ignition chart's
+    redundancy layout, named `<instance>` and `<instance>-1`). Returns name → (pair key,
+    is the backup) for the members of a pair; any other gateway moves alone."""
+    by_owner: dict[str, list[tuple[str, int | None]]] = {}
+    for name, owner, ordinal in members:
+        if owner.startswith("StatefulSet "):
+            by_owner.setdefault(owner, []).append((name, ordinal))
+    return {
+        name: (owner, ordinal == 1)
+        for owner, group in by_owner.items()
+        if sorted(o for _, o in group if o is not None) == [0, 1] and len(group) == 2
+        for name, ordinal in group
+    }
+
+
+def decide(
+    rollout: model.Rollout | None,
+    state: State,
+    gateways: Sequence[Gateway],
+    *,
+    published: str,
+    approvals: Collection[str] = (),
+    now: float,
+) -> Decision:
+    """Targets, the new state and the condition for one pass (pure: same inputs, same answer).
+    `approvals` are the gates the controller verified as approved for `published`."""
+    if rollout is None or not state.commit:
+        settled = State.settled(published)
+        return Decision(targets={g.name: published for g in gateways}, state=settled, progress=None)
+    if published != state.commit:
+        state = _restart(state, published, gateways)
+    if state.halted is not None:
+        return _decision(state, gateways, _halted(state.halted))
+    state = attrs.evolve(state, approvals=tuple(sorted({*state.approvals, *approvals})))
+    if rollout.approval is model.Approval.REQUIRED and ROLLOUT_GATE not in state.approvals:
+        return _awaiting(state, gateways, ROLLOUT_GATE, "the commit")
+    return _walk(rollout, state, gateways, now)
+
+
+def _restart(old: State, commit: str, gateways: Sequence[Gateway]) -> State:
+    """A newer commit: a new rollout from the first step; every gateway stays where it is."""
+    baseline = old.commit if old.halted is None and old.step == COMPLETE else old.baseline
+    where = {g.name: old.target(g.name) for g in gateways}
+    held = {name: at for name, at in where.items() if at != baseline}
+    return State(commit=commit, baseline=baseline, held=held)
+
+
+def _units(rollout: model.Rollout, gateways: Sequence[Gateway]) -> list[list[list[Gateway]]]:
+    """Per step, its units in name order: a pair (primary first) or a single gateway. A pair
+    belongs to the earliest step selecting either node, so it is never split."""
+    grouped: dict[str, list[Gateway]] = {}
+    for g in sorted(gateways, key=lambda g: (g.backup, g.name)):
+        grouped.setdefault(g.pair or "\0" + g.name, []).append(g)
+    steps: list[list[list[Gateway]]] = [[] for _ in range(len(rollout.steps) + 1)]
+    for unit in sorted(grouped.values(), key=lambda u: u[0].name):
+        index = min(waves.step_of(rollout, _member(g)) for g in unit)
+        steps[index].append(unit)
+    return steps
+
+
+def _member(g: Gateway) -> waves.Member:
+    return waves.Member(name=g.name, profile=g.profile, labels=g.labels)
+
+
+def _phase(g: Gateway, state: State, window: float, now: float) -> Phase:
+    if g.name not in state.moved:
+        return Phase.WAITING
+    if g.dry_run:
+        return Phase.UNCOUNTED
+    if g.failed and g.failed == state.commit:
+        return Phase.FAILED
+    healthy = g.healthy_since is not None and now - g.healthy_since >= window
+    return Phase.DONE if g.commit == state.commit and healthy else Phase.MOVING
+
+
+def _walk(
+    rollout: model.Rollout, state: State, gateways: Sequence[Gateway], now: float
+) -> Decision:
+    if state.baseline == state.commit and not state.held:  # every gateway is at the commit
+        return _decision(state, gateways, _complete(state))
+    window = waves.seconds(rollout.health_window)
+    steps = _units(rollout, gateways)
+    for index, units in enumerate(steps):
+        if index > state.step:
+            break
+        first = index == state.step and len(state.started) <= index
+        if first:
+            gate = _step_gate(rollout, index)
+            if gate and gate not in state.approvals:
+                return _awaiting(state, gateways, gate, f"step {_name(rollout, index)}")
+            state = attrs.evolve(state, started=(*state.started, now))
+        members = [g for unit in units for g in unit]
+        failed = [g for g in members if _phase(g, state, window, now) is Phase.FAILED]
+        if failed:
+            return _halt(rollout, state, gateways, failed[0], now)
+        state = _move(rollout, state, index, units, window, now)
+        if index < state.step:
+            continue
+        counted = [_phase(g, state, window, now) for g in members if not g.dry_run]
+        if any(p is not Phase.DONE for p in counted):
+            return _decision(state, gateways, _moving(rollout, state, index, counted))
+        if len(state.finished) <= index:
+            state = attrs.evolve(state, finished=(*state.finished, now))
+        waiting = _pause(rollout, state, index, gateways, now)
+        if waiting is not None:
+            return waiting
+        state = attrs.evolve(state, step=index + 1)
+    return _decision(attrs.evolve(state, step=COMPLETE), gateways, _complete(state))
+
+
+def _complete(state: State) -> Progress:
+    message = f"commit {state.commit[:12]} reached every gateway"
+    return Progress(status="True", reason=Reason.COMPLETE, message=message)
+
+
+def _move(
+    rollout: model.Rollout,
+    state: State,
+    index: int,
+    units: list[list[Gateway]],
+    window: float,
+    now: float,
+) -> State:
+    """Give the commit to as many of the step's units as its allowance leaves room for: to a
+    unit's next node once no node of it is moving; dryRun gateways all at once, uncounted."""
+    size = sum(1 for unit in units for g in unit if not g.dry_run)
+    phases = {g.name: _phase(g, state, window, now) for unit in units for g in unit}
+    room = waves.allowance(rollout, index, size) - sum(
+        1 for p in phases.values() if p is Phase.MOVING
+    )
+    moved = list(state.moved)
+    for unit in units:
+        counted = [g for g in unit if not g.dry_run]
+        moved += [g.name for g in unit if g.dry_run and phases[g.name] is Phase.WAITING]
+        if any(phases[g.name] is Phase.MOVING for g in counted):
+            continue
+        waiting = [g for g in counted if phases[g.name] is Phase.WAITING]
+        if waiting and room > 0:
+            moved.append(waiting[0].name)
+            room -= 1
+    return attrs.evolve(state, moved=tuple(moved))
+
+
+def _halt(
+    rollout: model.Rollout, state: State, gateways: Sequence[Gateway], g: Gateway, now: float
+) -> Decision:
+    error = g.error if len(g.error) <= ERROR_CHARS else g.error[: ERROR_CHARS - 1] + "…"
+    keep = rollout.on_failure is model.OnFailure.HALT
+    moved = tuple(n for n in state.moved if keep and n != g.name)
+    halt = Halt(gateway=g.name, commit=state.commit, error=error, at=now)
+    state = attrs.evolve(state, moved=moved, halted=halt)
+    return _decision(state, gateways, _halted(halt, rolled_back=not keep))
+
+
+def _halted(halt: Halt, *, rolled_back: bool = False) -> Progress:
+    back = "; the gateways it had moved are sent back" if rolled_back else ""
+    return Progress(
+        status="False",
+        reason=Reason.HALTED,
+        message=f"gateway {halt.gateway} failed commit {halt.commit[:12]}: {halt.error}; "
+        f"gateways not yet moved stay on their previous commit{back}. A newer commit starts "
+        "a new rollout",
+    )
+
+
+def _step_gate(rollout: model.Rollout, index: int) -> str:
+    if index < len(rollout.steps) and rollout.steps[index].approval is model.Approval.REQUIRED:
+        return f"step:{_name(rollout, index)}"
+    return ""
+
+
+def _pause(
+    rollout: model.Rollout, state: State, index: int, gateways: Sequence[Gateway], now: float
+) -> Decision | None:
+    """The wait after a done step, if it is not over (None: go on)."""
+    pause = rollout.steps[index].pause if index < len(rollout.steps) else None
+    if pause is None:
+        return None
+    name = _name(rollout, index)
+    if pause.until_approved:
+        gate = f"pause:{name}"
+        return (
+            None
+            if gate in state.approvals
+            else _awaiting(state, gateways, gate, f"past step {name}")
+        )
+    left = state.finished[index] + waves.seconds(pause.duration) - now
+    if left <= 0:
+        return None
+    message = f"step {name} is done; the next starts in {left:.0f}s (pause {pause.duration})"
+    return _decision(
+        state, gateways, Progress(status="Unknown", reason=Reason.PAUSED, message=message)
+    )
+
+
+def _moving(rollout: model.Rollout, state: State, index: int, phases: list[Phase]) -> Progress:
+    done = sum(1 for p in phases if p is Phase.DONE)
+    moving = sum(1 for p in phases if p is Phase.MOVING)
+    total = len(rollout.steps) + 1
+    return Progress(
+        status="True",
+        reason=Reason.PROGRESSING,
+        message=f"commit {state.commit[:12]}: step {index + 1}/{total} {_name(rollout, index)}: "
+        f"{done} of {len(phases)} gateway(s) done, {moving} moving",
+    )
+
+
+def _awaiting(state: State, gateways: Sequence[Gateway], gate: str, what: str) -> Decision:
+    progress = Progress(
+        status="Unknown",
+        reason=Reason.AWAITING_APPROVAL,
+        message=f"{what} waits for an approval of commit {state.commit}",
+    )
+    return attrs.evolve(_decision(state, gateways, progress), awaiting=gate)
+
+
+def _name(rollout: model.Rollout, index: int) -> str:
+    if index < len(rollout.steps):
+        return waves.step_name(rollout.steps[index], index)
+    return "unselected"
+
+
+def _decision(state: State, gateways: Sequence[Gateway], progress: Progress | None) -> Decision:
+    return Decision(
+        targets={g.name: state.target(g.name) for g in gateways}, state=state, progress=progress
+    )
+
+
+def dump(state: State) -> dict[str, Any]:
+    """The state as plain JSON data, for the controller to persist."""
+    out: dict[str, Any] = attrs.asdict(state, recurse=True)
+    out["held"] = dict(state.held)
+    return out
+
+
+def load(record: Mapping[str, Any]) -> State:
+    """A persisted state, read defensively (a malformed one restarts from a settled commit)."""
+    try:
+        halt = record.get("halted")
+        return State(
+            commit=str(record["commit"]),
+            baseline=str(record["baseline"]),
+            held={str(k): str(v) for k, v in dict(record.get("held") or {}).items()},
+            moved=tuple(str(n) for n in record.get("moved") or ()),
+            step=int(record.get("step") or 0),
+            started=tuple(float(t) for t in record.get("started") or ()),
+            finished=tuple(float(t) for t in record.get("finished") or ()),
+            approvals=tuple(str(a) for a in record.get("approvals") or ()),
+            halted=_halt_of(halt) if isinstance(halt, Mapping) else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return State.settled(str(record.get("commit", "")))
+
+
+def _halt_of(record: Mapping[str, Any]) -> Halt:
+    return Halt(
+        gateway=str(record["gateway"]),
+        commit=str(record["commit"]),
+        error=str(record["error"])[:ERROR_CHARS],
+        at=float(record["at"]),
+    )

@@ -1,0 +1,267 @@
+"""Which gateway moves next (stoker_core.rollouts, issue 17): waves in order within their
+allowance, a health window, pairs one node at a time, approvals and pauses, a halt that holds
+the rest and is not retried, a newer commit that restarts, a restart that resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from stoker_core import rollouts
+from stoker_core.model import (
+    Approval,
+    OnFailure,
+    Pause,
+    Rollout,
+    RolloutStep,
+    StepSelector,
+)
+from stoker_core.rollouts import Decision, Gateway, Reason, State, decide
+
+OLD, NEW, NEWER = "a" * 40, "b" * 40, "c" * 40
+
+
+def step(
+    *gateways: str, profiles: Sequence[str] = (), most: int | str = "100%", **kw: object
+) -> RolloutStep:
+    selector = StepSelector(gateways=tuple(gateways), profiles=tuple(profiles))
+    return RolloutStep(selector=selector, max_unavailable=most, **kw)  # type: ignore[arg-type]
+
+
+class Fleet:
+    """Gateways whose agents apply a target at once and report it healthy from then on; a
+    gateway named in `rejects` fails that commit instead."""
+
+    def __init__(self, gateways: Sequence[Gateway], rejects: dict[str, str] | None = None) -> None:
+        self.gateways = {g.name: g for g in gateways}
+        self.rejects = rejects or {}
+        self.applied: dict[str, list[str]] = {g.name: [] for g in gateways}
+
+    def apply(self, decision: Decision, now: float) -> None:
+        for name, target in decision.targets.items():
+            g = self.gateways[name]
+            if target in (g.commit, g.failed):
+                continue
+            self.applied[name].append(target)
+            if self.rejects.get(name) == target:
+                self.gateways[name] = attrs.evolve(g, failed=target, error="project rejected")
+            else:
+                self.gateways[name] = attrs.evolve(g, commit=target, healthy_since=now, failed="")
+
+    def list(self) -> list[Gateway]:
+        return list(self.gateways.values())
+
+
+def run(
+    rollout: Rollout,
+    fleet: Fleet,
+    *,
+    state: State | None = None,
+    published: str = NEW,
+    passes: int = 20,
+    approvals: Sequence[str] = (),
+) -> tuple[State, list[Decision]]:
+    """Passes 10 s apart, the fleet acting on each decision; returns the last state and all."""
+    state = state or State.settled(OLD)
+    decisions = []
+    for i in range(passes):
+        now = 1000.0 + 10 * i
+        decision = decide(
+            rollout, state, fleet.list(), published=published, approvals=approvals, now=now
+        )
+        decisions.append(decision)
+        fleet.apply(decision, now)
+        state = decision.state
+    return state, decisions
+
+
+def gateways(*names: str, profile: str = "default") -> list[Gateway]:
+    return [Gateway(name=n, profile=profile, commit=OLD, healthy_since=0.0) for n in names]
+
+
+def test_without_a_rollout_every_gateway_gets_the_published_commit_at_once() -> None:
+    decision = decide(None, State(), gateways("a", "b"), published=NEW, now=0)
+    assert decision.targets == {"a": NEW, "b": NEW}
+    assert decision.progress is None
+
+
+def test_steps_move_in_order_within_their_allowance_after_the_health_window() -> None:
+    rollout = Rollout(
+        health_window="15s",
+        steps=(step("test"), step(profiles=["line"], most=2)),
+    )
+    fleet = Fleet(
+        [*gateways("test"), *gateways("l1", "l2", "l3", profile="line"), *gateways("rest")]
+    )
+    state, decisions = run(rollout, fleet)
+    first = decisions[0]
+    assert first.targets == {"test": NEW, "l1": OLD, "l2": OLD, "l3": OLD, "rest": OLD}
+    assert first.progress is not None
+    assert first.progress.reason is Reason.PROGRESSING
+    # the test gateway is healthy from t=1000; done at t=1020 (15 s window), then two lines move
+    assert decisions[1].targets["l1"] == OLD
+    assert [d.targets["l1"] for d in decisions[2:3]] == [NEW]
+    assert decisions[2].targets["l3"] == OLD
+    assert all(t == [NEW] for t in fleet.applied.values())
+    last = decisions[-1]
+    assert last.progress is not None
+    assert last.progress.reason is Reason.COMPLETE
+    assert state.step == rollouts.COMPLETE
+
+
+def test_a_rejected_commit_halts_naming_the_gateway_and_leaves_the_rest_untouched() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"), step("l1", "l2", most=1)))
+    fleet = Fleet(gateways("test", "l1", "l2", "l3"), rejects={"l1": NEW})
+    state, decisions = run(rollout, fleet)
+    assert state.halted is not None
+    assert state.halted.gateway == "l1"
+    progress = decisions[-1].progress
+    assert progress is not None
+    assert progress.status == "False"
+    assert progress.reason is Reason.HALTED
+    assert "l1" in progress.message
+    assert "project rejected" in progress.message
+    assert decisions[-1].targets == {"test": NEW, "l1": OLD, "l2": OLD, "l3": OLD}
+    assert fleet.applied["l2"] == fleet.applied["l3"] == []
+    # tried once; sent back to its previous target (its agent has already rolled its files
+    # back, so there is nothing to apply), never retried
+    assert fleet.applied["l1"] == [NEW]
+
+
+def test_rollback_sends_back_the_gateways_the_rollout_moved() -> None:
+    rollout = Rollout(
+        health_window="0s", on_failure=OnFailure.ROLLBACK, steps=(step("test"), step("l1"))
+    )
+    fleet = Fleet(gateways("test", "l1", "l2"), rejects={"l1": NEW})
+    _, decisions = run(rollout, fleet)
+    assert decisions[-1].targets == {"test": OLD, "l1": OLD, "l2": OLD}
+    assert fleet.applied["test"] == [NEW, OLD]
+    assert fleet.applied["l2"] == []
+
+
+def test_a_newer_commit_restarts_from_the_first_step_and_moves_nobody_backwards() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"), step("l1"), step("l2")))
+    fleet = Fleet(gateways("test", "l1", "l2"))
+    state, _ = run(rollout, fleet, passes=2)  # test and l1 at NEW, l2 still at OLD
+    assert [fleet.gateways[n].commit for n in ("test", "l1", "l2")] == [NEW, NEW, OLD]
+    first = decide(rollout, state, fleet.list(), published=NEWER, now=5000)
+    assert first.targets == {"test": NEWER, "l1": NEW, "l2": OLD}
+    state, decisions = run(rollout, fleet, state=state, published=NEWER)
+    assert fleet.applied["l2"] == [NEWER]
+    assert decisions[-1].targets == {"test": NEWER, "l1": NEWER, "l2": NEWER}
+
+
+def test_a_newer_commit_after_a_halt_starts_again() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"),))
+    fleet = Fleet(gateways("test", "l1"), rejects={"test": NEW})
+    state, _ = run(rollout, fleet)
+    assert state.halted is not None
+    state, decisions = run(rollout, fleet, state=state, published=NEWER)
+    assert state.halted is None
+    assert decisions[-1].targets == {"test": NEWER, "l1": NEWER}
+
+
+def test_a_commit_needing_approval_waits_until_that_gate_is_approved() -> None:
+    rollout = Rollout(health_window="0s", approval=Approval.REQUIRED, steps=(step("test"),))
+    fleet = Fleet(gateways("test", "l1"))
+    state, decisions = run(rollout, fleet, passes=3)
+    assert all(t == [] for t in fleet.applied.values())
+    assert decisions[-1].awaiting == rollouts.ROLLOUT_GATE
+    progress = decisions[-1].progress
+    assert progress is not None
+    assert progress.reason is Reason.AWAITING_APPROVAL
+    assert NEW in progress.message
+    _, decisions = run(rollout, fleet, state=state, approvals=[rollouts.ROLLOUT_GATE])
+    assert decisions[-1].targets == {"test": NEW, "l1": NEW}
+
+
+def test_a_step_approval_and_a_pause_until_approved_hold_their_step() -> None:
+    rollout = Rollout(
+        health_window="0s",
+        steps=(
+            step("test", pause=Pause(until_approved=True)),
+            step("l1", name="line", approval=Approval.REQUIRED),
+        ),
+    )
+    fleet = Fleet(gateways("test", "l1", "l2"))
+    state, decisions = run(rollout, fleet, passes=4)
+    assert decisions[-1].awaiting == "pause:step-1"
+    state, decisions = run(rollout, fleet, state=state, approvals=["pause:step-1"], passes=4)
+    assert decisions[-1].awaiting == "step:line"
+    assert fleet.applied["l1"] == []
+    _, decisions = run(rollout, fleet, state=state, approvals=["step:line"])
+    assert decisions[-1].targets == {"test": NEW, "l1": NEW, "l2": NEW}
+
+
+def test_a_pause_by_duration_holds_the_next_step_until_it_is_over() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test", pause=Pause(duration="45s")),))
+    fleet = Fleet(gateways("test", "l1"))
+    _, decisions = run(rollout, fleet, passes=8)
+    held = [d.targets["l1"] for d in decisions]
+    # test moves at t=1000, done at t=1010; l1 moves at t=1010+45 → the pass at t=1060
+    assert held.index(NEW) == 6
+    assert decisions[2].progress is not None
+    assert decisions[2].progress.reason is Reason.PAUSED
+
+
+def test_a_dry_run_gateway_neither_holds_a_step_back_nor_fills_its_allowance() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("dry", "test", most=1),))
+    dry = Gateway(name="dry", profile="default", dry_run=True)  # never reports in step
+    fleet = Fleet([dry, *gateways("test", "l1")])
+    fleet.rejects["dry"] = NEW  # even failing
+    _, decisions = run(rollout, fleet, passes=4)
+    assert decisions[0].targets == {"dry": NEW, "test": NEW, "l1": OLD}
+    assert decisions[-1].targets == {"dry": NEW, "test": NEW, "l1": NEW}
+    assert decisions[-1].state.halted is None
+
+
+def test_a_pair_moves_as_one_unit_primary_first_then_backup() -> None:
+    pair = {"gw": ("StatefulSet gw", False), "gw-1": ("StatefulSet gw", True)}
+    assert rollouts.pairs([("gw", "StatefulSet gw", 0), ("gw-1", "StatefulSet gw", 1)]) == pair
+    rollout = Rollout(health_window="15s", steps=(step("gw-1", most=2),))
+    members = [
+        attrs.evolve(g, pair=pair[g.name][0], backup=pair[g.name][1])
+        for g in gateways("gw", "gw-1")
+    ]
+    fleet = Fleet([*members, *gateways("other")])
+    _, decisions = run(rollout, fleet, passes=6)
+    # the step selects only the backup, the pair moves with it; the primary goes first
+    assert decisions[0].targets == {"gw": NEW, "gw-1": OLD, "other": OLD}
+    assert decisions[1].targets["gw-1"] == OLD  # the primary is in its health window
+    assert decisions[2].targets["gw-1"] == NEW
+    assert decisions[-1].targets == {"gw": NEW, "gw-1": NEW, "other": NEW}
+
+
+def test_only_a_statefulsets_ordinals_0_and_1_make_a_pair() -> None:
+    three = [("x", "StatefulSet x", 0), ("x-1", "StatefulSet x", 1), ("x-2", "StatefulSet x", 2)]
+    assert rollouts.pairs(three) == {}
+    assert rollouts.pairs([("d", "Deployment d", 0), ("d-1", "Deployment d", 1)]) == {}
+    assert rollouts.pairs([("y", "StatefulSet y", 0)]) == {}
+
+
+def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
+    rollout = Rollout(health_window="15s", steps=(step("test"), step(profiles=["line"], most=1)))
+    fleet = Fleet([*gateways("test"), *gateways("l1", "l2", profile="line")])
+    state, _ = run(rollout, fleet, passes=3)
+    kept = rollouts.load(rollouts.dump(state))
+    assert kept == state
+    now = 2000.0
+    assert decide(rollout, kept, fleet.list(), published=NEW, now=now) == decide(
+        rollout, state, fleet.list(), published=NEW, now=now
+    )
+
+
+def test_a_malformed_persisted_state_reads_as_settled_not_as_an_error() -> None:
+    assert rollouts.load({"commit": NEW, "moved": 5}) == State.settled(NEW)
+    assert rollouts.load({}) == State.settled("")
+
+
+def test_a_gateway_discovered_mid_rollout_waits_for_its_step() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"), step("l1"), step("l2")))
+    fleet = Fleet(gateways("test", "l1"))
+    state, _ = run(rollout, fleet, passes=1)
+    fleet.gateways["l2"] = Gateway(name="l2", profile="default")  # a new pod, no report yet
+    fleet.applied["l2"] = []
+    decision = decide(rollout, state, fleet.list(), published=NEW, now=1010)
+    assert decision.targets["l2"] == OLD
