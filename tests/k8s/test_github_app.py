@@ -137,6 +137,9 @@ def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     assert calls[0]["claims"]["iss"] == "1234"
     published = kube_core.read_namespaced_secret("stoker-github-token-minimal", kube_namespace)
     assert base64.b64decode(published.data["token"]).decode() == INSTALLATION_TOKEN
+    # As the original's annotation table has it: the owner's label and the purpose marker.
+    assert published.metadata.labels["stoker.io/cr-name"] == "minimal"
+    assert published.metadata.annotations["stoker.io/secret-type"] == "github-app-token"
     metadata = kube_core.read_namespaced_config_map("stoker-metadata-minimal", kube_namespace)
     assert INSTALLATION_TOKEN not in json.dumps(metadata.data)
     assert "PRIVATE KEY" not in json.dumps(metadata.data)

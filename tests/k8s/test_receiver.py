@@ -116,6 +116,32 @@ def test_a_release_sets_the_requested_ref_once(
     )
 
 
+def test_e2e_receiver_01_to_05_each_tool_s_payload_requests_its_ref_and_junk_is_a_400(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    """The original's receiver cases, one GatewaySync each (ours needs a secret: the token)."""
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    cases = [
+        ("github", {"action": "published", "release": {"tag_name": "v2.0.0"}},
+         {"X-GitHub-Event": "release"}, "v2.0.0"),  # 01-github-release
+        ("argocd", {"app": {"metadata": {"annotations": {"git.ref": "v3.0.0"}}}}, {},
+         "v3.0.0"),  # 02-argocd-notification
+        ("kargo", {"freight": {"commits": [{"tag": "v4.0.0"}]}}, {}, "v4.0.0"),  # 03
+        ("generic", {"ref": "v5.0.0"}, {}, "v5.0.0"),  # 04-generic-payload
+    ]  # fmt: skip
+    for source, payload, headers, ref in cases:
+        make_cr(kube_api, kube_namespace, f"wr-{source}")
+        sent = post(receiver_url, f"/webhook/{kube_namespace}/wr-{source}", payload, **auth,
+                    **headers)  # fmt: skip
+        assert sent.status_code == 202, (source, sent.text)
+        marks = annotations(kube_api, kube_namespace, f"wr-{source}")
+        assert (marks["stoker.io/requested-ref"], marks["stoker.io/requested-by"]) == (ref, source)
+    make_cr(kube_api, kube_namespace, "wr-invalid")
+    junk = post(receiver_url, f"/webhook/{kube_namespace}/wr-invalid", {"foo": "bar"}, **auth)
+    assert junk.status_code == 400  # 05-invalid-payload
+    assert "stoker.io/requested-ref" not in annotations(kube_api, kube_namespace, "wr-invalid")
+
+
 def test_r8_posting_the_ref_already_requested_answers_202_and_keeps_requested_at(
     receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
