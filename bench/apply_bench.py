@@ -100,6 +100,8 @@ AGENT_KINDS = (
     "one-file change, full check due (in a running agent: push to applied)",
     "the due full check, run after that sync (in a running agent)",
 )
+# The whole-process row each running-agent row is compared with.
+COMPARED_WITH = dict(zip(AGENT_KINDS, (KINDS[1], KINDS[2], KINDS[3]), strict=True))
 
 
 def make_check_due(data: Path) -> None:
@@ -283,7 +285,7 @@ def main() -> int:
     plain = "rsync -a --delete"
     rows = []
     for kind, by_tool in samples.items():
-        base = med[kind.split(" (in a running agent")[0]][plain]
+        base = med[COMPARED_WITH.get(kind, kind)][plain]
         for tool, values in by_tool.items():
             ratio = statistics.median(values) / base
             rows.append([kind, f"`{tool}`", *spread(values), f"{ratio:.2f}"])
