@@ -3,8 +3,8 @@
 Keys (all strings): `commit` (resolved SHA), `ref` (the ref as resolved), `repo`, `paused`
 ("true"/"false": the agents idle when true), and `gatewaysync` — the CR's spec as canonical
 JSON, so an agent resolves its own profile with the same core code and compares metadata by
-value, never by raw text. Secrets are never in it: credentials reach the agent only as mounted
-Secret files.
+value, never by raw text (`spec.rollout` left out: the agents never read it). Secrets are never
+in it: credentials reach the agent only as mounted Secret files.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def encode(gs: GatewaySync, *, commit: str, ref: str) -> dict[str, str]:
         "apiVersion": gs.api_version,
         "kind": gs.kind,
         "metadata": {"name": gs.metadata.name, "namespace": gs.metadata.namespace},
-        "spec": unstructure(gs.spec),
+        # The rollout is the controller's alone (it publishes each gateway's target); an agent
+        # of the release before it reads the spec strictly and would refuse an unknown field.
+        "spec": unstructure(attrs.evolve(gs.spec, rollout=None)),
     }
     return {
         "format": FORMAT,
