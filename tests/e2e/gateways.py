@@ -197,7 +197,8 @@ def gatewaysync(plant: Plant, namespace: str, name: str = "plant", **spec: Any) 
     body = quickstart_gatewaysync()
     body["metadata"] = {"name": name, "namespace": namespace}
     body["spec"]["git"]["repo"] = plant.repo_url
-    body["spec"]["polling"] = {"interval": "10s"}
+    # Polling is slow: a change reaches the gateways through the receiver (or a new pass).
+    body["spec"]["polling"] = {"interval": "1h"}
     body["spec"]["receiver"] = {"secretName": "plant-webhook"}
     body["spec"].update(spec)
     core = plant.cluster.core
@@ -387,9 +388,15 @@ def projects_loaded(cluster: Cluster, namespace: str, pod: str) -> set[str]:
 
 
 def push(plant: Plant, namespace: str, cr: str = "plant") -> None:
-    """Tell the receiver, through its Service, that the tracked branch moved (a GitHub push)."""
+    """Tell the receiver, through its Service, that the branch the GatewaySync tracks moved (a
+    signed GitHub push); fail unless it asks the controller for a refresh."""
     service = plant.cluster.core.read_namespaced_service(f"{RELEASE}-receiver", SYSTEM)
-    body = json.dumps({"ref": "refs/heads/main", "after": plant.repo.rev_parse("main")}).encode()
+    gs = custom(plant.cluster).get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", namespace, "gatewaysyncs", cr
+    )
+    branch = gs["spec"]["git"]["ref"]
+    after = plant.repo.rev_parse(branch)
+    body = json.dumps({"ref": f"refs/heads/{branch}", "after": after}).encode()
     signature = hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
     request = urllib.request.Request(
         f"http://{service.spec.cluster_ip}/webhook/{namespace}/{cr}",
@@ -402,7 +409,8 @@ def push(plant: Plant, namespace: str, cr: str = "plant") -> None:
         },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 202), response.read()
+        answer = json.loads(response.read())
+    assert answer.get("message") == "refresh requested", answer
 
 
 def start_git(root: Path, node_ip: str) -> Iterator[tuple[GitHttpServer, BareRepo]]:

@@ -279,7 +279,11 @@ def test_missing_api_key_git_token_and_vars_secrets_do_not_keep_the_gateway_from
         "stoker.io", "v1alpha1", namespace, "gatewaysyncs", "plant",
         {"spec": {"sync": {"profiles": profiles}}},
     )  # fmt: skip
-    [pod] = deploy_gateways(plant.cluster, namespace, gateway_statefulset(STS), wait=False)
+    body = gateway_statefulset(STS)
+    # The agent cannot sync without them: the gateway waits for it only this long (the
+    # documented bound; 180 s by default), then starts on the files it has.
+    body["spec"]["template"]["metadata"]["annotations"]["stoker.io/startup-timeout"] = "30"
+    [pod] = deploy_gateways(plant.cluster, namespace, body, wait=False)
 
     def gateway_running() -> bool:
         try:
@@ -293,6 +297,14 @@ def test_missing_api_key_git_token_and_vars_secrets_do_not_keep_the_gateway_from
     except AssertionError as error:
         raise AssertionError(f"{error}: {pod_state(plant.cluster, namespace, pod)}") from None
     assert "stoker-agent" in init_container_names(plant.cluster, namespace, pod)
+    secrets = wait_for(
+        "the GatewaySync to name the missing Secrets",
+        lambda: gatewaysync_condition(plant.cluster, namespace, "SecretsAvailable"),
+    )
+    assert secrets["status"] == "False", secrets
+    assert secrets["reason"] == "SecretMissing", secrets
+    for name in ("absent-api-key", "absent-git-token", "absent-vars"):
+        assert name in secrets["message"], secrets
 
 
 def test_webhook_scaled_to_zero_a_gateway_pod_starts_without_the_agent_shows_missing_sidecar(
@@ -364,13 +376,22 @@ def test_two_controller_replicas_elect_a_leader_and_the_other_takes_over_when_it
     lease, leader = wait_for("a controller to hold the lease", holder)
     log(f"lease {lease} held by {leader}")
     plant.cluster.core.delete_namespaced_pod(leader, SYSTEM, grace_period_seconds=0)
-    (other,) = pods - {leader}
 
-    def taken_over() -> bool:
+    def taken_over() -> str | None:
+        # The standby, or the replica the Deployment starts in the killed one's place.
         found = coordination.read_namespaced_lease(lease, SYSTEM).spec.holder_identity or ""
-        return found.startswith(other)
+        alive = {
+            p.metadata.name
+            for p in plant.cluster.core.list_namespaced_pod(
+                SYSTEM, label_selector="app.kubernetes.io/component=controller"
+            ).items
+            if p.metadata.deletion_timestamp is None
+        }
+        return next((pod for pod in alive - {leader} if found.startswith(pod)), None)
 
-    wait_for(f"{other} to take the lease over", taken_over, timeout=120)
+    successor = wait_for("another controller replica to take the lease over", taken_over, 120)
+    kind = "the standby" if successor in pods else "a replacement"
+    log(f"lease {lease} taken over by {successor} ({kind})")
     # The new leader reconciles: a new GatewaySync gets its status.
     namespace = plant.take_namespace()
     gatewaysync(plant, namespace, git={"repo": plant.repo_url, "ref": branch_for(plant, namespace)})

@@ -9,6 +9,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 from kubernetes import client
 
@@ -59,6 +60,12 @@ def strip_finalizers(plant: Plant, namespace: str) -> list[str]:
     return held
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect open: the controller's finalizer (stoker.io/finalizer) outlives `helm "
+    "uninstall`, so a GatewaySync left behind holds its namespace in Terminating; strict, so "
+    "the fix turns this into a failure until the mark is removed",
+)
 def test_helm_uninstall_with_gatewaysyncs_still_present_leaves_nothing_hanging_on_a_finalizer(
     plant: Plant,
 ) -> None:
