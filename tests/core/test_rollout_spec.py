@@ -4,9 +4,12 @@ its field and fix, and a step's selector and allowance read as documented."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.helpers import manifest_with
 from stoker_core import waves
@@ -183,3 +186,16 @@ def test_gateways_no_step_selects_move_with_the_last_steps_allowance() -> None:
         )
     )
     assert waves.allowance(rollout, 2, 40) == 2
+
+
+def test_the_rollout_example_in_docs_rollouts_md_is_valid() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "rollouts.md").read_text()
+    block = re.search(r"```yaml\n(spec:\n  rollout:.*?)```", text, re.DOTALL)
+    assert block is not None
+    rollout = load(with_rollout(yaml.safe_load(block.group(1))["spec"]["rollout"])).spec.rollout
+    assert rollout is not None
+    assert [waves.step_name(s, i) for i, s in enumerate(rollout.steps)] == [
+        "test",
+        "line-1",
+        "lines",
+    ]
