@@ -31,6 +31,8 @@ from typing import Any
 import attrs
 
 from stoker_core import model, waves
+from stoker_core.standings import IN_STEP, Report, Standing
+from stoker_core.vocabulary import SyncStatus
 
 ERROR_CHARS = 200  # of a gateway's error in a message: enough to act on, bounded
 ROLLOUT_GATE = "rollout"  # the approval a commit needs before its first step
@@ -128,6 +130,32 @@ class Decision:
     state: State
     progress: Progress | None
     awaiting: str = ""  # the gate an approval of `state.commit` must name ("": none)
+
+
+def observe(
+    gateway: Gateway,
+    standing: Standing,
+    report: Report | None,
+    *,
+    healthy_since: float | None,
+    said: str = "",
+) -> Gateway:
+    """`gateway` (its identity filled) with what its agent reports, read through the status
+    model: the commit it is in step at (its result counts as in step there, or it is a backup
+    its primary covers), a commit it rejected and why (`said`: the `error` of its record).
+    `Error` is not a failure here: the reports do not say yet whether the agent's retries are
+    spent, so it holds its step."""
+    if report is None:
+        return attrs.evolve(gateway, commit="", healthy_since=None, failed="", error="")
+    in_step = report.result in IN_STEP or standing.in_step
+    rejected = report.result == SyncStatus.REJECTED
+    return attrs.evolve(
+        gateway,
+        commit=report.commit if in_step else "",
+        healthy_since=healthy_since if in_step else None,
+        failed=report.commit if rejected else "",
+        error=(said or "rejected")[:ERROR_CHARS] if rejected else "",
+    )
 
 
 def pairs(members: Sequence[tuple[str, str, int | None]]) -> dict[str, tuple[str, bool]]:

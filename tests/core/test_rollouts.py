@@ -18,6 +18,7 @@ from stoker_core.model import (
     StepSelector,
 )
 from stoker_core.rollouts import Decision, Gateway, Reason, State, decide
+from stoker_core.standings import Report, Seen, Skip, standings
 
 OLD, NEW, NEWER = "a" * 40, "b" * 40, "c" * 40
 
@@ -265,3 +266,31 @@ def test_a_gateway_discovered_mid_rollout_waits_for_its_step() -> None:
     fleet.applied["l2"] = []
     decision = decide(rollout, state, fleet.list(), published=NEW, now=1010)
     assert decision.targets["l2"] == OLD
+
+
+def observed(report: Report | None, target: str = NEW, profile: str = "default") -> Gateway:
+    seen = Seen(profile=profile, has_sidecar=True, target=target, report=report)
+    (where,) = standings([seen])
+    return rollouts.observe(
+        Gateway(name="gw", profile=profile), where, report, healthy_since=5.0, said="scan failed"
+    )
+
+
+def test_a_report_reads_as_the_commit_in_step_at_or_the_commit_rejected() -> None:
+    synced = observed(Report(result="Synced", commit=NEW))
+    assert (synced.commit, synced.healthy_since, synced.failed) == (NEW, 5.0, "")
+    behind = observed(Report(result="InSync", commit=OLD))  # in step, at the baseline
+    assert (behind.commit, behind.failed) == (OLD, "")
+    rejected = observed(Report(result="Rejected", commit=NEW))
+    assert (rejected.commit, rejected.failed, rejected.error) == ("", NEW, "scan failed")
+    erring = observed(Report(result="Error", commit=NEW))  # retries not reported: holds, no halt
+    assert (erring.commit, erring.failed, erring.healthy_since) == ("", "", None)
+    nothing = observed(None)
+    assert (nothing.commit, nothing.failed) == ("", "")
+
+
+def test_a_skipped_backup_is_in_step_only_as_the_status_model_says() -> None:
+    backup = Report(result="Skipped", commit=NEW, skip=Skip.BACKUP)
+    assert observed(backup).commit == ""  # alone, no primary in step: not in step
+    paused = observed(Report(result="Skipped", commit=NEW, skip=Skip.PAUSED))
+    assert paused.commit == ""
