@@ -14,14 +14,15 @@ from stoker_core import rollouts, waves
 from stoker_core.model import OnFailure, Pause, Rollout, RolloutStep, StepSelector
 from stoker_core.rollouts import Decision, Gateway, State, decide
 
-OLD, NEW = "a" * 40, "b" * 40
+OLD, NEW, NEWER = "a" * 40, "b" * 40, "c" * 40
 PASS = 10.0
-PASSES = 120
+PASSES = 160
 
 
 @attrs.frozen
 class Agent:
-    """How a simulated agent behaves: passes before it applies a target, whether it fails NEW."""
+    """How a simulated agent behaves: passes before it applies a target, whether it fails
+    every commit but OLD."""
 
     delay: int
     fails: bool
@@ -103,8 +104,8 @@ class Simulation:
                 continue
             del self.pending[name]
             g = self.gateways[name]
-            if target == NEW and self.agents[name].fails:
-                self.gateways[name] = attrs.evolve(g, failed=NEW, error="project rejected")
+            if target != OLD and self.agents[name].fails:
+                self.gateways[name] = attrs.evolve(g, failed=target, error="project rejected")
             else:
                 self.gateways[name] = attrs.evolve(g, commit=target, healthy_since=now, failed="")
 
@@ -124,29 +125,36 @@ def unit_steps(rollout: Rollout, gateways: list[Gateway]) -> dict[str, int]:
     return {g.name: by_pair[g.pair] if g.pair else own[g.name] for g in gateways}
 
 
+@attrs.define
+class Seen:
+    """What the checks remember of one commit's rollout."""
+
+    commit: str
+    before: dict[str, str]  # each gateway's target when the commit was published
+    ever: set[str] = attrs.Factory(set)  # the gateways given the commit so far
+    halted: dict[str, str] | None = None  # the targets of the first halted decision
+
+
 def check(
-    rollout: Rollout,
-    gateways: list[Gateway],
-    decision: Decision,
-    now: float,
-    ever: set[str],
+    rollout: Rollout, gateways: list[Gateway], decision: Decision, now: float, seen: Seen
 ) -> None:
     window = waves.seconds(rollout.health_window)
     steps = unit_steps(rollout, gateways)
+    commit = seen.commit
 
     def done(g: Gateway) -> bool:
         healthy = g.healthy_since is not None and now - g.healthy_since >= window
-        return g.commit == NEW and healthy and g.failed != NEW
+        return g.commit == commit and healthy and g.failed != commit
 
     counted = [g for g in gateways if not g.dry_run]
-    moving = [g for g in counted if decision.targets[g.name] == NEW and not done(g)]
+    moving = [g for g in counted if decision.targets[g.name] == commit and not done(g)]
     for index in set(steps.values()):
         members = [g for g in counted if steps[g.name] == index]
         allowed = waves.allowance(rollout, index, len(members))
         at_once = [g.name for g in moving if steps[g.name] == index]
         assert len(at_once) <= allowed, f"step {index}: {at_once} moving, {allowed} allowed"
     for g in gateways:
-        if decision.targets[g.name] == NEW:
+        if decision.targets[g.name] == commit:
             earlier = [e.name for e in counted if steps[e.name] < steps[g.name] and not done(e)]
             assert not earlier, f"{g.name} moves while {earlier} of an earlier step are not done"
     pairs: dict[str, list[str]] = {}
@@ -154,37 +162,44 @@ def check(
         if g.pair:
             pairs.setdefault(g.pair, []).append(g.name)
     assert all(len(nodes) < 2 for nodes in pairs.values()), f"a pair applies at once: {pairs}"
-    if decision.state.halted is not None:
-        untouched = [n for n, t in decision.targets.items() if n not in ever and t != OLD]
-        assert not untouched, f"halted, yet {untouched} never moved are not on {OLD[:7]}"
-        if rollout.on_failure is OnFailure.ROLLBACK:
-            assert set(decision.targets.values()) == {OLD}
+    # a gateway not yet given the commit stays where it was (halted or not: nothing moves
+    # backwards when a newer commit arrives); a rollback sends every gateway back there
+    untouched = {n for n in decision.targets if n not in seen.ever | {*decision.state.moved}}
+    if decision.state.halted is not None and rollout.on_failure is OnFailure.ROLLBACK:
+        untouched = set(decision.targets)
+    strayed = [n for n in untouched if decision.targets[n] != seen.before.get(n, OLD)]
+    assert not strayed, f"{strayed} were moved elsewhere than the commit or back"
+    if seen.halted is not None:
+        assert decision.targets == seen.halted, "a halted commit moved a gateway again"
+    elif decision.state.halted is not None:
+        seen.halted = dict(decision.targets)
+    seen.ever |= {n for n, t in decision.targets.items() if t == commit}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fleet=fleets(), rollout=plans())
+@given(fleet=fleets(), rollout=plans(), newer=st.one_of(st.none(), st.integers(1, 60)))
 def test_a_rollout_keeps_its_rules_at_every_pass(
-    fleet: tuple[list[Gateway], dict[str, Agent]], rollout: Rollout
+    fleet: tuple[list[Gateway], dict[str, Agent]], rollout: Rollout, newer: int | None
 ) -> None:
+    """`newer`: the pass at which a newer commit is published, mid-rollout or after it."""
     gateways, agents = fleet
     sim = Simulation(gateways, agents)
     state = State.settled(OLD)
-    ever: set[str] = set()
-    halted: dict[str, str] | None = None
+    seen = Seen(commit=NEW, before={g.name: OLD for g in gateways})
+    targets = seen.before
     for index in range(PASSES):
         now = 1000.0 + PASS * index
-        seen = list(sim.gateways.values())
-        decision = decide(rollout, state, seen, published=NEW, now=now)
-        check(rollout, seen, decision, now, ever)
-        if halted is not None:
-            assert decision.targets == halted, "a halted commit moved a gateway again"
-        elif decision.state.halted is not None:
-            halted = dict(decision.targets)
-        ever |= {n for n, t in decision.targets.items() if t == NEW}
+        if index == newer:
+            seen = Seen(commit=NEWER, before=dict(targets))
+        reported = list(sim.gateways.values())
+        decision = decide(rollout, state, reported, published=seen.commit, now=now)
+        check(rollout, reported, decision, now, seen)
+        targets = dict(decision.targets)
         sim.act(decision, index, now)
         state = rollouts.load(rollouts.dump(decision.state))  # persisted every pass
     failing = [g.name for g in gateways if agents[g.name].fails and not g.dry_run]
     if not failing:
         assert state.halted is None
         assert state.step == rollouts.COMPLETE, "a rollout without failures did not finish"
-        assert all(g.commit == NEW for g in sim.gateways.values() if not agents[g.name].fails)
+        reached = {g.commit for g in sim.gateways.values() if not agents[g.name].fails}
+        assert reached <= {seen.commit}
