@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from stoker_core import model, waves
-from stoker_core.standings import IN_STEP, Report, Standing
+from stoker_core.standings import IN_STEP, NAMED, Report, Standing
 from stoker_core.vocabulary import SyncStatus
 
 ERROR_CHARS = 200  # of a gateway's error in a message: enough to act on, bounded
@@ -258,8 +258,8 @@ def _walk(
         state = _move(rollout, state, index, units, window, now)
         if index < state.step:
             continue
-        counted = [_phase(g, state, window, now) for g in members if not g.dry_run]
-        if any(p is not Phase.DONE for p in counted):
+        counted = {g.name: _phase(g, state, window, now) for g in members if not g.dry_run}
+        if any(p is not Phase.DONE for p in counted.values()):
             return _decision(state, gateways, _moving(rollout, state, index, counted))
         if len(state.finished) <= index:
             state = attrs.evolve(state, finished=(*state.finished, now))
@@ -355,15 +355,21 @@ def _pause(
     )
 
 
-def _moving(rollout: model.Rollout, state: State, index: int, phases: list[Phase]) -> Progress:
-    done = sum(1 for p in phases if p is Phase.DONE)
-    moving = sum(1 for p in phases if p is Phase.MOVING)
+def _moving(
+    rollout: model.Rollout, state: State, index: int, phases: Mapping[str, Phase]
+) -> Progress:
+    """The step's counts, naming the first gateways it waits on (one whose agent never
+    reports the commit shows here)."""
+    done = sum(1 for p in phases.values() if p is Phase.DONE)
+    moving = [name for name, p in phases.items() if p is Phase.MOVING]
+    more = f" and {len(moving) - NAMED} more" if len(moving) > NAMED else ""
+    named = f" ({', '.join(moving[:NAMED])}{more})" if moving else ""
     total = len(rollout.steps) + 1
     return Progress(
         status="True",
         reason=Reason.PROGRESSING,
         message=f"commit {state.commit[:12]}: step {index + 1}/{total} {_name(rollout, index)}: "
-        f"{done} of {len(phases)} gateway(s) done, {moving} moving",
+        f"{done} of {len(phases)} gateway(s) done, {len(moving)} moving{named}",
     )
 
 

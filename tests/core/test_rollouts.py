@@ -100,6 +100,9 @@ def test_steps_move_in_order_within_their_allowance_after_the_health_window() ->
     assert first.targets == {"test": NEW, "l1": OLD, "l2": OLD, "l3": OLD, "rest": OLD}
     assert first.progress is not None
     assert first.progress.reason is Reason.PROGRESSING
+    assert first.progress.message.endswith(
+        "step 1/3 step-1: 0 of 1 gateway(s) done, 1 moving (test)"
+    )
     # the test gateway is healthy from t=1000; done at t=1020 (15 s window), then two lines move
     assert decisions[1].targets["l1"] == OLD
     assert [d.targets["l1"] for d in decisions[2:3]] == [NEW]
@@ -294,3 +297,20 @@ def test_a_skipped_backup_is_in_step_only_as_the_status_model_says() -> None:
     assert observed(backup).commit == ""  # alone, no primary in step: not in step
     paused = observed(Report(result="Skipped", commit=NEW, skip=Skip.PAUSED))
     assert paused.commit == ""
+
+
+def test_an_agent_that_never_takes_its_target_holds_its_step_and_is_named() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("old-agent", "l1"),))
+    fleet = Fleet(gateways("old-agent", "l1", "l2"))
+    fleet.gateways["old-agent"] = attrs.evolve(fleet.gateways["old-agent"], commit=OLD)
+    deaf = fleet.apply
+
+    def apply(decision: Decision, now: float) -> None:  # an agent that reads only `commit`
+        deaf(attrs.evolve(decision, targets={**decision.targets, "old-agent": OLD}), now)
+
+    fleet.apply = apply  # type: ignore[method-assign]
+    _, decisions = run(rollout, fleet, passes=5)
+    assert decisions[-1].targets == {"old-agent": NEW, "l1": NEW, "l2": OLD}
+    progress = decisions[-1].progress
+    assert progress is not None
+    assert "1 of 2 gateway(s) done, 1 moving (old-agent)" in progress.message
