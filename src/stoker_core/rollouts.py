@@ -25,6 +25,7 @@ Rules, each kept here once:
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -401,29 +402,63 @@ def dump(state: State) -> dict[str, Any]:
     return out
 
 
-def load(record: Mapping[str, Any]) -> State:
-    """A persisted state, read defensively (a malformed one restarts from a settled commit)."""
+def load(record: Mapping[str, Any], *, fallback: str) -> State:
+    """A persisted state, read defensively: a malformed one reads as settled at its baseline,
+    else at `fallback` (the commit every gateway was last known at), so a damaged record sends
+    gateways back and starts the rollout again, never moves one ahead of its wave."""
     try:
         halt = record.get("halted")
+        held = record.get("held") or {}
+        if not isinstance(held, Mapping):
+            raise TypeError("held")
         return State(
-            commit=str(record["commit"]),
-            baseline=str(record["baseline"]),
-            held={str(k): str(v) for k, v in dict(record.get("held") or {}).items()},
-            moved=tuple(str(n) for n in record.get("moved") or ()),
-            step=int(record.get("step") or 0),
-            started=tuple(float(t) for t in record.get("started") or ()),
-            finished=tuple(float(t) for t in record.get("finished") or ()),
-            approvals=tuple(str(a) for a in record.get("approvals") or ()),
-            halted=_halt_of(halt) if isinstance(halt, Mapping) else None,
+            commit=_text(record["commit"]),
+            baseline=_text(record["baseline"]),
+            held={_text(k): _text(v) for k, v in held.items()},
+            moved=tuple(_text(n) for n in _items(record.get("moved"))),
+            step=_int(record.get("step", 0)),
+            started=tuple(_time(t) for t in _items(record.get("started"))),
+            finished=tuple(_time(t) for t in _items(record.get("finished"))),
+            approvals=tuple(_text(a) for a in _items(record.get("approvals"))),
+            halted=None if halt is None else _halt_of(halt),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return State.settled(str(record.get("commit", "")))
+    except (KeyError, TypeError, ValueError):
+        baseline = record.get("baseline")
+        return State.settled(baseline if isinstance(baseline, str) and baseline else fallback)
 
 
-def _halt_of(record: Mapping[str, Any]) -> Halt:
+def _halt_of(record: Any) -> Halt:
+    if not isinstance(record, Mapping):
+        raise TypeError("halted")
     return Halt(
-        gateway=str(record["gateway"]),
-        commit=str(record["commit"]),
-        error=str(record["error"])[:ERROR_CHARS],
-        at=float(record["at"]),
+        gateway=_text(record["gateway"]),
+        commit=_text(record["commit"]),
+        error=_text(record["error"])[:ERROR_CHARS],
+        at=_time(record["at"]),
     )
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not a string: {type(value).__name__}")
+    return value
+
+
+def _items(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"not a list: {type(value).__name__}")
+    return list(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"not a whole number: {type(value).__name__}")
+    return value
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"not a time: {value!r:.40}")
+    return float(value)

@@ -4,9 +4,13 @@ the rest and is not retried, a newer commit that restarts, a restart that resume
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stoker_core import rollouts
 from stoker_core.model import (
@@ -248,7 +252,7 @@ def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
     rollout = Rollout(health_window="15s", steps=(step("test"), step(profiles=["line"], most=1)))
     fleet = Fleet([*gateways("test"), *gateways("l1", "l2", profile="line")])
     state, _ = run(rollout, fleet, passes=3)
-    kept = rollouts.load(rollouts.dump(state))
+    kept = rollouts.load(rollouts.dump(state), fallback=OLD)
     assert kept == state
     now = 2000.0
     assert decide(rollout, kept, fleet.list(), published=NEW, now=now) == decide(
@@ -256,9 +260,14 @@ def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
     )
 
 
-def test_a_malformed_persisted_state_reads_as_settled_not_as_an_error() -> None:
-    assert rollouts.load({"commit": NEW, "moved": 5}) == State.settled(NEW)
-    assert rollouts.load({}) == State.settled("")
+def test_a_damaged_persisted_state_sends_gateways_back_never_ahead() -> None:
+    damaged = {"commit": NEW, "baseline": OLD, "moved": 5}
+    assert rollouts.load(damaged, fallback=NEWER) == State.settled(OLD)
+    assert rollouts.load({"commit": NEW}, fallback=OLD) == State.settled(OLD)
+    assert rollouts.load({"commit": NEW, "baseline": ["x"]}, fallback=OLD) == State.settled(OLD)
+    rollout = Rollout(health_window="0s", steps=(step("test"),))
+    again = decide(rollout, State.settled(OLD), gateways("test", "l1"), published=NEW, now=0)
+    assert again.targets == {"test": NEW, "l1": OLD}  # the rollout starts again at step 1
 
 
 def test_a_gateway_discovered_mid_rollout_waits_for_its_step() -> None:
@@ -314,3 +323,18 @@ def test_an_agent_that_never_takes_its_target_holds_its_step_and_is_named() -> N
     progress = decisions[-1].progress
     assert progress is not None
     assert "1 of 2 gateway(s) done, 1 moving (old-agent)" in progress.message
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+FIELDS = ["commit", "baseline", "held", "moved", "step", "started", "finished", "approvals"]
+
+
+@given(record=st.dictionaries(st.sampled_from([*FIELDS, "halted"]), JSON))
+def test_any_persisted_record_reads_as_a_state_without_an_error(record: dict[str, Any]) -> None:
+    state = rollouts.load(record, fallback=OLD)
+    assert isinstance(state, State)
+    assert all(isinstance(t, float) and math.isfinite(t) for t in state.started)
