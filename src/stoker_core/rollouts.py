@@ -25,6 +25,8 @@ Rules, each kept here once:
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 import attrs
 
 from stoker_core import model, waves
+from stoker_core.parsing import unstructure
 from stoker_core.standings import IN_STEP, NAMED, Report, Standing
 from stoker_core.vocabulary import SyncStatus
 
@@ -102,6 +105,7 @@ class State:
     finished: tuple[float, ...] = ()  # when each step reached was done
     approvals: tuple[str, ...] = ()  # the gates approved for `commit`
     halted: Halt | None = None
+    plan: str = ""  # a digest of the steps it follows: new steps start the rollout again
 
     @classmethod
     def settled(cls, commit: str) -> State:
@@ -190,14 +194,24 @@ def decide(
     if rollout is None or not state.commit:
         settled = State.settled(published)
         return Decision(targets={g.name: published for g in gateways}, state=settled, progress=None)
+    plan = digest(rollout)
     if published != state.commit:
-        state = _restart(state, published, gateways)
+        state = attrs.evolve(_restart(state, published, gateways), plan=plan)
+    elif state.plan != plan:  # new steps: their indexes mean other gateways now
+        restarted = state if state.halted else _restart(state, published, gateways)
+        state = attrs.evolve(restarted, plan=plan)
     if state.halted is not None:
         return _decision(state, gateways, _halted(state.halted))
     state = attrs.evolve(state, approvals=tuple(sorted({*state.approvals, *approvals})))
     if rollout.approval is model.Approval.REQUIRED and ROLLOUT_GATE not in state.approvals:
         return _awaiting(state, gateways, ROLLOUT_GATE, "the commit")
     return _walk(rollout, state, gateways, now)
+
+
+def digest(rollout: model.Rollout) -> str:
+    """A short digest of a rollout's steps (what a step index means)."""
+    steps = json.dumps(unstructure(rollout.steps), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(steps.encode()).hexdigest()[:16]
 
 
 def _restart(old: State, commit: str, gateways: Sequence[Gateway]) -> State:
@@ -420,6 +434,7 @@ def load(record: Mapping[str, Any], *, fallback: str) -> State:
             started=tuple(_time(t) for t in _items(record.get("started"))),
             finished=tuple(_time(t) for t in _items(record.get("finished"))),
             approvals=tuple(_text(a) for a in _items(record.get("approvals"))),
+            plan=_text(record.get("plan", "")),
             halted=None if halt is None else _halt_of(halt),
         )
     except (KeyError, TypeError, ValueError):

@@ -338,3 +338,28 @@ def test_any_persisted_record_reads_as_a_state_without_an_error(record: dict[str
     state = rollouts.load(record, fallback=OLD)
     assert isinstance(state, State)
     assert all(isinstance(t, float) and math.isfinite(t) for t in state.started)
+
+
+def test_new_steps_mid_rollout_start_it_again_and_move_nobody_backwards() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"), step("l1"), step("l2")))
+    fleet = Fleet(gateways("test", "l1", "l2", "l3"))
+    state, _ = run(rollout, fleet, passes=2)  # test done, l1 moved
+    assert state.step == 1
+    reordered = attrs.evolve(rollout, steps=(step("l3"), *rollout.steps))
+    decision = decide(reordered, state, fleet.list(), published=NEW, now=5000)
+    assert decision.state.step == 0
+    assert decision.targets == {"test": NEW, "l1": NEW, "l2": OLD, "l3": NEW}
+    # a longer health window is no new step: the rollout goes on where it was
+    slower = attrs.evolve(rollout, health_window="1h")
+    assert decide(slower, state, fleet.list(), published=NEW, now=1020).state.step == 1
+
+
+def test_new_steps_after_a_halt_keep_it_halted() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"),))
+    fleet = Fleet(gateways("test", "l1"), rejects={"test": NEW})
+    state, _ = run(rollout, fleet)
+    assert state.halted is not None
+    other = attrs.evolve(rollout, steps=(step("l1"),))
+    decision = decide(other, state, fleet.list(), published=NEW, now=5000)
+    assert decision.state.halted == state.halted
+    assert decision.targets == {"test": OLD, "l1": OLD}
