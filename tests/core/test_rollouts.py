@@ -12,7 +12,7 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stoker_core import rollouts
+from stoker_core import rollouts, rolloutstate
 from stoker_core.model import (
     Approval,
     OnFailure,
@@ -21,7 +21,8 @@ from stoker_core.model import (
     RolloutStep,
     StepSelector,
 )
-from stoker_core.rollouts import Decision, Gateway, Reason, State, decide
+from stoker_core.rollouts import Decision, Gateway, Reason, decide
+from stoker_core.rolloutstate import State
 from stoker_core.standings import Report, Seen, Skip, standings
 
 OLD, NEW, NEWER = "a" * 40, "b" * 40, "c" * 40
@@ -115,7 +116,7 @@ def test_steps_move_in_order_within_their_allowance_after_the_health_window() ->
     last = decisions[-1]
     assert last.progress is not None
     assert last.progress.reason is Reason.COMPLETE
-    assert state.step == rollouts.COMPLETE
+    assert state.step == rolloutstate.COMPLETE
 
 
 def test_a_rejected_commit_halts_naming_the_gateway_and_leaves_the_rest_untouched() -> None:
@@ -252,7 +253,7 @@ def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
     rollout = Rollout(health_window="15s", steps=(step("test"), step(profiles=["line"], most=1)))
     fleet = Fleet([*gateways("test"), *gateways("l1", "l2", profile="line")])
     state, _ = run(rollout, fleet, passes=3)
-    kept = rollouts.load(rollouts.dump(state), fallback=OLD)
+    kept = rolloutstate.load(rolloutstate.dump(state), fallback=OLD)
     assert kept == state
     now = 2000.0
     assert decide(rollout, kept, fleet.list(), published=NEW, now=now) == decide(
@@ -262,9 +263,9 @@ def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
 
 def test_a_damaged_persisted_state_sends_gateways_back_never_ahead() -> None:
     damaged = {"commit": NEW, "baseline": OLD, "moved": 5}
-    assert rollouts.load(damaged, fallback=NEWER) == State.settled(OLD)
-    assert rollouts.load({"commit": NEW}, fallback=OLD) == State.settled(OLD)
-    assert rollouts.load({"commit": NEW, "baseline": ["x"]}, fallback=OLD) == State.settled(OLD)
+    assert rolloutstate.load(damaged, fallback=NEWER) == State.settled(OLD)
+    assert rolloutstate.load({"commit": NEW}, fallback=OLD) == State.settled(OLD)
+    assert rolloutstate.load({"commit": NEW, "baseline": ["x"]}, fallback=OLD) == State.settled(OLD)
     rollout = Rollout(health_window="0s", steps=(step("test"),))
     again = decide(rollout, State.settled(OLD), gateways("test", "l1"), published=NEW, now=0)
     assert again.targets == {"test": NEW, "l1": OLD}  # the rollout starts again at step 1
@@ -335,7 +336,7 @@ FIELDS = ["commit", "baseline", "held", "moved", "step", "started", "finished", 
 
 @given(record=st.dictionaries(st.sampled_from([*FIELDS, "halted"]), JSON))
 def test_any_persisted_record_reads_as_a_state_without_an_error(record: dict[str, Any]) -> None:
-    state = rollouts.load(record, fallback=OLD)
+    state = rolloutstate.load(record, fallback=OLD)
     assert isinstance(state, State)
     assert all(isinstance(t, float) and math.isfinite(t) for t in state.started)
 
