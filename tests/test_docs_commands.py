@@ -94,8 +94,9 @@ def test_documented_helm_settings_exist_in_the_chart() -> None:
 # runs them. Each page showing one must say so, and the run lists them.
 NEEDS_A_CLUSTER = ("kubectl ", "kind ", "docker ", "curl ", "helm ", "ssh-keygen ", "ssh-keyscan ")
 # ... except those a test runs against local servers: receiver.md's curl commands
-# (tests/k8s/test_doc_receiver_curl.py, against a real receiver and API server).
-RUN_ELSEWHERE = {("receiver.md", "curl ")}
+# (tests/k8s/test_doc_receiver_curl.py, against a real receiver and API server), and the
+# quickstart's kubectl and helm steps (tests/e2e/test_quickstart.py, `make e2e`, real pods).
+RUN_ELSEWHERE = {("receiver.md", "curl "), ("quickstart.md", "kubec"), ("quickstart.md", "helm ")}
 
 
 def cluster_steps() -> list[tuple[Path, str]]:

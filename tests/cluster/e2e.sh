@@ -12,6 +12,7 @@ report="$repo/build/e2e-pytest.log"
 t0=$(date +%s)
 
 holder_pid > /dev/null && die "a cluster is already running: run 'make cluster-down' first"
+rm -f "$report"  # a summary line left by an earlier run must never pass for this one's
 "$py" "$here/hoststate.py" snapshot "$snapshot" || die "could not snapshot the host"
 trap 'bash "$here/down.sh"' EXIT INT TERM
 status=0
