@@ -63,8 +63,16 @@ from stoker_agent.journals import (
     parse_changes,
     read_journal,
 )
-from stoker_core.errors import Blocked
+from stoker_core.errors import Blocked, InvalidInput
 from stoker_core.manifest import CTIMES_PATH, MANIFEST_PATH, Manifest, Record, ctimes_json
+from stoker_core.manifestlog import (
+    LOG_LIMIT,
+    LOG_PATH,
+    append_plan,
+    compact_due,
+    delta_line,
+    replay,
+)
 from stoker_core.paths import shorten
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 
@@ -85,6 +93,8 @@ LAST_DIR = f"{STATE_DIR}/last"
 LOCK_FILE = f"{STATE_DIR}/lock"
 MANIFEST_NAME = os.path.basename(MANIFEST_PATH)  # in STATE_DIR
 CTIMES_NAME = os.path.basename(CTIMES_PATH)  # in STATE_DIR
+LOG_NAME = os.path.basename(LOG_PATH)  # in STATE_DIR; in a transaction, the line it appends
+OLD_LOG_PREFIX = "manifest.old.delta."  # + the entries of it the previous manifest had
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 ContentReader = Callable[[Operation], Iterable[bytes]]
@@ -254,7 +264,7 @@ class Applier:
                 if journal is None or journal.get("rolledBack"):
                     return False
                 last.open_slots()
-                previous_manifest = read_state_at(last.fd, "manifest.old.json", last.where)
+                previous_manifest = _previous_manifest(last)
                 inverse = _inverse(parse_changes(journal, last), last)
                 self._transact_inverse(data, inverse, last, previous_manifest)
             finally:
@@ -297,8 +307,7 @@ class Applier:
                 manifest = Manifest(
                     commit=plan.commit, profile=profile, records=records, dirs=plan.dirs
                 )
-                write_state_at(txn.fd, MANIFEST_NAME, manifest.to_json())
-                _keep_previous_manifest(txn, previous, previous_file)
+                manifest = _write_manifest(txn, previous, manifest, previous_file)
                 if per_file:  # the staged files were fsynced as they were written
                     os.fsync(txn.new)
                     os.fsync(txn.fd)
@@ -493,7 +502,13 @@ class Applier:
             state = txn.state_fd
             if exists_at(txn.fd, MANIFEST_NAME):
                 os.replace(MANIFEST_NAME, MANIFEST_NAME, src_dir_fd=txn.fd, dst_dir_fd=state)
+                # The log names the replaced base, so it is stale already; removed for tidiness
+                # (a link to it in txn/ keeps what a rollback needs).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(LOG_NAME, dir_fd=state)
                 os.fsync(state)
+            elif exists_at(txn.fd, LOG_NAME):
+                _append_log(txn)
             self._step()
             # No "done" journal: writing one needs free space, and a journal still saying
             # "committing" rolls forward harmlessly (every step is a no-op by now).
@@ -671,21 +686,127 @@ def _owner_for(data: DataDir, rel: str) -> tuple[int, int] | None:
         probe = probe.rpartition("/")[0]
 
 
+def _write_manifest(
+    txn: Txn, previous: Manifest, manifest: Manifest, previous_file: str | None
+) -> Manifest:
+    """Stage the new manifest in the transaction: one line for the log, or a whole new base
+    when none of format 3 was read or the log is due for compaction (see manifestlog)."""
+    if previous_file is not None and previous.generation:
+        line = delta_line(previous, manifest)
+        if not compact_due(previous, len(line)):
+            write_state_at(txn.fd, LOG_NAME, line)
+            _reserve_log(txn, previous, len(line))
+            _keep_previous_manifest(txn, previous, previous_file)
+            return attrs.evolve(
+                manifest,
+                generation=previous.generation,
+                seq=previous.seq + 1,
+                base_bytes=previous.base_bytes,
+                log_bytes=previous.log_bytes + len(line),
+            )
+    generation = os.urandom(8).hex()
+    text = manifest.to_json(generation)
+    write_state_at(txn.fd, MANIFEST_NAME, text)
+    _keep_previous_manifest(txn, previous, previous_file)
+    return attrs.evolve(manifest, generation=generation, base_bytes=len(text))
+
+
+def _reserve_log(txn: Txn, previous: Manifest, size: int) -> None:
+    """Make the append at finish need no new inode or block, as the renames it sits among
+    need none (a full disk must not stop a commit from finishing): the log exists, and space
+    for the line is reserved past its end."""
+    state = txn.state_fd
+    if not previous.seq:  # none yet, or a stale one: an empty log says the same as either
+        write_state_at(state, LOG_NAME, "", durable=False)
+    fd = os.open(LOG_NAME, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=state)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            _reserve(fd, st.st_size, size)
+    finally:
+        os.close(fd)
+
+
+def _reserve(fd: int, offset: int, size: int) -> None:
+    """fallocate(FALLOC_FL_KEEP_SIZE): blocks past the end, the file's size unchanged."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = getattr(libc, "fallocate", None)
+    if call is None:
+        return
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if call(fd, 1, offset, size) != 0:
+        code = ctypes.get_errno()
+        if code not in (errno.EOPNOTSUPP, errno.ENOSYS):
+            raise OSError(code, os.strerror(code))
+
+
 def _keep_previous_manifest(txn: Txn, previous: Manifest, previous_file: str | None) -> None:
-    """Keep the manifest the plan was made against, for rollback: a hard link to the file it
-    was read from (replaced, never rewritten, at finish) rather than 2 MB serialised again."""
+    """Keep the manifest the plan was made against, for rollback: hard links to the base it
+    was read from (replaced, never rewritten) and to the log, with the number of its entries
+    the plan saw in the link's name (the log only grows after them), rather than 2 MB
+    serialised again."""
     if previous_file is not None:
         found = lstat_at(txn.state_fd, MANIFEST_NAME)
         if found is not None and stat.S_ISREG(found.st_mode):
-            os.link(
-                MANIFEST_NAME,
-                "manifest.old.json",
-                src_dir_fd=txn.state_fd,
-                dst_dir_fd=txn.fd,
-                follow_symlinks=False,
-            )
+            _link(txn, MANIFEST_NAME, "manifest.old.json")
+            if previous.seq:
+                _link(txn, LOG_NAME, f"{OLD_LOG_PREFIX}{previous.seq}")
             return
-    write_state_at(txn.fd, "manifest.old.json", previous.to_json())
+    write_state_at(txn.fd, "manifest.old.json", previous.to_json(os.urandom(8).hex()))
+
+
+def _link(txn: Txn, name: str, as_name: str) -> None:
+    os.link(name, as_name, src_dir_fd=txn.state_fd, dst_dir_fd=txn.fd, follow_symlinks=False)
+
+
+def _previous_manifest(last: Txn) -> str:
+    """The manifest a rollback returns to, as a whole base with a new generation (so a log
+    written against the one it replaces can never be applied to it); one that cannot be read
+    is replaced by an empty one: every file is then hashed once, as with a damaged manifest."""
+    text = read_state_at(last.fd, "manifest.old.json", last.where)
+    logs = [n for n in os.listdir(last.fd) if n.startswith(OLD_LOG_PREFIX)]
+    try:
+        previous = Manifest.from_json(text)
+        if previous.generation and logs:
+            entries = int(logs[0].removeprefix(OLD_LOG_PREFIX))
+            log_text = read_state_at(last.fd, logs[0], last.where, LOG_LIMIT)
+            previous = replay(previous, log_text, entries)
+    except (InvalidInput, ValueError) as e:
+        log.warning("the manifest before the last sync cannot be read (%s); rebuilt by hashing", e)
+        previous = Manifest()
+    return previous.to_json(os.urandom(8).hex())
+
+
+def _append_log(txn: Txn) -> None:
+    """Append the transaction's line to the manifest's log: durable, and idempotent (a torn
+    tail is cut off first, a line already last is not written again, see append_plan)."""
+    line = read_state_at(txn.fd, LOG_NAME, TXN_DIR, LOG_LIMIT)
+    state = txn.state_fd
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(LOG_NAME, flags, 0o644, dir_fd=state)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        fd = -1  # a link planted there: replaced below, never followed
+    if fd >= 0:
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            raw = os.pread(fd, LOG_LIMIT + 1, 0) if regular else b"\xff"
+            plan = append_plan(raw.decode("utf-8", "replace"), line)
+            if not plan.replace and len(raw) <= LOG_LIMIT:
+                if plan.keep < len(raw):
+                    os.ftruncate(fd, plan.keep)  # a torn tail: committed lines stay as they are
+                if plan.write:  # into the space _reserve_log kept: a full disk cannot stop it
+                    os.lseek(fd, plan.keep, os.SEEK_SET)
+                    write_all(fd, line.encode("utf-8"))
+                os.fsync(fd)
+                return
+        finally:
+            os.close(fd)
+    # A log of another base, or not a log at all: a new file in its place (by rename, so a
+    # link a rollback keeps to the old one is left as it was).
+    write_state_at(state, LOG_NAME, line)
 
 
 def _fsync_parents(data: DataDir, changes: list[Change]) -> None:

@@ -18,11 +18,12 @@ from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.datadirs import ApplyError, read_state_file
 from stoker_agent.gitrepo import GitSnapshot
 from stoker_agent.localtree import LocalTree
-from stoker_core import desired, planning
+from stoker_core import desired, manifestlog, planning
 from stoker_core.desired import DesiredFile
 from stoker_core.drift import stamped_equal
 from stoker_core.errors import InvalidInput
 from stoker_core.manifest import CTIMES_LIMIT, CTIMES_PATH, MANIFEST_PATH, Manifest
+from stoker_core.manifestlog import LOG_LIMIT, LOG_PATH
 from stoker_core.plans import Action, Operation, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.recorded import RecordedTree, full_check_due, paths_to_check
@@ -52,6 +53,7 @@ def read_manifest(data_dir: str) -> Manifest | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with open(fd, encoding="utf-8") as handle:
             manifest = Manifest.from_json(handle.read())
+        manifest = manifestlog.replay(manifest, _read_log(data_dir, manifest))
         return manifest.with_ctimes(_read_ctimes(data_dir))
     except FileNotFoundError:
         return None
@@ -63,6 +65,21 @@ def read_manifest(data_dir: str) -> Manifest | None:
     except InvalidInput as e:
         log.warning("%s", e)
         return None
+
+
+def _read_log(data_dir: str, base: Manifest) -> str:
+    """The manifest's delta log, "" when absent or when the base is of an older format; a
+    linked, oversized or undecodable log is refused by name (InvalidInput)."""
+    if not base.generation:
+        return ""  # a base of format 1 or 2 has no log: one left beside it is stale
+    try:
+        return read_state_file(os.path.join(data_dir, LOG_PATH), LOG_LIMIT) or ""
+    except FileNotFoundError:
+        return ""
+    except (ApplyError, ValueError, OSError) as e:  # ValueError: too large, not UTF-8
+        raise InvalidInput.one(
+            f"{e}; the data directory's files are checked by hashing them once", path=LOG_PATH
+        ) from None
 
 
 def _read_ctimes(data_dir: str) -> str:

@@ -10,11 +10,18 @@ manifest was made durable; those ctimes are recorded just after, in a small side
 (`.stoker/ctimes.json`, see `with_ctimes`), and folded into the manifest at its next write.
 A record without one (lost side file, or a manifest of format 1, which had none) is hashed once
 and recorded again: it is never trusted on mtime alone.
+
+On disk the manifest is a base (`.stoker/manifest.json`, format 3, named by a `generation`) and
+an append-only log of the changes since (`.stoker/manifest.delta`): see `stoker_core.manifestlog`
+for how the two are read, appended to and compacted. Formats 1 and 2 (a base alone) are read and
+replaced by a format 3 base at the next write; a Stoker that knows only format 2 refuses format 3
+by its version ("written by a newer Stoker") and rebuilds its record by hashing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import attrs
@@ -22,7 +29,7 @@ import attrs
 from stoker_core.errors import InvalidInput
 from stoker_core.paths import is_clean
 
-FORMAT_VERSION = 2  # 2 added ctime_ns; format 1 is read (without ctimes) and rewritten as 2
+FORMAT_VERSION = 3  # 2 added ctime_ns, 3 the generation its delta log names; 1 and 2 are read
 MANIFEST_PATH = ".stoker/manifest.json"
 CTIMES_PATH = ".stoker/ctimes.json"
 CTIMES_LIMIT = 64 * 2**20  # bytes: 10,000 files take about 0.8 MB
@@ -48,11 +55,21 @@ class Manifest:
     profile: str = ""
     records: dict[str, Record] = attrs.field(factory=dict)
     dirs: tuple[str, ...] = ()  # the commit's empty directories (see SyncPlan.dirs)
+    # Where it was read from (not part of its content, so not compared): the base's generation
+    # ("" for none, or a base of format 1 or 2: the next write is a whole base), how many log
+    # entries were applied, both files' sizes (the compaction rule), and the paths whose record
+    # differs from what is on disk (ctimes filled in from the side file: saved at the next write).
+    generation: str = attrs.field(default="", eq=False)
+    seq: int = attrs.field(default=0, eq=False)
+    base_bytes: int = attrs.field(default=0, eq=False)
+    log_bytes: int = attrs.field(default=0, eq=False)
+    unsaved: frozenset[str] = attrs.field(default=frozenset(), eq=False)
 
-    def to_json(self) -> str:
-        """Serialise compactly with sorted paths (stable bytes for the same content)."""
+    def to_json(self, generation: str) -> str:
+        """Serialise as a base named `generation`, compactly with sorted paths."""
         body: dict[str, Any] = {
             "version": FORMAT_VERSION,
+            "generation": generation,
             "commit": self.commit,
             "profile": self.profile,
             "files": dict(sorted(self.records.items())),  # a record is a tuple: a JSON list
@@ -66,28 +83,24 @@ class Manifest:
         try:
             body = json.loads(text)
             version = body.get("version")
-            if version not in (1, FORMAT_VERSION):
+            if version not in (1, 2, FORMAT_VERSION):
                 raise ValueError(f"unknown manifest version {version!r}: written by a newer Stoker")
             files = body["files"]
-            if version == 1:  # migrated: no ctimes yet, so every file is hashed once
-                records = {path: Record(*fields) for path, fields in files.items()}
-            else:
-                records = {path: Record._make(fields) for path, fields in files.items()}
-            if {tuple(map(type, r)) for r in records.values()} - {_RECORD_SHAPE}:
-                raise ValueError(
-                    "a file's record is not [blob, size, mtime, inode, mode, commit, ctime]"
-                )
-            dirs = body.get("dirs", [])
-            if not isinstance(dirs, list) or not all(type(d) is str for d in dirs):
-                raise ValueError('"dirs" is not a list of paths')
-            crafted = next((p for p in (*records, *dirs) if not is_clean(p)), None)
-            if crafted is not None:  # planning would act on it: ".." would leave the directory
-                raise ValueError(f'path "{crafted}" is not a plain relative path')
+            generation = body["generation"] if version == FORMAT_VERSION else ""
+            if version == FORMAT_VERSION and (
+                type(generation) is not str or not 0 < len(generation) <= 64
+            ):
+                raise ValueError('"generation" is not a name of 1 to 64 characters')
+            records = parse_records(files, with_ctime=version != 1)  # 1: hashed once
+            dirs = parse_paths(body.get("dirs", []), '"dirs"')
+            check_clean(records)
             return cls(
                 commit=str(body["commit"]),
                 profile=str(body["profile"]),
                 records=records,
                 dirs=tuple(dirs),
+                generation=generation,
+                base_bytes=len(text),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InvalidInput.one(
@@ -110,6 +123,7 @@ class Manifest:
             return self
         records = self.records
         filled = dict(records)
+        unsaved = set(self.unsaved)
         make = tuple.__new__  # Record's own constructor is Python code: this loop runs per file
         for path, pair in ctimes.items():
             record = records.get(path)
@@ -118,7 +132,35 @@ class Manifest:
             inode, ctime = pair
             if inode == record[3] and type(ctime) is int and ctime > 0:
                 filled[path] = make(Record, (*record[:6], ctime))
-        return attrs.evolve(self, records=filled)
+                unsaved.add(path)
+        return attrs.evolve(self, records=filled, unsaved=frozenset(unsaved))
+
+
+def parse_records(files: Any, *, with_ctime: bool = True) -> dict[str, Record]:
+    """{path: [blob, size, mtime, inode, mode, commit, ctime]} as records; ValueError if not."""
+    if with_ctime:
+        records = {path: Record._make(fields) for path, fields in files.items()}
+    else:  # format 1: no ctimes yet, so every file is hashed once
+        records = {path: Record(*fields) for path, fields in files.items()}
+    if {tuple(map(type, r)) for r in records.values()} - {_RECORD_SHAPE}:
+        raise ValueError("a file's record is not [blob, size, mtime, inode, mode, commit, ctime]")
+    return records
+
+
+def parse_paths(value: Any, what: str) -> tuple[str, ...]:
+    """A JSON list of plain relative paths as a tuple; ValueError if it is not one."""
+    if not isinstance(value, list) or not all(type(d) is str for d in value):
+        raise ValueError(f"{what} is not a list of paths")
+    check_clean(value)
+    return tuple(value)
+
+
+def check_clean(paths: Iterable[str]) -> None:
+    """ValueError naming the first path that is not plain: planning would act on it, and ".."
+    would leave the data directory."""
+    crafted = next((p for p in paths if not is_clean(p)), None)
+    if crafted is not None:
+        raise ValueError(f'path "{crafted}" is not a plain relative path')
 
 
 def ctimes_json(ctimes: dict[str, tuple[int, int]]) -> str:

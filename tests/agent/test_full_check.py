@@ -16,6 +16,7 @@ from stoker_agent.loop import AgentLoop
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
 from stoker_agent.syncing import FULL_CHECK_FILE
 from stoker_agent.watching import RefSource
+from stoker_core.manifest import FORMAT_VERSION
 from stoker_core.status import SyncRecord
 from stoker_core.validation import load
 
@@ -160,7 +161,7 @@ def test_files_written_by_the_last_sync_are_trusted_unread_at_the_next_check(
     assert not again.plan.needs_transaction(has_manifest=True)
 
 
-def test_a_manifest_of_format_1_is_read_hashed_once_and_rewritten_as_format_2(
+def test_a_manifest_of_format_1_is_read_hashed_once_and_rewritten_in_the_current_format(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
@@ -178,7 +179,7 @@ def test_a_manifest_of_format_1_is_read_hashed_once_and_rewritten_as_format_2(
     assert {str(op.reason) for op in migrated.plan.operations if op.path.endswith(".py")} == {
         "verified"
     }
-    assert json.loads(path.read_text())["version"] == 2
+    assert json.loads(path.read_text())["version"] == FORMAT_VERSION
     assert migrated.record.drift == ()
     settled = run_once(settings)
     assert settled.plan is not None
