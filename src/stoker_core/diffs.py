@@ -11,7 +11,6 @@ after MAX_DIFF_LINES lines of output, with a note.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -177,6 +176,8 @@ def diff(
 
 
 def _unified(path: str, old: str, new: str, created: bool, removed: bool) -> Iterable[str]:
+    import difflib  # only a preview shows a diff: not paid by every sync's start-up
+
     a = "/dev/null" if created else f"a/{path}"
     b = "/dev/null" if removed else f"b/{path}"
     for line in difflib.unified_diff(

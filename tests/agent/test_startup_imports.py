@@ -1,0 +1,69 @@
+"""Start-up of the one-file sync path (issue 18 item 3): `stoker sync` of a commit changing one
+file imports only what that path uses, and leaves no cache of code where the gateway writes.
+
+Counted from `python -X importtime` of the real command in a child process, not timed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import commit_tree
+from core.helpers import manifest_with
+
+# Never on this path: the Kubernetes roles and their packages, HTTP stacks, terminal UI, and
+# what only a preview or another command needs.
+HEAVY = {
+    "kubernetes",
+    "stoker_k8s",
+    "requests",
+    "urllib3",
+    "rich",
+    "gunicorn",
+    "prometheus_client",
+    "jwt",
+    "cryptography",
+    "difflib",  # diffs are shown by `stoker plan --diff` and previews, not by a sync
+}
+
+
+def imported(args: list[str], cwd: Path) -> set[str]:
+    """Every module a `stoker` process imported, from its -X importtime report."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPROFILEIMPORTTIME"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "stoker_agent.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "| cumulative |" not in line
+    }
+
+
+def test_a_one_file_sync_imports_no_heavy_module_and_writes_no_bytecode_into_the_data_dir(
+    make_repo: Any, tmp_path: Path
+) -> None:
+    files: dict[str, bytes | str] = {f"p/proj/v{i}/view.json": f'{{"v": {i}}}' for i in range(50)}
+    repo = make_repo(files)
+    cr = tmp_path / "cr.yaml"
+    profile = {"default": {"mappings": [{"source": "p", "destination": "projects"}]}}
+    cr.write_text(json.dumps(manifest_with(profile)))  # JSON is YAML
+    data = tmp_path / "data"
+    data.mkdir()
+    args = ["sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data)]
+    args += ["--gateway-name", "gw"]
+    imported(args, tmp_path)  # the full apply
+    commit_tree(repo, {**files, "p/proj/v0/view.json": '{"v": "edited"}'}, "one file")
+    modules = imported(args, tmp_path)
+    assert "stoker_agent.syncing" in modules  # the report was read
+    assert {m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY} == set()
+    assert not [p for p in data.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
