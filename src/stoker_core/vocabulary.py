@@ -129,6 +129,7 @@ class Metric(enum.StrEnum):
     CONTROLLER_RECONCILE_DURATION = "stoker_controller_reconcile_duration_seconds"
     CONTROLLER_REF_RESOLVE_DURATION = "stoker_controller_ref_resolve_duration_seconds"
     CONTROLLER_REF_RESOLVE_ERRORS_TOTAL = "stoker_controller_ref_resolve_errors_total"
+    CONTROLLER_STATUS_WRITES_TOTAL = "stoker_controller_status_writes_total"
     CONTROLLER_GATEWAYS_DISCOVERED = "stoker_controller_gateways_discovered"
     CONTROLLER_GATEWAYS_SYNCED = "stoker_controller_gateways_synced"
     CONTROLLER_GITHUB_APP_TOKEN_EXPIRY = (

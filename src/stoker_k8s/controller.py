@@ -299,6 +299,7 @@ class Controller:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": new_status}
         )
+        self.metrics.status_writes.labels(meta["namespace"], meta["name"]).inc()
         with self._lock:
             self._statuses[(meta["namespace"], meta["name"])] = (
                 meta.get("uid", ""),

@@ -62,6 +62,12 @@ class ControllerMetrics:
             ["namespace", "name"],
             registry=r,
         )
+        self.status_writes = Counter(
+            Metric.CONTROLLER_STATUS_WRITES_TOTAL.removesuffix("_total"),
+            "Status writes sent to the API server (only when the status changed).",
+            ["namespace", "name"],
+            registry=r,
+        )
         self.github_token_expiry = Gauge(
             Metric.CONTROLLER_GITHUB_APP_TOKEN_EXPIRY,
             "When the GitHub App installation token of a GatewaySync's agents expires.",
@@ -97,6 +103,7 @@ class ControllerMetrics:
             self.gateways_synced,
             self.ref_resolve_duration,
             self.ref_resolve_errors,
+            self.status_writes,
             self.github_token_expiry,
         ]
 
