@@ -4,6 +4,7 @@ webhook's own timeout, instead of a worker thread held for as long as the server
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
 from collections.abc import Iterator
@@ -45,15 +46,20 @@ def silent_api_server() -> Iterator[SilentServer]:
         conn.close()
 
 
-@pytest.fixture
-def kubeconfig(tmp_path: Path, silent_api_server: SilentServer) -> Iterator[str]:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
+def kubeconfig_text(server: str) -> str:
+    """A kubeconfig naming `server`, with a token that nothing checks."""
+    return (
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: k, cluster: {{server: '{silent_api_server.url}'}}}}]\n"
+        f"clusters: [{{name: k, cluster: {{server: '{server}'}}}}]\n"
         "users: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
     )
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, silent_api_server: SilentServer) -> Iterator[str]:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text(silent_api_server.url))
     saved = client.Configuration.get_default_copy()
     yield str(path)
     client.Configuration.set_default(saved)
@@ -83,3 +89,37 @@ def test_a_silent_api_server_turns_a_pod_review_into_a_503_within_the_webhook_ti
     # One try within the read timeout (3 s), not urllib3's default four (12 s, more than the
     # webhook's 5 s timeoutSeconds): counted as connections, not seconds.
     assert len(silent_api_server.held) == 1, len(silent_api_server.held)
+
+
+def test_an_api_server_asking_to_come_back_later_is_asked_once_more(tmp_path: Path) -> None:
+    answers = iter([(429, b'{"kind":"Status","code":429}'), (200, b'{"items":[]}')])
+    asked: list[str] = []
+
+    class Throttling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            code, body = next(answers)
+            self.send_response(code)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = client.Configuration.get_default_copy()
+    try:
+        path = tmp_path / "kubeconfig"
+        path.write_text(kubeconfig_text(f"http://127.0.0.1:{server.server_address[1]}"))
+        connect(str(path))
+        list_crs, _ = _clients()
+        assert list_crs("plant") == {}
+        assert len(asked) == 2, asked
+    finally:
+        client.Configuration.set_default(saved)
+        server.shutdown()
+        server.server_close()

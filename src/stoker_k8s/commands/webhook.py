@@ -28,8 +28,13 @@ def _clients() -> tuple[Any, Any]:
     """The GatewaySync lister and the event recorder the admission functions use."""
     from kubernetes import client  # configured by connection.connect before
 
+    import urllib3
+
     listing_config = client.Configuration.get_default_copy()
-    listing_config.retries = 0  # one try: urllib3's three retries would outlast the review
+    # One try after a timeout or a refused connection (urllib3's three retries would outlast
+    # the review); a 429 or 503 that says when to come back (API priority and fairness, an
+    # API server starting) is tried once more.
+    listing_config.retries = urllib3.Retry(total=1, connect=0, read=0, redirect=0, other=0)
     api = client.CustomObjectsApi(client.ApiClient(listing_config))
     core: Any = client.CoreV1Api()  # the typed stubs want model objects; dicts serialise the same
 
