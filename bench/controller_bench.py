@@ -12,7 +12,16 @@ distinct repository and credentials (goal: exactly one); API requests per minute
 by verb and resource (from the API server's `apiserver_request_total`; goal: none beyond watches,
 Lease renewals and events, as nothing changes).
 
-`--quick`: 6 GatewaySyncs × 2 gateways, 2 s intervals, a 6 s window.
+Memory (issue 16 item 9), in a cluster of its own: 1,000 pods, 200 of them gateways (40
+GatewaySyncs × 5) and 800 ordinary workload pods (two containers with env, probes and volume
+mounts each), as a namespace shared with other workloads holds them; the controller's peak RSS
+(VmHWM) once it has reconciled every GatewaySync. With `STOKER_BENCH_BASELINE=DIR` (the `src`
+directory of another checkout, e.g. `git worktree add /tmp/base <rev>`), that checkout's
+controller is measured first against the same objects, and the ratio is reported: the machine
+may be loaded, so compare within one run.
+
+`--quick`: 6 GatewaySyncs × 2 gateways, 2 s intervals, a 6 s window; memory at 20 pods, 4
+gateways.
 """
 
 from __future__ import annotations
@@ -71,6 +80,24 @@ FULL = Scale(crs=200, gateways=5, repos=4, interval=60, window=180)
 QUICK = Scale(crs=6, gateways=2, repos=2, interval=2, window=6)
 
 
+@dataclass
+class Crowd:
+    """The memory run: `pods` pods in one namespace, `crs` × `gateways` of them gateways."""
+
+    pods: int
+    crs: int
+    gateways: int
+    settle: int  # seconds the controller runs on after its first pass before its peak is read
+
+
+MEMORY_FULL = Crowd(pods=1000, crs=40, gateways=5, settle=20)
+MEMORY_QUICK = Crowd(pods=20, crs=2, gateways=2, settle=2)
+# The controller's peak at MEMORY_FULL before its pod informer kept stripped copies (commit
+# 2789f3e, measured 2026-12-06 beside the new one): the goal is half of it. (The 155 MiB of the
+# main run had 1,000 small gateway pods; real workload pods are about 9 KB of JSON each.)
+MEMORY_BEFORE_MIB = 202
+
+
 def git_repo(path: Path) -> str:
     """A one-commit repository; its HEAD."""
     (path / "projects/site").mkdir(parents=True)
@@ -96,6 +123,129 @@ def status_cm(cr: str, pod: dict[str, Any], commit: str) -> dict[str, Any]:
         },
         "data": {"status.json": json.dumps(record), "gateway": name, "pod": name},
     }
+
+
+def api_key(core: Any, namespace: str) -> None:
+    """The API-key Secret every GatewaySync names: one missing is read again on every pass."""
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "ignition-api-key"}, "stringData": {"apiKey": "bench"}}
+    )
+
+
+def workload_pod(name: str) -> dict[str, Any]:
+    """An ordinary pod sharing the namespace: not a gateway, but the size real pods are."""
+    container = {
+        "name": "app",
+        "image": "registry.example/plant/historian:2.14.3",
+        "args": ["--config", "/etc/historian/config.yaml", "--listen", ":8080"],
+        "env": [
+            {"name": f"HISTORIAN_SETTING_{i}", "value": f"value-{i}-" + "x" * 24} for i in range(12)
+        ],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 10},
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/historian"},
+            {"name": "data", "mountPath": "/var/lib/historian"},
+        ],
+    }
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": "historian", "app.kubernetes.io/part-of": "mes"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
+        },
+        "spec": {
+            "nodeName": "bench-node",
+            "containers": [container, {**container, "name": "shipper"}],
+            "volumes": [{"name": "config", "configMap": {"name": "historian"}},
+                        {"name": "data", "emptyDir": {}}],
+        },
+    }  # fmt: skip
+
+
+def reconciles(url: str) -> float:
+    """Reconciles the controller has finished (every GatewaySync, every outcome)."""
+    try:
+        return histogram(url).get(float("inf"), 0.0)
+    except OSError:  # not listening yet
+        return 0.0
+
+
+def memory(crowd: Crowd, interval: str) -> dict[str, tuple[int, float]]:
+    """Peak RSS (KiB) of the baseline's controller (when STOKER_BENCH_BASELINE is set) and of
+    this checkout's, each started alone against `crowd`'s objects and read after its first
+    pass over every GatewaySync and `crowd.settle` seconds more; with the seconds that first
+    pass took from the controller's start."""
+    peaks: dict[str, tuple[int, float]] = {}
+    with control_plane() as (work, plane, core, custom, namespace):
+        api_key(core, namespace)
+        head = git_repo(work / "repo")
+        for i in range(crowd.crs):
+            cr = f"site-{i:03d}"
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL,
+                gatewaysync(cr, f"file://{work}/repo", polling={"interval": interval}),
+            )  # fmt: skip
+            for g in range(crowd.gateways):
+                pod = core.create_namespaced_pod(
+                    namespace, gateway_pod(f"{cr}-gw-{g}", cr, f"{cr}-gw-{g}")
+                ).to_dict()
+                core.create_namespaced_config_map(namespace, status_cm(cr, pod, head))
+        for i in range(crowd.pods - crowd.crs * crowd.gateways):
+            core.create_namespaced_pod(namespace, workload_pod(f"historian-{i:04d}"))
+        baseline = os.environ.get("STOKER_BENCH_BASELINE")
+        runs = [("before", baseline)] if baseline else []
+        for label, src in [*runs, ("after", None)]:
+            env = {**plane.subprocess_env(), **({"PYTHONPATH": src} if src else {})}
+            # A Lease of its own: the previous run's stays held until it expires.
+            leases = f"leases-{label}"
+            core.create_namespace({"metadata": {"name": leases}})
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/metrics"
+            started = time.monotonic()
+            controller = stoker(
+                ["controller", "--interval", interval, "--metrics-port", str(port),
+                 "--lease-namespace", leases],
+                env,
+                work / f"controller-{label}.log",
+            )  # fmt: skip
+            try:
+                wait_until(lambda url=url: reconciles(url) >= crowd.crs, 600, 1.0,
+                           f"the {label} controller's first pass")  # fmt: skip
+                first_pass = time.monotonic() - started
+                time.sleep(crowd.settle)
+                peaks[label] = (rss_kib(controller.pid)[1], first_pass)
+            finally:
+                stop(controller)
+    return peaks
+
+
+def report_memory(result: Result, crowd: Crowd, measured: dict[str, tuple[int, float]]) -> None:
+    """The memory table and goal."""
+    peaks = {label: kib for label, (kib, _) in measured.items()}
+    after = peaks["after"] / 1024
+    rows = [[label, f"{kib / 1024:.0f}", f"{s:.1f}"] for label, (kib, s) in measured.items()]
+    result.table(
+        f"Controller peak RSS: {crowd.pods} pods in the namespace, "
+        f"{crowd.crs * crowd.gateways} of them gateways of {crowd.crs} GatewaySyncs",
+        ["controller", "peak RSS (MiB)", "first pass (s)"],
+        rows,
+    )
+    label = f"controller peak RSS at {crowd.pods} pods, {crowd.crs * crowd.gateways} gateways"
+    if "before" in peaks:  # within one run: the ratio holds on a loaded machine
+        result.findings.append(
+            f"Peak RSS at {crowd.pods} pods ({crowd.crs * crowd.gateways} gateways): "
+            f"{after:.0f} MiB, {peaks['after'] / peaks['before']:.2f}× the "
+            f"{peaks['before'] / 1024:.0f} MiB of the baseline (STOKER_BENCH_BASELINE) measured "
+            "in the same run."
+        )
+        result.goal(f"{label}, × the baseline's", round(peaks["after"] / peaks["before"], 2), 0.5)
+    else:
+        result.goal(label, round(after, 1), MEMORY_BEFORE_MIB / 2, "MiB")
 
 
 def histogram(url: str) -> dict[float, float]:
@@ -173,10 +323,18 @@ def category(verb: str, resource: str) -> str:
 
 
 def main() -> int:
-    args = arguments(__doc__).parse_args()
+    parser = arguments(__doc__)
+    parser.add_argument("--memory-only", action="store_true", help="only the memory run")
+    args = parser.parse_args()
     scale = QUICK if args.quick else FULL
+    crowd = MEMORY_QUICK if args.quick else MEMORY_FULL
     result = Result("controller", "Controller at scale", "bench/controller_bench.py", args.quick)
+    if args.memory_only:
+        report_memory(result, crowd, memory(crowd, f"{scale.interval}s"))
+        result.write(args.out)
+        return result.exit_code()
     with control_plane() as (work, plane, core, custom, namespace):
+        api_key(core, namespace)
         heads = []
         for r in range(scale.repos):
             heads.append(git_repo(work / f"repo{r}"))
@@ -255,6 +413,7 @@ def main() -> int:
         f"`git ls-remote` calls before the steady state (first pass and one resync): "
         f"{len(first_calls)} for {scale.repos} repositories and {scale.crs} GatewaySyncs."
     )
+    report_memory(result, crowd, memory(crowd, f"{scale.interval}s"))
     result.write(args.out)
     return result.exit_code()
 
