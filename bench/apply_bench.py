@@ -158,9 +158,21 @@ class RunningAgent:
 
 
 Samples = dict[str, dict[str, list[float]]]  # sync kind -> tool -> seconds, one per round
+# Sync kind -> for each Stoker sync of that kind, whether it made the full check (False: it was
+# planned from the commit's changes, the fast path), from its status.
+Paths = dict[str, list[bool]]
 
 
-def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> Samples:
+def full_checked(data: Path) -> bool:
+    """Whether the last sync into `data` made the full check (its status's driftChecked)."""
+    import json
+
+    return bool(json.loads((data / ".stoker/status.json").read_text())["driftChecked"])
+
+
+def ten_thousand(
+    work: Path, cr: Path, count: int = 10_000, rounds: int = 7
+) -> tuple[Samples, Paths]:
     """Every sync kind, every tool, `rounds` interleaved rounds with the tools' order rotated
     each round: this machine's disk swings several-fold within minutes (see the notes), and a
     single run would credit whichever tool happened to run in a calm moment."""
@@ -179,6 +191,7 @@ def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> 
     ]
     samples: Samples = {kind: {label: [] for label, _ in tools} for kind in KINDS}
     samples.update({kind: {"stoker": []} for kind in AGENT_KINDS})
+    paths: Paths = {kind: [] for kind in (*KINDS, *AGENT_KINDS)}
     for r in range(rounds):
         order = tools[r % len(tools) :] + tools[: r % len(tools)]
         dirs: dict[str, Path] = {}
@@ -187,6 +200,7 @@ def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> 
             (data / "projects").mkdir(parents=True)
             samples[KINDS[0]][label].append(run(cmd_for(data)))
             dirs[label] = data
+        paths[KINDS[0]].append(full_checked(dirs["stoker sync"]))
         for kind in KINDS[1:]:
             if kind != KINDS[3]:
                 commit_one(repo, f"{kind} {r}")
@@ -194,17 +208,21 @@ def ten_thousand(work: Path, cr: Path, count: int = 10_000, rounds: int = 7) -> 
                 make_check_due(dirs["stoker sync"])
             for label, cmd_for in order:
                 samples[kind][label].append(run(cmd_for(dirs[label])))
+            paths[kind].append(full_checked(dirs["stoker sync"]))
         agent = RunningAgent(repo, dirs["stoker sync"], cr)
         commit_one(repo, f"agent {r}")
         samples[AGENT_KINDS[0]]["stoker"].append(agent.sync())
+        paths[AGENT_KINDS[0]].append(full_checked(dirs["stoker sync"]))
         commit_one(repo, f"agent due {r}")
         make_check_due(dirs["stoker sync"])
         samples[AGENT_KINDS[1]]["stoker"].append(agent.sync())
+        paths[AGENT_KINDS[1]].append(full_checked(dirs["stoker sync"]))
         samples[AGENT_KINDS[2]]["stoker"].append(agent.sync(check=True))
+        paths[AGENT_KINDS[2]].append(full_checked(dirs["stoker sync"]))
         for data in dirs.values():
             drop(data)
     drop(repo)
-    return samples
+    return samples, paths
 
 
 def one_gigabyte(
@@ -257,7 +275,7 @@ def main() -> int:
     cr = work / "cr.yaml"
     cr.write_text(CR)
     try:
-        samples = ten_thousand(work, cr, count, rounds=rounds)
+        samples, paths = ten_thousand(work, cr, count, rounds=rounds)
         rss_kib = one_gigabyte(work, cr, texts, blobs, blob_mib)
     finally:
         drop(work)
@@ -293,6 +311,11 @@ def main() -> int:
         f"{count:,} files: seconds per sync",
         ["sync", "tool", "median (s)", "min (s)", "max (s)", "÷ plain rsync (medians)"],
         rows,
+    )
+    result.table(
+        "How each Stoker sync was planned (from its status: `driftChecked`)",
+        ["sync", "syncs", "planned from the commit's changes", "full check"],
+        [[kind, len(v), v.count(False), v.count(True)] for kind, v in paths.items()],
     )
     full, not_due, due, same = KINDS
     stoker = "stoker sync"

@@ -23,7 +23,7 @@ QUICK = {
                ["unchanged plan / bare walk"]),
     "apply_bench.py": ("apply", ["`stoker sync`", "`rsync -a --delete --fsync`",
                                  "one-file change, full check due", "no-change re-sync",
-                                 "in a running agent"],
+                                 "in a running agent", "planned from the commit's changes"],
                        ["full apply / `rsync --fsync`", "full apply / plain rsync",
                         "one-file change, check not due / plain rsync",
                         "one-file change, check due / plain rsync",
