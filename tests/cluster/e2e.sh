@@ -19,7 +19,10 @@ status=0
 if bash "$here/up.sh"; then
   # pytest runs inside the namespaces: the API server, the pods and the tests' own servers
   # share the node's address there (docs/testenv.md, "Network plan").
-  inside env STOKER_CLUSTER_STATE="$S" STOKER_E2E_NODE_IP="$NODE_IP" "$py" -m pytest -q -p no:cacheprovider "$repo/tests/e2e" "$@" \
+  # Its own --basetemp: /tmp/pytest-of-root is shared with every other root pytest on the
+  # machine, whose clean-up of old directories races this session's (a crash at exit).
+  inside env STOKER_CLUSTER_STATE="$S" STOKER_E2E_NODE_IP="$NODE_IP" "$py" -m pytest -q -p no:cacheprovider \
+    --basetemp "$S/pytest" "$repo/tests/e2e" "$@" \
     2>&1 | tee "$report"
   status=${PIPESTATUS[0]}
 else

@@ -5,17 +5,17 @@ the first test removes the session's release."""
 from __future__ import annotations
 
 import io
+import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
 from conftest import ROOT
 from e2e.gateways import (
-    CHART,
     RELEASE,
     SYSTEM,
     Plant,
@@ -24,6 +24,7 @@ from e2e.gateways import (
     gateway_statefulset,
     gatewaysync,
     helm,
+    helm_binary,
     volume_dir,
     wait_for,
     wait_for_ready,
@@ -93,6 +94,18 @@ def test_helm_uninstall_with_gatewaysyncs_still_present_leaves_nothing_hanging_o
         raise AssertionError(f"left hanging on a finalizer after helm uninstall: {held}") from None
 
 
+def upgrade_steps() -> list[str]:
+    """The command block of docs/install.md's "Upgrading" section."""
+    doc = (ROOT / "docs" / "install.md").read_text()
+    section = doc[doc.index("## Upgrading") :]
+    block = re.search(r"```\n(.*?)```", section, re.DOTALL)
+    assert block, "docs/install.md: no upgrade commands"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert lines[0].startswith("kubectl apply"), lines
+    assert lines[-1].startswith("helm upgrade"), lines
+    return lines
+
+
 def previous_chart(tmp: Path) -> Path:
     """The chart directory as committed at PREVIOUS."""
     archive = subprocess.run(
@@ -121,13 +134,15 @@ def test_helm_upgrade_from_the_previous_chart_keeps_the_gateways_synced_and_inje
     synced = volume_dir(namespace, "ignition-blue", 0) / "projects" / "blue" / "project.json"
     wait_for("the first sync under the previous chart", synced.is_file)
 
-    # As docs/install.md says: Helm never upgrades crds/, so apply them first.
-    extensions = client.ApiextensionsV1Api(plant.cluster.api)
-    for crd in yaml.safe_load_all((CHART / "crds" / "gatewaysync.yaml").read_text()):
-        current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
-        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
-    helm(plant.cluster, "upgrade", RELEASE, str(CHART), *common)
+    # docs/install.md's upgrade, as written: the CRD first (Helm never upgrades crds/), then
+    # `helm upgrade --reset-then-reuse-values` (the values set at install are kept).
+    for line in upgrade_steps():
+        done = subprocess.run(
+            ["bash", "-ec", line], cwd=ROOT, capture_output=True, text=True, timeout=600,
+            check=False, env={**os.environ, "KUBECONFIG": str(plant.cluster.kubeconfig),
+                              "PATH": f"{Path(helm_binary()).parent}:{os.environ['PATH']}"},
+        )  # fmt: skip
+        assert done.returncode == 0, f"`{line}` failed: {done.stdout}{done.stderr}"
     wait_for_rollout(plant.cluster, SYSTEM)
 
     plant.cluster.core.delete_namespaced_pod(pod, namespace)
