@@ -26,9 +26,8 @@ LIST_TIMEOUT = (1.5, 3.0)
 
 def _clients() -> tuple[Any, Any]:
     """The GatewaySync lister and the event recorder the admission functions use."""
-    from kubernetes import client  # configured by connection.connect before
-
     import urllib3
+    from kubernetes import client  # configured by connection.connect before
 
     listing_config = client.Configuration.get_default_copy()
     # One try after a timeout or a refused connection (urllib3's three retries would outlast
