@@ -95,8 +95,8 @@ def _requiring(
     return structure
 
 
-def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True)
+def _make_converter(*, strict: bool = True) -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=strict)
     converter.register_structure_hook(str, _strict(str, "a string"))
     converter.register_structure_hook(bool, _strict(bool, "true or false"))
     converter.register_structure_hook(int, _strict(int, "a whole number"))
@@ -110,7 +110,7 @@ def _make_converter() -> cattrs.Converter:
         inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
             cls,
             converter,
-            _cattrs_forbid_extra_keys=True,
+            _cattrs_forbid_extra_keys=strict,
             **overrides,  # type: ignore[arg-type]
         )
         return _requiring(Mapping, "an object", inner)
@@ -162,6 +162,9 @@ def _unstructure_meta(meta: model.ObjectMeta) -> dict[str, Any]:
 
 
 CONVERTER = _make_converter()
+# For objects the API server has already checked against its CRD: a field of a newer release
+# (the CRD upgraded before this component) is ignored rather than hiding the whole object.
+LENIENT_CONVERTER = _make_converter(strict=False)
 
 
 # --- turning cattrs' attribute-name paths into wire paths -------------------------------------
@@ -239,12 +242,13 @@ def _problems_from(error: Exception, root: type) -> list[Problem]:
     return problems
 
 
-def structure(data: Any, cls: type[T]) -> T:
-    """Build `cls` from plain data; raise InvalidInput listing every structural problem."""
+def structure(data: Any, cls: type[T], *, lenient: bool = False) -> T:
+    """Build `cls` from plain data; raise InvalidInput listing every structural problem
+    (unknown fields included, unless `lenient`)."""
     if not isinstance(data, Mapping):
         raise InvalidInput.one(f"must be an object, got {_describe(data)}", field="(document)")
     try:
-        return CONVERTER.structure(data, cls)
+        return (LENIENT_CONVERTER if lenient else CONVERTER).structure(data, cls)
     except Exception as e:  # cattrs groups every failure into one exception group
         if isinstance(e, cattrs.BaseValidationError | ValueError | TypeError | KeyError):
             raise InvalidInput(_problems_from(e, cls)) from None

@@ -25,14 +25,17 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 API = f"{API_GROUP}/{API_VERSION}"
 
 
-def load(data: object) -> model.GatewaySync:
-    """Build and check a GatewaySync from plain data; raise InvalidInput with every problem."""
+def load(data: object, *, lenient: bool = False) -> model.GatewaySync:
+    """Build and check a GatewaySync from plain data; raise InvalidInput with every problem.
+
+    `lenient` ignores fields this release does not know: for objects the API server has
+    already accepted under a newer CRD (an upgrade in progress), never for a user's file."""
     if isinstance(data, dict):
         header = list(_check_header(data))
         if header:
             raise InvalidInput(header)
     try:
-        gs = structure(data, model.GatewaySync)
+        gs = structure(data, model.GatewaySync, lenient=lenient)
     except InvalidInput as e:
         raise InvalidInput([*e.problems, *_check_parts(data)]) from None
     problems = list(check(gs))

@@ -24,15 +24,20 @@ CRDS = "src/stoker_k8s/crds"
 
 @pytest.fixture
 def lenient_status(kube_env: ControlPlane, kube_api: client.ApiClient) -> Iterator[None]:
-    """The GatewaySync CRD with a status that keeps fields it does not list (as a newer
-    release's CRD would hold them); the project's CRD is put back afterwards."""
+    """The GatewaySync CRD with a status, spec and spec.git that keep fields they do not list
+    (as a newer release's CRD would hold them); the project's CRD is put back afterwards."""
     ext = client.ApiextensionsV1Api(kube_api)
     crd: Any = ext.read_custom_resource_definition("gatewaysyncs.stoker.io", _preload_content=False)
     body = json.loads(crd.data)
     lenient = copy.deepcopy(body)
     for version in lenient["spec"]["versions"]:
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        status["x-kubernetes-preserve-unknown-fields"] = True
+        properties = version["schema"]["openAPIV3Schema"]["properties"]
+        for part in (
+            properties["status"],
+            properties["spec"],
+            properties["spec"]["properties"]["git"],
+        ):
+            part["x-kubernetes-preserve-unknown-fields"] = True
     for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
         lenient["metadata"].pop(key, None)
     lenient.pop("status", None)
@@ -63,6 +68,36 @@ def test_a_status_field_the_webhook_does_not_know_does_not_hide_the_gatewaysync(
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "plant"
     )
     assert stored["status"]["fieldOfANewerRelease"] == "x"
+
+    saved = client.Configuration.get_default_copy()
+    try:
+        connect(str(kube_env.kubeconfig))
+        list_crs, _ = _clients()
+        assert list(list_crs(kube_namespace)) == ["plant"]
+    finally:
+        client.Configuration.set_default(saved)
+
+
+def test_a_spec_field_of_a_newer_release_does_not_hide_the_gatewaysync(
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_namespace: str,
+    lenient_status: None,
+) -> None:
+    """The CRD is upgraded before the webhook (docs/install.md's order) and a GatewaySync uses
+    a new field: the old webhook still injects for it instead of denying its gateway pods."""
+    custom = client.CustomObjectsApi(kube_api)
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"] = {"name": "plant", "namespace": kube_namespace}
+    body["spec"]["fieldOfANewerRelease"] = {"steps": []}
+    body["spec"]["git"]["fieldOfANewerRelease"] = "x"
+    custom.create_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+    )
+    stored = custom.get_namespaced_custom_object(
+        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "plant"
+    )
+    assert stored["spec"]["git"]["fieldOfANewerRelease"] == "x"
 
     saved = client.Configuration.get_default_copy()
     try:

@@ -55,9 +55,11 @@ def _clients() -> tuple[Any, Any]:
         for item in items:
             # The spec decides; the status is the controller's and may hold fields of a newer
             # release (an upgrade's skew): a strict read of it denied every new gateway pod.
+            # The spec too is read leniently: the API server checked it against its CRD, which
+            # may be newer than this webhook while an upgrade rolls out.
             item = {key: value for key, value in item.items() if key != "status"}
             try:
-                out[item["metadata"]["name"]] = load(item)
+                out[item["metadata"]["name"]] = load(item, lenient=True)
             except InvalidInput:
                 continue  # an invalid CR cannot be injected for; its own condition says why
         return out
