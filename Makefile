@@ -84,7 +84,7 @@ clean:
 
 # --- The single-node test cluster (docs/testenv.md): `make cluster`, `make e2e`, `make cluster-down`.
 # Only these targets install the container runtime and image tools; `make test` never needs them.
-CLUSTER_SYSDEPS := containerd runc containernetworking-plugins umoci debootstrap iptables \
+CLUSTER_SYSDEPS := containerd runc containernetworking-plugins umoci debootstrap skopeo iptables \
 	iproute2 util-linux openssl jq gcc libc6-dev
 .PHONY: cluster-sysdeps cluster-bins images cluster-images cluster cluster-down e2e
 cluster-sysdeps:

@@ -7,7 +7,8 @@ No registry is needed: Debian's mirror (debootstrap, apt) and PyPI (pip wheel) a
 sources, as for the Dockerfiles. Each image becomes `<out>/<key>.oci.tar`, an OCI image layout
 whose tag is the image's tag, beside `<out>/<key>.ref` holding its full name (from the chart's
 values.yaml): `ctr -n k8s.io images import --base-name <name without tag> <key>.oci.tar`
-gives it the name the chart uses, so IfNotPresent never pulls (`docker load` is untested).
+gives it the name the chart uses, so IfNotPresent never pulls. The tarball also holds a
+`manifest.json` naming the image in full, so `docker load -i <key>.oci.tar` loads it too.
 The Debian root filesystems are cached under ${XDG_CACHE_HOME:-~/.cache}/stoker/images by a
 hash of suite, mirror and package list. Needs root (debootstrap, chroot); every mount it makes
 lives in a private mount namespace (unshare) and ends with it.
@@ -40,6 +41,9 @@ CLEAN = ["var/lib/apt/lists", "var/cache/apt", "var/log/apt", "var/cache/debconf
 SLIM = ["usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian",
         "usr/share/linda", "usr/share/locale"]  # fmt: skip
 
+
+# How a tarball is laid out; part of every image's key, so a change repacks them all.
+PACKING = "oci-layout+docker-manifest/1"
 
 # What `--ref` takes from a commit: the project, and the test support the test images copy.
 ARCHIVED = ["pyproject.toml", "README.md", "src", "tests/support"]
@@ -217,11 +221,31 @@ def pack(rootfs: Path, name: str, config: list[str], out: Path, key: str) -> Pat
         run("umoci", "repack", "--image", f"{layout}:{tag}", bundle)
         run("umoci", "config", "--image", f"{layout}:{tag}", *config)
         run("umoci", "gc", "--layout", layout)
+        docker_manifest(layout, name)
         tarball = out / f"{key}.oci.tar"
         run("tar", "-C", layout, "-cf", tarball, ".")
     (out / f"{key}.ref").write_text(name + "\n")
     log(f"{name}: {tarball} ({tarball.stat().st_size / 2**20:.0f} MiB)")
     return tarball
+
+
+def docker_manifest(layout: Path, name: str) -> None:
+    """Add `manifest.json` beside the OCI layout's index: the same tarball then loads with
+    `docker load` of any version (Docker before 25 reads only this file) under `name`."""
+    index = json.loads((layout / "index.json").read_text())
+    [descriptor] = index["manifests"]
+
+    def blob(digest: str) -> str:
+        algorithm, hexdigest = digest.split(":", 1)
+        return f"blobs/{algorithm}/{hexdigest}"
+
+    manifest = json.loads((layout / blob(descriptor["digest"])).read_text())
+    entry = {
+        "Config": blob(manifest["config"]["digest"]),
+        "RepoTags": [name],
+        "Layers": [blob(layer["digest"]) for layer in manifest["layers"]],
+    }
+    (layout / "manifest.json").write_text(json.dumps([entry]))
 
 
 def image_config(image: Image | TestImage) -> list[str]:
@@ -236,7 +260,7 @@ def image_config(image: Image | TestImage) -> list[str]:
 
 def source_key(image: Image, system: Path, source: Path) -> str:
     """What an image is built from: its root filesystem, recipe, name and the project's files."""
-    parts = [system.name, repr(image), chart_name(image)]
+    parts = [PACKING, system.name, repr(image), chart_name(image)]
     files = [source / "pyproject.toml", source / "README.md", *(source / "src").rglob("*")]
     for path in sorted(files):
         if path.is_file() and "__pycache__" not in path.parts:
@@ -292,7 +316,7 @@ def build_test_image(image: TestImage, source: Path, out: Path) -> Path:
     """A test-only image: the base root filesystem, the recipe's files under `dest`, the user
     (with a passwd entry, as the real image has) owning a seeded data directory."""
     system = base_rootfs(image)
-    parts = [system.name, repr(image)]
+    parts = [PACKING, system.name, repr(image)]
     for rel in image.files:
         parts += [rel, hashlib.sha256((source / rel).read_bytes()).hexdigest()]
     key = digest(*parts)
