@@ -47,6 +47,7 @@ from stoker_agent.datadirs import (
     DataDir,
     exists_at,
     lstat_at,
+    open_to_append_at,
     read_state_at,
     real_directory_or_absent,
     write_all,
@@ -782,14 +783,8 @@ def _append_log(txn: Txn) -> None:
     tail is cut off first, a line already last is not written again, see append_plan)."""
     line = read_state_at(txn.fd, LOG_NAME, TXN_DIR, LOG_LIMIT)
     state = txn.state_fd
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-    try:
-        fd = os.open(LOG_NAME, flags, 0o644, dir_fd=state)
-    except OSError as e:
-        if e.errno != errno.ELOOP:
-            raise
-        fd = -1  # a link planted there: replaced below, never followed
-    if fd >= 0:
+    fd = open_to_append_at(state, LOG_NAME)  # None: a link planted there, replaced below
+    if fd is not None:
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
             raw = os.pread(fd, LOG_LIMIT + 1, 0) if regular else b"\xff"

@@ -220,16 +220,32 @@ def remove_state_file(path: str) -> bool:
     return True
 
 
-def read_state_at(dir_fd: int, name: str, where: str, limit: int = STATE_FILE_LIMIT) -> str:
-    """A state file's text, never through a link, at most `limit` bytes."""
+def open_state_at(dir_fd: int, name: str, flags: int, where: str) -> int:
+    """Open state file `name` in `dir_fd` with `flags`, never through a link: a link there is
+    an ApplyError naming `where/name`."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        return os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ApplyError(
                 f"{where}/{name}: is a symbolic link; Stoker never follows links: remove it"
             ) from None
         raise
+
+
+def open_to_append_at(dir_fd: int, name: str) -> int | None:
+    """Open an append-only state file (a log) to read and write, creating it if absent, never
+    through a link: None when a link stands there (the caller replaces it by a rename)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK  # a FIFO planted there does not block
+    try:
+        return open_state_at(dir_fd, name, flags, STATE_DIR)
+    except ApplyError:
+        return None
+
+
+def read_state_at(dir_fd: int, name: str, where: str, limit: int = STATE_FILE_LIMIT) -> str:
+    """A state file's text, never through a link, at most `limit` bytes."""
+    fd = open_state_at(dir_fd, name, os.O_RDONLY, where)
     with open(fd, "rb") as handle:
         raw = handle.read(limit + 1)
     if len(raw) > limit:

@@ -32,6 +32,7 @@ from stoker_agent.datadirs import (
 from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
+from stoker_agent.histories import Recording
 from stoker_agent.localtree import LocalTree
 from stoker_agent.observers import Observer, Unobserved
 from stoker_agent.previewing import file_diffs, live_side, plan_side
@@ -116,6 +117,8 @@ class SyncSettings:
     secret_files: tuple[SecretFile, ...] = ()
     # Told about fetches, scans and Designer sessions (the agent's metrics); not compared.
     observer: Observer = attrs.field(factory=Unobserved, eq=False, repr=False)
+    # Standalone `stoker sync` appends each sync to .stoker/history.jsonl (None: the agent).
+    history: Recording | None = None
 
 
 @attrs.frozen(slots=True)
@@ -235,6 +238,8 @@ def run_once(
         time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     _write_status(settings.data_dir, record)
+    if settings.history is not None:
+        settings.history.add(settings.data_dir, record, quiet=machine is not None)
     if machine is not None:
         raise machine  # said by the caller, as every machine error is (the CLI, the agent loop)
     return Outcome(record, outcome.plan, outcome.diffs, outcome.check_deferred)

@@ -27,10 +27,12 @@ from stoker_agent.commands.common import (
 from stoker_agent.documents import pick
 from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitfetch import Credentials
+from stoker_agent.histories import Recording, os_user
 from stoker_agent.rendering import print_plan
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
 from stoker_core.diffs import Secrets
 from stoker_core.errors import ExitCode, UsageError
+from stoker_core.history import DEFAULT_LIMIT, MAX_LIMIT
 from stoker_core.reports import plan_report
 from stoker_core.validation import load
 
@@ -73,6 +75,17 @@ from stoker_core.validation import load
 @click.option(
     "--diff", "show_diff", is_flag=True, help="With --dry-run: show the content of each change."
 )
+@click.option(
+    "--requested-by",
+    help="Who asked for this sync, for .stoker/history.jsonl (default: the OS user).",
+)
+@click.option(
+    "--history-limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Syncs kept in .stoker/history.jsonl (stoker history prints them).",
+)
 @output_option
 @reporting_errors
 def sync(
@@ -100,6 +113,8 @@ def sync(
     interval: float,
     dry_run: bool,
     show_diff: bool,
+    requested_by: str | None,
+    history_limit: int,
     output: str,
 ) -> None:
     """Sync DATA_DIR to REPO at REF for one gateway, then ask the gateway to rescan."""
@@ -141,6 +156,11 @@ def sync(
         dry_run=dry_run,
         diff=show_diff,
         secrets=Secrets(named=var_files, anonymous=logs.registered()),
+        # A --dry-run is a preview, as `stoker plan` is: it changes nothing, so it is not
+        # history (a GatewaySync's own dryRun is: that gateway's syncs are dry runs).
+        history=None
+        if dry_run
+        else Recording(history_limit, requested_by or os_user(), collapse_repeats=watch),
     )
     if not watch:
         with _progress_bar(enabled=output == "text" and sys.stdout.isatty()) as progress:
