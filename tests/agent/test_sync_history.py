@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.test_sync_cli import local_sync, stoker
+from agent.test_sync_cli import BLUE, MULTI, local_sync, stoker
 from conftest import git
 from stoker_agent import histories
 from stoker_core import history
+from support.ignition_sim import running
+from support.ignition_sim_resources import write_api_token
 
 
 def entry(n: int, **fields: object) -> history.Entry:
@@ -225,3 +227,75 @@ def test_a_sigkill_while_recording_never_leaves_a_torn_record_that_is_read_back(
     assert after.entries[-1] == entry(5)
     assert not after.torn
     assert not after.damaged
+
+
+def test_a_sync_killed_mid_apply_leaves_no_record_and_the_next_sync_records_cleanly(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "api-token"
+    token.write_text(write_api_token(data, collection="local") + "\n")
+    histories.append(str(data), entry(1), limit=100)
+    with running(data) as sim:
+        args = {
+            "cr": str(MULTI),
+            "profile": "blue",
+            "gateway_name": "ignition-blue",
+            "repo": str(example_repo),
+            "data_dir": str(data),
+            "gateway_url": sim.url,
+            "token_file": str(token),
+            "history": True,
+        }
+        killed = subprocess.run(
+            [sys.executable, "-m", "support.killedsync", json.dumps(args)],
+            capture_output=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+        assert killed.returncode == -9, killed.stderr
+        found = histories.read(str(data))
+        assert found.entries == (entry(1),)
+        assert not found.torn
+        rerun = stoker(
+            "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data),
+            *BLUE, "--gateway-url", sim.url, "--api-token-file", str(token),
+        )  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+    after = histories.read(str(data))
+    assert [e.result for e in after.entries] == ["Synced", "Synced"]
+    assert not after.torn
+    assert not after.damaged
+
+
+def test_watch_records_a_quiet_pass_once_not_every_interval(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data, args = local_sync(example_repo, tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stoker_agent.cli",
+            *args,
+            "--watch",
+            "--interval",
+            "1s",
+            "-o",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        results = [json.loads(proc.stdout.readline())["result"] for _ in range(4)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert results == ["Synced", "InSync", "InSync", "InSync"]
+    assert [e.result for e in histories.read(str(data)).entries] == ["Synced", "InSync"]

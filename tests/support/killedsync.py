@@ -14,6 +14,7 @@ from typing import Any
 
 from stoker_agent.documents import pick
 from stoker_agent.gateway import GatewaySettings
+from stoker_agent.histories import Recording
 from stoker_agent.standalone import Identity, SyncSettings, run_once
 from stoker_core.validation import load
 
@@ -35,6 +36,7 @@ def run(args: dict[str, Any]) -> str:
         data_dir=args["data_dir"],
         gateway=GatewaySettings(url=args["gateway_url"], token_file=args["token_file"]),
         progress=kill_after_commit,
+        history=Recording(user="killed") if args.get("history") else None,
     )
     return run_once(settings).record.result
 
