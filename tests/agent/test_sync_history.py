@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from agent.test_sync_cli import BLUE, MULTI, local_sync, stoker
-from conftest import git
+from conftest import ROOT, git
 from stoker_agent import histories
 from stoker_core import history
 from support.ignition_sim import running
@@ -37,10 +38,15 @@ def history_file(data: Path) -> Path:
     return data / ".stoker" / "history.jsonl"
 
 
+SCHEMA = json.loads((ROOT / "docs" / "schemas" / "history.schema.json").read_text())
+
+
 def shown(data: Path, *extra: str) -> dict[str, object]:
+    """`stoker history -o json`, checked against its documented schema."""
     done = stoker("history", "--data-dir", str(data), "-o", "json", *extra)
     assert done.returncode == 0, done.stderr
     body: dict[str, object] = json.loads(done.stdout)
+    jsonschema.validate(body, SCHEMA)
     return body
 
 
