@@ -226,8 +226,10 @@ def main(work: Path, on_step: OnStep | None = None) -> int:
 
         banner(f"status written for monitoring: {demo.shown(demo.data / '.stoker/status.json')}")
         print((demo.data / ".stoker/status.json").read_text())
+        banner("every sync this gateway received, newest first")
+        demo.codes["history"] = demo.stoker("history", "--data-dir", str(demo.data))
     expected = {"plan-blue": 2, "plan-red": 2, "first": 0, "change": 0, "delete": 0}
-    expected.update(refuse=1, reverted=0, reject=3)
+    expected.update(refuse=1, reverted=0, reject=3, history=0)
     wrong = {k: v for k, v in demo.codes.items() if expected.get(k) != v}
     print(
         f"Everything is left in {demo.shown(work)}: the repository, the data directory and the "

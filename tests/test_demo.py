@@ -135,3 +135,8 @@ def test_the_demo_script_prints_one_commit_id_per_step_and_no_dangling_paths(
             assert (ROOT / path).exists(), f"{path} named in {line!r} is gone"
     assert "projects did not load: blue" in out
     assert "the gateway runs 2 project(s): blue, global" in out
+    history = out.split("every sync this gateway received", 1)[1]
+    results = re.findall(r"^  \S+Z\s+(\w+)\s+([0-9a-f]{12})", history, re.MULTILINE)
+    # newest first: the rejected commit, the revert, the refusal, the deletion, change, first
+    assert [r for r, _ in results] == ["Rejected", "InSync", "Error", "Synced", "Synced", "Synced"]
+    assert results[0][1] == last  # the rejected commit is the last one made
