@@ -3,6 +3,7 @@ answer that never ends, arrives a byte at a time, or inflates when decompressed.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -18,6 +19,7 @@ from stoker_agent.gateway import (
     GatewaySettings,
     GatewayUnavailable,
 )
+from support.loopback import accepting
 
 Answer = Callable[[socket.socket, list[int]], None]
 
@@ -51,35 +53,25 @@ def gzip_bomb(conn: socket.socket, sent: list[int]) -> None:
 @pytest.fixture
 def serve() -> Iterator[Callable[[Answer], tuple[str, list[int]]]]:
     """A loopback server answering every connection with `answer`; bytes sent are counted."""
-    listeners: list[socket.socket] = []
+    with contextlib.ExitStack() as listeners:
 
-    def start(answer: Answer) -> tuple[str, list[int]]:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
-        sent = [0]
+        def start(answer: Answer) -> tuple[str, list[int]]:
+            sent = [0]
 
-        def handle(conn: socket.socket) -> None:
-            with conn:
-                try:
-                    conn.recv(65536)
-                    answer(conn, sent)
-                except OSError:
-                    pass  # the client hung up: what the test wants
+            def handle(conn: socket.socket) -> None:
+                with conn:
+                    try:
+                        conn.recv(65536)
+                        answer(conn, sent)
+                    except OSError:
+                        pass  # the client hung up: what the test wants
 
-        def accept() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
+            def on_connection(conn: socket.socket) -> None:
                 threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
-        threading.Thread(target=accept, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}", sent
+            return listeners.enter_context(accepting(on_connection)), sent
 
-    yield start
-    for listener in listeners:
-        listener.close()
+        yield start
 
 
 def call_within(seconds: float, call: Callable[[], object]) -> BaseException:

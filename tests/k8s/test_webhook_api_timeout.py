@@ -17,6 +17,7 @@ from kubernetes import client
 from stoker_k8s.admission import Unavailable, review_pod
 from stoker_k8s.commands.webhook import _clients
 from stoker_k8s.connection import connect
+from support.loopback import accepting
 
 
 @attrs.frozen
@@ -28,20 +29,9 @@ class SilentServer:
 @pytest.fixture
 def silent_api_server() -> Iterator[SilentServer]:
     """A loopback address that accepts connections and never answers; connections are kept."""
-    listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            held.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield SilentServer(f"http://127.0.0.1:{listener.getsockname()[1]}", held)
-    listener.close()
+    with accepting(held.append) as url:
+        yield SilentServer(url, held)
     for conn in held:
         conn.close()
 
