@@ -1,4 +1,4 @@
-"""Fixtures for agent tests: the real Git servers."""
+"""Fixtures for agent tests: the real Git servers; a gateway simulator with its API token."""
 
 from support.gitservers import (  # noqa: F401
     git_daemon,
@@ -8,3 +8,4 @@ from support.gitservers import (  # noqa: F401
     git_root,
     git_ssh,
 )
+from support.stokercli import simulated_gateway  # noqa: F401

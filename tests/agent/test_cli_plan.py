@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,10 @@ import jsonschema
 import pytest
 
 from conftest import EXAMPLES, ROOT, commit_tree, git
+from support.stokercli import run_stoker
 
 SCHEMAS = ROOT / "docs" / "schemas"
 MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
-
-
-def stoker(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "stoker_agent.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -35,7 +23,7 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def plan_json(*args: str) -> tuple[int, dict[str, Any]]:
-    done = stoker("plan", *args, "--output", "json")
+    done = run_stoker("plan", *args, "--output", "json")
     return done.returncode, json.loads(done.stdout)
 
 
@@ -137,7 +125,7 @@ def test_plan_text_output_groups_changes_by_resource_with_marks_and_totals(
     data = tmp_path / "data"
     (data / "projects" / "Stale").mkdir(parents=True)
     (data / "projects" / "Stale" / "project.json").write_text("{}")
-    done = stoker(
+    done = run_stoker(
         "plan",
         "--cr",
         str(MULTI),
@@ -166,7 +154,7 @@ def test_plan_errors_exit_1_with_all_problems_and_no_traceback(
     )
     data = tmp_path / "data"
     data.mkdir()
-    done = stoker(
+    done = run_stoker(
         "plan",
         "--cr",
         str(bad),
@@ -196,7 +184,7 @@ def test_unknown_ref_and_missing_data_dir_are_clear_errors(make_repo: Any, tmp_p
     repo = make_repo({"p/a.json": "1"})
     cr = tmp_path / "cr.yaml"
     cr.write_text(CR.format(source="p", dest="projects"))
-    done = stoker(
+    done = run_stoker(
         "plan",
         "--cr",
         str(cr),
@@ -211,7 +199,7 @@ def test_unknown_ref_and_missing_data_dir_are_clear_errors(make_repo: Any, tmp_p
     )
     assert done.returncode == 1
     assert 'ref "nope" not found' in done.stderr
-    done = stoker(
+    done = run_stoker(
         "plan",
         "--cr",
         str(cr),
@@ -227,15 +215,15 @@ def test_unknown_ref_and_missing_data_dir_are_clear_errors(make_repo: Any, tmp_p
 
 
 def test_usage_errors_exit_64() -> None:
-    assert stoker("plan").returncode == 64
-    assert stoker("plan", "--cr", "x", "--repo", "y").returncode == 64
-    assert stoker("no-such-command").returncode == 64
+    assert run_stoker("plan").returncode == 64
+    assert run_stoker("plan", "--cr", "x", "--repo", "y").returncode == 64
+    assert run_stoker("no-such-command").returncode == 64
 
 
 def test_every_example_manifest_validates() -> None:
     files = sorted(str(p) for p in (EXAMPLES / "gatewaysyncs").glob("*.yaml"))
     assert files
-    done = stoker("validate", *files, "--output", "json")
+    done = run_stoker("validate", *files, "--output", "json")
     assert done.returncode == 0, done.stdout
     report = json.loads(done.stdout)
     jsonschema.validate(report, schema("validate.schema.json"))
@@ -252,7 +240,7 @@ def test_validate_multi_document_notes_other_kinds_and_rejects_unknown_fields(
     multi.write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n" + good + "---\n" + bad
     )
-    done = stoker("validate", str(multi), "--output", "json")
+    done = run_stoker("validate", str(multi), "--output", "json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     jsonschema.validate(report, schema("validate.schema.json"))
@@ -262,7 +250,7 @@ def test_validate_multi_document_notes_other_kinds_and_rejects_unknown_fields(
         "spec.sync.profiles.default.mappings[0].destinaton",
         "spec.sync.profiles.default.mappings[0].destination",
     }
-    text = stoker("validate", str(multi))
+    text = run_stoker("validate", str(multi))
     assert "note:" in text.stdout
     assert "ConfigMap" in text.stdout
     assert "destinaton" in text.stderr
@@ -271,7 +259,7 @@ def test_validate_multi_document_notes_other_kinds_and_rejects_unknown_fields(
 def test_validate_reports_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("spec: [unclosed\n")
-    done = stoker("validate", str(broken), str(tmp_path / "missing.yaml"))
+    done = run_stoker("validate", str(broken), str(tmp_path / "missing.yaml"))
     assert done.returncode == 1
     assert "invalid YAML: line" in done.stderr
     assert "cannot read" in done.stderr

@@ -4,65 +4,22 @@ redirect), scan locks left by an earlier run, and one-off transport failures (H1
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import EXAMPLES, git
-from support.ignition_sim import Fault, GatewaySimulator, running
+from conftest import git
+from support.ignition_sim import Fault, GatewaySimulator
 from support.ignition_sim_resources import write_api_token
+from support.stokercli import run_stoker, sync_args
 
-MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
 LOCK = "/data/api/v1/scan-lock"
-
-
-def stoker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stoker_agent.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "api-token"
-    token.write_text(write_api_token(data, collection="local") + "\n")
-    with running(data) as sim:
-        yield sim, data, token
 
 
 def sync(repo: Path, data: Path, sim: GatewaySimulator, token: Path) -> dict[str, object]:
     """One `stoker sync --output json` of profile blue; its report plus the exit code."""
-    done = stoker(
-        "sync",
-        "--cr",
-        str(MULTI),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        "--gateway-name",
-        "ignition-blue",
-        "--profile",
-        "blue",
-        "--gateway-url",
-        sim.url,
-        "--api-token-file",
-        str(token),
-        "--output",
-        "json",
-    )
+    done = run_stoker(*sync_args(repo, data, sim, token, "--output", "json"), timeout=120)
     assert "Traceback" not in done.stderr
     report: dict[str, object] = json.loads(done.stdout)
     return {**report, "exit": done.returncode, "stderr": done.stderr}

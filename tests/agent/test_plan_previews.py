@@ -4,10 +4,8 @@ rendered diffs with secrets masked in every output, both commits named, bounded 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, commit_tree, git
+from support.stokercli import run_stoker
 
 SECRET = "Zq8x-s3cr3t-\u00e9-pa55w0rd"
 PERSPECTIVE = "com.inductiveautomation.perspective"
@@ -64,14 +63,7 @@ HOSTILE = "\x1b[2J\x1b]0;pwned\x07 ```` @octocat <script>alert(1)</script> \u202
 
 def stoker(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the installed `stoker` console command, as a user or a CI job does."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "stoker"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return run_stoker(*args, console=True)
 
 
 def fragments(secret: str, size: int = 6) -> set[str]:

@@ -5,31 +5,17 @@ last started and what it says needs a restart."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import EXAMPLES, git
-from support.ignition_sim import GatewaySimulator, running
-from support.ignition_sim_resources import write_api_token
+from support.ignition_sim import GatewaySimulator
 from support.kubeenv import wait_until
+from support.stokercli import run_stoker, sync_args
 
 MARKER = ".stoker/restart-owed.json"
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "api-token"
-    token.write_text(write_api_token(data, collection="local") + "\n")
-    with running(data) as sim:
-        yield sim, data, token
 
 
 @pytest.fixture
@@ -51,19 +37,7 @@ def setup(example_repo: Path, tmp_path: Path) -> tuple[Path, Path]:
 def sync(setup: tuple[Path, Path], gateway: tuple[GatewaySimulator, Path, Path]) -> dict[str, str]:
     """One `stoker sync --output json` of profile blue: its report."""
     (repo, cr), (sim, data, token) = setup, gateway
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr)),
-            *("--repo", str(repo), "--data-dir", str(data), "--gateway-name", "ignition-blue"),
-            *("--profile", "blue", "--gateway-url", sim.url, "--api-token-file", str(token)),
-            *("--output", "json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=120,
-    )
+    done = run_stoker(*sync_args(repo, data, sim, token, "--output", "json", cr=cr), timeout=120)
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 

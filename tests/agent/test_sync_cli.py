@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,10 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import EXAMPLES, ROOT, commit_tree, git
+from conftest import ROOT, commit_tree, git
 from stoker_agent.applying import Applier
-from support.ignition_sim import GatewaySimulator, running
-from support.ignition_sim_resources import write_api_token
-
-MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
-BLUE = ["--gateway-name", "ignition-blue", "--profile", "blue"]
-
-
-def stoker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stoker_agent.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+from support.ignition_sim import GatewaySimulator
+from support.stokercli import BLUE, MULTI, local_sync, run_stoker, sync_args
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -47,16 +33,6 @@ def files_of(root: Path) -> dict[str, bytes]:
     return out
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "api-token"
-    token.write_text(write_api_token(data, collection="local") + "\n")
-    with running(data) as sim:
-        yield sim, data, token
-
-
 def blue_with(tmp_path: Path, **settings: Any) -> Path:
     """The example GatewaySync with these fields (wire names) set on profile blue, as a file."""
     body = yaml.safe_load(MULTI.read_text())
@@ -66,38 +42,11 @@ def blue_with(tmp_path: Path, **settings: Any) -> Path:
     return path
 
 
-def local_sync(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
-    """A fresh data directory and the `stoker sync` arguments for it, without a gateway."""
-    data = tmp_path / "data"
-    data.mkdir()
-    return data, ["sync", "--cr", str(MULTI), "--repo", str(repo), "--data-dir", str(data), *BLUE]
-
-
-def sync_args(
-    repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str, cr: Path = MULTI
-) -> list[str]:
-    return [
-        "sync",
-        "--cr",
-        str(cr),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        *BLUE,
-        "--gateway-url",
-        sim.url,
-        "--api-token-file",
-        str(token),
-        *extra,
-    ]
-
-
 def test_sync_delivers_the_commit_and_the_gateway_loads_it(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    done = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     jsonschema.validate(report, json.loads((ROOT / "docs/schemas/sync.schema.json").read_text()))
@@ -109,7 +58,7 @@ def test_sync_delivers_the_commit_and_the_gateway_loads_it(
     status = json.loads((data / ".stoker/status.json").read_text())
     assert status["result"] == "Synced"
     assert status["added"]["count"] == len(report["added"])
-    again = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    again = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert again.returncode == 0
     assert json.loads(again.stdout)["result"] == "InSync"
     assert [s.kind for s in sim.scans if s.trigger != "boot"] == ["projects", "config"]
@@ -119,12 +68,12 @@ def test_an_incremental_sync_changes_only_what_the_commit_changed(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    assert stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
+    assert run_stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
     home = "com.inductiveautomation.perspective/views/Home/view.json"
     view = example_repo / "services/ignition-blue/projects/blue" / home
     view.write_text(view.read_text().replace("}", ', "note": "v2"}', 1))
     git(example_repo, "commit", "-qam", "edit a view")
-    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    done = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     report = json.loads(done.stdout)
     assert (report["added"], report["deleted"]) == ([], [])
     assert report["modified"] == [
@@ -149,7 +98,7 @@ def test_gateway_problems_stop_the_sync_before_any_file_changes(
         sim.fail("/", "garbage", times=-1)  # something else answers at the gateway's address
     else:
         sim.stop()
-    done = stoker(*args)
+    done = run_stoker(*args)
     assert done.returncode == 1
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
@@ -165,7 +114,7 @@ def test_designer_policy_fail_blocks_with_exit_4(
     args = sync_args(
         example_repo, data, sim, token, cr=blue_with(tmp_path, designerSessionPolicy="fail")
     )
-    done = stoker(*args)
+    done = run_stoker(*args)
     assert done.returncode == 4
     assert "alice on blue" in done.stderr
     assert not (data / "projects").exists()
@@ -177,7 +126,7 @@ def test_a_profile_can_sync_a_backup_gateway_anyway(
     sim, data, token = gateway
     sim.redundancy_role = "Backup"
     args = sync_args(example_repo, data, sim, token, cr=blue_with(tmp_path, applyOnBackup=True))
-    done = stoker(*args)
+    done = run_stoker(*args)
     assert done.returncode == 0, done.stderr
     assert (data / "projects/blue/project.json").exists()
 
@@ -187,7 +136,7 @@ def test_backup_gateway_is_skipped(
 ) -> None:
     sim, data, token = gateway
     sim.redundancy_role = "Backup"
-    done = stoker(*sync_args(example_repo, data, sim, token))
+    done = run_stoker(*sync_args(example_repo, data, sim, token))
     assert done.returncode == 4
     assert "Skipped (backup)" in done.stderr
     assert not (data / "projects").exists()
@@ -197,13 +146,13 @@ def test_a_rejected_commit_is_rolled_back_and_held(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    assert stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
+    assert run_stoker(*sync_args(example_repo, data, sim, token)).returncode == 0
     good = files_of(data)
     project = example_repo / "services/ignition-blue/projects/blue/project.json"
     project.write_text(project.read_text().replace("}", ', "description": "broken"}', 1))
     git(example_repo, "commit", "-qam", "a change the gateway refuses")
     sim.refused_projects.add("blue")
-    done = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    done = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert done.returncode == 3, done.stderr
     report = json.loads(done.stdout)
     assert report["result"] == "Rejected"
@@ -217,7 +166,7 @@ def test_a_paused_profile_changes_nothing_and_scans_nothing_b10(
 ) -> None:
     sim, data, token = gateway
     args = sync_args(example_repo, data, sim, token, cr=blue_with(tmp_path, paused=True))
-    done = stoker(*args)
+    done = run_stoker(*args)
     assert done.returncode == 4, done.stdout + done.stderr
     assert not (data / "projects").exists()
     assert [s for s in sim.scans if s.trigger != "boot"] == []
@@ -227,7 +176,7 @@ def test_dry_run_plans_without_writing(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    done = stoker(*sync_args(example_repo, data, sim, token, "--dry-run", "--output", "json"))
+    done = run_stoker(*sync_args(example_repo, data, sim, token, "--dry-run", "--output", "json"))
     assert done.returncode == 2
     assert json.loads(done.stdout)["result"] == "DryRun"
     assert not (data / "projects").exists()
@@ -240,7 +189,7 @@ def test_dry_run_in_the_spec_plans_and_changes_nothing(
     cr = blue_with(tmp_path, dryRun=True)
     args = sync_args(example_repo, data, sim, token, "--output", "json", cr=cr)
     before = files_of(data)
-    done = stoker(*args)
+    done = run_stoker(*args)
     assert done.returncode == 2, done.stderr  # changes pending, none made
     report = json.loads(done.stdout)
     assert report["result"] == "DryRun"
@@ -254,7 +203,7 @@ def test_without_a_gateway_url_nothing_is_scanned_and_the_output_says_so(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    done = stoker(
+    done = run_stoker(
         "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
     )
     assert done.returncode == 0, done.stderr
@@ -266,7 +215,7 @@ def test_a_second_sync_while_one_runs_is_blocked(example_repo: Path, tmp_path: P
     data = tmp_path / "data"
     data.mkdir()
     with Applier(str(data)):
-        done = stoker(
+        done = run_stoker(
             "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
         )
     assert done.returncode == 4
@@ -293,7 +242,7 @@ def test_bad_repository_content_is_a_clear_error_and_nothing_changes(
     data.mkdir()
     (data / "projects").mkdir()
     (data / "projects/keep.json").write_text("{}")
-    done = stoker(
+    done = run_stoker(
         "sync",
         "--cr",
         str(cr),
@@ -323,7 +272,7 @@ def test_random_sigkills_of_a_real_sync_leave_the_old_or_the_new_commit(
     base = tmp_path / "base"
     base.mkdir()
     args = ["sync", "--cr", str(cr), "--repo", str(repo), "--gateway-name", "g"]
-    assert stoker(*args, "--data-dir", str(base), "--ref", old_commit).returncode == 0
+    assert run_stoker(*args, "--data-dir", str(base), "--ref", old_commit).returncode == 0
     expected_old = files_of(base)
     rng = random.Random(1234)
     outcomes = set()
@@ -389,7 +338,7 @@ def test_drift_is_reported_and_gateway_stamps_are_not_drift(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    assert stoker(*args).returncode == 0
+    assert run_stoker(*args).returncode == 0
     code = data / "projects/blue/ignition/script-python/shifts/code.py"
     code.write_text("# edited on the gateway\n")
     (data / "projects/blue/project.json").unlink()
@@ -401,14 +350,14 @@ def test_drift_is_reported_and_gateway_stamps_are_not_drift(
     }
     body["attributes"]["lastModificationSignature"] = "f" * 64
     stamped.write_text(json.dumps(body, indent=4))
-    done = stoker(*args, "--dry-run", "--output", "json")
+    done = run_stoker(*args, "--dry-run", "--output", "json")
     assert done.returncode == 2
     drift = {d["path"]: d["kind"] for d in json.loads(done.stdout)["drift"]}
     assert drift == {
         "projects/blue/ignition/script-python/shifts/code.py": "modified",
         "projects/blue/project.json": "deleted",
     }
-    restored = stoker(*args, "--output", "json")
+    restored = run_stoker(*args, "--output", "json")
     assert json.loads(restored.stdout)["result"] == "Synced"
     assert code.read_text() != "# edited on the gateway\n"
     assert json.loads(stamped.read_text())["attributes"]["lastModificationSignature"] == "f" * 64
@@ -418,7 +367,7 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
     example_repo: Path, tmp_path: Path
 ) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    assert json.loads(stoker(*args, "--output", "json").stdout)["driftChecked"] is True
+    assert json.loads(run_stoker(*args, "--output", "json").stdout)["driftChecked"] is True
     # Drift in a folder the next commit does not touch (folders on the way to a changed file
     # are always listed for real, so drift there is seen at once).
     gone = data / "projects/blue/ignition/script-python/shifts/code.py"
@@ -430,7 +379,7 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
     view.write_text(view.read_text().replace("}", ', "note": "v2"}', 1))
     git(example_repo, "commit", "-qam", "edit a view")
 
-    quick = json.loads(stoker(*args, "--output", "json").stdout)
+    quick = json.loads(run_stoker(*args, "--output", "json").stdout)
     assert quick["driftChecked"] is False
     assert (quick["modified"], quick["added"], quick["deleted"]) == (
         [f"projects/blue/{home}"],
@@ -441,7 +390,7 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
     status = json.loads((data / ".stoker/status.json").read_text())
     assert status["driftChecked"] is False
 
-    full = json.loads(stoker(*args, "--output", "json").stdout)  # same commit: a full check
+    full = json.loads(run_stoker(*args, "--output", "json").stdout)  # same commit: a full check
     assert full["driftChecked"] is True
     assert full["added"] == ["projects/blue/ignition/script-python/shifts/code.py"]
     assert full["deleted"] == ["projects/blue/ignition/script-python/stray.txt"]
@@ -453,7 +402,7 @@ def test_a_new_commit_after_sync_period_gets_a_full_check(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    assert stoker(*args).returncode == 0
+    assert run_stoker(*args).returncode == 0
     (data / "projects/blue/project.json").unlink()
     last = data / ".stoker/full-check"
     old = last.stat().st_mtime - 3600  # the last full check was an hour ago
@@ -461,7 +410,7 @@ def test_a_new_commit_after_sync_period_gets_a_full_check(
     (example_repo / "services/ignition-blue/projects/blue/extra.json").write_text("{}")
     git(example_repo, "add", "-A")
     git(example_repo, "commit", "-qm", "add a file")
-    report = json.loads(stoker(*args, "--output", "json").stdout)
+    report = json.loads(run_stoker(*args, "--output", "json").stdout)
     assert report["driftChecked"] is True
     assert sorted(report["added"]) == ["projects/blue/extra.json", "projects/blue/project.json"]
 
@@ -471,12 +420,12 @@ def test_a_failed_scan_is_retried_not_sticky_b11(
 ) -> None:
     sim, data, token = gateway
     sim.fail("/data/api/v1/scan/projects", 503, times=-1)
-    failed = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    failed = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert failed.returncode == 1
     assert json.loads(failed.stdout)["result"] == "Error"
     assert (data / "projects/blue/project.json").exists()  # applied; only the scan failed
     sim.clear_faults()
-    retried = stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
+    retried = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout)["result"] == "Synced"
     assert "blue" in sim.loaded_projects()
@@ -495,7 +444,7 @@ def test_paths_that_need_a_restart_are_reported_as_restart_required(
         .replace("template: true", "template: false")
         .split("            patches:")[0]
     )
-    done = stoker(
+    done = run_stoker(
         "sync",
         "--cr",
         str(cr),
@@ -679,7 +628,7 @@ def test_a_crafted_commit_whose_paths_climb_with_dot_dot_is_refused_and_nothing_
     outer = tmp_path / "outer"
     data = outer / "data"
     (data / "projects").mkdir(parents=True)
-    done = stoker(
+    done = run_stoker(
         "sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data),
         "--gateway-name", "ignition-blue",
     )  # fmt: skip

@@ -16,11 +16,16 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, commit_tree, git
-from support.ignition_sim import GatewaySimulator, running
-from support.ignition_sim_resources import write_api_token
+from conftest import commit_tree, git
+from support.ignition_sim import GatewaySimulator
+from support.stokercli import (
+    killed_sync_args,
+    run_command,
+    run_module,
+    run_stoker,
+    sync_args,
+)
 
-MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
 CR = """\
 apiVersion: stoker.io/v1alpha1
 kind: GatewaySync
@@ -41,17 +46,6 @@ spec:
             destination: projects
 """
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount, chattr)")
-
-
-def stoker(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "NO_COLOR": "1",
-        "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, check=False, env=env
-    )
 
 
 def status_of(data: Path) -> dict[str, Any]:
@@ -128,53 +122,16 @@ def cr(tmp_path: Path) -> Path:
 # -- H4 -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Path, Path]]:
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "api-token"
-    token.write_text(write_api_token(data, collection="local") + "\n")
-    with running(data) as sim:
-        yield sim, data, token
-
-
 def test_H4_a_sync_killed_after_its_commit_still_has_the_gateway_scan_on_the_next_run(
     example_repo: Path, gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
     sim, data, token = gateway
-    args = {
-        "cr": str(MULTI),
-        "profile": "blue",
-        "gateway_name": "ignition-blue",
-        "repo": str(example_repo),
-        "data_dir": str(data),
-        "gateway_url": sim.url,
-        "token_file": str(token),
-    }
-    killed = stoker("support.killedsync", json.dumps(args))
+    args = killed_sync_args(example_repo, data, sim, token)
+    killed = run_module("support.killedsync", json.dumps(args))
     assert killed.returncode == -9, killed.stderr
     assert (data / ".stoker/txn/journal.json").exists()  # the commit ran; it did not finish
     assert [s for s in sim.scans if s.trigger != "boot"] == []
-    rerun = stoker(
-        "stoker_agent.cli",
-        "sync",
-        "--cr",
-        str(MULTI),
-        "--repo",
-        str(example_repo),
-        "--data-dir",
-        str(data),
-        "--gateway-name",
-        "ignition-blue",
-        "--profile",
-        "blue",
-        "--gateway-url",
-        sim.url,
-        "--api-token-file",
-        str(token),
-        "--output",
-        "json",
-    )
+    rerun = run_stoker(*sync_args(example_repo, data, sim, token, "--output", "json"))
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads(rerun.stdout)
     assert report["added"] == []  # rolled forward: nothing left to change ...
@@ -196,13 +153,13 @@ def test_H7_a_full_disk_leaves_an_honest_status_no_staged_files_and_names_the_pa
     with small_volume(tmp_path / "vol", size="1m") as vol:
         data = vol / "data"
         data.mkdir()
-        first = stoker(*plain_sync(repo, data, cr))
+        first = run_module(*plain_sync(repo, data, cr))
         assert first.returncode == 0, first.stderr
         assert status_of(data)["result"] == "Synced"
         before = files_of(data)
         commit_tree(repo, {"p/a.json": "{}", "p/big.bin": os.urandom(2 << 20)}, "too big")
         free = os.statvfs(data).f_bavail
-        failed = stoker(*plain_sync(repo, data, cr))
+        failed = run_module(*plain_sync(repo, data, cr))
         assert failed.returncode == 1
         assert "Traceback" not in failed.stderr
         error = json.loads(failed.stdout)["error"]
@@ -221,13 +178,13 @@ def test_H7_a_sub_folder_that_refuses_writes_leaves_an_honest_status_and_names_t
     repo = make_repo({"p/a.json": "1", "p/locked/b.json": "1"})
     data = tmp_path / "data"
     data.mkdir()
-    assert stoker(*plain_sync(repo, data, cr)).returncode == 0
+    assert run_module(*plain_sync(repo, data, cr)).returncode == 0
     before = files_of(data)
     commit_tree(repo, {"p/a.json": "2", "p/locked/b.json": "2"}, "both change")
     locked = data / "projects/locked"
     subprocess.run(["chattr", "+i", str(locked)], check=True)  # EPERM, even for root
     try:
-        failed = stoker(*plain_sync(repo, data, cr))
+        failed = run_module(*plain_sync(repo, data, cr))
     finally:
         subprocess.run(["chattr", "-i", str(locked)], check=True)
     assert failed.returncode == 1
@@ -247,11 +204,11 @@ def test_H7_a_name_the_file_system_refuses_leaves_an_honest_status_and_names_the
     repo = make_repo(files)
     data = tmp_path / "data"
     data.mkdir()
-    assert stoker(*plain_sync(repo, data, cr)).returncode == 0
+    assert run_module(*plain_sync(repo, data, cr)).returncode == 0
     before = files_of(data)
     commit_tree(repo, dict.fromkeys(files, "2"), "ordinary changes")
     add_crafted(repo, "p/m", "n" * 300 + ".json")  # no file system lets git check it out
-    failed = stoker(*plain_sync(repo, data, cr))
+    failed = run_module(*plain_sync(repo, data, cr))
     assert failed.returncode == 1
     error = json.loads(failed.stdout)["error"]
     assert error.startswith("projects/m/nnnn"), error
@@ -268,15 +225,9 @@ NOBODY = 65534
 
 def as_nobody(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     """`python -m ARGS` as an unprivileged user (root ignores permission bits)."""
-    env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp), "HOME": str(tmp)}
     ids = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    return subprocess.run(
-        ["setpriv", *ids, sys.executable, "-m", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
+    command = ["setpriv", *ids, sys.executable, "-m", *args]
+    return run_command(command, env={"TMPDIR": str(tmp), "HOME": str(tmp)})
 
 
 @needs_root

@@ -14,12 +14,12 @@ import jsonschema
 import pytest
 import yaml
 
-from agent.test_sync_cli import BLUE, MULTI, local_sync, stoker
 from conftest import ROOT, git
 from stoker_agent import histories
 from stoker_core import history
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
+from support.stokercli import killed_sync_args, local_sync, run_module, run_stoker, sync_args
 
 
 def entry(n: int, **fields: object) -> history.Entry:
@@ -43,7 +43,7 @@ SCHEMA = json.loads((ROOT / "docs" / "schemas" / "history.schema.json").read_tex
 
 def shown(data: Path, *extra: str) -> dict[str, object]:
     """`stoker history -o json`, checked against its documented schema."""
-    done = stoker("history", "--data-dir", str(data), "-o", "json", *extra)
+    done = run_stoker("history", "--data-dir", str(data), "-o", "json", *extra)
     assert done.returncode == 0, done.stderr
     body: dict[str, object] = json.loads(done.stdout)
     jsonschema.validate(body, SCHEMA)
@@ -54,8 +54,8 @@ def test_every_stoker_sync_is_recorded_with_its_counts_and_who_requested_it(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    assert stoker(*args, "--requested-by", "alice").returncode == 0
-    assert stoker(*args).returncode == 0  # the OS user by default
+    assert run_stoker(*args, "--requested-by", "alice").returncode == 0
+    assert run_stoker(*args).returncode == 0  # the OS user by default
     head = git(example_repo, "rev-parse", "HEAD")
     entries = shown(data)["entries"]
     assert isinstance(entries, list)
@@ -71,7 +71,7 @@ def test_every_stoker_sync_is_recorded_with_its_counts_and_who_requested_it(
 
 def test_a_dry_run_sync_is_not_recorded(example_repo: Path, tmp_path: Path) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    assert stoker(*args, "--dry-run").returncode == 2
+    assert run_stoker(*args, "--dry-run").returncode == 2
     assert not history_file(data).exists()
     assert shown(data)["entries"] == []
 
@@ -79,7 +79,7 @@ def test_a_dry_run_sync_is_not_recorded(example_repo: Path, tmp_path: Path) -> N
 def test_the_history_keeps_only_history_limit_syncs(example_repo: Path, tmp_path: Path) -> None:
     data, args = local_sync(example_repo, tmp_path)
     for _ in range(3):
-        assert stoker(*args, "--history-limit", "2").returncode == 0
+        assert run_stoker(*args, "--history-limit", "2").returncode == 0
     assert len(history_file(data).read_text().splitlines()) == 2
     assert [e["result"] for e in shown(data)["entries"]] == ["InSync", "InSync"]  # type: ignore[attr-defined]
 
@@ -115,13 +115,13 @@ def test_a_symlinked_history_file_is_never_followed(example_repo: Path, tmp_path
     outside.write_text("not Stoker's\n")
     history_file(data).parent.mkdir()
     history_file(data).symlink_to(outside)
-    done = stoker("history", "--data-dir", str(data))
+    done = run_stoker("history", "--data-dir", str(data))
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")
     assert len(done.stderr.splitlines()) == 1
     assert "symbolic link" in done.stderr
     assert "Traceback" not in done.stderr
-    assert stoker(*args).returncode == 0
+    assert run_stoker(*args).returncode == 0
     assert outside.read_text() == "not Stoker's\n"
     assert not history_file(data).is_symlink()
     assert [e["result"] for e in shown(data)["entries"]] == ["Synced"]  # type: ignore[attr-defined]
@@ -133,7 +133,7 @@ def test_binary_junk_in_the_history_is_skipped_with_a_warning_and_replaced_by_th
     path = history_file(tmp_path)
     path.parent.mkdir()
     path.write_bytes(os.urandom(4096) + b"\n" + history.line(entry(1)).encode() + b"\x00\xff\n")
-    done = stoker("history", "--data-dir", str(tmp_path))
+    done = run_stoker("history", "--data-dir", str(tmp_path))
     assert done.returncode == 0
     assert "Traceback" not in done.stderr
     assert "damaged line(s) skipped" in done.stderr
@@ -145,12 +145,12 @@ def test_binary_junk_in_the_history_is_skipped_with_a_warning_and_replaced_by_th
 
 def test_a_ref_with_bidi_characters_is_shown_escaped_in_the_table(tmp_path: Path) -> None:
     histories.append(str(tmp_path), entry(1, ref="main\u202egnp.exe\x1b[2J"), limit=100)
-    done = stoker("history", "--data-dir", str(tmp_path))
+    done = run_stoker("history", "--data-dir", str(tmp_path))
     assert done.returncode == 0
     assert "\u202e" not in done.stdout
     assert "\x1b" not in done.stdout
     assert "main\\u202egnp.exe\\x1b[2J" in done.stdout
-    as_yaml = stoker("history", "--data-dir", str(tmp_path), "-o", "yaml")
+    as_yaml = run_stoker("history", "--data-dir", str(tmp_path), "-o", "yaml")
     assert "\u202e" not in as_yaml.stdout
     assert yaml.safe_load(as_yaml.stdout)["entries"][0]["ref"] == "main\u202egnp.exe\x1b[2J"
 
@@ -158,22 +158,24 @@ def test_a_ref_with_bidi_characters_is_shown_escaped_in_the_table(tmp_path: Path
 def test_the_table_is_newest_first_and_limit_shows_the_newest(tmp_path: Path) -> None:
     for n in (1, 2, 3):
         histories.append(str(tmp_path), entry(n, added=n), limit=100)
-    lines = stoker("history", "--data-dir", str(tmp_path), "--limit", "2").stdout.splitlines()
+    lines = run_stoker("history", "--data-dir", str(tmp_path), "--limit", "2").stdout.splitlines()
     assert lines[0].split()[:3] == ["TIME", "RESULT", "COMMIT"]
     assert [line.split()[2] for line in lines[1:]] == [entry(3).commit[:12], entry(2).commit[:12]]
     assert "+3 ~0 -0" in lines[1]
 
 
 def test_stoker_history_follows_the_cli_conventions(tmp_path: Path) -> None:
-    missing = stoker("history", "--data-dir", str(tmp_path / "nowhere"))
+    missing = run_stoker("history", "--data-dir", str(tmp_path / "nowhere"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: ")
     assert len(missing.stderr.splitlines()) == 1
-    assert stoker("history", "--data-dir", str(tmp_path), "--limit", "0").returncode == 64
-    empty = stoker("history", "--data-dir", str(tmp_path))
+    assert run_stoker("history", "--data-dir", str(tmp_path), "--limit", "0").returncode == 64
+    empty = run_stoker("history", "--data-dir", str(tmp_path))
     assert empty.returncode == 0
     assert "no syncs recorded" in empty.stdout
-    as_yaml = yaml.safe_load(stoker("history", "--data-dir", str(tmp_path), "-o", "yaml").stdout)
+    as_yaml = yaml.safe_load(
+        run_stoker("history", "--data-dir", str(tmp_path), "-o", "yaml").stdout
+    )
     assert as_yaml["entries"] == []
     assert as_yaml["damagedLines"] == 0
 
@@ -244,30 +246,13 @@ def test_a_sync_killed_mid_apply_leaves_no_record_and_the_next_sync_records_clea
     token.write_text(write_api_token(data, collection="local") + "\n")
     histories.append(str(data), entry(1), limit=100)
     with running(data) as sim:
-        args = {
-            "cr": str(MULTI),
-            "profile": "blue",
-            "gateway_name": "ignition-blue",
-            "repo": str(example_repo),
-            "data_dir": str(data),
-            "gateway_url": sim.url,
-            "token_file": str(token),
-            "history": True,
-        }
-        killed = subprocess.run(
-            [sys.executable, "-m", "support.killedsync", json.dumps(args)],
-            capture_output=True,
-            check=False,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        )
+        args = killed_sync_args(example_repo, data, sim, token, history=True)
+        killed = run_module("support.killedsync", json.dumps(args))
         assert killed.returncode == -9, killed.stderr
         found = histories.read(str(data))
         assert found.entries == (entry(1),)
         assert not found.torn
-        rerun = stoker(
-            "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data),
-            *BLUE, "--gateway-url", sim.url, "--api-token-file", str(token),
-        )  # fmt: skip
+        rerun = run_stoker(*sync_args(example_repo, data, sim, token))
         assert rerun.returncode == 0, rerun.stderr
     after = histories.read(str(data))
     assert [e.result for e in after.entries] == ["Synced", "Synced"]
