@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from conftest import EXAMPLES
 from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
-from support.ignition_sim_resources import write_api_token
+from support.inpod import create_blue_gateway, gateway_data
 from support.kubeenv import ControlPlane, wait_until
 from support.kubefixtures import proxied_kubeconfig
 from support.tcpproxy import TcpProxy
@@ -32,33 +30,10 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
     example_repo: Path,
     tmp_path: Path,
 ) -> None:
-    body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
-    body["metadata"].pop("namespace", None)
-    body["spec"]["git"] = {"repo": f"file://{example_repo}", "ref": "main"}
-    name = body["metadata"]["name"]
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
-    )
-    kube_core.create_namespaced_pod(
-        kube_namespace,
-        {  # injected: the controller discovers it and creates its status ConfigMap
-            "metadata": {
-                "name": "ignition-blue-0",
-                "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": name},
-            },
-            "spec": {
-                "initContainers": [
-                    {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
-                ],
-                "containers": [{"name": "gateway", "image": "ignition"}],
-            },
-        },
-    )
+    name = create_blue_gateway(kube_api, kube_core, kube_namespace, example_repo)
     env = kube_env.subprocess_env()
     proxied = proxied_kubeconfig(kube_env, api_proxy, tmp_path / "proxied.kubeconfig")
-    data = tmp_path / "data"
-    data.mkdir()
-    (tmp_path / "api-token").write_text(write_api_token(data, collection="local"))
+    data = gateway_data(tmp_path)
     agent_log = tmp_path / "agent.log"
     procs = [
         start(

@@ -11,31 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from conftest import EXAMPLES
 from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
-from support.ignition_sim_resources import write_api_token
+from support.inpod import create_blue_gateway, gateway_data, status_record
 from support.kubeenv import ControlPlane, wait_until
 
 pytestmark = pytest.mark.kube
 
 
-def status(core: client.CoreV1Api, namespace: str, cr: str) -> dict[str, Any] | None:
-    """The agent's last published sync record, or None."""
-    for cm in core.list_namespaced_config_map(namespace).items:
-        text = (cm.data or {}).get("status.json")
-        if cm.metadata.name.startswith(f"stoker-status-{cr}") and text:
-            record: dict[str, Any] = json.loads(text)
-            return record
-    return None
-
-
 def result_is(core: client.CoreV1Api, namespace: str, cr: str, result: str) -> Any:
     """The agent's last record when its result is `result`, else None."""
-    record = status(core, namespace, cr)
+    record = status_record(core, namespace, cr)
     return record if record and record["result"] == result else None
 
 
@@ -47,32 +35,9 @@ def test_an_agent_missing_its_git_token_and_a_vars_secret_names_them_and_syncs_o
     example_repo: Path,
     tmp_path: Path,
 ) -> None:
-    body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
-    body["metadata"].pop("namespace", None)
-    body["spec"]["git"] = {"repo": f"file://{example_repo}", "ref": "main"}
-    name = body["metadata"]["name"]
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
-    )
-    kube_core.create_namespaced_pod(
-        kube_namespace,
-        {
-            "metadata": {
-                "name": "ignition-blue-0",
-                "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": name},
-            },
-            "spec": {
-                "initContainers": [
-                    {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
-                ],
-                "containers": [{"name": "gateway", "image": "ignition"}],
-            },
-        },
-    )
+    name = create_blue_gateway(kube_api, kube_core, kube_namespace, example_repo)
     env = kube_env.subprocess_env()
-    data = tmp_path / "data"
-    data.mkdir()
-    (tmp_path / "api-token").write_text(write_api_token(data, collection="local"))
+    data = gateway_data(tmp_path)
     # The optional Secret volumes, mounted empty: the Secrets do not exist yet.
     token = tmp_path / "git-credentials" / "token"
     password = tmp_path / "vars" / "plant-db" / "password"

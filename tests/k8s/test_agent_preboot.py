@@ -6,20 +6,16 @@ as processes against the real API server; nothing listens at the gateway's port.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-import yaml
 from kubernetes import client
 
-from conftest import EXAMPLES
 from k8s.test_e2e import blue_agent_env, start, stop
 from stoker_agent.standalone import PREBOOT_SCAN
-from support.ignition_sim_resources import write_api_token
+from support.inpod import create_blue_gateway, gateway_data, status_record
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 pytestmark = pytest.mark.kube
@@ -34,15 +30,6 @@ def startupz(env: dict[str, str]) -> int:
         return 0
 
 
-def record(core: client.CoreV1Api, namespace: str, cr: str) -> dict[str, Any] | None:
-    for cm in core.list_namespaced_config_map(namespace).items:
-        text = (cm.data or {}).get("status.json")
-        if cm.metadata.name.startswith(f"stoker-status-{cr}") and text:
-            found: dict[str, Any] = json.loads(text)
-            return found
-    return None
-
-
 def test_startupz_waits_for_the_first_sync_which_applies_before_the_gateway_starts(
     kube_env: ControlPlane,
     kube_api: client.ApiClient,
@@ -51,32 +38,9 @@ def test_startupz_waits_for_the_first_sync_which_applies_before_the_gateway_star
     example_repo: Path,
     tmp_path: Path,
 ) -> None:
-    body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
-    body["metadata"].pop("namespace", None)
-    body["spec"]["git"] = {"repo": f"file://{example_repo}", "ref": "main"}
-    name = body["metadata"]["name"]
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
-    )
-    kube_core.create_namespaced_pod(
-        kube_namespace,
-        {
-            "metadata": {
-                "name": "ignition-blue-0",
-                "annotations": {"stoker.io/inject": "true", "stoker.io/cr-name": name},
-            },
-            "spec": {
-                "initContainers": [
-                    {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
-                ],
-                "containers": [{"name": "gateway", "image": "ignition"}],
-            },
-        },
-    )
+    name = create_blue_gateway(kube_api, kube_core, kube_namespace, example_repo)
     env = kube_env.subprocess_env()
-    data = tmp_path / "data"
-    data.mkdir()
-    (tmp_path / "api-token").write_text(write_api_token(data, collection="local"))
+    data = gateway_data(tmp_path)
     closed = f"http://127.0.0.1:{free_port()}"  # the gateway container waits for the agent
     agent_env = blue_agent_env(env, kube_namespace, name, tmp_path, data, closed)
     agent_log = tmp_path / "agent.log"
@@ -93,7 +57,9 @@ def test_startupz_waits_for_the_first_sync_which_applies_before_the_gateway_star
         )
         synced = wait_until(
             lambda: (
-                (r := record(kube_core, kube_namespace, name)) and r["result"] == "Synced" and r
+                (r := status_record(kube_core, kube_namespace, name))
+                and r["result"] == "Synced"
+                and r
             ),
             timeout=90,
             what="the agent's first sync",
