@@ -20,29 +20,13 @@ from stoker_agent.gateway import GatewaySettings
 from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop, Metadata
 from stoker_agent.standalone import Identity, SyncSettings
-from stoker_core.status import SyncRecord
 from stoker_core.validation import load
+from support.agentloop import Sink, Source
 from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
 from support.kubeenv import wait_until
 
 MULTI = EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml"
-
-
-@attrs.define
-class Source:
-    meta: Metadata
-
-    def read(self) -> Metadata:
-        return self.meta
-
-
-@attrs.define
-class Sink:
-    records: list[SyncRecord] = attrs.field(factory=list)
-
-    def write(self, record: SyncRecord) -> None:
-        self.records.append(record)
 
 
 @attrs.frozen

@@ -17,30 +17,7 @@ from stoker_agent.loop import AgentLoop, Interrupted, Metadata
 from stoker_agent.standalone import Identity, Outcome, SyncSettings
 from stoker_core.errors import TemporaryError
 from stoker_core.status import SyncRecord
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@attrs.define
-class Source:
-    meta: Metadata | None
-
-    def read(self) -> Metadata | None:
-        return self.meta
-
-
-@attrs.define
-class Sink:
-    records: list[SyncRecord] = attrs.field(factory=list)
-
-    def write(self, record: SyncRecord) -> None:
-        self.records.append(record)
+from support.agentloop import Clock, Sink, Source
 
 
 @attrs.define

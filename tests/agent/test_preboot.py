@@ -21,7 +21,7 @@ from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop, Metadata
 from stoker_agent.standalone import PREBOOT_SCAN, Identity, Outcome, SyncSettings, run_once
 from stoker_core.secretfiles import SecretFile
-from stoker_core.status import SyncRecord
+from support.agentloop import Clock, Sink, Source
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
 from support.kubeenv import free_port
@@ -33,30 +33,6 @@ CHART_BACKUP = {
     "app.kubernetes.io/instance": "plant1",
     "apps.kubernetes.io/pod-index": "1",
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@attrs.define
-class Source:
-    meta: Metadata | None
-
-    def read(self) -> Metadata | None:
-        return self.meta
-
-
-@attrs.define
-class Sink:
-    records: list[SyncRecord] = attrs.field(factory=list)
-
-    def write(self, record: SyncRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture
