@@ -20,7 +20,7 @@ import yaml
 from conftest import ROOT, commit_tree, git
 from stoker_agent.applying import Applier
 from support.ignition_sim import GatewaySimulator
-from support.stokercli import BLUE, MULTI, local_sync, run_stoker, sync_args
+from support.stokercli import BLUE, MULTI, local_sync, run_stoker, start_watch, sync_args
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -470,28 +470,8 @@ def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stoker_agent.cli",
-            "sync",
-            "--cr",
-            str(MULTI),
-            "--repo",
-            str(example_repo),
-            "--data-dir",
-            str(data),
-            *BLUE,
-            "--watch",
-            "--interval",
-            "1s",
-            "--output",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    proc = start_watch(
+        "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
     )
     try:
         assert proc.stdout is not None
@@ -527,14 +507,9 @@ def test_watch_runs_the_agents_loop_so_drift_follows_the_drift_policy(
     cr_file.write_text(yaml.safe_dump_all(docs))
     data = tmp_path / "data"
     data.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr_file),
-         "--repo", str(example_repo), "--data-dir", str(data), *BLUE,
-         "--watch", "--interval", "1s", "--output", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
+    proc = start_watch(
+        "sync", "--cr", str(cr_file), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
+    )
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline())["result"] == "Synced"

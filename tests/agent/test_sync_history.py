@@ -19,7 +19,14 @@ from stoker_agent import histories
 from stoker_core import history
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
-from support.stokercli import killed_sync_args, local_sync, run_module, run_stoker, sync_args
+from support.stokercli import (
+    killed_sync_args,
+    local_sync,
+    run_module,
+    run_stoker,
+    start_watch,
+    sync_args,
+)
 
 
 def entry(n: int, **fields: object) -> history.Entry:
@@ -264,22 +271,7 @@ def test_watch_records_a_quiet_pass_once_not_every_interval(
     example_repo: Path, tmp_path: Path
 ) -> None:
     data, args = local_sync(example_repo, tmp_path)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stoker_agent.cli",
-            *args,
-            "--watch",
-            "--interval",
-            "1s",
-            "-o",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_watch(*args)
     try:
         assert proc.stdout is not None
         results = [json.loads(proc.stdout.readline())["result"] for _ in range(4)]

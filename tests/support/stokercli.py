@@ -63,6 +63,16 @@ def run_module(
     return run_command([sys.executable, "-m", *args], env={**tests_on_path(), **(env or {})})
 
 
+def start_watch(*args: str) -> subprocess.Popen[str]:
+    """`stoker ARGS --watch --interval 1s --output json` started: a JSON report a line on stdout."""
+    return subprocess.Popen(
+        [*CLI, *args, "--watch", "--interval", "1s", "--output", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 def tests_on_path() -> dict[str, str]:
     """The environment that lets a child process import the tests' `support` modules."""
     return {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
