@@ -42,6 +42,12 @@ def sync(setup: tuple[Path, Path], gateway: tuple[GatewaySimulator, Path, Path])
     return dict(json.loads(done.stdout))
 
 
+def restart(sim: GatewaySimulator) -> None:
+    """Restart the gateway and wait until it runs again."""
+    sim.restart(0.2)
+    wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
+
+
 def test_restart_required_stays_until_the_gateway_has_restarted(
     setup: tuple[Path, Path], gateway: tuple[GatewaySimulator, Path, Path]
 ) -> None:
@@ -52,8 +58,7 @@ def test_restart_required_stays_until_the_gateway_has_restarted(
     again = sync(setup, gateway)
     assert again["result"] == "RestartRequired"
     assert "a restart-only file changed at" in again["restart"]
-    sim.restart(0.2)
-    wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
+    restart(sim)
     assert sync(setup, gateway)["result"] == "InSync"
     assert not (data / MARKER).exists()
 
@@ -64,8 +69,7 @@ def test_restart_tasks_the_gateway_lists_after_a_sync_are_reported(
     sim, _, _ = gateway
     repo, _ = setup
     assert sync(setup, gateway)["result"] == "RestartRequired"
-    sim.restart(0.2)
-    wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
+    restart(sim)
     sim.restart_tasks = ["Module 'Perspective' updated"]
     project = repo / "services/ignition-blue/projects/blue/project.json"
     project.write_text(project.read_text().replace("}", ', "description": "v2"}', 1))
@@ -73,8 +77,7 @@ def test_restart_tasks_the_gateway_lists_after_a_sync_are_reported(
     report = sync(setup, gateway)
     assert report["result"] == "RestartRequired"
     assert "pending restart tasks: Module 'Perspective' updated" in report["restart"]
-    sim.restart(0.2)
-    wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
+    restart(sim)
     assert sync(setup, gateway)["result"] == "InSync"
     # What the gateway lists reaches the status bounded: the first 10 tasks, 200 characters each.
     sim.restart_tasks = [f"{i}:{'x' * 5000}" for i in range(100)]
@@ -92,8 +95,7 @@ def test_a_forged_restart_marker_is_read_as_hostile_input(
 ) -> None:
     sim, data, _ = gateway
     assert sync(setup, gateway)["result"] == "RestartRequired"
-    sim.restart(0.2)
-    wait_until(lambda: sim.state == "RUNNING", timeout=10, what="the restart")
+    restart(sim)
     for forged in ("x" * 100_000, "not json", '{"since": "soon"}', '{"since": true}'):
         (data / MARKER).write_text(forged)
         assert sync(setup, gateway)["result"] == "InSync"
