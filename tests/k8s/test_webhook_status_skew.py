@@ -48,6 +48,17 @@ def lenient_status(kube_env: ControlPlane, kube_api: client.ApiClient) -> Iterat
         kube_env.install_crds(kube_api, [CRDS])
 
 
+def listed_by_the_webhook(kube_env: ControlPlane, namespace: str) -> list[str]:
+    """The GatewaySyncs in `namespace` as the webhook's own client lists them."""
+    saved = client.Configuration.get_default_copy()
+    try:
+        connect(str(kube_env.kubeconfig))
+        list_crs, _ = _clients()
+        return list(list_crs(namespace))
+    finally:
+        client.Configuration.set_default(saved)
+
+
 def test_a_status_field_the_webhook_does_not_know_does_not_hide_the_gatewaysync(
     kube_env: ControlPlane,
     kube_api: client.ApiClient,
@@ -69,13 +80,7 @@ def test_a_status_field_the_webhook_does_not_know_does_not_hide_the_gatewaysync(
     )
     assert stored["status"]["fieldOfANewerRelease"] == "x"
 
-    saved = client.Configuration.get_default_copy()
-    try:
-        connect(str(kube_env.kubeconfig))
-        list_crs, _ = _clients()
-        assert list(list_crs(kube_namespace)) == ["plant"]
-    finally:
-        client.Configuration.set_default(saved)
+    assert listed_by_the_webhook(kube_env, kube_namespace) == ["plant"]
 
 
 def test_a_spec_field_of_a_newer_release_does_not_hide_the_gatewaysync(
@@ -99,10 +104,4 @@ def test_a_spec_field_of_a_newer_release_does_not_hide_the_gatewaysync(
     )
     assert stored["spec"]["git"]["fieldOfANewerRelease"] == "x"
 
-    saved = client.Configuration.get_default_copy()
-    try:
-        connect(str(kube_env.kubeconfig))
-        list_crs, _ = _clients()
-        assert list(list_crs(kube_namespace)) == ["plant"]
-    finally:
-        client.Configuration.set_default(saved)
+    assert listed_by_the_webhook(kube_env, kube_namespace) == ["plant"]
