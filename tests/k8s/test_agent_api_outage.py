@@ -11,9 +11,15 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
-from support.inpod import create_blue_gateway, gateway_data
+from support.inpod import (
+    blue_agent_env,
+    create_blue_gateway,
+    gateway_data,
+    start,
+    start_controller,
+    stop,
+)
 from support.kubeenv import ControlPlane, wait_until
 from support.kubefixtures import proxied_kubeconfig
 from support.tcpproxy import TcpProxy
@@ -35,13 +41,7 @@ def test_an_agent_started_while_the_api_server_is_unreachable_waits_then_syncs(
     proxied = proxied_kubeconfig(kube_env, api_proxy, tmp_path / "proxied.kubeconfig")
     data = gateway_data(tmp_path)
     agent_log = tmp_path / "agent.log"
-    procs = [
-        start(
-            ["controller", "--metrics-port", "0", "--lease-namespace", kube_namespace],
-            env,
-            tmp_path / "controller.log",
-        )
-    ]
+    procs = [start_controller(env, kube_namespace, tmp_path)]
     try:
         wait_until(
             lambda: _metadata(kube_core, kube_namespace, name),

@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k8s.test_e2e import blue_agent_env, start, stop
 from support.ignition_sim import running
-from support.inpod import create_blue_gateway, gateway_data, status_record
+from support.inpod import (
+    blue_agent_env,
+    create_blue_gateway,
+    gateway_data,
+    start,
+    start_controller,
+    status_record,
+    stop,
+)
 from support.kubeenv import ControlPlane, wait_until
 
 pytestmark = pytest.mark.kube
@@ -44,13 +51,7 @@ def test_an_agent_missing_its_git_token_and_a_vars_secret_names_them_and_syncs_o
     token.parent.mkdir()
     password.parent.mkdir(parents=True)
     agent_log = tmp_path / "agent.log"
-    procs = [
-        start(
-            ["controller", "--metrics-port", "0", "--lease-namespace", kube_namespace],
-            env,
-            tmp_path / "controller.log",
-        )
-    ]
+    procs = [start_controller(env, kube_namespace, tmp_path)]
     try:
         with running(data) as sim:
             agent_env = {

@@ -13,9 +13,16 @@ import pytest
 import requests
 from kubernetes import client
 
-from k8s.test_e2e import blue_agent_env, start, stop
 from stoker_agent.standalone import PREBOOT_SCAN
-from support.inpod import create_blue_gateway, gateway_data, status_record
+from support.inpod import (
+    blue_agent_env,
+    create_blue_gateway,
+    gateway_data,
+    start,
+    start_controller,
+    status_record,
+    stop,
+)
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 pytestmark = pytest.mark.kube
@@ -48,13 +55,7 @@ def test_startupz_waits_for_the_first_sync_which_applies_before_the_gateway_star
     try:
         # No metadata yet (no controller): the agent runs, the gateway must still wait.
         wait_until(lambda: startupz(agent_env) == 503, timeout=30, what="/startupz to answer")
-        procs.append(
-            start(
-                ["controller", "--metrics-port", "0", "--lease-namespace", kube_namespace],
-                env,
-                tmp_path / "controller.log",
-            )
-        )
+        procs.append(start_controller(env, kube_namespace, tmp_path))
         synced = wait_until(
             lambda: (
                 (r := status_record(kube_core, kube_namespace, name))

@@ -16,10 +16,10 @@ import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
-from k8s.test_e2e import blue_agent_env, start, stop
 from support.gitservers import GitHttpServer
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
+from support.inpod import blue_agent_env, start, stop
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 pytestmark = pytest.mark.kube

@@ -23,11 +23,11 @@ import yaml
 from kubernetes import client
 
 from conftest import EXAMPLES, git
-from k8s.test_e2e import start, stop
 from stoker_k8s.commands.status import summarize
 from stoker_k8s.controller import Controller
 from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
+from support.inpod import start, stop
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 pytestmark = pytest.mark.kube

@@ -1,10 +1,14 @@
-"""An agent "in a pod" against the real API server, for the k8s tests that run the agent as a
-process: the example GatewaySync (profile blue) with its injected gateway pod, the gateway's
-data directory with the API token beside it, and the status record the agent publishes."""
+"""Agents "in a pod" against the real API server, for the k8s tests that run `stoker agent` and
+`stoker controller` as processes: starting and stopping them, the environment the webhook
+injects for pod ignition-blue-0, the example GatewaySync (profile blue) with that injected pod,
+the gateway's data directory with the API token beside it, and the status record the agent
+publishes."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +16,74 @@ import yaml
 from kubernetes import client
 
 from support.ignition_sim_resources import write_api_token
+from support.kubeenv import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/gatewaysyncs/multiple-profiles.yaml"
 POD = "ignition-blue-0"
+
+# Run `stoker` with some top-level packages refusing to import, as if not installed.
+WITHOUT = """\
+import sys
+BLOCKED = set(sys.argv[1].split(","))
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Refuse())
+from stoker_agent.cli import main
+main(sys.argv[2:])
+"""
+
+
+def start(
+    args: list[str], env: dict[str, str], log: Path, *, without: str = ""
+) -> subprocess.Popen[bytes]:
+    """Start `stoker ARGS` logging to `log`; `without`: packages it must do without."""
+    handle = log.open("wb")
+    command = ["-c", WITHOUT, without] if without else ["-m", "stoker_agent.cli"]
+    proc = subprocess.Popen(
+        [sys.executable, *command, *args],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    handle.close()
+    return proc
+
+
+def blue_agent_env(
+    env: dict[str, str], namespace: str, cr_name: str, work: Path, data: Path, gateway_url: str
+) -> dict[str, str]:
+    """What the webhook would inject for pod ignition-blue-0 (profile blue), with local paths:
+    `data` is the gateway's data directory, `work` holds the mirror and `api-token`."""
+    return {
+        **env,
+        "POD_NAME": "ignition-blue-0",
+        "POD_NAMESPACE": namespace,
+        "CR_NAME": cr_name,
+        "GATEWAY_NAME": "ignition-blue",
+        "PROFILE": "blue",
+        "DATA_PATH": str(data),
+        "REPO_PATH": str(work / "repo"),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": gateway_url.rsplit(":", 1)[1],
+        "API_KEY_FILE": str(work / "api-token"),
+        "HEALTH_PORT": str(free_port()),
+    }
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> list[int]:
+    """SIGTERM every process and return their exit codes (each must stop within 20 s)."""
+    for proc in procs:
+        proc.terminate()
+    return [proc.wait(timeout=20) for proc in procs]
+
+
+def start_controller(env: dict[str, str], namespace: str, work: Path) -> subprocess.Popen[bytes]:
+    """Start `stoker controller` (its lease in `namespace`), logging to `work`/controller.log."""
+    args = ["controller", "--metrics-port", "0", "--lease-namespace", namespace]
+    return start(args, env, work / "controller.log")
 
 
 def create_blue_gateway(
