@@ -20,7 +20,16 @@ import yaml
 from conftest import ROOT, commit_tree, git
 from stoker_agent.applying import Applier
 from support.ignition_sim import GatewaySimulator
-from support.stokercli import BLUE, MULTI, local_sync, run_stoker, start_watch, sync_args
+from support.stokercli import (
+    BLUE,
+    CLI,
+    MULTI,
+    local_sync,
+    run_stoker,
+    start_watch,
+    sync_args,
+    sync_command,
+)
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -203,9 +212,7 @@ def test_without_a_gateway_url_nothing_is_scanned_and_the_output_says_so(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    done = run_stoker(
-        "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
-    )
+    done = run_stoker(*sync_command(MULTI, example_repo, data, *BLUE))
     assert done.returncode == 0, done.stderr
     assert "not scanned" in done.stdout
     assert (data / "projects/blue/project.json").exists()
@@ -215,9 +222,7 @@ def test_a_second_sync_while_one_runs_is_blocked(example_repo: Path, tmp_path: P
     data = tmp_path / "data"
     data.mkdir()
     with Applier(str(data)):
-        done = run_stoker(
-            "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
-        )
+        done = run_stoker(*sync_command(MULTI, example_repo, data, *BLUE))
     assert done.returncode == 4
     assert "another sync holds" in done.stderr
 
@@ -242,17 +247,7 @@ def test_bad_repository_content_is_a_clear_error_and_nothing_changes(
     data.mkdir()
     (data / "projects").mkdir()
     (data / "projects/keep.json").write_text("{}")
-    done = run_stoker(
-        "sync",
-        "--cr",
-        str(cr),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        "--gateway-name",
-        "ignition-blue",
-    )
+    done = run_stoker(*sync_command(cr, repo, data, "--gateway-name", "ignition-blue"))
     assert done.returncode == 1
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
@@ -445,15 +440,7 @@ def test_paths_that_need_a_restart_are_reported_as_restart_required(
         .split("            patches:")[0]
     )
     done = run_stoker(
-        "sync",
-        "--cr",
-        str(cr),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        "--gateway-name",
-        "g",
+        *sync_command(cr, repo, data, "--gateway-name", "g"),
         "--gateway-url",
         sim.url,
         "--api-token-file",
@@ -470,9 +457,7 @@ def test_watch_prints_one_json_line_per_sync_and_follows_new_commits(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    proc = start_watch(
-        "sync", "--cr", str(MULTI), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
-    )
+    proc = start_watch(*sync_command(MULTI, example_repo, data, *BLUE))
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
@@ -507,9 +492,7 @@ def test_watch_runs_the_agents_loop_so_drift_follows_the_drift_policy(
     cr_file.write_text(yaml.safe_dump_all(docs))
     data = tmp_path / "data"
     data.mkdir()
-    proc = start_watch(
-        "sync", "--cr", str(cr_file), "--repo", str(example_repo), "--data-dir", str(data), *BLUE
-    )
+    proc = start_watch(*sync_command(cr_file, example_repo, data, *BLUE))
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline())["result"] == "Synced"
@@ -537,19 +520,7 @@ def test_on_a_terminal_sync_shows_progress_and_still_reports(
 
     data = tmp_path / "data"
     data.mkdir()
-    args = [
-        sys.executable,
-        "-m",
-        "stoker_agent.cli",
-        "sync",
-        "--cr",
-        str(MULTI),
-        "--repo",
-        str(example_repo),
-        "--data-dir",
-        str(data),
-        *BLUE,
-    ]
+    args = [*CLI, *sync_command(MULTI, example_repo, data, *BLUE)]
     pid, fd = pty.fork()
     if pid == 0:  # the child runs stoker with a terminal as stdout
         os.execv(sys.executable, args)
@@ -603,10 +574,7 @@ def test_a_crafted_commit_whose_paths_climb_with_dot_dot_is_refused_and_nothing_
     outer = tmp_path / "outer"
     data = outer / "data"
     (data / "projects").mkdir(parents=True)
-    done = run_stoker(
-        "sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data),
-        "--gateway-name", "ignition-blue",
-    )  # fmt: skip
+    done = run_stoker(*sync_command(cr, repo, data, "--gateway-name", "ignition-blue"))
     assert done.returncode == 1
     assert "error: projects/..: this path in commit" in done.stderr  # the first such entry
     assert "crafted or is corrupt" in done.stderr

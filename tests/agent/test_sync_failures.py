@@ -24,6 +24,7 @@ from support.stokercli import (
     run_module,
     run_stoker,
     sync_args,
+    sync_command,
 )
 
 CR = """\
@@ -79,17 +80,7 @@ def plain_sync(repo: Path, data: Path, cr: Path) -> list[str]:
     """`stoker sync` arguments for `data`, without a gateway."""
     return [
         "stoker_agent.cli",
-        "sync",
-        "--cr",
-        str(cr),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        "--gateway-name",
-        "gw",
-        "--output",
-        "json",
+        *sync_command(cr, repo, data, "--gateway-name", "gw", "--output", "json"),
     ]
 
 

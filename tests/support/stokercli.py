@@ -78,32 +78,24 @@ def tests_on_path() -> dict[str, str]:
     return {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
+def sync_command(cr: Path, repo: Path, data: Path, *extra: str) -> list[str]:
+    """`stoker sync` arguments: the GatewaySync file `cr`, `repo`, the data directory `data`."""
+    return ["sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data), *extra]
+
+
 def local_sync(repo: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     """A fresh data directory and the `stoker sync` arguments for it, without a gateway."""
     data = tmp_path / "data"
     data.mkdir()
-    return data, ["sync", "--cr", str(MULTI), "--repo", str(repo), "--data-dir", str(data), *BLUE]
+    return data, sync_command(MULTI, repo, data, *BLUE)
 
 
 def sync_args(
     repo: Path, data: Path, sim: GatewaySimulator, token: Path, *extra: str, cr: Path = MULTI
 ) -> list[str]:
     """`stoker sync` arguments for profile blue of `cr`, against the simulator `sim`."""
-    return [
-        "sync",
-        "--cr",
-        str(cr),
-        "--repo",
-        str(repo),
-        "--data-dir",
-        str(data),
-        *BLUE,
-        "--gateway-url",
-        sim.url,
-        "--api-token-file",
-        str(token),
-        *extra,
-    ]
+    gateway = ["--gateway-url", sim.url, "--api-token-file", str(token)]
+    return sync_command(cr, repo, data, *BLUE, *gateway, *extra)
 
 
 def killed_sync_args(
