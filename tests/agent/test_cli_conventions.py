@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.test_cli_errors import BLOCKING
 from conftest import EXAMPLES
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
+from support.stokercli import BLOCKING
 
 STOKER = str(Path(sys.executable).with_name("stoker"))
 CR = EXAMPLES / "gatewaysyncs" / "single-gateway.yaml"

@@ -22,31 +22,20 @@ from typing import NamedTuple
 import pytest
 
 from conftest import EXAMPLES
+from support.stokercli import BLOCKING
 
 STOKER = str(Path(sys.executable).with_name("stoker"))
 CR = EXAMPLES / "gatewaysyncs" / "single-gateway.yaml"  # its one profile is "standard"
-K8S_COMMANDS = ("status", "controller", "webhook", "receiver")
+K8S_COMMANDS = ("status", "controller", "webhook", "receiver", "release-gatewaysyncs")
 # Options that keep a k8s command from listening anywhere but loopback, should it get that far.
 QUIET = {
     "status": [],
+    "release-gatewaysyncs": [],
     "controller": ["--metrics-port", "0", "--no-leader-election"],
     "webhook": ["--bind", "127.0.0.1:0"],
     "receiver": ["--bind", "127.0.0.1:0"],
     "agent": [],
 }
-# Run main() with some top-level packages refusing to import, as if not installed.
-BLOCKING = """\
-import sys
-BLOCKED = set(sys.argv[1].split(","))
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, Refuse())
-from stoker_agent.cli import main
-main(sys.argv[2:])
-"""
 # Bind-mount a directory read-only onto itself, then run the command (the namespace, and the
 # mount with it, ends with the command: nothing to clean up).
 READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'

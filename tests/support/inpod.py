@@ -17,23 +17,10 @@ from kubernetes import client
 
 from support.ignition_sim_resources import write_api_token
 from support.kubeenv import free_port
+from support.stokercli import BLOCKING
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/gatewaysyncs/multiple-profiles.yaml"
 POD = "ignition-blue-0"
-
-# Run `stoker` with some top-level packages refusing to import, as if not installed.
-WITHOUT = """\
-import sys
-BLOCKED = set(sys.argv[1].split(","))
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, Refuse())
-from stoker_agent.cli import main
-main(sys.argv[2:])
-"""
 
 
 def start(
@@ -41,7 +28,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start `stoker ARGS` logging to `log`; `without`: packages it must do without."""
     handle = log.open("wb")
-    command = ["-c", WITHOUT, without] if without else ["-m", "stoker_agent.cli"]
+    command = ["-c", BLOCKING, without] if without else ["-m", "stoker_agent.cli"]
     proc = subprocess.Popen(
         [sys.executable, *command, *args],
         env=env,

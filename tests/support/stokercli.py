@@ -20,6 +20,20 @@ MULTI = TESTS.parent / "examples" / "gatewaysyncs" / "multiple-profiles.yaml"
 BLUE = ["--gateway-name", "ignition-blue", "--profile", "blue"]
 CLI = (sys.executable, "-m", "stoker_agent.cli")
 CONSOLE = (str(Path(sys.executable).parent / "stoker"),)  # the installed console command
+# `python -c BLOCKING PACKAGES ARGS`: stoker with the top-level PACKAGES (comma-separated)
+# refusing to import, as if not installed.
+BLOCKING = """\
+import sys
+BLOCKED = set(sys.argv[1].split(","))
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Refuse())
+from stoker_agent.cli import main
+main(sys.argv[2:])
+"""
 
 
 def run_command(
