@@ -37,6 +37,13 @@ def settings_for(repo: Path, data: Path) -> SyncSettings:
     )
 
 
+def fresh(repo: Path, tmp_path: Path) -> tuple[Path, SyncSettings]:
+    """A new data directory in `tmp_path` and the settings that sync profile blue into it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    return data, settings_for(repo, data)
+
+
 def check_due(data: Path) -> None:
     """Date the last full check an hour back: due, without sleeping."""
     then = (data / FULL_CHECK_FILE).stat().st_mtime - 3600
@@ -69,10 +76,9 @@ class Sink:
 def test_in_a_running_agent_a_new_commit_goes_first_and_the_due_full_check_runs_right_after(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
+    data, settings = fresh(example_repo, tmp_path)
     sync = Recording()
-    loop = AgentLoop(RefSource(settings_for(example_repo, data)), Sink(), sync=sync)
+    loop = AgentLoop(RefSource(settings), Sink(), sync=sync)
     loop.step()  # the first sync: a full apply
     assert sync.outcomes[-1][1].record.result == "Synced"
     (data / CODE).unlink()  # drift where the next commit changes nothing
@@ -105,9 +111,7 @@ def test_in_a_running_agent_a_new_commit_goes_first_and_the_due_full_check_runs_
 def test_a_one_shot_sync_that_must_check_does_it_in_the_same_pass_as_the_apply(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    settings = settings_for(example_repo, data)
+    data, settings = fresh(example_repo, tmp_path)
     run_once(settings)
     (data / CODE).unlink()
     check_due(data)
@@ -126,9 +130,7 @@ def test_a_one_shot_sync_that_must_check_does_it_in_the_same_pass_as_the_apply(
 def test_a_file_changed_in_place_with_its_mtime_put_back_is_still_drift_because_its_ctime_moved(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    settings = settings_for(example_repo, data)
+    data, settings = fresh(example_repo, tmp_path)
     run_once(settings)
     code = data / CODE
     before = code.stat()
@@ -149,9 +151,7 @@ def test_a_file_changed_in_place_with_its_mtime_put_back_is_still_drift_because_
 def test_files_written_by_the_last_sync_are_trusted_unread_at_the_next_check(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    settings = settings_for(example_repo, data)
+    _, settings = fresh(example_repo, tmp_path)
     first = run_once(settings)
     assert first.plan is not None
     again = run_once(settings)
@@ -164,9 +164,7 @@ def test_files_written_by_the_last_sync_are_trusted_unread_at_the_next_check(
 def test_a_manifest_of_format_1_is_read_hashed_once_and_rewritten_in_the_current_format(
     example_repo: Path, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    settings = settings_for(example_repo, data)
+    data, settings = fresh(example_repo, tmp_path)
     run_once(settings)
     path = data / ".stoker/manifest.json"
     body = json.loads(path.read_text())
