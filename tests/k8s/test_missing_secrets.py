@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
+from support.apimetrics import api_server_count
 from support.gitservers import BareRepo
 from support.kubeenv import ControlPlane
 
@@ -58,19 +58,7 @@ def events(core: client.CoreV1Api, namespace: str) -> list[Any]:
 
 def secret_reads(kube_env: ControlPlane) -> float:
     """The API server's count of GET requests for Secrets."""
-    text = requests.get(
-        f"{kube_env.server}/metrics",
-        cert=(str(kube_env.admin_cert), str(kube_env.admin_key)),
-        verify=str(kube_env.ca_file),
-        timeout=10,
-    ).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("apiserver_request_total{")
-        and 'resource="secrets"' in line
-        and 'verb="GET"' in line
-    )
+    return api_server_count(kube_env, "apiserver_request_total", 'resource="secrets"', 'verb="GET"')
 
 
 def spec_naming_every_kind(tmp_path: Path, auth: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from k8s.test_chart import helm as helm  # the fixture
 from k8s.test_chart import render
 from k8s.test_crd import MINIMAL
 from stoker_k8s.controller import Controller
+from support.apimetrics import api_server_count
 from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
 from support.kubelet import mark_pod_running
@@ -317,17 +318,8 @@ def test_B19_a_pod_without_a_data_volume_starts_without_the_agent_and_a_warning_
 
 def fail_opens(kube_env: ControlPlane, webhook: str) -> float:
     """The API server's count of calls to `webhook` that failed and were ignored."""
-    text = requests.get(
-        f"{kube_env.server}/metrics",
-        cert=(str(kube_env.admin_cert), str(kube_env.admin_key)),
-        verify=str(kube_env.ca_file),
-        timeout=10,
-    ).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("apiserver_admission_webhook_fail_open_count{")
-        and f'name="{webhook}"' in line
+    return api_server_count(
+        kube_env, "apiserver_admission_webhook_fail_open_count", f'name="{webhook}"'
     )
 
 
