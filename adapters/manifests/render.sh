@@ -8,8 +8,9 @@ helm="$(bash "$root/adapters/helm/build-helm.sh" | tail -n 1)"
 {
   echo "# Generated from adapters/helm/stoker by adapters/manifests/render.sh; do not edit."
   echo "# Install: kubectl create namespace stoker-system && kubectl apply -f stoker.yaml"
+  # No hooks: kubectl apply would run the uninstall hook's Job at once (kubectl has no uninstall).
   "$helm" template stoker "$root/adapters/helm/stoker" --namespace stoker-system --include-crds \
-    --skip-tests
+    --no-hooks
 } > "$root/adapters/manifests/stoker.yaml"
 {
   echo "# Generated from adapters/helm/stoker by adapters/manifests/render.sh; do not edit."

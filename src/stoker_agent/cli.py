@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("stoker_k8s.commands.agent:agent", "Run the in-cluster sync agent (sidecar)."),
     "controller": ("stoker_k8s.commands.controller:controller", "Run the GatewaySync controller."),
     "status": ("stoker_k8s.commands.status:status", "Show every GatewaySync and its gateways."),
+    "release-gatewaysyncs": (
+        "stoker_k8s.commands.release:release_gatewaysyncs",
+        "Remove Stoker's finalizer from every GatewaySync (after uninstalling the controller).",
+    ),
 }
 
 # Top-level import name → the extra of the `stoker` distribution that installs it. A module

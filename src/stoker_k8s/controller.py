@@ -689,7 +689,8 @@ class Controller:
 
     def _installation_token(self, gs: GatewaySync, namespace: str) -> str:
         """Mint (or reuse: cached per namespace, Secret, app and installation, B1) the
-        installation token and publish it in this GatewaySync's managed Secret."""
+        installation token and publish it in this GatewaySync's managed Secret (owned by the
+        GatewaySync, so it goes with it even when no controller runs its finalizer)."""
         auth = gs.spec.git.auth
         app = auth.github_app if auth is not None else None
         if app is None:
@@ -707,24 +708,34 @@ class Controller:
             api_base_url=app.api_base_url,
         )
         self.metrics.github_token_expiry.labels(namespace, gs.metadata.name).set(token.expires_at)
-        self._publish_token(namespace, gs.metadata.name, token.value)
+        uid = gs.metadata.extra.get("uid")
+        self._publish_token(namespace, gs.metadata.name, uid, token.value)
         return token.value
 
-    def _publish_token(self, namespace: str, cr: str, token: str) -> None:
+    def _publish_token(self, namespace: str, cr: str, uid: str | None, token: str) -> None:
         """The managed Secret the agents mount (the PEM itself is never mounted)."""
 
         name = f"stoker-github-token-{cr}"
         data = {"token": base64.b64encode(token.encode()).decode()}
         body = {
             "metadata": {
-                **_managed(name, cr),
+                **_managed(name, cr, owned_by=uid),
                 "annotations": {"stoker.io/secret-type": "github-app-token"},
             },
             "type": "Opaque",
             "data": data,
         }
+        owners = [uid] if uid else []
+        # An older controller's Secret has no owner: replaced once, so it goes with its GatewaySync.
         self._upsert(
-            self.core, "secret", namespace, body, lambda current: (current.data or {}) != data
+            self.core,
+            "secret",
+            namespace,
+            body,
+            lambda current: (
+                (current.data or {}) != data
+                or [o.uid for o in current.metadata.owner_references or []] != owners
+            ),
         )
 
     def _secret_file(self, namespace: str, ref: Any, private: str, name: str) -> str:

@@ -77,7 +77,7 @@ def test_plain_manifests_match_the_chart(helm: str, tmp_path: Path) -> None:
             "--namespace",
             "stoker-system",
             "--include-crds",
-            "--skip-tests",
+            "--no-hooks",
         ],
         capture_output=True,
         text=True,

@@ -95,7 +95,8 @@ def test_image_pull_secrets_reach_every_pod_the_chart_makes(helm: str) -> None:
     objects = render(helm, "stoker-system", "receiver.enabled=true,imagePullSecrets={regcred}")
     pods = [o["spec"]["template"]["spec"] for o in deployments(objects).values()]
     pods += [o["spec"] for o in objects if o["kind"] == "Pod"]
-    assert len(pods) == 4
+    pods += [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Job"]
+    assert len(pods) == 5  # three Deployments, the helm test, the uninstall hook's Job
     for pod in pods:
         assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     # The pod spec's own form works too.

@@ -140,6 +140,14 @@ def test_installation_tokens_are_minted_published_and_cached_per_tenant_b1(
     # As the original's annotation table has it: the owner's label and the purpose marker.
     assert published.metadata.labels["stoker.io/cr-name"] == "minimal"
     assert published.metadata.annotations["stoker.io/secret-type"] == "github-app-token"
+    # Owned by its GatewaySync: the garbage collector removes it with the GatewaySync even when
+    # no controller runs the finalizer any more (helm uninstall released it, issue 15).
+    [owner] = published.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == (
+        "GatewaySync",
+        "minimal",
+        created["metadata"]["uid"],
+    )
     metadata = kube_core.read_namespaced_config_map("stoker-metadata-minimal", kube_namespace)
     assert INSTALLATION_TOKEN not in json.dumps(metadata.data)
     assert "PRIVATE KEY" not in json.dumps(metadata.data)

@@ -174,7 +174,7 @@ def test_H16_the_api_server_reports_no_right_beyond_the_table(
     )
     try:
         with chart_rbac(helm, kube_env, kube_api, values) as (release, home):
-            for part in ("controller", "webhook", "receiver"):
+            for part in ("controller", "webhook", "receiver", "release-gatewaysyncs"):
                 token = token_for(admin, home, f"{release}-{part}")
                 with kube_env.api_client(token) as api:
                     for namespace, where in (
