@@ -9,9 +9,9 @@ import os
 import re
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from kubernetes import client
 
 from conftest import ROOT
@@ -61,28 +61,84 @@ def strip_finalizers(plant: Plant, namespace: str) -> list[str]:
     return held
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect open: the controller's finalizer (stoker.io/finalizer) outlives `helm "
-    "uninstall`, so a GatewaySync left behind holds its namespace in Terminating; strict, so "
-    "the fix turns this into a failure until the mark is removed",
-)
+def stoker_finalized(plant: Plant, namespaces: list[str]) -> list[str]:
+    """The GatewaySyncs of `namespaces` still holding Stoker's finalizer."""
+    api = custom(plant.cluster)
+    return [
+        f"{ns}/{gs['metadata']['name']}"
+        for ns in namespaces
+        for gs in api.list_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs")[
+            "items"
+        ]
+        if "stoker.io/finalizer" in (gs["metadata"].get("finalizers") or [])
+    ]
+
+
+def gone(read: Callable[[], object]) -> bool:
+    """Whether `read` answers 404."""
+    try:
+        read()
+    except client.ApiException as error:
+        return error.status == 404
+    return False
+
+
 def test_helm_uninstall_with_gatewaysyncs_still_present_leaves_nothing_hanging_on_a_finalizer(
     plant: Plant,
 ) -> None:
     used = plant.namespaces[: plant.used]
     api = custom(plant.cluster)
-    present = [
-        ns
+    present = {
+        ns: [gs["metadata"]["name"] for gs in items]
         for ns in used
-        if api.list_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs")["items"]
-    ]
+        if (
+            items := api.list_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs")[
+                "items"
+            ]
+        )
+    }
     assert present, "test_gateways.py should have left GatewaySyncs behind"
+    assert stoker_finalized(plant, list(present)), "the controller should have finalized them"
 
+    # The post-delete hook (a Job on the controller image) runs before helm returns.
     helm(plant.cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait", "--timeout", "3m")
+    # Released, not deleted: GatewaySyncs are the user's configuration and stay.
+    assert stoker_finalized(plant, list(present)) == []
+    for ns, names in present.items():
+        left = api.list_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs")
+        assert sorted(gs["metadata"]["name"] for gs in left["items"]) == sorted(names)
+    # The hook's objects went once it succeeded (hook-delete-policy: hook-succeeded).
+    hook = f"{RELEASE}-release-gatewaysyncs"
+    rbac = client.RbacAuthorizationV1Api(plant.cluster.api)
+    assert gone(lambda: client.BatchV1Api(plant.cluster.api).read_namespaced_job(hook, SYSTEM))
+    assert gone(lambda: plant.cluster.core.read_namespaced_service_account(hook, SYSTEM))
+    assert gone(lambda: rbac.read_cluster_role(hook))
+    assert gone(lambda: rbac.read_cluster_role_binding(hook))
+
+    # One GatewaySync deleted on its own: what the controller made for it goes with it (owner
+    # references; the garbage collector, not a controller, removes them).
+    ns, [name, *_] = next(iter(present.items()))
+    api.delete_namespaced_custom_object("stoker.io", "v1alpha1", ns, "gatewaysyncs", name)
+    made = [
+        lambda: plant.cluster.core.read_namespaced_config_map(f"stoker-metadata-{name}", ns),
+        lambda: plant.cluster.core.read_namespaced_service_account(f"stoker-agent-{name}", ns),
+        lambda: rbac.read_namespaced_role(f"stoker-agent-{name}", ns),
+    ]
+    wait_for(
+        f"GatewaySync {ns}/{name} and what Stoker made for it to go",
+        lambda: (
+            all(gone(read) for read in made)
+            and gone(
+                lambda: api.get_namespaced_custom_object(
+                    "stoker.io", "v1alpha1", ns, "gatewaysyncs", name
+                )
+            )
+        ),
+        timeout=120,
+    )
+
     for namespace in used:
         plant.cluster.core.delete_namespace(namespace)
-
     try:
         wait_for(
             "the namespaces holding GatewaySyncs to be deleted",
