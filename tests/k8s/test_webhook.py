@@ -27,6 +27,7 @@ from support.apimetrics import api_server_count
 from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
 from support.kubelet import mark_pod_running
+from support.kubewebhook import pointed_at_nobody
 
 pytestmark = pytest.mark.kube
 
@@ -340,12 +341,8 @@ def test_with_the_chart_s_default_policy_an_outage_lets_gateways_start_and_shows
     webhook = mutating["webhooks"][0]
     assert webhook["failurePolicy"] == "Ignore"  # the chart's default, under test here
     # The chart's webhook, pointed at a port nobody listens on, for this namespace only.
-    webhook["clientConfig"] = {
-        "url": f"https://127.0.0.1:{free_port()}/mutate-v1-pod",
-        "caBundle": CertificateAuthority("nobody").ca_bundle,
-    }
-    webhook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": kube_namespace}}
-    mutating["metadata"] = {"name": f"stoker-outage-{kube_namespace}"}
+    name = f"stoker-outage-{kube_namespace}"
+    pointed_at_nobody(mutating, kube_namespace, "/mutate-v1-pod", name)
     before = fail_opens(kube_env, webhook["name"])
     with kube_env.webhook_configuration(kube_api, mutating):
         attempt = 0

@@ -19,8 +19,8 @@ from k8s.test_receiver import GLOBAL_TOKEN, post
 from k8s.test_receiver import receiver_url as receiver_url  # the fixture
 from stoker_core.vocabulary import FINALIZER, GUARDED_ANNOTATIONS
 from stoker_k8s.controller import Controller
-from support.kubecerts import CertificateAuthority
-from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubeenv import ControlPlane, wait_until
+from support.kubewebhook import pointed_at_nobody
 
 pytestmark = pytest.mark.kube
 GS = ("stoker.io", "v1alpha1")
@@ -32,15 +32,9 @@ def dead_validation(helm: str, namespace: str) -> dict[str, Any]:
     [validating] = [
         o for o in render(helm, namespace) if o["kind"] == "ValidatingWebhookConfiguration"
     ]
-    webhook = validating["webhooks"][0]
-    assert webhook["failurePolicy"] == "Fail"  # the chart's policy, under test here
-    webhook["clientConfig"] = {
-        "url": f"https://127.0.0.1:{free_port()}/validate-gatewaysync",
-        "caBundle": CertificateAuthority("nobody").ca_bundle,
-    }
-    webhook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-    validating["metadata"] = {"name": f"stoker-validation-outage-{namespace}"}
-    return validating
+    assert validating["webhooks"][0]["failurePolicy"] == "Fail"  # the chart's, under test here
+    name = f"stoker-validation-outage-{namespace}"
+    return pointed_at_nobody(validating, namespace, "/validate-gatewaysync", name)
 
 
 def patch(custom: client.CustomObjectsApi, namespace: str, body: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from support.kubecerts import CertificateAuthority
+from support.kubeenv import free_port
 
 # Takes the AdmissionReview ``request`` and returns a JSONPatch list (allowed with that patch),
 # ``None`` (allowed, no patch), a full ``response`` dict (``uid`` is filled in) or an ``int``:
@@ -88,3 +89,18 @@ def serve_webhook(
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def pointed_at_nobody(
+    configuration: dict[str, Any], namespace: str, path: str, name: str
+) -> dict[str, Any]:
+    """`configuration` (a webhook configuration, as the chart renders it) renamed `name`, its
+    first webhook called for `namespace` only at `path` on a loopback port nobody listens on."""
+    webhook = configuration["webhooks"][0]
+    webhook["clientConfig"] = {
+        "url": f"https://127.0.0.1:{free_port()}{path}",
+        "caBundle": CertificateAuthority("nobody").ca_bundle,
+    }
+    webhook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    configuration["metadata"] = {"name": name}
+    return configuration
