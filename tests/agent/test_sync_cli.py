@@ -19,6 +19,7 @@ import yaml
 
 from conftest import ROOT, commit_tree, git
 from stoker_agent.applying import Applier
+from support.gateway_data import files_of
 from support.ignition_sim import GatewaySimulator
 from support.stokercli import (
     BLUE,
@@ -30,16 +31,6 @@ from support.stokercli import (
     sync_args,
     sync_command,
 )
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in (".stoker", ".resources")]
-        for name in filenames:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes()
-    return out
 
 
 def blue_with(tmp_path: Path, **settings: Any) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import commit_tree, git
+from support.gateway_data import files_of
 from support.ignition_sim import GatewaySimulator
 from support.stokercli import (
     killed_sync_args,
@@ -52,16 +53,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount, ch
 def status_of(data: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads((data / ".stoker/status.json").read_text())
     return result
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in (".stoker", ".resources")]
-        for name in filenames:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes()
-    return out
 
 
 @contextlib.contextmanager

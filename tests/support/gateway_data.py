@@ -7,6 +7,7 @@ Tests copy it and check that a sync leaves every gateway-owned file where it was
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from support.ignition_sim_resources import (
@@ -64,3 +65,15 @@ def gateway_owned(data: Path) -> set[str]:
         for path in top.rglob("*")
         if path.is_file()
     }
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by relative path, with its bytes (Stoker's .stoker and the
+    gateway's .resources caches left out): a data directory to compare before and after."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (".stoker", ".resources")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
