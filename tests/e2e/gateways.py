@@ -97,6 +97,32 @@ def wait_for_rollout(cluster: Cluster, namespace: str, timeout: float = 240) -> 
         )
 
     wait_for(f"the Deployments in {namespace}", done, timeout)
+    webhook = [
+        d for d in apps.list_namespaced_deployment(namespace).items
+        if d.metadata.name == f"{RELEASE}-webhook" and d.spec.replicas
+    ]  # fmt: skip
+    if webhook:
+        wait_for_webhook(cluster, namespace, timeout)
+
+
+def wait_for_webhook(cluster: Cluster, namespace: str, timeout: float = 120) -> None:
+    """Until the API server reaches the webhook through its Service. Ready pods are not enough:
+    kube-proxy programs a new Service's endpoints a little later, and until then the API server
+    is refused (a GatewaySync create fails with 500; a pod starts without the agent). A dry-run
+    GatewaySync create is answered by the webhook, allowed or denied, once the path is open."""
+    body = quickstart_gatewaysync()
+    body["metadata"] = {"name": "webhook-probe", "namespace": namespace}
+
+    def answered() -> bool:
+        try:
+            custom(cluster).create_namespaced_custom_object(
+                "stoker.io", "v1alpha1", namespace, "gatewaysyncs", body, dry_run="All"
+            )
+        except client.ApiException as error:
+            return "failed calling webhook" not in (error.body or "")
+        return True
+
+    wait_for(f"the API server to reach the webhook in {namespace}", answered, timeout)
 
 
 def quickstart_gatewaysync() -> dict[str, Any]:
