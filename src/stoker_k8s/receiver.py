@@ -103,6 +103,8 @@ class Receiver:
         with self._lock:  # a budget forged requests never reach
             if not self._deliveries.allow(f"{namespace}/{name}", now):
                 return 429, {"error": "too many requests for this GatewaySync; slow down"}
+        if cr is None:  # authenticated: the cache may not yet hold one created a moment ago
+            cr = self.store.get(namespace, name, fresh=True)
         if cr is None:
             return 404, {"error": f"GatewaySync {namespace}/{name} not found"}
         tracked = str(cr.get("spec", {}).get("git", {}).get("ref", ""))
