@@ -183,7 +183,8 @@ class ConfigMapMetadata:
             ),
             repo=published.gatewaysync.spec.git.repo,
             ref=published.ref,
-            commit=published.commit,
+            # its own target while a rollout holds the fleet at different commits
+            commit=published.commit_for(env.gateway_name),
             extra_vars=env.read_vars(),
             secret_files=env.secret_files(),
             data_dir=env.data_path,

@@ -252,6 +252,26 @@ def test_H15_the_agent_identity_reads_its_metadata_and_writes_only_its_gateways_
     assert {g["podName"]: g["syncStatus"] for g in gateways} == {"gw-0": "Error", "gw-1": "Pending"}
 
 
+def test_each_agent_syncs_the_target_the_metadata_names_for_its_gateway_else_the_baseline(
+    kube_env: ControlPlane, kube_core: client.CoreV1Api, site: dict[str, Any]
+) -> None:
+    ns = site["namespace"]
+    name = f"stoker-metadata-{CR}"
+    baseline = kube_core.read_namespaced_config_map(name, ns).data["commit"]
+    target = "b" * 40  # what a rollout gives gw-0 first (format "2")
+    kube_core.patch_namespaced_config_map(
+        name, ns, {"data": {"format": "2", "targets": json.dumps({"gw-0": target})}}
+    )
+    secret = kube_core.read_namespaced_secret(f"stoker-agent-token-{CR}", ns)
+    token = base64.b64decode(secret.data["token"]).decode()
+    ports = AgentApi(Access(server=kube_env.server, verify=str(kube_env.ca_file), token=token))
+    read = {pod: ConfigMapMetadata(ports, agent_env(ns, pod)).read() for pod in ("gw-0", "gw-1")}
+    assert {pod: m.settings.commit for pod, m in read.items() if m is not None} == {
+        "gw-0": target,
+        "gw-1": baseline,
+    }
+
+
 def test_H15_in_a_pod_the_agent_uses_the_token_mounted_for_it_and_reads_it_afresh(
     kube_env: ControlPlane, kube_core: client.CoreV1Api, site: dict[str, Any], tmp_path: Path
 ) -> None:
