@@ -5,180 +5,25 @@ backup of a redundant pair skipped by design counts when its primary is at the s
 paused profile does not); a dryRun profile keeps Ready and raises Drifted naming what differs.
 
 Each agent is a `stoker agent` process syncing a gateway simulator and reporting through its
-status ConfigMap; the controller is driven pass by pass in this process."""
+status ConfigMap; the controller is driven pass by pass in this process (k8s.rollout_fleet)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
-from kubernetes import client
 
-from conftest import EXAMPLES, git
+from conftest import git
+from k8s.rollout_fleet import Fleet, conditions, statuses
+from k8s.rollout_fleet import fleet as fleet  # the fixture
 from stoker_k8s.commands.status import summarize
-from stoker_k8s.controller import Controller
-from support.ignition_sim import GatewaySimulator, running
-from support.ignition_sim_resources import write_api_token
-from support.inpod import start, stop
-from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubeenv import ControlPlane, wait_until
 
 pytestmark = pytest.mark.kube
-GS = ("stoker.io", "v1alpha1")
-
-
-class Fleet:
-    """One GatewaySync (the blue/red example) and its gateways: pods on the API server, each
-    with a simulator and a real agent process."""
-
-    def __init__(
-        self,
-        env: ControlPlane,
-        api: client.ApiClient,
-        core: client.CoreV1Api,
-        namespace: str,
-        repo: Path,
-        work: Path,
-        stack: contextlib.ExitStack,
-    ) -> None:
-        self.env, self.core, self.namespace, self.repo, self.work = env, core, namespace, repo, work
-        self.custom = client.CustomObjectsApi(api)
-        self.stack = stack
-        self.agents: dict[str, subprocess.Popen[bytes]] = {}
-        self.sims: dict[str, GatewaySimulator] = {}
-        self.name = "blue-red"
-
-    def create(self, change: Callable[[dict[str, Any]], None] = lambda body: None) -> None:
-        body = yaml.safe_load((EXAMPLES / "gatewaysyncs" / "multiple-profiles.yaml").read_text())
-        body["metadata"].pop("namespace", None)
-        body["spec"]["git"] = {"repo": f"file://{self.repo}", "ref": "main"}
-        body["spec"]["polling"] = {"enabled": True, "interval": "1h"}
-        body["spec"]["sync"]["defaults"]["syncPeriod"] = 5
-        change(body)
-        self.core.create_namespaced_secret(  # the gateway API key the agents are given
-            self.namespace,
-            {"metadata": {"name": "gw-api-key"}, "stringData": {"apiKey": "stoker:unused"}},
-        )
-        self.custom.create_namespaced_custom_object(*GS, self.namespace, "gatewaysyncs", body)
-
-    def get(self) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(
-            *GS, self.namespace, "gatewaysyncs", self.name
-        )
-
-    def reconcile(self) -> dict[str, Any]:
-        """One controller pass (a new controller: it resolves the ref afresh), then the CR."""
-        Controller(self.core, self.custom).reconcile(self.get())
-        return self.get()
-
-    def pod(self, pod: str, profile: str, gateway: str) -> None:
-        """An injected gateway pod, scheduled and running."""
-        self.core.create_namespaced_pod(
-            self.namespace,
-            {
-                "metadata": {
-                    "name": pod,
-                    "annotations": {
-                        "stoker.io/inject": "true",
-                        "stoker.io/cr-name": self.name,
-                        "stoker.io/profile": profile,
-                        "stoker.io/gateway-name": gateway,
-                    },
-                },
-                "spec": {
-                    "nodeName": "node-1",
-                    "initContainers": [
-                        {"name": "stoker-agent", "image": "agent", "restartPolicy": "Always"}
-                    ],
-                    "containers": [{"name": "gateway", "image": "ignition"}],
-                },
-            },
-        )
-        self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": {"phase": "Running"}})
-
-    def agent(self, pod: str, profile: str, gateway: str, *, role: str = "Independent") -> None:
-        """Start (or restart) the agent of `pod`, with its own simulator and data directory."""
-        home = self.work / pod
-        data = home / "data"
-        if pod not in self.sims:
-            data.mkdir(parents=True)
-            (home / "api-token").write_text(write_api_token(data, collection="local"))
-            self.sims[pod] = self.stack.enter_context(running(data, redundancy_role=role))
-        port = self.sims[pod].url.rsplit(":", 1)[1]
-        agent_env = {
-            **self.env.subprocess_env(),
-            "POD_NAME": pod,
-            "POD_NAMESPACE": self.namespace,
-            "CR_NAME": self.name,
-            "GATEWAY_NAME": gateway,
-            "PROFILE": profile,
-            "DATA_PATH": str(data),
-            "REPO_PATH": str(home / "repo"),
-            "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": port,
-            "API_KEY_FILE": str(home / "api-token"),
-            "HEALTH_PORT": str(free_port()),
-        }
-        self.agents[pod] = start(
-            ["agent", "--log-format", "text"], agent_env, home / f"agent-{len(self.agents)}.log"
-        )
-
-    def stop_agent(self, pod: str) -> None:
-        stop(self.agents.pop(pod))
-
-    def report(self, pod: str) -> dict[str, Any]:
-        """What the pod's agent last reported (empty before its first report)."""
-        cm = self.core.read_namespaced_config_map(
-            f"stoker-status-{self.name}-{pod}", self.namespace
-        )
-        return dict(json.loads((cm.data or {}).get("status.json") or "{}"))
-
-    def reported(self, pod: str, result: str, commit: str) -> dict[str, Any]:
-        """Wait until the pod's agent reports `result` at `commit`."""
-
-        def done() -> dict[str, Any] | None:
-            record = self.report(pod)
-            return (
-                record if (record.get("result"), record.get("commit")) == (result, commit) else None
-            )
-
-        return dict(wait_until(done, timeout=60, what=f"{pod} to report {result} at {commit[:7]}"))
-
-    def stop_all(self) -> None:
-        stop(*self.agents.values())
-        self.agents.clear()
-
-
-@pytest.fixture
-def fleet(
-    kube_env: ControlPlane,
-    kube_api: client.ApiClient,
-    kube_core: client.CoreV1Api,
-    kube_namespace: str,
-    example_repo: Path,
-    tmp_path: Path,
-) -> Iterator[Fleet]:
-    with contextlib.ExitStack() as stack:
-        found = Fleet(kube_env, kube_api, kube_core, kube_namespace, example_repo, tmp_path, stack)
-        try:
-            yield found
-        finally:
-            found.stop_all()
-
-
-def conditions(cr: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in cr["status"]["conditions"]}
-
-
-def statuses(cr: dict[str, Any]) -> dict[str, str]:
-    return {g["podName"]: g["syncStatus"] for g in cr["status"]["discoveredGateways"]}
 
 
 def head(repo: Path) -> str:
