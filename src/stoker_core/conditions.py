@@ -3,7 +3,7 @@ reasons, discovered gateways sorted by name, lastTransitionTime kept while a sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,8 +34,10 @@ class Gateway:
     record: dict[str, Any] | None = None  # the agent's status.json, if any
     service_account: str = "default"
     owner: str = ""  # who runs the pod ("StatefulSet plant1"): discovery.owner
-    # The commit this gateway should be at; "" means the GatewaySync's published commit (fleet
-    # rollouts, issue 17, will set one per gateway).
+    labels: Mapping[str, str] = attrs.field(factory=dict)  # the pod's (rollout step selectors)
+    ordinal: int | None = None  # its StatefulSet ordinal (rollouts.pairs), None: not one
+    # The commit this gateway should be at; "" means the GatewaySync's published commit (a
+    # fleet rollout sets one per gateway: stoker_k8s.rolloutpass).
     target: str = ""
 
     def report(self) -> Report | None:
@@ -114,7 +116,20 @@ def _condition(
     now: str,
     previous: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
-    status = "True" if ok else "False"
+    return condition(kind, "True" if ok else "False", reason, message, generation, now, previous)
+
+
+def condition(
+    kind: Condition,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+    previous: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """One condition (`status` "True", "False" or "Unknown"), its lastTransitionTime kept from
+    `previous` while its status holds."""
     old = next((c for c in previous if c.get("type") == kind), None)
     since = old["lastTransitionTime"] if old and old.get("status") == status else now
     return {

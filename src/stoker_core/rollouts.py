@@ -4,8 +4,8 @@ it verified, the agents' reports and the time; it returns each gateway's target 
 new state and the `Progressing` condition.
 
 The controller keeps nothing else: after a restart or a leader change it calls `decide` with
-the state it persisted and carries on where it was. Not yet called by the controller (see
-docs/rollouts.md): today every gateway's target is the published commit.
+the state it persisted (`status.rollout`) and carries on where it was
+(stoker_k8s.rolloutpass).
 
 Rules, each kept here once:
 - Steps run in order; a gateway belongs to the first step that selects it, gateways no step
@@ -19,7 +19,8 @@ Rules, each kept here once:
 - A failed gateway halts the rollout: gateways not yet moved stay where they are, the failed one
   is sent back to its previous target (its agent has rolled its files back; a target it failed
   would be retried every period), `rollback` sends back every gateway this rollout moved. A
-  halted commit stays halted; a newer commit starts a new rollout from the first step.
+  halted commit stays halted; a newer commit starts a new rollout from the first step, and so
+  does an approved `resume` of the halted commit (once per halted commit).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from stoker_core.standings import IN_STEP, NAMED, Report, Standing
 from stoker_core.vocabulary import SyncStatus
 
 ROLLOUT_GATE = "rollout"  # the approval a commit needs before its first step
+RESUME_GATE = "resume"  # the approval that starts a halted commit again (`stoker rollout resume`)
 
 
 class Reason(enum.StrEnum):
@@ -160,6 +162,8 @@ def decide(
     elif state.plan != plan:  # new steps: their indexes mean other gateways now
         restarted = state if state.halted else _restart(state, published, gateways)
         state = attrs.evolve(restarted, plan=plan)
+    if state.halted is not None and _resumed(state, approvals):
+        state = _resume(state, gateways)
     if state.halted is not None:
         return _decision(state, gateways, _halted(state.halted))
     state = attrs.evolve(state, approvals=tuple(sorted({*state.approvals, *approvals})))
@@ -180,6 +184,26 @@ def _restart(old: State, commit: str, gateways: Sequence[Gateway]) -> State:
     where = {g.name: old.target(g.name) for g in gateways}
     held = {name: at for name, at in where.items() if at != baseline}
     return State(commit=commit, baseline=baseline, held=held)
+
+
+def _resumed(state: State, approvals: Collection[str]) -> bool:
+    """Whether a person approved `resume` of the halted commit, not yet used (one resume per
+    halted commit: the approval stays on the object, and a second halt must not loop)."""
+    halt = state.halted
+    return (
+        halt is not None
+        and halt.commit == state.commit
+        and RESUME_GATE in approvals
+        and RESUME_GATE not in state.approvals
+    )
+
+
+def _resume(state: State, gateways: Sequence[Gateway]) -> State:
+    """The halted commit's rollout again from its first step: the halt cleared, every gateway
+    where the halt left it (nothing moves before its step), the gates approved kept."""
+    restarted = _restart(attrs.evolve(state, halted=None, step=0), state.commit, gateways)
+    approved = tuple(sorted({*state.approvals, RESUME_GATE}))
+    return attrs.evolve(restarted, plan=state.plan, approvals=approved)
 
 
 def _units(rollout: model.Rollout, gateways: Sequence[Gateway]) -> list[list[list[Gateway]]]:
@@ -367,3 +391,16 @@ def _decision(state: State, gateways: Sequence[Gateway], progress: Progress | No
     return Decision(
         targets={g.name: state.target(g.name) for g in gateways}, state=state, progress=progress
     )
+
+
+def step_names(rollout: model.Rollout) -> list[str]:
+    """Every step's name as messages and gates say it, the unselected gateways' step last."""
+    return [_name(rollout, i) for i in range(len(rollout.steps) + 1)]
+
+
+def phases(
+    rollout: model.Rollout, state: State, gateways: Sequence[Gateway], *, now: float
+) -> dict[str, Phase]:
+    """Where each gateway is in the rollout `state` describes (for metrics and people)."""
+    window = waves.seconds(rollout.health_window)
+    return {g.name: _phase(g, state, window, now) for g in gateways}

@@ -67,6 +67,9 @@ class Condition(enum.StrEnum):
     RESTART_REQUIRED = "RestartRequired"
     DRIFTED = "Drifted"
     SECRETS_AVAILABLE = "SecretsAvailable"  # every Secret key the spec names exists (secretrefs)
+    # Only with spec.rollout (issue 17), in the Deployment's shape: True moving or complete,
+    # Unknown waiting on an approval or a pause, False halted (reasons: rollouts.Reason).
+    PROGRESSING = "Progressing"
 
 
 class Reason(enum.StrEnum):
@@ -97,6 +100,18 @@ class Reason(enum.StrEnum):
     SECRET_MISSING = "SecretMissing"  # a Secret (or key) the spec names does not exist
     SECRETS_NOT_CHECKED = "SecretsNotChecked"  # the controller may not read Secrets there
     CRD_OUTDATED = "CRDOutdated"  # event: the installed CRD lacks fields (crdfit)
+    # The Progressing condition's reasons (stoker_core.rollouts.Reason holds the same values).
+    ROLLOUT_PROGRESSING = "RolloutProgressing"
+    ROLLOUT_PAUSED = "RolloutPaused"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    ROLLOUT_HALTED = "RolloutHalted"  # also an event (Warning): a gateway failed the commit
+    ROLLOUT_COMPLETE = "RolloutComplete"  # also an event: the commit reached every gateway
+    # Rollout events (controller → people), one per change of status.rollout.
+    ROLLOUT_STEP_STARTED = "RolloutStepStarted"
+    ROLLOUT_STEP_DONE = "RolloutStepDone"
+    ROLLOUT_APPROVED = "RolloutApproved"  # a gate approved, naming who approved it
+    ROLLOUT_ROLLED_BACK = "RolloutRolledBack"  # onFailure: rollback sent gateways back
+    APPROVAL_IGNORED = "ApprovalIgnored"  # Warning: an unstamped, forged or stale approval
 
 
 class SyncStatus(enum.StrEnum):
@@ -135,5 +150,9 @@ class Metric(enum.StrEnum):
     CONTROLLER_GITHUB_APP_TOKEN_EXPIRY = (
         "stoker_controller_github_app_token_expiry_timestamp_seconds"
     )
+    # Fleet rollouts (issue 17), per GatewaySync with spec.rollout.
+    ROLLOUT_STEP = "stoker_rollout_step"  # the step in progress, from 1; steps + 2: complete
+    ROLLOUT_GATEWAYS = "stoker_rollout_gateways"  # gateways per rollout phase
+    ROLLOUT_DURATION = "stoker_rollout_duration_seconds"  # a commit's first pass to complete
     RECEIVER_REQUESTS_TOTAL = "stoker_webhook_receiver_requests_total"
     WEBHOOK_INJECTIONS_TOTAL = "stoker_webhook_injector_injections_total"

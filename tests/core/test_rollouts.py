@@ -364,3 +364,28 @@ def test_new_steps_after_a_halt_keep_it_halted() -> None:
     decision = decide(other, state, fleet.list(), published=NEW, now=5000)
     assert decision.state.halted == state.halted
     assert decision.targets == {"test": OLD, "l1": OLD}
+
+
+def test_an_approved_resume_starts_the_halted_commit_again_from_its_first_step_once() -> None:
+    rollout = Rollout(health_window="0s", steps=(step("test"), step("l1"), step("l2")))
+    fleet = Fleet(gateways("test", "l1", "l2"), rejects={"l1": NEW})
+    state, _ = run(rollout, fleet)
+    assert state.halted is not None
+    halt = state.halted
+    held, _ = run(rollout, fleet, state=state, approvals=["rollout", "step:step-2"], passes=3)
+    assert held.halted == halt  # other gates do not resume it
+    fleet.gateways["l1"] = attrs.evolve(fleet.gateways["l1"], failed="", error="")  # back at OLD
+    state, decisions = run(rollout, fleet, state=held, approvals=[rollouts.RESUME_GATE])
+    resumed = decisions[0].state
+    assert resumed.halted is None
+    # From the first step again (the test gateway, still at NEW, is done in the same pass),
+    # its start times new; nobody moved back, l1 given NEW again
+    assert resumed.commit == NEW
+    assert len(resumed.started) == 2
+    assert resumed.started[0] == resumed.started[1] == decisions[0].state.started[-1]
+    assert decisions[0].targets == {"test": NEW, "l1": NEW, "l2": OLD}
+    # l1 fails again: halted again, and the same resume approval does not start it a third time
+    assert fleet.applied["l1"] == [NEW, NEW]
+    assert state.halted is not None
+    assert fleet.applied["l2"] == []
+    assert decisions[-1].targets == {"test": NEW, "l1": OLD, "l2": OLD}
