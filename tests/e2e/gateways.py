@@ -238,6 +238,12 @@ def gatewaysync(plant: Plant, namespace: str, name: str = "plant", **spec: Any) 
     )
 
 
+def branch_for(plant: Plant, namespace: str) -> str:
+    """A branch of the configuration repository for one namespace's GatewaySync."""
+    plant.repo.git("branch", namespace, "main")
+    return namespace
+
+
 def custom(cluster: Cluster) -> client.CustomObjectsApi:
     """The custom-objects API."""
     return client.CustomObjectsApi(cluster.api)

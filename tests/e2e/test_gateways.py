@@ -17,6 +17,7 @@ from e2e.gateways import (
     GATEWAY_UID,
     SYSTEM,
     Plant,
+    branch_for,
     custom,
     deploy_gateways,
     gateway_statefulset,
@@ -58,12 +59,6 @@ class Gateways:
     def commit(self, files: dict[str, bytes | str | None], message: str) -> str:
         """Commit on this test's branch (None deletes a path); the new commit id."""
         return self.plant.repo.commit(files, branch=self.branch, message=message, replace=False)
-
-
-def branch_for(plant: Plant, namespace: str) -> str:
-    """A branch of the configuration repository for one namespace's GatewaySync."""
-    plant.repo.git("branch", namespace, "main")
-    return namespace
 
 
 @pytest.fixture(scope="module")

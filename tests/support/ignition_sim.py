@@ -1053,6 +1053,10 @@ def main(argv: list[str] | None = None) -> int:
         "--refuse-project", action="append", default=[], metavar="NAME",
         help="a project every scan refuses to load (a rejected commit)",
     )  # fmt: skip
+    parser.add_argument(
+        "--redundancy-role", default="Independent", choices=("Independent", "Master", "Backup"),
+        help="the role gateway-info reports (a redundant pair's node)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     def report(record: ScanRecord) -> None:
@@ -1063,6 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = GatewaySimulator(
         args.data_dir, host=args.listen, port=args.port, name=args.name,
         starting_for=args.starting_for, listen_anywhere=True, on_scan=report,
+        redundancy_role=args.redundancy_role,
     )  # fmt: skip
     sim.refused_projects.update(args.refuse_project)
     with sim:
