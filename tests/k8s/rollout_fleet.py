@@ -106,10 +106,26 @@ class Fleet:
         found: T = wait_until(passed, timeout=timeout, interval=0, what=what)
         return found
 
+    def passes(self, seconds: float) -> list[dict[str, Any]]:
+        """Controller passes, one every half second, for `seconds` (more than a sync period
+        gives every agent time to act on what was published): the CR after each."""
+        deadline = time.monotonic() + seconds
+        seen = [self.reconcile()]
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            seen.append(self.reconcile())
+        return seen
+
     def published(self) -> dict[str, str]:
         """The metadata ConfigMap's data."""
         cm = self.core.read_namespaced_config_map(f"stoker-metadata-{self.name}", self.namespace)
         return dict(cm.data or {})
+
+    def target(self, gateway: str) -> str:
+        """The commit the metadata ConfigMap gives `gateway` (its target, else the baseline)."""
+        data = self.published()
+        targets: dict[str, str] = json.loads(data.get("targets") or "{}")
+        return targets.get(gateway, data["commit"])
 
     # ------------------------------------------------------------------ the repository
 
