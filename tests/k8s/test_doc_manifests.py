@@ -1,6 +1,8 @@
 """Every Kubernetes manifest shown in README.md and docs/ (Secrets, GatewaySyncs, a gateway
 StatefulSet, ConfigMaps) is accepted by the test API server with the CRD installed, in a
-server-side dry run, so a field the schema does not know or a wrong type fails here."""
+server-side dry run, so a field the schema does not know or a wrong type fails here. The
+rollout worked example (docs/rollouts.md) is applied for real, its GatewaySync validates, its
+steps and pair hold the gateways its table says, and its Role lets only its group approve."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import yaml
 from kubernetes import client, dynamic
 
 from conftest import ROOT
+from stoker_core import rollouts, waves
+from stoker_core.validation import check, load
 
 pytestmark = pytest.mark.kube
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -79,3 +83,70 @@ def test_a_wrong_manifest_is_refused(
         test_documented_manifest_is_accepted_by_the_api_server(
             kube_api, kube_namespace, where, broken
         )
+
+
+def worked_example() -> list[dict[str, Any]]:
+    """The manifests of docs/rollouts.md's section "A worked example", in order."""
+    text = (ROOT / "docs/rollouts.md").read_text()
+    section = text.split("\n## A worked example\n", 1)[1].split("\n## ", 1)[0]
+    return [
+        doc
+        for body in BLOCK.findall(section)
+        for doc in yaml.safe_load_all(body)
+        if isinstance(doc, dict) and "kind" in doc
+    ]
+
+
+def test_the_rollout_worked_example_applies_and_only_its_group_may_approve(
+    kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    docs = worked_example()
+    assert [d["kind"] for d in docs] == ["GatewaySync", "StatefulSet", "Role", "RoleBinding"]
+    dynamic_client = dynamic.DynamicClient(kube_api)
+    for doc in docs:  # for real, in the order the page gives them
+        body = copy.deepcopy(doc)
+        body["metadata"]["namespace"] = kube_namespace
+        resource = dynamic_client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        resource.create(body=body, namespace=kube_namespace)
+    authz = client.AuthorizationV1Api(kube_api)
+
+    def may(groups: list[str], verb: str, name: str = "riverside") -> bool:
+        attributes = {"namespace": kube_namespace, "verb": verb, "group": "stoker.io"}
+        attributes |= {"resource": "gatewaysyncs", "name": name}
+        review = {"spec": {"user": "ada", "groups": groups, "resourceAttributes": attributes}}
+        return bool(authz.create_subject_access_review(review).status.allowed)
+
+    leads = ["riverside-shift-leads"]
+    assert may(leads, "approve")
+    assert may(leads, "patch")  # to write the annotation `stoker approve` writes
+    assert not may(["operators"], "approve")
+    assert not may(leads, "approve", name="another-plant")
+    assert not may(leads, "delete")
+
+
+def test_the_rollout_worked_example_moves_its_gateways_as_its_table_says() -> None:
+    [gs] = [load(d) for d in worked_example() if d["kind"] == "GatewaySync"]
+    assert list(check(gs)) == []
+    rollout = gs.spec.rollout
+    assert rollout is not None
+    line = "plant.example/line"
+    table = {  # gateway → (profile, labels, the step the page's table names)
+        "test-gw": ("line", {}, "test"),
+        "line1-a": ("line", {line: "1"}, "line-1"),
+        "line1-b": ("line", {line: "1"}, "line-1"),
+        **{f"line2-{x}": ("line", {line: "2"}, "line-2") for x in "abcd"},
+        "scada": ("scada", {}, "last"),
+        "scada-1": ("scada", {}, "last"),
+    }
+    names = [waves.step_name(step, i) for i, step in enumerate(rollout.steps)] + ["last"]
+    for name, (profile, labels, step) in table.items():
+        member = waves.Member(name=name, profile=profile, labels=labels)
+        assert names[waves.step_of(rollout, member)] == step, name
+    assert waves.allowance(rollout, 1, 2) == 1  # line-1: one at a time
+    assert waves.allowance(rollout, 2, 4) == 2  # line-2: 50 % of 4
+    owners = [(n, "StatefulSet scada", i) for i, n in enumerate(["scada", "scada-1"])]
+    owners += [("line1-a", "StatefulSet line1-a", 0), ("line1-b", "StatefulSet line1-b", 0)]
+    assert rollouts.pairs(owners) == {
+        "scada": ("StatefulSet scada", False),
+        "scada-1": ("StatefulSet scada", True),
+    }
