@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("stoker_k8s.commands.agent:agent", "Run the in-cluster sync agent (sidecar)."),
     "controller": ("stoker_k8s.commands.controller:controller", "Run the GatewaySync controller."),
     "status": ("stoker_k8s.commands.status:status", "Show every GatewaySync and its gateways."),
+    "approve": (
+        "stoker_k8s.commands.approve:approve",
+        "Approve the pending commit of a GatewaySync's rollout (or one step of it).",
+    ),
+    "rollout": ("stoker_k8s.commands.approve:rollout", "Act on a rollout: resume a halted one."),
     "release-gatewaysyncs": (
         "stoker_k8s.commands.release:release_gatewaysyncs",
         "Remove Stoker's finalizer from every GatewaySync (after uninstalling the controller).",

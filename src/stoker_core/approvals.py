@@ -29,6 +29,11 @@ PREFIX = GUARDED_ANNOTATIONS  # "approval.stoker.io/"
 # `rollouts.ROLLOUT_GATE`, spelled here so that `rollouts` may import this module (a test
 # keeps the two equal).
 ROLLOUT_GATE = "rollout"
+# The Secret holding the key, in Stoker's namespace (the webhook creates it, the controller
+# reads it): the chart names it `<release>-approval-key` and tells the controller in
+# STOKER_APPROVAL_KEY_SECRET; this is the default release's name.
+KEY_SECRET = "stoker-approval-key"
+KEY_SECRET_ENV = "STOKER_APPROVAL_KEY_SECRET"
 RESUME_GATE = "resume"  # restarts a halted commit from its first step (`stoker rollout resume`)
 KINDS = ("step", "pause")  # gates that name a step: `step:<name>`, `pause:<name>`
 MAX_VALUE = 2048  # characters of an annotation value read: a stamp is about 200

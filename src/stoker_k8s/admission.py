@@ -10,9 +10,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from stoker_core import approvals
 from stoker_core.errors import InvalidInput
 from stoker_core.injection import Decision, InjectionSettings, decide
 from stoker_core.model import GatewaySync
+from stoker_core.refs import SHA
 from stoker_core.validation import load
 from stoker_k8s.events import gatewaysync_event
 
@@ -31,6 +35,20 @@ class Unavailable(Exception):
 
 
 RecordEvent = Callable[[str, dict[str, Any]], None]  # (namespace, Event body)
+# (the request's userInfo, namespace, name) -> may that user approve that GatewaySync's
+# rollouts (a SubjectAccessReview); raises Unavailable when the API server does not answer.
+MayApprove = Callable[[Mapping[str, Any], str, str], bool]
+APPROVAL_DOCS = "docs/rollouts.md#approvals"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ApprovalSettings:
+    """What the approval review needs from its process: the signing key ("" : none, every
+    approval is refused), the access check and the clock (RFC 3339 text)."""
+
+    key: bytes
+    may_approve: MayApprove
+    now: Callable[[], str]
 
 
 def _response(
@@ -128,13 +146,132 @@ def review_gatewaysync(review: Mapping[str, Any]) -> dict[str, Any]:
     return _response(review, True)
 
 
+def review_approval(review: Mapping[str, Any], settings: ApprovalSettings) -> dict[str, Any]:
+    """Mutating review of a GatewaySync whose `approval.stoker.io/` annotations changed: each
+    new value must be the pending commit, written by someone who may `approve`; each is then
+    replaced by the stamp `approvals.verified` checks. Removals pass (they approve nothing)."""
+    request = review.get("request") or {}
+    obj, old = request.get("object"), request.get("oldObject")
+    if not isinstance(obj, dict):
+        return _response(review, False, "the review holds no GatewaySync", 400)
+    meta = _mapping(obj.get("metadata"))
+    before = _mapping(_mapping(old).get("metadata")) if request.get("operation") == "UPDATE" else {}
+    changes = approvals.changed(
+        _mapping(before.get("annotations")), _mapping(meta.get("annotations"))
+    )
+    if not changes:
+        return _response(review, True)
+    if not before:  # a new object has no pending commit (and no uid yet to sign)
+        return _response(review, True, warnings=[_UNSTAMPED_ON_CREATE])
+    namespace, name = str(request.get("namespace", "")), str(before.get("name", ""))
+    refusal = _refusal(request, settings, _mapping(old), changes, namespace, name)
+    if refusal:
+        message, code = refusal
+        return _response(review, False, message, code)
+    user = str(_mapping(request.get("userInfo")).get("username"))
+    at = settings.now()
+    patch = [
+        {
+            "op": "replace",
+            "path": "/metadata/annotations/" + k.replace("~", "~0").replace("/", "~1"),
+            "value": approvals.stamp(
+                settings.key,
+                namespace=namespace,
+                name=name,
+                uid=str(before.get("uid", "")),
+                gate=approvals.gate_of(k),
+                commit=str(v),
+                by=user,
+                at=at,
+            ),
+        }
+        for k, v in changes
+    ]
+    log.info("approval stamped", extra={"object": f"{namespace}/{name}", "by": user})
+    return _response(review, True, patch=patch)
+
+
+_UNSTAMPED_ON_CREATE = (
+    "approval.stoker.io/ annotations on a new GatewaySync are not stamped and count for "
+    "nothing: approve the pending commit once it shows (stoker approve)"
+)
+
+
+def _refusal(
+    request: Mapping[str, Any],
+    settings: ApprovalSettings,
+    old: Mapping[str, Any],
+    changes: list[tuple[str, Any]],
+    namespace: str,
+    name: str,
+) -> tuple[str, int] | None:
+    """Why the approvals in `changes` are refused (message, HTTP code), None if they are not.
+    The pending commit is read from the stored object (`oldObject`): a client's own update
+    could carry any status."""
+    user = _mapping(request.get("userInfo"))
+    username = user.get("username")
+    where = f"GatewaySync {namespace}/{name}"
+    if not settings.key:
+        return f"{where}: this webhook has no approval key (--approval-key-secret)", 503
+    for k, v in changes:
+        gate = approvals.gate_of(k)
+        if not gate:
+            return (
+                f"{k[:80]} names no approval gate: use approval.stoker.io/rollout, "
+                f"approval.stoker.io/resume, approval.stoker.io/step.NAME or "
+                f"approval.stoker.io/pause.NAME",
+                422,
+            )
+        if not isinstance(v, str) or not SHA.match(v):
+            return (
+                f"{k}: write the full commit SHA (40 lowercase hex characters); the webhook "
+                f"replaces it with the stamp of who approved",
+                422,
+            )
+    if not isinstance(username, str) or not username:
+        return f"{where}: the request names no user to record", 403
+    if not settings.may_approve(user, namespace, name):
+        return (
+            f"{username} may not approve rollouts of {where}: approving needs the verb "
+            f'"approve" on gatewaysyncs (API group stoker.io) in namespace '
+            f"{namespace}, which {username} does not hold; see the example "
+            f"Role in {APPROVAL_DOCS}",
+            403,
+        )
+    spec, status = _mapping(old.get("spec")), _mapping(old.get("status"))
+    for k, v in changes:
+        gate = approvals.gate_of(k)
+        unknown = approvals.unknown_step(gate, approvals.step_names(spec))
+        if unknown:
+            return f"{k}: {unknown}", 422
+        pending = approvals.pending(status, gate)
+        if v != pending:
+            return f"{k}: {_not_pending(gate, v, pending)}", 409
+    return None
+
+
+def _not_pending(gate: str, commit: str, pending: str) -> str:
+    if gate == approvals.RESUME_GATE:
+        held = f"the halted commit is {pending}" if pending else "no rollout is halted"
+        return f"commit {commit} is not the halted one: {held}"
+    now = f"the pending commit is {pending}" if pending else "no commit is pending"
+    return f"commit {commit} is not the one awaiting approval: {now} (status.rollout)"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def make_app(
     list_crs: ListCRs,
     settings: InjectionSettings | None = None,
     record_event: RecordEvent | None = None,
     metrics: WebhookMetrics | None = None,
+    approval: ApprovalSettings | None = None,
 ) -> Any:
-    """The WSGI application: /mutate-v1-pod, /validate-gatewaysync, /healthz, /metrics."""
+    """The WSGI application: /mutate-v1-pod, /validate-gatewaysync,
+    /mutate-gatewaysync-approval, /healthz, /metrics."""
+    approving = approval or ApprovalSettings(key=b"", may_approve=_nobody, now=str)
 
     def mutate(review: Mapping[str, Any]) -> dict[str, Any]:
         namespace = str((review.get("request") or {}).get("namespace") or "")
@@ -151,6 +288,7 @@ def make_app(
     routes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "/mutate-v1-pod": mutate,
         "/validate-gatewaysync": review_gatewaysync,
+        "/mutate-gatewaysync-approval": lambda review: review_approval(review, approving),
     }
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -181,6 +319,10 @@ def make_app(
             return _send(start_response, "503 Service Unavailable", {"error": str(e)})
 
     return app
+
+
+def _nobody(user: Mapping[str, Any], namespace: str, name: str) -> bool:
+    return False
 
 
 def _outcome(response: Mapping[str, Any]) -> str:

@@ -88,7 +88,12 @@ def test_plain_manifests_match_the_chart(helm: str, tmp_path: Path) -> None:
 
 def test_webhook_failure_policy_lets_gateways_start_during_an_outage(helm: str) -> None:
     objects = render(helm, "stoker-system")
-    mutating = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
+    mutating = next(
+        o
+        for o in objects
+        if o["kind"] == "MutatingWebhookConfiguration"
+        and o["metadata"]["name"].endswith("-pod-injection")
+    )
     assert mutating["webhooks"][0]["failurePolicy"] == "Ignore"
 
 

@@ -43,6 +43,7 @@ def pod_webhook(helm: str, release_ns: str, values: str = "") -> dict[str, Any]:
         o
         for o in render_release(helm, "stoker", release_ns, values)
         if o["kind"] == "MutatingWebhookConfiguration"
+        and o["metadata"]["name"].endswith("-pod-injection")
     ]
     return mutating
 

@@ -157,8 +157,13 @@ def test_H16_every_right_the_chart_and_manifests_grant_is_in_the_security_table(
     secrets = {r for r in every if r[3] == "secrets"}
     assert {(r[0], r[1]) for r in secrets} == {
         ("<release>-controller", SERVED),
+        ("<release>-controller", HOME),
         ("<release>-receiver", SERVED),
         ("<release>-webhook", HOME),
+    }
+    # At home the controller reads one Secret: the key that checks approval stamps.
+    assert {r[4:] for r in secrets if r[:2] == ("<release>-controller", HOME)} == {
+        ("get", "<release>-approval-key")
     }
 
 

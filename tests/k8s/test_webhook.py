@@ -336,7 +336,10 @@ def test_with_the_chart_s_default_policy_an_outage_lets_gateways_start_and_shows
         "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", copy.deepcopy(MINIMAL)
     )
     [mutating] = [
-        o for o in render(helm, kube_namespace) if o["kind"] == "MutatingWebhookConfiguration"
+        o
+        for o in render(helm, kube_namespace)
+        if o["kind"] == "MutatingWebhookConfiguration"
+        and o["metadata"]["name"].endswith("-pod-injection")
     ]
     webhook = mutating["webhooks"][0]
     assert webhook["failurePolicy"] == "Ignore"  # the chart's default, under test here

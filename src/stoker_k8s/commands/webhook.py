@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -10,7 +11,7 @@ from stoker_core.errors import InvalidInput
 from stoker_core.injection import InjectionSettings
 from stoker_core.model import GatewaySync
 from stoker_core.validation import load
-from stoker_k8s.admission import MAX_REVIEW, make_app
+from stoker_k8s.admission import MAX_REVIEW, ApprovalSettings, Unavailable, make_app
 from stoker_k8s.connection import api_errors, connect, kube_options, probe
 from stoker_k8s.events import EventAggregator
 from stoker_k8s.gunicorn import serve
@@ -67,6 +68,52 @@ def _clients() -> tuple[Any, Any]:
     return list_crs, record_event
 
 
+def _approval(namespace: str, secret: str) -> ApprovalSettings:
+    """The approval review's key (Secret `secret`, made if missing) and its access check: a
+    SubjectAccessReview of verb `approve` on the GatewaySync for the request's user."""
+    import datetime as dt
+
+    from kubernetes import client
+
+    from stoker_k8s import approvalkey
+
+    with api_errors(f"keeping the approval key in Secret {namespace}/{secret}"):
+        key = approvalkey.ensure(client.CoreV1Api(), namespace, secret)
+    config = client.Configuration.get_default_copy()
+    config.retries = 0  # within the review's timeout: a slow answer is a 503, never a wait
+    authz: Any = client.AuthorizationV1Api(client.ApiClient(config))
+
+    def may_approve(user: Mapping[str, Any], namespace: str, name: str) -> bool:
+        spec = {
+            "user": user.get("username"),
+            "groups": user.get("groups"),
+            "uid": user.get("uid"),
+            "extra": user.get("extra"),
+            "resourceAttributes": {
+                "group": "stoker.io",
+                "resource": "gatewaysyncs",
+                "verb": "approve",
+                "namespace": namespace,
+                "name": name,
+            },
+        }
+        body = {"spec": {k: v for k, v in spec.items() if v}}
+        try:
+            answer = authz.create_subject_access_review(body, _request_timeout=LIST_TIMEOUT)
+        except Exception as e:  # never a 200 that was not checked: failurePolicy Fail refuses
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise Unavailable(
+                f"asking the API server whether {spec['user']} may approve: "
+                f"{type(e).__name__}: {first}"
+            ) from e
+        return bool(answer.status.allowed)
+
+    def now() -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return ApprovalSettings(key=key, may_approve=may_approve, now=now)
+
+
 @click.command()
 @click.option("--bind", default="0.0.0.0:9443", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS cert.")
@@ -99,6 +146,11 @@ def _clients() -> tuple[Any, Any]:
     show_default=True,
     help="Agent image when neither the pod nor the GatewaySync names one.",
 )
+@click.option(
+    "--approval-key-secret",
+    help="Stamp rollout approvals (/mutate-gatewaysync-approval) with the key in this Secret "
+    "of --namespace, created if missing; without it every approval is refused.",
+)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, help="Request threads per worker.")
 def webhook(
@@ -113,10 +165,12 @@ def webhook(
     kubeconfig: str | None,
     context: str | None,
     agent_image: str,
+    approval_key_secret: str | None,
     workers: int,
     threads: int,
 ) -> None:
-    """Serve /mutate-v1-pod and /validate-gatewaysync over HTTPS."""
+    """Serve /mutate-v1-pod, /validate-gatewaysync and /mutate-gatewaysync-approval over
+    HTTPS."""
     connect(kubeconfig, context)
     probe()  # a server that does not answer is one line and exit 1, not a failing review each
     lister, record_event = _clients()
@@ -136,8 +190,11 @@ def webhook(
             )
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
+    approval = _approval(namespace, approval_key_secret) if approval_key_secret else None
     metrics = WebhookMetrics.shared()  # before gunicorn forks its workers
-    app = make_app(lister, InjectionSettings(default_image=agent_image), record_event, metrics)
+    app = make_app(
+        lister, InjectionSettings(default_image=agent_image), record_event, metrics, approval
+    )
     serve(
         app,
         bind=bind,
