@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import requests
 import yaml
 from kubernetes import client
 
@@ -28,6 +29,7 @@ from support.gateway_data import files_of
 from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
 from support.inpod import start, stop
+from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 GS = ("stoker.io", "v1alpha1")
@@ -299,6 +301,72 @@ def fleet(
             yield found
         finally:
             found.stop_all()
+
+
+@contextlib.contextmanager
+def approval_webhook(
+    env: ControlPlane, api: client.ApiClient, namespace: str, work: Path
+) -> Iterator[None]:
+    """`stoker webhook` stamping rollout approvals of `namespace`'s GatewaySyncs (its key in
+    the Secret stoker-approval-key of `namespace`), called by the API server as the chart's
+    approval webhook configuration has it (only changed approval.stoker.io/ annotations)."""
+    ca = CertificateAuthority("stoker-approval-ca")
+    cert, key = ca.issue_server("127.0.0.1").write(work, "webhook")
+    port = free_port()
+    args = ["webhook", "--bind", f"127.0.0.1:{port}", "--cert-file", str(cert)]
+    args += ["--key-file", str(key), "--workers", "1", "--namespace", namespace]
+    args += ["--approval-key-secret", "stoker-approval-key"]
+    proc = start(args, env.subprocess_env(), work / "webhook.log")
+    url = f"https://127.0.0.1:{port}"
+    (work / "ca.pem").write_bytes(ca.cert_pem)
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/healthz", verify=str(work / "ca.pem"), timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    changed = (
+        "has(object.metadata.annotations) && object.metadata.annotations.exists(k, "
+        "k.startsWith('approval.stoker.io/') && (request.operation != 'UPDATE' || "
+        "!has(oldObject.metadata.annotations) || !(k in oldObject.metadata.annotations) || "
+        "oldObject.metadata.annotations[k] != object.metadata.annotations[k]))"
+    )
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": f"stoker-approval-{namespace}"},
+        "webhooks": [
+            {
+                "name": "gatewaysync-approve.stoker.io",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 10,
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "clientConfig": {
+                    "url": f"{url}/mutate-gatewaysync-approval",
+                    "caBundle": ca.ca_bundle,
+                },
+                "rules": [
+                    {
+                        "apiGroups": ["stoker.io"],
+                        "apiVersions": ["v1alpha1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["gatewaysyncs"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "matchConditions": [{"name": "approval-added-or-changed", "expression": changed}],
+            }
+        ],
+    }
+    try:
+        wait_until(up, timeout=30, what="stoker webhook to listen")
+        with env.webhook_configuration(api, config):
+            yield
+    finally:
+        stop(proc)
 
 
 def previous_release(into: Path) -> Path:

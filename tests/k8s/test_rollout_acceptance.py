@@ -11,14 +11,18 @@ The controller is driven pass by pass in this process (k8s.rollout_fleet); healt
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
-from k8s.rollout_fleet import Fleet, conditions, copy_project, previous_release
+from k8s.rollout_fleet import Fleet, approval_webhook, conditions, copy_project, previous_release
 from k8s.rollout_fleet import fleet as fleet  # the fixture
+from support.kubeenv import ControlPlane, wait_until
 
 pytestmark = pytest.mark.kube
 LINE = "plant.example/line"
@@ -330,3 +334,51 @@ def test_an_agent_of_the_previous_release_is_held_at_the_baseline_until_it_resta
     fleet.agent("gw-1", "blue", "gw-1")  # its pod restarted with this release's agent
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete")
     fleet.reported("gw-1", "Synced", new)
+
+
+def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_written_one(
+    fleet: Fleet,
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", kube_namespace)  # the controller's approval key Secret
+    fleet.create(two_steps(approval="required"))
+    old = settled(fleet, TEST_AND_LINE)
+    new = fleet.push("v2")
+    cr = fleet.drive(reason("AwaitingApproval"), what="the commit to await its approval")
+    assert new in progressing(cr)["message"]
+    assert (state(cr)["awaiting"], state(cr)["pendingCommit"]) == ("rollout", new)
+
+    # Written around the webhook (none is registered yet): a plain SHA, which counts for nothing.
+    fleet.patch({"metadata": {"annotations": {"approval.stoker.io/rollout": new}}})
+    for seen in fleet.passes(6):
+        assert progressing(seen)["reason"] == "AwaitingApproval"
+    assert state(seen)["ignored"]  # said, not silently dropped
+    for pod in TEST_AND_LINE:
+        assert fleet.target(pod) == old
+        assert fleet.report(pod)["commit"] == old
+
+    with approval_webhook(kube_env, kube_api, kube_namespace, tmp_path):
+
+        def approved() -> bool:  # the API server calls a new webhook after a short delay
+            command = ["approve", fleet.name, new[:10], "-n", kube_namespace]
+            done = subprocess.run(
+                [sys.executable, "-m", "stoker_agent.cli", *command],
+                env=kube_env.subprocess_env(),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            return done.returncode == 0
+
+        wait_until(approved, timeout=30, what="stoker approve to be stamped by the webhook")
+        stamp = json.loads(fleet.get()["metadata"]["annotations"]["approval.stoker.io/rollout"])
+        assert stamp["commit"] == new
+        assert stamp["by"]  # the API server's name for the admin who ran stoker approve
+        cr = fleet.drive(reason("RolloutComplete"), what="the approved rollout to complete")
+    assert state(cr)["approvedBy"] == {"rollout": stamp["by"]}
+    for pod in TEST_AND_LINE:
+        fleet.reported(pod, "Synced", new)
