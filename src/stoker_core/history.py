@@ -168,15 +168,16 @@ def _entry(part: bytes) -> Entry | None:
             if wire in _REQUIRED:
                 return None
             continue
-        value = _typed(body[wire], kind, bound)
+        value = typed(body[wire], kind, bound)
         if value is None:
             return None
         values[name] = value
     return Entry(**values)
 
 
-def _typed(value: Any, kind: type, bound: int) -> Any:
-    """`value` if it is of `kind` (and within `bound` for text), else None."""
+def typed(value: Any, kind: type, bound: int) -> Any:
+    """`value` if it is of `kind` (and within `bound` for text), else None (the rule every
+    history read back uses: this file's lines and the controller's status.history)."""
     check: dict[type, Callable[[Any], bool]] = {
         str: lambda v: type(v) is str and len(v) <= bound,
         int: lambda v: type(v) is int and 0 <= v < 2**53,

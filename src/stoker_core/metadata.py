@@ -3,8 +3,8 @@
 Keys (all strings): `commit` (resolved SHA), `ref` (the ref as resolved), `repo`, `paused`
 ("true"/"false": the agents idle when true), and `gatewaysync` — the CR's spec as canonical
 JSON, so an agent resolves its own profile with the same core code and compares metadata by
-value, never by raw text (`spec.rollout` left out: the agents never read it). Secrets are never
-in it: credentials reach the agent only as mounted Secret files.
+value, never by raw text (`spec.rollout` and `spec.historyLimit` left out: the agents never
+read them). Secrets are never in it: credentials reach the agent only as mounted Secret files.
 
 Format "2" (a GatewaySync with `spec.rollout`, issue 17) adds `targets` (canonical JSON: gateway
 name → commit, only the gateways held at another commit than `commit`) and `healthWindow` (the
@@ -66,9 +66,10 @@ def encode(
         "apiVersion": gs.api_version,
         "kind": gs.kind,
         "metadata": {"name": gs.metadata.name, "namespace": gs.metadata.namespace},
-        # The rollout is the controller's alone (it publishes each gateway's target); an agent
-        # of the release before it reads the spec strictly and would refuse an unknown field.
-        "spec": unstructure(attrs.evolve(gs.spec, rollout=None)),
+        # The rollout and the history limit are the controller's alone (it publishes each
+        # gateway's target, it writes status.history); an agent of the release before them
+        # reads the spec strictly and would refuse an unknown field.
+        "spec": unstructure(attrs.evolve(gs.spec, rollout=None, history_limit=None)),
     }
     data = {
         "format": FORMAT,

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -189,6 +190,24 @@ def replay_key(body: bytes, headers: Mapping[str, str]) -> str:
     lowered = {k.lower(): v for k, v in headers.items()}
     delivery = lowered.get("x-github-delivery") or lowered.get("x-gitlab-event-uuid")
     return f"id:{delivery}" if delivery else "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+# A delivery id as the history records it: the sender's (GitHub's X-GitHub-Delivery, GitLab's
+# X-Gitlab-Event-UUID) when it is a plain token, else a digest of the body.
+DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def delivery_id(body: bytes, headers: Mapping[str, str]) -> str:
+    """The id the receiver records for a delivery (stoker.io/requested-delivery)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    given = lowered.get("x-github-delivery") or lowered.get("x-gitlab-event-uuid") or ""
+    return valid_delivery(given) or "sha256:" + hashlib.sha256(body).hexdigest()[:16]
+
+
+def valid_delivery(value: object) -> str:
+    """`value` when it is a delivery id as the receiver writes one, else "" (annotations are
+    read back as hostile input: anyone who may edit the GatewaySync can write them)."""
+    return value if isinstance(value, str) and DELIVERY_ID.fullmatch(value) else ""
 
 
 DELIVERIES_KEPT = 32  # delivery marks recorded on a GatewaySync: about 1.3 KiB of annotation

@@ -125,6 +125,12 @@ def _semantics(gs: model.GatewaySync) -> Iterator[Problem]:
         yield from _check_profile(f"spec.sync.profiles.{name}", name, profile)
     if spec.rollout is not None:
         yield from waves.problems(spec.rollout, spec.sync.profiles)
+    limit = spec.history_limit
+    if limit is not None and not 1 <= limit <= model.MAX_HISTORY:
+        yield Problem(
+            field="spec.historyLimit",
+            message=f"must be 1-{model.MAX_HISTORY} entries, got {limit}",
+        )
 
 
 def _nonempty(field: str, value: str) -> Iterator[Problem]:

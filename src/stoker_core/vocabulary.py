@@ -35,8 +35,11 @@ class Annotation(enum.StrEnum):
     STARTUP_TIMEOUT = "stoker.io/startup-timeout"  # user → webhook → agent: pre-boot bound (s)
     REQUESTED_REF = "stoker.io/requested-ref"  # receiver → controller (CR annotation)
     REQUESTED_AT = "stoker.io/requested-at"  # receiver → people (CR annotation)
-    REQUESTED_BY = "stoker.io/requested-by"  # receiver → people (CR annotation)
+    REQUESTED_BY = "stoker.io/requested-by"  # receiver → people, status.history (CR)
+    REQUESTED_DELIVERY = "stoker.io/requested-delivery"  # receiver → status.history (CR)
     REFRESH_REQUESTED_AT = "stoker.io/refresh-requested-at"  # receiver → controller (CR)
+    REFRESH_REQUESTED_BY = "stoker.io/refresh-requested-by"  # receiver → status.history (CR)
+    REFRESH_DELIVERY = "stoker.io/refresh-delivery"  # receiver → status.history (CR)
     DELIVERIES = "stoker.io/receiver-deliveries"  # receiver → receiver: recent deliveries (CR)
 
 

@@ -48,6 +48,17 @@ def test_a_rollout_is_not_published_so_agents_of_the_previous_release_still_read
     assert back.gatewaysync.spec.rollout is None
 
 
+def test_the_history_limit_is_not_published_so_agents_of_the_previous_release_still_read_it() -> (
+    None
+):
+    doc = manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}})
+    doc["spec"]["historyLimit"] = 20
+    data = encode(load(doc), commit="a" * 40, ref="main")
+    # status.history is the controller's; an agent of the release before it would refuse
+    # the unknown field and with it the whole ConfigMap
+    assert "historyLimit" not in json.loads(data["gatewaysync"])["spec"]
+
+
 def _rollout_gs() -> GatewaySync:
     doc = manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}})
     doc["spec"]["rollout"] = {"healthWindow": "30s", "steps": [{"selector": {"gateways": ["a"]}}]}

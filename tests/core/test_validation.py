@@ -321,3 +321,18 @@ def test_H10_every_string_list_and_map_a_user_writes_has_a_bound_in_the_crd() ->
     # Patch `set` keys: a CEL rule there would cost profiles × mappings × patches evaluations,
     # over the API server's budget; the validator bounds them (test above).
     assert missing == {"spec.sync.profiles.*.mappings[].patches[].set"}
+
+
+@pytest.mark.parametrize("limit", [0, 101, -3])
+def test_a_history_limit_outside_1_to_100_is_refused_by_name(limit: int) -> None:
+    doc = manifest_with({"default": {"mappings": [{"source": "p", "destination": "projects"}]}})
+    doc["spec"]["historyLimit"] = limit
+    assert "1-100 entries" in problems(doc)["spec.historyLimit"]
+    schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["properties"]["historyLimit"] | {"description": ""} == {
+        "type": "integer",
+        "format": "int64",
+        "minimum": 1,
+        "maximum": 100,
+        "description": "",
+    }
