@@ -347,8 +347,6 @@ class Approval(enum.StrEnum):
 
 
 MAX_STEPS = 32  # rollout steps: far above any plant's waves
-DEFAULT_HISTORY = 10  # status.history entries kept without spec.historyLimit
-MAX_HISTORY = 100  # spec.historyLimit at most (the bytes are bounded too: fleethistory)
 MAX_LABEL_KEY = 317  # a label key: a 253-character prefix, "/", a 63-character name
 MAX_LABEL_VALUE = 63
 PERCENT = r"^([1-9][0-9]?|100)%$"  # maxUnavailable as a percent: 1% to 100%
@@ -464,15 +462,6 @@ class GatewaySyncSpec:
             "gateway still moves at once; see docs/rollouts.md)."
         ),
     )
-    history_limit: int | None = attrs.field(
-        default=None,
-        metadata=doc(
-            f"How many published commits status.history keeps, 1-{MAX_HISTORY} (default "
-            f"{DEFAULT_HISTORY}).",
-            minimum=1,
-            maximum=MAX_HISTORY,
-        ),
-    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -511,59 +500,57 @@ class DiscoveredGateway:
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class Requester:
-    """Who or what asked for a commit (status.history; stoker_core.fleethistory)."""
+class RolloutHalt:
+    """Why a rollout stopped: the gateway that failed the commit, and its error."""
 
-    via: str = attrs.field(default="", metadata=doc("receiver, polling, requested-ref or spec."))
-    source: str = attrs.field(default="", metadata=doc("The receiver's source (github...)."))
-    delivery: str = attrs.field(default="", metadata=doc("The receiver's delivery id."))
-    user: str = ""
-    at: str = attrs.field(default="", metadata=doc("When it was requested (RFC 3339)."))
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class HistoryStep:
-    """One step of a commit's rollout: when it started and when it was done."""
-
-    name: str = ""
-    started_at: str = ""
-    finished_at: str = ""
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class Approver:
-    """Who approved a gate of a commit (as the admission webhook stamped it)."""
-
-    gate: str = ""
-    user: str = ""
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class GatewayOutcome:
-    """Where one gateway given a commit stands with it, and since when."""
-
-    name: str = ""
-    outcome: str = ""
-    at: str = ""
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class HistoryEntry:
-    """One published commit: who asked for it, its steps and its outcome per gateway."""
-
+    gateway: str = ""
     commit: str = ""
-    ref: str = ""
-    requested_by: Requester = attrs.field(factory=Requester)
-    published_at: str = ""
-    steps: tuple[HistoryStep, ...] = ()
-    outcome: str = attrs.field(
-        default="",
-        metadata=doc("Progressing, AwaitingApproval, Halted, Complete or Superseded."),
+    error: str = attrs.field(default="", metadata=doc("At most 200 characters."))
+    at: float = attrs.field(default=0.0, metadata=doc("When (epoch seconds)."))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RolloutStatus:
+    """Where the rollout of a commit is (docs/rollouts.md): the controller's persisted state."""
+
+    commit: str = attrs.field(default="", metadata=doc("The commit being rolled out."))
+    baseline: str = attrs.field(
+        default="", metadata=doc("Where gateways not yet moved are held (metadata `commit`).")
     )
-    approved_by: tuple[Approver, ...] = ()
-    gateways: tuple[GatewayOutcome, ...] = ()
-    gateways_not_shown: int = attrs.field(
-        default=0, metadata=doc("Gateways left out to keep the history within its bytes.")
+    held: dict[str, str] = attrs.field(
+        factory=dict, metadata=doc("Gateways held at another commit (an older rollout's).")
+    )
+    moved: tuple[str, ...] = attrs.field(
+        default=(), metadata=doc("Gateways this rollout gave the commit, in order.")
+    )
+    step: int = attrs.field(
+        default=0, metadata=doc("The step in progress, from 0; 1073741824: complete.")
+    )
+    started: tuple[float, ...] = attrs.field(
+        default=(), metadata=doc("When each step started (epoch seconds).")
+    )
+    finished: tuple[float, ...] = attrs.field(
+        default=(), metadata=doc("When each step was done (epoch seconds).")
+    )
+    approvals: tuple[str, ...] = attrs.field(
+        default=(), metadata=doc("The gates approved for the commit.")
+    )
+    halted: RolloutHalt | None = None
+    plan: str = attrs.field(default="", metadata=doc("A digest of the steps it follows."))
+    awaiting: str = attrs.field(
+        default="", metadata=doc("The gate an approval of the commit must name (rollout, ...).")
+    )
+    pending_commit: str = attrs.field(
+        default="", metadata=doc("The commit still on its way; empty once complete or halted.")
+    )
+    approved_by: dict[str, str] = attrs.field(
+        factory=dict, metadata=doc("Gate to the user the admission webhook stamped.")
+    )
+    ignored: tuple[str, ...] = attrs.field(
+        default=(), metadata=doc("Approvals not counted, one sentence each (at most 10).")
+    )
+    since: float = attrs.field(
+        default=0.0, metadata=doc("When the controller first saw the commit (epoch seconds).")
     )
 
 
@@ -580,9 +567,8 @@ class GatewaySyncStatus:
     profile_count: int = 0
     discovered_gateways: tuple[DiscoveredGateway, ...] = ()
     conditions: tuple[Condition, ...] = ()
-    history: tuple[HistoryEntry, ...] = attrs.field(
-        default=(),
-        metadata=doc("The last spec.historyLimit published commits, oldest first."),
+    rollout: RolloutStatus | None = attrs.field(
+        default=None, metadata=doc("The fleet rollout (with spec.rollout only).")
     )
 
 

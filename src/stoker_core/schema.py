@@ -54,6 +54,8 @@ def _type_schema(tp: Any) -> dict[str, Any]:
         return {"type": "boolean"}
     if tp is int:
         return {"type": "integer", "format": "int64"}
+    if tp is float:
+        return {"type": "number"}
     if origin is tuple:
         return {"type": "array", "items": _type_schema(typing.get_args(tp)[0])}
     if origin is dict:
