@@ -33,6 +33,8 @@ from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
 
 GS = ("stoker.io", "v1alpha1")
+# What an agent reports once a commit is applied: Synced, then InSync at each periodic check.
+IN_STEP = ("Synced", "InSync")
 T = TypeVar("T")
 # The last commit before issue 17 taught the agent per-gateway targets: its agent is "an agent
 # of the previous release" (a pod not yet restarted after an upgrade), run from its own sources.
@@ -263,16 +265,21 @@ class Fleet:
             raise
         return dict(json.loads((cm.data or {}).get("status.json") or "{}"))
 
-    def reported(self, pod: str, result: str, commit: str, timeout: float = 60) -> dict[str, Any]:
-        """Wait until the pod's agent reports `result` at `commit`."""
+    def reported(
+        self, pod: str, result: str | tuple[str, ...], commit: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        """Wait until the pod's agent reports `result` (or one of them) at `commit`."""
+        results = (result,) if isinstance(result, str) else result
 
         def done() -> dict[str, Any] | None:
             record = self.report(pod)
             return (
-                record if (record.get("result"), record.get("commit")) == (result, commit) else None
+                record
+                if record.get("result") in results and record.get("commit") == commit
+                else None
             )
 
-        what = f"{pod} to report {result} at {commit[:7]}"
+        what = f"{pod} to report {' or '.join(results)} at {commit[:7]}"
         return dict(wait_until(done, timeout=timeout, what=what))
 
     def api_scans(self, pod: str) -> int:

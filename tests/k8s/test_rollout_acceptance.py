@@ -20,7 +20,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k8s.rollout_fleet import Fleet, approval_webhook, conditions, copy_project, previous_release
+from k8s.rollout_fleet import (
+    IN_STEP,
+    Fleet,
+    approval_webhook,
+    conditions,
+    copy_project,
+    previous_release,
+)
 from k8s.rollout_fleet import fleet as fleet  # the fixture
 from support.kubeenv import ControlPlane, wait_until
 
@@ -54,7 +61,7 @@ def state(cr: dict[str, Any]) -> dict[str, Any]:
 
 def settled(fleet: Fleet, gateways: dict[str, dict[str, str]], profile: str = "blue") -> str:
     """Create the pods (name → labels; the gateway is named as its pod), publish, start their
-    agents and wait until each reports Synced at the first commit, which is returned."""
+    agents and wait until each reports it applied the first commit, which is returned."""
     for pod, labels in gateways.items():
         fleet.pod(pod, profile, pod, labels=labels)
     fleet.reconcile()  # a GatewaySync seen for the first time is settled at its commit
@@ -62,7 +69,7 @@ def settled(fleet: Fleet, gateways: dict[str, dict[str, str]], profile: str = "b
     for pod in gateways:
         fleet.agent(pod, profile, pod)
     for pod in gateways:
-        fleet.reported(pod, "Synced", first)
+        fleet.reported(pod, IN_STEP, first)
     return first
 
 
@@ -99,9 +106,9 @@ def test_a_commit_rejected_on_the_second_step_halts_with_seven_gateways_untouche
     assert NEW_PROJECT in halted["message"]  # the agent's error: the project the scan refused
     assert state(cr)["halted"]["gateway"] == "gw-2"
     assert state(cr)["commit"] == new
-    fleet.reported("gw-0", "Synced", new)
+    fleet.reported("gw-0", IN_STEP, new)
     assert (fleet.data("gw-0") / "projects" / NEW_PROJECT / "project.json").exists()
-    fleet.reported("gw-2", "Rejected", new)
+    fleet.reported("gw-2", IN_STEP, old)  # sent back: a target it failed is never retried
     assert fleet.files("gw-2") == before["gw-2"]  # its agent rolled its files back
     untouched = [f"gw-{i}" for i in range(3, 10)]
     # Passes over more than one sync period: the halt holds (no retry loop), nothing moves.
@@ -126,17 +133,17 @@ def test_on_failure_rollback_sends_the_first_step_back_to_the_old_commit_on_disk
     new = fleet.push("v2", adds_project)
 
     cr = fleet.drive(reason("RolloutHalted"), what="the rollout to halt")
-    assert "gw-1" in progressing(cr)["message"]
+    assert f"gateway gw-1 failed commit {new[:12]}" in progressing(cr)["message"]
     assert "sent back" in progressing(cr)["message"]
     assert fleet.published()["commit"] == old
     assert fleet.published().get("targets") in (None, "{}")  # every gateway back at `old`
     # gw-0 had moved to the new commit (its step was done); it goes back.
-    fleet.reported("gw-0", "Synced", old)
+    fleet.reported("gw-0", IN_STEP, old)
     assert fleet.report("gw-0").get("commit") == old
     assert not (fleet.data("gw-0") / "projects" / NEW_PROJECT).exists()
     assert fleet.files("gw-0") == before["gw-0"]
     assert fleet.files("gw-3") == before["gw-3"]
-    assert fleet.report("gw-1")["commit"] == new  # the one that failed it
+    fleet.reported("gw-1", IN_STEP, old)  # the one that failed it
 
 
 def test_a_redundant_pair_with_apply_on_backup_has_both_nodes_written_never_at_once(
@@ -154,8 +161,8 @@ def test_a_redundant_pair_with_apply_on_backup_has_both_nodes_written_never_at_o
     old = fleet.head()
     fleet.agent("scada-0", "blue", "scada", role="Master")
     fleet.agent("scada-1", "blue", "scada-1", role="Backup")
-    fleet.reported("scada-0", "Synced", old)
-    fleet.reported("scada-1", "Synced", old)  # applyOnBackup: the backup is written too
+    fleet.reported("scada-0", IN_STEP, old)
+    fleet.reported("scada-1", IN_STEP, old)  # applyOnBackup: the backup is written too
     scanned = {pod: len(fleet.sims[pod].scans) for pod in ("scada-0", "scada-1")}
     new = fleet.push("v2", adds_project)
 
@@ -168,8 +175,8 @@ def test_a_redundant_pair_with_apply_on_backup_has_both_nodes_written_never_at_o
         return cr if progressing(cr).get("reason") == "RolloutComplete" else None
 
     fleet.drive(complete, what="the pair's rollout to complete")
-    primary = fleet.reported("scada-0", "Synced", new)
-    backup = fleet.reported("scada-1", "Synced", new)
+    primary = fleet.reported("scada-0", IN_STEP, new)
+    backup = fleet.reported("scada-1", IN_STEP, new)
     assert primary["commit"] == backup["commit"] == new
     # The primary moved first: a pass gave it the commit while the backup was held back.
     assert {"scada": new, "scada-1": old} in targets
@@ -209,7 +216,7 @@ def test_a_newer_commit_mid_rollout_starts_again_from_the_first_step_and_moves_n
     fleet.stop_agent("gw-1")  # its gateway never reports the new commit: the line step holds
     second = fleet.push("v2")
     fleet.drive(lambda cr: fleet.target("gw-1") == second, what="the line step to start")
-    fleet.reported("gw-0", "Synced", second)
+    fleet.reported("gw-0", IN_STEP, second)
 
     third = fleet.push("v3")  # polling finds it: each pass resolves the ref afresh
     cr = fleet.reconcile()
@@ -220,7 +227,7 @@ def test_a_newer_commit_mid_rollout_starts_again_from_the_first_step_and_moves_n
     fleet.agent("gw-1", "blue", "gw-1")
     fleet.drive(reason("RolloutComplete"), what="the rollout of v3 to complete")
     for pod in TEST_AND_LINE:
-        fleet.reported(pod, "Synced", third)
+        fleet.reported(pod, IN_STEP, third)
     assert fleet.published()["commit"] == third
     assert "targets" not in fleet.published()
 
@@ -243,7 +250,7 @@ def test_paused_on_the_gatewaysync_holds_the_rollout_without_halting_it_until_un
     fleet.patch({"spec": {"paused": False}})
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete once unpaused")
     for pod in TEST_AND_LINE:
-        fleet.reported(pod, "Synced", new)
+        fleet.reported(pod, IN_STEP, new)
 
 
 def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
@@ -261,8 +268,8 @@ def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
     old = fleet.head()
     for pod, profile in (("gw-0", "blue"), ("red-0", "red"), ("gw-1", "blue")):
         fleet.agent(pod, profile, pod)
-    fleet.reported("gw-0", "Synced", old)
-    fleet.reported("gw-1", "Synced", old)
+    fleet.reported("gw-0", IN_STEP, old)
+    fleet.reported("gw-1", IN_STEP, old)
     fleet.reported("red-0", "DryRun", old)
     new = fleet.push("v2")
 
@@ -273,7 +280,7 @@ def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
     fleet.reported("red-0", "DryRun", new)
     fleet.stop_agent("red-0")  # from here on it reports nothing: it must hold nothing back
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete")
-    fleet.reported("gw-1", "Synced", new)
+    fleet.reported("gw-1", IN_STEP, new)
     assert not (fleet.data("red-0") / "projects").exists()  # a dry run writes nothing
 
 
@@ -291,16 +298,16 @@ def test_a_pod_discovered_mid_rollout_starts_at_the_baseline_and_moves_with_its_
     fleet.reconcile()
     fleet.agent("gw-2", "blue", "gw-2")
     fleet.agent("gw-3", "blue", "gw-3")
-    fleet.reported("gw-3", "Synced", old)  # a new gateway starts where the rest are held
+    fleet.reported("gw-3", IN_STEP, old)  # a new gateway starts where the rest are held
     fleet.drive(lambda cr: fleet.target("gw-2") == new, what="gw-2 to move within its step")
-    fleet.reported("gw-2", "Synced", new)
+    fleet.reported("gw-2", IN_STEP, new)
     for seen in fleet.passes(3):
         assert "gw-2" not in progressing(seen)["message"]  # it holds nothing back
     assert fleet.target("gw-3") == old  # the line step's one place is gw-1's
     fleet.agent("gw-1", "blue", "gw-1")
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete")
     for pod in ("gw-0", "gw-1", "gw-2", "gw-3"):
-        fleet.reported(pod, "Synced", new)
+        fleet.reported(pod, IN_STEP, new)
 
 
 def test_an_agent_of_the_previous_release_is_held_at_the_baseline_until_it_restarts(
@@ -313,15 +320,15 @@ def test_an_agent_of_the_previous_release_is_held_at_the_baseline_until_it_resta
     old = fleet.head()
     fleet.agent("gw-0", "blue", "gw-0")
     fleet.agent("gw-1", "blue", "gw-1", release=previous_release(tmp_path / "previous"))
-    fleet.reported("gw-0", "Synced", old)
-    fleet.reported("gw-1", "Synced", old)
+    fleet.reported("gw-0", IN_STEP, old)
+    fleet.reported("gw-1", IN_STEP, old)
     assert fleet.report("gw-0").get("readsTargets") is True
     assert "readsTargets" not in fleet.report("gw-1")  # it reads `commit` only
     before = fleet.files("gw-1")
     new = fleet.push("v2")
 
     fleet.drive(lambda cr: fleet.target("gw-1") == new, what="the line step to start")
-    fleet.reported("gw-0", "Synced", new)
+    fleet.reported("gw-0", IN_STEP, new)
     seen = fleet.passes(6)
     # Its wave came, but it reads only the baseline: it stays there, named, never ahead.
     assert fleet.files("gw-1") == before
@@ -333,7 +340,7 @@ def test_an_agent_of_the_previous_release_is_held_at_the_baseline_until_it_resta
     fleet.stop_agent("gw-1")
     fleet.agent("gw-1", "blue", "gw-1")  # its pod restarted with this release's agent
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete")
-    fleet.reported("gw-1", "Synced", new)
+    fleet.reported("gw-1", IN_STEP, new)
 
 
 def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_written_one(
@@ -381,4 +388,4 @@ def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_wr
         cr = fleet.drive(reason("RolloutComplete"), what="the approved rollout to complete")
     assert state(cr)["approvedBy"] == {"rollout": stamp["by"]}
     for pod in TEST_AND_LINE:
-        fleet.reported(pod, "Synced", new)
+        fleet.reported(pod, IN_STEP, new)
