@@ -347,6 +347,8 @@ class Approval(enum.StrEnum):
 
 
 MAX_STEPS = 32  # rollout steps: far above any plant's waves
+DEFAULT_HISTORY = 10  # status.history entries kept without spec.historyLimit
+MAX_HISTORY = 100  # spec.historyLimit at most (the bytes are bounded too: fleethistory)
 MAX_LABEL_KEY = 317  # a label key: a 253-character prefix, "/", a 63-character name
 MAX_LABEL_VALUE = 63
 PERCENT = r"^([1-9][0-9]?|100)%$"  # maxUnavailable as a percent: 1% to 100%
@@ -462,6 +464,15 @@ class GatewaySyncSpec:
             "gateway still moves at once; see docs/rollouts.md)."
         ),
     )
+    history_limit: int | None = attrs.field(
+        default=None,
+        metadata=doc(
+            f"How many published commits status.history keeps, 1-{MAX_HISTORY} (default "
+            f"{DEFAULT_HISTORY}).",
+            minimum=1,
+            maximum=MAX_HISTORY,
+        ),
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -497,6 +508,63 @@ class DiscoveredGateway:
     last_scan_result: str = ""
     files_changed: int = 0
     projects_synced: tuple[str, ...] = ()
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Requester:
+    """Who or what asked for a commit (status.history; stoker_core.fleethistory)."""
+
+    via: str = attrs.field(default="", metadata=doc("receiver, polling, requested-ref or spec."))
+    source: str = attrs.field(default="", metadata=doc("The receiver's source (github...)."))
+    delivery: str = attrs.field(default="", metadata=doc("The receiver's delivery id."))
+    user: str = ""
+    at: str = attrs.field(default="", metadata=doc("When it was requested (RFC 3339)."))
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HistoryStep:
+    """One step of a commit's rollout: when it started and when it was done."""
+
+    name: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Approver:
+    """Who approved a gate of a commit (as the admission webhook stamped it)."""
+
+    gate: str = ""
+    user: str = ""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class GatewayOutcome:
+    """Where one gateway given a commit stands with it, and since when."""
+
+    name: str = ""
+    outcome: str = ""
+    at: str = ""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HistoryEntry:
+    """One published commit: who asked for it, its steps and its outcome per gateway."""
+
+    commit: str = ""
+    ref: str = ""
+    requested_by: Requester = attrs.field(factory=Requester)
+    published_at: str = ""
+    steps: tuple[HistoryStep, ...] = ()
+    outcome: str = attrs.field(
+        default="",
+        metadata=doc("Progressing, AwaitingApproval, Halted, Complete or Superseded."),
+    )
+    approved_by: tuple[Approver, ...] = ()
+    gateways: tuple[GatewayOutcome, ...] = ()
+    gateways_not_shown: int = attrs.field(
+        default=0, metadata=doc("Gateways left out to keep the history within its bytes.")
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -569,6 +637,10 @@ class GatewaySyncStatus:
     conditions: tuple[Condition, ...] = ()
     rollout: RolloutStatus | None = attrs.field(
         default=None, metadata=doc("The fleet rollout (with spec.rollout only).")
+    )
+    history: tuple[HistoryEntry, ...] = attrs.field(
+        default=(),
+        metadata=doc("The last spec.historyLimit published commits, oldest first."),
     )
 
 
