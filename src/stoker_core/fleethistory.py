@@ -14,9 +14,9 @@ in bytes (BYTE_CAP, oldest dropped first; a single entry too large shows fewer g
 
 from __future__ import annotations
 
-import datetime
 import enum
 import json
+import re
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,7 +36,7 @@ TIME_CHARS = 64  # of a time, a commit, an outcome or a gate read back
 ALL = "all"  # the one step of a commit published without a rollout
 UNSELECTED = "unselected"  # the last step: the gateways no step selects
 _SHORT = {"commit", "published_at", "started_at", "finished_at", "at", "outcome", "via"}
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+_STAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")  # RFC 3339, UTC
 _SOURCES = frozenset(s.value for s in Source)
 
 
@@ -213,18 +213,34 @@ def _source(value: Any) -> str:
 
 
 def _when(value: Any) -> str:
-    """An annotation's RFC 3339 time as the history writes times ("" when it is not one)."""
+    """An annotation's time when it is one as the receiver writes it (RFC 3339 in UTC, to
+    the second), else ""."""
     if not isinstance(value, str) or len(value) > TIME_CHARS:
         return ""
-    try:
-        when = datetime.datetime.strptime(value, _STAMP)
-    except ValueError:
+    found = _STAMP.fullmatch(value)
+    if found is None:
         return ""
-    return when.strftime(_STAMP)
+    _, month, day, hour, minute, second = (int(part) for part in found.groups())
+    ok = 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61
+    return value if ok else ""
 
 
 def _stamp(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime(_STAMP)
+    """Epoch seconds as RFC 3339 in UTC (civil from days: H. Hinnant's algorithm; the core
+    imports no clock or calendar library); "" outside years 1970-9999 (a damaged record)."""
+    if not 0 <= seconds < 253_402_300_800:
+        return ""
+    days, rest = divmod(int(seconds), 86400)
+    days += 719468
+    era, doe = divmod(days, 146097)
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    hour, minute, second = rest // 3600, rest % 3600 // 60, rest % 60
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def _superseded(entry: HistoryEntry) -> HistoryEntry:

@@ -180,6 +180,10 @@ def attrs_evolve(state: State, **changes: Any) -> State:
 def test_a_damaged_rollout_record_reads_as_no_rollout() -> None:
     got = step(None, A, seen("g", A, "Synced"), rollout={"commit": 7})
     assert got[-1]["outcome"] == "Complete"
+    odd = rollout_record(State(commit=A, baseline=A, started=(1e300, -5.0)))
+    got = step(None, A, rollout=odd)
+    assert [s["startedAt"] for s in got[-1]["steps"]] == ["", ""]
+    assert read(got).damaged == 0
 
 
 def test_a_damaged_or_hand_written_history_is_read_defensively() -> None:
