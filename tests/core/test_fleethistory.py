@@ -102,7 +102,7 @@ def test_a_receiver_mark_older_than_the_last_commit_does_not_claim_a_new_one() -
 
 
 def test_a_requested_ref_names_the_receiver_or_says_it_was_set_by_hand() -> None:
-    marks = {
+    marks: dict[str, str] = {
         Annotation.REQUESTED_REF: "v2",
         Annotation.REQUESTED_BY: "argocd",
         Annotation.REQUESTED_AT: "2026-12-06T08:14:00Z",
@@ -113,13 +113,13 @@ def test_a_requested_ref_names_the_receiver_or_says_it_was_set_by_hand() -> None
     assert by_cd[-1]["requestedBy"]["via"] == "receiver"
     assert by_cd[-1]["requestedBy"]["source"] == "argocd"
     assert by_cd[-1]["requestedBy"]["delivery"] == "sha256:0123456789abcdef"
-    by_hand = {Annotation.REQUESTED_REF: "v3"}
+    by_hand: dict[str, str] = {Annotation.REQUESTED_REF: "v3"}
     handed = step(by_cd, C, ref="v3", asked=Asked(annotations=by_hand), at=120)
     assert handed[-1]["requestedBy"]["via"] == "requested-ref"
 
 
 def test_hostile_receiver_marks_are_not_copied_into_the_history() -> None:
-    marks = {
+    marks: dict[str, str] = {
         Annotation.REFRESH_REQUESTED_AT: "yesterday",
         Annotation.REFRESH_REQUESTED_BY: "evil\u202e",
         Annotation.REFRESH_DELIVERY: "x" * 5000,
