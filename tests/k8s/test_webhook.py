@@ -39,8 +39,9 @@ def webhook_server(kube_env: ControlPlane, tmp_path: Path) -> Iterator[tuple[str
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`stoker webhook` as a process with `env` (its KUBECONFIG): its URL and CA bundle."""
+def serving(env: dict[str, str], tmp_path: Path, *extra: str) -> Iterator[tuple[str, str]]:
+    """`stoker webhook` as a process with `env` (its KUBECONFIG) and `extra` arguments: its URL
+    and CA bundle."""
     ca = CertificateAuthority("stoker-webhook-ca")
     cert, key = ca.issue_server("127.0.0.1").write(tmp_path, "webhook")
     port = free_port()
@@ -59,6 +60,7 @@ def serving(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
             str(key),
             "--workers",
             "1",
+            *extra,
         ],
         env=env,
         stdout=log,
