@@ -27,6 +27,7 @@ from stoker_core.receiving import (
     Verb,
     authentic,
     client_address,
+    delivery_id,
     delivery_mark,
     parse,
     record,
@@ -113,9 +114,10 @@ class Receiver:
         except InvalidInput as e:
             return 400, {"error": str(e.problems[0].message)}
         mark = delivery_mark(replay_key(body, headers))
+        delivery = delivery_id(body, headers)  # status.history names it
         for _ in range(ATTEMPTS):
             try:
-                return self._once(namespace, name, cr, event, mark, now)
+                return self._once(namespace, name, cr, event, (mark, delivery), now)
             except Conflict:  # another replica or writer came first: decide on what it wrote
                 cr = self.store.get(namespace, name, fresh=True)
                 if cr is None:
@@ -128,16 +130,18 @@ class Receiver:
         name: str,
         cr: dict[str, Any],
         event: Event,
-        mark: str,
+        delivered: tuple[str, str],
         now: float,
     ) -> tuple[int, dict[str, Any]]:
-        """Act on an event once, recording its delivery in the same conditional write."""
+        """Act on an event once, recording its delivery (`delivered`: its replay mark and its
+        id) in the same conditional write."""
+        mark, delivery = delivered
         meta = cr.get("metadata") or {}
         annotations = meta.get("annotations") or {}
         recorded = str(annotations.get(Annotation.DELIVERIES, ""))
         if event.verb is not Verb.IGNORE and seen(recorded, mark, now):
             return 202, {"accepted": True, "message": "duplicate delivery ignored"}
-        reply, marks = self._act(event, annotations, now)
+        reply, marks = self._act(event, annotations, now, delivery)
         if event.verb is not Verb.IGNORE:  # a replay of an ignored event would change nothing
             marks[Annotation.DELIVERIES] = record(recorded, mark, now)
             self.store.annotate(namespace, name, marks, str(meta.get("resourceVersion", "")))
@@ -157,16 +161,19 @@ class Receiver:
 
     @staticmethod
     def _act(
-        event: Event, annotations: Mapping[str, Any], now: float
+        event: Event, annotations: Mapping[str, Any], now: float, delivery: str
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The answer and the annotations an event sets."""
+        """The answer and the annotations an event sets (who sent it and its delivery id go
+        into status.history with the commit it brings)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         said = {"accepted": True, "ref": event.ref, "source": str(event.source)}
         if event.verb is Verb.IGNORE:
             return {**said, "message": "ignored"}, {}
         if event.verb is Verb.REFRESH:
             return {**said, "message": "refresh requested"}, {
-                Annotation.REFRESH_REQUESTED_AT: stamp
+                Annotation.REFRESH_REQUESTED_AT: stamp,
+                Annotation.REFRESH_REQUESTED_BY: str(event.source),
+                Annotation.REFRESH_DELIVERY: delivery,
             }
         if annotations.get(Annotation.REQUESTED_REF) == event.ref:
             return {**said, "message": "ref already set"}, {}
@@ -174,6 +181,7 @@ class Receiver:
             Annotation.REQUESTED_REF: event.ref,
             Annotation.REQUESTED_AT: stamp,
             Annotation.REQUESTED_BY: str(event.source),
+            Annotation.REQUESTED_DELIVERY: delivery,
         }
 
 

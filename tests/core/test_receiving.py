@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from stoker_core import receiving
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import (
     DELIVERIES_KEPT,
@@ -113,6 +114,19 @@ def test_replays_are_identified_by_delivery_id_else_body() -> None:
         b"y", {"X-GitHub-Delivery": "abc"}
     )
     assert replay_key(b"x", {}) != replay_key(b"y", {})
+
+
+def test_the_delivery_id_recorded_is_the_senders_when_plain_else_a_digest_of_the_body() -> None:
+    uuid = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    assert receiving.delivery_id(b"x", {"X-GitHub-Delivery": uuid}) == uuid
+    assert receiving.delivery_id(b"x", {"X-Gitlab-Event-UUID": uuid}) == uuid
+    digest = receiving.delivery_id(b"x", {})
+    assert digest == "sha256:" + hashlib.sha256(b"x").hexdigest()[:16]
+    # a hostile header (too long, spaces, control or bidi characters) is never copied
+    for hostile in ("x" * 65, "a b", "id\n", "id\u202e", "-leading"):
+        assert receiving.delivery_id(b"x", {"X-GitHub-Delivery": hostile}) == digest
+    assert receiving.valid_delivery(digest) == digest
+    assert receiving.valid_delivery(7) == ""
 
 
 def test_rate_limit_allows_bursts_then_refills() -> None:

@@ -116,6 +116,27 @@ def test_a_release_sets_the_requested_ref_once(
     )
 
 
+def test_the_receiver_marks_who_sent_a_push_and_its_delivery_id_for_the_history(
+    receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    make_cr(kube_api, kube_namespace, "marked")
+    path = f"/webhook/{kube_namespace}/marked"
+    auth = {"Authorization": f"Bearer {GLOBAL_TOKEN}"}
+    push = {"ref": "refs/heads/main", "after": "b" * 40}
+    uuid = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    sent = post(receiver_url, path, push, **auth, **{"X-GitHub-Event": "push",
+                "X-GitHub-Delivery": uuid})  # fmt: skip
+    assert (sent.status_code, sent.json()["message"]) == (202, "refresh requested")
+    marks = annotations(kube_api, kube_namespace, "marked")
+    assert marks["stoker.io/refresh-requested-by"] == "github"
+    assert marks["stoker.io/refresh-delivery"] == uuid
+    body = {"ref": "v7.0.0"}  # no delivery header: the body's digest names it
+    assert post(receiver_url, path, body, **auth).status_code == 202
+    marks = annotations(kube_api, kube_namespace, "marked")
+    digest = hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
+    assert marks["stoker.io/requested-delivery"] == f"sha256:{digest}"
+
+
 def test_e2e_receiver_01_to_05_each_tool_s_payload_requests_its_ref_and_junk_is_a_400(
     receiver_url: str, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
