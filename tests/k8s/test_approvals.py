@@ -1,10 +1,11 @@
 """Rollout approvals on the real API server (issue 17): `stoker webhook` with exactly the chart's
 rights, called through the chart's approval webhook configuration, and `stoker approve` run by
-two users with different rights: the one holding `approve` is recorded by name in the stamp,
-the other is refused with a message naming the right it lacks; a commit that is not pending is
-refused by the command before writing and by the webhook; an approval written by hand around the
-webhook, or copied from another GatewaySync, is ignored by `approvals.verified` as the
-controller reads it (with the chart's controller rights on the key)."""
+two users holding the two Roles docs/rollouts.md shows: the one holding `approve` is recorded
+by name in the stamp, the editor is refused with a message naming the right it lacks; a commit
+that is not pending is refused by the command before writing and by the webhook; an approval
+written by hand around the webhook, or copied from another GatewaySync, is ignored by
+`approvals.verified` as the controller reads it (with the chart's controller rights on the
+key)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from conftest import ROOT
 from k8s.rbacsupport import chart_rbac, render_release, token_for
 from k8s.test_chart import helm as helm  # the fixture
 from k8s.test_crd import MINIMAL
+from k8s.test_doc_manifests import BLOCK
 from k8s.test_webhook import serving
 from stoker_core import approvals
 from stoker_k8s import approvalkey
@@ -32,16 +35,18 @@ pytestmark = pytest.mark.kube
 
 NEW, OLD = "3f9c2e1" + "b" * 33, "a" * 40
 ROLLOUT = approvals.key("rollout")
-APPROVER_RULES = [
-    {
-        "apiGroups": ["stoker.io"],
-        "resources": ["gatewaysyncs"],
-        "verbs": ["get", "patch", "approve"],
-    }
-]
-EDITOR_RULES = [
-    {"apiGroups": ["stoker.io"], "resources": ["gatewaysyncs"], "verbs": ["get", "patch"]}
-]
+
+
+def documented_roles() -> dict[str, list[dict[str, Any]]]:
+    """The rules of the Roles docs/rollouts.md's section "Approvals" shows, by name."""
+    text = (ROOT / "docs/rollouts.md").read_text().split("\n## Approvals\n", 1)[1]
+    section = text.split("\n## ", 1)[0]
+    docs = [d for body in BLOCK.findall(section) for d in yaml.safe_load_all(body) if d]
+    return {d["metadata"]["name"]: d["rules"] for d in docs if d["kind"] == "Role"}
+
+
+ROLES = documented_roles()
+APPROVER_RULES, EDITOR_RULES = ROLES["gatewaysync-approver"], ROLES["gatewaysync-editor"]
 
 
 class Plant:
