@@ -214,7 +214,8 @@ def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, s
 
 def pending(status: Mapping[str, Any], gate: str) -> str:
     """The commit an approval of `gate` must name, from the stored `status.rollout` ("": none
-    pending): the halted commit for `resume`, else the commit being rolled out."""
+    pending): the halted commit for `resume`, else the commit on its way (`pendingCommit`, ""
+    once complete or halted; a record without it: `commit`)."""
     rollout = status.get("rollout")
     if not isinstance(rollout, Mapping):
         return ""
@@ -222,7 +223,7 @@ def pending(status: Mapping[str, Any], gate: str) -> str:
         halted = rollout.get("halted")
         found = halted.get("commit") if isinstance(halted, Mapping) else None
     else:
-        found = rollout.get("pendingCommit") or rollout.get("commit")
+        found = rollout.get("pendingCommit", rollout.get("commit"))
     return found if isinstance(found, str) and SHA.match(found) else ""
 
 

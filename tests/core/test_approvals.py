@@ -193,6 +193,10 @@ def test_pending_is_the_rolled_out_commit_or_for_resume_the_halted_one() -> None
     assert approvals.pending({"rollout": {"commit": NEW}}, "resume") == ""
     assert approvals.pending({}, "rollout") == ""
     assert approvals.pending({"rollout": {"commit": "HEAD"}}, "rollout") == ""
+    done = {"rollout": {"commit": NEW, "pendingCommit": ""}}  # complete: nothing on its way
+    assert approvals.pending(done, "rollout") == ""
+    awaiting = {"rollout": {"commit": NEW, "pendingCommit": NEW}}
+    assert approvals.pending(awaiting, "step:test") == NEW
 
 
 def test_a_step_gate_must_name_a_step_of_the_spec() -> None:
