@@ -6,10 +6,11 @@ it. The key never leaves that Secret and the two processes' memory."""
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from typing import Any
 
-from stoker_core.approvals import KEY_SECRET
+from stoker_core.approvals import KEY_SECRET, KEY_SECRET_ENV
 
 FIELD = "key"  # the Secret's data field
 KEY_BYTES = 32  # HMAC-SHA256's block-size-safe key length
@@ -37,10 +38,13 @@ def ensure(core: Any, namespace: str, name: str = KEY_SECRET) -> bytes:
     return _key_of(core.read_namespaced_secret(name, namespace), name)
 
 
-def read(core: Any, namespace: str, name: str = KEY_SECRET) -> bytes:
+def read(core: Any, namespace: str, name: str = "") -> bytes:
     """The key, or b"" when the Secret cannot be read (nothing verifies then: the controller
-    says so in its condition rather than counting approvals it cannot check)."""
+    says so in its condition rather than counting approvals it cannot check). Without `name`,
+    the Secret the chart names in STOKER_APPROVAL_KEY_SECRET, else `stoker-approval-key`."""
     from kubernetes.client.exceptions import ApiException
+
+    name = name or os.environ.get(KEY_SECRET_ENV) or KEY_SECRET
 
     try:
         return _key_of(core.read_namespaced_secret(name, namespace), name)

@@ -132,7 +132,7 @@ class Plant:
         core = client.CoreV1Api(self.api)
         token = token_for(core, self.home, f"{self.release}-controller")
         with self.kube_env.api_client(token) as api:
-            key = approvalkey.read(client.CoreV1Api(api), self.home, f"{self.release}-approval-key")
+            key = approvalkey.read(client.CoreV1Api(api), self.home)  # named by the chart's env
         assert key, "the controller could not read the approval key"
         obj = self.read(name)
         meta = obj["metadata"]
@@ -156,6 +156,7 @@ def plant(
     kube_api: client.ApiClient,
     kube_namespace: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Plant]:
     """The chart's RBAC, `stoker webhook` with its webhook's token, the chart's approval
     configuration pointed at it for this namespace only, and a GatewaySync `site` awaiting."""
@@ -167,6 +168,7 @@ def plant(
         token = token_for(core, plant.home, f"{plant.release}-webhook")
         env = {**kube_env.subprocess_env(), "KUBECONFIG": str(plant.kubeconfig(token, "webhook"))}
         secret = f"{plant.release}-approval-key"
+        monkeypatch.setenv(approvals.KEY_SECRET_ENV, secret)  # as the chart sets it
         url, ca = stack.enter_context(
             serving(env, tmp_path, "--approval-key-secret", secret, "--namespace", plant.home)
         )

@@ -183,3 +183,30 @@ def test_H9_the_receiver_trusts_forwarded_addresses_only_from_the_listed_proxies
     assert "--trusted-proxies" not in receiver_args("receiver.enabled=true")
     args = receiver_args("receiver.enabled=true,receiver.trustedProxies={10.0.0.0/8,fd00::/8}")
     assert args[args.index("--trusted-proxies") + 1] == "10.0.0.0/8,fd00::/8"
+
+
+@pytest.mark.parametrize("values", ["", "webhook.certManager.enabled=true"])
+def test_the_webhook_signs_with_the_approval_key_the_controller_is_told_and_may_read(
+    helm: str, values: str
+) -> None:
+    objects = render(helm, "stoker-system", values)
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+    def container(name: str) -> dict[str, Any]:
+        deployment = by_name[("Deployment", name)]
+        [first] = deployment["spec"]["template"]["spec"]["containers"]
+        return dict(first)
+
+    args = container("stoker-webhook")["args"]
+    signed_with = args[args.index("--approval-key-secret") + 1]
+    env = {e["name"]: e.get("value") for e in container("stoker-controller")["env"]}
+    assert env["STOKER_APPROVAL_KEY_SECRET"] == signed_with == "stoker-approval-key"
+    readable = by_name[("Role", "stoker-controller-approval-key")]["rules"]
+    assert readable == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [signed_with],
+            "verbs": ["get"],
+        }
+    ]
