@@ -47,7 +47,14 @@ def scrub(text: str) -> str:
 
 def scrub_record(record: SyncRecord) -> SyncRecord:
     """The record with its free-text fields scrubbed, for a status file or ConfigMap."""
-    return attrs.evolve(record, error=scrub(record.error), scan=scrub(record.scan))
+    health = record.health
+    return attrs.evolve(
+        record,
+        error=scrub(record.error),
+        scan=scrub(record.scan),
+        history=tuple(attrs.evolve(p, error=scrub(p.error)) for p in record.history),
+        health=None if health is None else attrs.evolve(health, problem=scrub(health.problem)),
+    )
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,11 +10,16 @@ repository or gateway never crashes the loop. A Designer `wait` never blocks shu
 metadata (the original's bug B26): its sleep is interrupted by either.
 In a pod (`boot`), syncs until the first one settles run before the gateway starts, with no
 gateway API (stoker_agent.booting, stoker_core.preboot); `/startupz` waits for that.
+During a rollout (the metadata carries a health window), a sync that leaves the gateway in
+step at a commit opens a health window: the loop checks the gateway until it has held or
+failed (stoker_core.healthchecks), publishing each check; newer metadata or shutdown ends the
+window at once. Each record also carries the failed attempts in a row and the last syncs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -25,13 +30,14 @@ import attrs
 
 from stoker_agent import oserrors
 from stoker_agent.booting import Boot, listening
+from stoker_agent.healthwindow import Checker
 from stoker_agent.observers import Observer
 from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
-from stoker_core import profiles
+from stoker_core import healthchecks, profiles
 from stoker_core.errors import Blocked, StokerError
 from stoker_core.model import DriftPolicy
 from stoker_core.outcomes import backoff_delay
-from stoker_core.status import SyncRecord
+from stoker_core.status import Past, SyncRecord, remember
 
 log = logging.getLogger("stoker.agent")
 # Results after which this commit and profile need no new attempt until something changes.
@@ -39,6 +45,9 @@ SETTLED = frozenset({"Synced", "InSync", "RestartRequired", "Rejected", "Skipped
 STATUS_RETRY_SECONDS = 5.0  # a status the sink refused is offered again this soon
 # Results after which the first sync has settled: the gateway may start (see booting).
 BOOTED = SETTLED | {"DryRun"}
+# Results that leave the gateway in step at the commit: a health window watches it after them
+# (a backup skipped by design too: the rollout waits for it to hold like any gateway).
+WATCHED = frozenset({"Synced", "InSync", "RestartRequired"})
 
 
 class Interrupted(Blocked):
@@ -50,6 +59,7 @@ class Metadata:
     """What the controller published: the GatewaySync, its resolved commit and ref."""
 
     settings: SyncSettings  # repo, ref, exact commit, GatewaySync, identity, gateway access
+    health_window: float = 0.0  # seconds to watch the gateway after a sync (0: no rollout)
 
     def key(self) -> str:
         """Equal for the same commit and the same effective profile, however serialised."""
@@ -112,6 +122,7 @@ class AgentLoop:
         period: float | None = None,
         observer: Observer | None = None,
         boot: Boot | None = None,
+        checker: Checker | None = None,
     ) -> None:
         self.metadata = metadata
         self.status = status
@@ -132,6 +143,11 @@ class AgentLoop:
         self._next_resync = 0.0
         self._current: Metadata | None = None
         self._unpublished: SyncRecord | None = None  # the sink refused it; offered again
+        self._checker = checker or Checker()  # what a health-window check asks the gateway
+        self._window: healthchecks.Window | None = None
+        self._expected: frozenset[str] = frozenset()  # the projects the window's commit delivers
+        self._attempts: tuple[str | None, int] = (None, 0)  # a key, its attempts failed in a row
+        self._history: tuple[Past, ...] = ()
 
     # -- control from other threads (signals, HTTP) ------------------------------------------
 
@@ -182,15 +198,19 @@ class AgentLoop:
         effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
         period = self._period or float(effective.sync_period)
         key = meta.key()
+        if self._window is not None and (self._window.key != key or not meta.health_window):
+            self._window = None  # newer metadata ends the window at once
         if self._manual:
             return self._attempt(meta, key, effective, period, manual=True)
         # A backoff holds back retries of what failed; newer metadata (a fix pushed, another
         # profile) is a different sync and goes at once, keeping the count if it fails too.
         if now < self._next_attempt and key == self._failed_key:
             return self._next_attempt - now
+        # A due health check goes before a due drift check: the window keeps its pace.
+        watched = self._watch(meta, now) if key == self._applied_key else math.inf
         if key != self._applied_key or now >= self._next_resync:
-            return self._attempt(meta, key, effective, period, manual=False)
-        return min(self._next_resync - now, period)
+            return min(self._attempt(meta, key, effective, period, manual=False), watched)
+        return min(self._next_resync - now, period, watched)
 
     def _attempt(
         self,
@@ -224,13 +244,15 @@ class AgentLoop:
         except OSError as e:
             # The machine, not the input (a full or read-only volume): report it and back off
             # like any failed sync, rather than end the agent with a traceback.
-            outcome = Outcome(SyncRecord(result="Error", error=oserrors.sentence(e)), None)
+            error = oserrors.sentence(e)
+            outcome = Outcome(
+                SyncRecord(result="Error", commit=settings.commit or "", error=error), None
+            )
         finally:
             boot.release()
         if settings.before_boot is not None and outcome.record.result in BOOTED:
             boot.settle()
-        self.health.last_record = outcome.record
-        self._publish(outcome.record)
+        self._publish(self._reported(meta, key, settings, outcome))
         self._next_resync = self._clock() + period
         if outcome.record.result == "Error":
             self._failures += 1
@@ -247,6 +269,68 @@ class AgentLoop:
             self._next_resync = self._clock()  # the full check that was due, now it is applied
             return 0.0
         return period
+
+    def _reported(
+        self, meta: Metadata, key: str, settings: SyncSettings, outcome: Outcome
+    ) -> SyncRecord:
+        """The sync's record with what the loop knows beside it: the attempts of this sync
+        failed in a row, the last syncs, and the health window it opens or continues."""
+        record = outcome.record
+        failing, count = self._attempts
+        failed = (count + 1 if failing == key else 1) if record.result == "Error" else 0
+        self._attempts = (key, failed)
+        self._history = remember(self._history, record)
+        self._open_window(meta, key, settings, outcome)
+        window = self._window
+        health = healthchecks.report(window) if window is not None else None
+        reported = attrs.evolve(record, failures=failed, history=self._history, health=health)
+        self.health.last_record = reported
+        return reported
+
+    def _open_window(
+        self, meta: Metadata, key: str, settings: SyncSettings, outcome: Outcome
+    ) -> None:
+        """Begin watching the gateway after a sync that left it in step at a new commit (one
+        window per sync: the drift checks that follow do not begin it again)."""
+        record = outcome.record
+        in_step = record.result in WATCHED or record.skip == "backup"
+        reached = settings.gateway is not None  # not a pre-boot sync: the gateway runs
+        if not (meta.health_window and in_step and reached) or settings.dry_run:
+            return
+        if self._window is not None and self._window.key == key:
+            return
+        plan = outcome.plan
+        self._expected = frozenset(plan.projects()) if plan is not None else frozenset()
+        self._window = healthchecks.start(
+            key=key,
+            commit=record.commit or settings.commit or "",
+            length=meta.health_window,
+            now=self._clock(),
+            stamp=_stamp(),
+            restarts=self._checker.restart_count(),
+        )
+
+    def _watch(self, meta: Metadata, now: float) -> float:
+        """Check the gateway if a health window is open and its check is due; returns how long
+        until the next check (inf: none)."""
+        window = self._window
+        gateway = meta.settings.gateway
+        if window is None or healthchecks.over(window) or gateway is None:
+            return math.inf
+        if now < window.due:
+            return window.due - now
+        if self._stop.is_set():
+            return math.inf
+        findings = self._checker.findings(gateway, self._expected)
+        window = healthchecks.checked(window, findings, now=self._clock(), stamp=_stamp())
+        self._window = window
+        if window.problem:
+            log.warning("health window of %s: %s", window.commit[:12], window.problem)
+        last = self.health.last_record
+        if last is not None:
+            self.health.last_record = attrs.evolve(last, health=healthchecks.report(window))
+            self._publish(self.health.last_record)
+        return math.inf if healthchecks.over(window) else window.due - self._clock()
 
     def _publish(self, record: SyncRecord) -> bool:
         """Hand `record` to the status sink; if it fails (the API server is away), keep it to
@@ -270,3 +354,8 @@ class AgentLoop:
             latest = self.metadata.read()
             if latest is not None and before is not None and latest.key() != before:
                 raise Interrupted("newer metadata arrived")
+
+
+def _stamp() -> str:
+    """Now, in RFC3339 (for people; the window itself runs on the monotonic clock)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

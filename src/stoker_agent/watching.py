@@ -52,8 +52,9 @@ class PrintingSink:
         return outcome
 
     def write(self, record: SyncRecord) -> None:
-        """Show a record no sync showed (a machine error the loop turned into one)."""
-        if record is not self._shown:
+        """Show a record no sync showed (a machine error the loop turned into one); the loop
+        adds what it counts (failures, history) to a sync's record before it comes here."""
+        if attrs.evolve(record, failures=0, history=(), health=None) != self._shown:
             self._show(Outcome(record, None))
 
 

@@ -51,9 +51,11 @@ class ConfigMap(TypedDict, total=False):
 
 
 class Pod(TypedDict, total=False):
-    """A pod as the API server sends it (the agent reads only its metadata)."""
+    """A pod as the API server sends it (the agent reads its metadata, and its status for the
+    gateway container's restart count: read defensively)."""
 
     metadata: ObjectMeta
+    status: dict[str, Any]
 
 
 class Gone(TemporaryError):

@@ -21,7 +21,7 @@ from stoker_core import preboot
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.secretfiles import SecretFile
 from stoker_core.status import SyncRecord, worth_writing
-from stoker_core.vocabulary import Label
+from stoker_core.vocabulary import AGENT_CONTAINER, Label
 from stoker_k8s.agentapi import AgentApi, Pod
 
 log = logging.getLogger("stoker.agent")
@@ -200,7 +200,7 @@ class ConfigMapMetadata:
                 insecure=env.gateway_url.startswith("https"),
             ),
         )
-        self._cached = Metadata(settings=settings)
+        self._cached = Metadata(settings=settings, health_window=published.health_window)
         self._version = version  # only once the whole read succeeded
         return self._cached
 
@@ -210,8 +210,26 @@ class ConfigMapMetadata:
         if cached is None or len(cached.settings.extra_vars) == len(self._env.var_files):
             return cached
         settings = attrs.evolve(cached.settings, extra_vars=self._env.read_vars())
-        self._cached = Metadata(settings=settings)
+        self._cached = attrs.evolve(cached, settings=settings)
         return self._cached
+
+
+def gateway_restarts(api: AgentApi, env: AgentEnv) -> Callable[[], int | None]:
+    """The restart count of this pod's gateway container(s) (every container but the agent,
+    which is a native sidecar among the init containers), read from the pod's status."""
+
+    def count() -> int | None:
+        pod = _read_pod(api, env)
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        counts = [
+            s.get("restartCount")
+            for s in statuses
+            if isinstance(s, dict) and s.get("name") != AGENT_CONTAINER
+        ]
+        known = [n for n in counts if isinstance(n, int) and not isinstance(n, bool)]
+        return sum(known) if known else None
+
+    return count
 
 
 def _read_pod(api: AgentApi, env: AgentEnv) -> Pod:
@@ -233,6 +251,8 @@ class ConfigMapStatus:
 
     def write(self, record: SyncRecord) -> None:
         """Create or replace the status ConfigMap, unless it would say nothing new."""
+        # This agent syncs its own target (ConfigMapMetadata): the controller waits on it.
+        record = attrs.evolve(record, reads_targets=True)
         now = self._clock()
         previous, written_at = self._last or (None, 0.0)
         if not worth_writing(previous, record, written_at=written_at, now=now):

@@ -16,7 +16,7 @@ from stoker_agent.health import AgentMetrics, HealthServer
 from stoker_agent.loop import AgentLoop, Interrupted, Metadata
 from stoker_agent.standalone import Identity, Outcome, SyncSettings
 from stoker_core.errors import TemporaryError
-from stoker_core.status import SyncRecord
+from stoker_core.status import SyncRecord, worth_writing
 from support.agentloop import Clock, Sink, Source
 
 
@@ -28,7 +28,9 @@ class FakeSync:
     def __call__(self, settings: SyncSettings, **kwargs: Any) -> Outcome:
         self.calls.append({"dry_run": settings.dry_run, "commit": settings.commit, **kwargs})
         result = self.results.pop(0) if self.results else "InSync"
-        return Outcome(SyncRecord(result=result, error="boom" if result == "Error" else ""), None)
+        error = "boom" if result == "Error" else ""
+        record = SyncRecord(result=result, commit=settings.commit or "", error=error)
+        return Outcome(attrs.evolve(record, time=f"t{len(self.calls)}"), None)
 
 
 def meta(commit: str = "a" * 40, drift_policy: str = "report") -> Metadata:
@@ -101,6 +103,37 @@ def test_failures_back_off_exponentially_and_success_resets() -> None:
     assert loop.step() == 60  # success: back to the period
     loop.trigger()
     assert loop.step() == pytest.approx(30)  # the next failure starts again at 30 s
+
+
+def test_each_record_counts_the_attempts_of_its_commit_that_failed_in_a_row() -> None:
+    clock, sync = Clock(), FakeSync(["Error", "Error", "Error", "Synced"])
+    source = Source(meta())
+    loop, sink = make_loop(source, sync, clock)
+    loop.step()
+    clock.now += 30
+    loop.step()
+    source.meta = meta(commit="b" * 40)  # another commit: a count of its own
+    loop.step()
+    clock.now += 120  # the backoff went on counting (see below); the report did not
+    loop.step()
+    assert [(r.commit[0], r.failures) for r in sink.records] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 0),  # a success: none
+    ]
+
+
+def test_each_record_carries_the_last_syncs_and_a_quiet_drift_check_is_not_rewritten() -> None:
+    clock, sync = Clock(), FakeSync(["Error", "Error", "Synced"])
+    loop, sink = make_loop(Source(meta(drift_policy="report")), sync, clock)
+    for delay in (0, 30, 60, 61, 61):  # two failures, the sync, two drift checks
+        clock.now += delay
+        loop.step()
+    assert [p.result for p in sink.records[-1].history] == ["Error", "Synced", "InSync"]
+    assert [p.time for p in sink.records[-1].history] == ["t1", "t3", "t4"]
+    first_check, second_check = sink.records[-2:]
+    assert not worth_writing(first_check, second_check, written_at=0, now=61)
 
 
 def test_newer_metadata_is_tried_at_once_even_during_a_backoff() -> None:

@@ -27,7 +27,7 @@ from stoker_core.model import GatewaySync
 from stoker_core.parsing import structure
 from stoker_core.status import SyncRecord
 from stoker_k8s.agentapi import AgentApi
-from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus, gateway_restarts
 from stoker_k8s.apiaccess import Access, in_cluster
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
@@ -270,6 +270,36 @@ def test_each_agent_syncs_the_target_the_metadata_names_for_its_gateway_else_the
         "gw-0": target,
         "gw-1": baseline,
     }
+    # It says so in its status, so the controller waits on it rather than naming it too old.
+    ConfigMapStatus(ports, agent_env(ns, "gw-0")).write(SyncRecord(result="Synced", commit=target))
+    written = kube_core.read_namespaced_config_map(f"stoker-status-{CR}-gw-0", ns)
+    assert json.loads(written.data["status.json"])["readsTargets"] is True
+
+
+def test_the_agent_reads_the_restart_count_of_its_gateway_container_not_its_own(
+    kube_env: ControlPlane, kube_core: client.CoreV1Api, site: dict[str, Any]
+) -> None:
+    ns = site["namespace"]
+    secret = kube_core.read_namespaced_secret(f"stoker-agent-token-{CR}", ns)
+    token = base64.b64decode(secret.data["token"]).decode()
+    ports = AgentApi(Access(server=kube_env.server, verify=str(kube_env.ca_file), token=token))
+    restarts = gateway_restarts(ports, agent_env(ns, "gw-0"))
+    assert restarts() is None  # no kubelet has reported the containers yet
+
+    def status(name: str, count: int) -> dict[str, Any]:
+        return {"name": name, "restartCount": count, "ready": True, "image": "x", "imageID": ""}
+
+    kube_core.patch_namespaced_pod_status(
+        "gw-0",
+        ns,
+        {
+            "status": {
+                "containerStatuses": [status("gateway", 2)],
+                "initContainerStatuses": [status("stoker-agent", 5)],
+            }
+        },
+    )
+    assert restarts() == 2
 
 
 def test_H15_in_a_pod_the_agent_uses_the_token_mounted_for_it_and_reads_it_afresh(

@@ -23,12 +23,13 @@ from stoker_agent import logs
 from stoker_agent.applying import Applier
 from stoker_agent.booting import Boot
 from stoker_agent.health import AgentMetrics, HealthServer
+from stoker_agent.healthwindow import Checker
 from stoker_agent.loop import AgentLoop
 from stoker_core import metadata as formats
 from stoker_core.errors import InvalidInput
 from stoker_core.status import SyncRecord
 from stoker_k8s.agentapi import AgentApi, ConfigMapWatch
-from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus
+from stoker_k8s.agentports import AgentEnv, ConfigMapMetadata, ConfigMapStatus, gateway_restarts
 from stoker_k8s.apiaccess import choose
 from stoker_k8s.kubeflags import kube_options
 
@@ -74,6 +75,7 @@ def agent(kubeconfig: str | None, context: str | None, log_format: str) -> None:
         _Both(ConfigMapStatus(api, env), metrics),
         observer=metrics,
         boot=Boot(env.startup_timeout),
+        checker=Checker(restarts=gateway_restarts(api, env)),
     )
     server = HealthServer(loop.health, metrics, port=env.health_port).start()
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
