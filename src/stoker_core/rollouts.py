@@ -12,8 +12,11 @@ Rules, each kept here once:
   selects move last (`waves`). A step starts when the one before is done (and its pause over).
 - At most the step's allowance of its gateways is *moving* (given the commit, not yet done).
 - A gateway is done when its agent reports it in step at the commit and healthy for
-  `healthWindow`. A `dryRun` gateway is given the commit when its step starts and is never
-  counted: it neither holds a step back nor fills its allowance.
+  `healthWindow` (measured by the agent: `stoker_core.healthchecks`). A `dryRun` gateway is
+  given the commit when its step starts and is never counted: it neither holds a step back
+  nor fills its allowance.
+- A gateway fails the commit when its agent rejects it, reports `Error` RETRIES times in a
+  row, or finds it unhealthy within the window (`observe`).
 - A redundant pair is one unit: its primary moves first, its backup once the primary is done,
   so one node always runs a commit that has held (`pairs`).
 - A failed gateway halts the rollout: gateways not yet moved stay where they are, the failed one
@@ -39,6 +42,7 @@ from stoker_core.standings import IN_STEP, NAMED, Report, Standing
 from stoker_core.vocabulary import SyncStatus
 
 ROLLOUT_GATE = "rollout"  # the approval a commit needs before its first step
+RETRIES = 3  # failed attempts of a commit in a row after which an `Error` is a failure
 RESUME_GATE = "resume"  # the approval that starts a halted commit again (`stoker rollout resume`)
 
 
@@ -75,8 +79,8 @@ class Gateway:
     backup: bool = False  # the pair's backup
     dry_run: bool = False
     commit: str = ""  # the commit its agent reports it in step at
-    healthy_since: float | None = None  # since when in step and healthy at `commit`
-    failed: str = ""  # a commit its agent reported failed (Rejected, Error past its retries)
+    healthy_for: float = 0.0  # seconds its agent has seen it healthy at `commit`
+    failed: str = ""  # a commit it failed (Rejected, Error past RETRIES, unhealthy)
     error: str = ""  # that failure, as the agent said it
 
 
@@ -100,29 +104,38 @@ class Decision:
 
 
 def observe(
-    gateway: Gateway,
-    standing: Standing,
-    report: Report | None,
-    *,
-    healthy_since: float | None,
-    said: str = "",
+    gateway: Gateway, standing: Standing, report: Report | None, *, said: str = ""
 ) -> Gateway:
     """`gateway` (its identity filled) with what its agent reports, read through the status
     model: the commit it is in step at (its result counts as in step there, or it is a backup
-    its primary covers), a commit it rejected and why (`said`: the `error` of its record).
-    `Error` is not a failure here: the reports do not say yet whether the agent's retries are
-    spent, so it holds its step."""
+    its primary covers) and how long its agent has seen it healthy there (its health window,
+    for that commit), and a commit it failed and why: `Rejected`, `Error` after RETRIES
+    attempts in a row (fewer hold its step: the agent retries), or unhealthy within the
+    window. `said` overrides the report's error text."""
     if report is None:
-        return attrs.evolve(gateway, commit="", healthy_since=None, failed="", error="")
+        return attrs.evolve(gateway, commit="", healthy_for=0.0, failed="", error="")
     in_step = report.result in IN_STEP or standing.in_step
-    rejected = report.result == SyncStatus.REJECTED
+    health = report.health
+    watched = health is not None and in_step and health.commit == report.commit
+    failure = _failure(report, watched)
     return attrs.evolve(
         gateway,
         commit=report.commit if in_step else "",
-        healthy_since=healthy_since if in_step else None,
-        failed=report.commit if rejected else "",
-        error=(said or "rejected")[:ERROR_CHARS] if rejected else "",
+        healthy_for=health.healthy_for if watched and health is not None else 0.0,
+        failed=report.commit if failure else "",
+        error=(said or failure)[:ERROR_CHARS] if failure else "",
     )
+
+
+def _failure(report: Report, watched: bool) -> str:
+    """What failed the report's commit, as the agent said it ("": nothing did)."""
+    if report.result == SyncStatus.REJECTED:
+        return report.error or "rejected"
+    if report.result == SyncStatus.ERROR and report.failures >= RETRIES:
+        return f"{report.failures} attempts failed: {report.error or 'error'}"
+    if watched and report.health is not None and report.health.unhealthy:
+        return f"unhealthy within the health window: {report.health.problem or 'checks failed'}"
+    return ""
 
 
 def pairs(members: Sequence[tuple[str, str, int | None]]) -> dict[str, tuple[str, bool]]:
@@ -230,8 +243,7 @@ def _phase(g: Gateway, state: State, window: float, now: float) -> Phase:
         return Phase.UNCOUNTED
     if g.failed and g.failed == state.commit:
         return Phase.FAILED
-    healthy = g.healthy_since is not None and now - g.healthy_since >= window
-    return Phase.DONE if g.commit == state.commit and healthy else Phase.MOVING
+    return Phase.DONE if g.commit == state.commit and g.healthy_for >= window else Phase.MOVING
 
 
 def _walk(

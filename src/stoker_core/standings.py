@@ -10,11 +10,13 @@ docs/gatewaysync.md ("How a report becomes a status") is this module in prose.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from stoker_core.status import ERROR_CHARS, HealthReport, cut
 from stoker_core.vocabulary import SyncStatus
 
 # An agent's result at the commit it should be at → the syncStatus shown, for the results that
@@ -30,6 +32,7 @@ IN_STEP: dict[str, SyncStatus] = {
 NAMED = 5  # gateways named in a condition message; the rest are counted
 PATHS = 3  # paths named per drifted gateway; the count is always exact
 PATH_CHARS = 120  # a longer path is cut (the message must stay readable and bounded)
+MAX_FAILURES = 1_000_000  # a larger count is read as this (the rules only compare it with 3)
 # The agents' wording before they reported `skipReason` (an agent not yet restarted after an
 # upgrade still writes it).
 _LEGACY_SKIPS = {"Skipped (backup)": "backup", "profile is paused": "paused"}
@@ -53,6 +56,10 @@ class Report:
     skip: Skip = Skip.NONE
     differs: int = 0  # files a dry run would change
     paths: tuple[str, ...] = ()  # the first few of them
+    error: str = ""  # what went wrong (at most ERROR_CHARS)
+    reads_targets: bool = False  # its agent follows per-gateway targets (format "2")
+    failures: int = 0  # attempts of its commit that failed in a row
+    health: HealthReport | None = None  # its health window, if it watched one
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> Report:
@@ -61,12 +68,17 @@ class Report:
         changes: list[Mapping[str, Any]] = [c for c in given if isinstance(c, Mapping)]
         counts = [c.get("count") for c in changes]
         listed = [p for c in changes for p in _strings(c.get("paths"))]
+        failures = record.get("failures")
         return cls(
             result=_string(record.get("result")),
             commit=_string(record.get("commit")),
             skip=_skip(record),
             differs=sum(n for n in counts if isinstance(n, int) and n > 0),
             paths=tuple(_cut(p) for p in listed[:PATHS]),
+            error=cut(_string(record.get("error"))),
+            reads_targets=record.get("readsTargets") is True,
+            failures=_count(failures),
+            health=_health(record.get("health")),
         )
 
 
@@ -184,6 +196,31 @@ def _skip(record: Mapping[str, Any]) -> Skip:
         if record.get("result") == SyncStatus.SKIPPED and error.startswith(prefix):
             return Skip(skip)
     return Skip.NONE
+
+
+def _count(value: Any) -> int:
+    """A non-negative count, bounded (anything else: 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return min(value, MAX_FAILURES)
+
+
+def _health(value: Any) -> HealthReport | None:
+    """The `health` object, or None when it is absent or not one (a damaged report watched
+    nothing: the gateway is not yet healthy for any time)."""
+    if not isinstance(value, Mapping):
+        return None
+    held = value.get("healthyFor")
+    if isinstance(held, bool) or not isinstance(held, int | float) or not math.isfinite(held):
+        held = 0.0
+    return HealthReport(
+        commit=_string(value.get("commit")),
+        healthy_for=max(float(held), 0.0),
+        since=cut(_string(value.get("since")), 40),
+        checked_at=cut(_string(value.get("checkedAt")), 40),
+        unhealthy=value.get("unhealthy") is True,
+        problem=cut(_string(value.get("problem")), ERROR_CHARS),
+    )
 
 
 def _string(value: Any) -> str:

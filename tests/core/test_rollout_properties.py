@@ -47,7 +47,6 @@ def fleets(draw: Any) -> tuple[list[Gateway], dict[str, Agent]]:
                     backup=backup,
                     dry_run=draw(st.booleans()) and draw(st.booleans()),
                     commit=OLD,
-                    healthy_since=0.0,
                 )
             )
             i += 1
@@ -93,6 +92,13 @@ class Simulation:
         self.gateways = {g.name: g for g in gateways}
         self.agents = agents
         self.pending: dict[str, tuple[str, int]] = {}
+        self.since = {g.name: 0.0 for g in gateways}  # when each took its commit
+
+    def reported(self, now: float) -> list[Gateway]:
+        """The gateways as their agents report them at `now` (healthy since they applied)."""
+        return [
+            attrs.evolve(g, healthy_for=now - self.since[g.name]) for g in self.gateways.values()
+        ]
 
     def act(self, decision: Decision, index: int, now: float) -> None:
         for name, target in decision.targets.items():
@@ -108,7 +114,8 @@ class Simulation:
             if target != OLD and self.agents[name].fails:
                 self.gateways[name] = attrs.evolve(g, failed=target, error="project rejected")
             else:
-                self.gateways[name] = attrs.evolve(g, commit=target, healthy_since=now, failed="")
+                self.gateways[name] = attrs.evolve(g, commit=target, failed="")
+                self.since[name] = now
 
 
 def unit_steps(rollout: Rollout, gateways: list[Gateway]) -> dict[str, int]:
@@ -144,8 +151,7 @@ def check(
     commit = seen.commit
 
     def done(g: Gateway) -> bool:
-        healthy = g.healthy_since is not None and now - g.healthy_since >= window
-        return g.commit == commit and healthy and g.failed != commit
+        return g.commit == commit and g.healthy_for >= window and g.failed != commit
 
     counted = [g for g in gateways if not g.dry_run]
     moving = [g for g in counted if decision.targets[g.name] == commit and not done(g)]
@@ -192,7 +198,7 @@ def test_a_rollout_keeps_its_rules_at_every_pass(
         now = 1000.0 + PASS * index
         if index == newer:
             seen = Seen(commit=NEWER, before=dict(targets))
-        reported = list(sim.gateways.values())
+        reported = sim.reported(now)
         decision = decide(rollout, state, reported, published=seen.commit, now=now)
         check(rollout, reported, decision, now, seen)
         targets = dict(decision.targets)

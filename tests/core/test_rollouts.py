@@ -24,6 +24,7 @@ from stoker_core.model import (
 from stoker_core.rollouts import Decision, Gateway, Reason, decide
 from stoker_core.rolloutstate import State
 from stoker_core.standings import Report, Seen, Skip, standings
+from stoker_core.status import HealthReport
 
 OLD, NEW, NEWER = "a" * 40, "b" * 40, "c" * 40
 
@@ -36,13 +37,15 @@ def step(
 
 
 class Fleet:
-    """Gateways whose agents apply a target at once and report it healthy from then on; a
-    gateway named in `rejects` fails that commit instead."""
+    """Gateways whose agents apply a target at once and report it healthy from then on (the
+    time since they applied it, as an agent measures its window); a gateway named in
+    `rejects` fails that commit instead."""
 
     def __init__(self, gateways: Sequence[Gateway], rejects: dict[str, str] | None = None) -> None:
         self.gateways = {g.name: g for g in gateways}
         self.rejects = rejects or {}
         self.applied: dict[str, list[str]] = {g.name: [] for g in gateways}
+        self.since = {g.name: 0.0 for g in gateways if g.commit}
 
     def apply(self, decision: Decision, now: float) -> None:
         for name, target in decision.targets.items():
@@ -53,10 +56,15 @@ class Fleet:
             if self.rejects.get(name) == target:
                 self.gateways[name] = attrs.evolve(g, failed=target, error="project rejected")
             else:
-                self.gateways[name] = attrs.evolve(g, commit=target, healthy_since=now, failed="")
+                self.gateways[name] = attrs.evolve(g, commit=target, failed="")
+                self.since[name] = now
 
-    def list(self) -> list[Gateway]:
-        return list(self.gateways.values())
+    def at(self, now: float) -> list[Gateway]:
+        """The gateways as their agents report them at `now`."""
+        return [
+            attrs.evolve(g, healthy_for=now - self.since[g.name]) if g.name in self.since else g
+            for g in self.gateways.values()
+        ]
 
 
 def run(
@@ -74,7 +82,7 @@ def run(
     for i in range(passes):
         now = 1000.0 + 10 * i
         decision = decide(
-            rollout, state, fleet.list(), published=published, approvals=approvals, now=now
+            rollout, state, fleet.at(now), published=published, approvals=approvals, now=now
         )
         decisions.append(decision)
         fleet.apply(decision, now)
@@ -83,7 +91,7 @@ def run(
 
 
 def gateways(*names: str, profile: str = "default") -> list[Gateway]:
-    return [Gateway(name=n, profile=profile, commit=OLD, healthy_since=0.0) for n in names]
+    return [Gateway(name=n, profile=profile, commit=OLD) for n in names]
 
 
 def test_without_a_rollout_every_gateway_gets_the_published_commit_at_once() -> None:
@@ -154,7 +162,7 @@ def test_a_newer_commit_restarts_from_the_first_step_and_moves_nobody_backwards(
     fleet = Fleet(gateways("test", "l1", "l2"))
     state, _ = run(rollout, fleet, passes=2)  # test and l1 at NEW, l2 still at OLD
     assert [fleet.gateways[n].commit for n in ("test", "l1", "l2")] == [NEW, NEW, OLD]
-    first = decide(rollout, state, fleet.list(), published=NEWER, now=5000)
+    first = decide(rollout, state, fleet.at(5000), published=NEWER, now=5000)
     assert first.targets == {"test": NEWER, "l1": NEW, "l2": OLD}
     state, decisions = run(rollout, fleet, state=state, published=NEWER)
     assert fleet.applied["l2"] == [NEWER]
@@ -256,8 +264,8 @@ def test_a_restarted_controller_resumes_from_the_persisted_state() -> None:
     kept = rolloutstate.load(rolloutstate.dump(state), fallback=OLD)
     assert kept == state
     now = 2000.0
-    assert decide(rollout, kept, fleet.list(), published=NEW, now=now) == decide(
-        rollout, state, fleet.list(), published=NEW, now=now
+    assert decide(rollout, kept, fleet.at(now), published=NEW, now=now) == decide(
+        rollout, state, fleet.at(now), published=NEW, now=now
     )
 
 
@@ -277,29 +285,74 @@ def test_a_gateway_discovered_mid_rollout_waits_for_its_step() -> None:
     state, _ = run(rollout, fleet, passes=1)
     fleet.gateways["l2"] = Gateway(name="l2", profile="default")  # a new pod, no report yet
     fleet.applied["l2"] = []
-    decision = decide(rollout, state, fleet.list(), published=NEW, now=1010)
+    decision = decide(rollout, state, fleet.at(1010), published=NEW, now=1010)
     assert decision.targets["l2"] == OLD
 
 
 def observed(report: Report | None, target: str = NEW, profile: str = "default") -> Gateway:
     seen = Seen(profile=profile, has_sidecar=True, target=target, report=report)
     (where,) = standings([seen])
-    return rollouts.observe(
-        Gateway(name="gw", profile=profile), where, report, healthy_since=5.0, said="scan failed"
+    return rollouts.observe(Gateway(name="gw", profile=profile), where, report)
+
+
+def watched(commit: str, healthy_for: float, *, unhealthy: bool = False) -> HealthReport:
+    return HealthReport(
+        commit=commit,
+        healthy_for=healthy_for,
+        since="t0",
+        checked_at="t1",
+        unhealthy=unhealthy,
+        problem="projects not loaded: blue" if unhealthy else "",
     )
 
 
 def test_a_report_reads_as_the_commit_in_step_at_or_the_commit_rejected() -> None:
-    synced = observed(Report(result="Synced", commit=NEW))
-    assert (synced.commit, synced.healthy_since, synced.failed) == (NEW, 5.0, "")
+    synced = observed(Report(result="Synced", commit=NEW, health=watched(NEW, 12.5)))
+    assert (synced.commit, synced.healthy_for, synced.failed) == (NEW, 12.5, "")
     behind = observed(Report(result="InSync", commit=OLD))  # in step, at the baseline
     assert (behind.commit, behind.failed) == (OLD, "")
-    rejected = observed(Report(result="Rejected", commit=NEW))
+    rejected = observed(Report(result="Rejected", commit=NEW, error="scan failed"))
     assert (rejected.commit, rejected.failed, rejected.error) == ("", NEW, "scan failed")
-    erring = observed(Report(result="Error", commit=NEW))  # retries not reported: holds, no halt
-    assert (erring.commit, erring.failed, erring.healthy_since) == ("", "", None)
     nothing = observed(None)
     assert (nothing.commit, nothing.failed) == ("", "")
+
+
+def test_a_health_window_counts_only_for_the_commit_it_watched() -> None:
+    # the agent's window of the previous commit says nothing about this one
+    stale = observed(Report(result="Synced", commit=NEW, health=watched(OLD, 600)))
+    assert (stale.commit, stale.healthy_for) == (NEW, 0.0)
+    unwatched = observed(Report(result="Synced", commit=NEW))
+    assert unwatched.healthy_for == 0.0
+
+
+def test_an_error_holds_its_step_until_its_retries_are_spent_then_fails_the_commit() -> None:
+    for failures in range(rollouts.RETRIES):
+        erring = observed(Report(result="Error", commit=NEW, failures=failures, error="boom"))
+        assert (erring.commit, erring.failed, erring.healthy_for) == ("", "", 0.0)
+    spent = observed(Report(result="Error", commit=NEW, failures=rollouts.RETRIES, error="boom"))
+    assert spent.failed == NEW
+    assert spent.error == "3 attempts failed: boom"
+
+
+def test_a_gateway_unhealthy_in_its_window_fails_the_commit_naming_the_problem() -> None:
+    sick = observed(Report(result="Synced", commit=NEW, health=watched(NEW, 0, unhealthy=True)))
+    assert sick.failed == NEW
+    assert sick.error == "unhealthy within the health window: projects not loaded: blue"
+
+
+def test_an_unhealthy_gateway_halts_the_rollout_and_goes_back() -> None:
+    rollout = Rollout(health_window="60s", steps=(step("test"), step("l1")))
+    state = decide(rollout, State.settled(OLD), gateways("test", "l1"), published=NEW, now=0).state
+    report = Report(result="Synced", commit=NEW, health=watched(NEW, 4, unhealthy=True))
+    seen = Seen(profile="default", has_sidecar=True, target=NEW, report=report)
+    (where,) = standings([seen])
+    sick = rollouts.observe(Gateway(name="test", profile="default"), where, report)
+    decision = decide(rollout, state, [sick, *gateways("l1")], published=NEW, now=10)
+    assert decision.targets == {"test": OLD, "l1": OLD}
+    assert decision.progress is not None
+    assert decision.progress.reason is Reason.HALTED
+    assert "gateway test failed" in decision.progress.message
+    assert "projects not loaded: blue" in decision.progress.message
 
 
 def test_a_skipped_backup_is_in_step_only_as_the_status_model_says() -> None:
@@ -347,12 +400,12 @@ def test_new_steps_mid_rollout_start_it_again_and_move_nobody_backwards() -> Non
     state, _ = run(rollout, fleet, passes=2)  # test done, l1 moved
     assert state.step == 1
     reordered = attrs.evolve(rollout, steps=(step("l3"), *rollout.steps))
-    decision = decide(reordered, state, fleet.list(), published=NEW, now=5000)
+    decision = decide(reordered, state, fleet.at(5000), published=NEW, now=5000)
     assert decision.state.step == 0
     assert decision.targets == {"test": NEW, "l1": NEW, "l2": OLD, "l3": NEW}
     # a longer health window is no new step: the rollout goes on where it was
     slower = attrs.evolve(rollout, health_window="1h")
-    assert decide(slower, state, fleet.list(), published=NEW, now=1020).state.step == 1
+    assert decide(slower, state, fleet.at(1020), published=NEW, now=1020).state.step == 1
 
 
 def test_new_steps_after_a_halt_keep_it_halted() -> None:
@@ -361,7 +414,7 @@ def test_new_steps_after_a_halt_keep_it_halted() -> None:
     state, _ = run(rollout, fleet)
     assert state.halted is not None
     other = attrs.evolve(rollout, steps=(step("l1"),))
-    decision = decide(other, state, fleet.list(), published=NEW, now=5000)
+    decision = decide(other, state, fleet.at(5000), published=NEW, now=5000)
     assert decision.state.halted == state.halted
     assert decision.targets == {"test": OLD, "l1": OLD}
 

@@ -83,6 +83,44 @@ def test_hostile_records_are_read_without_error() -> None:
     assert (report.result, report.commit, report.differs, report.paths) == ("", "", 0, ("x",))
 
 
+def test_what_a_rollout_reads_of_a_record_is_read_as_the_agent_wrote_it() -> None:
+    health = {"commit": A, "healthyFor": 12.5, "since": "t0", "checkedAt": "t1"}
+    record = {"result": "Synced", "commit": A, "readsTargets": True, "failures": 2}
+    report = Report.of({**record, "error": "e" * 500, "health": {**health, "unhealthy": True}})
+    assert (report.reads_targets, report.failures, len(report.error)) == (True, 2, 200)
+    assert report.health is not None
+    assert (report.health.commit, report.health.healthy_for, report.health.unhealthy) == (
+        A,
+        12.5,
+        True,
+    )
+    assert Report.of({"result": "Synced"}).health is None  # an agent of the previous release
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"readsTargets": "true", "failures": "3", "health": "healthy"},
+        {"readsTargets": 1, "failures": True, "health": []},
+        {"failures": -4, "health": {"healthyFor": float("nan"), "unhealthy": "yes"}},
+        {"failures": 1.5, "health": {"healthyFor": "600", "commit": 7, "problem": ["x"]}},
+        {"health": {"healthyFor": -60}},
+        {"health": {"healthyFor": True}},
+    ],
+)
+def test_hostile_rollout_fields_read_as_an_agent_that_watched_nothing(
+    hostile: dict[str, Any],
+) -> None:
+    report = Report.of({"result": "Synced", "commit": A, **hostile})
+    assert (report.reads_targets, report.failures) == (False, 0)
+    health = report.health
+    assert health is None or (health.healthy_for, health.unhealthy) == (0.0, False)
+
+
+def test_a_huge_failure_count_is_bounded() -> None:
+    assert Report.of({"failures": 10**30}).failures == 1_000_000
+
+
 def test_the_drift_message_is_bounded_in_gateways_and_paths() -> None:
     paths = [f"projects/p/{'x' * 300}/{i}.json" for i in range(50)]
     record = {"result": "DryRun", "commit": A, "added": {"count": 50, "paths": paths}}
