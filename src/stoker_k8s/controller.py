@@ -23,6 +23,7 @@ from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_core import conditions, crdfit, discovery, metadata, secretrefs
 from stoker_core.discovery import gateway_name
 from stoker_core.errors import InvalidInput, StokerError
+from stoker_core.fleethistory import Asked
 from stoker_core.model import GatewaySync, Polling
 from stoker_core.parsing import structure
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
@@ -32,6 +33,7 @@ from stoker_core.vocabulary import FINALIZER, Annotation, Label, Reason
 from stoker_k8s import agentaccess, pods, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
+from stoker_k8s.historypass import recorded
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
@@ -474,6 +476,16 @@ class Controller:
                 now=now,
                 previous=previous,
             )
+        new_status = recorded(  # status.history (a push the receiver refreshed: `fresh`)
+            new_status,
+            previous,
+            gs,
+            ref=ref,
+            published=published,
+            gateways=gateways,
+            asked=Asked(annotations=annotations, refreshed=bool(refresh) and seen != refresh),
+            now=time.time(),
+        )
         self._write_status(item, previous, new_status)
         return Pass(
             error is not None,
