@@ -291,11 +291,13 @@ class AgentLoop:
         self, meta: Metadata, key: str, settings: SyncSettings, outcome: Outcome
     ) -> None:
         """Begin watching the gateway after a sync that left it in step at a new commit (one
-        window per sync: the drift checks that follow do not begin it again)."""
+        window per sync: the drift checks that follow do not begin it again; the first that
+        finds it in step does when there was none, after a pre-boot sync or a window
+        published for a commit the gateway already had)."""
         record = outcome.record
         in_step = record.result in WATCHED or record.skip == "backup"
         reached = settings.gateway is not None  # not a pre-boot sync: the gateway runs
-        if not (meta.health_window and in_step and reached) or settings.dry_run:
+        if not (meta.health_window and in_step and reached):
             return
         if self._window is not None and self._window.key == key:
             return

@@ -190,3 +190,18 @@ def test_without_a_health_window_the_agent_watches_nothing(agent: Agent) -> None
     agent.after(5)
     assert checks(agent.sim) == asked
     assert agent.sink.records[-1].health is None
+
+
+def test_a_window_published_after_the_sync_opens_at_the_next_drift_check(agent: Agent) -> None:
+    # a gateway already at the commit a rollout gives it (or a pre-boot sync, which had no
+    # gateway to watch): the drift check that finds it in step opens the window
+    meta = agent.source.meta
+    assert meta is not None
+    agent.source.meta = attrs.evolve(meta, health_window=0.0)
+    agent.loop.step()
+    agent.source.meta = meta
+    agent.after(30)  # blue's syncPeriod: a drift check (driftPolicy report: a dry run)
+    assert agent.sink.records[-1].result == "InSync"
+    assert agent.health().healthy_for == 0
+    agent.after(5)
+    assert agent.health().healthy_for == 5
