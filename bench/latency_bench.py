@@ -33,8 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import GIT_ENV  # noqa: E402
+from fleet import Fleet  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
 from receiver_bench import KEY, signed  # noqa: E402
 from results import Chart, Result, arguments, mean, percentile  # noqa: E402
@@ -53,13 +53,11 @@ from cluster import (  # noqa: E402
     VERSION,
     control_plane,
     cpu_seconds,
-    gateway_pod,
     gatewaysync,
     rss_kib,
     stoker,
 )
 from support.ignition_sim import GatewaySimulator  # noqa: E402
-from support.ignition_sim_resources import write_api_token  # noqa: E402
 from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 CR = "site"
@@ -104,107 +102,6 @@ def git(repo: Path, *args: str) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
-
-
-@dataclass
-class Gateway:
-    """One gateway: its pod name, simulator and agent process."""
-
-    pod: str
-    sim: GatewaySimulator
-    agent: subprocess.Popen[bytes]
-
-
-@dataclass
-class Fleet:
-    """The gateways of one GatewaySync, grown on demand."""
-
-    work: Path
-    env: dict[str, str]
-    namespace: str
-    core: Any
-    gateways: list[Gateway] = field(default_factory=list)
-
-    def grow(self, size: int) -> None:
-        """Add gateways (pod, simulator, agent) until there are `size`."""
-        for i in range(len(self.gateways), size):
-            pod = f"gw-{i:03d}"
-            self.core.create_namespaced_pod(self.namespace, gateway_pod(pod, CR, pod))
-            data = self.work / pod / "data"
-            data.mkdir(parents=True)
-            token = self.work / pod / "api-token"
-            token.write_text(write_api_token(data, collection="local"))
-            sim = GatewaySimulator(data).start()
-            agent_env = {
-                **self.env,
-                "POD_NAME": pod,
-                "POD_NAMESPACE": self.namespace,
-                "CR_NAME": CR,
-                "GATEWAY_NAME": pod,
-                "PROFILE": "default",
-                "DATA_PATH": str(data),
-                "REPO_PATH": str(self.work / pod / "repo"),
-                "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": sim.url.rsplit(":", 1)[1],
-                "API_KEY_FILE": str(token),
-                # Any free port: nothing here asks the agent, and a port picked in advance
-                # could be taken by an outgoing connection before the agent binds it.
-                "HEALTH_PORT": "0",
-            }
-            agent = stoker(["agent", "--log-format", "text"], agent_env, self.work / f"{pod}.log")
-            self.gateways.append(Gateway(pod, sim, agent))
-
-    def reported(self) -> dict[str, dict[str, Any]]:
-        """Every status ConfigMap's record, by ConfigMap name (one LIST request)."""
-        listed = self.core.list_namespaced_config_map(
-            self.namespace, label_selector=f"stoker.io/cr-name={CR}", _preload_content=False
-        )
-        return {
-            item["metadata"]["name"]: json.loads(item.get("data", {}).get("status.json", "{}"))
-            for item in json.loads(listed.data)["items"]
-        }
-
-    def applied(self, commit: str) -> bool:
-        """Whether every agent reports `commit` in its status ConfigMap."""
-        reported = self.reported()
-        return all(
-            reported.get(f"stoker-status-{CR}-{gw.pod}", {}).get("commit") == commit
-            for gw in self.gateways
-        )
-
-    def stragglers(self, commit: str) -> str:
-        """For a timeout: each agent not yet at `commit`, its last status and log lines."""
-        reported = self.reported()
-        lines = []
-        for gw in self.gateways:
-            status = reported.get(f"stoker-status-{CR}-{gw.pod}")
-            if status is not None and status.get("commit") == commit:
-                continue
-            log = (self.work / f"{gw.pod}.log").read_text(errors="replace").splitlines()
-            summary = (
-                "no status"
-                if status is None
-                else (
-                    f"{status.get('result')} at {str(status.get('commit'))[:12]}: "
-                    f"{status.get('error')}"
-                )
-            )
-            alive = "running" if gw.agent.poll() is None else f"exited {gw.agent.returncode}"
-            lines.append(f"{gw.pod} ({alive}): {summary}")
-            lines += [f"    {line}" for line in log[-6:]]
-        return "\n".join(lines)
-
-    def stop(self) -> None:
-        """Stop every agent (SIGTERM, by PID) and simulator."""
-        for gw in self.gateways:
-            gw.agent.terminate()
-        for gw in self.gateways:
-            try:
-                gw.agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                gw.agent.kill()
-                gw.agent.wait()
-            gw.sim.stop()
 
 
 def loaded_at(sim: GatewaySimulator, since: float) -> float | None:
@@ -285,6 +182,7 @@ def main() -> int:
     spent: dict[tuple[str, int], list[dict[str, float]]] = {}
     idle: dict[str, Any] = {}
     peaks: dict[str, int] = {}
+    starts: dict[int, float] = {}  # fleet size -> seconds from growing it to every report
     with control_plane() as (work, plane, core, custom, namespace):
         repo = work / "config-repo"
         for rel, content in ignition_files(scale.files):
@@ -315,7 +213,7 @@ def main() -> int:
             env,
             work / "receiver.log",
         )  # fmt: skip
-        fleet = Fleet(work, env, namespace, core)
+        fleet = Fleet(work, env, namespace, core, CR)
         parts = {
             "kube-apiserver + etcd": [p.pid for p in plane._procs],
             "controller + receiver": [controller.pid, receiver.pid],
@@ -346,14 +244,11 @@ def main() -> int:
                 started = time.monotonic()
                 fleet.grow(size)
                 head = git(repo, "rev-parse", "HEAD")
-                try:
-                    wait_until(
-                        partial(fleet.applied, head), 120 + 5 * size, 0.5, f"{size} agents to sync"
-                    )
-                except AssertionError:
-                    print(fleet.stragglers(head), flush=True)
-                    raise
-                print(f"{size} gateways synced in {time.monotonic() - started:.1f} s", flush=True)
+                fleet.settled(
+                    head, 120 + 5 * size, plane=plane, out=args.out, what=f"{size} agents to sync"
+                )
+                starts[size] = time.monotonic() - started
+                print(f"{size} gateways synced in {starts[size]:.1f} s", flush=True)
                 spy = profile(fleet, controller, size)
                 for path, trigger in (("receiver", push), ("polling", None)):
                     polling(path == "polling")
@@ -402,6 +297,12 @@ def main() -> int:
             if os.environ.get("STOKER_BENCH_KEEP"):
                 shutil.copytree(work, os.environ["STOKER_BENCH_KEEP"], dirs_exist_ok=True)
     report_latency(latency, scale, samples, peaks, spent)
+    latency.table(
+        "Fleet start: from adding the gateways to every agent reporting the commit (seconds)",
+        ["gateways", "agents started", "seconds"],
+        [[size, size - prev, f"{starts[size]:.1f}"]
+         for prev, size in zip((0, *scale.fleets), scale.fleets, strict=False) if size in starts],
+    )  # fmt: skip
     report_agent(agent, scale, idle)
     latency.write(args.out)
     agent.write(args.out)
