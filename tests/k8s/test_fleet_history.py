@@ -27,7 +27,8 @@ UUID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 
 def get(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
-    return custom.get_namespaced_custom_object(*GS, namespace, "gatewaysyncs", "plant")
+    found: Any = custom.get_namespaced_custom_object(*GS, namespace, "gatewaysyncs", "plant")
+    return dict(found)
 
 
 def history(custom: client.CustomObjectsApi, namespace: str) -> list[dict[str, Any]]:
