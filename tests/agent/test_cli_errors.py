@@ -26,11 +26,19 @@ from support.stokercli import BLOCKING
 
 STOKER = str(Path(sys.executable).with_name("stoker"))
 CR = EXAMPLES / "gatewaysyncs" / "single-gateway.yaml"  # its one profile is "standard"
-K8S_COMMANDS = ("status", "controller", "webhook", "receiver", "release-gatewaysyncs")
+K8S_COMMANDS = (
+    "status",
+    "controller",
+    "webhook",
+    "receiver",
+    "release-gatewaysyncs",
+    "approve",
+)
 # Options that keep a k8s command from listening anywhere but loopback, should it get that far.
 QUIET = {
     "status": [],
     "release-gatewaysyncs": [],
+    "approve": ["site", "3f9c2e1"],
     "controller": ["--metrics-port", "0", "--no-leader-election"],
     "webhook": ["--bind", "127.0.0.1:0"],
     "receiver": ["--bind", "127.0.0.1:0"],
@@ -149,6 +157,18 @@ CASES = [
             "cannot reach the API server at https://127.0.0.1:",
         )
         for command in K8S_COMMANDS
+    ),
+    Case(
+        "API server down for rollout resume",
+        lambda w: ["rollout", "resume", "site", "--kubeconfig", str(w.kubeconfig_down)],
+        1,
+        "cannot reach the API server at https://127.0.0.1:",
+    ),
+    Case(
+        "approve names one gate",
+        lambda w: ["approve", "site", "3f9c2e1", "--step", "a", "--pause", "b"],
+        64,
+        "give --step or --pause, not both",
     ),
     Case(
         "a kubeconfig that does not exist",
