@@ -56,3 +56,11 @@ def test_every_exported_metric_is_on_a_dashboard() -> None:
     used = {name for path in DASHBOARDS for name in queries(json.loads(path.read_text()))}
     shown = {f for f in families() if ({f, f + "_total"} | {f + s for s in SUFFIXES}) & used}
     assert shown == set(families()), sorted(set(families()) - shown)
+
+
+def test_the_fleet_dashboard_has_a_rollout_panel_with_every_rollout_metric() -> None:
+    fleet = json.loads((ROOT / "adapters/helm/stoker/dashboards/fleet-overview.json").read_text())
+    rollout = [p for p in fleet["panels"] if "rollout" in p["title"].lower()]
+    used = {name for panel in rollout for name in queries(panel)}
+    assert {"stoker_rollout_step", "stoker_rollout_gateways"} <= used
+    assert "stoker_rollout_duration_seconds_bucket" in used

@@ -20,7 +20,15 @@ from typing import Any
 import attrs
 
 from stoker_agent.gitfetch import Credentials, Mirror
-from stoker_core import conditions, crdfit, discovery, metadata, secretrefs
+from stoker_core import (
+    approvals,
+    conditions,
+    crdfit,
+    discovery,
+    metadata,
+    rolloutstatus,
+    secretrefs,
+)
 from stoker_core.discovery import gateway_name
 from stoker_core.errors import InvalidInput, StokerError
 from stoker_core.fleethistory import Asked
@@ -29,8 +37,8 @@ from stoker_core.parsing import structure
 from stoker_core.refs import Advertisement, parse_ls_remote, resolve, same_ref
 from stoker_core.requeue import polling_seconds
 from stoker_core.validation import check
-from stoker_core.vocabulary import FINALIZER, Annotation, Label, Reason
-from stoker_k8s import agentaccess, pods, secretkeys
+from stoker_core.vocabulary import FINALIZER, Annotation, Condition, Label, Reason
+from stoker_k8s import agentaccess, approvalkey, pods, rolloutpass, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
 from stoker_k8s.historypass import recorded
@@ -44,6 +52,14 @@ TOKEN_REFRESH_SECONDS = 600.0
 # An object the controller wrote is read back to check it at least this often (someone may have
 # edited or deleted it); in between an unchanged one costs no request.
 RECHECK_SECONDS = 600.0
+# The approval key (stoker_k8s.approvalkey) is read again after this long: the webhook may
+# have created it since, or someone rotated it.
+APPROVAL_KEY_SECONDS = 60.0
+# Progressing reasons the rollout's own events already say (rolloutstatus.events); the others
+# (AwaitingApproval, RolloutPaused) get the one event per condition change.
+_ROLLOUT_SAID = frozenset(
+    {Reason.ROLLOUT_PROGRESSING, Reason.ROLLOUT_HALTED, Reason.ROLLOUT_COMPLETE}
+)
 
 
 def _upsert(
@@ -159,6 +175,9 @@ class Controller:
         # transition times are computed from it, not from a cached copy that may predate it.
         self._statuses: dict[tuple[str, str], tuple[str, dict[str, Any], float]] = {}
         self._secrets = secretkeys.Verdicts(core)  # the Secrets each GatewaySync names
+        # Stoker's own namespace, where the approval key Secret lives (the chart sets it).
+        self.home = os.environ.get("POD_NAMESPACE") or "stoker-system"
+        self._approval_key: tuple[bytes, float] | None = None  # (key, when read)
 
     def serves(self, namespace: str) -> bool:
         """Whether this installation serves GatewaySyncs of `namespace`."""
@@ -284,9 +303,11 @@ class Controller:
         new_status: dict[str, Any],
         *,
         events: bool = True,
+        news: Iterable[rolloutstatus.Event] = (),
     ) -> None:
-        """Record one event per condition change (unless not `events`) and write the status,
-        when it changed."""
+        """Record one event per condition change (unless not `events`) and each of `news` (the
+        rollout's, computed from the status last written), and write the status, when it
+        changed."""
         if self._crd_gaps:  # an old CRD: write only what it keeps (no patch loop)
             if events:
                 self._tell_crd(item)
@@ -297,6 +318,7 @@ class Controller:
             return
         if events:
             self._events(item, previous, new_status)
+            self._news(item, news)
         meta = item["metadata"]
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": new_status}
@@ -434,19 +456,34 @@ class Controller:
                 self.metrics.ref_resolve_errors.labels(namespace, name).inc()
         if app is None:
             self.metrics.forget_token(namespace, name)
+        gateways, agents = self._gateways(namespace, name)
+        previous = self._previous(item)
+        rollout = None
         if gs is not None and not problems and commit is not None:
+            data = metadata.encode(gs, commit=commit, ref=ref)
+            if gs.spec.rollout is not None:  # per-gateway targets (issue 17)
+                rollout = self._rollout(gs, gateways, commit, previous)
+                gateways = rollout.gateways
+                data = metadata.encode(
+                    gs,
+                    commit=rollout.commit,
+                    ref=ref,
+                    targets=rollout.targets,
+                    health_window=rollout.health_window,
+                )
             # Invalid profiles are never published (the original's B8).
-            self._publish(namespace, name, metadata.encode(gs, commit=commit, ref=ref), item)
+            self._publish(namespace, name, data, item)
         requested = annotations.get(Annotation.REQUESTED_REF)
         if commit and requested and same_ref(requested, item["spec"]["git"]["ref"]):
             self._clear_request(namespace, name, requested)
-        gateways, agents = self._gateways(namespace, name)
         self._agent_identity(namespace, name, item["metadata"]["uid"], agents)
         self.metrics.gateways_discovered.labels(namespace, name).set(len(gateways))
-        previous = self._previous(item)
-        # What the agents were given: this pass's commit, unless it could not be published.
+        # What the agents were given: this pass's commit (a rollout's: each gateway's target,
+        # this for messages), unless it could not be published.
         published = (
-            commit
+            rollout.state.commit
+            if rollout is not None
+            else commit
             if gs is not None and not problems and commit is not None
             else previous.get("lastSyncCommit", "")
         )
@@ -476,6 +513,13 @@ class Controller:
                 now=now,
                 previous=previous,
             )
+        news: list[rolloutstatus.Event] = []
+        if rollout is not None and gs is not None:
+            new_status, news = self._rollout_status(gs, rollout, new_status, previous)
+        elif "rollout" in previous:
+            new_status = _rollout_kept(
+                new_status, previous, gone=gs is not None and not gs.spec.rollout
+            )
         new_status = recorded(  # status.history (a push the receiver refreshed: `fresh`)
             new_status,
             previous,
@@ -486,13 +530,88 @@ class Controller:
             asked=Asked(annotations=annotations, refreshed=bool(refresh) and seen != refresh),
             now=time.time(),
         )
-        self._write_status(item, previous, new_status)
+        self._write_status(item, previous, new_status, news=news)
+        within = [TOKEN_REFRESH_SECONDS] * (app is not None)
+        within += [rollout.within] if rollout is not None and rollout.within else []
         return Pass(
             error is not None,
             annotations.get(Annotation.REQUESTED_REF),
             gs.spec.polling if gs is not None else Polling(),
-            within=TOKEN_REFRESH_SECONDS if app is not None else None,
+            within=min(within, default=None),
         )
+
+    def _rollout(
+        self,
+        gs: GatewaySync,
+        gateways: list[conditions.Gateway],
+        commit: str,
+        previous: dict[str, Any],
+    ) -> rolloutpass.Outcome:
+        """This pass of `gs`'s rollout of `commit` (stoker_k8s.rolloutpass)."""
+        asked = any(k.startswith(approvals.PREFIX) for k in gs.metadata.annotations)
+        return rolloutpass.run(
+            gs,
+            gateways,
+            resolved=commit,
+            previous=previous,
+            key=self._approval_secret() if asked else b"",
+            now=time.time(),
+        )
+
+    def _rollout_status(
+        self,
+        gs: GatewaySync,
+        rollout: rolloutpass.Outcome,
+        new_status: dict[str, Any],
+        previous: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[rolloutstatus.Event]]:
+        """`new_status` with status.rollout and the Progressing condition, the rollout's
+        events since the status last written, and its metrics."""
+        meta = gs.metadata
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        shown = rolloutpass.condition(
+            rollout, meta.generation, now, previous.get("conditions") or []
+        )
+        kept = [c for c in new_status["conditions"] if c["type"] != Condition.PROGRESSING]
+        new_status = {
+            **new_status,
+            "rollout": rollout.record,
+            "conditions": kept + ([shown] if shown is not None else []),
+        }
+        old = previous.get("rollout")
+        news = rolloutpass.events(gs, old if isinstance(old, dict) else None, rollout.record)
+        self.metrics.rollout(meta.namespace, meta.name, rollout, news)
+        return new_status, news
+
+    def _approval_secret(self) -> bytes:
+        """The approval key, read at most every APPROVAL_KEY_SECONDS (b"" unreadable: then
+        nothing verifies, and each approval says so)."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._approval_key
+        if known is not None and known[0] and now - known[1] < APPROVAL_KEY_SECONDS:
+            return known[0]
+        key = approvalkey.read(self.core, self.home)
+        with self._lock:
+            self._approval_key = (key, now)
+        return key
+
+    def _news(self, item: dict[str, Any], news: Iterable[rolloutstatus.Event]) -> None:
+        """One event per rollout change."""
+        meta = item["metadata"]
+        for said in news:
+            self.core.create_namespaced_event(
+                meta["namespace"],
+                gatewaysync_event(
+                    meta["namespace"],
+                    meta["name"],
+                    meta.get("uid"),
+                    reason=said.reason,
+                    message=said.message,
+                    warning=said.warning,
+                    component="stoker-controller",
+                ),
+            )
 
     def _agent_identity(
         self, namespace: str, name: str, uid: str, agents: list[agentaccess.AgentPod]
@@ -619,6 +738,8 @@ class Controller:
         said: set[tuple[str, str]] = set()  # Ready repeating another condition: one event
         for cond in new_status["conditions"]:
             if before.get(cond["type"]) == (cond["status"], cond["reason"]):
+                continue
+            if cond["type"] == Condition.PROGRESSING and cond["reason"] in _ROLLOUT_SAID:
                 continue
             if conditions.unremarkable(cond, first=cond["type"] not in before):
                 continue
@@ -846,9 +967,28 @@ class Controller:
                     has_sidecar=pod.agent,
                     record=record,
                     owner=discovery.owner(pod.owners, labels, pod.name),
+                    labels=labels,
+                    ordinal=discovery.ordinal(labels),
                 )
             )
         return out, agents
+
+
+def _rollout_kept(
+    status: dict[str, Any], previous: dict[str, Any], *, gone: bool
+) -> dict[str, Any]:
+    """`status` for a pass that decided no rollout: without spec.rollout (`gone`) the record is
+    removed (a merge patch needs the null); else (nothing published: the ref did not resolve,
+    the spec is invalid) the record and the Progressing condition are kept as they were, so the
+    next pass resumes where the rollout was."""
+    if gone:
+        return {**status, "rollout": None}
+    shown = [c for c in previous.get("conditions") or [] if c.get("type") == Condition.PROGRESSING]
+    return {
+        **status,
+        "rollout": previous["rollout"],
+        "conditions": [*status["conditions"], *shown],
+    }
 
 
 def _secrets_unknown(

@@ -8,11 +8,20 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Any
+import time
+from collections import Counter as Counter_
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from stoker_core.vocabulary import Metric
+from stoker_core.rollouts import Phase
+from stoker_core.rolloutstate import COMPLETE
+from stoker_core.vocabulary import Metric, Reason
+
+if TYPE_CHECKING:
+    from stoker_core.rolloutstatus import Event
+    from stoker_k8s.rolloutpass import Outcome
 
 RESULTS = ("success", "requeue", "error")  # the reconcile_total results
 
@@ -74,6 +83,27 @@ class ControllerMetrics:
             ["namespace", "name"],
             registry=r,
         )
+        self.rollout_step = Gauge(
+            Metric.ROLLOUT_STEP,
+            "The step a GatewaySync's rollout is in, from 1 (the gateways no step selects are "
+            "the last step); one more than the steps once the commit reached every gateway.",
+            ["namespace", "name"],
+            registry=r,
+        )
+        self.rollout_gateways = Gauge(
+            Metric.ROLLOUT_GATEWAYS,
+            "Gateways of a GatewaySync's rollout by phase (waiting, moving, done, failed, "
+            "uncounted: dryRun).",
+            ["namespace", "name", "phase"],
+            registry=r,
+        )
+        self.rollout_duration = Histogram(
+            Metric.ROLLOUT_DURATION,
+            "From the first pass that saw a commit to its rollout reaching every gateway.",
+            ["namespace", "name"],
+            buckets=(30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+            registry=r,
+        )
         self.receiver_requests = Counter(
             Metric.RECEIVER_REQUESTS_TOTAL.removesuffix("_total"),
             "Receiver requests.",
@@ -87,9 +117,23 @@ class ControllerMetrics:
             (family, (namespace, name)) for family in self._per_gatewaysync()
         ]
         series += [(self.reconcile_total, (namespace, name, r)) for r in RESULTS]
+        series += [(self.rollout_gateways, (namespace, name, p.value)) for p in Phase]
         for family, labels in series:
             with contextlib.suppress(KeyError):  # never set (older clients raise)
                 family.remove(*labels)
+
+    def rollout(self, namespace: str, name: str, outcome: Outcome, news: Iterable[Event]) -> None:
+        """A rollout pass: its step, its gateways per phase, and its duration once complete."""
+        state = outcome.state
+        step = len(outcome.steps) + 1 if state.step == COMPLETE else state.step + 1
+        self.rollout_step.labels(namespace, name).set(step)
+        counts = Counter_(outcome.phases.values())
+        for phase in Phase:
+            self.rollout_gateways.labels(namespace, name, phase.value).set(counts[phase])
+        if any(e.reason == Reason.ROLLOUT_COMPLETE for e in news):
+            since = outcome.record.get("since")
+            if isinstance(since, int | float):
+                self.rollout_duration.labels(namespace, name).observe(max(time.time() - since, 0.0))
 
     def forget_token(self, namespace: str, name: str) -> None:
         """A GatewaySync no longer uses a GitHub App: no expiry to watch."""
@@ -105,6 +149,8 @@ class ControllerMetrics:
             self.ref_resolve_errors,
             self.status_writes,
             self.github_token_expiry,
+            self.rollout_step,
+            self.rollout_duration,
         ]
 
 

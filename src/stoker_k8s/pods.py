@@ -25,6 +25,10 @@ KEPT_LABELS = frozenset(
     }
 )
 ANNOTATION_PREFIX = "stoker.io/"  # every other annotation is dropped
+# A pod with a `stoker.io/` annotation may be a gateway, whose labels a rollout step selects
+# on (spec.rollout.steps[].selector.matchLabels): it keeps this many of them (Kubernetes bounds
+# each key and value; this bounds their number). Other pods keep KEPT_LABELS only.
+GATEWAY_LABELS = 64
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -35,7 +39,7 @@ class Pod:
     name: str
     uid: str
     annotations: Mapping[str, str]  # `stoker.io/` annotations only
-    labels: Mapping[str, str]  # KEPT_LABELS only
+    labels: Mapping[str, str]  # KEPT_LABELS; a possible gateway's all (GATEWAY_LABELS)
     phase: str
     node: str
     deleting: bool
@@ -56,14 +60,21 @@ def strip(obj: Mapping[str, Any]) -> Pod:
         if var.get("name") == "GATEWAY_NAME" and var.get("valueFrom") is None:
             told = str(var.get("value") or meta.get("name") or "")
             break
-    notes = meta.get("annotations") or {}
+    notes = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(ANNOTATION_PREFIX)
+    }
     labels = meta.get("labels") or {}
+    kept = (
+        dict(sorted(labels.items())[:GATEWAY_LABELS])
+        if notes
+        else {k: v for k, v in labels.items() if k in KEPT_LABELS}
+    )
     return Pod(
         namespace=meta.get("namespace") or "",
         name=meta.get("name") or "",
         uid=meta.get("uid") or "",
-        annotations={k: v for k, v in notes.items() if k.startswith(ANNOTATION_PREFIX)},
-        labels={k: v for k, v in labels.items() if k in KEPT_LABELS},
+        annotations=notes,
+        labels={**kept, **{k: v for k, v in labels.items() if k in KEPT_LABELS}},
         phase=(obj.get("status") or {}).get("phase") or "",
         node=spec.get("nodeName") or "",
         deleting=bool(meta.get("deletionTimestamp")),

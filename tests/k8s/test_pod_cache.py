@@ -100,12 +100,15 @@ def test_the_pod_informer_keeps_only_what_discovery_needs_listed_in_pages_and_wa
         assert "volume" not in repr(pod).lower()
         assert "ignition:8.3" not in repr(pod)
         assert LAST_APPLIED not in pod.annotations
-        assert pod.labels == {"app.kubernetes.io/name": "ignition"}  # "team" is not read
+        # A pod with a stoker.io/ annotation may be a gateway: a rollout step may select it by
+        # any label; another pod keeps only the labels the gateway-name rule reads.
+        team = {"team": "plant-1"} if pod.annotations else {}
+        assert pod.labels == {"app.kubernetes.io/name": "ignition", **team}
     late = informer.lookup(kube_namespace, "gw-late")
     assert attrs.asdict(late) == {
         "namespace": kube_namespace, "name": "gw-late", "uid": late.uid,
         "annotations": {"stoker.io/cr-name": "site"},
-        "labels": {"app.kubernetes.io/name": "ignition"},
+        "labels": {"app.kubernetes.io/name": "ignition", "team": "plant-1"},
         "phase": "Pending", "node": "node-1", "deleting": False, "service_account": "gateway",
         "owners": (("StatefulSet", "plant"),), "agent": True, "told_name": "told",
     }  # fmt: skip
