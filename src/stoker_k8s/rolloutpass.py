@@ -22,8 +22,6 @@ from stoker_core.model import GatewaySync, OnFailure
 from stoker_core.rolloutstate import State
 from stoker_core.vocabulary import DEFAULT_PROFILE, Condition
 
-APPROVAL_SECRET = "stoker-approval-key"  # the HMAC key the webhook stamps approvals with
-APPROVAL_SECRET_KEY = "key"  # its data key
 REQUEUE = 5.0  # seconds between passes while a rollout moves (reports also wake it)
 _MOVING = {rollouts.Reason.PROGRESSING, rollouts.Reason.PAUSED}
 
