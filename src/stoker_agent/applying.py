@@ -306,7 +306,12 @@ class Applier:
             with _naming(f"{TXN_DIR}/{MANIFEST_NAME}"):
                 records.update(_kept_records(data, plan, previous))
                 manifest = Manifest(
-                    commit=plan.commit, profile=profile, records=records, dirs=plan.dirs
+                    commit=plan.commit,
+                    profile=profile,
+                    records=records,
+                    dirs=plan.dirs,
+                    inputs=plan.inputs,
+                    skipped=tuple((s.path, s.reason.value, s.detail) for s in plan.skipped),
                 )
                 manifest = _write_manifest(txn, previous, manifest, previous_file)
                 if per_file:  # the staged files were fsynced as they were written

@@ -22,6 +22,7 @@ from typing import IO, Self
 
 from stoker_agent import gitexec
 from stoker_core.errors import InvalidInput, StokerError, TemporaryError
+from stoker_core.recorded import CommitDiff
 from stoker_core.redaction import redact
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry
 
@@ -111,23 +112,70 @@ class GitSnapshot(_Closing):
 
     def _index(self) -> dict[str, RepoEntry]:
         if self._entries is None:
-            raw = self._listed()
-            entries: dict[str, RepoEntry] = {"": RepoEntry("", Kind.DIR)}
-            new = tuple.__new__  # RepoEntry's own __new__ is Python code; this runs per path
-            # Decoded once, not per field: this loop runs once per path of the commit.
-            for record in raw.decode("utf-8", "surrogateescape").split("\0"):
-                if not record:
-                    continue
-                meta, _, path = record.partition("\t")
-                mode, _type, obj, size = meta.split()
-                kind, file_mode = _MODES.get(mode, _OTHER)
-                if kind is Kind.FILE:
-                    entries[path] = new(RepoEntry, (path, kind, obj, file_mode, int(size)))
-                else:  # a tree or a submodule's commit has no size ("-"); neither is read
-                    entries[path] = RepoEntry(path, kind, "" if kind is Kind.DIR else obj)
+            entries = {"": RepoEntry("", Kind.DIR), **_parse_listing(self._listed())}
             self._entries = entries
             self._sorted = sorted(entries)
         return self._entries
+
+    def diff_since(
+        self, old: str, sources: Sequence[str], rendering: Sequence[str], limit: int
+    ) -> CommitDiff | None:
+        """What changed since commit `old` (`git diff-tree`), with the entries of this commit
+        that building the changed part of the desired tree reads (see recorded.CommitDiff):
+        None when more than `limit` paths changed. GitError when `old` cannot be read (a
+        shallow fetch does not hold it)."""
+        spec = ["--", *self._paths] if self._paths else []
+        raw = run_git(
+            self._git_dir, "diff-tree", "-r", "-t", "-z", "--no-renames", old, self._commit, *spec
+        )
+        fields = raw.decode("utf-8", "surrogateescape").split("\0")
+        changed: dict[str, str] = {}
+        trees: dict[str, RepoEntry] = {}
+        files: list[str] = []
+        for meta, path in zip(fields[0:-1:2], fields[1::2], strict=True):
+            _, new_mode, _, _, status = meta.split()
+            changed[path] = "T" if path in changed else status[0]  # a file that became a tree
+            kind = _MODES.get(new_mode, _OTHER)[0]
+            if kind is Kind.DIR:
+                trees[path] = RepoEntry(path, Kind.DIR)
+            elif status[0] != "D":
+                files.append(path)
+            if len(changed) > limit:
+                return None
+        wanted = [*files, *(r for r in rendering if r)]
+        entries = {**trees, **(self._list("-r", "-t", *wanted) if wanted else {})}
+        return CommitDiff(self._commit, changed, entries, self._sources(sources))
+
+    def _sources(self, sources: Sequence[str]) -> dict[str, RepoEntry]:
+        """Each source's entry at this commit: a file, link or submodule is listed as itself,
+        a directory by its children (git has no empty ones)."""
+        named = [s for s in sources if s]
+        listed = self._list(*named) if named else {}
+        found: dict[str, RepoEntry] = {}
+        for source in named:
+            if source in listed:
+                found[source] = listed[source]
+            elif any(p.startswith(source + "/") for p in listed):
+                found[source] = RepoEntry(source, Kind.DIR)
+        return found
+
+    def _list(self, *args: str) -> dict[str, RepoEntry]:
+        """`git ls-tree -l -z --full-tree` of this commit with more arguments and pathspecs."""
+        flags = [a for a in args if a.startswith("-")]
+        paths = [a for a in args if not a.startswith("-")]
+        return _parse_listing(
+            run_git(
+                self._git_dir,
+                "ls-tree",
+                *flags,
+                "-l",
+                "-z",
+                "--full-tree",
+                self._commit,
+                "--",
+                *paths,
+            )
+        )
 
     def _listed(self) -> bytes:
         listing = self._listing
@@ -164,6 +212,24 @@ class GitSnapshot(_Closing):
     def pipeline(self, blobs: list[str]) -> BlobPipeline:
         """Read many blobs in one pass, in the order given (see BlobPipeline)."""
         return BlobPipeline(self._git_dir, blobs)
+
+
+def _parse_listing(raw: bytes) -> dict[str, RepoEntry]:
+    """`git ls-tree -l -z` output as entries by path."""
+    entries: dict[str, RepoEntry] = {}
+    new = tuple.__new__  # RepoEntry's own __new__ is Python code; this runs per path
+    # Decoded once, not per field: this loop runs once per path of the commit.
+    for record in raw.decode("utf-8", "surrogateescape").split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        mode, _type, obj, size = meta.split()
+        kind, file_mode = _MODES.get(mode, _OTHER)
+        if kind is Kind.FILE:
+            entries[path] = new(RepoEntry, (path, kind, obj, file_mode, int(size)))
+        else:  # a tree or a submodule's commit has no size ("-"); neither is read
+            entries[path] = RepoEntry(path, kind, "" if kind is Kind.DIR else obj)
+    return entries
 
 
 # git maps pack files into memory whole by default; bounded windows keep the agent's process

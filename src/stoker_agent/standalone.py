@@ -129,6 +129,7 @@ class Outcome:
     plan: SyncPlan | None
     diffs: tuple[list[FileDiff], int] | None = None  # with --dry-run --diff: diffs, left out
     check_deferred: bool = False  # a due full check was left for the next sync of this commit
+    from_diff: bool = False  # the desired tree was built from the commit's changes
 
     @property
     def exit_code(self) -> ExitCode:
@@ -242,7 +243,7 @@ def run_once(
         settings.history.add(settings.data_dir, record, quiet=machine is not None)
     if machine is not None:
         raise machine  # said by the caller, as every machine error is (the CLI, the agent loop)
-    return Outcome(record, outcome.plan, outcome.diffs, outcome.check_deferred)
+    return Outcome(record, outcome.plan, outcome.diffs, outcome.check_deferred, outcome.from_diff)
 
 
 def _run(
@@ -336,16 +337,18 @@ def _run(
                 if settings.diff:
                     live = live_side(LocalTree(settings.data_dir))
                     diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
-                return Outcome(SyncRecord(result=name, **base), plan, diffs, deferred)
+                return Outcome(
+                    SyncRecord(result=name, **base), plan, diffs, deferred, result.from_diff
+                )
             if client is None:
                 name = "Synced" if result.applied else "InSync"
                 scan = PREBOOT_SCAN if settings.before_boot else "no gateway: not scanned"
                 record = SyncRecord(result=name, scan=scan, **base)
-                return Outcome(record, plan, check_deferred=deferred)
+                return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
             pending = _read_pending(settings.data_dir)
             if not result.applied and not locked and pending is None:
                 record = SyncRecord(result="InSync", scan="nothing changed", **base)
-                return Outcome(record, plan, check_deferred=deferred)
+                return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
             # Until the gateway confirms it loaded them, these changes still need a scan: a
             # failed scan is retried on the next run, never forgotten (the original's B11).
             changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
@@ -359,7 +362,7 @@ def _run(
             if verdict is Verdict.REJECTED:
                 return Outcome(_reject(client, settings, key, scan, base), plan)
             record = SyncRecord(result=str(verdict), scan=scan, **base)
-            return Outcome(record, plan, check_deferred=deferred)
+            return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
     finally:
         if client is not None:
             client.close()

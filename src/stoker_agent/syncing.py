@@ -16,7 +16,7 @@ import attrs
 
 from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.datadirs import ApplyError, read_state_file
-from stoker_agent.gitrepo import GitSnapshot
+from stoker_agent.gitrepo import GitError, GitSnapshot
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, manifestlog, planning
 from stoker_core.desired import DesiredFile
@@ -26,7 +26,19 @@ from stoker_core.manifest import CTIMES_LIMIT, CTIMES_PATH, MANIFEST_PATH, Manif
 from stoker_core.manifestlog import LOG_LIMIT, LOG_PATH
 from stoker_core.plans import Action, Operation, SyncPlan
 from stoker_core.profiles import EffectiveProfile
-from stoker_core.recorded import RecordedTree, full_check_due, paths_to_check
+from stoker_core.recorded import (
+    CHANGE_LIMIT,
+    FromDiff,
+    RecordedTree,
+    from_diff,
+    full_check_due,
+    inputs_digest,
+    paths_to_check,
+    rendering_sources,
+    rewrites_carried,
+    whole_because,
+    whole_because_diff,
+)
 from stoker_core.templates import TemplateContext
 
 log = logging.getLogger("stoker.sync")
@@ -43,6 +55,7 @@ class SyncResult:
     previous: Manifest | None  # the manifest the plan was made against
     full_check: bool = True  # False: planned from the commit's changes (see stoker_core.recorded)
     check_deferred: bool = False  # a full check was due and left for the next sync (defer_check)
+    from_diff: bool = False  # the desired tree was built from `git diff-tree` (recorded.from_diff)
 
 
 def read_manifest(data_dir: str) -> Manifest | None:
@@ -116,13 +129,7 @@ def sync_commit(
     with Applier(data_dir, crash_at=crash_at, progress=progress) as applier:
         recovered = applier.recover()
         manifest = read_manifest(data_dir)
-        tree = desired.build(profile, snapshot, context)  # after: git lists the tree meanwhile
         live = LocalTree(data_dir)
-
-        def stamped(want: DesiredFile) -> bool:
-            ours = want.content if want.content is not None else snapshot.read(want.source)
-            return stamped_equal(ours, live.read(want.path))
-
         due = manifest is None or full_check_due(
             last_full_check=_last_full_check(data_dir),
             now=time.time(),
@@ -131,16 +138,34 @@ def sync_commit(
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
+        built = (
+            None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
+        )
+        # Otherwise after reading the manifest: git lists the commit's tree meanwhile.
+        tree = desired.build(profile, snapshot, context) if built is None else built.tree
+
+        def stamped(want: DesiredFile) -> bool:
+            if built is not None and want.path not in built.built and want.content is None:
+                return False  # carried forward: a rendered file's blob is not in git
+            ours = want.content if want.content is not None else snapshot.read(want.source)
+            return stamped_equal(ours, live.read(want.path))
+
         view = (
             live
             if full or manifest is None
             else RecordedTree(live, manifest, paths_to_check(tree, manifest))
         )
         plan = planning.plan(tree, view, manifest, stamped=stamped)
+        if built is not None and manifest is not None and rewrites_carried(plan, built):
+            log.debug("the desired tree is built whole: a file it carried forward is rewritten")
+            built, tree = None, desired.build(profile, snapshot, context)
+            view = RecordedTree(live, manifest, paths_to_check(tree, manifest))
+            plan = planning.plan(tree, view, manifest, stamped=stamped)
+        plan = attrs.evolve(plan, inputs=inputs_digest(profile, context))
         if dry_run or not plan.needs_transaction(has_manifest=manifest is not None):
             if full and (record_check or not dry_run):
                 _record_full_check(data_dir)
-            return SyncResult(plan, False, recovered, manifest, full, deferred)
+            return SyncResult(plan, False, recovered, manifest, full, deferred, built is not None)
 
         if before_changes is not None and plan.has_changes:
             before_changes(plan)  # e.g. take the gateway's scan locks
@@ -165,7 +190,38 @@ def sync_commit(
             blobs.close()
         if full:
             _record_full_check(data_dir)
-    return SyncResult(plan, plan.has_changes, recovered, manifest, full, deferred)
+    return SyncResult(
+        plan, plan.has_changes, recovered, manifest, full, deferred, built is not None
+    )
+
+
+def _from_diff(
+    snapshot: GitSnapshot, profile: EffectiveProfile, context: TemplateContext, manifest: Manifest
+) -> FromDiff | None:
+    """The desired tree built from the commit's changes since the manifest's, or None (with
+    the rule that says why, at debug level) when it must be built whole."""
+    why = whole_because(manifest, profile, context, snapshot.commit)
+    if why is None:
+        try:
+            diff = snapshot.diff_since(
+                manifest.commit,
+                desired.sources(profile, context),
+                rendering_sources(profile, context),
+                CHANGE_LIMIT,
+            )
+        except GitError as e:  # e.g. a shallow fetch without the recorded commit
+            diff, why = None, f"the recorded commit cannot be compared ({e})"
+        if diff is None:
+            why = why or f"more than {CHANGE_LIMIT} paths changed"
+        else:
+            why = whole_because_diff(diff, profile, context)
+            if why is None:
+                built = from_diff(profile, context, manifest, diff, snapshot.read)
+                if isinstance(built, FromDiff):
+                    return built
+                why = built
+    log.debug("the desired tree is built whole: %s", why)
+    return None
 
 
 def _same(manifest: Manifest, snapshot: GitSnapshot) -> bool:

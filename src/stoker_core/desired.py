@@ -356,6 +356,19 @@ def sources(profile: EffectiveProfile, context: TemplateContext) -> tuple[str, .
     return tuple(sorted(set(rendered)))
 
 
+def mapping_paths(
+    profile: EffectiveProfile, context: TemplateContext
+) -> tuple[tuple[str, str], ...]:
+    """Each mapping's (source, destination), rendered for this gateway, in mapping order."""
+    return tuple(
+        (
+            _render_path(i, "source", m.source, context),
+            _render_path(i, "destination", m.destination, context),
+        )
+        for i, m in enumerate(profile.mappings)
+    )
+
+
 def _render_path(i: int, field: str, template: str, context: TemplateContext) -> str:
     where = f"mappings[{i}].{field}"
     rendered = render(template, context, where=where)

@@ -55,6 +55,12 @@ class Manifest:
     profile: str = ""
     records: dict[str, Record] = attrs.field(factory=dict)
     dirs: tuple[str, ...] = ()  # the commit's empty directories (see SyncPlan.dirs)
+    # What planning the next commit from its changes carries forward (stoker_core.recorded):
+    # the digest of the profile and template values the records were made with ("" unknown),
+    # and the commit's skip reports as (path, reason, detail) (None: unknown, as from an older
+    # Stoker, which drops both: the next commit is then planned whole).
+    inputs: str = ""
+    skipped: tuple[tuple[str, str, str], ...] | None = None
     # Where it was read from (not part of its content, so not compared): the base's generation
     # ("" for none, or a base of format 1 or 2: the next write is a whole base), how many log
     # entries were applied, both files' sizes (the compaction rule), and the paths whose record
@@ -74,6 +80,7 @@ class Manifest:
             "profile": self.profile,
             "files": dict(sorted(self.records.items())),  # a record is a tuple: a JSON list
             "dirs": sorted(self.dirs),
+            **carried_json(self),
         }
         return json.dumps(body, separators=(",", ":"))
 
@@ -99,6 +106,8 @@ class Manifest:
                 profile=str(body["profile"]),
                 records=records,
                 dirs=tuple(dirs),
+                inputs=parse_inputs(body),
+                skipped=parse_skipped(body),
                 generation=generation,
                 base_bytes=len(text),
             )
@@ -153,6 +162,34 @@ def parse_paths(value: Any, what: str) -> tuple[str, ...]:
         raise ValueError(f"{what} is not a list of paths")
     check_clean(value)
     return tuple(value)
+
+
+def carried_json(manifest: Manifest) -> dict[str, Any]:
+    """The keys planning from a commit's changes needs (none when they are not known)."""
+    if not manifest.inputs or manifest.skipped is None:
+        return {}
+    return {"inputs": manifest.inputs, "skipped": [list(s) for s in manifest.skipped]}
+
+
+def parse_inputs(body: dict[str, Any]) -> str:
+    """The "inputs" digest, "" when absent; ValueError if it is not a short string."""
+    value = body.get("inputs", "")
+    if type(value) is not str or len(value) > 128:
+        raise ValueError('"inputs" is not a digest')
+    return value
+
+
+def parse_skipped(body: dict[str, Any]) -> tuple[tuple[str, str, str], ...] | None:
+    """The skip reports, None when absent; ValueError if they are not [path, reason, detail]."""
+    value = body.get("skipped")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        type(s) is list and len(s) == 3 and all(type(f) is str for f in s) for s in value
+    ):
+        raise ValueError('"skipped" is not a list of [path, reason, detail]')
+    check_clean(s[0] for s in value if s[0] != ".")
+    return tuple((s[0], s[1], s[2]) for s in value)
 
 
 def check_clean(paths: Iterable[str]) -> None:

@@ -27,7 +27,15 @@ import json
 from typing import Any, NamedTuple
 
 from stoker_core.errors import InvalidInput
-from stoker_core.manifest import Manifest, check_clean, parse_paths, parse_records
+from stoker_core.manifest import (
+    Manifest,
+    carried_json,
+    check_clean,
+    parse_inputs,
+    parse_paths,
+    parse_records,
+    parse_skipped,
+)
 
 LOG_PATH = ".stoker/manifest.delta"
 LOG_LIMIT = 64 * 2**20  # bytes read at most; a larger log is refused by name
@@ -48,6 +56,7 @@ def delta_line(previous: Manifest, new: Manifest) -> str:
         "dirs": sorted(new.dirs),
         "set": dict(sorted(changed.items())),
         "del": sorted(p for p in old if p not in new.records),
+        **carried_json(new),
     }
     return json.dumps(entry, separators=(",", ":")) + "\n"
 
@@ -74,6 +83,7 @@ def replay(base: Manifest, text: str, entries: int | None = None) -> Manifest:
         lines = lines[:entries]
     records = dict(base.records)
     commit, profile, dirs = base.commit, base.profile, base.dirs
+    inputs, skipped = base.inputs, base.skipped
     seq = 0
     try:
         for number, line in enumerate(lines, 1):
@@ -91,6 +101,7 @@ def replay(base: Manifest, text: str, entries: int | None = None) -> Manifest:
             dirs = parse_paths(entry.get("dirs"), '"dirs"')
             check_clean(changed)
             commit, profile = _text(entry, "commit"), _text(entry, "profile")
+            inputs, skipped = parse_inputs(entry), parse_skipped(entry)  # each line says both
             records.update(changed)
             for path in dropped:
                 records.pop(path, None)
@@ -106,6 +117,8 @@ def replay(base: Manifest, text: str, entries: int | None = None) -> Manifest:
         profile=profile,
         records=records,
         dirs=dirs,
+        inputs=inputs,
+        skipped=skipped,
         generation=base.generation,
         seq=seq,
         base_bytes=base.base_bytes,

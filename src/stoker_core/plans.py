@@ -68,6 +68,10 @@ class SyncPlan:
     # The commit's empty directories (nothing below them is a file): recorded in the manifest,
     # so that planning from the next commit's changes looks at them when that commit drops them.
     dirs: tuple[str, ...] = ()
+    # The digest of the profile and template values it was planned with (recorded.inputs_digest):
+    # kept in the manifest with the skip reports, so the next commit can be planned from its
+    # changes ("": not known, the next commit is planned whole).
+    inputs: str = ""
 
     def paths(self, action: Action, *reasons: Reason) -> list[str]:
         """Return the paths of operations with `action` (and one of `reasons`, if given)."""

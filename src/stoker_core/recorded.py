@@ -11,17 +11,33 @@ Why this is safe: a path the plan acts on is either a changed path or inside a d
 is listed for real, so every write, delete and rmdir is decided on real state. A directory seen
 for real that the manifest knows nothing under is listed for real too, so nothing is ever
 believed empty when it is not.
+
+The desired tree of a new commit is built from what the commit changed, too (`from_diff`), when
+the manifest says which commit, profile and template values its records were made with: only
+the paths `git diff-tree` names between the two commits (and every file of a mapping that
+renders: templates, patches) go through the desired-tree rules, and every other record carries
+forward as it is. Where that could differ from building the tree whole, the rules in
+`whole_because` and `whole_because_diff` say so and the tree is built whole; the property test
+(tests/core/test_properties.py) holds the two to the same plan.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
 
-from stoker_core.desired import DesiredTree
+import attrs
+
+from stoker_core import desired, model
+from stoker_core.desired import DesiredFile, DesiredTree, Skip, SkipReason
 from stoker_core.manifest import Manifest
 from stoker_core.paths import parents
-from stoker_core.trees import REGULAR, Kind, LiveEntry, LiveTree
+from stoker_core.plans import Action, SyncPlan
+from stoker_core.profiles import EffectiveProfile
+from stoker_core.templates import TemplateContext
+from stoker_core.trees import REGULAR, Kind, LiveEntry, LiveTree, RepoEntry
 
 
 def paths_to_check(desired: DesiredTree, manifest: Manifest) -> set[str]:
@@ -132,3 +148,224 @@ class RecordedTree:
         prefix = path + "/" if path else ""
         i = bisect.bisect_left(self._sorted, prefix)
         return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+
+
+# -- The desired tree from the commit's changes ---------------------------------------------------
+
+CHANGE_LIMIT = 512  # paths changed: past this, listing the commit whole costs no more
+ROOT = RepoEntry("", Kind.DIR)
+
+
+class CommitDiff(NamedTuple):
+    """What changed between the recorded commit and the new one (`git diff-tree -r -t`), and
+    the entries of the new commit that building its changed part reads."""
+
+    commit: str  # the new commit
+    changed: Mapping[str, str]  # path -> "A" added, "D" deleted, "M" modified, "T" type changed
+    # At the new commit: every changed path that is still there, every entry under the source
+    # of a mapping that renders (see rendering_sources), with the trees leading to them.
+    entries: Mapping[str, RepoEntry]
+    sources: Mapping[str, RepoEntry]  # at the new commit: each mapping's source that exists
+
+
+def inputs_digest(profile: EffectiveProfile, context: TemplateContext) -> str:
+    """A digest of everything the desired tree depends on besides the commit's content.
+
+    The commit id and ref are left out (they change at every commit): a mapping that renders
+    files is built whole at every commit instead (see rendering_sources), so a template that
+    names them is still exact. Rendered mapping paths are in, as they may name any value.
+    """
+    general = attrs.evolve(context, commit="", ref="")
+    text = repr((profile, general, desired.mapping_paths(profile, context)))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def rendering_sources(profile: EffectiveProfile, context: TemplateContext) -> tuple[str, ...]:
+    """The sources of the directory mappings that render files (templates or patches): those
+    are built whole at every commit (a template may name the commit; which files a patch
+    matches follows the whole folder), so a diff must list them whole."""
+    paths = desired.mapping_paths(profile, context)
+    return tuple(sorted({paths[i][0] for i, m in enumerate(profile.mappings) if _renders(m)}))
+
+
+def _renders(mapping: model.Mapping) -> bool:
+    return mapping.template or bool(mapping.patches)
+
+
+def whole_because(
+    manifest: Manifest | None, profile: EffectiveProfile, context: TemplateContext, commit: str
+) -> str | None:
+    """Why the desired tree of `commit` must be built whole rather than from the changes since
+    the manifest's commit (None: it may be built from them). Needs no git."""
+    if manifest is None or not manifest.commit:
+        return "no commit is recorded"
+    if manifest.commit == commit:
+        return "the same commit"
+    if manifest.skipped is None or not manifest.inputs:
+        return "the manifest does not record the profile it was made with"
+    if manifest.inputs != inputs_digest(profile, context):
+        return "the GatewaySync, its profile or its template values changed"
+    dests = [dest for _, dest in desired.mapping_paths(profile, context)]
+    for i, a in enumerate(dests):
+        for b in dests[i + 1 :]:
+            if a == b or not a or not b or a.startswith(b + "/") or b.startswith(a + "/"):
+                return f'mappings overlap at "{max(a, b, key=len) or "."}" (one may win a path)'
+    if "" in rendering_sources(profile, context):
+        return "a mapping that renders files reads the whole repository"
+    return None
+
+
+def whole_because_diff(
+    diff: CommitDiff, profile: EffectiveProfile, context: TemplateContext
+) -> str | None:
+    """Why the tree must be built whole after all, given the diff (None: from the changes)."""
+    if len(diff.changed) > CHANGE_LIMIT:
+        return f"more than {CHANGE_LIMIT} paths changed"
+    for source, _ in desired.mapping_paths(profile, context):
+        if diff.changed.get(source, "M") != "M":
+            return f'the source "{source or "."}" of a mapping appeared, went or changed kind'
+    return None
+
+
+@attrs.frozen(slots=True)
+class FromDiff:
+    """A desired tree built from a commit's changes; `built`: the files that went through the
+    rules (every other file is a record carried forward)."""
+
+    tree: DesiredTree
+    built: frozenset[str]
+
+
+class _DiffView:
+    """The RepoSnapshot the desired-tree rules see: only what the diff lists."""
+
+    def __init__(self, diff: CommitDiff, read: Callable[[RepoEntry], bytes]) -> None:
+        self._diff = diff
+        self._read = read
+        self._sorted = sorted(diff.entries)
+
+    @property
+    def commit(self) -> str:
+        return self._diff.commit
+
+    def entry(self, path: str) -> RepoEntry | None:
+        if not path:
+            return ROOT
+        return self._diff.sources.get(path) or self._diff.entries.get(path)
+
+    def walk(self, path: str) -> Iterator[RepoEntry]:
+        prefix = path + "/" if path else ""
+        entries = self._diff.entries
+        for p in self._sorted[bisect.bisect_left(self._sorted, prefix) :]:
+            if not p.startswith(prefix):
+                break
+            yield entries[p]
+
+    def read(self, entry: RepoEntry) -> bytes:
+        return self._read(entry)
+
+
+class _Whole(Exception):
+    """Building from the changes would not be exact here: build the tree whole."""
+
+
+def from_diff(
+    profile: EffectiveProfile,
+    context: TemplateContext,
+    manifest: Manifest,
+    diff: CommitDiff,
+    read: Callable[[RepoEntry], bytes],
+) -> FromDiff | str:
+    """The desired tree at `diff.commit`, built from the changes since `manifest.commit` and the
+    manifest's records; or why it must be built whole. Call only when whole_because and
+    whole_because_diff found no reason. Raises InvalidInput as desired.build does."""
+    part = desired.build(profile, _DiffView(diff, read), context)
+    paths = desired.mapping_paths(profile, context)
+    touched: set[str] = set(part.files)
+    whole: list[str] = []  # destinations of mappings built whole
+    dir_roots: list[tuple[str, int]] = []
+    for root in part.roots:
+        if root.kind is not model.MappingType.DIR:
+            continue
+        base = root.path + "/" if root.path else ""
+        dir_roots.append((base, root.mapping))
+        if _renders(profile.mappings[root.mapping]):
+            whole.append(base)
+            continue
+        source = paths[root.mapping][0]
+        prefix = source + "/" if source else ""
+        for changed in (diff.changed, diff.entries):
+            touched.update(base + p[len(prefix) :] for p in changed if p.startswith(prefix))
+    whole_prefixes = tuple(whole)
+    try:
+        files = _carried(manifest, touched, whole_prefixes, dir_roots)
+    except _Whole as e:
+        return str(e)
+    built = frozenset(part.files)
+    files.update(part.files)
+    parent_dirs = _parent_dirs(files)
+    scope = set(touched)
+    for path in touched:
+        scope.update(parents(path))
+
+    def in_scope(path: str) -> bool:
+        return path in scope or path.startswith(whole_prefixes)
+
+    empty = {d for d in manifest.dirs if not in_scope(d)}
+    empty.update(d for d in part.dirs if in_scope(d) and d not in parent_dirs)
+    mapping_level = (SkipReason.SOURCE_MISSING, SkipReason.PATCH_UNMATCHED)
+    try:
+        old = [Skip(p, SkipReason(r), d) for p, r, d in manifest.skipped or ()]
+    except ValueError:
+        return "the manifest records a skip reason this version does not know"
+    skipped = [s for s in old if s.reason not in mapping_level and not in_scope(s.path)]
+    skipped.extend(part.skipped)
+    tree = attrs.evolve(
+        part,
+        files=files,
+        dirs=frozenset(parent_dirs | empty),
+        skipped=tuple(skipped),
+        parent_dirs=frozenset(parent_dirs),
+    )
+    return FromDiff(tree, built)
+
+
+def _carried(
+    manifest: Manifest,
+    touched: set[str],
+    whole: tuple[str, ...],
+    dir_roots: list[tuple[str, int]],
+) -> dict[str, DesiredFile]:
+    """The records the commit did not touch, as desired files (the mapping: the one directory
+    root they are under; destinations do not overlap here)."""
+    files: dict[str, DesiredFile] = {}
+    make = tuple.__new__  # DesiredFile's own __new__ is Python code: this loop runs per file
+    file_kind = Kind.FILE
+    for path, record in manifest.records.items():
+        if path in touched or path.startswith(whole):
+            continue
+        mapping = next((i for base, i in dir_roots if path.startswith(base)), None)
+        if mapping is None:
+            raise _Whole(f'the recorded file "{path}" is under no mapping now')
+        blob, size, mode = record[0], record[1], record[4]
+        source = make(RepoEntry, (path, file_kind, blob, mode, size))
+        files[path] = make(DesiredFile, (path, blob, mode, size, mapping, source, None))
+    return files
+
+
+def _parent_dirs(files: Mapping[str, object]) -> set[str]:
+    """Every directory above a file (siblings share the walk up)."""
+    seen: set[str] = set()
+    for path in files:
+        while "/" in path:
+            path = path.rpartition("/")[0]
+            if path in seen:
+                break
+            seen.add(path)
+    return seen
+
+
+def rewrites_carried(plan: SyncPlan, built: FromDiff) -> bool:
+    """Whether the plan writes a file carried forward from the manifest (drift seen beside a
+    change): its content, rendered or not, is then taken from a tree built whole."""
+    return any(op.action is Action.WRITE and op.path not in built.built for op in plan.operations)

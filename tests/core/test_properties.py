@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from core.helpers import context, gs_with, plan_for
-from stoker_core import desired, planning, profiles
+from stoker_core import desired, planning, profiles, recorded
 from stoker_core.errors import InvalidInput, PlanRefused
 from stoker_core.manifest import Manifest, Record
 from stoker_core.paths import PROTECTED, RESERVED, is_under
 from stoker_core.plans import Action, SyncPlan, apply_to
-from stoker_core.recorded import RecordedTree, paths_to_check
-from stoker_core.trees import MemorySnapshot, MemoryTree
+from stoker_core.recorded import CommitDiff, RecordedTree, paths_to_check
+from stoker_core.templates import TemplateContext
+from stoker_core.trees import Kind, LiveTree, MemorySnapshot, MemoryTree, RepoEntry
 
 SEGMENTS = st.sampled_from(["a", "b", "c", ".resources", "local", "x.json", "y.json"])
 TOPS = st.sampled_from(["projects", "config", "db", ".stoker", "top.json", "config/resources"])
@@ -187,3 +189,216 @@ def test_planning_from_the_changes_equals_the_full_plan_and_never_exceeds_it(
         return
     assert _changes(quick) <= _changes(full)
     apply_to(quick, drifted, new.blobs())  # every step applies to the real tree
+
+
+# -- The desired tree built from a commit's changes ----------------------------------------------
+
+A, B = "a" * 40, "b" * 40
+RENDERED_CONTENTS = st.sampled_from(
+    [b"1", b"{}", b'{"k": 1}', b"gw {{.GatewayName}}", b"{{.Commit}}"]
+)
+SOURCES = [
+    "src/projects",
+    "src/config",
+    "src/one.json",
+    "src/config/resources",
+    "src/missing",
+    "src",
+]
+DESTS = ["projects", "config", "top.json", "config/resources/core", "config/resources/dev", "."]
+RENDERING: list[dict[str, object]] = [
+    {"template": True},
+    {"patches": [{"file": "**/x.json", "set": {"k": "{{.Commit}}"}}]},
+    {"template": True, "patches": [{"file": "**/y.json", "set": {"v": "{{.Vars.v}}"}}]},
+]
+
+
+@st.composite
+def crs(draw: st.DrawFn) -> list[dict[str, object]]:
+    """One to three mappings, any source to any destination, some rendering files."""
+    chosen = draw(
+        st.lists(
+            st.tuples(st.sampled_from(SOURCES), st.sampled_from(DESTS)), min_size=1, max_size=3
+        )
+    )
+    mappings: list[dict[str, object]] = []
+    for source, dest in chosen:
+        mapping: dict[str, object] = {"source": source, "destination": dest, "allowEmpty": True}
+        extra: dict[str, object] = draw(st.sampled_from([{}, {}, *RENDERING]))
+        if source == "src/one.json" and "patches" in extra:
+            extra = {"patches": [{"set": {"k": "{{.Commit}}"}}]}
+        mappings.append({**mapping, **extra})
+    return mappings
+
+
+def _entries(snap: MemorySnapshot) -> dict[str, RepoEntry]:
+    return {e.path: e for e in snap.walk("")}
+
+
+def diff_of(
+    old: MemorySnapshot, new: MemorySnapshot, sources: tuple[str, ...], rendering: tuple[str, ...]
+) -> CommitDiff:
+    """What the git adapter reports (`diff-tree -r -t`, then `ls-tree -r -t` of what it reads)."""
+    before, after = _entries(old), _entries(new)
+    changed: dict[str, str] = {}
+    for path in before.keys() | after.keys():
+        was, now = before.get(path), after.get(path)
+        if was is None or now is None:
+            changed[path] = "A" if was is None else "D"
+        elif (was.kind == Kind.DIR) != (now.kind == Kind.DIR):
+            changed[path] = "T"
+        elif was.kind != Kind.DIR and was != now:
+            changed[path] = "M" if was.kind == now.kind else "T"
+    for path in list(changed):
+        for parent in _prefixes(path):
+            if parent in before and parent in after and parent not in changed:
+                changed[parent] = "M"
+    listed = {p for p, s in changed.items() if s != "D"}
+    for root in rendering:
+        below = [p for p in after if p.startswith(root + "/")]
+        listed.update(below)
+        listed.update(parent for p in below for parent in _prefixes(p))
+    return CommitDiff(
+        new.commit,
+        changed,
+        {p: after[p] for p in listed},
+        {s: after[s] for s in sources if s and s in after},
+    )
+
+
+def _view(tree: desired.DesiredTree) -> dict[str, tuple[object, ...]]:
+    return {p: (f.blob, f.mode, f.size, f.mapping, f.content) for p, f in tree.files.items()}
+
+
+def _skips(tree: desired.DesiredTree) -> list[tuple[str, str, str]]:
+    return sorted((s.path, s.reason, s.detail) for s in tree.skipped)
+
+
+def _recorded_manifest(plan: SyncPlan, live: MemoryTree, inputs: str) -> Manifest:
+    return attrs.evolve(
+        _manifest_after(plan, live),
+        commit=plan.commit,
+        inputs=inputs,
+        skipped=tuple((s.path, s.reason.value, s.detail) for s in plan.skipped),
+    )
+
+
+def _plan_or_problems(tree: desired.DesiredTree, live: LiveTree, manifest: Manifest) -> object:
+    try:
+        return planning.plan(tree, live, manifest)
+    except PlanRefused as e:
+        return e.problems
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    crs(),
+    st.dictionaries(paths, RENDERED_CONTENTS, max_size=8),
+    st.dictionaries(paths, contents, max_size=6),
+    st.dictionaries(paths, st.one_of(st.none(), RENDERED_CONTENTS), max_size=6),
+    st.sampled_from([False, False, False, True]),
+)
+@example(  # a skip report goes with the file the commit removes
+    mappings=[{"source": "src", "destination": ".", "allowEmpty": True}],
+    repo={".stoker/a": b"1", "db/a": b"1"},
+    live_files={},
+    commit_edits={".stoker/a": None},
+    cr_changed=False,
+)
+def test_a_commit_built_from_its_changes_plans_exactly_what_the_whole_tree_plans(
+    mappings: list[dict[str, object]],
+    repo: dict[str, bytes],
+    live_files: dict[str, bytes],
+    commit_edits: dict[str, bytes | None],
+    cr_changed: bool,
+) -> None:
+    gs = gs_with(mappings, vars={"v": "1"})
+    effective = profiles.resolve(gs.spec.sync, None)
+    old = MemorySnapshot(files={f"src/{p}": c for p, c in _consistent(repo).items()}, commit=A)
+    old.files["src/one.json"] = b"{}"
+    live = MemoryTree()
+    for path, content in _consistent(live_files).items():
+        live.put(path, content)
+    old_context = context(commit=A, vars=effective.vars)
+    try:
+        first = planning.plan(desired.build(effective, old, old_context), live)
+    except (PlanRefused, InvalidInput):
+        assume(False)
+        return
+    synced = apply_to(first, live, old.blobs())
+    manifest = _recorded_manifest(first, synced, recorded.inputs_digest(effective, old_context))
+    files = dict(old.files)
+    for path, edit in commit_edits.items():
+        if edit is None:
+            files.pop(f"src/{path}", None)
+        else:
+            files[f"src/{path}"] = edit
+    new = MemorySnapshot(files=_consistent(files), commit=B)
+    vars_ = {"v": "2"} if cr_changed else effective.vars
+    new_context = context(commit=B, vars=vars_)
+    try:
+        whole = desired.build(effective, new, new_context)
+    except InvalidInput:
+        assume(False)
+        return
+
+    why = recorded.whole_because(manifest, effective, new_context, B)
+    if cr_changed:
+        assert why is not None  # the template values changed: built whole
+        return
+    if why is None:
+        diff = diff_of(
+            old,
+            new,
+            desired.sources(effective, new_context),
+            recorded.rendering_sources(effective, new_context),
+        )
+        why = recorded.whole_because_diff(diff, effective, new_context)
+    event("built whole" if why else "built from the changes")
+    if why is not None:
+        return
+    built = recorded.from_diff(effective, new_context, manifest, diff, new.read)
+    assert isinstance(built, recorded.FromDiff), built
+    tree = built.tree
+    assert _view(tree) == _view(whole)
+    assert _skips(tree) == _skips(whole)
+    assert tree.dirs - tree.parent_dirs == whole.dirs - whole.parent_dirs
+    assert tree.dirs | tree.parent_dirs == whole.dirs | whole.parent_dirs
+    assert tree.roots == whole.roots
+
+    # The same plan, from the recorded tree as from the live one; then after a rollback (or a
+    # crash rolled back), which restores the old commit's files under new inodes and its
+    # manifest: the new commit again plans the changes a whole tree plans.
+    for state in (synced, _rolled_back(effective, old, old_context, whole, synced, manifest)):
+        if state is None:
+            continue
+        expected = _plan_or_problems(whole, state, manifest)
+        seen = RecordedTree(state, manifest, recorded.paths_to_check(tree, manifest))
+        quick = _plan_or_problems(tree, seen, manifest)
+        if isinstance(expected, SyncPlan) and isinstance(quick, SyncPlan):
+            assert _changes(quick) == _changes(expected)
+            assert not recorded.rewrites_carried(quick, built)
+            assert (
+                apply_to(quick, state, new.blobs()).content()
+                == apply_to(expected, state, new.blobs()).content()
+            )
+        else:
+            assert quick == expected
+
+
+def _rolled_back(
+    profile: profiles.EffectiveProfile,
+    old: MemorySnapshot,
+    old_context: TemplateContext,
+    whole: desired.DesiredTree,
+    synced: MemoryTree,
+    manifest: Manifest,
+) -> MemoryTree | None:
+    """The old commit's files restored after the new commit was applied, as a rollback leaves
+    them (the manifest is the old one again)."""
+    try:
+        forward = apply_to(planning.plan(whole, synced, manifest), synced, {})
+    except (PlanRefused, KeyError):
+        return None
+    back = planning.plan(desired.build(profile, old, old_context), forward)
+    return apply_to(back, forward, old.blobs())

@@ -31,6 +31,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "recovered": result.recovered,
         "added": len(result.plan.added),
         "deleted": len(result.plan.deleted),
+        "from_diff": result.from_diff,
     }
 
 

@@ -215,6 +215,7 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
             scan=record["scan"],
             drift=record["drift"],
             driftChecked=record["driftChecked"],
+            desiredFromDiff=outcome.from_diff,
             durationSeconds=record["durationSeconds"],
             time=record["time"],
         )
