@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from stoker_agent.loop import Health
@@ -23,6 +24,7 @@ class AgentMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._observed: object = None  # the last sync recorded
         r = self.registry
         self.sync_total = Counter(
             Metric.AGENT_SYNC_TOTAL.removesuffix("_total"),
@@ -90,10 +92,16 @@ class AgentMetrics:
         self.designer_blocked.set(1 if blocking else 0)
 
     def observe(self, record: object) -> None:
-        """Record one sync (a stoker_core.status.SyncRecord)."""
+        """Record one sync (a stoker_core.status.SyncRecord). The same sync written again (a
+        health-window check adds to its record; a write the API server refused is offered
+        again) is not another sync."""
         from stoker_core.status import SyncRecord
 
         assert isinstance(record, SyncRecord)
+        sync = attrs.evolve(record, health=None)
+        if sync == self._observed:
+            return
+        self._observed = sync
         self.sync_total.labels(record.profile, record.result).inc()
         self.sync_duration.labels(record.profile).observe(record.duration_seconds)
         changed = len(record.added) + len(record.modified) + len(record.deleted)

@@ -16,6 +16,7 @@ import yaml
 
 from conftest import EXAMPLES, git
 from stoker_agent.gateway import GatewaySettings
+from stoker_agent.health import AgentMetrics
 from stoker_agent.healthwindow import Checker
 from stoker_agent.loop import AgentLoop, Metadata
 from stoker_agent.standalone import Identity, SyncSettings
@@ -205,3 +206,16 @@ def test_a_window_published_after_the_sync_opens_at_the_next_drift_check(agent: 
     assert agent.health().healthy_for == 0
     agent.after(5)
     assert agent.health().healthy_for == 5
+
+
+def test_a_health_check_is_not_counted_as_a_sync_in_the_metrics(agent: Agent) -> None:
+    agent.loop.step()
+    syncs = len(agent.sink.records)  # the sync (and the full check right after it)
+    for _ in range(3):
+        agent.after(5)
+    assert len(agent.sink.records) == syncs + 3  # each check is reported
+    metrics = AgentMetrics()
+    for record in agent.sink.records:  # what the in-cluster agent's sink passes on
+        metrics.observe(record)
+    counted = [s for s in metrics.sync_total.collect()[0].samples if s.name.endswith("_total")]
+    assert sum(s.value for s in counted) == syncs
