@@ -19,12 +19,14 @@ not gated).
 from __future__ import annotations
 
 import compileall
+import json
 import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,11 +35,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import GIT_ENV, gatewaysync  # noqa: E402
-from ignition_tree import ignition_files  # noqa: E402
+from ignition_tree import PATCHED, config_files, ignition_files  # noqa: E402
 from results import Chart, Result, arguments  # noqa: E402
 
 STOKER = [sys.executable, "-m", "stoker_agent.cli"]
 CR = gatewaysync("bench", "{source: projects, destination: projects}")
+# The 10,000-file tree adds a config collection whose mapping renders files: templates (some
+# name the commit, so the whole mapping is rendered again at every commit) and a patch.
+RENDERED = (
+    "{source: projects, destination: projects}\n"
+    "          - {source: config, destination: config, template: true, patches: "
+    f'[{{file: "{PATCHED.removeprefix("config/")}", '
+    'set: {systemName: "{{.GatewayName}}"}}]}'
+)
+CONFIG_SHARE = 100  # one file in this many is a config file of the rendering mapping
+OUTPUT: list[str] = [""]  # the last process's standard output (see run)
 
 
 def run(cmd: list[str]) -> float:
@@ -49,9 +61,13 @@ def run(cmd: list[str]) -> float:
     it twice, as loose objects then as a pack), and the tools after it would not.
     """
     os.sync()
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=GIT_ENV)
-    return time.perf_counter() - start
+    with tempfile.TemporaryFile() as out:  # a file, not a pipe: nobody waits on a reader
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=out, env=GIT_ENV)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        OUTPUT[0] = out.read().decode("utf-8", "replace")
+    return elapsed
 
 
 def drop(path: Path) -> None:
@@ -86,6 +102,8 @@ def stoker_sync(repo: Path, data: Path, cr: Path) -> list[str]:
         str(data),
         "--gateway-name",
         "gw",
+        "--output",
+        "json",
     ]
 
 
@@ -139,6 +157,7 @@ class RunningAgent:
             data_dir=str(data),
             defer_check=True,  # as the agent loop syncs a new commit
         )
+        self.from_diff = False  # whether the last timed sync built its tree from the diff
         self.sync()  # warm: brings the directory to the tip
 
     def sync(self, *, check: bool = False) -> float:
@@ -152,22 +171,25 @@ class RunningAgent:
         start = time.perf_counter()
         outcome = run_once(settings if check else self.settings)
         elapsed = time.perf_counter() - start
+        self.from_diff = outcome.from_diff
         if outcome.record.result not in ("Synced", "InSync"):
             raise RuntimeError(f"in-process sync: {outcome.record.result} {outcome.record.error}")
         return elapsed
 
 
 Samples = dict[str, dict[str, list[float]]]  # sync kind -> tool -> seconds, one per round
-# Sync kind -> for each Stoker sync of that kind, whether it made the full check (False: it was
-# planned from the commit's changes, the fast path), from its status.
-Paths = dict[str, list[bool]]
+# Sync kind -> for each Stoker sync of that kind: whether it made the full check (False: it was
+# planned from the commit's changes, the fast path), from its status; and whether it built its
+# desired tree from `git diff-tree` (from its JSON report or, in a running agent, its outcome).
+Paths = dict[str, list[tuple[bool, bool]]]
 
 
-def full_checked(data: Path) -> bool:
-    """Whether the last sync into `data` made the full check (its status's driftChecked)."""
+def planned(data: Path) -> tuple[bool, bool]:
+    """How the last `stoker sync` into `data` was planned: (full check, tree from the diff)."""
     import json
 
-    return bool(json.loads((data / ".stoker/status.json").read_text())["driftChecked"])
+    status = json.loads((data / ".stoker/status.json").read_text())
+    return bool(status["driftChecked"]), bool(json.loads(OUTPUT[0]).get("desiredFromDiff"))
 
 
 def ten_thousand(
@@ -177,17 +199,17 @@ def ten_thousand(
     each round: this machine's disk swings several-fold within minutes (see the notes), and a
     single run would credit whichever tool happened to run in a calm moment."""
     rng = random.Random(3)
-    files = [(p, c + b"y" * rng.randint(8000, 22000)) for p, c in ignition_files(count)]
+    configs = count // CONFIG_SHARE
+    files = [(p, c + b"y" * rng.randint(8000, 22000)) for p, c in ignition_files(count - configs)]
+    files += config_files(configs)
     repo = work / "repo10k"
     make_repo(repo, files)
-    src = repo / "projects"
+    # rsync copies what the mappings deliver: the repository without its .git
+    copy = ["rsync", "-a", "--delete", "--exclude=/.git", f"{repo}/"]
     tools: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("stoker sync", lambda d: stoker_sync(repo, d, cr)),
-        ("rsync -a --delete", lambda d: ["rsync", "-a", "--delete", f"{src}/", f"{d}/projects/"]),
-        (
-            "rsync -a --delete --fsync",
-            lambda d: ["rsync", "-a", "--delete", "--fsync", f"{src}/", f"{d}/projects/"],
-        ),
+        ("rsync -a --delete", lambda d: [*copy, f"{d}/"]),
+        ("rsync -a --delete --fsync", lambda d: [*copy[:3], "--fsync", *copy[3:], f"{d}/"]),
     ]
     samples: Samples = {kind: {label: [] for label, _ in tools} for kind in KINDS}
     samples.update({kind: {"stoker": []} for kind in AGENT_KINDS})
@@ -200,7 +222,8 @@ def ten_thousand(
             (data / "projects").mkdir(parents=True)
             samples[KINDS[0]][label].append(run(cmd_for(data)))
             dirs[label] = data
-        paths[KINDS[0]].append(full_checked(dirs["stoker sync"]))
+            if label == "stoker sync":
+                paths[KINDS[0]].append(planned(data))
         for kind in KINDS[1:]:
             if kind != KINDS[3]:
                 commit_one(repo, f"{kind} {r}")
@@ -208,17 +231,18 @@ def ten_thousand(
                 make_check_due(dirs["stoker sync"])
             for label, cmd_for in order:
                 samples[kind][label].append(run(cmd_for(dirs[label])))
-            paths[kind].append(full_checked(dirs["stoker sync"]))
+                if label == "stoker sync":
+                    paths[kind].append(planned(dirs[label]))
         agent = RunningAgent(repo, dirs["stoker sync"], cr)
         commit_one(repo, f"agent {r}")
-        samples[AGENT_KINDS[0]]["stoker"].append(agent.sync())
-        paths[AGENT_KINDS[0]].append(full_checked(dirs["stoker sync"]))
-        commit_one(repo, f"agent due {r}")
-        make_check_due(dirs["stoker sync"])
-        samples[AGENT_KINDS[1]]["stoker"].append(agent.sync())
-        paths[AGENT_KINDS[1]].append(full_checked(dirs["stoker sync"]))
-        samples[AGENT_KINDS[2]]["stoker"].append(agent.sync(check=True))
-        paths[AGENT_KINDS[2]].append(full_checked(dirs["stoker sync"]))
+        for kind in AGENT_KINDS:
+            if kind != AGENT_KINDS[2]:
+                commit_one(repo, f"{kind} {r}")
+            if kind == AGENT_KINDS[1]:
+                make_check_due(dirs["stoker sync"])
+            samples[kind]["stoker"].append(agent.sync(check=kind == AGENT_KINDS[2]))
+            status = json.loads((dirs["stoker sync"] / ".stoker/status.json").read_text())
+            paths[kind].append((bool(status["driftChecked"]), agent.from_diff))
         for data in dirs.values():
             drop(data)
     drop(repo)
@@ -274,8 +298,10 @@ def main() -> int:
     work.mkdir(parents=True)
     cr = work / "cr.yaml"
     cr.write_text(CR)
+    rendered = work / "cr-rendered.yaml"
+    rendered.write_text(gatewaysync("bench", RENDERED))
     try:
-        samples, paths = ten_thousand(work, cr, count, rounds=rounds)
+        samples, paths = ten_thousand(work, rendered, count, rounds=rounds)
         rss_kib = one_gigabyte(work, cr, texts, blobs, blob_mib)
     finally:
         drop(work)
@@ -313,9 +339,19 @@ def main() -> int:
         rows,
     )
     result.table(
-        "How each Stoker sync was planned (from its status: `driftChecked`)",
-        ["sync", "syncs", "planned from the commit's changes", "full check"],
-        [[kind, len(v), v.count(False), v.count(True)] for kind, v in paths.items()],
+        "How each Stoker sync was planned (its status's `driftChecked`; its report's "
+        "`desiredFromDiff`)",
+        [
+            "sync",
+            "syncs",
+            "planned from the commit's changes",
+            "full check",
+            "desired tree from `git diff-tree` (the fast path)",
+        ],
+        [
+            [kind, len(v), sum(not c for c, _ in v), sum(c for c, _ in v), sum(d for _, d in v)]
+            for kind, v in paths.items()
+        ],
     )
     full, not_due, due, same = KINDS
     stoker = "stoker sync"

@@ -6,6 +6,8 @@ import json
 import random
 from collections.abc import Iterator
 
+PATCHED = "config/resources/core/ignition/system-properties/config.json"  # see config_files
+
 
 def resource_json(files: list[str], rng: random.Random) -> str:
     """A resource.json of the 8.3 shape."""
@@ -48,3 +50,18 @@ def ignition_files(
             yield f"{folder}/resource.json", resource_json([kind[1]], rng).encode()
             made += 2
         project += 1
+
+
+def config_files(count: int, *, seed: int = 11) -> Iterator[tuple[str, bytes]]:
+    """Yield about `count` config-collection files for a mapping that renders them: every
+    third names template values (the gateway, the commit), and one is the system properties
+    a patch sets the gateway's name in (PATCHED)."""
+    rng = random.Random(seed)
+    yield PATCHED, json.dumps({"systemName": "unset", "httpPort": 8088}).encode()
+    for i in range(count - 1):
+        folder = f"config/resources/core/com.inductiveautomation.opcua/device{i:03d}"
+        body: dict[str, object] = {"enabled": True, "port": 20000 + i}
+        if i % 3 == 0:
+            body["description"] = "{{.GatewayName}} at {{.Commit}}"
+        body["pad"] = "p" * rng.randint(200, 800)
+        yield f"{folder}/config.json", json.dumps(body).encode()
