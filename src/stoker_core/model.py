@@ -460,8 +460,8 @@ class GatewaySyncSpec:
     rollout: Rollout | None = attrs.field(
         default=None,
         metadata=doc(
-            "Fleet rollout in steps (validated, not yet acted on by the controller: every "
-            "gateway still moves at once; see docs/rollouts.md)."
+            "Fleet rollout in steps: each gateway moves to a new commit in its wave, once the "
+            "wave before has held (without it, every gateway at once; see docs/rollouts.md)."
         ),
     )
     history_limit: int | None = attrs.field(
