@@ -30,10 +30,10 @@ import attrs
 
 from stoker_agent import oserrors
 from stoker_agent.booting import Boot, listening
-from stoker_agent.healthwindow import Checker
+from stoker_agent.healthwindow import Checker, Watch
 from stoker_agent.observers import Observer
 from stoker_agent.standalone import Outcome, SyncSettings, digest, run_once
-from stoker_core import healthchecks, profiles
+from stoker_core import profiles
 from stoker_core.errors import Blocked, StokerError
 from stoker_core.model import DriftPolicy
 from stoker_core.outcomes import backoff_delay
@@ -143,9 +143,7 @@ class AgentLoop:
         self._next_resync = 0.0
         self._current: Metadata | None = None
         self._unpublished: SyncRecord | None = None  # the sink refused it; offered again
-        self._checker = checker or Checker()  # what a health-window check asks the gateway
-        self._window: healthchecks.Window | None = None
-        self._expected: frozenset[str] = frozenset()  # the projects the window's commit delivers
+        self._watch = Watch(checker or Checker(), clock)  # the health window
         self._attempts: tuple[str | None, int] = (None, 0)  # a key, its attempts failed in a row
         self._history: tuple[Past, ...] = ()
 
@@ -198,8 +196,7 @@ class AgentLoop:
         effective = profiles.resolve(meta.settings.gatewaysync.spec.sync, meta.settings.profile)
         period = self._period or float(effective.sync_period)
         key = meta.key()
-        if self._window is not None and (self._window.key != key or not meta.health_window):
-            self._window = None  # newer metadata ends the window at once
+        self._watch.end_unless(key, meta.health_window)  # newer metadata ends it at once
         if self._manual:
             return self._attempt(meta, key, effective, period, manual=True)
         # A backoff holds back retries of what failed; newer metadata (a fix pushed, another
@@ -207,7 +204,7 @@ class AgentLoop:
         if now < self._next_attempt and key == self._failed_key:
             return self._next_attempt - now
         # A due health check goes before a due drift check: the window keeps its pace.
-        watched = self._watch(meta, now) if key == self._applied_key else math.inf
+        watched = self._check(meta, now) if key == self._applied_key else math.inf
         if key != self._applied_key or now >= self._next_resync:
             return min(self._attempt(meta, key, effective, period, manual=False), watched)
         return min(self._next_resync - now, period, watched)
@@ -281,8 +278,7 @@ class AgentLoop:
         self._attempts = (key, failed)
         self._history = remember(self._history, record)
         self._open_window(meta, key, settings, outcome)
-        window = self._window
-        health = healthchecks.report(window) if window is not None else None
+        health = self._watch.report()
         reported = attrs.evolve(record, failures=failed, history=self._history, health=health)
         self.health.last_record = reported
         return reported
@@ -299,40 +295,25 @@ class AgentLoop:
         reached = settings.gateway is not None  # not a pre-boot sync: the gateway runs
         if not (meta.health_window and in_step and reached):
             return
-        if self._window is not None and self._window.key == key:
-            return
         plan = outcome.plan
-        self._expected = frozenset(plan.projects()) if plan is not None else frozenset()
-        self._window = healthchecks.start(
+        self._watch.open(
             key=key,
             commit=record.commit or settings.commit or "",
             length=meta.health_window,
-            now=self._clock(),
-            stamp=_stamp(),
-            restarts=self._checker.restart_count(),
+            projects=frozenset(plan.projects()) if plan is not None else frozenset(),
         )
 
-    def _watch(self, meta: Metadata, now: float) -> float:
-        """Check the gateway if a health window is open and its check is due; returns how long
-        until the next check (inf: none)."""
-        window = self._window
-        gateway = meta.settings.gateway
-        if window is None or healthchecks.over(window) or gateway is None:
-            return math.inf
-        if now < window.due:
-            return window.due - now
+    def _check(self, meta: Metadata, now: float) -> float:
+        """Check the gateway if the health window's check is due, and publish what it found;
+        returns how long until the next check (inf: none). Never after shutdown began."""
         if self._stop.is_set():
             return math.inf
-        findings = self._checker.findings(gateway, self._expected)
-        window = healthchecks.checked(window, findings, now=self._clock(), stamp=_stamp())
-        self._window = window
-        if window.problem:
-            log.warning("health window of %s: %s", window.commit[:12], window.problem)
+        ran, left = self._watch.check(meta.settings.gateway, now)
         last = self.health.last_record
-        if last is not None:
-            self.health.last_record = attrs.evolve(last, health=healthchecks.report(window))
+        if ran and last is not None:
+            self.health.last_record = attrs.evolve(last, health=self._watch.report())
             self._publish(self.health.last_record)
-        return math.inf if healthchecks.over(window) else window.due - self._clock()
+        return left
 
     def _publish(self, record: SyncRecord) -> bool:
         """Hand `record` to the status sink; if it fails (the API server is away), keep it to
@@ -356,8 +337,3 @@ class AgentLoop:
             latest = self.metadata.read()
             if latest is not None and before is not None and latest.key() != before:
                 raise Interrupted("newer metadata arrived")
-
-
-def _stamp() -> str:
-    """Now, in RFC3339 (for people; the window itself runs on the monotonic clock)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
