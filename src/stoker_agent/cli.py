@@ -21,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("stoker_agent.commands.plan:plan", "Show what a sync would change (exit 2 if any)."),
     "sync": ("stoker_agent.commands.sync:sync", "Sync a data directory to a commit and rescan."),
     "validate": ("stoker_agent.commands.validate:validate", "Check GatewaySync manifests."),
-    "history": (
-        "stoker_agent.commands.history:history_command",
-        "Show the syncs recorded in a data directory, newest first.",
+    "history": (  # also --data-dir, which imports no Kubernetes client
+        "stoker_k8s.commands.history:history_command",
+        "Show what a GatewaySync published, or what a data directory recorded, newest first.",
     ),
     # Kubernetes roles live in stoker_k8s, named here only by module path (imported on use).
     "webhook": ("stoker_k8s.commands.webhook:webhook", "Serve the admission webhooks (TLS)."),

@@ -47,6 +47,25 @@ def connect(kubeconfig: str | None, context: str | None = None) -> None:
         raise
 
 
+def context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace kubectl would use: the context's, in a pod its own, else "default"."""
+    from kubernetes import config
+
+    path = kubeconfig_path(kubeconfig, context, os.environ)
+    if path is None:
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as handle:
+                return handle.read().strip() or "default"
+        except OSError:
+            return "default"
+    try:
+        every, active = config.list_kube_config_contexts(config_file=path)
+    except Exception:  # connect() already read it; a namespace is no reason to fail here
+        return "default"
+    chosen = next((c for c in every if c.get("name") == context), active) if context else active
+    return str((chosen.get("context") or {}).get("namespace") or "default")
+
+
 def probe() -> None:
     """Ask the API server for its version; fail in one line if it does not answer."""
     from kubernetes import client

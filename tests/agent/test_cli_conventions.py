@@ -185,6 +185,11 @@ def test_the_base_install_plans_validates_and_syncs_with_a_gateway(
         done = base("sync", *source, "--gateway-url", sim.url, "--api-token-file", str(token))
         assert done.returncode == 0, done.stderr
         assert "blue" in sim.loaded_projects()
+    # one `stoker history`: a data directory's needs no Kubernetes client, a GatewaySync's does
+    assert base("history", "--data-dir", str(data)).returncode == 0
+    cluster = base("history", "plant")
+    assert cluster.returncode == 1
+    assert "pip install 'stoker[k8s]'" in cluster.stderr
 
 
 def test_validate_reads_what_kubectl_get_prints_a_list_of_gatewaysyncs() -> None:

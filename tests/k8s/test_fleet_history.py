@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from k8s.test_receiver import GLOBAL_TOKEN, post, receiver_url  # noqa: F401  (a
 from stoker_core.fleethistory import BYTE_CAP
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
+from support.kubeenv import ControlPlane
 
 pytestmark = pytest.mark.kube
 GS = ("stoker.io", "v1alpha1")
@@ -40,6 +43,13 @@ def reconcile(controller: Controller, custom: client.CustomObjectsApi, namespace
     controller.reconcile(get(custom, namespace))
 
 
+def stoker_history(env: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "stoker_agent.cli", "history", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=env.subprocess_env(), check=False
+    )
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> BareRepo:
     return BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
@@ -57,6 +67,7 @@ def custom(kube_api: client.ApiClient, kube_namespace: str, repo: BareRepo) -> A
 
 
 def test_pushes_polling_and_requested_refs_are_recorded_with_their_source_across_a_restart(
+    kube_env: ControlPlane,
     kube_core: client.CoreV1Api,
     custom: client.CustomObjectsApi,
     kube_namespace: str,
@@ -113,6 +124,19 @@ def test_pushes_polling_and_requested_refs_are_recorded_with_their_source_across
     assert bounded[-1]["ref"] == "v4.0.0"
     assert bounded[-1]["requestedBy"]["source"] == "generic"
     assert bounded[-1]["requestedBy"]["delivery"].startswith("sha256:")
+
+    shown = stoker_history(kube_env, "plant", "-n", kube_namespace, "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    printed = json.loads(shown.stdout)
+    assert [e["commit"] for e in printed["entries"]] == [tagged, polled, pushed]  # newest first
+    assert printed["entries"][-1]["requestedBy"]["delivery"] == UUID
+    table = stoker_history(kube_env, "plant", "-n", kube_namespace, "--limit", "2").stdout
+    assert f"receiver: github {UUID}" not in table  # only the newest two
+    assert tagged[:12] in table
+    assert "receiver: generic sha256:" in table
+    missing = stoker_history(kube_env, "nothing", "-n", kube_namespace)
+    assert missing.returncode == 1
+    assert f"GatewaySync {kube_namespace}/nothing not found" in missing.stderr
 
 
 def test_a_hand_written_history_too_large_is_cut_to_its_bytes_on_the_next_pass(

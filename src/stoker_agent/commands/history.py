@@ -1,4 +1,5 @@
-"""`stoker history`: the syncs `stoker sync` recorded in a data directory, newest first."""
+"""`stoker history --data-dir`: the syncs `stoker sync` recorded in a data directory, newest
+first."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import click
 
-from stoker_agent.commands.common import emit, output_option, reporting_errors
+from stoker_agent.commands.common import emit
 from stoker_agent.histories import HISTORY_FILE, read
 from stoker_core import history
 from stoker_core.errors import InvalidInput
@@ -15,18 +16,10 @@ from stoker_core.markup import visible
 COLUMNS = ("TIME", "RESULT", "COMMIT", "REF", "CHANGES", "DURATION", "REQUESTED BY")
 
 
-@click.command()
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Data directory.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, history.MAX_LIMIT),
-    default=None,
-    help="Show only the newest N syncs.",
-)
-@output_option
-@reporting_errors
-def history_command(data_dir: str, limit: int | None, output: str) -> None:
-    """Show the syncs recorded in DATA_DIR's .stoker/history.jsonl, newest first."""
+def show(data_dir: str, limit: int | None, output: str) -> None:
+    """Show the syncs recorded in DATA_DIR's .stoker/history.jsonl, newest first (`stoker
+    history --data-dir`; the command lives in stoker_k8s.commands.history beside the
+    GatewaySync's, and imports no Kubernetes client for this)."""
     if not os.path.isdir(data_dir):
         raise InvalidInput.one(
             "no such directory: give the gateway's data directory", path=data_dir

@@ -14,7 +14,7 @@ import click
 from stoker_agent.commands.common import emit, output_option, reporting_errors
 from stoker_core import approvals
 from stoker_core.errors import StokerError, UsageError
-from stoker_k8s.connection import TIMEOUT, api_errors, connect, kube_options
+from stoker_k8s.connection import TIMEOUT, api_errors, connect, context_namespace, kube_options
 
 GROUP, VERSION, PLURAL = "stoker.io", "v1alpha1", "gatewaysyncs"
 
@@ -125,29 +125,6 @@ def run(namespace: str, name: str, gate: str, commit: str, output: str) -> None:
     click.echo(f"recorded: by {stamp.by} at {stamp.at}")
 
 
-def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace kubectl would use: the context's, in a pod its own, else "default"."""
-    import os
-
-    from kubernetes import config
-
-    from stoker_k8s.kubeflags import kubeconfig_path
-
-    path = kubeconfig_path(kubeconfig, context, os.environ)
-    if path is None:
-        try:
-            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as handle:
-                return handle.read().strip() or "default"
-        except OSError:
-            return "default"
-    try:
-        every, active = config.list_kube_config_contexts(config_file=path)
-    except Exception:  # connect() already read it; a namespace is no reason to fail here
-        return "default"
-    chosen = next((c for c in every if c.get("name") == context), active) if context else active
-    return str((chosen.get("context") or {}).get("namespace") or "default")
-
-
 def _gate(step: str | None, pause: str | None) -> str:
     if step and pause:
         raise click.UsageError("give --step or --pause, not both")
@@ -177,7 +154,7 @@ def approve(
     rollout: the whole rollout, or with --step / --pause one step's gate."""
     gate = _gate(step, pause)
     connect(kubeconfig, context)
-    run(namespace or _context_namespace(kubeconfig, context), gatewaysync, gate, commit, output)
+    run(namespace or context_namespace(kubeconfig, context), gatewaysync, gate, commit, output)
 
 
 @click.group()
@@ -200,5 +177,5 @@ def resume(
 ) -> None:
     """Start GATEWAYSYNC's halted commit again from the first step (approving it to resume)."""
     connect(kubeconfig, context)
-    where = namespace or _context_namespace(kubeconfig, context)
+    where = namespace or context_namespace(kubeconfig, context)
     run(where, gatewaysync, approvals.RESUME_GATE, "", output)
