@@ -125,6 +125,10 @@ def test_pushes_polling_and_requested_refs_are_recorded_with_their_source_across
     assert bounded[-1]["requestedBy"]["source"] == "generic"
     assert bounded[-1]["requestedBy"]["delivery"].startswith("sha256:")
 
+    version = get(custom, kube_namespace)["metadata"]["resourceVersion"]
+    reconcile(restarted, custom, kube_namespace)  # nothing new: no status write
+    assert get(custom, kube_namespace)["metadata"]["resourceVersion"] == version
+
     shown = stoker_history(kube_env, "plant", "-n", kube_namespace, "-o", "json")
     assert shown.returncode == 0, shown.stderr
     printed = json.loads(shown.stdout)
