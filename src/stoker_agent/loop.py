@@ -198,7 +198,7 @@ class AgentLoop:
         key = meta.key()
         self._watch.end_unless(key, meta.health_window)  # newer metadata ends it at once
         if self._manual:
-            return self._attempt(meta, key, effective, period, manual=True)
+            return self._paced(self._attempt(meta, key, effective, period, manual=True))
         # A backoff holds back retries of what failed; newer metadata (a fix pushed, another
         # profile) is a different sync and goes at once, keeping the count if it fails too.
         if now < self._next_attempt and key == self._failed_key:
@@ -206,7 +206,9 @@ class AgentLoop:
         # A due health check goes before a due drift check: the window keeps its pace.
         watched = self._check(meta, now) if key == self._applied_key else math.inf
         if key != self._applied_key or now >= self._next_resync:
-            return min(self._attempt(meta, key, effective, period, manual=False), watched)
+            return min(
+                self._paced(self._attempt(meta, key, effective, period, manual=False)), watched
+            )
         return min(self._next_resync - now, period, watched)
 
     def _attempt(
@@ -241,10 +243,7 @@ class AgentLoop:
         except OSError as e:
             # The machine, not the input (a full or read-only volume): report it and back off
             # like any failed sync, rather than end the agent with a traceback.
-            error = oserrors.sentence(e)
-            outcome = Outcome(
-                SyncRecord(result="Error", commit=settings.commit or "", error=error), None
-            )
+            outcome = Outcome(SyncRecord(result="Error", error=oserrors.sentence(e)), None)
         finally:
             boot.release()
         if settings.before_boot is not None and outcome.record.result in BOOTED:
@@ -273,6 +272,8 @@ class AgentLoop:
         """The sync's record with what the loop knows beside it: the attempts of this sync
         failed in a row, the last syncs, and the health window it opens or continues."""
         record = outcome.record
+        if not record.commit and settings.commit:  # it failed before it had fetched the commit
+            record = attrs.evolve(record, commit=settings.commit)
         failing, count = self._attempts
         failed = (count + 1 if failing == key else 1) if record.result == "Error" else 0
         self._attempts = (key, failed)
@@ -302,6 +303,11 @@ class AgentLoop:
             length=meta.health_window,
             projects=frozenset(plan.projects()) if plan is not None else frozenset(),
         )
+
+    def _paced(self, delay: float) -> float:
+        """`delay`, or sooner when a health window (one the sync just opened) has a check due
+        first: the loop sleeps for what a step returns."""
+        return min(delay, self._watch.due_in(self._clock()))
 
     def _check(self, meta: Metadata, now: float) -> float:
         """Check the gateway if the health window's check is due, and publish what it found;

@@ -124,6 +124,16 @@ def test_each_record_counts_the_attempts_of_its_commit_that_failed_in_a_row() ->
     ]
 
 
+def test_an_error_before_the_commit_was_fetched_names_the_commit_it_was_for() -> None:
+    # a rollout counts the failures of a commit: an unreachable repository fails the target
+    def unfetched(settings: SyncSettings, **_: Any) -> Outcome:
+        return Outcome(SyncRecord(result="Error", error="cannot fetch"), None)
+
+    clock, sink = Clock(), Sink()
+    AgentLoop(Source(meta()), sink, clock=clock, rng=lambda: 0.5, sync=unfetched).step()
+    assert (sink.records[0].commit, sink.records[0].failures) == ("a" * 40, 1)
+
+
 def test_each_record_carries_the_last_syncs_and_a_quiet_drift_check_is_not_rewritten() -> None:
     clock, sync = Clock(), FakeSync(["Error", "Error", "Synced"])
     loop, sink = make_loop(Source(meta(drift_policy="report")), sync, clock)
