@@ -119,6 +119,13 @@ class Watch:
         left = math.inf if healthchecks.over(window) else window.due - self._clock()
         return True, left
 
+    def due_in(self, now: float) -> float:
+        """Seconds until the open window's next check (inf: none open, or it is over)."""
+        window = self.window
+        if window is None or healthchecks.over(window):
+            return math.inf
+        return max(window.due - now, 0.0)
+
     def report(self) -> HealthReport | None:
         """The window as the status says it (None: no window)."""
         return None if self.window is None else healthchecks.report(self.window)

@@ -219,3 +219,15 @@ def test_a_health_check_is_not_counted_as_a_sync_in_the_metrics(agent: Agent) ->
         metrics.observe(record)
     counted = [s for s in metrics.sync_total.collect()[0].samples if s.name.endswith("_total")]
     assert sum(s.value for s in counted) == syncs
+
+
+def test_a_sync_that_opens_the_window_comes_back_for_its_first_check_at_the_window_pace(
+    agent: Agent,
+) -> None:
+    # The loop sleeps for what step() returns: a sync that opens a window must not leave its
+    # first check for the sync period (the rollout benchmark saw a 2 s window held 30 s).
+    delay = agent.loop.step()
+    assert agent.sink.records[0].result == "Synced", agent.sink.records[0].error
+    assert delay <= WINDOW / 6
+    agent.after(delay)
+    assert agent.health().checked_at  # that step checked
