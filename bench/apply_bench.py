@@ -40,8 +40,8 @@ from results import Chart, Result, arguments  # noqa: E402
 
 STOKER = [sys.executable, "-m", "stoker_agent.cli"]
 CR = gatewaysync("bench", "{source: projects, destination: projects}")
-# The 10,000-file tree adds a config collection whose mapping renders files: templates (some
-# name the commit, so the whole mapping is rendered again at every commit) and a patch.
+# The 10,000-file tree adds a config collection (1%) whose mapping renders files: templates and
+# a patch (the whole mapping is rendered again at every commit: a template may name the commit).
 RENDERED = (
     "{source: projects, destination: projects}\n"
     "          - {source: config, destination: config, template: true, patches: "

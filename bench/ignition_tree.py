@@ -54,14 +54,15 @@ def ignition_files(
 
 def config_files(count: int, *, seed: int = 11) -> Iterator[tuple[str, bytes]]:
     """Yield about `count` config-collection files for a mapping that renders them: every
-    third names template values (the gateway, the commit), and one is the system properties
-    a patch sets the gateway's name in (PATCHED)."""
+    third names a template value (the gateway's name: a template naming the commit would be
+    rewritten at every commit), and one is the system properties a patch sets the gateway's
+    name in (PATCHED)."""
     rng = random.Random(seed)
     yield PATCHED, json.dumps({"systemName": "unset", "httpPort": 8088}).encode()
     for i in range(count - 1):
         folder = f"config/resources/core/com.inductiveautomation.opcua/device{i:03d}"
         body: dict[str, object] = {"enabled": True, "port": 20000 + i}
         if i % 3 == 0:
-            body["description"] = "{{.GatewayName}} at {{.Commit}}"
+            body["description"] = "{{.GatewayName}}: OPC UA device"
         body["pad"] = "p" * rng.randint(200, 800)
         yield f"{folder}/config.json", json.dumps(body).encode()

@@ -344,8 +344,12 @@ def _carried(
     for path, record in manifest.records.items():
         if path in touched or path.startswith(whole):
             continue
-        mapping = next((i for base, i in dir_roots if path.startswith(base)), None)
-        if mapping is None:
+        mapping = -1
+        for base, i in dir_roots:  # a loop, not next(...): this runs per file
+            if path.startswith(base):
+                mapping = i
+                break
+        if mapping < 0:
             raise _Whole(f'the recorded file "{path}" is under no mapping now')
         blob, size, mode = record[0], record[1], record[4]
         source = make(RepoEntry, (path, file_kind, blob, mode, size))
