@@ -241,6 +241,45 @@ def _step_name(step: Any, index: int) -> str:
     return name if isinstance(name, str) and name else f"step-{index + 1}"
 
 
+def gates(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The approval gates a spec's rollout holds, in the order a commit meets them: `rollout`,
+    then per step `step:<name>` and `pause:<name>`. Read leniently (a stored object may be of
+    another release): only the values the CRD admits count, anything else is no gate."""
+    rollout = spec.get("rollout")
+    if not isinstance(rollout, Mapping):
+        return ()
+    found = [ROLLOUT_GATE] if rollout.get("approval") == "required" else []
+    steps = rollout.get("steps")
+    for index, step in enumerate(steps if isinstance(steps, list) else ()):
+        if not isinstance(step, Mapping):
+            continue
+        name = _step_name(step, index)
+        if step.get("approval") == "required":
+            found.append(f"step:{name}")
+        pause = step.get("pause")
+        if isinstance(pause, Mapping) and pause.get("untilApproved") is True:
+            found.append(f"pause:{name}")
+    return tuple(dict.fromkeys(found))
+
+
+def removed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The gates of spec `old` that spec `new` lacks, in `old`'s order: what an update takes
+    away. A gate is known by its name, so a gated step renamed (or an unnamed one moved, its
+    `step-N` changing) counts as removed; a step's selector changing does not."""
+    kept = set(gates(new))
+    return [gate for gate in gates(old) if gate not in kept]
+
+
+def described(gate: str) -> str:
+    """A gate in the words of the spec that holds it, for messages."""
+    kind, _, name = gate.partition(":")
+    if kind == "step":
+        return f'approval: required of step "{name}"'
+    if kind == "pause":
+        return f'pause: {{untilApproved: true}} after step "{name}"'
+    return "spec.rollout.approval: required"
+
+
 def unknown_step(gate: str, names: Iterable[str]) -> str:
     """Why a step or pause gate names no step of the spec ("": it names one)."""
     kind, _, step = gate.partition(":")
