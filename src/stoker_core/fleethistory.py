@@ -60,17 +60,20 @@ class Outcome(enum.StrEnum):
 
 
 OPEN = frozenset({Outcome.PROGRESSING, Outcome.AWAITING_APPROVAL, ""})
+PENDING = "Pending"  # a gateway given a commit whose agent reports another one
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class Seen:
     """One gateway this pass: the commit it should be at, its syncStatus and whether it is
-    in step there (stoker_core.conditions.standing)."""
+    in step there (stoker_core.conditions.standing), and its agent's last report."""
 
     name: str
     target: str
     status: str
     in_step: bool = False
+    reported: str = ""  # the commit its agent last reported about ("": none)
+    result: str = ""  # what it reported about that commit (Synced, Rejected, ...)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -250,31 +253,49 @@ def _superseded(entry: HistoryEntry) -> HistoryEntry:
 def _placed(
     entries: list[HistoryEntry], gateways: Sequence[Seen], stamp: str
 ) -> list[HistoryEntry]:
-    """Each gateway's standing in the newest entry of the commit it should be at (`at`: when
-    that standing was first seen)."""
+    """Each gateway in the newest entry of the commit it should be at: its standing once its
+    agent reports about that commit (or about none), else listed as given (`Pending`); and
+    what its agent reports about another commit it was given (a rejected commit it was sent
+    back from) in that commit's entry. `at`: when an outcome was first seen."""
     newest = {e.commit: i for i, e in enumerate(entries)}
-    given: dict[int, list[Seen]] = {}
+    marks: dict[int, list[tuple[str, str, _Mark]]] = {}
     for g in gateways:
         if g.target in newest:
-            given.setdefault(newest[g.target], []).append(g)
+            there = g.reported in ("", g.target)
+            mark = (g.name, g.status if there else PENDING, _Mark.SET if there else _Mark.ADD)
+            marks.setdefault(newest[g.target], []).append(mark)
+        if g.reported and g.reported != g.target and g.reported in newest and g.result:
+            marks.setdefault(newest[g.reported], []).append((g.name, g.result, _Mark.LISTED))
     out = list(entries)
-    for index, seen in given.items():
+    for index, seen in marks.items():
         out[index] = _outcomes(out[index], seen, stamp)
     return out
 
 
-def _outcomes(entry: HistoryEntry, seen: Sequence[Seen], stamp: str) -> HistoryEntry:
+class _Mark(enum.Enum):
+    """How an outcome changes an entry's list of gateways."""
+
+    SET = "set"  # add or change
+    ADD = "add"  # add only (a gateway given the commit, not yet there)
+    LISTED = "listed"  # change only (a gateway the commit was given before)
+
+
+def _outcomes(
+    entry: HistoryEntry, seen: Sequence[tuple[str, str, _Mark]], stamp: str
+) -> HistoryEntry:
     listed = {g.name: g for g in entry.gateways}
     missing = 0
-    for g in seen:
-        name = g.name[: history.MAX_TEXT]
+    for full, status, mark in seen:
+        name, outcome = full[: history.MAX_TEXT], status[:TIME_CHARS]
         old = listed.get(name)
-        if old is not None and old.outcome == g.status[:TIME_CHARS]:
+        if old is None and mark is _Mark.LISTED:
+            continue
+        if old is not None and (old.outcome == outcome or mark is _Mark.ADD):
             continue
         if old is None and len(listed) >= MAX_GATEWAYS:
             missing += 1
             continue
-        listed[name] = GatewayOutcome(name=name, outcome=g.status[:TIME_CHARS], at=stamp)
+        listed[name] = GatewayOutcome(name=name, outcome=outcome, at=stamp)
     return attrs.evolve(
         entry,
         gateways=tuple(listed[n] for n in sorted(listed)),

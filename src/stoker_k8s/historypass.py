@@ -10,6 +10,7 @@ from typing import Any
 
 from stoker_core import conditions, fleethistory
 from stoker_core.model import DEFAULT_HISTORY, GatewaySync
+from stoker_core.standings import Standing
 
 
 def recorded(
@@ -30,12 +31,7 @@ def recorded(
         kept = previous.get("history")
         return {**status, "history": kept} if kept is not None else status
     standings = conditions.standing(gateways, published)
-    seen = [
-        fleethistory.Seen(
-            name=g.name, target=g.target or published, status=s.status, in_step=s.in_step
-        )
-        for g, s in zip(gateways, standings, strict=True)
-    ]
+    seen = [_seen(g, s, published) for g, s in zip(gateways, standings, strict=True)]
     rollout = status.get("rollout")
     history = fleethistory.advance(
         previous.get("history"),
@@ -51,3 +47,16 @@ def recorded(
     if not history and "history" not in previous:
         return status  # nothing published yet: no empty list to write
     return {**status, "history": history}
+
+
+def _seen(g: conditions.Gateway, where: Standing, published: str) -> fleethistory.Seen:
+    """One gateway as the history reads it: its target and standing, its agent's report."""
+    report = g.report()
+    return fleethistory.Seen(
+        name=g.name,
+        target=g.target or published,
+        status=where.status,
+        in_step=where.in_step,
+        reported=report.commit if report is not None else "",
+        result=report.result if report is not None else "",
+    )

@@ -18,8 +18,18 @@ A, B, C = "a" * 40, "b" * 40, "c" * 40
 T0 = 1_796_544_800.0  # 2026-12-06T08:13:20Z
 
 
-def seen(name: str, target: str, status: str = "Pending") -> Seen:
-    return Seen(name=name, target=target, status=status, in_step=status == "Synced")
+def seen(name: str, target: str, status: str = "Pending", reported: str | None = None) -> Seen:
+    """A gateway whose agent reports `status` at its target (`reported`: about another commit;
+    a Pending one reports nothing yet)."""
+    about = (target if status != "Pending" else "") if reported is None else reported
+    return Seen(
+        name=name,
+        target=target,
+        status=status,
+        in_step=status == "Synced",
+        reported=about,
+        result=status,
+    )
 
 
 def step(
@@ -169,6 +179,20 @@ def test_a_rollout_gives_the_steps_their_times_the_approvers_and_the_halt() -> N
     }
     done = attrs_evolve(moving, step=COMPLETE, halted=None)
     assert step(third, B, rollout=rollout_record(done))[-1]["outcome"] == "Complete"
+
+
+def test_a_gateway_sent_back_after_rejecting_a_commit_keeps_its_rejection_in_that_entry() -> None:
+    before = step(None, A, seen("g", A, "Synced"))
+    given = step(before, B, seen("g", B, "Synced", reported=A), at=10)
+    assert given[-1]["gateways"][0]["outcome"] == "Pending"  # given B, still reports A
+    assert given[0]["gateways"][0]["outcome"] == "Synced"
+    # the halt sends it back to A; its agent's last word is still about B
+    back = step(given, B, seen("g", A, "Rejected", reported=B), at=20)
+    assert back[-1]["gateways"][0]["outcome"] == "Rejected"
+    assert back[0]["gateways"] == given[0]["gateways"]  # A's entry says nothing new
+    # a gateway never given B is not named in B's entry, whatever it reports
+    other = step(back, B, seen("g", A, "Rejected", reported=B), seen("h", A, "Error", B), at=30)
+    assert [g["name"] for g in other[-1]["gateways"]] == ["g"]
 
 
 def attrs_evolve(state: State, **changes: Any) -> State:

@@ -19,7 +19,9 @@ from k8s.test_crd import MINIMAL
 from k8s.test_discovery import make_pod
 from k8s.test_original_bugs import report
 from k8s.test_receiver import GLOBAL_TOKEN, post, receiver_url  # noqa: F401  (a fixture)
+from stoker_core import approvals
 from stoker_core.fleethistory import BYTE_CAP
+from stoker_k8s import approvalkey
 from stoker_k8s.controller import Controller
 from support.gitservers import BareRepo
 from support.kubeenv import ControlPlane
@@ -164,3 +166,66 @@ def test_a_hand_written_history_too_large_is_cut_to_its_bytes_on_the_next_pass(
     assert kept[-1]["commit"] == get(custom, kube_namespace)["status"]["lastSyncCommit"]
     assert all(e["commit"] for e in kept)
     assert len(kept) < 4
+
+
+def test_a_rollout_records_its_approver_steps_and_halt_and_leaves_unmoved_gateways_out(
+    kube_core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    kube_namespace: str,
+    repo: BareRepo,
+) -> None:
+    """The approver as the webhook's stamp names it (signed here with the key the controller
+    reads), the step that started, the gateway that rejected the commit; the gateway the halt
+    kept back stays in the older commit's entry only."""
+    rollout = {
+        "approval": "required",
+        "healthWindow": "1s",
+        "steps": [{"name": "test", "selector": {"gateways": ["gw-0"]}}],
+    }
+    key = approvalkey.ensure(kube_core, kube_namespace)
+    notes = {"stoker.io/inject": "true", "stoker.io/cr-name": "plant"}
+    pods = [
+        make_pod(kube_core, kube_namespace, f"gw-{i}", sidecar=True, annotations=notes)
+        for i in range(2)
+    ]
+
+    def restarted() -> Controller:
+        controller = Controller(kube_core, custom)
+        controller.home = kube_namespace  # where it reads the approval key
+        return controller
+
+    first = repo.rev_parse("main")
+    reconcile(restarted(), custom, kube_namespace)
+    for pod in pods:
+        report(kube_core, kube_namespace, pod, first)
+    reconcile(restarted(), custom, kube_namespace)
+    assert history(custom, kube_namespace)[-1]["outcome"] == "Complete"
+    custom.patch_namespaced_custom_object(  # a rollout from now on
+        *GS, kube_namespace, "gatewaysyncs", "plant", {"spec": {"rollout": rollout}}
+    )
+
+    second = repo.commit({"p/a.json": '{"v": 2}'}, replace=False)
+    reconcile(restarted(), custom, kube_namespace)
+    assert history(custom, kube_namespace)[-1]["outcome"] == "AwaitingApproval"
+    gs = get(custom, kube_namespace)
+    signed = approvals.stamp(
+        key, namespace=kube_namespace, name="plant", uid=gs["metadata"]["uid"],
+        gate="rollout", commit=second, by="alice@plant.example", at="2026-12-06T10:00:00Z",
+    )  # fmt: skip
+    custom.patch_namespaced_custom_object(
+        *GS, kube_namespace, "gatewaysyncs", "plant",
+        {"metadata": {"annotations": {approvals.key("rollout"): signed}}},
+    )  # fmt: skip
+    reconcile(restarted(), custom, kube_namespace)
+    moving = history(custom, kube_namespace)[-1]
+    assert moving["outcome"] == "Progressing"
+    assert moving["approvedBy"] == [{"gate": "rollout", "user": "alice@plant.example"}]
+    assert [s["name"] for s in moving["steps"]] == ["test"]
+    assert [g["name"] for g in moving["gateways"]] == ["gw-0"]
+
+    report(kube_core, kube_namespace, pods[0], second, "Rejected")
+    reconcile(restarted(), custom, kube_namespace)
+    older, halted = history(custom, kube_namespace)
+    assert halted["outcome"] == "Halted"
+    assert {g["name"]: g["outcome"] for g in halted["gateways"]} == {"gw-0": "Rejected"}
+    assert {g["name"] for g in older["gateways"]} == {"gw-0", "gw-1"}
