@@ -343,6 +343,24 @@ def test_an_agent_of_the_previous_release_is_held_at_the_baseline_until_it_resta
     fleet.reported("gw-1", IN_STEP, new)
 
 
+class Ran(subprocess.CompletedProcess[str]):
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def stoker(kube_env: ControlPlane, *args: str) -> Ran:
+    """`stoker ARGS` as the admin of the test API server, no colours."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stoker_agent.cli", *args],
+        env={**kube_env.subprocess_env(), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return Ran(done.args, done.returncode, done.stdout, done.stderr)
+
+
 def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_written_one(
     fleet: Fleet,
     kube_env: ControlPlane,
@@ -358,6 +376,9 @@ def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_wr
     cr = fleet.drive(reason("AwaitingApproval"), what="the commit to await its approval")
     assert new in progressing(cr)["message"]
     assert (state(cr)["awaiting"], state(cr)["pendingCommit"]) == ("rollout", new)
+    shown = stoker(kube_env, "status", "-n", kube_namespace).stdout  # as docs/rollouts.md says
+    assert f"rollout: AwaitingApproval: the commit waits for an approval of commit {new}" in shown
+    assert f"stoker approve {fleet.name} {new[:12]} -n {kube_namespace}" in shown
 
     # Written around the webhook (none is registered yet): a plain SHA, which counts for nothing.
     fleet.patch({"metadata": {"annotations": {"approval.stoker.io/rollout": new}}})
@@ -371,15 +392,7 @@ def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_wr
     with approval_webhook(kube_env, kube_api, kube_namespace, tmp_path):
 
         def approved() -> bool:  # the API server calls a new webhook after a short delay
-            command = ["approve", fleet.name, new[:10], "-n", kube_namespace]
-            done = subprocess.run(
-                [sys.executable, "-m", "stoker_agent.cli", *command],
-                env=kube_env.subprocess_env(),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            return done.returncode == 0
+            return stoker(kube_env, "approve", fleet.name, new[:10], "-n", kube_namespace).ok
 
         wait_until(approved, timeout=30, what="stoker approve to be stamped by the webhook")
         stamp = json.loads(fleet.get()["metadata"]["annotations"]["approval.stoker.io/rollout"])

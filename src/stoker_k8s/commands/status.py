@@ -9,7 +9,11 @@ import click
 
 from stoker_agent.commands.common import emit, output_option, reporting_errors
 from stoker_core.conditions import ABNORMAL_TRUE, abnormal
+from stoker_core.vocabulary import Condition, Reason
 from stoker_k8s.connection import TIMEOUT, api_errors, connect, kube_options
+
+# Shown on lines of their own: Ready as the row's status, Progressing as the rollout's.
+QUIET = ("Ready", Condition.PROGRESSING)
 
 
 def summarize(item: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +33,9 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
         "problems": [
             f"{c['type']}: {c['message']}"
             for c in conditions.values()
-            if abnormal(c) and c["type"] != "Ready" and c["type"] not in ABNORMAL_TRUE
+            if abnormal(c) and c["type"] not in (*QUIET, *ABNORMAL_TRUE)
         ],
+        "rollout": _rollout(item, conditions.get(Condition.PROGRESSING)),
         # What does not hold Ready but needs someone: a restart owed, files that differ.
         "notes": [
             f"{c['type']}: {c['message']}"
@@ -48,6 +53,28 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
             }
             for g in status.get("discoveredGateways") or []
         ],
+    }
+
+
+def _rollout(item: dict[str, Any], progressing: dict[str, Any] | None) -> dict[str, str] | None:
+    """Where the GatewaySync's rollout is, and the command that moves it on when it waits on a
+    person (an approval, or a resume after a halt); None without a rollout."""
+    if progressing is None:
+        return None
+    meta, record = item["metadata"], (item.get("status") or {}).get("rollout") or {}
+    where = f"{meta['name']} -n {meta['namespace']}"
+    gate, pending = str(record.get("awaiting") or ""), str(record.get("pendingCommit") or "")
+    command = ""
+    if progressing.get("reason") == Reason.ROLLOUT_HALTED:
+        command = f"stoker rollout resume {where} (or push a fix: a newer commit starts again)"
+    elif gate and pending:
+        kind, _, step = gate.partition(":")
+        flag = f" --{kind} {step}" if step else ""
+        command = f"stoker approve {meta['name']} {pending[:12]}{flag} -n {meta['namespace']}"
+    return {
+        "reason": str(progressing.get("reason", "")),
+        "message": str(progressing.get("message", "")),
+        "next": command,
     }
 
 
@@ -102,6 +129,13 @@ def status(kubeconfig: str | None, context: str | None, namespace: str | None, o
                 f"    {gateway['name']} ({gateway['pod']}): {gateway['syncStatus']} "
                 f"{gateway['syncedCommit']}{behind} {gateway['lastSyncTime']}"
             )
+        rollout = row["rollout"]
+        if rollout:
+            halted = rollout["reason"] == Reason.ROLLOUT_HALTED
+            line = f"    > rollout: {rollout['reason']}: {rollout['message']}"
+            click.echo(click.style(line, fg="yellow" if halted else None))
+            if rollout["next"]:
+                click.echo(f"      to go on: {rollout['next']}")
         for problem in row["problems"]:
             click.echo(click.style(f"    ! {problem}", fg="yellow"))
         for note in row["notes"]:
