@@ -367,6 +367,7 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
 
     quick = json.loads(run_stoker(*args, "--output", "json").stdout)
     assert quick["driftChecked"] is False
+    assert quick["desiredFromDiff"] is False  # profile blue's mappings overlap: built whole
     assert (quick["modified"], quick["added"], quick["deleted"]) == (
         [f"projects/blue/{home}"],
         [],
