@@ -402,3 +402,84 @@ def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_wr
     assert state(cr)["approvedBy"] == {"rollout": stamp["by"]}
     for pod in TEST_AND_LINE:
         fleet.reported(pod, IN_STEP, new)
+
+
+def test_a_gateway_unhealthy_within_its_window_halts_the_rollout_and_goes_back(
+    fleet: Fleet,
+) -> None:
+    # A window of 6 s: checks every 2 s, so the gateway can fail two before it is done.
+    fleet.create(two_steps(healthWindow="6s"))
+    old = settled(fleet, TEST_AND_LINE)
+    before = fleet.files("gw-1")
+    new = fleet.push("v2")
+    fleet.reconcile()  # the test step gives gw-0 the commit
+    fleet.reported("gw-0", "Synced", new)
+    fleet.sims["gw-0"].set_starting(None)  # the gateway stops answering (503) until told
+
+    cr = fleet.drive(reason("RolloutHalted"), what="the rollout to halt")
+    message = progressing(cr)["message"]
+    assert f"gateway gw-0 failed commit {new[:12]}" in message
+    assert "unhealthy" in message
+    fleet.sims["gw-0"].finish_starting()
+    fleet.reported("gw-0", IN_STEP, old)  # sent back
+    assert fleet.target("gw-1") == old
+    assert fleet.files("gw-1") == before
+    assert fleet.report("gw-1")["commit"] == old
+
+
+def test_drift_restore_during_a_rollout_restores_a_waiting_gateway_to_its_own_target(
+    fleet: Fleet,
+) -> None:
+    def restoring(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["defaults"]["driftPolicy"] = "restore"
+        two_steps()(body)
+
+    fleet.create(restoring)
+    old = settled(fleet, TEST_AND_LINE)
+    fleet.stop_agent("gw-0")  # its gateway never reports the new commit: the test step holds
+    new = fleet.push("v2")  # changes the blue project's project.json
+    fleet.drive(lambda cr: fleet.target("gw-0") == new, what="the test step to start")
+    project = fleet.data("gw-1") / "projects/blue/project.json"
+    held = project.read_bytes()
+    project.write_text('{"title": "edited on the gateway"}\n')
+
+    wait_until(
+        lambda: project.read_bytes() == held, timeout=60, what="gw-1's agent to restore its file"
+    )
+    # Restored to the commit it is held at, not to the one rolling out.
+    assert fleet.report("gw-1")["commit"] == old
+    assert fleet.target("gw-1") == old
+
+
+def test_a_paused_profile_holds_its_step_visibly_and_moves_once_unpaused(
+    fleet: Fleet,
+) -> None:
+    def red_paused(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["profiles"]["red"]["paused"] = True
+        two_steps()(body)
+
+    fleet.create(red_paused)
+    fleet.pod("gw-0", "blue", "gw-0", labels={WAVE: "test"})
+    fleet.pod("red-0", "red", "red-0", labels={WAVE: "test"})
+    fleet.pod("gw-1", "blue", "gw-1", labels={WAVE: "line"})
+    fleet.reconcile()
+    old = fleet.head()
+    for pod, profile in (("gw-0", "blue"), ("red-0", "red"), ("gw-1", "blue")):
+        fleet.agent(pod, profile, pod)
+    fleet.reported("gw-0", IN_STEP, old)
+    fleet.reported("gw-1", IN_STEP, old)
+    fleet.reported("red-0", "Skipped", old)
+    new = fleet.push("v2")
+
+    fleet.drive(lambda cr: fleet.target("red-0") == new, what="the test step to give red-0 v2")
+    fleet.reported("gw-0", IN_STEP, new)
+    for seen in fleet.passes(6):
+        assert progressing(seen)["reason"] == "RolloutProgressing"  # held, not halted
+        assert "red-0" in progressing(seen)["message"]  # named as the one it waits on
+    assert fleet.target("gw-1") == old
+    assert not (fleet.data("red-0") / "projects").exists()
+
+    fleet.patch({"spec": {"sync": {"profiles": {"red": {"paused": False}}}}})
+    fleet.drive(reason("RolloutComplete"), what="the rollout to complete once red is unpaused")
+    for pod in ("gw-0", "red-0", "gw-1"):
+        fleet.reported(pod, IN_STEP, new)
