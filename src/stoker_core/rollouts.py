@@ -82,6 +82,9 @@ class Gateway:
     healthy_for: float = 0.0  # seconds its agent has seen it healthy at `commit`
     failed: str = ""  # a commit it failed (Rejected, Error past RETRIES, unhealthy)
     error: str = ""  # that failure, as the agent said it
+    # Its agent reports but does not read per-gateway targets (a release before them, its pod
+    # not restarted since the upgrade): it stays at the baseline, and the condition says why.
+    old_agent: bool = False
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -113,7 +116,9 @@ def observe(
     attempts in a row (fewer hold its step: the agent retries), or unhealthy within the
     window. `said` overrides the report's error text."""
     if report is None:
-        return attrs.evolve(gateway, commit="", healthy_for=0.0, failed="", error="")
+        return attrs.evolve(
+            gateway, commit="", healthy_for=0.0, failed="", error="", old_agent=False
+        )
     in_step = report.result in IN_STEP or standing.in_step
     health = report.health
     watched = health is not None and in_step and health.commit == report.commit
@@ -124,6 +129,7 @@ def observe(
         healthy_for=health.healthy_for if watched and health is not None else 0.0,
         failed=report.commit if failure else "",
         error=(said or failure)[:ERROR_CHARS] if failure else "",
+        old_agent=bool(report.result) and not report.reads_targets,
     )
 
 
@@ -271,7 +277,9 @@ def _walk(
             continue
         counted = {g.name: _phase(g, state, window, now) for g in members if not g.dry_run}
         if any(p is not Phase.DONE for p in counted.values()):
-            return _decision(state, gateways, _moving(rollout, state, index, counted))
+            stale = [g.name for g in members if g.old_agent and counted.get(g.name) is Phase.MOVING]
+            progress = _moving(rollout, state, index, counted, stale)
+            return _decision(state, gateways, progress)
         if len(state.finished) <= index:
             state = attrs.evolve(state, finished=(*state.finished, now))
         waiting = _pause(rollout, state, index, gateways, now)
@@ -367,10 +375,14 @@ def _pause(
 
 
 def _moving(
-    rollout: model.Rollout, state: State, index: int, phases: Mapping[str, Phase]
+    rollout: model.Rollout,
+    state: State,
+    index: int,
+    phases: Mapping[str, Phase],
+    stale: Sequence[str] = (),
 ) -> Progress:
     """The step's counts, naming the first gateways it waits on (one whose agent never
-    reports the commit shows here)."""
+    reports the commit shows here) and those whose agent does not read targets (`stale`)."""
     done = sum(1 for p in phases.values() if p is Phase.DONE)
     moving = [name for name, p in phases.items() if p is Phase.MOVING]
     more = f" and {len(moving) - NAMED} more" if len(moving) > NAMED else ""
@@ -380,7 +392,18 @@ def _moving(
         status="True",
         reason=Reason.PROGRESSING,
         message=f"commit {state.commit[:12]}: step {index + 1}/{total} {_name(rollout, index)}: "
-        f"{done} of {len(phases)} gateway(s) done, {len(moving)} moving{named}",
+        f"{done} of {len(phases)} gateway(s) done, {len(moving)} moving{named}{_stale(stale)}",
+    )
+
+
+def _stale(names: Sequence[str]) -> str:
+    """Why gateways whose agent does not read targets never move, and the fix."""
+    if not names:
+        return ""
+    more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
+    return (
+        f"; {', '.join(names[:NAMED])}{more}: its agent does not read per-gateway targets (a "
+        "release before them) and stays at the baseline commit until its pod is restarted"
     )
 
 

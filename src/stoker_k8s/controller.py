@@ -456,6 +456,8 @@ class Controller:
                 self.metrics.ref_resolve_errors.labels(namespace, name).inc()
         if app is None:
             self.metrics.forget_token(namespace, name)
+        if gs is not None and gs.spec.rollout is None:
+            self.metrics.forget_rollout(namespace, name)
         gateways, agents = self._gateways(namespace, name)
         previous = self._previous(item)
         rollout = None

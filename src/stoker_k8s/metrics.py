@@ -117,10 +117,10 @@ class ControllerMetrics:
             (family, (namespace, name)) for family in self._per_gatewaysync()
         ]
         series += [(self.reconcile_total, (namespace, name, r)) for r in RESULTS]
-        series += [(self.rollout_gateways, (namespace, name, p.value)) for p in Phase]
         for family, labels in series:
             with contextlib.suppress(KeyError):  # never set (older clients raise)
                 family.remove(*labels)
+        self.forget_rollout(namespace, name)
 
     def rollout(self, namespace: str, name: str, outcome: Outcome, news: Iterable[Event]) -> None:
         """A rollout pass: its step, its gateways per phase, and its duration once complete."""
@@ -134,6 +134,17 @@ class ControllerMetrics:
             since = outcome.record.get("since")
             if isinstance(since, int | float):
                 self.rollout_duration.labels(namespace, name).observe(max(time.time() - since, 0.0))
+
+    def forget_rollout(self, namespace: str, name: str) -> None:
+        """A GatewaySync without (or no longer with) spec.rollout: no rollout series."""
+        series: list[tuple[Any, tuple[str, ...]]] = [
+            (self.rollout_step, (namespace, name)),
+            (self.rollout_duration, (namespace, name)),
+        ]
+        series += [(self.rollout_gateways, (namespace, name, p.value)) for p in Phase]
+        for family, labels in series:
+            with contextlib.suppress(KeyError):
+                family.remove(*labels)
 
     def forget_token(self, namespace: str, name: str) -> None:
         """A GatewaySync no longer uses a GitHub App: no expiry to watch."""
@@ -149,8 +160,6 @@ class ControllerMetrics:
             self.ref_resolve_errors,
             self.status_writes,
             self.github_token_expiry,
-            self.rollout_step,
-            self.rollout_duration,
         ]
 
 

@@ -116,11 +116,16 @@ def condition(
     progress = outcome.progress
     if progress is None:
         return None
+    message = progress.message
+    ignored = outcome.record.get("ignored") or []
+    if progress.reason is rollouts.Reason.AWAITING_APPROVAL and ignored:
+        # Why an approval someone gave does not count belongs where they look first.
+        message += f"; {len(ignored)} approval(s) ignored: {ignored[0]}"
     return conditions.condition(
         Condition.PROGRESSING,
         progress.status,
         progress.reason,
-        progress.message,
+        message,
         generation,
         now,
         previous,

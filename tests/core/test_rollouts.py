@@ -442,3 +442,18 @@ def test_an_approved_resume_starts_the_halted_commit_again_from_its_first_step_o
     assert state.halted is not None
     assert fleet.applied["l2"] == []
     assert decisions[-1].targets == {"test": NEW, "l1": OLD, "l2": OLD}
+
+
+def test_a_gateway_whose_agent_reads_no_targets_is_named_with_the_fix() -> None:
+    old_agent = observed(Report(result="Synced", commit=OLD), target=OLD)
+    assert old_agent.old_agent
+    assert not observed(Report(result="Synced", commit=OLD, reads_targets=True)).old_agent
+    assert not observed(None).old_agent
+    rollout = Rollout(health_window="0s", steps=(step("gw"),))
+    decision = decide(rollout, State.settled(OLD), [old_agent], published=NEW, now=10.0)
+    assert decision.targets == {"gw": NEW}
+    assert decision.progress is not None
+    assert decision.progress.message.endswith(
+        "1 moving (gw); gw: its agent does not read per-gateway targets (a release before "
+        "them) and stays at the baseline commit until its pod is restarted"
+    )

@@ -21,6 +21,7 @@ from stoker_k8s.controller import Controller
 
 pytestmark = pytest.mark.kube
 WINDOW = 4.0  # seconds: the agent checks its gateway every 2 s within it
+PHASES = ("waiting", "moving", "done", "failed", "uncounted")
 
 
 def two_steps(body: dict[str, Any]) -> None:
@@ -126,6 +127,11 @@ def test_a_new_controller_resumes_from_status_rollout_without_starting_the_step_
         assert cr["status"]["rollout"]["moved"] == ["gw-blue"]
         assert fleet.target("gw-blue") == new
         assert fleet.target("gw-red") == old
+    labels = {"namespace": fleet.namespace, "name": fleet.name}
+    sample = after.metrics.registry.get_sample_value
+    assert sample("stoker_rollout_step", labels) == 1
+    phases = {p: sample("stoker_rollout_gateways", {**labels, "phase": p}) for p in PHASES}
+    assert phases == {"waiting": 1, "moving": 1, "done": 0, "failed": 0, "uncounted": 0}
     started = [reason for reason, _ in events(fleet) if reason == "RolloutStepStarted"]
     assert started == ["RolloutStepStarted"]  # said once, not once per controller
 
@@ -165,8 +171,14 @@ def test_removing_the_rollout_publishes_the_commit_to_all_and_drops_its_status(
     new = fleet.push("v2")
     cr = fleet.reconcile()
     assert fleet.target("gw-red") != new
+    ctl = Controller(fleet.core, fleet.custom)
+    ctl.reconcile(fleet.get())
+    labels = {"namespace": fleet.namespace, "name": fleet.name}
+    assert ctl.metrics.registry.get_sample_value("stoker_rollout_step", labels) == 1
     fleet.patch({"spec": {"rollout": None}})
-    cr = fleet.reconcile()
+    ctl.reconcile(fleet.get())
+    cr = fleet.get()
+    assert ctl.metrics.registry.get_sample_value("stoker_rollout_step", labels) is None
     assert fleet.published()["format"] == "1"
     assert fleet.target("gw-red") == new
     assert "rollout" not in cr["status"]
