@@ -15,6 +15,7 @@ in bytes (BYTE_CAP, oldest dropped first; a single entry too large shows fewer g
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import typing
@@ -109,17 +110,22 @@ def _read(cls: type, body: Any) -> Any:
     known field of its type, strings within their bound, lists within theirs."""
     if not isinstance(body, Mapping):
         return None
-    hints = typing.get_type_hints(cls, vars(model))
     values: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        wire = wire_name(field)
+    for name, wire, tp in _fields(cls):
         if wire not in body:
             continue
-        value = _value(hints[field.name], body[wire], field.name)
+        value = _value(tp, body[wire], name)
         if value is None:
             return None
-        values[field.name] = value
+        values[name] = value
     return cls(**values)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    """(attribute, wire name, type) of each field of a model class, worked out once."""
+    hints = typing.get_type_hints(cls, vars(model))
+    return tuple((f.name, wire_name(f), hints[f.name]) for f in attrs.fields(cls))
 
 
 def _value(tp: Any, raw: Any, name: str) -> Any:
