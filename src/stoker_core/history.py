@@ -7,8 +7,9 @@ MAX_LINE is not parsed, only known fields are taken (each of its type, strings b
 line that is not a record is counted as damaged, never raised. A last line without its newline
 (a crash while appending) was never committed and is not read.
 
-The fields `source`, `delivery` and `approvedBy` are for the controller's `status.history`
-(issue 17): which receiver source and delivery, or which approval, requested the commit.
+The fields `source`, `delivery` and `approvedBy` stay empty in standalone mode: they name a
+receiver's delivery or an approver, which only a GatewaySync's `status.history` has
+(stoker_core.fleethistory, which reads it back by the same rule, `typed`).
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ class Entry:
     duration_seconds: float = 0.0
     dry_run: bool = False
     error: str = ""
-    via: str = ""  # "stoker sync"; in a cluster: "receiver", "polling", "approval"
+    via: str = ""  # "stoker sync" (status.history: receiver, polling, requested-ref, spec)
     user: str = ""  # who ran `stoker sync` (--requested-by, else the OS user)
-    source: str = ""  # the receiver's source (in a cluster, next)
-    delivery: str = ""  # the receiver's delivery id (in a cluster, next)
-    approved_by: str = ""  # the approving user (in a cluster, next)
+    source: str = ""  # the receiver's source (empty in standalone mode)
+    delivery: str = ""  # the receiver's delivery id (empty in standalone mode)
+    approved_by: str = ""  # the approving user (empty in standalone mode)
 
 
 # wire name → (attribute, type, bound): the only fields read back.
