@@ -6,7 +6,8 @@ window in its status (`status.HealthReport`); the controller reads it (`rollouts
 - A check passes when gateway-info answers (it does only while the gateway runs), the project
   list answers and holds every project the commit delivers (one the scan refused is missing),
   and the gateway container has not restarted since the window began.
-- Checks run every `clamp(window / 6, 2 s, 10 s)`. `healthyFor` counts from the start of the
+- Checks run every `clamp(window / 6, 2 s, 10 s)` from the start of the window (a check's own
+  time does not push the next ones later). `healthyFor` counts from the start of the
   window while checks pass; a failed check sets it back to 0 and it counts again from the next
   check that passes. Two failed checks in a row make the gateway unhealthy at the commit.
 - The window is over when `healthyFor` reaches the window, or when the gateway is unhealthy:
@@ -98,9 +99,7 @@ def checked(window: Window, findings: Findings, *, now: float, stamp: str) -> Wi
     """`window` after a check at `now` that saw `findings`."""
     baseline = window.restarts if window.restarts is not None else findings.restarts
     wrong = problem(findings, restarts_before=baseline)
-    window = attrs.evolve(
-        window, restarts=baseline, checked_at=stamp, due=now + interval(window.length)
-    )
+    window = attrs.evolve(window, restarts=baseline, checked_at=stamp, due=_next_due(window, now))
     if wrong:
         failed = window.failed + 1
         return attrs.evolve(
@@ -113,6 +112,15 @@ def checked(window: Window, findings: Findings, *, now: float, stamp: str) -> Wi
         )
     began = window.healthy_from if window.healthy_from is not None else now
     return attrs.evolve(window, healthy_from=began, healthy_for=now - began, failed=0, problem="")
+
+
+def _next_due(window: Window, now: float) -> float:
+    """The check after one that finished at `now`: on the window's grid (the time a check takes
+    does not push the rest, and the end, later), or an interval on from `now` when the agent
+    fell a whole interval behind (no burst of missed checks)."""
+    step = interval(window.length)
+    due = window.due + step
+    return due if due > now else now + step
 
 
 def over(window: Window) -> bool:

@@ -72,3 +72,17 @@ def test_a_restart_count_first_seen_at_a_check_is_the_baseline() -> None:
 
 def restarted(count: int) -> Findings:
     return Findings(loaded=FINE.loaded, expected=FINE.expected, restarts=count)
+
+
+def test_checks_keep_the_window_pace_when_each_check_takes_time() -> None:
+    # Each check here finishes 0.3 s after it was due: the next stays on the window's grid, so a
+    # 10 s window is over at the check due 10 s after the sync (the rollout benchmark saw each
+    # window end a second late, a batch at a time).
+    w = window(length=10)
+    dues = []
+    while not over(w):
+        dues.append(w.due)
+        w = checked(w, FINE, now=w.due + 0.3, stamp="t")
+    assert dues == [102, 104, 106, 108, 110]
+    late = checked(window(length=10), FINE, now=107, stamp="t")  # the loop was busy meanwhile
+    assert late.due == 109  # an interval on from now, not a burst of the checks it missed
