@@ -71,7 +71,7 @@ demo: venv
 # Every benchmark runs and writes its results into BENCH_OUT; bench/report.py then writes
 # docs/benchmarks.md and docs/benchmarks/*.png from that one run. Fails if any goal was missed.
 BENCH_OUT ?= build/bench
-BENCHMARKS := run apply_bench soak admission_bench receiver_bench abuse_bench latency_bench controller_bench
+BENCHMARKS := run apply_bench soak admission_bench receiver_bench abuse_bench latency_bench rollout_bench controller_bench
 bench: venv sysdeps testenv
 	@rm -rf $(BENCH_OUT); status=0; start=$$(date +%s); \
 	for b in $(BENCHMARKS); do echo "== bench/$$b.py"; \

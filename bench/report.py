@@ -26,6 +26,7 @@ from results import DEFAULT_OUT, number  # noqa: E402
 # The order of the sections; a result with another name is appended after these.
 ORDER = [
     "planning", "apply", "soak", "admission", "receiver", "abuse", "latency", "controller", "agent",
+    "rollout",
 ]  # fmt: skip
 
 

@@ -66,6 +66,13 @@ KUBE_QUICK = {
         ),
         ("agent", ["RSS (MiB)", "CPU (% of one core)"], ["agent idle RSS (largest of the fleet)"]),
     ],
+    "rollout_bench.py": [
+        (
+            "rollout",
+            ["last gateway done", '["test", 1, 1, 1', '["line-2", 2, 1, 2'],
+            ["push to the last gateway / floor (8 s), worst round"],
+        )
+    ],
     "controller_bench.py": [
         (
             "controller",
