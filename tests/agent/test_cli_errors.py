@@ -33,12 +33,14 @@ K8S_COMMANDS = (
     "receiver",
     "release-gatewaysyncs",
     "approve",
+    "history",
 )
 # Options that keep a k8s command from listening anywhere but loopback, should it get that far.
 QUIET = {
     "status": [],
     "release-gatewaysyncs": [],
     "approve": ["site", "3f9c2e1"],
+    "history": ["site"],
     "controller": ["--metrics-port", "0", "--no-leader-election"],
     "webhook": ["--bind", "127.0.0.1:0"],
     "receiver": ["--bind", "127.0.0.1:0"],
@@ -171,6 +173,12 @@ CASES = [
         "give --step or --pause, not both",
     ),
     Case(
+        "history names a GatewaySync or a data directory",
+        lambda w: ["history", "site", "--data-dir", str(w.data)],
+        64,
+        "give a GatewaySync name or --data-dir DIR, not both or neither",
+    ),
+    Case(
         "a kubeconfig that does not exist",
         lambda w: ["status", "--kubeconfig", str(w.root / "nope.yaml")],
         1,
@@ -196,6 +204,7 @@ CASES = [
             ("webhook", "gunicorn"),
             ("receiver", "kubernetes"),
             ("agent", "prometheus_client"),
+            ("history", "kubernetes"),
         ]
     ),
     Case(
