@@ -39,6 +39,8 @@ RecordEvent = Callable[[str, dict[str, Any]], None]  # (namespace, Event body)
 # rollouts (a SubjectAccessReview); raises Unavailable when the API server does not answer.
 MayApprove = Callable[[Mapping[str, Any], str, str], bool]
 APPROVAL_DOCS = "docs/rollouts.md#approvals"
+_MAX_SHOWN, _SHOWN_GATE = 5, 100  # gates named in a refusal, characters of each
+_RENAMED = " (a gated step renamed, or an unnamed one moved, counts as removed)"
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -127,23 +129,68 @@ def _warn(
         log.warning("could not record the %s event: %s", decision.event, e)
 
 
-def review_gatewaysync(review: Mapping[str, Any]) -> dict[str, Any]:
-    """Validating review of a GatewaySync: every problem, one message."""
+def review_gatewaysync(
+    review: Mapping[str, Any], may_approve: MayApprove | None = None
+) -> dict[str, Any]:
+    """Validating review of a GatewaySync: every problem, one message; then an UPDATE that
+    removes an approval gate of the stored object needs the right to approve it (`may_approve`;
+    None: nobody has it)."""
     request = review.get("request") or {}
     obj = request.get("object")
     old = request.get("oldObject")
-    if (
-        request.get("operation") == "UPDATE"
-        and isinstance(old, dict)
-        and isinstance(obj, dict)
-        and old.get("spec") == obj.get("spec")
-    ):
+    updating = request.get("operation") == "UPDATE" and isinstance(old, dict)
+    if updating and isinstance(obj, dict) and _mapping(old).get("spec") == obj.get("spec"):
         return _response(review, True)  # status, finalizer and annotation updates pass untouched
     try:
-        load(obj)
+        # The status is the controller's, carried over from the stored object, and may hold
+        # fields of a newer release: it must not block a spec change.
+        load({k: v for k, v in obj.items() if k != "status"} if isinstance(obj, dict) else obj)
     except InvalidInput as e:
         return _response(review, False, "; ".join(str(p) for p in e.problems), 422)
-    return _response(review, True)
+    if not updating:
+        return _response(review, True)
+    # The stored spec is read as raw data, leniently: it may hold fields of another release.
+    gone = approvals.removed(
+        _mapping(_mapping(old).get("spec")), _mapping(_mapping(obj).get("spec"))
+    )
+    if not gone:
+        return _response(review, True)
+    return _guard(review, gone, may_approve or _nobody)
+
+
+def _guard(review: Mapping[str, Any], gone: list[str], may_approve: MayApprove) -> dict[str, Any]:
+    """Admit an update that removes the approval gates `gone` only from a user who may approve
+    the GatewaySync: RBAC cannot tell a gate from the rest of the spec, this can. A check that
+    cannot be made raises Unavailable (a 503: failurePolicy Fail refuses the update)."""
+    request = review.get("request") or {}
+    user = _mapping(request.get("userInfo"))
+    username = user.get("username")
+    namespace = str(request.get("namespace") or "")
+    name = str(_mapping(_mapping(request.get("oldObject")).get("metadata")).get("name") or "")
+    where = f"GatewaySync {namespace}/{name}"
+    what = _gates_said(gone)
+    if not isinstance(username, str) or not username:
+        return _response(review, False, f"{where}: the request names no user to check", 403)
+    if not may_approve(user, namespace, name):
+        renamed = any(g != approvals.ROLLOUT_GATE for g in gone)
+        message = (
+            f"{username} may not remove the {what} from {where}"
+            f"{_RENAMED if renamed else ''}: removing an approval gate needs the verb "
+            f'"approve" on gatewaysyncs (API group stoker.io) in namespace {namespace}, which '
+            f"{username} does not hold; keep the gate, or ask someone holding the approver "
+            f"Role (gatewaysync-approver in {APPROVAL_DOCS})"
+        )
+        return _response(review, False, message, 403)
+    log.info("approval gates removed", extra={"object": f"{namespace}/{name}", "by": username})
+    return _response(review, True, warnings=[f"{what} removed by {username} (who may approve)"])
+
+
+def _gates_said(gone: list[str]) -> str:
+    """`approval gate X` or `approval gates X, Y` in the spec's words, bounded."""
+    shown = ", ".join(approvals.described(g)[:_SHOWN_GATE] for g in gone[:_MAX_SHOWN])
+    if len(gone) > _MAX_SHOWN:
+        shown += f" and {len(gone) - _MAX_SHOWN} more"
+    return f"approval gate{'s' if len(gone) > 1 else ''} {shown}"
 
 
 def review_approval(review: Mapping[str, Any], settings: ApprovalSettings) -> dict[str, Any]:
@@ -287,7 +334,7 @@ def make_app(
 
     routes: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         "/mutate-v1-pod": mutate,
-        "/validate-gatewaysync": review_gatewaysync,
+        "/validate-gatewaysync": lambda review: review_gatewaysync(review, approving.may_approve),
         "/mutate-gatewaysync-approval": lambda review: review_approval(review, approving),
     }
 

@@ -56,6 +56,7 @@ class Plant:
         self.kube_env, self.api, self.namespace = kube_env, api, namespace
         self.custom = client.CustomObjectsApi(api)
         self.release, self.home, self.tmp = "", "", Path()
+        self.url, self.ca = "", ""  # the webhook serving, for other configurations to call
 
     def kubeconfig(self, token: str, name: str) -> Path:
         config = yaml.safe_load(self.kube_env.kubeconfig.read_text())
@@ -172,6 +173,7 @@ def plant(
         url, ca = stack.enter_context(
             serving(env, tmp_path, "--approval-key-secret", secret, "--namespace", plant.home)
         )
+        plant.url, plant.ca = url, ca
         [config] = [
             o
             for o in render_release(helm, plant.release, plant.home)

@@ -68,17 +68,20 @@ def _clients() -> tuple[Any, Any]:
     return list_crs, record_event
 
 
-def _approval(namespace: str, secret: str) -> ApprovalSettings:
-    """The approval review's key (Secret `secret`, made if missing) and its access check: a
-    SubjectAccessReview of verb `approve` on the GatewaySync for the request's user."""
+def _approval(namespace: str, secret: str | None) -> ApprovalSettings:
+    """The approval review's key (Secret `secret`, made if missing; none without it) and the
+    access check both reviews use: a SubjectAccessReview of verb `approve` on the GatewaySync
+    for the request's user (approving, and removing an approval gate from the spec)."""
     import datetime as dt
 
     from kubernetes import client
 
     from stoker_k8s import approvalkey
 
-    with api_errors(f"keeping the approval key in Secret {namespace}/{secret}"):
-        key = approvalkey.ensure(client.CoreV1Api(), namespace, secret)
+    key = b""
+    if secret:
+        with api_errors(f"keeping the approval key in Secret {namespace}/{secret}"):
+            key = approvalkey.ensure(client.CoreV1Api(), namespace, secret)
     config = client.Configuration.get_default_copy()
     config.retries = 0  # within the review's timeout: a slow answer is a 503, never a wait
     authz: Any = client.AuthorizationV1Api(client.ApiClient(config))
@@ -149,7 +152,8 @@ def _approval(namespace: str, secret: str) -> ApprovalSettings:
 @click.option(
     "--approval-key-secret",
     help="Stamp rollout approvals (/mutate-gatewaysync-approval) with the key in this Secret "
-    "of --namespace, created if missing; without it every approval is refused.",
+    "of --namespace, created if missing; without it every approval is refused (removing an "
+    "approval gate from a spec needs the right to approve either way).",
 )
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", default=4, show_default=True, help="Request threads per worker.")
@@ -190,7 +194,7 @@ def webhook(
             )
     if not cert_file or not key_file:
         raise click.UsageError("give --cert-file and --key-file, or --self-signed-secret")
-    approval = _approval(namespace, approval_key_secret) if approval_key_secret else None
+    approval = _approval(namespace, approval_key_secret)
     metrics = WebhookMetrics.shared()  # before gunicorn forks its workers
     app = make_app(
         lister, InjectionSettings(default_image=agent_image), record_event, metrics, approval
