@@ -41,7 +41,7 @@ from stoker_core.vocabulary import FINALIZER, Annotation, Condition, Label, Reas
 from stoker_k8s import agentaccess, approvalkey, pods, rolloutpass, secretkeys
 from stoker_k8s.events import gatewaysync_event
 from stoker_k8s.githubapp import GitHubAppTokens
-from stoker_k8s.historypass import recorded
+from stoker_k8s.historypass import kept, recorded
 from stoker_k8s.metrics import ControllerMetrics
 
 log = logging.getLogger("stoker.controller")
@@ -380,7 +380,7 @@ class Controller:
             previous=previous,
             unserved=why,
         )
-        new_status = _secrets_unknown(item, new_status, previous, namespace)
+        new_status = kept(_secrets_unknown(item, new_status, previous, namespace), previous)
         # No event: this installation may not write anything in that namespace (H16).
         self._write_status(item, previous, new_status, events=False)
         return Pass(False, polling=Polling(enabled=False))

@@ -28,8 +28,7 @@ def recorded(
     rollout's commit is read from `status["rollout"]`) recorded, each gateway's standing at its
     target. An invalid spec keeps the history as it was."""
     if gs is None:
-        kept = previous.get("history")
-        return {**status, "history": kept} if kept is not None else status
+        return kept(status, previous)
     standings = conditions.standing(gateways, published)
     seen = [_seen(g, s, published) for g, s in zip(gateways, standings, strict=True)]
     rollout = status.get("rollout")
@@ -47,6 +46,13 @@ def recorded(
     if not history and "history" not in previous:
         return status  # nothing published yet: no empty list to write
     return {**status, "history": history}
+
+
+def kept(status: dict[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+    """`status` with the history as it was (a pass that publishes nothing: an invalid spec, a
+    namespace not served), so the status written equals the stored one."""
+    history = previous.get("history")
+    return {**status, "history": history} if history is not None else status
 
 
 def _seen(g: conditions.Gateway, where: Standing, published: str) -> fleethistory.Seen:

@@ -229,3 +229,18 @@ def test_a_rollout_records_its_approver_steps_and_halt_and_leaves_unmoved_gatewa
     assert halted["outcome"] == "Halted"
     assert {g["name"]: g["outcome"] for g in halted["gateways"]} == {"gw-0": "Rejected"}
     assert {g["name"] for g in older["gateways"]} == {"gw-0", "gw-1"}
+
+
+def test_a_pass_that_publishes_nothing_keeps_the_history_and_writes_no_status_again(
+    kube_core: client.CoreV1Api, custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    """A namespace the installation no longer serves: the status says so once; the history
+    stays, and the next controller's pass finds nothing to write."""
+    reconcile(Controller(kube_core, custom), custom, kube_namespace)
+    before = history(custom, kube_namespace)
+    reconcile(Controller(kube_core, custom, namespaces=["other"]), custom, kube_namespace)
+    assert history(custom, kube_namespace) == before
+    later = Controller(kube_core, custom, namespaces=["other"])
+    reconcile(later, custom, kube_namespace)
+    writes = later.metrics.status_writes.labels(kube_namespace, "plant")._value.get()
+    assert writes == 0
