@@ -340,7 +340,7 @@ def _halted(halt: Halt, *, rolled_back: bool = False) -> Progress:
         reason=Reason.HALTED,
         message=f"gateway {halt.gateway} failed commit {halt.commit[:12]}: {halt.error}; "
         f"gateways not yet moved stay on their previous commit{back}. A newer commit starts "
-        "a new rollout",
+        "a new rollout; stoker rollout resume starts this one again from its first step",
     )
 
 
