@@ -7,6 +7,7 @@ a gate."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,14 +28,9 @@ GS = ("stoker.io", "v1alpha1")
 class User:
     """Someone holding `rules` in the plant's namespace, patching GatewaySyncs as themselves."""
 
-    def __init__(self, plant: Plant, name: str, rules: list[dict[str, Any]]) -> None:
-        plant.user(name, rules)
-        token = token_for(client.CoreV1Api(plant.api), plant.namespace, name)
-        self.api = plant.kube_env.api_client(token)
-        self.namespace, self.name = (
-            plant.namespace,
-            f"system:serviceaccount:{plant.namespace}:{name}",
-        )
+    def __init__(self, plant: Plant, name: str, api: client.ApiClient) -> None:
+        self.api, self.namespace = api, plant.namespace
+        self.name = f"system:serviceaccount:{plant.namespace}:{name}"
 
     def patch(self, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         extra = {"dry_run": "All"} if dry_run else {}
@@ -58,10 +54,29 @@ class User:
 NO_ROLLOUT_GATE = {"spec": {"rollout": {"approval": None}}}
 
 
+class Guarded:
+    """The plant with the chart's validating configuration too; its users patch as themselves."""
+
+    def __init__(self, plant: Plant, stack: contextlib.ExitStack) -> None:
+        self.plant, self.namespace, self.stack = plant, plant.namespace, stack
+
+    def as_user(self, name: str, rules: list[dict[str, Any]]) -> User:
+        self.plant.user(name, rules)
+        token = token_for(client.CoreV1Api(self.plant.api), self.namespace, name)
+        return User(
+            self.plant, name, self.stack.enter_context(self.plant.kube_env.api_client(token))
+        )
+
+    def rollout(self) -> dict[str, Any]:
+        """The stored spec.rollout of `site`."""
+        found: dict[str, Any] = self.plant.read("site")["spec"].get("rollout") or {}
+        return found
+
+
 @pytest.fixture
 def guarded(
     plant: Plant, helm: str, kube_env: ControlPlane, kube_api: client.ApiClient
-) -> Iterator[Plant]:
+) -> Iterator[Guarded]:
     """The plant with the chart's validating configuration pointed at its webhook too."""
     [config] = [
         o
@@ -73,26 +88,23 @@ def guarded(
     webhook["clientConfig"] = {"url": f"{plant.url}/validate-gatewaysync", "caBundle": plant.ca}
     webhook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": plant.namespace}}
     config["metadata"] = {"name": f"stoker-validation-{plant.namespace}"}
-    with kube_env.webhook_configuration(kube_api, config):
-        probe = User(plant, "probe", EDITOR_RULES)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(kube_env.webhook_configuration(kube_api, config))
+        guarded = Guarded(plant, stack)
+        probe = guarded.as_user("probe", EDITOR_RULES)
         wait_until(
             lambda: "may not remove" in probe.refused(NO_ROLLOUT_GATE, dry_run=True),
             timeout=30,
             what="the validating webhook to guard the gates",
         )
-        yield plant
-
-
-def rollout_of(plant: Plant) -> dict[str, Any]:
-    found: dict[str, Any] = plant.read("site")["spec"].get("rollout") or {}
-    return found
+        yield guarded
 
 
 def test_an_editor_is_refused_removing_approval_required_and_an_approver_may(
-    guarded: Plant,
+    guarded: Guarded,
 ) -> None:
-    editor = User(guarded, "editor", EDITOR_RULES)
-    approver = User(guarded, "approver", APPROVER_RULES)
+    editor = guarded.as_user("editor", EDITOR_RULES)
+    approver = guarded.as_user("approver", APPROVER_RULES)
     message = editor.refused(NO_ROLLOUT_GATE)
     assert (
         f"{editor.name} may not remove the approval gate spec.rollout.approval: required "
@@ -100,22 +112,22 @@ def test_an_editor_is_refused_removing_approval_required_and_an_approver_may(
     ) in message
     assert '\\"approve\\" on gatewaysyncs (API group stoker.io)' in message
     assert "gatewaysync-approver in docs/rollouts.md#approvals" in message
-    assert rollout_of(guarded)["approval"] == "required"
+    assert guarded.rollout()["approval"] == "required"
     assert "may not remove" in editor.refused({"spec": {"rollout": None}})
-    assert rollout_of(guarded)["approval"] == "required"
+    assert guarded.rollout()["approval"] == "required"
 
     approver.patch(NO_ROLLOUT_GATE)
-    assert rollout_of(guarded)["approval"] == "none"  # the CRD's default
+    assert guarded.rollout()["approval"] == "none"  # the CRD's default
 
 
-def test_an_editor_may_change_anything_else_but_not_rename_a_gated_step(guarded: Plant) -> None:
-    editor = User(guarded, "editor", EDITOR_RULES)
+def test_an_editor_may_change_anything_else_but_not_rename_a_gated_step(guarded: Guarded) -> None:
+    editor = guarded.as_user("editor", EDITOR_RULES)
     steps = [
         {"name": "test", "selector": {"gateways": ["test-gw"]}, "approval": "required"},
         {"name": "line-1", "selector": {"gateways": ["line-1"]}, "pause": {"duration": "1m"}},
     ]
     editor.patch({"spec": {"paused": True, "rollout": {"healthWindow": "2m", "steps": steps}}})
-    rollout = rollout_of(guarded)
+    rollout = guarded.rollout()
     assert rollout["healthWindow"] == "2m"
     assert rollout["steps"][0]["approval"] == "required"  # adding a gate needs no right
 
@@ -123,7 +135,7 @@ def test_an_editor_may_change_anything_else_but_not_rename_a_gated_step(guarded:
     message = editor.refused({"spec": {"rollout": {"steps": renamed}}})
     assert 'approval gate approval: required of step \\"test\\"' in message
     assert "a gated step renamed" in message
-    assert rollout_of(guarded)["steps"][0]["name"] == "test"
+    assert guarded.rollout()["steps"][0]["name"] == "test"
     moved = [steps[1], steps[0]]  # reordering named steps keeps every gate
     editor.patch({"spec": {"rollout": {"steps": moved}}})
-    assert [s["name"] for s in rollout_of(guarded)["steps"]] == ["line-1", "test"]
+    assert [s["name"] for s in guarded.rollout()["steps"]] == ["line-1", "test"]
