@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from conftest import git
 from k8s.rollout_fleet import (
     IN_STEP,
     Fleet,
@@ -483,3 +484,54 @@ def test_a_paused_profile_holds_its_step_visibly_and_moves_once_unpaused(
     fleet.drive(reason("RolloutComplete"), what="the rollout to complete once red is unpaused")
     for pod in ("gw-0", "red-0", "gw-1"):
         fleet.reported(pod, IN_STEP, new)
+
+
+def test_a_requested_ref_mid_rollout_starts_a_rollout_of_its_commit_from_the_first_step(
+    fleet: Fleet,
+) -> None:
+    fleet.create(two_steps())
+    settled(fleet, TEST_AND_LINE)
+    fleet.stop_agent("gw-1")  # its gateway never reports the new commit: the line step holds
+    second = fleet.push("v2")
+    fleet.drive(lambda cr: fleet.target("gw-1") == second, what="the line step to start")
+    git(fleet.repo, "checkout", "-qb", "hotfix")
+    hotfix = fleet.push("hotfix")
+    git(fleet.repo, "checkout", "-q", "main")
+
+    fleet.patch({"metadata": {"annotations": {"stoker.io/requested-ref": "hotfix"}}})
+    cr = fleet.reconcile()  # what the receiver asks for a push to another branch
+    assert (state(cr)["commit"], state(cr)["step"]) == (hotfix, 0)
+    assert fleet.published()["ref"] == "hotfix"
+    assert fleet.target("gw-0") == hotfix
+    assert fleet.target("gw-1") == second  # held where the older rollout moved it
+    fleet.agent("gw-1", "blue", "gw-1")
+    fleet.drive(reason("RolloutComplete"), what="the hotfix's rollout to complete")
+    for pod in TEST_AND_LINE:
+        fleet.reported(pod, IN_STEP, hotfix)
+
+
+def test_a_pod_recreated_mid_rollout_is_moved_by_its_new_agent_and_the_rollout_completes(
+    fleet: Fleet,
+) -> None:
+    fleet.create(two_steps())
+    settled(fleet, TEST_AND_LINE)
+    fleet.stop_agent("gw-1")
+    new = fleet.push("v2")
+    fleet.drive(lambda cr: fleet.target("gw-1") == new, what="the line step to start")
+
+    # Its StatefulSet recreates it: the same name, a new uid, an agent starting afresh.
+    fleet.core.delete_namespaced_pod("gw-1", fleet.namespace, grace_period_seconds=0)
+    wait_until(
+        lambda: (
+            "gw-1"
+            not in [p.metadata.name for p in fleet.core.list_namespaced_pod(fleet.namespace).items]
+        ),
+        timeout=30,
+        what="the pod to go",
+    )
+    fleet.pod("gw-1", "blue", "gw-1", labels=TEST_AND_LINE["gw-1"])
+    fleet.reconcile()
+    fleet.agent("gw-1", "blue", "gw-1")
+    fleet.drive(reason("RolloutComplete"), what="the rollout to complete")
+    fleet.reported("gw-1", IN_STEP, new)
+    fleet.reported("gw-0", IN_STEP, new)
