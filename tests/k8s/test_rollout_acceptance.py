@@ -403,6 +403,12 @@ def test_a_rollout_awaiting_approval_moves_on_a_stamped_approval_never_a_hand_wr
     assert state(cr)["approvedBy"] == {"rollout": stamp["by"]}
     for pod in TEST_AND_LINE:
         fleet.reported(pod, IN_STEP, new)
+    # Afterwards, who approved what is in the history (docs/rollouts.md's worked example).
+    history = stoker(kube_env, "history", fleet.name, "-n", kube_namespace, "-o", "json")
+    assert history.ok, history.stderr
+    newest = json.loads(history.stdout)["entries"][0]
+    assert newest["commit"] == new
+    assert {"gate": "rollout", "user": stamp["by"]} in newest["approvedBy"]
 
 
 def test_a_gateway_unhealthy_within_its_window_halts_the_rollout_and_goes_back(
