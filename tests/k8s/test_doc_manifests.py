@@ -113,6 +113,8 @@ def test_the_rollout_worked_example_applies_and_only_its_group_may_approve(
     def may(groups: list[str], verb: str, name: str = "riverside") -> bool:
         attributes = {"namespace": kube_namespace, "verb": verb, "group": "stoker.io"}
         attributes |= {"resource": "gatewaysyncs", "name": name}
+        if not name:
+            del attributes["name"]
         review = {"spec": {"user": "ada", "groups": groups, "resourceAttributes": attributes}}
         return bool(authz.create_subject_access_review(review).status.allowed)
 
@@ -120,7 +122,11 @@ def test_the_rollout_worked_example_applies_and_only_its_group_may_approve(
     assert may(leads, "approve")
     assert may(leads, "patch")  # to write the annotation `stoker approve` writes
     assert not may(["operators"], "approve")
+    assert may(leads, "list", name="")  # stoker status -n plant
+    assert may(leads, "get")  # stoker history riverside
+    assert not may(["operators"], "list", name="")
     assert not may(leads, "approve", name="another-plant")
+    assert not may(leads, "patch", name="another-plant")
     assert not may(leads, "delete")
 
 
