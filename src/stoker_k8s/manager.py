@@ -1,6 +1,7 @@
 """Runs the controller: informers feed a work queue; workers reconcile one key at a time while
 this replica holds the Lease; after each pass the GatewaySync is queued again at its own
-`spec.polling.interval`, or after a growing backoff when it failed (stoker_core.requeue)."""
+`spec.polling.interval` (sooner when the pass asks: a rollout moving, a GitHub App token due),
+or after a growing backoff when it failed (stoker_core.requeue)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,8 @@ class Manager:
             self.failures[key] = failures
         base, cap = self.backoff
         delay = next_pass(failures, done.polling, random.random(), base=base, cap=cap)
+        if done.within is not None and not failures.count:  # a rollout moving, a token due
+            delay = done.within if delay is None else min(delay, done.within)
         if failures.count:
             log.warning(
                 "%s failed %d time(s) in a row; next try in %.0fs", key, failures.count, delay

@@ -10,6 +10,7 @@ each pass, so every pass is also a restart)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ from kubernetes import client
 from k8s.rollout_fleet import IN_STEP, Fleet, conditions
 from k8s.rollout_fleet import fleet as fleet  # the fixture
 from stoker_k8s.controller import Controller
+from stoker_k8s.manager import Manager
+from stoker_k8s.metrics import ControllerMetrics
+from support.kubeenv import wait_until
 
 pytestmark = pytest.mark.kube
 WINDOW = 4.0  # seconds: the agent checks its gateway every 2 s within it
@@ -183,3 +187,38 @@ def test_removing_the_rollout_publishes_the_commit_to_all_and_drops_its_status(
     assert fleet.target("gw-red") == new
     assert "rollout" not in cr["status"]
     assert "Progressing" not in conditions(cr)
+
+
+def test_a_moving_rollout_is_passed_over_again_within_seconds_whatever_the_polling(
+    fleet: Fleet,
+) -> None:
+    fleet.create(two_steps)  # polling hourly
+    fleet.pod("blue-0", "blue", "gw-blue")  # no agent: the first step never finishes
+    fleet.reconcile()
+    fleet.push("v2")
+    metrics = ControllerMetrics()
+    manager = Manager(Controller(fleet.core, fleet.custom, metrics), workers=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=manager.run, args=(stop,), daemon=True)
+    thread.start()
+    labels = {"namespace": fleet.namespace, "name": fleet.name, "result": "success"}
+
+    def passes() -> float:
+        return metrics.registry.get_sample_value("stoker_controller_reconcile_total", labels) or 0
+
+    try:
+        wait_until(lambda: passes() >= 1, timeout=30, what="the manager's first pass")
+        fleet.patch({"metadata": {"annotations": {"stoker.io/refresh-requested-at": "now"}}})
+        wait_until(
+            lambda: (
+                conditions(fleet.get()).get("Progressing", {}).get("reason") == "RolloutProgressing"
+            ),
+            timeout=30,
+            what="the rollout to move",
+        )
+        seen = passes()
+        # Every 5 s while it moves (the hourly polling alone: none for an hour)
+        wait_until(lambda: passes() >= seen + 2, timeout=30, what="two more passes")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
