@@ -51,6 +51,9 @@ class Fleet:
     core: Any
     cr: str
     gateways: list[Gateway] = field(default_factory=list)
+    # Other processes the fleet needs (the controller, the receiver): one that exits fails
+    # a wait at once too.
+    needs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def grow(
         self,
@@ -138,6 +141,9 @@ class Fleet:
         def finished() -> bool:
             if self.exited():
                 raise FleetStalled(f"{what}: an agent exited")
+            for name, proc in self.needs.items():
+                if proc.poll() is not None:
+                    raise FleetStalled(f"{what}: the {name} exited ({proc.returncode})")
             return done() if done is not None else self.applied(commit)
 
         try:

@@ -213,7 +213,8 @@ def main() -> int:
             env,
             work / "receiver.log",
         )  # fmt: skip
-        fleet = Fleet(work, env, namespace, core, CR)
+        needs = {"controller": controller, "receiver": receiver}
+        fleet = Fleet(work, env, namespace, core, CR, needs=needs)
         parts = {
             "kube-apiserver + etcd": [p.pid for p in plane._procs],
             "controller + receiver": [controller.pid, receiver.pid],

@@ -269,7 +269,7 @@ def main() -> int:
             env,
             work / "controller.log",
         )
-        fleet = Fleet(work, env, namespace, core, CR)
+        fleet = Fleet(work, env, namespace, core, CR, needs={"controller": controller})
         labels = {f"gw-{i:03d}": {LINE: line_of(scale, i)} for i in range(scale.gateways)}
         steps = steps_of({**body, "spec": {**body["spec"], "rollout": rollout_spec(scale)}}, labels)
         floor = sum(step.floor for step in steps)
