@@ -31,6 +31,7 @@ from support.ignition_sim_resources import write_api_token
 from support.inpod import start, stop
 from support.kubecerts import CertificateAuthority
 from support.kubeenv import ControlPlane, free_port, wait_until
+from support.kubelet import statefulset_pod_labels
 
 GS = ("stoker.io", "v1alpha1")
 # What an agent reports once a commit is applied: Synced, then InSync at each periodic check.
@@ -172,8 +173,7 @@ class Fleet:
             },
         }
         if statefulset:
-            meta["labels"]["apps.kubernetes.io/pod-index"] = pod.rsplit("-", 1)[1]
-            meta["labels"]["statefulset.kubernetes.io/pod-name"] = pod
+            meta["labels"] |= statefulset_pod_labels(statefulset, int(pod.rsplit("-", 1)[1]))
             meta["ownerReferences"] = [
                 {
                     "apiVersion": "apps/v1",

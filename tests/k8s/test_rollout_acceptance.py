@@ -31,6 +31,7 @@ from k8s.rollout_fleet import (
 )
 from k8s.rollout_fleet import fleet as fleet  # the fixture
 from support.kubeenv import ControlPlane, wait_until
+from support.kubelet import delete_pod
 
 pytestmark = pytest.mark.kube
 LINE = "plant.example/line"
@@ -526,7 +527,7 @@ def test_a_pod_recreated_mid_rollout_is_moved_by_its_new_agent_and_the_rollout_c
     fleet.drive(lambda cr: fleet.target("gw-1") == new, what="the line step to start")
 
     # Its StatefulSet recreates it: the same name, a new uid, an agent starting afresh.
-    fleet.core.delete_namespaced_pod("gw-1", fleet.namespace, grace_period_seconds=0)
+    delete_pod(fleet.core, fleet.namespace, "gw-1")
     wait_until(
         lambda: (
             "gw-1"
