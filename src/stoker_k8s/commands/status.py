@@ -66,7 +66,7 @@ def _rollout(item: dict[str, Any], progressing: dict[str, Any] | None) -> dict[s
     gate, pending = str(record.get("awaiting") or ""), str(record.get("pendingCommit") or "")
     command = ""
     if progressing.get("reason") == Reason.ROLLOUT_HALTED:
-        command = f"stoker rollout resume {where} (or push a fix: a newer commit starts again)"
+        command = f"stoker rollout resume {where}"
     elif gate and pending:
         kind, _, step = gate.partition(":")
         flag = f" --{kind} {step}" if step else ""
@@ -135,7 +135,8 @@ def status(kubeconfig: str | None, context: str | None, namespace: str | None, o
             line = f"    > rollout: {rollout['reason']}: {rollout['message']}"
             click.echo(click.style(line, fg="yellow" if halted else None))
             if rollout["next"]:
-                click.echo(f"      to go on: {rollout['next']}")
+                fix = " (or push a fix: a newer commit starts again)" if halted else ""
+                click.echo(f"      to go on: {rollout['next']}{fix}")
         for problem in row["problems"]:
             click.echo(click.style(f"    ! {problem}", fg="yellow"))
         for note in row["notes"]:
