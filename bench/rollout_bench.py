@@ -46,8 +46,9 @@ from servers import stop  # noqa: E402
 from cluster import GROUP, PLURAL, VERSION, control_plane, gatewaysync, stoker  # noqa: E402
 from stoker_core import metadata as formats  # noqa: E402
 from stoker_core import waves  # noqa: E402
+from stoker_core.rollouts import Reason  # noqa: E402
 from stoker_core.validation import load  # noqa: E402
-from stoker_core.vocabulary import Annotation  # noqa: E402
+from stoker_core.vocabulary import Annotation, Condition  # noqa: E402
 from support.kubeenv import wait_until  # noqa: E402  (on sys.path through cluster)
 
 CR = "plant"
@@ -56,6 +57,7 @@ MAX_UNAVAILABLE = "25%"
 CHANGED = "projects/project000/com.inductiveautomation.perspective/views/area1/item001/view.json"
 POLL = 0.25  # seconds between the benchmark's looks (its resolution)
 GOAL = 1.3
+HALTED = Reason.HALTED.value
 
 
 @dataclass
@@ -221,6 +223,15 @@ def seeded(custom: Any, namespace: str, baseline: str) -> None:
         ) from None
 
 
+def halted(custom: Any, namespace: str) -> str:
+    """The `Progressing` condition's message when the rollout has halted ("": it has not)."""
+    item = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, CR)
+    for condition in (item.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == Condition.PROGRESSING and condition.get("reason") == HALTED:
+            return str(condition.get("message") or HALTED)
+    return ""
+
+
 def one_round(
     fleet: Fleet, custom: Any, repo: Path, n: int, window: float, timeout: float
 ) -> Round:
@@ -234,12 +245,16 @@ def one_round(
         GROUP, VERSION, fleet.namespace, PLURAL, CR, {"metadata": {"annotations": notes}}
     )
     everyone = len(fleet.gateways)
+    looks = 0
     while time.monotonic() - t0 < timeout:
         observe(fleet, seen.commit, window, t0, seen)
         if seen.complete is not None and len(seen.done) == everyone:
             return seen
         if fleet.exited():
             break
+        looks += 1
+        if looks % 8 == 0 and (why := halted(custom, fleet.namespace)):
+            raise FleetStalled(f"round {n}: the rollout halted: {why}")
         time.sleep(POLL)
     raise FleetStalled(
         f"round {n}: after {time.monotonic() - t0:.0f} s, {len(seen.given)} gateways given the "
