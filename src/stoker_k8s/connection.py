@@ -17,6 +17,12 @@ from stoker_k8s.kubeflags import kubeconfig_path
 
 # A `stoker status` or a start-up check waits this long for an answer (connect, read).
 TIMEOUT = (5.0, 30.0)
+# Any call of a long-running process given no timeout of its own (connect, read): a pooled
+# connection that went silent (an API server restarted behind a load balancer, a dropped NAT
+# flow) would hold the calling thread for good, and a controller worker holds its GatewaySync.
+# The read bound is above the API server's own 60 s limit on a request, so a slow answer is
+# still read; after it, urllib3 tries the call again on a new connection.
+CALL_TIMEOUT = (10.0, 70.0)
 
 
 def connect(kubeconfig: str | None, context: str | None = None) -> None:
@@ -64,6 +70,22 @@ def context_namespace(kubeconfig: str | None, context: str | None) -> str:
         return "default"
     chosen = next((c for c in every if c.get("name") == context), active) if context else active
     return str((chosen.get("context") or {}).get("namespace") or "default")
+
+
+def bounded_client(
+    configuration: Any = None, *, timeout: tuple[float, float] = CALL_TIMEOUT
+) -> Any:
+    """An ApiClient (on `configuration`, else the loaded defaults) whose every call made without
+    a `_request_timeout` of its own gets `timeout`."""
+    from kubernetes import client
+
+    class Bounded(client.ApiClient):
+        def call_api(self, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("_request_timeout") is None:
+                kwargs["_request_timeout"] = timeout
+            return super().call_api(*args, **kwargs)
+
+    return Bounded(configuration)
 
 
 def probe() -> None:

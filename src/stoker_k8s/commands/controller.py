@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from stoker_agent import logs
 from stoker_agent.commands.common import Period
 from stoker_k8s import crdcheck
-from stoker_k8s.connection import connect, kube_options, probe
+from stoker_k8s.connection import bounded_client, connect, kube_options, probe
 from stoker_k8s.controller import Controller
 from stoker_k8s.leader import LeaderElector
 from stoker_k8s.manager import Manager
@@ -98,7 +98,10 @@ def controller(
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
     served = None if namespaces is None else [n.strip() for n in namespaces.split(",") if n.strip()]
-    ctl = Controller(client.CoreV1Api(), client.CustomObjectsApi(), metrics, namespaces=served)
+    api = bounded_client()  # no call waits on a silent connection for good
+    ctl = Controller(
+        client.CoreV1Api(api), client.CustomObjectsApi(api), metrics, namespaces=served
+    )
     fit = crdcheck.check(ctl.core.api_client)  # Helm never upgrades crds/: say so plainly
     if fit is not None and fit[0]:
         log.warning("%s", fit[0].message())
@@ -108,7 +111,7 @@ def controller(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     elector = (
         LeaderElector(
-            client.CoordinationV1Api(),
+            client.CoordinationV1Api(api),
             lease_namespace,
             "stoker-controller",
             f"{socket.gethostname()}-{os.getpid()}",
