@@ -268,6 +268,7 @@ def main() -> int:
     scale = QUICK if args.quick else FULL
     result = Result("rollout", "Fleet rollout", "bench/rollout_bench.py", args.quick)
     rounds: list[Round] = []
+    start = 0.0  # seconds from creating the fleet to every agent reporting the first commit
     with control_plane() as (work, plane, core, custom, namespace):
         repo = work / "config-repo"
         for rel, content in ignition_files(scale.files):
@@ -294,7 +295,8 @@ def main() -> int:
             head = git(repo, "rev-parse", "HEAD")
             timeout = 120 + 5 * scale.gateways
             fleet.settled(head, timeout, plane=plane, out=args.out, what="the fleet to sync")
-            print(f"{scale.gateways} gateways synced in {time.monotonic() - started:.1f} s")
+            start = time.monotonic() - started
+            print(f"{scale.gateways} gateways synced in {start:.1f} s", flush=True)
             rollout = {"spec": {"rollout": rollout_spec(scale)}}
             custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, CR, rollout)
             seeded(custom, namespace, head)
@@ -316,6 +318,7 @@ def main() -> int:
             fleet.stop()
             stop(controller)
     report(result, scale, steps, rounds)
+    result.conditions["fleet start"] = f"{start:.0f} s from creating the pods to every report"
     result.write(args.out)
     return result.exit_code()
 
