@@ -4,10 +4,12 @@ nothing left to read (the 50-agent start-up time-out of bench/notes/latency.md).
 
 from __future__ import annotations
 
+import importlib
 import socket
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,8 +18,24 @@ from support.kubeenv import ControlPlane
 
 pytestmark = pytest.mark.kube
 
-sys.path.insert(0, str(ROOT / "bench"))
-from fleet import Fleet, FleetStalled  # noqa: E402
+
+def bench_fleet() -> ModuleType:
+    """bench/fleet.py, imported without leaving the benchmarks' module names behind: their
+    `cluster` would shadow tests/cluster for the tests that follow (and the other way round)."""
+    names, where = ("fleet", "cluster"), str(ROOT / "bench")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, where)
+    try:
+        return importlib.import_module("fleet")
+    finally:
+        sys.path.remove(where)
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+fleet = bench_fleet()
+Fleet, FleetStalled = fleet.Fleet, fleet.FleetStalled
 
 
 def test_a_fleet_whose_agent_exits_at_start_fails_at_once_naming_it_and_keeps_its_log(
