@@ -291,7 +291,8 @@ def _run(
                 if skip is not None:
                     return Outcome(attrs.evolve(skip, **base), None)
             key = digest(effective, snapshot.commit)
-            if honour_rejections and _rejected(settings.data_dir) == key:
+            rejected = _rejected(settings.data_dir)
+            if honour_rejections and rejected == key:
                 return Outcome(
                     SyncRecord(
                         result="Rejected",
@@ -300,6 +301,10 @@ def _run(
                     ),
                     None,
                 )
+            if rejected is not None and rejected != key and not settings.dry_run:
+                # Another commit (or profile) is applied now: the hold of the rejected one is
+                # over, so being given it again (a fix elsewhere, a resumed rollout) retries it.
+                remove_state_file(os.path.join(settings.data_dir, REJECTED_FILE))
             context = _context(settings, gs, effective, snapshot.commit, ref)
             locked: list[bool] = []
 

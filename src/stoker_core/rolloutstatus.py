@@ -83,20 +83,22 @@ def events(
     before = load(old, fallback="") if old else None
     same = before is not None and before.commit == after.commit
     was = before if same and before is not None else State(commit=after.commit)
+    # A resumed commit runs its steps again from the first: they start (and finish) anew.
+    ran = State() if was.halted is not None and after.halted is None else was
     short = after.commit[:12]
     out = [
         Event(
             reason=Reason.ROLLOUT_STEP_STARTED,
             message=f"commit {short}: step {i + 1}/{len(steps)} {_step(steps, i)} started",
         )
-        for i in range(len(was.started), len(after.started))
+        for i in range(len(ran.started), len(after.started))
     ]
     out += [
         Event(
             reason=Reason.ROLLOUT_STEP_DONE,
             message=f"commit {short}: step {i + 1}/{len(steps)} {_step(steps, i)} is done",
         )
-        for i in range(len(was.finished), len(after.finished))
+        for i in range(len(ran.finished), len(after.finished))
     ]
     given = new.get("approvedBy")
     who: Mapping[str, Any] = given if isinstance(given, Mapping) else {}

@@ -321,7 +321,12 @@ class Controller:
             self._news(item, news)
         meta = item["metadata"]
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": new_status}
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            {"status": _merge_patch(previous, new_status)},
         )
         self.metrics.status_writes.labels(meta["namespace"], meta["name"]).inc()
         with self._lock:
@@ -518,10 +523,8 @@ class Controller:
         news: list[rolloutstatus.Event] = []
         if rollout is not None and gs is not None:
             new_status, news = self._rollout_status(gs, rollout, new_status, previous)
-        elif "rollout" in previous:
-            new_status = _rollout_kept(
-                new_status, previous, gone=gs is not None and not gs.spec.rollout
-            )
+        elif previous.get("rollout") and (gs is None or gs.spec.rollout is not None):
+            new_status = _rollout_kept(new_status, previous)
         new_status = recorded(  # status.history (a push the receiver refreshed: `fresh`)
             new_status,
             previous,
@@ -976,15 +979,23 @@ class Controller:
         return out, agents
 
 
-def _rollout_kept(
-    status: dict[str, Any], previous: dict[str, Any], *, gone: bool
-) -> dict[str, Any]:
-    """`status` for a pass that decided no rollout: without spec.rollout (`gone`) the record is
-    removed (a merge patch needs the null); else (nothing published: the ref did not resolve,
-    the spec is invalid) the record and the Progressing condition are kept as they were, so the
-    next pass resumes where the rollout was."""
-    if gone:
-        return {**status, "rollout": None}
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` as a JSON merge patch over `old` (RFC 7386): a key `old` has and `new` lacks is
+    sent as null, at any depth of objects, or the API server would keep it (a rollout's halt
+    after a resume, status.rollout after spec.rollout goes)."""
+    patch: dict[str, Any] = dict(new)
+    for key, was in old.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(was, dict) and isinstance(new[key], dict):
+            patch[key] = _merge_patch(was, new[key])
+    return patch
+
+
+def _rollout_kept(status: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """`status` for a pass of a rollout that published nothing (the ref did not resolve, the
+    spec is invalid): the record and the Progressing condition are kept as they were, so the
+    next pass resumes where the rollout was. (Without spec.rollout both simply go.)"""
     shown = [c for c in previous.get("conditions") or [] if c.get("type") == Condition.PROGRESSING]
     return {
         **status,

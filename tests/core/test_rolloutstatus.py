@@ -129,3 +129,16 @@ def test_what_a_record_carries_over_is_kept_for_its_commit_only() -> None:
     assert rolloutstatus.carried(old, State(commit=NEWER), 500.0) == (500.0, {})
     damaged = {**old, "since": "yesterday", "approvedBy": ["alice"]}
     assert rolloutstatus.carried(damaged, MOVING, 500.0) == (500.0, {})
+
+
+def test_a_resumed_commit_says_its_steps_again() -> None:
+    halt = Halt(gateway="gw-1", commit=NEW, error="project rejected", at=30.0)
+    halted = written(attrs.evolve(MOVING, started=(10.0, 20.0), finished=(20.0,), halted=halt))
+    resumed = written(
+        attrs.evolve(MOVING, started=(40.0, 40.0), finished=(40.0,), step=1, approvals=("resume",)),
+        by={"resume": "bob"},
+    )
+    found = [e.reason for e in said(halted, resumed)]
+    assert found.count(Reason.ROLLOUT_STEP_STARTED) == 2
+    assert found.count(Reason.ROLLOUT_STEP_DONE) == 1
+    assert Reason.ROLLOUT_APPROVED in found

@@ -10,18 +10,22 @@ each pass, so every pass is also a restart)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from k8s.rollout_fleet import IN_STEP, Fleet, conditions
+from k8s.rollout_fleet import IN_STEP, Fleet, approval_webhook, conditions, copy_project
 from k8s.rollout_fleet import fleet as fleet  # the fixture
 from stoker_k8s.controller import Controller
 from stoker_k8s.manager import Manager
 from stoker_k8s.metrics import ControllerMetrics
-from support.kubeenv import wait_until
+from support.kubeenv import ControlPlane, wait_until
 
 pytestmark = pytest.mark.kube
 WINDOW = 4.0  # seconds: the agent checks its gateway every 2 s within it
@@ -222,3 +226,60 @@ def test_a_moving_rollout_is_passed_over_again_within_seconds_whatever_the_polli
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def test_stoker_rollout_resume_starts_the_halted_commit_again_from_its_first_step(
+    fleet: Fleet,
+    kube_env: ControlPlane,
+    kube_api: client.ApiClient,
+    kube_namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", kube_namespace)  # the controller's approval key Secret
+    fleet.create(two_steps)
+    fleet.pod("blue-0", "blue", "gw-blue")
+    fleet.pod("blue-1", "blue", "gw-blue-1")  # no step selects it: step 2
+    fleet.reconcile()
+    old = fleet.head()
+    fleet.agent("blue-0", "blue", "gw-blue")
+    fleet.agent("blue-1", "blue", "gw-blue-1")
+    fleet.reported("blue-0", IN_STEP, old)
+    fleet.reported("blue-1", IN_STEP, old)
+    fleet.sims["blue-1"].refused_projects.add("release-v2")
+    new = fleet.push("v2", lambda repo: copy_project(repo, "release-v2"))
+
+    cr = fleet.drive(reason("RolloutHalted"), what="the rollout to halt on step 2")
+    assert cr["status"]["rollout"]["halted"]["gateway"] == "gw-blue-1"
+    fleet.reported("blue-1", IN_STEP, old)  # sent back
+    fleet.sims["blue-1"].refused_projects.clear()  # the plant fixed the gateway
+    for seen in fleet.passes(3):  # halted it stays: the fix alone retries nothing
+        assert conditions(seen)["Progressing"]["reason"] == "RolloutHalted"
+
+    with approval_webhook(kube_env, kube_api, kube_namespace, tmp_path):
+        resume = [sys.executable, "-m", "stoker_agent.cli", "rollout", "resume", fleet.name]
+        resume += ["-n", kube_namespace]
+
+        def resumed() -> bool:  # the API server calls a new webhook after a short delay
+            env = {**kube_env.subprocess_env(), "NO_COLOR": "1"}
+            return subprocess.run(resume, env=env, capture_output=True, check=False).returncode == 0
+
+        wait_until(resumed, timeout=30, what="stoker rollout resume to be stamped")
+        cr = fleet.drive(reason("RolloutComplete"), what="the resumed rollout to complete")
+    fleet.reported("blue-1", IN_STEP, new)
+    record = cr["status"]["rollout"]
+    assert "resume" in record["approvals"]
+    assert record["approvedBy"]["resume"]  # the user the webhook stamped
+    said = [reason for reason, _ in events(fleet)]
+    assert said.count("RolloutHalted") == 1
+    assert said.count("RolloutComplete") == 1
+    assert said.count("RolloutStepStarted") == 4  # steps 1 and 2, then both again
+    approved = [m for r, m in events(fleet) if r == "RolloutApproved"]
+    assert approved == [
+        f"resume approved for commit {new[:12]} by {record['approvedBy']['resume']}"
+    ]
+
+
+def reason(wanted: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """A `drive` condition: the CR once `Progressing` has this reason."""
+    return lambda cr: cr if conditions(cr).get("Progressing", {}).get("reason") == wanted else None
