@@ -19,6 +19,7 @@ from stoker_agent.applying import Applier
 from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import SyncResult, read_manifest, sync_commit
 from stoker_core import profiles
+from stoker_core.manifest import MANIFEST_PATH
 from stoker_core.templates import TemplateContext
 from stoker_core.validation import load
 from support.gateway_data import files_of
@@ -243,3 +244,20 @@ def test_after_a_crash_at_any_step_the_next_commit_is_built_from_its_changes_exa
         if not killed:
             break
         step += 3
+
+
+def test_a_record_planted_in_the_manifest_is_never_written_from(repo: Path, tmp_path: Path) -> None:
+    # Whoever writes the data directory can edit the manifest: a record it plants where the
+    # commit changes something would be a file to write from a blob git does not hold.
+    data = tmp_path / "data"
+    sync(repo, data)
+    base = data / MANIFEST_PATH
+    body = json.loads(base.read_text())
+    real = body["files"]["projects/p1/views/v3/view.json"]
+    body["files"]["projects/p1/views/v3/planted.json"] = ["0" * 40, *real[1:]]
+    base.write_text(json.dumps(body))
+    commit(repo, "one view", {"projects/p1/views/v3/view.json": '{"edited": 1}'})
+    result = sync(repo, data)
+    assert not result.from_diff  # the plan rewrote a carried file: built whole instead
+    assert not (data / "projects/p1/views/v3/planted.json").exists()
+    assert files_of(data) == whole(repo, tmp_path, "whole")
