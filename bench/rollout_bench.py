@@ -240,7 +240,8 @@ def one_round(
     git(repo, "commit", "-qam", f"round {n}")
     seen = Round(git(repo, "rev-parse", "HEAD"))
     t0 = time.monotonic()
-    notes = {Annotation.REFRESH_REQUESTED_AT: f"round-{n}-{time.time():.3f}"}
+    # As the receiver stamps it (RFC3339; the history reads it): rounds are seconds apart.
+    notes = {Annotation.REFRESH_REQUESTED_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     custom.patch_namespaced_custom_object(
         GROUP, VERSION, fleet.namespace, PLURAL, CR, {"metadata": {"annotations": notes}}
     )
