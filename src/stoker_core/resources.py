@@ -142,8 +142,11 @@ def group(changes: Iterable[tuple[str, Change]], kept: Iterable[str] = ()) -> li
     # test skips the rest (a sync keeps ~100,000 files and changes a few).
     boxes = {key for key in map(_box_key, (p for p, _ in changed)) if key}
     kept_in: set[Resource] = set()
-    for path in kept:
-        box = container_of(path) if _box_key(path) in boxes else None
+    # A kept path lies in a changed box exactly when it starts with that box and a slash (a
+    # box is `projects/<p>` or `config/resources/<c>`): one C-level test per kept path.
+    in_a_box = tuple(f"{key}/" for key in boxes)
+    for path in kept if in_a_box else ():
+        box = container_of(path) if path.startswith(in_a_box) else None
         if box is not None:
             kept_in.update((box, resource_of(path)))
     whole: dict[Resource, list[Change]] = {}
