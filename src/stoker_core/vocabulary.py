@@ -157,5 +157,6 @@ class Metric(enum.StrEnum):
     ROLLOUT_STEP = "stoker_rollout_step"  # the step in progress, from 1; steps + 2: complete
     ROLLOUT_GATEWAYS = "stoker_rollout_gateways"  # gateways per rollout phase
     ROLLOUT_DURATION = "stoker_rollout_duration_seconds"  # a commit's first pass to complete
+    ROLLOUT_HALTED = "stoker_rollout_halted"  # 1 while a rollout is halted (an alert fires)
     RECEIVER_REQUESTS_TOTAL = "stoker_webhook_receiver_requests_total"
     WEBHOOK_INJECTIONS_TOTAL = "stoker_webhook_injector_injections_total"

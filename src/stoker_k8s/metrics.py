@@ -97,6 +97,13 @@ class ControllerMetrics:
             ["namespace", "name", "phase"],
             registry=r,
         )
+        self.rollout_halted = Gauge(
+            Metric.ROLLOUT_HALTED,
+            "1 while a GatewaySync's rollout is halted: a gateway failed the commit (every "
+            "gateway is at its target then, so no other metric shows it).",
+            ["namespace", "name"],
+            registry=r,
+        )
         self.rollout_duration = Histogram(
             Metric.ROLLOUT_DURATION,
             "From the first pass that saw a commit to its rollout reaching every gateway.",
@@ -127,6 +134,7 @@ class ControllerMetrics:
         state = outcome.state
         step = len(outcome.steps) + 1 if state.step == COMPLETE else state.step + 1
         self.rollout_step.labels(namespace, name).set(step)
+        self.rollout_halted.labels(namespace, name).set(1 if state.halted is not None else 0)
         counts = Counter_(outcome.phases.values())
         for phase in Phase:
             self.rollout_gateways.labels(namespace, name, phase.value).set(counts[phase])
@@ -140,6 +148,7 @@ class ControllerMetrics:
         series: list[tuple[Any, tuple[str, ...]]] = [
             (self.rollout_step, (namespace, name)),
             (self.rollout_duration, (namespace, name)),
+            (self.rollout_halted, (namespace, name)),
         ]
         series += [(self.rollout_gateways, (namespace, name, p.value)) for p in Phase]
         for family, labels in series:

@@ -255,6 +255,7 @@ def test_stoker_rollout_resume_starts_the_halted_commit_again_from_its_first_ste
     fleet.sims["blue-1"].refused_projects.clear()  # the plant fixed the gateway
     for seen in fleet.passes(3):  # halted it stays: the fix alone retries nothing
         assert conditions(seen)["Progressing"]["reason"] == "RolloutHalted"
+    assert halted_gauge(fleet) == 1  # StokerRolloutHalted fires on it
 
     with approval_webhook(kube_env, kube_api, kube_namespace, tmp_path):
         resume = [sys.executable, "-m", "stoker_agent.cli", "rollout", "resume", fleet.name]
@@ -267,6 +268,7 @@ def test_stoker_rollout_resume_starts_the_halted_commit_again_from_its_first_ste
         wait_until(resumed, timeout=30, what="stoker rollout resume to be stamped")
         cr = fleet.drive(reason("RolloutComplete"), what="the resumed rollout to complete")
     fleet.reported("blue-1", IN_STEP, new)
+    assert halted_gauge(fleet) == 0
     record = cr["status"]["rollout"]
     assert "resume" in record["approvals"]
     assert record["approvedBy"]["resume"]  # the user the webhook stamped
@@ -278,6 +280,14 @@ def test_stoker_rollout_resume_starts_the_halted_commit_again_from_its_first_ste
     assert approved == [
         f"resume approved for commit {new[:12]} by {record['approvedBy']['resume']}"
     ]
+
+
+def halted_gauge(fleet: Fleet) -> float | None:
+    """`stoker_rollout_halted` as a controller that has just read the GatewaySync reports it."""
+    ctl = Controller(fleet.core, fleet.custom)
+    ctl.reconcile(fleet.get())
+    labels = {"namespace": fleet.namespace, "name": fleet.name}
+    return ctl.metrics.registry.get_sample_value("stoker_rollout_halted", labels)
 
 
 def reason(wanted: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
