@@ -369,7 +369,9 @@ class GlobSet:
         "_basename_matcher",
         "_basenames",
         "_heads",
+        "_inside",
         "_matcher",
+        "_named",
         "_segments",
         "_slashed_matcher",
         "patterns",
@@ -407,17 +409,32 @@ class GlobSet:
         self._basename_matcher = _combined(tuple(basename_patterns))
         self._matcher = _combined(tuple(others))
         self._slashed_matcher = _combined(tuple(slashed))
+        self._named: dict[str, bool] = {}  # file name -> whether a `**/NAME`-shaped one matches
+        self._inside: dict[str, bool] = {}  # directory -> whether a `**/NAME/**` one matches in it
 
     def matches(self, path: str) -> bool:
         """Tell whether any pattern matches `path`."""
-        if self._basenames or self._segments or self._basename_matcher is not None:
-            parts = path.split("/")
-            last = parts[-1]
-            if last in self._basenames:
+        # Planning asks this of every path of a tree, whose directories and file names repeat:
+        # both verdicts are remembered (per set, bounded), so a path costs a few dict lookups.
+        head, slash, last = path.rpartition("/")
+        if last in self._basenames:
+            return True
+        if self._segments:
+            if last in self._segments:
                 return True
-            if self._segments and not self._segments.isdisjoint(parts):
-                return True
-            if self._basename_matcher is not None and self._basename_matcher.matches(last):
+            if slash:
+                inside = self._inside.get(head)
+                if inside is None:
+                    inside = not self._segments.isdisjoint(head.split("/"))
+                    _bounded(self._inside)[head] = inside
+                if inside:
+                    return True
+        if self._basename_matcher is not None:
+            named = self._named.get(last)
+            if named is None:
+                named = self._basename_matcher.matches(last)
+                _bounded(self._named)[last] = named
+            if named:
                 return True
         slashed = self._slashed_matcher
         if slashed is not None and path.endswith("/") and slashed.matches(path):

@@ -114,6 +114,33 @@ def test_a_glob_set_matches_exactly_when_one_of_its_patterns_does(
     assert GlobSet(patterns).matches(path) == any(match(p, path) for p in patterns)
 
 
+PATH = st.tuples(st.lists(SEGMENT, min_size=1, max_size=4), st.sampled_from(["", "/"])).map(
+    lambda parts_and_end: "/".join(parts_and_end[0]) + parts_and_end[1]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(PATTERN_POOL), max_size=5), st.lists(PATH, max_size=20))
+def test_one_glob_set_asked_about_many_paths_answers_each_as_its_patterns_do(
+    patterns: list[str], paths: list[str]
+) -> None:
+    # A set remembers its verdicts on directories and file names: asked again, or about a
+    # sibling, it must still answer as the patterns do.
+    globs = GlobSet(patterns)
+    for path in paths + paths:
+        assert globs.matches(path) == any(match(p, path) for p in patterns), path
+
+
+def test_a_glob_set_remembers_a_bounded_number_of_directories_and_names() -> None:
+    globs = GlobSet(["**/.resources/**", "**/*.jks"])
+    for i in range(40_000):  # distinct directories and names, as a hostile tree has
+        assert globs.matches(f"p/d{i}/n{i}.json") is False
+    assert globs.matches("p/.resources/x")
+    assert globs.matches("p/k.jks")
+    assert len(globs._inside) <= 16_384
+    assert len(globs._named) <= 16_384
+
+
 # Braces expand (as in doublestar), so whether a `**` is a whole segment depends on the branch.
 BRACE_TABLE = [
     ("{**,a}/b", "b", True),
