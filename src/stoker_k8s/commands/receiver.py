@@ -13,11 +13,15 @@ import click
 
 from stoker_core.errors import InvalidInput
 from stoker_core.receiving import MAX_BODY, Secrets, trusted_networks
-from stoker_k8s.connection import connect, kube_options, probe
+from stoker_k8s.connection import bounded_client, connect, kube_options, probe
 from stoker_k8s.gunicorn import serve
 from stoker_k8s.intake import Limits
 from stoker_k8s.receiver import Conflict, Receiver, make_app
 from stoker_k8s.runtime import Informer
+
+# A delivery's reads and writes: a sender retries long before this, and a call on a connection
+# gone silent must not hold a worker thread (and so every other delivery) for good.
+CALL_TIMEOUT = (3.0, 10.0)
 
 
 class KubeStore:
@@ -26,11 +30,12 @@ class KubeStore:
     nothing but the annotation it sets; Secrets are always read fresh (a rotated or revoked
     secret takes effect at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, configuration: Any = None) -> None:
         from kubernetes import client  # configured by connection.connect before
 
-        self._custom = client.CustomObjectsApi()
-        self._core = client.CoreV1Api()
+        api = bounded_client(configuration, timeout=CALL_TIMEOUT)  # the informer sets its own
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
         self._errors = client.exceptions.ApiException
         self._informer: Informer | None = None
         self._lock = threading.Lock()
