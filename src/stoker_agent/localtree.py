@@ -7,7 +7,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 
-from stoker_core.trees import Kind, LiveEntry
+from stoker_core.trees import REGULAR, Kind, LiveEntry
 
 _CHUNK = 1024 * 1024
 
@@ -54,12 +54,18 @@ class LocalTree:
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk (scandir; symbolic links are reported, never entered)."""
-        stack = [path]
+        # Once per live path of every full check: the absolute directory rides on the stack
+        # (no join per directory) and entries are made by tuple.__new__ (a NamedTuple's own
+        # __new__ is Python code).
+        entry = tuple.__new__
+        file_kind, dir_kind = Kind.FILE, Kind.DIR
+        is_file = stat.S_ISREG
+        stack = [(path, self._abs(path))]
         while stack:
-            current = stack.pop()
+            current, absolute = stack.pop()
             prefix = current + "/" if current else ""
             try:
-                with os.scandir(self._abs(current)) as it:
+                with os.scandir(absolute) as it:
                     children = list(it)
             except (FileNotFoundError, NotADirectoryError):
                 continue
@@ -67,16 +73,15 @@ class LocalTree:
                 rel = prefix + child.name
                 if child.is_dir(follow_symlinks=False):
                     # The directory type comes from readdir itself: no stat call needed.
-                    yield LiveEntry(rel, Kind.DIR)
+                    yield entry(LiveEntry, (rel, dir_kind, 0, 0, 0, REGULAR, 0))
                     if not prune(rel):
-                        stack.append(rel)
+                        stack.append((rel, child.path))
                     continue
                 st = child.stat(follow_symlinks=False)
                 mode = st.st_mode
-                kind = Kind.FILE if stat.S_ISREG(mode) else _kind(mode)
-                yield LiveEntry(
-                    rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, mode & 0o7777, st.st_ctime_ns
-                )
+                kind = file_kind if is_file(mode) else _kind(mode)
+                size, mtime, inode, ctime = st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+                yield entry(LiveEntry, (rel, kind, size, mtime, inode, mode & 0o7777, ctime))
 
     def read(self, path: str) -> bytes:
         """Return a file's content (opened without following links)."""

@@ -203,11 +203,13 @@ def plan(
     ancestors = _check_ancestors(desired.roots, live)
     found = _walk(desired, live)
     ops: dict[tuple[str, Action], Operation] = {}
+    make = tuple.__new__  # Operation's own __new__ is Python code: this loop runs per file
     for path, want in desired.files.items():
         action, reason = _compare(want, found.files.get(path), manifest, live, stamped)
         content = want.content if action is Action.WRITE else None
-        ops[(path, action)] = Operation(
-            action, path, reason, want.blob, want.mode, want.size, want.mapping, content
+        ops[(path, action)] = make(
+            Operation,
+            (action, path, reason, want.blob, want.mode, want.size, want.mapping, content),
         )
     roots = list(desired.roots)
     kept: set[str] = set(found.kept_dirs)
