@@ -283,18 +283,29 @@ class Controller:
             if meta.get("uid", "") in self._crd_told:
                 return
             self._crd_told.add(meta.get("uid", ""))
-        self.core.create_namespaced_event(
+        self._say(meta, Reason.CRD_OUTDATED, self._crd_gaps.message(), warning=True)
+
+    def _say(
+        self,
+        meta: dict[str, Any],
+        reason: str,
+        message: str,
+        *,
+        warning: bool,
+        at: str | None = None,
+    ) -> None:
+        """One event about the GatewaySync whose metadata is `meta`."""
+        event = gatewaysync_event(
             meta["namespace"],
-            gatewaysync_event(
-                meta["namespace"],
-                meta["name"],
-                meta.get("uid"),
-                reason=Reason.CRD_OUTDATED,
-                message=self._crd_gaps.message(),
-                warning=True,
-                component="stoker-controller",
-            ),
+            meta["name"],
+            meta.get("uid"),
+            reason=reason,
+            message=message,
+            warning=warning,
+            component="stoker-controller",
+            at=at,
         )
+        self.core.create_namespaced_event(meta["namespace"], event)
 
     def _write_status(
         self,
@@ -605,18 +616,7 @@ class Controller:
         """One event per rollout change."""
         meta = item["metadata"]
         for said in news:
-            self.core.create_namespaced_event(
-                meta["namespace"],
-                gatewaysync_event(
-                    meta["namespace"],
-                    meta["name"],
-                    meta.get("uid"),
-                    reason=said.reason,
-                    message=said.message,
-                    warning=said.warning,
-                    component="stoker-controller",
-                ),
-            )
+            self._say(meta, said.reason, said.message, warning=said.warning)
 
     def _agent_identity(
         self, namespace: str, name: str, uid: str, agents: list[agentaccess.AgentPod]
@@ -751,18 +751,12 @@ class Controller:
             if (cond["reason"], cond["message"]) in said:
                 continue
             said.add((cond["reason"], cond["message"]))
-            self.core.create_namespaced_event(
-                meta["namespace"],
-                gatewaysync_event(
-                    meta["namespace"],
-                    meta["name"],
-                    meta.get("uid"),
-                    reason=cond["reason"],
-                    message=cond["message"],
-                    warning=conditions.abnormal(cond) and cond["type"] != "AllGatewaysSynced",
-                    component="stoker-controller",
-                    at=cond["lastTransitionTime"],
-                ),
+            self._say(
+                meta,
+                cond["reason"],
+                cond["message"],
+                warning=conditions.abnormal(cond) and cond["type"] != "AllGatewaysSynced",
+                at=cond["lastTransitionTime"],
             )
 
     def _resolve(self, gs: GatewaySync, namespace: str, ref: str, *, fresh: bool) -> str:
