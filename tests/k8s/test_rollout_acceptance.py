@@ -255,14 +255,15 @@ def test_paused_on_the_gatewaysync_holds_the_rollout_without_halting_it_until_un
         fleet.reported(pod, IN_STEP, new)
 
 
-def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
-    fleet: Fleet,
-) -> None:
-    def red_dry_run(body: dict[str, Any]) -> None:
-        body["spec"]["sync"]["profiles"]["red"]["dryRun"] = True
+def red_beside_blue(fleet: Fleet, red: dict[str, Any], *, red_reports: str) -> tuple[str, str]:
+    """Two steps: gw-0 (blue) and red-0 (profile red changed by `red`) in the test step, gw-1
+    (blue) in the line step, settled at the first commit; then a push. The two commits."""
+
+    def change(body: dict[str, Any]) -> None:
+        body["spec"]["sync"]["profiles"]["red"].update(red)
         two_steps()(body)
 
-    fleet.create(red_dry_run)
+    fleet.create(change)
     fleet.pod("gw-0", "blue", "gw-0", labels={WAVE: "test"})
     fleet.pod("red-0", "red", "red-0", labels={WAVE: "test"})
     fleet.pod("gw-1", "blue", "gw-1", labels={WAVE: "line"})
@@ -272,9 +273,14 @@ def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
         fleet.agent(pod, profile, pod)
     fleet.reported("gw-0", IN_STEP, old)
     fleet.reported("gw-1", IN_STEP, old)
-    fleet.reported("red-0", "DryRun", old)
-    new = fleet.push("v2")
+    fleet.reported("red-0", red_reports, old)
+    return old, fleet.push("v2")
 
+
+def test_dry_run_gateways_are_given_the_commit_but_never_counted_nor_blocking(
+    fleet: Fleet,
+) -> None:
+    _, new = red_beside_blue(fleet, {"dryRun": True}, red_reports="DryRun")
     fleet.reconcile()
     # One pass gives both the commit: the dry run takes none of the test step's one place.
     assert fleet.target("red-0") == new
@@ -462,22 +468,7 @@ def test_drift_restore_during_a_rollout_restores_a_waiting_gateway_to_its_own_ta
 def test_a_paused_profile_holds_its_step_visibly_and_moves_once_unpaused(
     fleet: Fleet,
 ) -> None:
-    def red_paused(body: dict[str, Any]) -> None:
-        body["spec"]["sync"]["profiles"]["red"]["paused"] = True
-        two_steps()(body)
-
-    fleet.create(red_paused)
-    fleet.pod("gw-0", "blue", "gw-0", labels={WAVE: "test"})
-    fleet.pod("red-0", "red", "red-0", labels={WAVE: "test"})
-    fleet.pod("gw-1", "blue", "gw-1", labels={WAVE: "line"})
-    fleet.reconcile()
-    old = fleet.head()
-    for pod, profile in (("gw-0", "blue"), ("red-0", "red"), ("gw-1", "blue")):
-        fleet.agent(pod, profile, pod)
-    fleet.reported("gw-0", IN_STEP, old)
-    fleet.reported("gw-1", IN_STEP, old)
-    fleet.reported("red-0", "Skipped", old)
-    new = fleet.push("v2")
+    old, new = red_beside_blue(fleet, {"paused": True}, red_reports="Skipped")
 
     fleet.drive(lambda cr: fleet.target("red-0") == new, what="the test step to give red-0 v2")
     fleet.reported("gw-0", IN_STEP, new)
