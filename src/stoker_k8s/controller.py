@@ -761,7 +761,23 @@ class Controller:
 
     def _resolve(self, gs: GatewaySync, namespace: str, ref: str, *, fresh: bool) -> str:
         """Resolve `ref`; one ls-remote per repository and credentials per polling interval,
-        shared by every GatewaySync using them, unless a push asked for a fresh look."""
+        shared by every GatewaySync using them, unless a push asked for a fresh look. A ref
+        missing from a shared answer is asked for once more: a branch made after another
+        GatewaySync of the repository was resolved (a new line's) must not wait an interval."""
+        advertised, asked = self._advertised_for(gs, namespace, fresh=fresh)
+        try:
+            return resolve(ref, advertised, where=gs.spec.git.repo)
+        except InvalidInput:
+            if asked:
+                raise
+        advertised, _ = self._advertised_for(gs, namespace, fresh=True)
+        return resolve(ref, advertised, where=gs.spec.git.repo)
+
+    def _advertised_for(
+        self, gs: GatewaySync, namespace: str, *, fresh: bool
+    ) -> tuple[Advertisement, bool]:
+        """What the repository advertises, from the shared answer unless it is due or `fresh`;
+        and whether this call asked the repository."""
         auth = gs.spec.git.auth
         key = (gs.spec.git.repo, namespace if auth else "", repr(auth))
         ttl = polling_seconds(gs.spec.polling) or float("inf")
@@ -776,22 +792,22 @@ class Controller:
             with self._lock:
                 cached = self._advertised.get(key)
             started = time.monotonic()
-            if fresh or cached is None or started - cached[0] >= due:
-                with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
-                    credentials = self._credentials(gs, namespace, private)
-                    mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
-                    asked = time.monotonic()
-                    try:
-                        advertised = parse_ls_remote(mirror.ls_remote())
-                    finally:
-                        mirror.close()
-                        self.metrics.ref_resolve_duration.labels(
-                            namespace, gs.metadata.name
-                        ).observe(time.monotonic() - asked)
-                cached = (started, advertised)  # as of when it was asked
-                with self._lock:
-                    self._advertised[key] = cached
-        return resolve(ref, cached[1], where=gs.spec.git.repo)
+            if not (fresh or cached is None or started - cached[0] >= due):
+                return cached[1], False
+            with tempfile.TemporaryDirectory(prefix="stoker-ls-remote-") as private:
+                credentials = self._credentials(gs, namespace, private)
+                mirror = Mirror(os.path.join(private, "repo"), gs.spec.git.repo, credentials)
+                asked = time.monotonic()
+                try:
+                    advertised = parse_ls_remote(mirror.ls_remote())
+                finally:
+                    mirror.close()
+                    self.metrics.ref_resolve_duration.labels(namespace, gs.metadata.name).observe(
+                        time.monotonic() - asked
+                    )
+            with self._lock:
+                self._advertised[key] = (started, advertised)  # as of when it was asked
+        return advertised, True
 
     def _credentials(self, gs: GatewaySync, namespace: str, private: str) -> Credentials:
         """Credential files for one ls-remote, written under a private temporary directory."""

@@ -245,3 +245,31 @@ def test_a_pass_with_nothing_new_costs_no_write_and_first_passes_share_ls_remote
     assert gateway["lastSyncDuration"] == "1.25s"
     assert gateway["filesChanged"] == 1
     assert gateway["projectsSynced"] == ["site"]
+
+
+def test_a_branch_made_after_the_shared_answer_resolves_at_once_for_a_new_gatewaysync(
+    kube_api: client.ApiClient, kube_core: client.CoreV1Api, kube_namespace: str, tmp_path: Path
+) -> None:
+    """A plant adds a line: a new branch, then a GatewaySync following it, beside one that
+    follows main in the same repository. The shared ls-remote answer (one per repository and
+    polling interval) predates the branch; a miss in it asks once more instead of reporting
+    the ref missing until the interval is over."""
+    repo = BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
+    custom = client.CustomObjectsApi(kube_api)
+    controller = Controller(kube_core, custom)
+    for name, ref in (("main-line", "main"), ("new-line", "line-2")):
+        body = copy.deepcopy(MINIMAL)
+        body["metadata"]["name"] = name
+        body["spec"]["git"]["repo"] = f"file://{tmp_path / 'config.git'}"
+        body["spec"]["git"]["ref"] = ref
+        custom.create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", body
+        )
+        if name == "main-line":
+            controller.reconcile(get(custom, kube_namespace, name))  # the shared answer
+            repo.git("branch", "line-2", "main")
+    controller.reconcile(get(custom, kube_namespace, "new-line"))
+    status = get(custom, kube_namespace, "new-line")["status"]
+    resolved = {c["type"]: c for c in status["conditions"]}["RefResolved"]
+    assert resolved["status"] == "True", resolved["message"]
+    assert status["lastSyncCommit"] == repo.rev_parse("line-2")
