@@ -268,15 +268,13 @@ def test_a_commit_moves_wave_by_wave_and_the_pairs_backup_only_after_its_primary
     commit = fleet.commit_and_push({LOGGING: text}, "logging: release r2")
     samples: list[dict[str, Any]] = []
 
-    def complete() -> bool:
+    def everywhere() -> bool:
         sample_pair(fleet, commit, samples)
-        synced = all(
+        return all(
             (fleet.volume(g) / RESOURCE / "code.py").read_text() == text for g in fleet.gateways
         )
-        return synced and fleet.progressing().get("reason") == "RolloutComplete"
 
-    wait_for("the rollout to reach every gateway", complete, timeout=300)
-    fleet.notes["good"] = commit
+    wait_for("the commit to reach every gateway", everywhere, timeout=300)
     when = {g: fleet.change_scan(g) for g in fleet.gateways}
     assert all(when.values()), {g: s is not None for g, s in when.items()}
     order = sorted(fleet.gateways, key=lambda g: when[g]["started"])
@@ -295,6 +293,9 @@ def test_a_commit_moves_wave_by_wave_and_the_pairs_backup_only_after_its_primary
         assert sample["primary"] == commit, sample
         assert sample["primary_commit"] == commit, sample
         assert sample["primary_healthy_for"] >= WINDOW, sample
+    # Complete once the backup held it for the window too (its agent reports after writing).
+    wait_for("the rollout to complete", lambda: completed(fleet, commit), timeout=60)
+    fleet.notes["good"] = commit
     # Both nodes were really written, the backup by its own agent (applyOnBackup: true).
     backup = fleet.report("scada-1")
     assert backup["commit"] == commit, backup
@@ -306,11 +307,17 @@ def test_a_commit_moves_wave_by_wave_and_the_pairs_backup_only_after_its_primary
     assert not json.loads(fleet.metadata().get("targets") or "{}")
 
 
+def completed(site: Site, commit: str) -> bool:
+    """Whether `Progressing` says the rollout of `commit` reached every gateway."""
+    condition = site.progressing()
+    return condition.get("reason") == "RolloutComplete" and commit[:12] in condition["message"]
+
+
 def test_a_commit_rejected_in_the_second_step_halts_and_the_gateways_not_moved_keep_their_files(
     fleet: Site,
 ) -> None:
     good = fleet.notes.get("good")
-    assert good, "runs after the rollout test (same fleet)"
+    assert good, "runs after the rollout test, once its commit reached the whole fleet"
     before = {g: fleet.projects(g) for g in fleet.gateways}
     bad = fleet.commit_and_push(
         {REJECTED: json.dumps({"title": "refused by the lines", "enabled": True})},
@@ -319,7 +326,11 @@ def test_a_commit_rejected_in_the_second_step_halts_and_the_gateways_not_moved_k
 
     halted = wait_for(
         "the rollout to halt",
-        lambda: (c := fleet.progressing()).get("reason") == "RolloutHalted" and c,
+        lambda: (
+            (c := fleet.progressing()).get("reason") == "RolloutHalted"
+            and bad[:12] in c["message"]
+            and c
+        ),
         timeout=240,
     )
     assert halted["status"] == "False", halted
@@ -351,7 +362,7 @@ def test_a_commit_rejected_in_the_second_step_halts_and_the_gateways_not_moved_k
             for s in scans(fleet.cluster, fleet.namespace, fleet.pod(gateway))
             if s["trigger"] == "api" and s["started"] >= fleet.pushed_at
         ], gateway
-    assert bad not in fleet.metadata()["commit"]
+    assert fleet.metadata()["commit"] != bad
 
 
 def refusing_scans(site: Site, gateway: str) -> list[dict[str, Any]]:
@@ -574,10 +585,7 @@ def test_an_approval_is_stamped_with_the_approving_user_a_user_without_the_right
     assert stamp["sig"] != "0" * 64
     wait_for(
         "the approved commit to reach the gateway",
-        lambda: (
-            gated.progressing().get("reason") == "RolloutComplete"
-            and gated.report("approve-gw").get("commit") == commit
-        ),
+        lambda: completed(gated, commit) and gated.report("approve-gw").get("commit") == commit,
         timeout=120,
     )
     assert gated.projects("approve-gw") != before
