@@ -218,9 +218,8 @@ def served(plant: Plant) -> list[str]:
     (test_helm_lifecycle.py and test_quickstart.py uninstall it): install it again, as the
     session's plant fixture did, for these two."""
     names = [plant.take_namespace(), plant.take_namespace()]
-    # Both branches before either GatewaySync: the controller shares one ls-remote answer per
-    # repository for a polling interval, and a branch created after it is "not found" until
-    # then (rollout_contract.md, "Bugs found").
+    # Both branches before either GatewaySync: until d2b4992 the controller's ls-remote
+    # answer, shared per repository for a polling interval, missed a branch made after it.
     for name in names:
         branch_for(plant, name)
     install(plant.cluster, names)
