@@ -1,6 +1,7 @@
 """Fleet rollouts on real pods (issue 17): the chart's controller publishes each gateway's
 target, the agents the webhook injected move wave by wave, a commit rejected in the second wave
-halts with the gateways not yet moved untouched on their volumes, a redundant pair with
+halts with the gateways not yet moved untouched on their volumes, a controller restarted
+mid-rollout goes on from where it was with its history kept, a redundant pair with
 `applyOnBackup: true` moves primary first and never both nodes at once, and an approval goes
 through the chart's webhook: a user allowed to `approve` is stamped by name, one who is not is
 refused, and an approval written while the webhook was bypassed is ignored.
@@ -25,6 +26,7 @@ from kubernetes import client, config
 
 from e2e.conftest import Cluster
 from e2e.gateways import (
+    SYSTEM,
     Plant,
     branch_for,
     custom,
@@ -371,6 +373,59 @@ def refusing_scans(site: Site, gateway: str) -> list[dict[str, Any]]:
         for s in scans(site.cluster, site.namespace, site.pod(gateway))
         if s["started"] >= site.pushed_at and "rejected" in json.dumps(s["skipped"])
     ]
+
+
+def test_a_controller_restarted_mid_rollout_goes_on_from_where_it_was_and_keeps_the_history(
+    fleet: Site,
+) -> None:
+    good = fleet.notes.get("good")
+    assert good, "runs after the halt test, on the fleet it halted"
+    earlier = [e["commit"] for e in fleet.gatewaysync()["status"]["history"]]
+    assert good in earlier, earlier
+    # A fix: the refused project goes, and a change every gateway gets (a newer commit starts
+    # a new rollout from the first step).
+    text = logging_script(fleet, "r3")
+    fixed = fleet.commit_and_push({REJECTED: None, LOGGING: text}, "drop the refused project")
+    # Mid-rollout: the line step has started (the test gateway held the commit).
+    state = wait_for(
+        "the line step of the fix to start",
+        lambda: (
+            (r := fleet.gatewaysync().get("status", {}).get("rollout") or {}).get("commit") == fixed
+            and len(r.get("started") or []) >= 2
+            and r
+        ),
+        timeout=120,
+    )
+    assert not completed(fleet, fixed)
+    leases = client.CoordinationV1Api(fleet.cluster.api)
+    holder = leases.read_namespaced_lease("stoker-controller", SYSTEM).spec.holder_identity
+    leader = next(
+        p.metadata.name
+        for p in fleet.cluster.core.list_namespaced_pod(
+            SYSTEM, label_selector="app.kubernetes.io/component=controller"
+        ).items
+        if holder.startswith(f"{p.metadata.name}-")
+    )
+    log(f"deleting the leading controller {leader} at steps started {state['started']}")
+    fleet.cluster.core.delete_namespaced_pod(leader, SYSTEM)
+
+    wait_for("the rollout to complete after the restart", lambda: completed(fleet, fixed), 240)
+    after = leases.read_namespaced_lease("stoker-controller", SYSTEM).spec.holder_identity
+    assert not after.startswith(f"{leader}-"), after  # another controller finished it
+    # Gone on from where it was: the two steps started before keep their start times (none
+    # started again), and only the pair's step started since.
+    rollout = fleet.gatewaysync()["status"]["rollout"]
+    assert rollout["started"][:2] == state["started"][:2], (state, rollout)
+    assert len(rollout["started"]) == 3, rollout
+    # The history read back by the new leader: the earlier entries, then the fix.
+    history = [e["commit"] for e in fleet.gatewaysync()["status"]["history"]]
+    assert history[: len(earlier)] == earlier, (earlier, history)
+    assert history[-1] == fixed, history
+    [entry] = [e for e in fleet.gatewaysync()["status"]["history"] if e["commit"] == fixed]
+    assert entry["outcome"] == "Complete", entry
+    for gateway in fleet.gateways:
+        assert (fleet.volume(gateway) / RESOURCE / "code.py").read_text() == text, gateway
+    fleet.notes["fixed"] = fixed
 
 
 # --- Approvals through the chart's webhook ---------------------------------------------------
