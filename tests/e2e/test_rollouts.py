@@ -1,7 +1,8 @@
 """Fleet rollouts on real pods (issue 17): the chart's controller publishes each gateway's
 target, the agents the webhook injected move wave by wave, a commit rejected in the second wave
 halts with the gateways not yet moved untouched on their volumes, a controller restarted
-mid-rollout goes on from where it was with its history kept, a redundant pair with
+mid-rollout goes on from where it was with its history kept, `onFailure: rollback` sends the
+first step's gateway back to the previous commit's files, a redundant pair with
 `applyOnBackup: true` moves primary first and never both nodes at once, and an approval goes
 through the chart's webhook: a user allowed to `approve` is stamped by name, one who is not is
 refused, and an approval written while the webhook was bypassed is ignored.
@@ -41,6 +42,7 @@ from e2e.gateways import (
     wait_for,
     wait_for_ready,
 )
+from stoker_core import drift
 from support.gateway_data import files_of
 
 WINDOW = 4  # healthWindow, seconds: every wave below waits at least this long on each unit
@@ -426,6 +428,84 @@ def test_a_controller_restarted_mid_rollout_goes_on_from_where_it_was_and_keeps_
     for gateway in fleet.gateways:
         assert (fleet.volume(gateway) / RESOURCE / "code.py").read_text() == text, gateway
     fleet.notes["fixed"] = fixed
+
+
+def test_on_failure_rollback_a_commit_rejected_in_the_second_step_sends_the_first_step_back(
+    fleet: Site,
+) -> None:
+    fixed = fleet.notes.get("fixed")
+    assert fixed, "runs after the restart test, once its commit reached the whole fleet"
+    custom(fleet.cluster).patch_namespaced_custom_object(
+        "stoker.io", "v1alpha1", fleet.namespace, "gatewaysyncs", "plant",
+        {"spec": {"rollout": {"onFailure": "rollback"}}},
+    )  # fmt: skip
+    before = {g: fleet.projects(g) for g in fleet.gateways}
+    bad = fleet.commit_and_push(
+        {
+            REJECTED: json.dumps({"title": "refused again", "enabled": True}),
+            LOGGING: logging_script(fleet, "r4"),
+        },
+        "a project the line gateways refuse, again",
+    )
+    refused = fleet.volume("test-gw") / "projects" / "rejected" / "project.json"
+    wait_for("the test gateway to take the commit", refused.is_file, timeout=120)
+    halted = wait_for(
+        "the rollout to halt",
+        lambda: (
+            (c := fleet.progressing()).get("reason") == "RolloutHalted"
+            and bad[:12] in c["message"]
+            and c
+        ),
+        timeout=240,
+    )
+    log(f"halted: {halted['message']}")
+    # Rolled back: the test gateway is given the previous commit again, its agent applies it,
+    # and its volume holds the previous commit's files again, as every other gateway's does
+    # (but for the load stamps a gateway writes in resource.json when it rescans).
+    wait_for(
+        "the test gateway to be sent back to the previous commit",
+        lambda: fleet.targets()["test-gw"] == fixed,
+        timeout=60,
+    )
+    wait_for(
+        "the test gateway's agent to report the previous commit applied",
+        lambda: (
+            (r := fleet.report("test-gw")).get("commit") == fixed and r.get("result") in APPLIED
+        ),
+        timeout=120,
+    )
+    assert not refused.exists()
+    for gateway in fleet.gateways:
+        changed = differing(fleet.projects(gateway), before[gateway])
+        assert not changed, (gateway, changed)
+        assert fleet.targets()[gateway] == fixed, gateway
+    assert fleet.metadata()["commit"] == fixed
+    said = f"commit {bad[:12]} halted: the gateways it had moved are sent back to {fixed[:12]}"
+    assert said in events_of(fleet, "RolloutRolledBack"), events_of(fleet, "RolloutRolledBack")
+
+
+def differing(now: dict[str, bytes], before: dict[str, bytes]) -> list[str]:
+    """The paths whose bytes differ, but a resource.json that differs only by the stamps the
+    gateway writes itself when it loads the resource (a gateway that rescanned restamps it)."""
+    return sorted(
+        path
+        for path in {*now, *before}
+        if now.get(path) != before.get(path)
+        and not (
+            drift.is_resource_manifest(path)
+            and path in now
+            and path in before
+            and drift.stamped_equal(now[path], before[path])
+        )
+    )
+
+
+def events_of(site: Site, reason: str) -> list[str]:
+    """The messages of the events about the GatewaySync with `reason`."""
+    events = site.cluster.core.list_namespaced_event(
+        site.namespace, field_selector=f"involvedObject.name=plant,reason={reason}"
+    )
+    return [e.message or "" for e in events.items]
 
 
 # --- Approvals through the chart's webhook ---------------------------------------------------
