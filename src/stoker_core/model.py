@@ -575,6 +575,10 @@ class RolloutHalt:
     commit: str = ""
     error: str = attrs.field(default="", metadata=doc("At most 200 characters."))
     at: float = attrs.field(default=0.0, metadata=doc("When (epoch seconds)."))
+    rolled_back: bool = attrs.field(
+        default=False,
+        metadata=doc("onFailure: rollback sent back the gateways the rollout had moved."),
+    )
 
 
 @attrs.frozen(slots=True, kw_only=True)

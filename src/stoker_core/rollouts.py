@@ -184,7 +184,7 @@ def decide(
     if state.halted is not None and _resumed(state, approvals):
         state = _resume(state, gateways)
     if state.halted is not None:
-        return _decision(state, gateways, _halted(state.halted))
+        return _decision(state, gateways, _halted(state.halted))  # on every pass, as it halted
     state = attrs.evolve(state, approvals=tuple(sorted({*state.approvals, *approvals})))
     if rollout.approval is model.Approval.REQUIRED and ROLLOUT_GATE not in state.approvals:
         return _awaiting(state, gateways, ROLLOUT_GATE, "the commit")
@@ -328,13 +328,13 @@ def _halt(
     error = g.error if len(g.error) <= ERROR_CHARS else g.error[: ERROR_CHARS - 1] + "…"
     keep = rollout.on_failure is model.OnFailure.HALT
     moved = tuple(n for n in state.moved if keep and n != g.name)
-    halt = Halt(gateway=g.name, commit=state.commit, error=error, at=now)
+    halt = Halt(gateway=g.name, commit=state.commit, error=error, at=now, rolled_back=not keep)
     state = attrs.evolve(state, moved=moved, halted=halt)
-    return _decision(state, gateways, _halted(halt, rolled_back=not keep))
+    return _decision(state, gateways, _halted(halt))
 
 
-def _halted(halt: Halt, *, rolled_back: bool = False) -> Progress:
-    back = "; the gateways it had moved are sent back" if rolled_back else ""
+def _halted(halt: Halt) -> Progress:
+    back = "; the gateways it had moved are sent back" if halt.rolled_back else ""
     return Progress(
         status="False",
         reason=Reason.HALTED,

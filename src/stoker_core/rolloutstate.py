@@ -23,6 +23,7 @@ class Halt:
     commit: str
     error: str
     at: float
+    rolled_back: bool = False  # onFailure: rollback sent back what the rollout had moved
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -56,6 +57,8 @@ def dump(state: State) -> dict[str, Any]:
     """The state as plain JSON data, for the controller to persist."""
     out: dict[str, Any] = attrs.asdict(state, recurse=True)
     out["held"] = dict(state.held)
+    if state.halted is not None:  # the CRD's spelling
+        out["halted"]["rolledBack"] = out["halted"].pop("rolled_back")
     return out
 
 
@@ -93,6 +96,7 @@ def _halt_of(record: Any) -> Halt:
         commit=_text(record["commit"]),
         error=_text(record["error"])[:ERROR_CHARS],
         at=_time(record["at"]),
+        rolled_back=record.get("rolledBack", False) is True,
     )
 
 

@@ -151,10 +151,16 @@ def test_rollback_sends_back_the_gateways_the_rollout_moved() -> None:
         health_window="0s", on_failure=OnFailure.ROLLBACK, steps=(step("test"), step("l1"))
     )
     fleet = Fleet(gateways("test", "l1", "l2"), rejects={"l1": NEW})
-    _, decisions = run(rollout, fleet)
+    state, decisions = run(rollout, fleet)
     assert decisions[-1].targets == {"test": OLD, "l1": OLD, "l2": OLD}
     assert fleet.applied["test"] == [NEW, OLD]
     assert fleet.applied["l2"] == []
+    # Every later pass, and a controller reading the state back, still says what was done.
+    read_back = rolloutstate.load(rolloutstate.dump(state), fallback=OLD)
+    assert read_back == state
+    later = decide(rollout, read_back, fleet.at(9000), published=NEW, now=9000)
+    assert later.progress is not None
+    assert "the gateways it had moved are sent back" in later.progress.message
 
 
 def test_a_newer_commit_restarts_from_the_first_step_and_moves_nobody_backwards() -> None:
