@@ -211,6 +211,8 @@ class _Program:
                 out.add(_ACCEPT_NODE)
             elif k == SLASH and mode == AFTER_SLASH_GS:
                 stack.append((nxt[node], AFTER_SLASH_GS_SLASH))
+            elif k == GLOBSTAR:  # AFTER_SLASH_GS_SLASH: `a/**/**` matches `a` as `a/**` does
+                stack.append((nxt[node], AFTER_SLASH_GS))
         return frozenset(out)
 
     def step(self, states: frozenset[int], ch: str) -> frozenset[int]:
