@@ -398,7 +398,10 @@ def _rolled_back(
     them (the manifest is the old one again)."""
     try:
         forward = apply_to(planning.plan(whole, synced, manifest), synced, {})
+        # A rollback restores the old files from its journal; planning the old tree onto the
+        # new one, without the manifest, stands in for it, and cannot where a file the new
+        # commit made sits where the old commit has a folder (it is not Stoker's to replace).
+        back = planning.plan(desired.build(profile, old, old_context), forward)
     except (PlanRefused, KeyError):
         return None
-    back = planning.plan(desired.build(profile, old, old_context), forward)
     return apply_to(back, forward, old.blobs())
