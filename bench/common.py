@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 # git needs an identity to commit; the benchmarks never use the machine's.
 GIT_ENV = {
@@ -28,3 +30,15 @@ spec:
         mappings:
           - {mapping}
 """
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo`."""
+    return subprocess.run(
+        ["git", "-c", "gc.auto=0", *args],
+        cwd=repo,
+        env=GIT_ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

@@ -40,7 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import GIT_ENV  # noqa: E402
+from common import git  # noqa: E402
 from fleet import Fleet  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
 from receiver_bench import KEY, signed  # noqa: E402
@@ -90,18 +90,6 @@ QUICK = Scale(
     idle_seconds=3.0,
     files=60,
 )
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo`."""
-    return subprocess.run(
-        ["git", "-c", "gc.auto=0", *args],
-        cwd=repo,
-        env=GIT_ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def loaded_at(sim: GatewaySimulator, since: float) -> float | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -37,7 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import GIT_ENV  # noqa: E402
+from common import git  # noqa: E402
 from fleet import Fleet, FleetStalled  # noqa: E402
 from ignition_tree import ignition_files  # noqa: E402
 from results import Chart, Result, arguments, mean  # noqa: E402
@@ -77,18 +76,6 @@ class Scale:
 
 FULL = Scale(steps=(2, 16, 32), window=10, rounds=2, files=300)
 QUICK = Scale(steps=(1, 1, 2), window=2, rounds=1, files=60)
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo`."""
-    return subprocess.run(
-        ["git", "-c", "gc.auto=0", *args],
-        cwd=repo,
-        env=GIT_ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def line_of(scale: Scale, i: int) -> str:
