@@ -22,7 +22,7 @@ from stoker_core.paths import (
     PROTECTED,
     RESERVED,
     PathEscape,
-    is_clean,
+    first_unclean,
     normalize,
 )
 from stoker_core.profiles import EffectiveProfile
@@ -186,6 +186,10 @@ class _Builder:
         """Tell whether a repository file may land on `path`; record why not."""
         if not self.special.matches(path):
             return True
+        return self.admit_special(path, owned_root)
+
+    def admit_special(self, path: str, owned_root: bool) -> bool:
+        """admit, for a path some rule matches."""
         if self.excludes.matches(path):
             return False
         for rules, reason, detail in (
@@ -235,29 +239,41 @@ class _Builder:
         base = dest + "/" if dest else ""
         skipped_dirs: list[str] = []
         seen: set[str] = set()
-        for entry in self.snapshot.walk(source):
-            if not is_clean(entry.path):
-                raise self.crafted(entry.path)
+        entries = list(self.snapshot.walk(source))
+        # Every path is checked at once; the entries before a crafted one are still taken in
+        # order, so whatever one of them would refuse is refused first, as one by one.
+        crafted = first_unclean([e.path for e in entries])
+        plain = not patches and not mapping.template
+        special, files, dirs = self.special.matches, self.files, self.dirs
+        new = tuple.__new__  # DesiredFile's own __new__ is Python code: this runs per file
+        for entry in entries if crafted < 0 else entries[:crafted]:
             rel = entry.path[prefix:]
             path = base + rel
             if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):
                 continue
-            if entry.kind is Kind.DIR:
-                special = self.special.matches(path)
-                if special and (self.excludes.matches(path) or not self.admit_dir(path)):
+            kind = entry.kind
+            if kind is Kind.FILE:
+                if special(path) and not self.admit_special(path, owned):
+                    continue
+                if plain and entry.size >= LFS_MAX_POINTER:  # as add_file, without its steps
+                    mode = EXECUTABLE if entry.mode & 0o111 else REGULAR
+                    files[path] = new(
+                        DesiredFile, (path, entry.blob, mode, entry.size, i, entry, None)
+                    )
+                    continue
+                self.add_file(i, mapping, entry, path, rel, patches)
+                if patches:
+                    seen.add(rel)
+            elif kind is Kind.DIR:
+                if special(path) and (self.excludes.matches(path) or not self.admit_dir(path)):
                     skipped_dirs.append(path)
                 else:
-                    self.dirs.add(path)
-            elif entry.kind is Kind.FILE:
-                if self.admit(path, owned):
-                    self.add_file(i, mapping, entry, path, rel, patches)
-                    if patches:
-                        seen.add(rel)
+                    dirs.add(path)
             elif not self.excludes.matches(path):
-                reason = SkipReason.SYMLINK if entry.kind is Kind.SYMLINK else SkipReason.SUBMODULE
-                self.skipped.append(
-                    Skip(path, reason, f"{entry.kind} in the repository; not followed")
-                )
+                reason = SkipReason.SYMLINK if kind is Kind.SYMLINK else SkipReason.SUBMODULE
+                self.skipped.append(Skip(path, reason, f"{kind} in the repository; not followed"))
+        if crafted >= 0:
+            raise self.crafted(entries[crafted].path)
         self.report_unmatched(i, dest, patches, seen)
 
     def add_file(
@@ -310,12 +326,10 @@ class _Builder:
     def parent_dirs(self) -> set[str]:
         """Every directory above a desired file (siblings share the walk up)."""
         seen: set[str] = set()
-        for path in self.files:
-            while "/" in path:
-                path = path.rsplit("/", 1)[0]
-                if path in seen:
-                    break
-                seen.add(path)
+        for folder in {path.rpartition("/")[0] for path in self.files}:
+            while folder and folder not in seen:
+                seen.add(folder)
+                folder = folder.rpartition("/")[0]
         return seen
 
     def check_conflicts(self, parents: set[str]) -> None:

@@ -313,18 +313,26 @@ class Matcher:
                 break
         return state
 
+    def _after(self, head: str) -> _State:
+        """The state after reading directory `head` and its `/` (cached)."""
+        found = self._dirs.get(head)
+        if found is None:
+            found = self._walk(self._start, head + "/")
+            _bounded(self._dirs)[head] = found
+        return found
+
+    def enters(self, head: str) -> bool:
+        """Tell whether some path in directory `head` (or below) could still match."""
+        return self._after(head) is not _DEAD
+
     def matches(self, path: str) -> bool:
         """Tell whether any of the patterns matches `path`."""
         head, slash, name = path.rpartition("/")
         state = self._start
         if slash:
-            found = self._dirs.get(head)
-            if found is None:
-                found = self._walk(state, head + "/")
-                _bounded(self._dirs)[head] = found
-            if found is _DEAD:
+            state = self._after(head)
+            if state is _DEAD:
                 return False
-            state = found
         verdict = self._names.get((state, name))
         if verdict is None:
             verdict = self._walk(state, name).accepting
@@ -371,9 +379,9 @@ class GlobSet:
         "_basename_matcher",
         "_basenames",
         "_heads",
-        "_inside",
         "_matcher",
         "_named",
+        "_places",
         "_segments",
         "_slashed_matcher",
         "patterns",
@@ -412,32 +420,65 @@ class GlobSet:
         self._matcher = _combined(tuple(others))
         self._slashed_matcher = _combined(tuple(slashed))
         self._named: dict[str, bool] = {}  # file name -> whether a `**/NAME`-shaped one matches
-        self._inside: dict[str, bool] = {}  # directory -> whether a `**/NAME/**` one matches in it
+        self._places: dict[str, object] = {}  # directory -> _place's verdict on it
 
     def matches(self, path: str) -> bool:
         """Tell whether any pattern matches `path`."""
         # Planning asks this of every path of a tree, whose directories and file names repeat:
-        # both verdicts are remembered (per set, bounded), so a path costs a few dict lookups.
+        # a verdict on the file name (the `**/NAME`-shaped patterns) and one on the directory
+        # (every other pattern, when it settles the matter for any name) are remembered, per
+        # set and bounded, so a path costs two dict lookups.
         head, slash, last = path.rpartition("/")
-        if last in self._basenames:
+        named = self._named.get(last)
+        if named is None:
+            named = _bounded(self._named)[last] = self._name_matches(last)
+        if named:
             return True
-        if self._segments:
-            if last in self._segments:
-                return True
-            if slash:
-                inside = self._inside.get(head)
-                if inside is None:
-                    inside = not self._segments.isdisjoint(head.split("/"))
-                    _bounded(self._inside)[head] = inside
-                if inside:
-                    return True
-        if self._basename_matcher is not None:
-            named = self._named.get(last)
-            if named is None:
-                named = self._basename_matcher.matches(last)
-                _bounded(self._named)[last] = named
-            if named:
-                return True
+        if not (slash and last):  # a top-level name, or a path ending in "/": not cached
+            return self._path_matches(path, head, slash)
+        place = self._places.get(head)
+        if place is None:
+            place = _bounded(self._places)[head] = self._place(head)
+        if place is not _ASK:
+            return place is _ALL
+        assert self._matcher is not None  # only _place's verdict on it is _ASK
+        return self._matcher.matches(path)
+
+    def _name_matches(self, last: str) -> bool:
+        """Whether a pattern that looks at the last segment alone matches it."""
+        if last in self._basenames or last in self._segments:
+            return True
+        return self._basename_matcher is not None and self._basename_matcher.matches(last)
+
+    def _place(self, head: str) -> object:
+        """The verdict, for a path in directory `head`, of every pattern but the name-shaped
+        ones: _ALL (it lies in a `**/NAME/**` folder), _NONE (no pattern can match it,
+        whatever its name) or _ASK (the combined matcher must read the name)."""
+        if self._segments and self._in_segment(head):
+            return _ALL
+        matcher = self._matcher
+        if matcher is None:
+            return _NONE
+        if self._heads is not None and head.partition("/")[0] not in self._heads:
+            return _NONE
+        return _ASK if matcher.enters(head) else _NONE
+
+    def _in_segment(self, head: str) -> bool:
+        """Whether a part of directory `head` is a `**/NAME/**` name (its parent's verdict,
+        found first in a walk, answers for all but its own name)."""
+        parent, _, name = head.rpartition("/")
+        if name in self._segments:
+            return True
+        above = self._places.get(parent) if parent else _NONE
+        if above is None:
+            return not self._segments.isdisjoint(parent.split("/"))
+        return above is _ALL
+
+    def _path_matches(self, path: str, head: str, slash: str) -> bool:
+        """What the patterns but the name-shaped ones say of a top-level name or of a path
+        ending in "/" (see _place for the others)."""
+        if slash and self._segments and not self._segments.isdisjoint(head.split("/")):
+            return True
         slashed = self._slashed_matcher
         if slashed is not None and path.endswith("/") and slashed.matches(path):
             return True
@@ -446,6 +487,10 @@ class GlobSet:
         if self._heads is not None and path.partition("/")[0] not in self._heads:
             return False
         return self._matcher.matches(path)
+
+
+# GlobSet._place's verdicts on a directory.
+_ALL, _NONE, _ASK = object(), object(), object()
 
 
 @lru_cache(maxsize=256)

@@ -5,6 +5,7 @@ must never touch (gateway identity, caches) or touch only when told (gateway-own
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 
 from stoker_core.globs import GlobSet
 
@@ -122,6 +123,19 @@ def is_clean(path: str) -> bool:
     if ends_plain and "//" not in path and "/." not in path:
         return True
     return not any(part in _NOT_A_NAME for part in path.split("/"))
+
+
+def first_unclean(paths: Sequence[str]) -> int:
+    """The index of the first path that is not clean (see is_clean), or -1 when all are.
+
+    For a commit's or a manifest's every path: when all are plain (the rule), a few searches
+    of their joined text settle it, with no step per path. Joined by "/" and framed by it, a
+    "", "." or ".." part of any of them (the whole path included) reads "//", "/./" or "/../".
+    """
+    joined = "/" + "/".join(paths) + "/"
+    if "\0" not in joined and "//" not in joined and "/./" not in joined and "/../" not in joined:
+        return -1
+    return next((i for i, path in enumerate(paths) if not is_clean(path)), -1)
 
 
 def is_under(path: str, root: str) -> bool:

@@ -137,7 +137,7 @@ def test_a_glob_set_remembers_a_bounded_number_of_directories_and_names() -> Non
         assert globs.matches(f"p/d{i}/n{i}.json") is False
     assert globs.matches("p/.resources/x")
     assert globs.matches("p/k.jks")
-    assert len(globs._inside) <= 16_384
+    assert len(globs._places) <= 16_384
     assert len(globs._named) <= 16_384
 
 

@@ -13,7 +13,7 @@ from stoker_core.discovery import gateway_name
 from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.manifest import Manifest, Record
-from stoker_core.paths import is_clean
+from stoker_core.paths import first_unclean, is_clean
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
 from stoker_core.status import HEARTBEAT_SECONDS, SyncRecord, worth_writing
@@ -253,3 +253,15 @@ def test_a_path_is_clean_exactly_when_every_part_is_a_name(parts: list[str]) -> 
     path = "/".join(parts)
     names = path != "" and all(part not in ("", ".", "..") for part in path.split("/"))
     assert is_clean(path) is (names and "\x00" not in path)
+
+
+PARTS = st.lists(st.sampled_from(["", ".", "..", "a", ".a", "a.", "..a", "a\x00", "/"]), max_size=3)
+
+
+@given(st.lists(PARTS.map("/".join), max_size=6))
+def test_the_first_unclean_of_many_paths_is_the_first_that_is_not_clean(
+    paths: list[str],
+) -> None:
+    # One search of the joined paths stands for a check per path (a commit's every path).
+    expected = next((i for i, path in enumerate(paths) if not is_clean(path)), -1)
+    assert first_unclean(paths) == expected
