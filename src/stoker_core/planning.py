@@ -8,24 +8,26 @@ manifest records that Stoker wrote them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
 from stoker_core.desired import DesiredFile, DesiredTree, ManagedRoot
 from stoker_core.drift import is_resource_manifest
 from stoker_core.errors import PlanRefused, Problem
-from stoker_core.manifest import Manifest
+from stoker_core.manifest import Manifest, Record
 from stoker_core.model import MappingType
 from stoker_core.paths import (
     GATEWAY_OWNED,
     KEPT_UNLESS_RECORDED,
+    NAME_MAX,
     is_under,
     parents,
     shorten,
     too_long,
 )
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
+from stoker_core.recorded import RecordedTree
 from stoker_core.trees import Kind, LiveEntry, LiveTree
 
 
@@ -36,6 +38,21 @@ class _Live:
     files: dict[str, LiveEntry] = attrs.field(factory=dict)  # files, links and other non-dirs
     dirs: set[str] = attrs.field(factory=set)
     kept_dirs: set[str] = attrs.field(factory=set)  # pruned (excluded/protected) directories
+    # Files a RecordedTree takes from the manifest (see recorded.RecordedTree): what `records`
+    # says they are, without an entry each; not in `files`.
+    carried: set[str] = attrs.field(factory=set)
+    records: Mapping[str, Record] = attrs.field(factory=dict)
+
+    def has_file(self, path: str) -> bool:
+        """Whether a file (or link, or other non-directory) was found at `path`."""
+        return path in self.files or path in self.carried
+
+    def entry(self, path: str) -> LiveEntry | None:
+        """The entry found at `path` (None: none, or a directory)."""
+        if path in self.carried:
+            _, size, mtime_ns, inode, mode, _, ctime_ns = self.records[path]
+            return LiveEntry(path, Kind.FILE, size, mtime_ns, inode, mode, ctime_ns)
+        return self.files.get(path)
 
 
 def _top_dirs(roots: Iterable[ManagedRoot]) -> list[str]:
@@ -76,9 +93,12 @@ def _check_ancestors(roots: Iterable[ManagedRoot], live: LiveTree) -> dict[str, 
 def _check_lengths(desired: DesiredTree) -> None:
     """Refuse names and paths the file system cannot hold, before anything is written: found
     during the apply, they would stop it halfway. A file's folders are checked with it."""
+    paths = (*desired.files, *(desired.dirs - desired.parent_dirs))
+    if max(map(len, paths), default=0) <= NAME_MAX and "".join(paths).isascii():
+        return  # every path is at most NAME_MAX bytes: nothing is too long (checked in bulk)
     problems = [
         Problem(path=shorten(path), message=why)
-        for path in (*desired.files, *(desired.dirs - desired.parent_dirs))
+        for path in paths
         if (why := too_long(path)) is not None
     ]
     if problems:
@@ -94,29 +114,52 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             return True
         return False
 
+    recorded = live if isinstance(live, RecordedTree) else None
+    deferred: list[str] = []  # directories whose contents the manifest gives (RecordedTree)
+    if recorded is not None:
+        found.records = recorded.records
+
+    def entries(path: str) -> Iterator[LiveEntry]:
+        if recorded is None:
+            return iter(live.walk(path, prune))
+        return recorded.walk_real(path, prune, deferred)
+
+    def carry() -> None:  # in bulk: no entry per carried file
+        while deferred:
+            assert recorded is not None  # only a RecordedTree defers
+            dirs, files = recorded.carried(deferred.pop(), prune)
+            found.dirs.update(dirs)
+            found.carried.update(files)
+
     for top in _top_dirs(desired.roots):
         if top and live.lstat(top) is None:
             continue
         if top:
             found.dirs.add(top)
         files, dirs = found.files, found.dirs
-        for entry in live.walk(top, prune):  # the hot loop: inlined _record
+        for entry in entries(top):  # the hot loop: inlined _record
             if entry.kind is Kind.DIR:
                 dirs.add(entry.path)
             else:
                 files[entry.path] = entry
+        carry()
     # File roots the walks did not reach (outside every directory root, or in a folder they
     # pruned, such as an excluded folder inside a directory mapping) are looked at directly:
     # otherwise a file written there would be planned as new, and rewritten, at every sync.
     # Their ancestors were checked for links above.
     for root in desired.roots:
-        if root.kind is not MappingType.FILE or root.path in found.files or root.path in found.dirs:
+        if (
+            root.kind is not MappingType.FILE
+            or found.has_file(root.path)
+            or root.path in found.dirs
+        ):
             continue
         have = live.lstat(root.path)
         if have is not None and have.kind is Kind.DIR:
             found.dirs.add(root.path)
-            for child in live.walk(root.path, prune):
+            for child in entries(root.path):
                 _record(found, child)
+            carry()
         elif have is not None:
             found.files[root.path] = have
     return found
@@ -204,8 +247,21 @@ def plan(
     found = _walk(desired, live)
     ops: dict[tuple[str, Action], Operation] = {}
     make = tuple.__new__  # Operation's own __new__ is Python code: this loop runs per file
+    files, carried, shown, records = found.files, found.carried, found.records, manifest.records
+    keep, unchanged = Action.KEEP, Reason.UNCHANGED
     for path, want in desired.files.items():
-        action, reason = _compare(want, found.files.get(path), manifest, live, stamped)
+        if path in carried:
+            record = shown[path]
+            if records.get(path) is record and record[0] == want[1] and record[4] == want[2]:
+                # As recorded, and so as _compare finds it: the file Stoker wrote, unchanged.
+                ops[(path, keep)] = make(
+                    Operation, (keep, path, unchanged, want[1], want[2], want[3], want[4], None)
+                )
+                continue
+            have = found.entry(path)
+        else:
+            have = files.get(path)
+        action, reason = _compare(want, have, manifest, live, stamped)
         content = want.content if action is Action.WRITE else None
         ops[(path, action)] = make(
             Operation,
@@ -213,18 +269,22 @@ def plan(
         )
     roots = list(desired.roots)
     kept: set[str] = set(found.kept_dirs)
-    for path, entry in found.files.items():
+    deleted: list[str] = []
+    for path in [*found.files, *carried.difference(desired.files)]:
         if path in desired.files:
             continue
         root = _owner(path, roots)
         if root is not None and _deletable(path, root, desired, manifest):
+            entry = found.entry(path)
+            assert entry is not None
             ops[(path, Action.DELETE)] = Operation(
                 Action.DELETE, path, Reason.ORPHAN, size=entry.size, mapping=root.mapping
             )
+            deleted.append(path)
         else:
             kept.add(path)
     _plan_dirs(desired, found, ancestors, kept, ops)
-    _guard_empty_roots(desired, ops)
+    _guard_empty_roots(desired, deleted)
     return SyncPlan(
         commit=desired.commit,
         operations=tuple(ops[k] for k in sorted(ops)),
@@ -250,7 +310,7 @@ def _plan_dirs(
         occupied.update(parents(path))
     occupied.update(needed)
     problems: list[Problem] = []
-    for path, want in desired.files.items():
+    for path, want in desired.files.items() if not found.dirs.isdisjoint(desired.files) else ():
         if path in found.dirs and path in occupied:
             problems.append(
                 Problem(
@@ -259,11 +319,11 @@ def _plan_dirs(
                     f"mapping {want.mapping} cannot replace it; move those files",
                 )
             )
-    for path in sorted(needed):
+    for path in sorted(needed - found.dirs):
         known = ancestors.get(path)
-        if path in found.dirs or (known is not None and known.kind is Kind.DIR):
+        if known is not None and known.kind is Kind.DIR:
             continue
-        if path in found.files and (path, Action.DELETE) not in ops:
+        if found.has_file(path) and (path, Action.DELETE) not in ops:
             problems.append(
                 Problem(
                     path=path,
@@ -274,24 +334,20 @@ def _plan_dirs(
             continue
         ops[(path, Action.MKDIR)] = Operation(Action.MKDIR, path, Reason.NEEDED_DIR)
     roots = {r.path for r in desired.roots}
-    for path in found.dirs:
-        if path not in occupied and path not in roots:
-            ops[(path, Action.RMDIR)] = Operation(Action.RMDIR, path, Reason.EMPTY_DIR)
+    for path in found.dirs - occupied - roots:
+        ops[(path, Action.RMDIR)] = Operation(Action.RMDIR, path, Reason.EMPTY_DIR)
     if problems:
         raise PlanRefused(problems)
 
 
-def _guard_empty_roots(desired: DesiredTree, ops: dict[tuple[str, Action], Operation]) -> None:
+def _guard_empty_roots(desired: DesiredTree, deleted: list[str]) -> None:
     """Refuse a plan that deletes every file of a directory root, unless allowEmpty is set."""
     problems: list[Problem] = []
     for root in desired.roots:
         if root.kind is not MappingType.DIR or root.allow_empty:
             continue
-        writes = any(is_under(p, root.path) for p in desired.files)
-        deletes = sum(
-            1 for op in ops.values() if op.action is Action.DELETE and is_under(op.path, root.path)
-        )
-        if deletes and not writes:
+        deletes = sum(1 for path in deleted if is_under(path, root.path))
+        if deletes and not any(is_under(p, root.path) for p in desired.files):
             problems.append(
                 Problem(
                     path=root.path or ".",

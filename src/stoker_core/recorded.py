@@ -4,8 +4,10 @@ A full check lstats every file under the managed roots: that is how drift and st
 found, and it runs at least once every `syncPeriod`. In between, a sync to a new commit only
 needs the live state where the commit changes something. `RecordedTree` gives the planner that
 view: every directory on the way to a changed path is listed for real, and everything else is
-taken from the manifest, as Stoker last wrote it. The planner itself is unchanged, so the rules
-are the same ones; it just cannot see drift outside the changed paths until the next full check.
+taken from the manifest, as Stoker last wrote it. The rules are the planner's own; it just
+cannot see drift outside the changed paths until the next full check. It takes the recorded part
+in bulk: a file carried forward as recorded is kept without a walk entry or a comparison of
+its own (what remains per file is its KEEP operation).
 
 Why this is safe: a path the plan acts on is either a changed path or inside a directory that
 is listed for real, so every write, delete and rmdir is decided on real state. A directory seen
@@ -72,11 +74,15 @@ def full_check_due(
 
 
 class RecordedTree:
-    """A LiveTree: real in the directories leading to `check`, the manifest elsewhere."""
+    """A LiveTree: real in the directories leading to `check`, the manifest elsewhere.
+
+    The planner takes the recorded part in bulk (`walk_real`, then `carried`): a file carried
+    forward as recorded needs no entry of its own, and costs no comparison.
+    """
 
     def __init__(self, live: LiveTree, manifest: Manifest, check: set[str]) -> None:
         self._live = live
-        self._records = manifest.records
+        self.records = manifest.records  # what the carried files are taken to be
         self._sorted = sorted(manifest.records)
         self._real: set[str] = {""}
         for path in check:
@@ -92,14 +98,28 @@ class RecordedTree:
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk."""
-        if path in self._real or not self._recorded_under(path):
-            yield from self._walk_real(path, prune)
-        else:
-            yield from self._walk_recorded(path, prune)
+        deferred: list[str] = []
+        yield from self.walk_real(path, prune, deferred)
+        entry = tuple.__new__  # LiveEntry's own __new__ is Python code: this loop runs per file
+        records, file_kind, dir_kind = self.records, Kind.FILE, Kind.DIR
+        for child in deferred:
+            dirs, files = self.carried(child, prune)
+            for directory in dirs:
+                yield entry(LiveEntry, (directory, dir_kind, 0, 0, 0, REGULAR, 0))
+            for file in files:
+                _, size, mtime_ns, inode, mode, _, ctime_ns = records[file]
+                yield entry(LiveEntry, (file, file_kind, size, mtime_ns, inode, mode, ctime_ns))
 
-    def _walk_real(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
+    def walk_real(
+        self, path: str, prune: Callable[[str], bool], deferred: list[str]
+    ) -> Iterator[LiveEntry]:
+        """What is real of walk(path): the directories whose contents come from the manifest
+        (`path` itself, or ones below it) are not walked but added to `deferred`."""
+        if path not in self._real and self._recorded_under(path):
+            deferred.append(path)
+            return
+
         def prune_or_defer(child: str) -> bool:
-            # Directories whose contents come from the manifest are walked separately below.
             if prune(child):
                 return True
             if child not in self._real and self._recorded_under(child):
@@ -107,42 +127,38 @@ class RecordedTree:
                 return True
             return False
 
-        deferred: list[str] = []
         yield from self._live.walk(path, prune_or_defer)
-        for child in deferred:
-            yield from self._walk_recorded(child, prune)
 
-    def _walk_recorded(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
-        """Every recorded file strictly below `path`, with the directories leading to it."""
+    def carried(self, path: str, prune: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+        """The directories strictly below `path` that lead to recorded files, and those files
+        (not the ones in a directory `prune` holds; that directory is listed, as a walk yields
+        it), in path order."""
         prefix = path + "/" if path else ""
-        seen: set[str] = {path}
-        pruned: tuple[str, ...] = ()
-        records = self._records
-        entry = tuple.__new__  # LiveEntry's own __new__ is Python code: this loop runs per file
-        file_kind, dir_kind = Kind.FILE, Kind.DIR
         start = bisect.bisect_left(self._sorted, prefix)
         end = bisect.bisect_left(self._sorted, prefix[:-1] + "0") if prefix else None  # "/"+1
-        for file in self._sorted[start:end]:
+        files = self._sorted[start:end]
+        dirs: list[str] = []
+        seen: set[str] = {path}
+        pruned: tuple[str, ...] = ()
+        for file in files:
             if pruned and file.startswith(pruned):
                 continue
             directory = file.rpartition("/")[0]
-            if directory not in seen:  # sorted: siblings share their parents
-                new: list[str] = []  # the directories not yet yielded, innermost first
-                while directory not in seen:  # `path` itself is seen: the climb stops there
-                    new.append(directory)
-                    directory = directory.rpartition("/")[0]
-                blocked = False
-                for directory in reversed(new):  # outermost first
-                    seen.add(directory)
-                    yield entry(LiveEntry, (directory, dir_kind, 0, 0, 0, REGULAR, 0))
-                    if prune(directory):
-                        pruned += (directory + "/",)
-                        blocked = True
-                        break
-                if blocked:
-                    continue
-            _, size, mtime_ns, inode, mode, _, ctime_ns = records[file]
-            yield entry(LiveEntry, (file, file_kind, size, mtime_ns, inode, mode, ctime_ns))
+            if directory in seen:  # sorted: siblings share their parents
+                continue
+            new: list[str] = []  # the directories not yet listed, innermost first
+            while directory not in seen:  # `path` itself is seen: the climb stops there
+                new.append(directory)
+                directory = directory.rpartition("/")[0]
+            for directory in reversed(new):  # outermost first
+                seen.add(directory)
+                dirs.append(directory)
+                if prune(directory):
+                    pruned += (directory + "/",)
+                    break
+        if pruned:
+            files = [file for file in files if not file.startswith(pruned)]
+        return dirs, files
 
     def _recorded_under(self, path: str) -> bool:
         prefix = path + "/" if path else ""
