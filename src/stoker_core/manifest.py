@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from stoker_core.errors import InvalidInput
-from stoker_core.paths import is_clean
+from stoker_core.paths import first_unclean
 
 FORMAT_VERSION = 3  # 2 added ctime_ns, 3 the generation its delta log names; 1 and 2 are read
 MANIFEST_PATH = ".stoker/manifest.json"
@@ -147,6 +147,10 @@ class Manifest:
 
 def parse_records(files: Any, *, with_ctime: bool = True) -> dict[str, Record]:
     """{path: [blob, size, mtime, inode, mode, commit, ctime]} as records; ValueError if not."""
+    if with_ctime and type(files) is dict and _well_formed(list(files.values())):
+        make = tuple.__new__  # Record's own constructor is Python code: this runs per file
+        return {path: make(Record, fields) for path, fields in files.items()}
+    # Not the usual shape: read one record at a time, so the error names what is wrong.
     if with_ctime:
         records = {path: Record._make(fields) for path, fields in files.items()}
     else:  # format 1: no ctimes yet, so every file is hashed once
@@ -154,6 +158,17 @@ def parse_records(files: Any, *, with_ctime: bool = True) -> dict[str, Record]:
     if {tuple(map(type, r)) for r in records.values()} - {_RECORD_SHAPE}:
         raise ValueError("a file's record is not [blob, size, mtime, inode, mode, commit, ctime]")
     return records
+
+
+def _well_formed(values: list[Any]) -> bool:
+    """Whether every value is a list of _RECORD_SHAPE's types, checked a column at a time
+    (a few passes in C, not a Python step per file)."""
+    if not values:
+        return True
+    if set(map(type, values)) != {list} or set(map(len, values)) != {len(_RECORD_SHAPE)}:
+        return False
+    columns = zip(_RECORD_SHAPE, zip(*values, strict=True), strict=True)
+    return all(set(map(type, column)) == {kind} for kind, column in columns)
 
 
 def parse_paths(value: Any, what: str) -> tuple[str, ...]:
@@ -195,9 +210,10 @@ def parse_skipped(body: dict[str, Any]) -> tuple[tuple[str, str, str], ...] | No
 def check_clean(paths: Iterable[str]) -> None:
     """ValueError naming the first path that is not plain: planning would act on it, and ".."
     would leave the data directory."""
-    crafted = next((p for p in paths if not is_clean(p)), None)
-    if crafted is not None:
-        raise ValueError(f'path "{crafted}" is not a plain relative path')
+    listed = list(paths)
+    at = first_unclean(listed)
+    if at >= 0:
+        raise ValueError(f'path "{listed[at]}" is not a plain relative path')
 
 
 def ctimes_json(ctimes: dict[str, tuple[int, int]]) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import UserDict
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,7 +15,7 @@ from core.helpers import gs_with, plan_for
 from stoker_core.discovery import gateway_name
 from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
-from stoker_core.manifest import Manifest, Record
+from stoker_core.manifest import Manifest, Record, parse_records
 from stoker_core.paths import first_unclean, is_clean
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
@@ -265,3 +268,31 @@ def test_the_first_unclean_of_many_paths_is_the_first_that_is_not_clean(
     # One search of the joined paths stands for a check per path (a commit's every path).
     expected = next((i for i, path in enumerate(paths) if not is_clean(path)), -1)
     assert first_unclean(paths) == expected
+
+
+FIELD = st.one_of(
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.text("ab", max_size=2),
+    st.lists(st.none(), max_size=1),
+)
+GOOD = st.tuples(st.text("ab"), *[st.integers()] * 4, st.text("ab"), st.integers()).map(list)
+FIELDS = st.one_of(GOOD, st.lists(FIELD, min_size=6, max_size=8), FIELD)
+
+
+def _outcome(read: Callable[[], object]) -> object:
+    try:
+        return read()
+    except (ValueError, TypeError, AttributeError) as e:
+        return type(e), str(e)
+
+
+@given(st.dictionaries(st.text("ab/", min_size=1), FIELDS, max_size=5))
+def test_records_checked_a_column_at_a_time_are_those_read_one_by_one(
+    files: dict[str, Any],
+) -> None:
+    # A manifest's records are checked in bulk (a few passes in C); any odd shape is read
+    # again one record at a time, so the records, or the refusal, stay what they were.
+    one_by_one = _outcome(lambda: parse_records(UserDict(files)))
+    assert _outcome(lambda: parse_records(files)) == one_by_one
