@@ -10,7 +10,6 @@ import attrs
 import yaml
 
 from stoker_core.errors import InvalidInput, Problem
-from stoker_core.kinds import Verdict, classify
 from stoker_core.vocabulary import KIND
 
 STDIN = "-"
@@ -108,6 +107,8 @@ def pick(path: str, name: str | None) -> Document:
     if len(found) == 1:
         return found[0]
     if not found:
+        from stoker_core.kinds import Verdict, classify  # for the hint: a refusal only
+
         what = f'named "{name}"' if name else ""
         wrong = [(d, classify(d.data)) for d in documents]
         hints = [f"; {d.where}: kind {k.problem}" for d, k in wrong if k.verdict is Verdict.WRONG]

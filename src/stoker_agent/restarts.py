@@ -18,14 +18,17 @@ import json
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 import attrs
 
 from stoker_agent.applying import STATE_DIR
 from stoker_agent.datadirs import read_state_file, remove_state_file, write_state_file
-from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_core.outcomes import restart_owed
 from stoker_core.status import SyncRecord
+
+if TYPE_CHECKING:  # imported where a gateway is asked: a sync without one never loads it
+    from stoker_agent.gateway import GatewayClient, GatewaySettings
 
 log = logging.getLogger("stoker.sync")
 OWED_FILE = f"{STATE_DIR}/restart-owed.json"
@@ -45,6 +48,8 @@ def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -
         write_state_file(path, json.dumps({"since": since}))
     if since is None and record.result not in APPLIED:
         return record
+    from stoker_agent.gateway import GatewayClient
+
     client = GatewayClient(gateway)
     try:
         pending, started = _ask(client)
@@ -69,6 +74,8 @@ def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -
 
 def _ask(client: GatewayClient) -> tuple[list[str], float | None]:
     """The gateway's pending restart tasks and when it started (None: it did not say)."""
+    from stoker_agent.gateway import GatewayError
+
     try:
         pending = client.pending_restarts()
     except GatewayError as e:

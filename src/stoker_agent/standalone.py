@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -29,16 +29,13 @@ from stoker_agent.datadirs import (
     remove_state_file,
     write_state_file,
 )
-from stoker_agent.gateway import GatewayClient, GatewayError, GatewaySettings
 from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.histories import Recording
 from stoker_agent.localtree import LocalTree
 from stoker_agent.observers import Observer, Unobserved
-from stoker_agent.previewing import file_diffs, live_side, plan_side
-from stoker_agent.scanlocking import ScanLocks
 from stoker_agent.syncing import sync_commit
-from stoker_core import desired, preboot, profiles, refs
+from stoker_core import desired, profiles, refs
 from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
@@ -48,6 +45,9 @@ from stoker_core.plans import SyncPlan
 from stoker_core.secretfiles import SecretFile, missing_sentence, needed
 from stoker_core.status import SyncRecord
 from stoker_core.templates import TemplateContext
+
+if TYPE_CHECKING:  # the gateway's client is imported by a sync that talks to one (issue 18)
+    from stoker_agent.gateway import GatewayClient, GatewaySettings
 
 log = logging.getLogger("stoker.sync")
 AGENT_VERSION = "0.1.0.dev0"
@@ -264,6 +264,8 @@ def _run(
         settings = attrs.evolve(settings, dry_run=True)
         base["dry_run"] = True
     if settings.before_boot is not None and not settings.dry_run:
+        from stoker_core import preboot  # the agent's first sync in a pod only
+
         last = preboot.remembered(read_state_file(os.path.join(settings.data_dir, ROLE_FILE)))
         why = preboot.skip_reason(
             settings.identity.labels, last, apply_on_backup=effective.apply_on_backup
@@ -276,7 +278,7 @@ def _run(
     if lacking:
         log.warning("%s", lacking)
         return Outcome(SyncRecord(result="Blocked", error=lacking, **base), None)
-    client = GatewayClient(settings.gateway) if settings.gateway else None
+    client = _client(settings.gateway) if settings.gateway else None
 
     def sources_for(commit: str) -> Sequence[str]:
         context = _context(settings, gs, effective, commit, settings.ref or "HEAD")
@@ -340,6 +342,8 @@ def _run(
                 name = "DryRun" if plan.has_changes else "InSync"
                 diffs = None
                 if settings.diff:
+                    from stoker_agent.previewing import file_diffs, live_side, plan_side
+
                     live = live_side(LocalTree(settings.data_dir))
                     diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
                 return Outcome(
@@ -371,6 +375,14 @@ def _run(
     finally:
         if client is not None:
             client.close()
+
+
+def _client(gateway: GatewaySettings) -> GatewayClient:
+    """The gateway's API client; its module (and requests) is imported by a sync with a
+    gateway only, so a one-file sync without one starts faster (issue 18)."""
+    from stoker_agent.gateway import GatewayClient
+
+    return GatewayClient(gateway)
 
 
 def _missing(files: Sequence[SecretFile]) -> str:
@@ -414,6 +426,8 @@ def _gateway_gate(
     sleep: Callable[[float], None],
 ) -> SyncRecord | None:
     """Redundancy and Designer-session checks; a record to report when the sync must not run."""
+    from stoker_core import preboot
+
     policy = effective.designer_session_policy
     role = str(client.info().get("redundancyRole", "")).lower()
     if preboot.remembered(role) is not None and not settings.dry_run:
@@ -456,6 +470,8 @@ def _gateway_gate(
 def _lock(client: GatewayClient, data_dir: str, sleep: Callable[[float], None]) -> bool:
     """Take both scan locks when the gateway offers them, so no scan sees a half-applied tree;
     a lock an earlier run of Stoker left is recognised as ours (see stoker_agent.scanlocking)."""
+    from stoker_agent.scanlocking import ScanLocks
+
     return ScanLocks(client, data_dir, sleep=sleep).take_all()
 
 
@@ -472,6 +488,8 @@ def _scan_and_check(
 def _scan(
     client: GatewayClient, settings: SyncSettings, plan: SyncPlan
 ) -> tuple[GatewayReply, str]:
+    from stoker_agent.gateway import GatewayError
+
     try:
         since = int(time.time() * 1000) - 1000
         client.scan("projects")
@@ -504,6 +522,8 @@ def _reject(
     client: GatewayClient, settings: SyncSettings, key: str, scan: str, base: dict[str, Any]
 ) -> SyncRecord:
     """Roll back to the last good state, scan again, and hold this commit."""
+    from stoker_agent.gateway import GatewayError
+
     with Applier(settings.data_dir) as applier:
         applier.rollback()
     try:

@@ -29,6 +29,23 @@ HEAVY = {
     "cryptography",
     "difflib",  # diffs are shown by `stoker plan --diff` and previews, not by a sync
 }
+# Stoker's own modules a one-file sync without a gateway (JSON output, as `make bench` runs it)
+# does not use: each is imported where its branch runs (a gateway to scan, --diff, text
+# output, a rollout, the agent's first sync in a pod, a refusal's hint).
+DEFERRED = {
+    "stoker_agent.gateway",  # --gateway-url
+    "stoker_agent.replies",
+    "stoker_agent.scanlocking",
+    "stoker_core.scanlocks",
+    "stoker_agent.previewing",  # --dry-run --diff
+    "stoker_agent.rendering",  # text output
+    "stoker_core.previews",
+    "stoker_core.markup",
+    "stoker_core.preboot",  # before the gateway started (the agent in a pod)
+    "stoker_core.discovery",
+    "stoker_core.waves",  # spec.rollout
+    "stoker_core.kinds",  # a file without a GatewaySync
+}
 
 
 def imported(args: list[str], cwd: Path) -> set[str]:
@@ -49,9 +66,9 @@ def imported(args: list[str], cwd: Path) -> set[str]:
     }
 
 
-def test_a_one_file_sync_imports_no_heavy_module_and_writes_no_bytecode_into_the_data_dir(
-    make_repo: Any, tmp_path: Path
-) -> None:
+def one_file_sync(make_repo: Any, tmp_path: Path, *extra: str) -> tuple[set[str], Path]:
+    """The modules a cold `stoker sync` of a commit changing one file imported, and its data
+    directory."""
     files: dict[str, bytes | str] = {f"p/proj/v{i}/view.json": f'{{"v": {i}}}' for i in range(50)}
     repo = make_repo(files)
     cr = tmp_path / "cr.yaml"
@@ -60,10 +77,24 @@ def test_a_one_file_sync_imports_no_heavy_module_and_writes_no_bytecode_into_the
     data = tmp_path / "data"
     data.mkdir()
     args = ["sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data)]
-    args += ["--gateway-name", "gw"]
+    args += ["--gateway-name", "gw", *extra]
     imported(args, tmp_path)  # the full apply
     commit_tree(repo, {**files, "p/proj/v0/view.json": '{"v": "edited"}'}, "one file")
-    modules = imported(args, tmp_path)
+    return imported(args, tmp_path), data
+
+
+def test_a_one_file_sync_imports_no_heavy_module_and_writes_no_bytecode_into_the_data_dir(
+    make_repo: Any, tmp_path: Path
+) -> None:
+    modules, data = one_file_sync(make_repo, tmp_path)
     assert "stoker_agent.syncing" in modules  # the report was read
     assert {m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY} == set()
     assert not [p for p in data.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
+
+
+def test_a_one_file_sync_without_a_gateway_imports_none_of_the_modules_of_other_branches(
+    make_repo: Any, tmp_path: Path
+) -> None:
+    modules, _ = one_file_sync(make_repo, tmp_path, "--output", "json")
+    assert "stoker_core.recorded" in modules  # planned from the commit's changes
+    assert sorted(modules & DEFERRED) == []

@@ -15,7 +15,6 @@ import click
 from stoker_agent import logs, oserrors
 from stoker_core.durations import parse_period
 from stoker_core.errors import ExitCode, Problem, StokerError
-from stoker_core.markup import hides_anything
 from stoker_core.redaction import MIN_SECRET_LENGTH
 from stoker_core.reports import error_report
 
@@ -121,6 +120,8 @@ def emit(body: dict[str, Any], output: str, *, compact: bool = False) -> None:
     """Print a report as JSON or YAML on stdout (compact: one JSON line / one YAML document)."""
     if output == "yaml":
         import yaml  # only when asked: a plan in text or JSON never pays for it
+
+        from stoker_core.markup import hides_anything
 
         text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
         if hides_anything(text):  # PyYAML sends bidi overrides as they are: escape them all

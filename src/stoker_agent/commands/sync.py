@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -25,16 +26,17 @@ from stoker_agent.commands.common import (
     var_file_option,
 )
 from stoker_agent.documents import pick
-from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitfetch import Credentials
 from stoker_agent.histories import Recording, os_user
-from stoker_agent.rendering import print_plan
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
 from stoker_core.diffs import Secrets
 from stoker_core.errors import ExitCode, UsageError
 from stoker_core.history import DEFAULT_LIMIT, MAX_LIMIT
 from stoker_core.reports import plan_report
 from stoker_core.validation import load
+
+if TYPE_CHECKING:
+    from stoker_agent.gateway import GatewaySettings
 
 
 @click.command()
@@ -144,14 +146,7 @@ def sync(
             known_hosts_file=known_hosts_file,
             ca_file=git_ca_file,
         ),
-        gateway=GatewaySettings(
-            url=gateway_url,
-            token_file=api_token_file,
-            ca_file=gateway_ca_file,
-            insecure=gateway_insecure,
-        )
-        if gateway_url
-        else None,
+        gateway=_gateway(gateway_url, api_token_file, gateway_ca_file, gateway_insecure),
         extra_vars=var_files,
         dry_run=dry_run,
         diff=show_diff,
@@ -170,6 +165,17 @@ def sync(
     from stoker_agent.watching import keep_syncing  # only here: a single sync stays lean
 
     keep_syncing(settings, interval, lambda outcome: _print(outcome, output, compact=True))
+
+
+def _gateway(
+    url: str | None, token_file: str | None, ca_file: str | None, insecure: bool
+) -> GatewaySettings | None:
+    """The gateway to scan, if any; its client's module is imported only then (issue 18)."""
+    if not url:
+        return None
+    from stoker_agent.gateway import GatewaySettings
+
+    return GatewaySettings(url=url, token_file=token_file, ca_file=ca_file, insecure=insecure)
 
 
 @contextlib.contextmanager
@@ -226,6 +232,8 @@ def _print(outcome: Outcome, output: str, *, compact: bool = False) -> None:
         emit(body, output, compact=compact)
         return
     if report is not None:
+        from stoker_agent.rendering import print_plan  # text output only
+
         print_plan(report)
     for drift in record["drift"]:
         click.echo(click.style(f"  drift: {drift['path']} ({drift['kind']})", fg="magenta"))
