@@ -218,12 +218,20 @@ def _parse_listing(raw: bytes) -> dict[str, RepoEntry]:
     """`git ls-tree -l -z` output as entries by path."""
     entries: dict[str, RepoEntry] = {}
     new = tuple.__new__  # RepoEntry's own __new__ is Python code; this runs per path
+    file_kind, dir_kind = Kind.FILE, Kind.DIR
     # Decoded once, not per field: this loop runs once per path of the commit.
     for record in raw.decode("utf-8", "surrogateescape").split("\0"):
         if not record:
             continue
         meta, _, path = record.partition("\t")
         mode, _type, obj, size = meta.split()
+        # Most entries are plain files and folders: made without the table's look-up.
+        if mode == "100644":
+            entries[path] = new(RepoEntry, (path, file_kind, obj, REGULAR, int(size)))
+            continue
+        if mode == "040000":
+            entries[path] = new(RepoEntry, (path, dir_kind, "", REGULAR, 0))
+            continue
         kind, file_mode = _MODES.get(mode, _OTHER)
         if kind is Kind.FILE:
             entries[path] = new(RepoEntry, (path, kind, obj, file_mode, int(size)))
