@@ -7,14 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from core.helpers import context, gs_with
+from core.test_properties import _consistent, _prefixes, edits, paths, scenarios
 from stoker_core import desired, planning, profiles
+from stoker_core.errors import InvalidInput, PlanRefused
 from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import Action, Reason, SyncPlan, apply_to
 from stoker_core.recorded import RecordedTree, paths_to_check
-from stoker_core.trees import LiveEntry, MemorySnapshot, MemoryTree
+from stoker_core.trees import LiveEntry, MemorySnapshot, MemoryTree, blob_id
 
 FILES = 2_000
 
@@ -94,3 +99,115 @@ def test_a_one_file_change_in_a_2000_file_manifest_is_planned_looking_at_a_few_e
     # whole tree holds 2,000 files in 1,111 folders.
     assert len(compared) <= 2, len(compared)
     assert view.walked <= 10 + 1 + 100 + 2, view.walked
+
+
+class EntryByEntry:
+    """The same view as a plain LiveTree: the planner walks it one entry at a time."""
+
+    def __init__(self, tree: RecordedTree) -> None:
+        self._tree = tree
+
+    def lstat(self, path: str) -> LiveEntry | None:
+        return self._tree.lstat(path)
+
+    def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
+        return self._tree.walk(path, prune)
+
+    def blob_id(self, path: str) -> str:
+        return self._tree.blob_id(path)
+
+
+LIE = st.sampled_from(["mode", b"1", b"2", b"{}"])  # the mode flipped, or another content
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), edits, edits, st.data(), st.sets(paths, max_size=4), st.booleans())
+def test_taking_the_recorded_part_in_bulk_plans_what_walking_it_entry_by_entry_plans(
+    scenario: tuple[list[dict[str, object]], MemorySnapshot, MemoryTree],
+    commit_edits: dict[str, bytes | None],
+    drift: dict[str, bytes | None],
+    data: st.DataObject,
+    extra: set[str],
+    all_checked: bool,
+) -> None:
+    """Whatever the view is told to check (even too little: carried files that differ are then
+    compared as the recorded entries they are), whatever drifted and whatever the manifest
+    says (it may lie about a file: another content or mode, or one that was never written)."""
+    mappings, snap, live = scenario
+    effective = profiles.resolve(gs_with(mappings).spec.sync, None)
+    try:
+        first = planning.plan(desired.build(effective, snap, context()), live)
+    except (PlanRefused, InvalidInput):
+        assume(False)
+        return
+    synced = apply_to(first, live, snap.blobs())
+    manifest = _manifest_after(first, synced)
+    files = dict(snap.files)
+    for path, content in commit_edits.items():
+        if content is None:
+            files.pop(f"src/{path}", None)
+        else:
+            files[f"src/{path}"] = content
+    try:
+        tree = desired.build(effective, MemorySnapshot(files=_consistent(files)), context())
+    except InvalidInput:
+        assume(False)
+        return
+    for path, content in _consistent({p: c or b"" for p, c in drift.items()}).items():
+        if drift[path] is None:
+            synced.remove(path)
+        elif not any(p in synced.files for p in _prefixes(path)) and path not in synced.dirs:
+            synced.put(path, content)
+    check = (paths_to_check(tree, manifest) if all_checked else set()) | extra
+    records = dict(manifest.records)
+    liars = st.sampled_from(sorted(records)) if records else paths
+    lies = data.draw(st.dictionaries(st.one_of(liars, paths), LIE, max_size=3))
+    for path, lie in lies.items():
+        blob, size, mtime_ns, inode, mode, commit, ctime_ns = records.get(
+            path, Record(blob_id(b"1"), 1, 0, 0, 0o644, "")
+        )
+        if lie == "mode":
+            mode ^= 0o111
+        else:
+            blob = blob_id(lie)
+        records[path] = Record(blob, size, mtime_ns, inode, mode, commit, ctime_ns)
+    manifest = attrs.evolve(manifest, records=records)
+    view = RecordedTree(synced, manifest, check)
+    outcomes = []
+    for seen in (view, EntryByEntry(view)):
+        try:
+            outcomes.append(planning.plan(tree, seen, manifest))
+        except PlanRefused as e:
+            outcomes.append(e.problems)
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_folder_excluded_inside_a_carried_folder_is_pruned_as_the_full_walk_prunes_it() -> None:
+    # The profile excludes projects/p/cache, where a second mapping puts its files: the walk
+    # never enters it (those files are written at every sync, whoever plans).
+    gs = gs_with(
+        [
+            {"source": "src/projects", "destination": "projects"},
+            {"source": "src/cache", "destination": "projects/p/cache/c"},
+        ],
+        excludePatterns=["projects/p/cache"],
+    )
+    effective = profiles.resolve(gs.spec.sync, None)
+    files = {"src/projects/p/a.json": b"1", "src/projects/q/b.json": b"1", "src/cache/x": b"1"}
+    snap = MemorySnapshot(files=files)
+    first = planning.plan(desired.build(effective, snap, context()), MemoryTree())
+    live = apply_to(first, MemoryTree(), snap.blobs())
+    manifest = _manifest_after(first, live)
+    assert "projects/p/cache/c/x" in manifest.records
+    snap = MemorySnapshot(files={**files, "src/projects/q/b.json": b"2"})
+    tree = desired.build(effective, snap, context())
+
+    quick = planning.plan(
+        tree, RecordedTree(live, manifest, paths_to_check(tree, manifest)), manifest
+    )
+
+    assert quick == planning.plan(tree, live, manifest)
+    assert {(op.action, op.path) for op in quick.operations if op.action is not Action.KEEP} == {
+        (Action.WRITE, "projects/q/b.json"),
+        (Action.WRITE, "projects/p/cache/c/x"),
+    }
