@@ -179,6 +179,8 @@ def test_taking_the_recorded_part_in_bulk_plans_what_walking_it_entry_by_entry_p
             outcomes.append(planning.plan(tree, seen, manifest))
         except PlanRefused as e:
             outcomes.append(e.problems)
+        except KeyError as e:  # a lie sent it to read a file that is not there, as it may
+            outcomes.append(repr(e))
     assert outcomes[0] == outcomes[1]
 
 
