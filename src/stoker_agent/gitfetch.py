@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-import attrs
-
 from stoker_agent import gitexec
+from stoker_agent.credentials import Credentials as Credentials  # callers import it from here too
 from stoker_core.errors import InvalidInput, TemporaryError
 from stoker_core.redaction import redact
 
@@ -30,25 +29,6 @@ log = logging.getLogger("stoker.git")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 KEEP_REF = "refs/stoker/synced"
 FETCH_TIMEOUT = 300  # seconds; a hung server must not hang the agent
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class Credentials:
-    """Where the credentials are; files are re-read on every fetch (tokens rotate)."""
-
-    token_file: str | None = None
-    ssh_key_file: str | None = None
-    known_hosts_file: str | None = None
-    ca_file: str | None = None  # CA bundle for an HTTPS server with a private CA
-
-    def secrets(self) -> list[str]:
-        """Current secret values, for redaction."""
-        out = []
-        for path in (self.token_file, self.ssh_key_file):
-            if path and os.path.isfile(path):
-                with open(path, encoding="utf-8", errors="replace") as handle:
-                    out.append(handle.read().strip())
-        return out
 
 
 class GitFetchError(TemporaryError):

@@ -23,13 +23,13 @@ from stoker_agent.applying import (
     Applier,
     Progress,
 )
+from stoker_agent.credentials import Credentials
 from stoker_agent.datadirs import (
     ApplyError,
     read_state_file,
     remove_state_file,
     write_state_file,
 )
-from stoker_agent.gitfetch import Credentials, Mirror
 from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.histories import Recording
 from stoker_agent.localtree import LocalTree
@@ -46,8 +46,9 @@ from stoker_core.secretfiles import SecretFile, missing_sentence, needed
 from stoker_core.status import SyncRecord
 from stoker_core.templates import TemplateContext
 
-if TYPE_CHECKING:  # the gateway's client is imported by a sync that talks to one (issue 18)
+if TYPE_CHECKING:  # imported by a sync that talks to a gateway, or fetches (issue 18)
     from stoker_agent.gateway import GatewayClient, GatewaySettings
+    from stoker_agent.gitfetch import Mirror
 
 log = logging.getLogger("stoker.sync")
 AGENT_VERSION = "0.1.0.dev0"
@@ -146,6 +147,8 @@ def current_commit(settings: SyncSettings) -> str:
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
             return repo.resolve(ref)
+    from stoker_agent.gitfetch import Mirror
+
     # ls-remote needs no repository: the mirror's place is named, never created or opened.
     where = settings.mirror_dir or mirrors.default_mirror_dir(settings.data_dir, settings.repo)
     mirror = Mirror(where, settings.repo, settings.credentials)
@@ -169,6 +172,8 @@ def _snapshot(
         with Repository(settings.repo) as repo:
             yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
         return
+    from stoker_agent.gitfetch import Mirror
+
     with mirrors.place(settings.mirror_dir, settings.data_dir, settings.repo) as where:
         fetched = settings.observer.fetched
         mirror = Mirror(

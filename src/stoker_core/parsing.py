@@ -7,6 +7,7 @@ reported with the wire path (`spec.sync.profiles.site.mappings[2].destination`),
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import types
 import typing
@@ -162,9 +163,14 @@ def _unstructure_meta(meta: model.ObjectMeta) -> dict[str, Any]:
 
 
 CONVERTER = _make_converter()
-# For objects the API server has already checked against its CRD: a field of a newer release
-# (the CRD upgraded before this component) is ignored rather than hiding the whole object.
-LENIENT_CONVERTER = _make_converter(strict=False)
+
+
+@functools.cache
+def _lenient_converter() -> cattrs.Converter:
+    """For objects the API server has already checked against its CRD: a field of a newer
+    release (the CRD upgraded before this component) is ignored rather than hiding the whole
+    object. Made on first use: a sync from a file never needs it (issue 18)."""
+    return _make_converter(strict=False)
 
 
 # --- turning cattrs' attribute-name paths into wire paths -------------------------------------
@@ -248,7 +254,7 @@ def structure(data: Any, cls: type[T], *, lenient: bool = False) -> T:
     if not isinstance(data, Mapping):
         raise InvalidInput.one(f"must be an object, got {_describe(data)}", field="(document)")
     try:
-        return (LENIENT_CONVERTER if lenient else CONVERTER).structure(data, cls)
+        return (_lenient_converter() if lenient else CONVERTER).structure(data, cls)
     except Exception as e:  # cattrs groups every failure into one exception group
         if isinstance(e, cattrs.BaseValidationError | ValueError | TypeError | KeyError):
             raise InvalidInput(_problems_from(e, cls)) from None

@@ -45,6 +45,7 @@ DEFERRED = {
     "stoker_core.discovery",
     "stoker_core.waves",  # spec.rollout
     "stoker_core.kinds",  # a file without a GatewaySync
+    "stoker_agent.gitfetch",  # a remote repository
 }
 
 

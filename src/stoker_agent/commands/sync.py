@@ -25,8 +25,8 @@ from stoker_agent.commands.common import (
     source_options,
     var_file_option,
 )
+from stoker_agent.credentials import Credentials
 from stoker_agent.documents import pick
-from stoker_agent.gitfetch import Credentials
 from stoker_agent.histories import Recording, os_user
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
 from stoker_core.diffs import Secrets
