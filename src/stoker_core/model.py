@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from stoker_core.reprs import fields_repr  # one for every class here, not one compiled each
+
 DEFAULT_EXCLUDES: tuple[str, ...] = ("**/.git/", "**/.gitkeep", "**/.resources/**")
 
 
@@ -83,6 +85,8 @@ class DriftPolicy(enum.StrEnum):
 class SecretKeyRef:
     """A key inside a Secret in the CR's namespace."""
 
+    __repr__ = fields_repr
+
     name: str = attrs.field(metadata=doc("Secret name.", minLength=1, maxLength=MAX_NAME))
     key: str = attrs.field(metadata=doc("Key inside the Secret.", minLength=1, maxLength=MAX_NAME))
 
@@ -91,12 +95,16 @@ class SecretKeyRef:
 class SecretRefHolder:
     """An object holding only a `secretRef` (the original's shape for knownHosts and token)."""
 
+    __repr__ = fields_repr
+
     secret_ref: SecretKeyRef
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class SSHKeyAuth:
     """SSH private key auth, with optional strict host key checking."""
+
+    __repr__ = fields_repr
 
     secret_ref: SecretKeyRef
     known_hosts: SecretRefHolder | None = None
@@ -105,6 +113,8 @@ class SSHKeyAuth:
 @attrs.frozen(slots=True, kw_only=True)
 class GitHubAppAuth:
     """GitHub App installation tokens minted by the controller."""
+
+    __repr__ = fields_repr
 
     app_id: int
     installation_id: int
@@ -122,6 +132,8 @@ class GitHubAppAuth:
 class GitAuth:
     """Credentials for the repository; exactly one method may be set."""
 
+    __repr__ = fields_repr
+
     ssh_key: SSHKeyAuth | None = None
     token: SecretRefHolder | None = None
     github_app: GitHubAppAuth | None = None
@@ -135,6 +147,8 @@ class GitAuth:
 @attrs.frozen(slots=True, kw_only=True)
 class GitSpec:
     """Which repository and ref to follow."""
+
+    __repr__ = fields_repr
 
     repo: str = attrs.field(
         metadata=doc(
@@ -167,6 +181,8 @@ class GitSpec:
 class Polling:
     """How often the controller re-resolves the ref."""
 
+    __repr__ = fields_repr
+
     enabled: bool = True
     interval: str = attrs.field(
         default="60s", metadata=doc("Go duration, e.g. 60s or 5m.", maxLength=MAX_SHORT)
@@ -176,6 +192,8 @@ class Polling:
 @attrs.frozen(slots=True, kw_only=True)
 class GatewayAPI:
     """Where the gateway's API token is stored."""
+
+    __repr__ = fields_repr
 
     secret_name: str = attrs.field(
         metadata=doc("Secret holding the API token.", minLength=1, maxLength=MAX_NAME)
@@ -187,6 +205,8 @@ class GatewayAPI:
 class GatewaySpec:
     """How the agent reaches the gateway next to it."""
 
+    __repr__ = fields_repr
+
     port: int = attrs.field(default=8088, metadata=doc("Gateway HTTP(S) port.", minimum=1))
     tls: bool = False
     api: GatewayAPI
@@ -195,6 +215,8 @@ class GatewaySpec:
 @attrs.frozen(slots=True, kw_only=True)
 class Patch:
     """JSON values to set in the files a glob selects (sjson paths → template values)."""
+
+    __repr__ = fields_repr
 
     file: str = attrs.field(
         default="", metadata=doc("Glob relative to the mapping destination.", maxLength=MAX_PATH)
@@ -219,6 +241,8 @@ class Patch:
 class Mapping:
     """One source in the repository delivered to one destination in the data directory."""
 
+    __repr__ = fields_repr
+
     source: str = attrs.field(
         metadata=doc("Repository path (Go template).", minLength=1, maxLength=MAX_PATH)
     )
@@ -239,6 +263,8 @@ class VarFrom:
     """A template variable whose value comes from a Secret key, mounted into the agent only
     (never copied into a ConfigMap, an event or a status)."""
 
+    __repr__ = fields_repr
+
     name: str = attrs.field(
         metadata=doc(
             "Template variable name: {{.Vars.<name>}}.", minLength=1, maxLength=MAX_IDENTIFIER
@@ -250,6 +276,8 @@ class VarFrom:
 @attrs.frozen(slots=True, kw_only=True)
 class Defaults:
     """Settings every profile inherits."""
+
+    __repr__ = fields_repr
 
     exclude_patterns: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDES, metadata=_GLOBS)
     vars: dict[str, str] = attrs.field(factory=dict, metadata=_VARS)
@@ -269,6 +297,8 @@ class Defaults:
 @attrs.frozen(slots=True, kw_only=True)
 class Profile:
     """A named set of mappings; unset fields inherit from the defaults."""
+
+    __repr__ = fields_repr
 
     mappings: tuple[Mapping, ...] = attrs.field(
         metadata=doc("Applied in order.", minItems=1, maxItems=MAX_ITEMS)
@@ -291,6 +321,8 @@ class Profile:
 class SyncSpec:
     """Defaults and named profiles."""
 
+    __repr__ = fields_repr
+
     defaults: Defaults = attrs.field(factory=Defaults)
     profiles: dict[str, Profile] = attrs.field(
         metadata=doc(
@@ -306,6 +338,8 @@ class SyncSpec:
 class AgentImage:
     """Agent image override."""
 
+    __repr__ = fields_repr
+
     repository: str = attrs.field(default="", metadata={"maxLength": MAX_URL})
     tag: str = attrs.field(default="", metadata={"maxLength": MAX_IDENTIFIER})
     pull_policy: str = attrs.field(default="", metadata={"maxLength": MAX_SHORT})
@@ -315,6 +349,8 @@ class AgentImage:
 class AgentSpec:
     """Agent sidecar settings."""
 
+    __repr__ = fields_repr
+
     image: AgentImage | None = None
     resources: dict[str, Any] | None = None
 
@@ -322,6 +358,8 @@ class AgentSpec:
 @attrs.frozen(slots=True, kw_only=True)
 class ReceiverSpec:
     """How push events for this GatewaySync are authenticated."""
+
+    __repr__ = fields_repr
 
     secret_name: str = attrs.field(
         metadata=doc(
@@ -358,6 +396,8 @@ PERCENT = r"^([1-9][0-9]?|100)%$"  # maxUnavailable as a percent: 1% to 100%
 class StepSelector:
     """Which gateways a rollout step holds; every criterion given must match (an AND)."""
 
+    __repr__ = fields_repr
+
     match_labels: dict[str, str] = attrs.field(
         factory=dict,
         metadata=doc(
@@ -385,6 +425,8 @@ class StepSelector:
 class Pause:
     """A wait after a step is done, before the next starts: a duration or an approval."""
 
+    __repr__ = fields_repr
+
     duration: str = attrs.field(
         default="", metadata=doc("Go duration, e.g. 30m.", maxLength=MAX_SHORT)
     )
@@ -396,6 +438,8 @@ class Pause:
 @attrs.frozen(slots=True, kw_only=True)
 class RolloutStep:
     """One wave of a rollout."""
+
+    __repr__ = fields_repr
 
     name: str = attrs.field(
         default="",
@@ -426,6 +470,8 @@ class RolloutStep:
 class Rollout:
     """How a new commit reaches the gateways: in steps, each gated on the last one's health."""
 
+    __repr__ = fields_repr
+
     steps: tuple[RolloutStep, ...] = attrs.field(
         default=(),
         metadata=doc(
@@ -449,6 +495,8 @@ class Rollout:
 @attrs.frozen(slots=True, kw_only=True)
 class GatewaySyncSpec:
     """The desired state: repository, gateway access and profiles."""
+
+    __repr__ = fields_repr
 
     git: GitSpec
     polling: Polling = attrs.field(factory=Polling)
@@ -479,6 +527,8 @@ class GatewaySyncSpec:
 class Condition:
     """A Kubernetes-style condition."""
 
+    __repr__ = fields_repr
+
     type: str
     status: str
     reason: str = ""
@@ -490,6 +540,8 @@ class Condition:
 @attrs.frozen(slots=True, kw_only=True)
 class DiscoveredGateway:
     """One gateway pod as the controller sees it."""
+
+    __repr__ = fields_repr
 
     name: str
     namespace: str
@@ -514,6 +566,8 @@ class DiscoveredGateway:
 class Requester:
     """Who or what asked for a commit (status.history; stoker_core.fleethistory)."""
 
+    __repr__ = fields_repr
+
     via: str = attrs.field(default="", metadata=doc("receiver, polling, requested-ref or spec."))
     source: str = attrs.field(default="", metadata=doc("The receiver's source (github...)."))
     delivery: str = attrs.field(default="", metadata=doc("The receiver's delivery id."))
@@ -525,6 +579,8 @@ class Requester:
 class HistoryStep:
     """One step of a commit's rollout: when it started and when it was done."""
 
+    __repr__ = fields_repr
+
     name: str = ""
     started_at: str = ""
     finished_at: str = ""
@@ -534,6 +590,8 @@ class HistoryStep:
 class Approver:
     """Who approved a gate of a commit (as the admission webhook stamped it)."""
 
+    __repr__ = fields_repr
+
     gate: str = ""
     user: str = ""
 
@@ -541,6 +599,8 @@ class Approver:
 @attrs.frozen(slots=True, kw_only=True)
 class GatewayOutcome:
     """Where one gateway given a commit stands with it, and since when."""
+
+    __repr__ = fields_repr
 
     name: str = ""
     outcome: str = ""
@@ -550,6 +610,8 @@ class GatewayOutcome:
 @attrs.frozen(slots=True, kw_only=True)
 class HistoryEntry:
     """One published commit: who asked for it, its steps and its outcome per gateway."""
+
+    __repr__ = fields_repr
 
     commit: str = ""
     ref: str = ""
@@ -571,6 +633,8 @@ class HistoryEntry:
 class RolloutHalt:
     """Why a rollout stopped: the gateway that failed the commit, and its error."""
 
+    __repr__ = fields_repr
+
     gateway: str = ""
     commit: str = ""
     error: str = attrs.field(default="", metadata=doc("At most 200 characters."))
@@ -584,6 +648,8 @@ class RolloutHalt:
 @attrs.frozen(slots=True, kw_only=True)
 class RolloutStatus:
     """Where the rollout of a commit is (docs/rollouts.md): the controller's persisted state."""
+
+    __repr__ = fields_repr
 
     commit: str = attrs.field(default="", metadata=doc("The commit being rolled out."))
     baseline: str = attrs.field(
@@ -630,6 +696,8 @@ class RolloutStatus:
 class GatewaySyncStatus:
     """What the controller observed."""
 
+    __repr__ = fields_repr
+
     observed_generation: int = 0
     last_sync_time: str = ""
     last_sync_ref: str = ""
@@ -652,6 +720,8 @@ class GatewaySyncStatus:
 class ObjectMeta:
     """The parts of Kubernetes metadata Stoker reads; the rest is kept as given."""
 
+    __repr__ = fields_repr
+
     name: str = ""
     namespace: str = ""
     labels: dict[str, str] = attrs.field(factory=dict)
@@ -663,6 +733,8 @@ class ObjectMeta:
 @attrs.frozen(slots=True, kw_only=True)
 class GatewaySync:
     """A whole GatewaySync object."""
+
+    __repr__ = fields_repr
 
     api_version: str = "stoker.io/v1alpha1"
     kind: str = "GatewaySync"
