@@ -153,7 +153,9 @@ def sync_commit(
         view = (
             live
             if full or manifest is None
-            else RecordedTree(live, manifest, paths_to_check(tree, manifest))
+            else RecordedTree(
+                live, manifest, paths_to_check(tree, manifest) if built is None else built.check
+            )
         )
         plan = planning.plan(tree, view, manifest, stamped=stamped)
         if built is not None and manifest is not None and rewrites_carried(plan, built):

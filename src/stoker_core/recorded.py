@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 import attrs
@@ -47,17 +48,24 @@ def paths_to_check(desired: DesiredTree, manifest: Manifest) -> set[str]:
     Stoker wrote, and the empty directories of this commit and of the recorded one (a folder
     holding only excluded files is one: no record leads to it)."""
     records = manifest.records
-    changed = {
-        path
-        for path, want in desired.files.items()
-        if (record := records.get(path)) is None
-        or record.blob != want.blob
-        or record.mode != want.mode
-    }
+    changed = _differing(desired.files, manifest)
     changed.update(path for path in records if path not in desired.files)
     changed.update(desired.dirs - desired.parent_dirs)  # empty: nothing below them is recorded
     changed.update(path for path in manifest.dirs if path not in desired.dirs)  # dropped now
     return changed
+
+
+def _differing(files: Mapping[str, DesiredFile], manifest: Manifest) -> set[str]:
+    """The files whose content or mode differs from the manifest's record of them, or that
+    have none."""
+    records = manifest.records
+    return {
+        path
+        for path, want in files.items()
+        if (record := records.get(path)) is None
+        or record.blob != want.blob
+        or record.mode != want.mode
+    }
 
 
 def full_check_due(
@@ -80,7 +88,7 @@ class RecordedTree:
     forward as recorded needs no entry of its own, and costs no comparison.
     """
 
-    def __init__(self, live: LiveTree, manifest: Manifest, check: set[str]) -> None:
+    def __init__(self, live: LiveTree, manifest: Manifest, check: Iterable[str]) -> None:
         self._live = live
         self.records = manifest.records  # what the carried files are taken to be
         self._sorted = sorted(manifest.records)
@@ -246,10 +254,12 @@ def whole_because_diff(
 @attrs.frozen(slots=True)
 class FromDiff:
     """A desired tree built from a commit's changes; `built`: the files that went through the
-    rules (every other file is a record carried forward)."""
+    rules (every other file is a record carried forward); `check`: what paths_to_check says of
+    the tree, found from the changes."""
 
     tree: DesiredTree
     built: frozenset[str]
+    check: frozenset[str]
 
 
 class _DiffView:
@@ -314,7 +324,7 @@ def from_diff(
             touched.update(base + p[len(prefix) :] for p in changed if p.startswith(prefix))
     whole_prefixes = tuple(whole)
     try:
-        files = _carried(manifest, touched, whole_prefixes, dir_roots)
+        files, left = _carried(manifest, touched, whole_prefixes, dir_roots)
     except _Whole as e:
         return str(e)
     built = frozenset(part.files)
@@ -343,7 +353,12 @@ def from_diff(
         skipped=tuple(skipped),
         parent_dirs=frozenset(parent_dirs),
     )
-    return FromDiff(tree, built)
+    # paths_to_check(tree, manifest), from what was built: a carried file is as recorded.
+    check = {path for path in left if path not in files}
+    check.update(_differing(part.files, manifest))
+    check.update(tree.dirs - tree.parent_dirs)
+    check.update(path for path in manifest.dirs if path not in tree.dirs)
+    return FromDiff(tree, built, frozenset(check))
 
 
 def _carried(
@@ -351,26 +366,52 @@ def _carried(
     touched: set[str],
     whole: tuple[str, ...],
     dir_roots: list[tuple[str, int]],
-) -> dict[str, DesiredFile]:
+) -> tuple[dict[str, DesiredFile], list[str]]:
     """The records the commit did not touch, as desired files (the mapping: the one directory
-    root they are under; destinations do not overlap here)."""
+    root they are under; destinations do not overlap here), and the records it did (or that a
+    mapping built whole holds), whose paths are to be checked. Each root's records are one
+    span of the sorted paths: taken by the span, not matched one by one."""
+    records = manifest.records
+    paths = sorted(records)
+    spans = sorted(_span(paths, base) for base, _ in dir_roots)
+    if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
+        raise _Whole("mappings overlap")  # whole_because says so first: a guard
     files: dict[str, DesiredFile] = {}
     make = tuple.__new__  # DesiredFile's own __new__ is Python code: this loop runs per file
     file_kind = Kind.FILE
-    for path, record in manifest.records.items():
-        if path in touched or path.startswith(whole):
+    for base, mapping in dir_roots:
+        if base.startswith(whole):
             continue
-        mapping = -1
-        for base, i in dir_roots:  # a loop, not next(...): this runs per file
-            if path.startswith(base):
-                mapping = i
-                break
-        if mapping < 0:
-            raise _Whole(f'the recorded file "{path}" is under no mapping now')
-        blob, size, mode = record[0], record[1], record[4]
-        source = make(RepoEntry, (path, file_kind, blob, mode, size))
-        files[path] = make(DesiredFile, (path, blob, mode, size, mapping, source, None))
-    return files
+        lo, hi = _span(paths, base)
+        for path in paths[lo:hi]:
+            blob, size, _, _, mode, _, _ = records[path]
+            source = make(RepoEntry, (path, file_kind, blob, mode, size))
+            files[path] = make(DesiredFile, (path, blob, mode, size, mapping, source, None))
+    left = [path for path in touched if files.pop(path, None) is not None or path in records]
+    for base in whole:
+        lo, hi = _span(paths, base)
+        left.extend(paths[lo:hi])
+    outside = [path for path in _gaps(paths, spans) if path not in touched]
+    if outside:
+        first = next(path for path in records if path in set(outside))  # as the manifest has it
+        raise _Whole(f'the recorded file "{first}" is under no mapping now')
+    return files, left
+
+
+def _span(paths: list[str], base: str) -> tuple[int, int]:
+    """Where the sorted `paths` under `base` ("" or a folder with its "/") are."""
+    if not base:
+        return 0, len(paths)
+    return bisect.bisect_left(paths, base), bisect.bisect_left(paths, base[:-1] + "0")  # "/"+1
+
+
+def _gaps(paths: list[str], spans: list[tuple[int, int]]) -> Iterator[str]:
+    """The sorted `paths` in none of the sorted, disjoint `spans`."""
+    at = 0
+    for lo, hi in spans:
+        yield from paths[at:lo]
+        at = max(at, hi)
+    yield from paths[at:]
 
 
 def _parent_dirs(files: Mapping[str, object]) -> set[str]:

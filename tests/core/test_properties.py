@@ -360,6 +360,7 @@ def test_a_commit_built_from_its_changes_plans_exactly_what_the_whole_tree_plans
     built = recorded.from_diff(effective, new_context, manifest, diff, new.read)
     assert isinstance(built, recorded.FromDiff), built
     tree = built.tree
+    assert built.check == recorded.paths_to_check(tree, manifest)
     assert _view(tree) == _view(whole)
     assert _skips(tree) == _skips(whole)
     assert tree.dirs - tree.parent_dirs == whole.dirs - whole.parent_dirs
