@@ -33,6 +33,7 @@ from stoker_core.trees import EXECUTABLE, REGULAR, Kind, RepoEntry, RepoSnapshot
 HARD_EXCLUDES = ("**/.git/**", "**/.git", "**/.gitkeep")
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 LFS_MAX_POINTER = 200  # pointer files are ~130 bytes; only files this small are opened to check
+LFS_MIN_POINTER = len(LFS_PREFIX)  # a shorter file cannot start with the prefix: never opened
 
 
 class SkipReason(enum.StrEnum):
@@ -246,25 +247,24 @@ class _Builder:
         plain = not patches and not mapping.template
         special, files, dirs = self.special.matches, self.files, self.dirs
         new = tuple.__new__  # DesiredFile's own __new__ is Python code: this runs per file
+        file_kind, dir_kind = Kind.FILE, Kind.DIR
         for entry in entries if crafted < 0 else entries[:crafted]:
-            rel = entry.path[prefix:]
+            from_source, kind, blob, git_mode, size = entry
+            rel = from_source[prefix:]
             path = base + rel
             if skipped_dirs and any(path.startswith(d + "/") for d in skipped_dirs):
                 continue
-            kind = entry.kind
-            if kind is Kind.FILE:
+            if kind is file_kind:
                 if special(path) and not self.admit_special(path, owned):
                     continue
-                if plain and entry.size >= LFS_MAX_POINTER:  # as add_file, without its steps
-                    mode = EXECUTABLE if entry.mode & 0o111 else REGULAR
-                    files[path] = new(
-                        DesiredFile, (path, entry.blob, mode, entry.size, i, entry, None)
-                    )
+                if plain and not LFS_MIN_POINTER <= size < LFS_MAX_POINTER:  # as add_file does
+                    mode = EXECUTABLE if git_mode & 0o111 else REGULAR
+                    files[path] = new(DesiredFile, (path, blob, mode, size, i, entry, None))
                     continue
                 self.add_file(i, mapping, entry, path, rel, patches)
                 if patches:
                     seen.add(rel)
-            elif kind is Kind.DIR:
+            elif kind is dir_kind:
                 if special(path) and (self.excludes.matches(path) or not self.admit_dir(path)):
                     skipped_dirs.append(path)
                 else:
@@ -285,7 +285,8 @@ class _Builder:
         rel: str,
         patches: list[tuple[str, model.Patch]],
     ) -> None:
-        if entry.size < LFS_MAX_POINTER and self.snapshot.read(entry).startswith(LFS_PREFIX):
+        pointer_sized = LFS_MIN_POINTER <= entry.size < LFS_MAX_POINTER
+        if pointer_sized and self.snapshot.read(entry).startswith(LFS_PREFIX):
             self.skipped.append(
                 Skip(path, SkipReason.LFS_POINTER, "Git LFS pointer; LFS content is not fetched")
             )

@@ -10,7 +10,7 @@ from stoker_core.desired import SkipReason
 from stoker_core.errors import InvalidInput, PlanRefused
 from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import Action, Reason, apply_to
-from stoker_core.trees import EXECUTABLE, MemorySnapshot, MemoryTree, blob_id
+from stoker_core.trees import EXECUTABLE, MemorySnapshot, MemoryTree, RepoEntry, blob_id
 
 AUDIT = "config/resources/dev/ignition/audit-profile"
 
@@ -471,3 +471,24 @@ def test_H5_names_up_to_the_limits_are_planned() -> None:
     name = "n" * 250 + ".json"  # 255 bytes
     snap = MemorySnapshot(files={f"p/{name}": b"1"})
     assert plan_for(gs, snap, MemoryTree()).added == [f"projects/{name}"]
+
+
+def test_only_files_the_size_of_an_lfs_pointer_are_read_to_look_for_one() -> None:
+    # A file shorter than the pointer's first line cannot be a pointer: reading it would cost
+    # a round trip to git for each small file of the commit (a hundred in the bench tree).
+    gs = gs_with([{"source": "p", "destination": "projects"}])
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 9\n"
+    snap = MemorySnapshot(
+        files={"p/a.json": b"{}", "p/b.json": b"x" * 150, "p/big.bin": pointer, "p/c": b"y" * 300}
+    )
+    read: list[str] = []
+
+    class Counting(MemorySnapshot):
+        def read(self, entry: RepoEntry) -> bytes:
+            read.append(entry.path)
+            return super().read(entry)
+
+    plan = plan_for(gs, Counting(files=snap.files), MemoryTree())
+    assert sorted(read) == ["p/b.json", "p/big.bin"]
+    assert plan.added == ["projects/a.json", "projects/b.json", "projects/c"]
+    assert [s.reason for s in plan.skipped] == [SkipReason.LFS_POINTER]
