@@ -5,6 +5,7 @@ is the agent's job. `apply_to` is the reference semantics the real applier is te
 from __future__ import annotations
 
 import enum
+import operator
 from typing import NamedTuple
 
 import attrs
@@ -45,6 +46,9 @@ class Reason(enum.StrEnum):
 _RERECORD = frozenset({Reason.ADOPTED, Reason.GATEWAY_STAMPED, Reason.VERIFIED})
 
 
+_REASON = operator.itemgetter(2)  # an Operation's reason, in C
+
+
 class Operation(NamedTuple):  # a tuple: one per managed path, made in the hot loop
     """One step of a plan. WRITE carries the blob id and, for rendered files, the content."""
 
@@ -72,12 +76,20 @@ class SyncPlan:
     # kept in the manifest with the skip reports, so the next commit can be planned from its
     # changes ("": not known, the next commit is planned whole).
     inputs: str = ""
+    # The operations that change something (all but KEEP), in path order: found once, since a
+    # commit changing one file keeps thousands, and every question below is about the changes.
+    changes: tuple[Operation, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    @changes.default
+    def _changes(self) -> tuple[Operation, ...]:
+        keep = Action.KEEP
+        return tuple([op for op in self.operations if op[0] is not keep])
 
     def paths(self, action: Action, *reasons: Reason) -> list[str]:
         """Return the paths of operations with `action` (and one of `reasons`, if given)."""
         return [
             op.path
-            for op in self.operations
+            for op in (self.operations if action is Action.KEEP else self.changes)
             if op.action is action and (not reasons or op.reason in reasons)
         ]
 
@@ -101,27 +113,25 @@ class SyncPlan:
     @property
     def unchanged(self) -> int:
         """How many managed files already match."""
-        return len(self.paths(Action.KEEP))
+        return len(self.operations) - len(self.changes)
 
     def projects(self) -> set[str]:
         """Projects this commit delivers (a `projects/<name>/project.json` written or kept):
         the ones the gateway must list after its scan, or the change was rejected."""
         names = set()
         for op in self.operations:
-            parts = op.path.split("/")
-            if (
-                len(parts) == 3
-                and parts[0] == "projects"
-                and parts[2] == "project.json"
-                and op.action in (Action.WRITE, Action.KEEP)
-            ):
+            path = op.path
+            if not (path.startswith("projects/") and path.endswith("/project.json")):
+                continue  # the test below splits the path: most are not these
+            parts = path.split("/")
+            if len(parts) == 3 and op.action in (Action.WRITE, Action.KEEP):
                 names.add(parts[1])
         return names
 
     @property
     def has_changes(self) -> bool:
         """Tell whether applying the plan would change anything."""
-        return any(op.action is not Action.KEEP for op in self.operations)
+        return bool(self.changes)
 
     def needs_transaction(self, *, has_manifest: bool) -> bool:
         """Changes to make, or a manifest to (re)write so the next sync can trust what is
@@ -129,14 +139,14 @@ class SyncPlan:
         return (
             self.has_changes
             or not has_manifest
-            or any(op.reason in _RERECORD for op in self.operations)
+            or not _RERECORD.isdisjoint(map(_REASON, self.operations))
         )
 
     def ordered(self) -> list[Operation]:
         """Operations in the order an applier must run them: deletions (deepest first),
         then directories (shallowest first), then writes."""
         rank = {Action.DELETE: 0, Action.RMDIR: 1, Action.MKDIR: 2, Action.WRITE: 3}
-        work = [op for op in self.operations if op.action in rank]
+        work = [op for op in self.changes if op.action in rank]
 
         def key(op: Operation) -> tuple[int, int, str]:
             depth = op.path.count("/")

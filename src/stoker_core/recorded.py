@@ -429,4 +429,4 @@ def _parent_dirs(files: Mapping[str, object]) -> set[str]:
 def rewrites_carried(plan: SyncPlan, built: FromDiff) -> bool:
     """Whether the plan writes a file carried forward from the manifest (drift seen beside a
     change): its content, rendered or not, is then taken from a tree built whole."""
-    return any(op.action is Action.WRITE and op.path not in built.built for op in plan.operations)
+    return any(op.action is Action.WRITE and op.path not in built.built for op in plan.changes)
