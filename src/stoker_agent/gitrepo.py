@@ -85,7 +85,8 @@ class GitSnapshot(_Closing):
         self._paths = [] if "" in paths else list(paths)
         self._commit = commit
         self._entries: dict[str, RepoEntry] | None = None
-        self._sorted: list[str] = []
+        self._sorted: list[str] = []  # every path, in order
+        self._ordered: list[RepoEntry] = []  # their entries, in the same order
         self._reader: ObjectReader | None = None
         # The commit's tree is listed in the background from the start: the caller's own work
         # meanwhile (reading the manifest, recovering a journal) hides git's share of the time.
@@ -114,7 +115,8 @@ class GitSnapshot(_Closing):
         if self._entries is None:
             entries = {"": RepoEntry("", Kind.DIR), **_parse_listing(self._listed())}
             self._entries = entries
-            self._sorted = sorted(entries)
+            self._ordered = sorted(entries.values(), key=_path)
+            self._sorted = [entry[0] for entry in self._ordered]
         return self._entries
 
     def diff_since(
@@ -192,16 +194,15 @@ class GitSnapshot(_Closing):
         """See RepoSnapshot.entry."""
         return self._index().get(path)
 
-    def walk(self, path: str) -> Iterator[RepoEntry]:
-        """See RepoSnapshot.walk."""
-        index = self._index()
-        prefix = path + "/" if path else ""
-        start = bisect.bisect_left(self._sorted, prefix)
-        for p in self._sorted[start:]:
-            if not p.startswith(prefix):
-                break
-            if p:
-                yield index[p]
+    def walk(self, path: str) -> list[RepoEntry]:
+        """See RepoSnapshot.walk (a slice of the ordered entries: no step per entry)."""
+        self._index()
+        paths = self._sorted
+        if not path:
+            return self._ordered[1:]  # all but the root, "", which sorts first
+        start = bisect.bisect_left(paths, path + "/")
+        end = bisect.bisect_left(paths, path + "0", start)  # "0" follows "/": past the subtree
+        return self._ordered[start:end]
 
     def read(self, entry: RepoEntry) -> bytes:
         """See RepoSnapshot.read (one persistent `git cat-file --batch`)."""
@@ -212,6 +213,10 @@ class GitSnapshot(_Closing):
     def pipeline(self, blobs: list[str]) -> BlobPipeline:
         """Read many blobs in one pass, in the order given (see BlobPipeline)."""
         return BlobPipeline(self._git_dir, blobs)
+
+
+def _path(entry: RepoEntry) -> str:
+    return entry[0]
 
 
 def _parse_listing(raw: bytes) -> dict[str, RepoEntry]:

@@ -56,6 +56,21 @@ def test_a_commit_lists_every_kind_with_the_mode_and_size_git_gives(repo: Path) 
         assert snapshot.read(entries["p/a.json"]) == b"{}\n"
 
 
+def test_walking_a_folder_gives_exactly_what_lies_below_it_in_path_order(repo: Path) -> None:
+    # Names that sort between "a/" and what follows it ("a-b", "a.b" before; "a0" after).
+    names = ["a", "a-b", "a.b", "a0", "b", "a/x", "a/y/z", "a/y0", "a0/w", "b/a/c", "ü/x"]
+    commit = commit_tree(repo, {n + "/f" if n in ("a", "a0", "b") else n: "x" for n in names})
+    with Repository(str(repo)) as opened:
+        snapshot = opened.snapshot(commit)
+        every = [e.path for e in snapshot.walk("")]
+        assert every == sorted(every)
+        assert "" not in every
+        for folder in ("a", "a/y", "a0", "b", "b/a", "ü"):
+            below = [p for p in every if p.startswith(folder + "/")]
+            assert [e.path for e in snapshot.walk(folder)] == below, folder
+        assert list(snapshot.walk("a/x")) == []  # a file holds nothing
+
+
 def test_a_bare_clone_opens_like_its_origin(repo: Path, tmp_path: Path) -> None:
     commit = commit_tree(repo, {"p/a.json": "{}"})
     bare = tmp_path / "bare.git"
