@@ -10,10 +10,14 @@ import os
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
+
 
 @attrs.frozen(slots=True, kw_only=True)
 class Credentials:
     """Where the credentials are; files are re-read on every fetch (tokens rotate)."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     token_file: str | None = None
     ssh_key_file: str | None = None

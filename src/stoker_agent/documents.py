@@ -10,6 +10,7 @@ import attrs
 import yaml
 
 from stoker_core.errors import InvalidInput, Problem
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.vocabulary import KIND
 
 STDIN = "-"
@@ -21,6 +22,8 @@ MAX_BYTES = 4 * 1024 * 1024
 @attrs.frozen(slots=True)
 class Document:
     """One YAML document of a file, with where it came from."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     file: str
     index: int

@@ -29,6 +29,7 @@ from stoker_agent.datadirs import (
     write_state_at,
 )
 from stoker_core import history
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.status import SyncRecord
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ def record(
 class Recording:
     """How standalone `stoker sync` records its syncs (None in a pod: the agent's status
     ConfigMap and, next, the controller's status.history hold them)."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     limit: int = history.DEFAULT_LIMIT
     user: str = ""

@@ -39,6 +39,7 @@ from stoker_core import desired, profiles, refs
 from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.model import DesignerPolicy, GatewaySync
 from stoker_core.outcomes import GatewayReply, Verdict, decide
 from stoker_core.plans import SyncPlan
@@ -74,6 +75,8 @@ EXIT_FOR: dict[str, ExitCode] = {
 class Identity:
     """Who the gateway is, for templates."""
 
+    __eq__, __hash__, __repr__ = FIELDWISE
+
     gateway_name: str
     pod_name: str = ""
     namespace: str = ""
@@ -83,6 +86,8 @@ class Identity:
 @attrs.frozen(slots=True, kw_only=True)
 class SyncSettings:
     """Everything one sync needs; built once from flags or the environment."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     gatewaysync: GatewaySync
     profile: str | None
@@ -125,6 +130,8 @@ class SyncSettings:
 @attrs.frozen(slots=True)
 class Outcome:
     """The record written to status, plus the plan for printing."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     record: SyncRecord
     plan: SyncPlan | None

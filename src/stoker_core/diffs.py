@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.redaction import MIN_SECRET_LENGTH
 
 MAX_BYTES = 512 * 1024  # per side: a larger file is summarised, not diffed
@@ -31,6 +32,8 @@ CONTEXT = 3
 class Secrets:
     """Values never to show: named ones (a variable: shown as `<secret NAME>`) and anonymous
     ones (a token registered by the process: shown as `***`)."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     named: Mapping[str, str] = attrs.field(factory=dict)
     anonymous: tuple[str, ...] = ()
@@ -101,6 +104,8 @@ class Budget:
 @attrs.frozen(slots=True, kw_only=True)
 class FileDiff:
     """One changed file: text with a unified diff, or binary/too large with sizes only."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     path: str
     change: str  # added, modified, deleted

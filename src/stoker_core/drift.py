@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.manifest import Manifest
 from stoker_core.plans import Action, Reason, SyncPlan
 
@@ -28,6 +29,8 @@ class DriftKind(enum.StrEnum):
 @attrs.frozen(slots=True)
 class Drift:
     """One drifted path."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     path: str
     kind: DriftKind

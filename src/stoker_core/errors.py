@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes shared by every `stoker` command."""
@@ -26,6 +28,8 @@ class ExitCode(enum.IntEnum):
 @attrs.frozen(slots=True, kw_only=True)
 class Problem:
     """One thing wrong with an input: where (a field path or a file path) and what to do."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     message: str
     field: str | None = None

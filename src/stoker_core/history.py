@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.status import SyncRecord
 
 SCHEMA_VERSION = 1
@@ -36,6 +37,8 @@ STANDALONE = "stoker sync"  # `via` of a record written by standalone `stoker sy
 @attrs.frozen(slots=True, kw_only=True)
 class Entry:
     """One sync: what it moved to, how it ended, and who or what asked for it."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     time: str
     result: str
@@ -125,6 +128,8 @@ def line(entry: Entry) -> str:
 @attrs.frozen(slots=True)
 class History:
     """What a history file holds: its entries oldest first, and what could not be read."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     entries: tuple[Entry, ...] = ()
     damaged: int = 0  # lines that are not a record (too long, not JSON, wrong fields)

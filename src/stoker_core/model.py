@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from stoker_core.reprs import fields_repr  # one for every class here, not one compiled each
+from stoker_core.fieldwise import FIELDWISE  # not compiled for each class (issue 18)
 
 DEFAULT_EXCLUDES: tuple[str, ...] = ("**/.git/", "**/.gitkeep", "**/.resources/**")
 
@@ -85,7 +85,7 @@ class DriftPolicy(enum.StrEnum):
 class SecretKeyRef:
     """A key inside a Secret in the CR's namespace."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = attrs.field(metadata=doc("Secret name.", minLength=1, maxLength=MAX_NAME))
     key: str = attrs.field(metadata=doc("Key inside the Secret.", minLength=1, maxLength=MAX_NAME))
@@ -95,7 +95,7 @@ class SecretKeyRef:
 class SecretRefHolder:
     """An object holding only a `secretRef` (the original's shape for knownHosts and token)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     secret_ref: SecretKeyRef
 
@@ -104,7 +104,7 @@ class SecretRefHolder:
 class SSHKeyAuth:
     """SSH private key auth, with optional strict host key checking."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     secret_ref: SecretKeyRef
     known_hosts: SecretRefHolder | None = None
@@ -114,7 +114,7 @@ class SSHKeyAuth:
 class GitHubAppAuth:
     """GitHub App installation tokens minted by the controller."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     app_id: int
     installation_id: int
@@ -132,7 +132,7 @@ class GitHubAppAuth:
 class GitAuth:
     """Credentials for the repository; exactly one method may be set."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     ssh_key: SSHKeyAuth | None = None
     token: SecretRefHolder | None = None
@@ -148,7 +148,7 @@ class GitAuth:
 class GitSpec:
     """Which repository and ref to follow."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     repo: str = attrs.field(
         metadata=doc(
@@ -181,7 +181,7 @@ class GitSpec:
 class Polling:
     """How often the controller re-resolves the ref."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     enabled: bool = True
     interval: str = attrs.field(
@@ -193,7 +193,7 @@ class Polling:
 class GatewayAPI:
     """Where the gateway's API token is stored."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     secret_name: str = attrs.field(
         metadata=doc("Secret holding the API token.", minLength=1, maxLength=MAX_NAME)
@@ -205,7 +205,7 @@ class GatewayAPI:
 class GatewaySpec:
     """How the agent reaches the gateway next to it."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     port: int = attrs.field(default=8088, metadata=doc("Gateway HTTP(S) port.", minimum=1))
     tls: bool = False
@@ -216,7 +216,7 @@ class GatewaySpec:
 class Patch:
     """JSON values to set in the files a glob selects (sjson paths → template values)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     file: str = attrs.field(
         default="", metadata=doc("Glob relative to the mapping destination.", maxLength=MAX_PATH)
@@ -241,7 +241,7 @@ class Patch:
 class Mapping:
     """One source in the repository delivered to one destination in the data directory."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     source: str = attrs.field(
         metadata=doc("Repository path (Go template).", minLength=1, maxLength=MAX_PATH)
@@ -263,7 +263,7 @@ class VarFrom:
     """A template variable whose value comes from a Secret key, mounted into the agent only
     (never copied into a ConfigMap, an event or a status)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = attrs.field(
         metadata=doc(
@@ -277,7 +277,7 @@ class VarFrom:
 class Defaults:
     """Settings every profile inherits."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     exclude_patterns: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDES, metadata=_GLOBS)
     vars: dict[str, str] = attrs.field(factory=dict, metadata=_VARS)
@@ -298,7 +298,7 @@ class Defaults:
 class Profile:
     """A named set of mappings; unset fields inherit from the defaults."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     mappings: tuple[Mapping, ...] = attrs.field(
         metadata=doc("Applied in order.", minItems=1, maxItems=MAX_ITEMS)
@@ -321,7 +321,7 @@ class Profile:
 class SyncSpec:
     """Defaults and named profiles."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     defaults: Defaults = attrs.field(factory=Defaults)
     profiles: dict[str, Profile] = attrs.field(
@@ -338,7 +338,7 @@ class SyncSpec:
 class AgentImage:
     """Agent image override."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     repository: str = attrs.field(default="", metadata={"maxLength": MAX_URL})
     tag: str = attrs.field(default="", metadata={"maxLength": MAX_IDENTIFIER})
@@ -349,7 +349,7 @@ class AgentImage:
 class AgentSpec:
     """Agent sidecar settings."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     image: AgentImage | None = None
     resources: dict[str, Any] | None = None
@@ -359,7 +359,7 @@ class AgentSpec:
 class ReceiverSpec:
     """How push events for this GatewaySync are authenticated."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     secret_name: str = attrs.field(
         metadata=doc(
@@ -396,7 +396,7 @@ PERCENT = r"^([1-9][0-9]?|100)%$"  # maxUnavailable as a percent: 1% to 100%
 class StepSelector:
     """Which gateways a rollout step holds; every criterion given must match (an AND)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     match_labels: dict[str, str] = attrs.field(
         factory=dict,
@@ -425,7 +425,7 @@ class StepSelector:
 class Pause:
     """A wait after a step is done, before the next starts: a duration or an approval."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     duration: str = attrs.field(
         default="", metadata=doc("Go duration, e.g. 30m.", maxLength=MAX_SHORT)
@@ -439,7 +439,7 @@ class Pause:
 class RolloutStep:
     """One wave of a rollout."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = attrs.field(
         default="",
@@ -470,7 +470,7 @@ class RolloutStep:
 class Rollout:
     """How a new commit reaches the gateways: in steps, each gated on the last one's health."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     steps: tuple[RolloutStep, ...] = attrs.field(
         default=(),
@@ -496,7 +496,7 @@ class Rollout:
 class GatewaySyncSpec:
     """The desired state: repository, gateway access and profiles."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     git: GitSpec
     polling: Polling = attrs.field(factory=Polling)
@@ -527,7 +527,7 @@ class GatewaySyncSpec:
 class Condition:
     """A Kubernetes-style condition."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     type: str
     status: str
@@ -541,7 +541,7 @@ class Condition:
 class DiscoveredGateway:
     """One gateway pod as the controller sees it."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str
     namespace: str
@@ -566,7 +566,7 @@ class DiscoveredGateway:
 class Requester:
     """Who or what asked for a commit (status.history; stoker_core.fleethistory)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     via: str = attrs.field(default="", metadata=doc("receiver, polling, requested-ref or spec."))
     source: str = attrs.field(default="", metadata=doc("The receiver's source (github...)."))
@@ -579,7 +579,7 @@ class Requester:
 class HistoryStep:
     """One step of a commit's rollout: when it started and when it was done."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = ""
     started_at: str = ""
@@ -590,7 +590,7 @@ class HistoryStep:
 class Approver:
     """Who approved a gate of a commit (as the admission webhook stamped it)."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     gate: str = ""
     user: str = ""
@@ -600,7 +600,7 @@ class Approver:
 class GatewayOutcome:
     """Where one gateway given a commit stands with it, and since when."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = ""
     outcome: str = ""
@@ -611,7 +611,7 @@ class GatewayOutcome:
 class HistoryEntry:
     """One published commit: who asked for it, its steps and its outcome per gateway."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     commit: str = ""
     ref: str = ""
@@ -633,7 +633,7 @@ class HistoryEntry:
 class RolloutHalt:
     """Why a rollout stopped: the gateway that failed the commit, and its error."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     gateway: str = ""
     commit: str = ""
@@ -649,7 +649,7 @@ class RolloutHalt:
 class RolloutStatus:
     """Where the rollout of a commit is (docs/rollouts.md): the controller's persisted state."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     commit: str = attrs.field(default="", metadata=doc("The commit being rolled out."))
     baseline: str = attrs.field(
@@ -696,7 +696,7 @@ class RolloutStatus:
 class GatewaySyncStatus:
     """What the controller observed."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     observed_generation: int = 0
     last_sync_time: str = ""
@@ -720,7 +720,7 @@ class GatewaySyncStatus:
 class ObjectMeta:
     """The parts of Kubernetes metadata Stoker reads; the rest is kept as given."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str = ""
     namespace: str = ""
@@ -734,7 +734,7 @@ class ObjectMeta:
 class GatewaySync:
     """A whole GatewaySync object."""
 
-    __repr__ = fields_repr
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     api_version: str = "stoker.io/v1alpha1"
     kind: str = "GatewaySync"

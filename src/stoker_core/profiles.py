@@ -10,12 +10,15 @@ import attrs
 
 from stoker_core import model
 from stoker_core.errors import InvalidInput
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.vocabulary import DEFAULT_PROFILE
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class EffectiveProfile:
     """A profile with every inherited value filled in."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     name: str
     mappings: tuple[model.Mapping, ...]

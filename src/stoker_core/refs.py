@@ -14,6 +14,7 @@ import re
 import attrs
 
 from stoker_core.errors import InvalidInput
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.model import GIT_WORD, MAX_REF
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -37,6 +38,8 @@ def ref_problem(ref: str) -> str | None:
 @attrs.frozen(slots=True)
 class Advertisement:
     """What a remote advertises: ref name → object id, and annotated tags → peeled commit."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     refs: dict[str, str]
     peeled: dict[str, str]

@@ -13,10 +13,14 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
+
 
 @attrs.frozen(slots=True, kw_only=True)
 class SecretFile:
     """One credential file: its path, what it is for, and the Secret it is mounted from."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     path: str
     purpose: str  # e.g. "the gateway API key", "varsFrom dbPassword"

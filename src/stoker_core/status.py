@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
+
 MAX_LISTED_PATHS = 100  # per kind; exact counts are always given
 HISTORY_ENTRIES = 10  # syncs an agent's status keeps
 HISTORY_BYTES = 8 * 1024  # and at most this much of them as JSON: the oldest go first
@@ -27,6 +29,8 @@ def cut(text: str, limit: int = ERROR_CHARS) -> str:
 @attrs.frozen(slots=True, kw_only=True)
 class Past:
     """One earlier sync, as `history` keeps it."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     time: str
     result: str
@@ -53,6 +57,8 @@ class Past:
 class HealthReport:
     """How the agent's gateway has held at `commit` over a rollout's health window."""
 
+    __eq__, __hash__, __repr__ = FIELDWISE
+
     commit: str
     healthy_for: float  # seconds in a row, by the agent's monotonic clock (0 after a failure)
     since: str  # RFC3339: when the window started
@@ -75,6 +81,8 @@ class HealthReport:
 @attrs.frozen(slots=True, kw_only=True)
 class SyncRecord:
     """Everything one sync did, for people and for the controller."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     result: str
     commit: str = ""

@@ -16,6 +16,7 @@ from functools import lru_cache
 import attrs
 
 from stoker_core.errors import TemplateError
+from stoker_core.fieldwise import FIELDWISE
 
 MAX_TEMPLATE_BYTES = 16 * 1024 * 1024
 
@@ -46,6 +47,8 @@ _KEYWORDS = (
 @attrs.frozen(slots=True, kw_only=True)
 class TemplateContext:
     """The values a template can name, for one gateway at one commit."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     gateway_name: str
     pod_name: str = ""
