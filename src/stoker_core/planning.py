@@ -8,6 +8,9 @@ manifest records that Stoker wrote them.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
@@ -39,8 +42,9 @@ class _Live:
     dirs: set[str] = attrs.field(factory=set)
     kept_dirs: set[str] = attrs.field(factory=set)  # pruned (excluded/protected) directories
     # Files a RecordedTree takes from the manifest (see recorded.RecordedTree): what `records`
-    # says they are, without an entry each; not in `files`.
+    # says they are, without an entry each; not in `files`. Also listed in runs of path order.
     carried: set[str] = attrs.field(factory=set)
+    carried_runs: list[str] = attrs.field(factory=list)
     records: Mapping[str, Record] = attrs.field(factory=dict)
 
     def has_file(self, path: str) -> bool:
@@ -130,6 +134,7 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             dirs, files = recorded.carried(deferred.pop(), prune)
             found.dirs.update(dirs)
             found.carried.update(files)
+            found.carried_runs.extend(files)
 
     for top in _top_dirs(desired.roots):
         if top and live.lstat(top) is None:
@@ -165,6 +170,44 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
     return found
 
 
+def _keep_carried(
+    wanted: Mapping[str, DesiredFile], found: _Live, manifest: Manifest
+) -> tuple[list[Operation], list[str]]:
+    """KEEP (unchanged) for every carried file as the manifest records it, without an entry or
+    a _compare: that is what _compare says of the file Stoker wrote, unchanged. And the carried
+    files that must be compared after all (another content or mode: a view told to check too
+    little; or another manifest's view)."""
+    runs, records = found.carried_runs, manifest.records
+    if found.records is not records:
+        return [], [path for path in runs if path in wanted]
+    make = tuple.__new__  # Operation's own __new__ is Python code: this runs per file
+    keep, unchanged = Action.KEEP, Reason.UNCHANGED
+    keeps = [
+        make(Operation, (keep, path, unchanged, want[1], want[2], want[3], want[4], None))
+        for path in runs
+        if (want := wanted.get(path)) is not None
+        and (record := records[path])[0] == want[1]
+        and record[4] == want[2]
+    ]
+    if len(keeps) == len(runs):
+        return keeps, []
+    # Some were not kept (orphans, or files to compare): tell which.
+    trusted = {op.path for op in keeps}
+    return keeps, [path for path in runs if path in wanted and path not in trusted]
+
+
+def _in_order(keeps: list[Operation], others: Iterable[Operation]) -> tuple[Operation, ...]:
+    """The operations in a plan's order: `keeps` (one per path) sorted by path, the few others
+    put in place (many: all sorted together)."""
+    rest = sorted(others, key=_ORDER)
+    if len(rest) > len(keeps) // 64 + 16:
+        return tuple(sorted([*keeps, *rest], key=_ORDER))
+    keeps.sort(key=_PATH)
+    for op in rest:
+        bisect.insort(keeps, op, key=_ORDER)
+    return tuple(keeps)
+
+
 def _record(found: _Live, entry: LiveEntry) -> None:
     if entry.kind is Kind.DIR:
         found.dirs.add(entry.path)
@@ -173,6 +216,8 @@ def _record(found: _Live, entry: LiveEntry) -> None:
 
 
 Equivalence = Callable[[DesiredFile], bool]
+_ORDER = operator.itemgetter(1, 0)  # an operation's (path, action): a plan's order
+_PATH = operator.itemgetter(1)
 
 
 def _compare(
@@ -247,20 +292,12 @@ def plan(
     found = _walk(desired, live)
     ops: dict[tuple[str, Action], Operation] = {}
     make = tuple.__new__  # Operation's own __new__ is Python code: this loop runs per file
-    files, carried, shown, records = found.files, found.carried, found.records, manifest.records
-    keep, unchanged = Action.KEEP, Reason.UNCHANGED
-    for path, want in desired.files.items():
-        if path in carried:
-            record = shown[path]
-            if records.get(path) is record and record[0] == want[1] and record[4] == want[2]:
-                # As recorded, and so as _compare finds it: the file Stoker wrote, unchanged.
-                ops[(path, keep)] = make(
-                    Operation, (keep, path, unchanged, want[1], want[2], want[3], want[4], None)
-                )
-                continue
-            have = found.entry(path)
-        else:
-            have = files.get(path)
+    files, carried, wanted = found.files, found.carried, desired.files
+    kept_as_recorded, to_compare = _keep_carried(wanted, found, manifest)
+    rest = wanted.keys() - carried if carried else wanted.keys()  # files walked for real
+    for path in itertools.chain(rest, to_compare):
+        want = wanted[path]
+        have = files.get(path) if path not in carried else found.entry(path)
         action, reason = _compare(want, have, manifest, live, stamped)
         content = want.content if action is Action.WRITE else None
         ops[(path, action)] = make(
@@ -287,7 +324,7 @@ def plan(
     _guard_empty_roots(desired, deleted)
     return SyncPlan(
         commit=desired.commit,
-        operations=tuple(ops[k] for k in sorted(ops)),
+        operations=_in_order(kept_as_recorded, ops.values()),
         skipped=tuple(sorted(desired.skipped, key=lambda s: (s.path, s.reason))),
         dirs=tuple(sorted(desired.dirs - desired.parent_dirs)),
     )
