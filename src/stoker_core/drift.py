@@ -66,7 +66,7 @@ def from_plan(plan: SyncPlan, manifest: Manifest | None) -> list[Drift]:
     if manifest is None:
         return []
     found = []
-    for op in plan.operations:
+    for op in plan.changes:  # only writes count: never the thousands of files kept
         record = manifest.records.get(op.path)
         if op.action is not Action.WRITE or record is None or record.blob != op.blob:
             continue
