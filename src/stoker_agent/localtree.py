@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import marshal
 import os
 import stat
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
 
+import stoker_agent
+import stoker_core
+from stoker_agent.walker import ENTERED, STATED
 from stoker_core.trees import REGULAR, Kind, LiveEntry
 
 _CHUNK = 1024 * 1024
@@ -34,11 +44,66 @@ def _entry(path: str, st: os.stat_result) -> LiveEntry:
     )
 
 
+# The child's program: stoker_agent.walker, found where this process found it (-I: no
+# environment variable, no user site, not the working directory; -S: no site-packages scan,
+# it needs none; -B: it writes no bytecode).
+_WALKER = "import sys; sys.path[:0] = {paths!r}; from stoker_agent import walker; walker.main()"
+
+
 class LocalTree:
     """A LiveTree over a directory; paths are relative, `/`-separated."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self._child: subprocess.Popen[bytes] | None = None
+        self._output: IO[bytes] | None = None
+        self._tops: tuple[str, ...] = ()
+        self._ahead: dict[str, list[Any]] = {}
+
+    def prefetch(self, tops: Sequence[str], never: Sequence[str]) -> None:
+        """Walk folders `tops` in a child process (stoker_agent.walker), never entering a folder
+        that a pattern of `never` matches: a full check's walk then runs on another core while
+        the desired tree is built, and walk() of one of them takes its result. Whatever the
+        child cannot do, walk() does itself."""
+        paths = sorted({os.path.dirname(os.path.dirname(p.__file__ or "")) for p in _PACKAGES})
+        # Its output goes to an unnamed file, not a pipe: it never waits for this process.
+        try:
+            output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _prefetched or _reap)
+        except OSError:
+            return  # no writable temporary directory: walked here, later
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-B", "-c", _WALKER.format(paths=paths)],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            output.close()
+            return  # walked here, later
+        weakref.finalize(self, _reap, child, output)
+        self._child, self._output, self._tops = child, output, tuple(tops)
+        assert child.stdin is not None
+        try:
+            child.stdin.write(marshal.dumps((self.root, list(tops), list(never))))
+            child.stdin.close()
+        except OSError:
+            pass  # it ended: walked here
+
+    def _prefetched(self, path: str) -> list[Any] | None:
+        """The child's list for folder `path`, once; None if it has none (or failed)."""
+        child, output = self._child, self._output
+        if child is not None and output is not None:
+            self._child = self._output = None
+            lists: object = []
+            with output:
+                if child.wait() == 0:
+                    output.seek(0)
+                    with contextlib.suppress(EOFError, ValueError, TypeError):
+                        lists = marshal.loads(output.read())
+            if isinstance(lists, list) and len(lists) == len(self._tops):
+                self._ahead = dict(zip(self._tops, lists, strict=True))
+        return self._ahead.pop(path, None)
 
     def _abs(self, path: str) -> str:
         return os.path.join(self.root, path) if path else self.root
@@ -54,6 +119,24 @@ class LocalTree:
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk (scandir; symbolic links are reported, never entered)."""
+        found = self._prefetched(path)
+        if found is None:
+            return self._walk_here(path, prune)
+        answers: dict[str, bool] = {}  # each folder is asked once, whoever walks
+
+        def ask(folder: str) -> bool:
+            answer = answers.get(folder)
+            if answer is None:
+                answer = answers[folder] = prune(folder)
+            return answer
+
+        try:
+            replayed = _replay(found, ask)
+        except (ValueError, TypeError):  # not the lists the walker writes
+            replayed = None
+        return iter(replayed) if replayed is not None else self._walk_here(path, ask)
+
+    def _walk_here(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         # Once per live path of every full check: the absolute directory rides on the stack
         # (no join per directory) and entries are made by tuple.__new__ (a NamedTuple's own
         # __new__ is Python code).
@@ -98,3 +181,43 @@ class LocalTree:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
+
+
+_PACKAGES = (stoker_agent, stoker_core)
+
+
+def _replay(found: list[Any], prune: Callable[[str], bool]) -> list[LiveEntry] | None:
+    """The entries the walk would yield, from the child's list: `prune` is asked of the same
+    folders, in the same order, as the walk would ask; None when the child left out a folder
+    that `prune` enters (then the caller walks itself)."""
+    entries: list[LiveEntry] = []
+    add, entry = entries.append, tuple.__new__
+    file_kind, dir_kind = Kind.FILE, Kind.DIR
+    is_file = stat.S_ISREG
+    left: set[str] = set()  # folders pruned here: what the child found below them is dropped
+    for rel, what, size, mtime, inode, mode, ctime in found:
+        if left and rel.rpartition("/")[0] in left:
+            if what != STATED:
+                left.add(rel)
+            continue
+        if what == STATED:
+            kind = file_kind if is_file(mode) else _kind(mode)
+            add(entry(LiveEntry, (rel, kind, size, mtime, inode, mode & 0o7777, ctime)))
+            continue
+        add(entry(LiveEntry, (rel, dir_kind, 0, 0, 0, REGULAR, 0)))
+        if not prune(rel):
+            if what != ENTERED:  # left out there, entered here
+                return None
+        elif what == ENTERED:  # entered there (so listed below), left out here
+            left.add(rel)
+    return entries
+
+
+def _reap(child: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+    """Stop and wait for a walker whose result was never taken."""
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+    if child.stdin is not None:
+        child.stdin.close()
+    output.close()

@@ -138,6 +138,10 @@ def sync_commit(
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
+        if full:  # the live walk runs in a child meanwhile, on another core
+            live.prefetch(
+                desired.outer_destinations(profile, context), desired.never_patterns(profile)
+            )
         built = (
             None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
         )

@@ -409,6 +409,27 @@ def _escape_reason(path: str) -> str:
     return 'leaves its root through ".."'
 
 
+def never_patterns(profile: EffectiveProfile) -> tuple[str, ...]:
+    """The patterns of the paths never written nor deleted: excluded, protected or reserved
+    (what DesiredTree.untouchable holds: a live walk never enters a folder they match)."""
+    excludes = GlobSet((*profile.exclude_patterns, *HARD_EXCLUDES))
+    return (*excludes.patterns, *PROTECTED.patterns, *RESERVED.patterns)
+
+
+def outer_destinations(profile: EffectiveProfile, context: TemplateContext) -> tuple[str, ...]:
+    """The mappings' destinations that lie in no other one: what a full check walks (the
+    folders among them); () when one cannot be rendered (build says why)."""
+    try:
+        dests = sorted({dest for _, dest in mapping_paths(profile, context)})
+    except InvalidInput:
+        return ()
+    outer: list[str] = []
+    for dest in dests:
+        if not any(not top or dest.startswith(top + "/") for top in outer):
+            outer.append(dest)
+    return tuple(outer)
+
+
 def build(
     profile: EffectiveProfile, snapshot: RepoSnapshot, context: TemplateContext
 ) -> DesiredTree:

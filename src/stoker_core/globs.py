@@ -13,13 +13,19 @@ the sets met are cached as DFA states, so the usual path costs one dict look-up 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import lru_cache
-from typing import TypeVar
+
+# The live walk's child process (stoker_agent.walker) imports this module alone: typing would
+# be a third of its start-up, and the names below serve only the type checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TypeVar
+
+    _K = TypeVar("_K")
+    _V = TypeVar("_V")
 
 MAX_BRACE_DEPTH = 10
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class BadPattern(ValueError):

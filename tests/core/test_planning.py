@@ -492,3 +492,21 @@ def test_only_files_the_size_of_an_lfs_pointer_are_read_to_look_for_one() -> Non
     assert sorted(read) == ["p/b.json", "p/big.bin"]
     assert plan.added == ["projects/a.json", "projects/b.json", "projects/c"]
     assert [s.reason for s in plan.skipped] == [SkipReason.LFS_POINTER]
+
+
+def test_a_full_check_walks_the_destinations_that_lie_in_no_other_one() -> None:
+    gs = gs_with(
+        [
+            {"source": "p", "destination": "projects"},
+            {"source": "q", "destination": "projects/q"},
+            {"source": "c", "destination": "projects-old"},
+            {"source": "c/x.json", "destination": "config/x.json"},
+        ]
+    )
+    effective = profiles.resolve(gs.spec.sync, None)
+    outer = desired.outer_destinations(effective, context())
+    assert outer == ("config/x.json", "projects", "projects-old")
+    root = gs_with(
+        [{"source": "p", "destination": "projects"}, {"source": "d", "destination": "."}]
+    )
+    assert desired.outer_destinations(profiles.resolve(root.spec.sync, None), context()) == ("",)

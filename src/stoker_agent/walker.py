@@ -1,0 +1,54 @@
+"""The live walk of a full check, run in a child process while the parent builds the desired tree.
+
+`python -I -S -c` runs `main`, which reads the data directory, the folders to walk and the
+patterns of the paths never entered from stdin (see LocalTree.prefetch) and writes, with
+marshal, one list per folder of `(path, what, size, mtime_ns, inode, st_mode, ctime_ns)` in the
+order LocalTree.walk yields them, `what` being ENTERED or PRUNED for a folder (no stat) and
+STATED for anything else. It imports nothing but the standard library and stoker_core.globs,
+so it starts in a few milliseconds, and it never follows a link (scandir's own type, lstat).
+Any error ends it with a non-zero status: the parent then walks itself.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+from stoker_core.globs import GlobSet
+
+ENTERED, PRUNED, STATED = range(3)
+
+
+def walk(root: str, top: str, never: GlobSet) -> list[tuple[object, ...]]:
+    """Every entry below `top`, as LocalTree.walk finds them with `never.matches` as prune."""
+    out: list[tuple[object, ...]] = []
+    add = out.append
+    stack = [(top, os.path.join(root, top) if top else root)]
+    while stack:
+        current, absolute = stack.pop()
+        prefix = current + "/" if current else ""
+        try:
+            with os.scandir(absolute) as it:
+                children = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for child in children:
+            rel = prefix + child.name
+            if child.is_dir(follow_symlinks=False):
+                if never.matches(rel):
+                    add((rel, PRUNED, 0, 0, 0, 0, 0))
+                else:
+                    add((rel, ENTERED, 0, 0, 0, 0, 0))
+                    stack.append((rel, child.path))
+                continue
+            st = child.stat(follow_symlinks=False)
+            add((rel, STATED, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, st.st_ctime_ns))
+    return out
+
+
+def main() -> None:
+    """Read (data directory, folders, patterns) from stdin; write the folders' lists to stdout."""
+    root, tops, patterns = marshal.loads(sys.stdin.buffer.read())
+    never = GlobSet(patterns)
+    sys.stdout.buffer.write(marshal.dumps([walk(root, top, never) for top in tops]))
