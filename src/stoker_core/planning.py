@@ -338,14 +338,13 @@ def _plan_dirs(
     ops: dict[tuple[str, Action], Operation],
 ) -> None:
     """Add MKDIR for missing directories and RMDIR for managed ones left empty."""
-    occupied: set[str] = set(desired.dirs) | kept
-    needed: set[str] = set(desired.dirs) | desired.parent_dirs
+    needed: set[str] = set(desired.parent_dirs)
+    needed |= desired.dirs
     for path in desired.dirs - desired.parent_dirs:  # the others' parents are already in
         needed.update(parents(path))
-    occupied |= needed
+    occupied = needed | kept
     for path in kept:
         occupied.update(parents(path))
-    occupied.update(needed)
     problems: list[Problem] = []
     for path, want in desired.files.items() if not found.dirs.isdisjoint(desired.files) else ():
         if path in found.dirs and path in occupied:
