@@ -128,20 +128,26 @@ def sync_commit(
         raise InvalidInput.one("data directory does not exist", path=data_dir)
     with Applier(data_dir, crash_at=crash_at, progress=progress) as applier:
         recovered = applier.recover()
-        manifest = read_manifest(data_dir)
         live = LocalTree(data_dir)
+        last_check, now = _last_full_check(data_dir), time.time()
+        # Due by time, a one-shot sync's check is full whatever the manifest says: its walk
+        # starts before the manifest is read (see _prefetch).
+        early = not defer_check and full_check_due(
+            last_full_check=last_check, now=now, sync_period=profile.sync_period, same_commit=False
+        )
+        if early:
+            _prefetch(live, profile, context)
+        manifest = read_manifest(data_dir)
         due = manifest is None or full_check_due(
-            last_full_check=_last_full_check(data_dir),
-            now=time.time(),
+            last_full_check=last_check,
+            now=now,
             sync_period=profile.sync_period,
             same_commit=manifest.commit == snapshot.commit,
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
-        if full:  # the live walk runs in a child meanwhile, on another core
-            live.prefetch(
-                desired.outer_destinations(profile, context), desired.never_patterns(profile)
-            )
+        if full and not early:
+            _prefetch(live, profile, context)
         built = (
             None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
         )
@@ -199,6 +205,12 @@ def sync_commit(
     return SyncResult(
         plan, plan.has_changes, recovered, manifest, full, deferred, built is not None
     )
+
+
+def _prefetch(live: LocalTree, profile: EffectiveProfile, context: TemplateContext) -> None:
+    """Start a full check's walk of the live tree in a child process: it runs on another core
+    while the desired tree is built (see LocalTree.prefetch)."""
+    live.prefetch(desired.outer_destinations(profile, context), desired.never_patterns(profile))
 
 
 def _from_diff(
