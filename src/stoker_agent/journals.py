@@ -20,6 +20,7 @@ from stoker_agent.datadirs import (
     open_dir,
     read_state_at,
 )
+from stoker_core.fieldwise import FIELDWISE
 from stoker_core.manifest import MANIFEST_PATH
 from stoker_core.paths import is_clean, shorten
 from stoker_core.plans import Action
@@ -34,6 +35,8 @@ LEGACY_STAGING = ".sync-staging"  # the original Go agent's leftover
 @attrs.frozen(slots=True)
 class Change:
     """One journaled step: the plan's operation reduced to what recovery needs."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     action: Action
     path: str

@@ -77,12 +77,16 @@ class TemplateContext:
 
 @attrs.frozen(slots=True)
 class _Text:
+    __eq__, __hash__, __repr__ = FIELDWISE
+
     text: str
 
 
 @attrs.frozen(slots=True)
 class _Lookup:
     """A chain of names looked up from the context: `.Vars.key` is ("Vars", "key")."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE
 
     names: tuple[str, ...]
     source: str
