@@ -199,7 +199,7 @@ def _keep_carried(
 def _in_order(keeps: list[Operation], others: Iterable[Operation]) -> tuple[Operation, ...]:
     """The operations in a plan's order: `keeps` (one per path) sorted by path, the few others
     put in place (many: all sorted together)."""
-    rest = sorted(others, key=_ORDER)
+    rest = list(others)
     if len(rest) > len(keeps) // 64 + 16:
         return tuple(sorted([*keeps, *rest], key=_ORDER))
     keeps.sort(key=_PATH)
@@ -294,9 +294,10 @@ def plan(
     make = tuple.__new__  # Operation's own __new__ is Python code: this loop runs per file
     files, carried, wanted = found.files, found.carried, desired.files
     kept_as_recorded, to_compare = _keep_carried(wanted, found, manifest)
-    rest = wanted.keys() - carried if carried else wanted.keys()  # files walked for real
-    for path in itertools.chain(rest, to_compare):
-        want = wanted[path]
+    todo: Iterable[tuple[str, DesiredFile]] = wanted.items()  # every file walked for real
+    if carried:
+        todo = [(p, wanted[p]) for p in itertools.chain(wanted.keys() - carried, to_compare)]
+    for path, want in todo:
         have = files.get(path) if path not in carried else found.entry(path)
         action, reason = _compare(want, have, manifest, live, stamped)
         content = want.content if action is Action.WRITE else None
