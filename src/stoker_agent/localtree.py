@@ -46,8 +46,10 @@ def _entry(path: str, st: os.stat_result) -> LiveEntry:
 
 # The child's program: stoker_agent.walker, found where this process found it (-I: no
 # environment variable, no user site, not the working directory; -S: no site-packages scan,
-# it needs none; -B: it writes no bytecode).
+# it needs none; -B: it writes no bytecode). It decodes file names as this process does (the
+# UTF-8 mode is passed on; the walker checks the encoding).
 _WALKER = "import sys; sys.path[:0] = {paths!r}; from stoker_agent import walker; walker.main()"
+_FLAGS = ("-I", "-S", "-B")
 
 
 class LocalTree:
@@ -66,6 +68,7 @@ class LocalTree:
         the desired tree is built, and walk() of one of them takes its result. Whatever the
         child cannot do, walk() does itself."""
         paths = sorted({os.path.dirname(os.path.dirname(p.__file__ or "")) for p in _PACKAGES})
+        code = _WALKER.format(paths=paths)
         # Its output goes to an unnamed file, not a pipe: it never waits for this process.
         try:
             output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _prefetched or _reap)
@@ -73,7 +76,7 @@ class LocalTree:
             return  # no writable temporary directory: walked here, later
         try:
             child = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", "-c", _WALKER.format(paths=paths)],
+                [sys.executable, *_FLAGS, "-X", f"utf8={sys.flags.utf8_mode}", "-c", code],
                 stdin=subprocess.PIPE,
                 stdout=output,
                 stderr=subprocess.DEVNULL,
@@ -85,7 +88,8 @@ class LocalTree:
         self._child, self._output, self._tops = child, output, tuple(tops)
         assert child.stdin is not None
         try:
-            child.stdin.write(marshal.dumps((self.root, list(tops), list(never))))
+            encoding = [sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()]
+            child.stdin.write(marshal.dumps((self.root, list(tops), list(never), encoding)))
             child.stdin.close()
         except OSError:
             pass  # it ended: walked here

@@ -48,7 +48,11 @@ def walk(root: str, top: str, never: GlobSet) -> list[tuple[object, ...]]:
 
 
 def main() -> None:
-    """Read (data directory, folders, patterns) from stdin; write the folders' lists to stdout."""
-    root, tops, patterns = marshal.loads(sys.stdin.buffer.read())
+    """Read (data directory, folders, patterns, file-name encoding) from stdin; write the
+    folders' lists to stdout. Exits with status 3 when this process decodes file names in
+    another way than its parent (the names would not be the same strings)."""
+    root, tops, patterns, encoding = marshal.loads(sys.stdin.buffer.read())
+    if encoding != [sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()]:
+        sys.exit(3)
     never = GlobSet(patterns)
     sys.stdout.buffer.write(marshal.dumps([walk(root, top, never) for top in tops]))

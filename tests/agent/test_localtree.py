@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import gc
+import marshal
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from stoker_agent.localtree import LocalTree
+from stoker_agent import localtree
+from stoker_agent.localtree import _FLAGS, _WALKER, LocalTree
 from stoker_core.globs import GlobSet
 from stoker_core.trees import LiveEntry
 
@@ -97,3 +101,18 @@ def test_a_walk_never_taken_leaves_no_process_behind(data: Path) -> None:
     del ahead
     gc.collect()
     assert child.returncode is not None
+
+
+def test_a_child_that_would_decode_names_otherwise_refuses_to_walk(data: Path) -> None:
+    # Its names must be the very strings this process would read (else every file would look
+    # stray); it is told this process's encoding and stops when its own differs.
+    code = _WALKER.format(paths=[str(Path(localtree.__file__).parents[1])])
+    ours = [sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()]
+    for encoding, status in [(ours, 0), ([ours[0], "strict"], 3)]:
+        done = subprocess.run(
+            [sys.executable, *_FLAGS, "-c", code],
+            input=marshal.dumps((str(data), ["q"], NEVER, encoding)),
+            capture_output=True,
+            check=False,
+        )
+        assert done.returncode == status, done.stderr
