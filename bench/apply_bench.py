@@ -145,10 +145,15 @@ class RunningAgent:
     imports are paid once, before; each timed sync is one new commit."""
 
     def __init__(self, repo: Path, data: Path, cr: Path) -> None:
+        import gc
+
         import yaml
 
+        from stoker_agent.cli import GC_THRESHOLDS
         from stoker_agent.standalone import Identity, SyncSettings
         from stoker_core.validation import load
+
+        gc.set_threshold(*GC_THRESHOLDS)  # as every `stoker` process, the agent included, runs
 
         self.repo, self.data = repo, data
         self.settings = SyncSettings(

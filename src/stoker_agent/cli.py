@@ -53,6 +53,12 @@ EXTRAS: dict[str, str] = {
 }
 
 
+# A plan allocates ~100,000 small long-lived objects (entries, records, operations); at the
+# default threshold (700) the cyclic collector would walk them hundreds of times. Stoker's data
+# holds no reference cycles worth collecting early. Every `stoker` process, the agent included.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 class MissingDependency(StokerError):
     """A sub-command needs a Python package this installation lacks."""
 
@@ -152,10 +158,7 @@ def _usage(error: click.exceptions.UsageError) -> str:
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point: every error is one line on stderr with its exit code (README's
     table), usage errors exit 64."""
-    # A plan allocates ~100,000 small long-lived objects (entries, records, operations); at the
-    # default threshold (700) the cyclic collector would walk them hundreds of times. Stoker's
-    # data holds no reference cycles worth collecting early.
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         group.main(args=argv, prog_name="stoker", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
