@@ -97,7 +97,7 @@ class LocalTree:
     def _prefetched(self, path: str) -> list[Any] | None:
         """The child's list for folder `path`, once; None if it has none (or failed)."""
         child, output = self._child, self._output
-        if child is not None and output is not None:
+        if child is not None and output is not None and path in self._tops:
             self._child = self._output = None
             lists: object = []
             with output:
