@@ -60,7 +60,7 @@ class LocalTree:
         self._child: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
         self._tops: tuple[str, ...] = ()
-        self._ahead: dict[str, list[Any]] = {}
+        self._ahead: dict[str, list[Any] | None] = {}
 
     def prefetch(self, tops: Sequence[str], never: Sequence[str]) -> None:
         """Walk folders `tops` in a child process (stoker_agent.walker), never entering a folder

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat
 import sys
 
 from stoker_core.globs import GlobSet
@@ -20,8 +21,12 @@ from stoker_core.globs import GlobSet
 ENTERED, PRUNED, STATED = range(3)
 
 
-def walk(root: str, top: str, never: GlobSet) -> list[tuple[object, ...]]:
-    """Every entry below `top`, as LocalTree.walk finds them with `never.matches` as prune."""
+def walk(root: str, top: str, never: GlobSet) -> list[tuple[object, ...]] | None:
+    """Every entry below `top`, as LocalTree.walk finds them with `never.matches` as prune;
+    None when `top` is not a folder reached through folders only (a link on the way is never
+    followed here: planning refuses it, and the walk, if asked, is the parent's)."""
+    if not _real_folder(root, top):
+        return None
     out: list[tuple[object, ...]] = []
     add = out.append
     stack = [(top, os.path.join(root, top) if top else root)]
@@ -45,6 +50,18 @@ def walk(root: str, top: str, never: GlobSet) -> list[tuple[object, ...]]:
             st = child.stat(follow_symlinks=False)
             add((rel, STATED, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, st.st_ctime_ns))
     return out
+
+
+def _real_folder(root: str, top: str) -> bool:
+    path = root
+    for part in top.split("/") if top else ():
+        path = os.path.join(path, part)
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def main() -> None:

@@ -116,3 +116,17 @@ def test_a_child_that_would_decode_names_otherwise_refuses_to_walk(data: Path) -
             check=False,
         )
         assert done.returncode == status, done.stderr
+
+
+def test_the_child_never_walks_a_folder_reached_through_a_link(data: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("x")
+    os.symlink(outside, data / "p/out")
+    ahead = LocalTree(str(data))
+    ahead.prefetch(["p/out", "p/out/deeper", "q"], NEVER)
+    prune = GlobSet(NEVER).matches
+    assert walk(ahead, "q", prune) == walk(LocalTree(str(data)), "q", prune)
+    # Planning refuses a link on the way to a root before walking it; the child leaves it to
+    # this process, so a walk, if asked, is the one it always was.
+    assert ahead._ahead == {"p/out": None, "p/out/deeper": None}
