@@ -17,6 +17,7 @@ STDIN = "-"
 # A GatewaySync is a few kilobytes and the API server stores at most 1.5 MiB per object; a
 # larger file is a mistake (or hostile), refused before YAML parsing starts.
 MAX_BYTES = 4 * 1024 * 1024
+TOO_DEEP = "nests lists or mappings too deeply (hundreds of levels): no GatewaySync does"
 
 
 @attrs.frozen(slots=True)
@@ -82,6 +83,8 @@ def read_documents(path: str) -> list[Document]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise InvalidInput.one(f"invalid YAML: {where}{problem}", path=shown(path)) from None
+    except RecursionError:  # PyYAML recurses once per level: a hostile file can nest deeper
+        raise InvalidInput.one(TOO_DEEP, path=shown(path)) from None
     return [
         Document(path, i, item) for i, d in enumerate(loaded) if d is not None for item in _items(d)
     ]

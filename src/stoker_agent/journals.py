@@ -5,7 +5,6 @@ twice, or a staged file the transaction did not write).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -20,6 +19,7 @@ from stoker_agent.datadirs import (
     open_dir,
     read_state_at,
 )
+from stoker_core import jsontext
 from stoker_core.fieldwise import FIELDWISE
 from stoker_core.manifest import MANIFEST_PATH
 from stoker_core.paths import is_clean, shorten
@@ -100,7 +100,7 @@ def read_journal(txn: Txn) -> tuple[dict[str, Any] | None, bool]:
     (nothing was moved yet)."""
     for name, undoing in ((UNDO_JOURNAL, True), (JOURNAL, False)):
         try:
-            body = json.loads(read_state_at(txn.fd, name, txn.where))
+            body = jsontext.loads(read_state_at(txn.fd, name, txn.where))
         except FileNotFoundError:
             continue
         except ValueError:

@@ -24,6 +24,7 @@ import attrs
 
 from stoker_agent.applying import STATE_DIR
 from stoker_agent.datadirs import read_state_file, remove_state_file, write_state_file
+from stoker_core import jsontext
 from stoker_core.outcomes import restart_owed
 from stoker_core.status import SyncRecord
 
@@ -92,7 +93,7 @@ def _ask(client: GatewayClient) -> tuple[list[str], float | None]:
 def _since(path: str) -> float | None:
     """When the owed restart's change was applied, or None (no marker, or not a number)."""
     try:
-        since = json.loads(read_state_file(path, limit=MARKER_LIMIT) or "null")
+        since = jsontext.loads(read_state_file(path, limit=MARKER_LIMIT) or "null")
     except ValueError:  # too long, not UTF-8, not JSON: no marker of ours
         return None
     value = since.get("since") if isinstance(since, dict) else None

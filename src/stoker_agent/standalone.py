@@ -35,7 +35,7 @@ from stoker_agent.histories import Recording
 from stoker_agent.localtree import LocalTree
 from stoker_agent.observers import Observer, Unobserved
 from stoker_agent.syncing import sync_commit
-from stoker_core import desired, profiles, refs
+from stoker_core import desired, jsontext, profiles, refs
 from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
@@ -569,7 +569,7 @@ def _rejected(data_dir: str) -> str | None:
 def _read_json(path: str) -> dict[str, Any] | None:
     """A JSON state file as an object; absent, linked, damaged or not an object is None."""
     with contextlib.suppress(OSError, ValueError, ApplyError):
-        body = json.loads(read_state_file(path) or "null")
+        body = jsontext.loads(read_state_file(path) or "null")
         return body if isinstance(body, dict) else None
     return None
 

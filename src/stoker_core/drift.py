@@ -7,11 +7,11 @@ it loads a resource; those edits are not drift, so both sides are normalised bef
 from __future__ import annotations
 
 import enum
-import json
 from typing import Any
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.fieldwise import FIELDWISE
 from stoker_core.manifest import Manifest
 from stoker_core.plans import Action, Reason, SyncPlan
@@ -39,7 +39,7 @@ class Drift:
 def normalise_resource(content: bytes) -> Any:
     """The parts of a resource.json that Stoker owns (Ignition's stamps removed), or None."""
     try:
-        body = json.loads(content)
+        body = jsontext.loads(content)
     except ValueError:
         return None
     if isinstance(body, dict) and isinstance(body.get("attributes"), dict):

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.errors import InvalidInput
 from stoker_core.paths import first_unclean
 
@@ -88,7 +89,7 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """Parse a manifest; raise InvalidInput (naming the file) if it is damaged."""
         try:
-            body = json.loads(text)
+            body = jsontext.loads(text)
             version = body.get("version")
             if version not in (1, 2, FORMAT_VERSION):
                 raise ValueError(f"unknown manifest version {version!r}: written by a newer Stoker")
@@ -124,7 +125,7 @@ class Manifest:
 
         The side file is `{"ctimes": {path: [inode, ctime_ns]}}`; a damaged one is ignored."""
         try:
-            body = json.loads(text)
+            body = jsontext.loads(text)
             ctimes = body["ctimes"] if isinstance(body, dict) else None
         except (ValueError, KeyError):
             return self

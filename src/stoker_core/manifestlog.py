@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from stoker_core import jsontext
 from stoker_core.errors import InvalidInput
 from stoker_core.manifest import (
     Manifest,
@@ -87,7 +88,7 @@ def replay(base: Manifest, text: str, entries: int | None = None) -> Manifest:
     seq = 0
     try:
         for number, line in enumerate(lines, 1):
-            entry = json.loads(line)
+            entry = jsontext.loads(line)
             if not isinstance(entry, dict):
                 raise ValueError("not a JSON object")
             if entry.get("base") != base.generation:
@@ -144,7 +145,7 @@ def append_plan(log: str, line: str) -> Append:
     if not last:
         return Append(0, True)
     try:
-        same_base = json.loads(last).get("base") == json.loads(line)["base"]
+        same_base = jsontext.loads(last).get("base") == jsontext.loads(line)["base"]
     except (ValueError, AttributeError):
         same_base = False
     if not same_base:

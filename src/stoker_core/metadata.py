@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.durations import parse_duration
 from stoker_core.errors import InvalidInput
 from stoker_core.model import GatewaySync
@@ -110,7 +111,7 @@ def decode(data: Mapping[str, str]) -> Published | None:
     if not data.get("commit"):
         return None
     try:
-        gs = load(json.loads(data["gatewaysync"]))
+        gs = load(jsontext.loads(data["gatewaysync"]))
     except (KeyError, ValueError) as e:
         raise InvalidInput.one(f"metadata ConfigMap is damaged: {e}", field="gatewaysync") from None
     return Published(
@@ -128,7 +129,7 @@ def _targets(text: str) -> dict[str, str]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError as e:
         raise InvalidInput.one(f"metadata ConfigMap is damaged: {e}", field="targets") from None
     if not isinstance(value, dict) or not all(

@@ -13,6 +13,8 @@ from typing import Any, TypeGuard
 
 import attrs
 
+from stoker_core import jsontext
+
 RECORD_LIMIT = 64 * 1024  # bytes of the record read at most: it holds two small entries
 UNANSWERED_SLACK = 2.0  # seconds: `remaining` is whole seconds on the wire
 
@@ -52,7 +54,7 @@ class LockRecord:
 def parse_records(text: str) -> dict[str, LockRecord]:
     """The records by scan kind; a damaged or foreign record is no record (nothing is owned)."""
     try:
-        body = json.loads(text)
+        body = jsontext.loads(text)
     except ValueError:
         return {}
     if not isinstance(body, dict):

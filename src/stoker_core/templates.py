@@ -8,13 +8,13 @@ error that names the construct; nothing is ever passed through unrendered.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.errors import TemplateError
 from stoker_core.fieldwise import FIELDWISE
 
@@ -100,7 +100,7 @@ def _unquote(literal: str) -> str:
         return literal[1:-1]
     # Go and JSON share the escapes users write in templates (\n, \", \\, \u).
     try:
-        value = json.loads(literal)
+        value = jsontext.loads(literal)
     except ValueError as e:
         raise ValueError(f"bad string literal {literal}") from e
     assert isinstance(value, str)

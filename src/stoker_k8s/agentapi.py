@@ -10,7 +10,6 @@ official client.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import requests
 
 from stoker_agent.replies import ReplyRefused, read_body
+from stoker_core import jsontext
 from stoker_core.errors import TemporaryError
 from stoker_k8s.apiaccess import Access
 
@@ -93,7 +93,7 @@ def _body(doing: str, reply: requests.Response, limit: int = MAX_ANSWER) -> Any:
     except ReplyRefused as e:
         raise TemporaryError(f"{doing}: the API server's {str(e).removeprefix('the ')}") from None
     try:
-        return json.loads(body)
+        return jsontext.loads(body)
     except ValueError:
         raise TemporaryError(f"{doing}: the API server's answer is not JSON") from None
 
@@ -230,7 +230,7 @@ class AgentApi:
 def _event(doing: str, line: bytes, version: str, on_change: Callable[[], None]) -> str:
     """Handle one watch event; return the resourceVersion to resume from."""
     try:
-        event = json.loads(line)
+        event = jsontext.loads(line)
         kind, obj = event["type"], event["object"]
     except (ValueError, KeyError, TypeError):
         raise TemporaryError(f"{doing}: a watch event is not JSON") from None

@@ -103,6 +103,8 @@ def from_kubeconfig(path: str, context: str | None) -> Access:
             doc = yaml.safe_load(text) or {}
         except yaml.YAMLError:
             raise ValueError("not valid YAML") from None
+        except RecursionError:
+            raise ValueError("not valid YAML: nested too deeply") from None
         if not isinstance(doc, dict):
             raise ValueError("not a kubeconfig (a mapping)")
         base = os.path.dirname(os.path.abspath(one))

@@ -25,6 +25,7 @@ from stoker_core import (
     conditions,
     crdfit,
     discovery,
+    jsontext,
     metadata,
     rolloutstatus,
     secretrefs,
@@ -1041,7 +1042,7 @@ def _escape_pointer(key: str) -> str:
 def _record(text: str | None) -> dict[str, Any] | None:
     """An agent's status record, or None when absent or not a JSON object."""
     try:
-        record = json.loads(text or "null")
+        record = jsontext.loads(text or "null")
     except ValueError:
         return None
     return record if isinstance(record, dict) else None

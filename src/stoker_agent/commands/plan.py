@@ -194,6 +194,8 @@ def _targets(
 def _read_yaml(path: str) -> object:
     import yaml
 
+    from stoker_agent.documents import TOO_DEEP
+
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_GATEWAYS_FILE + 1)
@@ -207,6 +209,8 @@ def _read_yaml(path: str) -> object:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise InvalidInput.one(f"invalid YAML{where}", path=path) from None
+    except RecursionError:
+        raise InvalidInput.one(TOO_DEEP, path=path) from None
 
 
 class _Planner:
