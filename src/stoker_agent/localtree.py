@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import itertools
 import marshal
 import os
 import stat
@@ -11,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import stoker_agent
 import stoker_core
-from stoker_agent.walker import ENTERED, STATED
-from stoker_core.trees import REGULAR, Kind, LiveEntry
+from stoker_agent.walker import ENTERED, PRUNED, STATED
+from stoker_core.globs import BadPattern, GlobSet
+from stoker_core.trees import REGULAR, Kind, LiveEntry, Walked
 
 _CHUNK = 1024 * 1024
 
@@ -60,7 +63,8 @@ class LocalTree:
         self._child: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
         self._tops: tuple[str, ...] = ()
-        self._ahead: dict[str, list[Any] | None] = {}
+        self._never: tuple[str, ...] = ()  # the patterns of the folders the child never entered
+        self._ahead: dict[str, Any] = {}
 
     def prefetch(self, tops: Sequence[str], never: Sequence[str]) -> None:
         """Walk folders `tops` in a child process (stoker_agent.walker), never entering a folder
@@ -86,6 +90,7 @@ class LocalTree:
             return  # walked here, later
         weakref.finalize(self, _reap, child, output)
         self._child, self._output, self._tops = child, output, tuple(tops)
+        self._never = tuple(never)
         assert child.stdin is not None
         try:
             encoding = [sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()]
@@ -94,8 +99,8 @@ class LocalTree:
         except OSError:
             pass  # it ended: walked here
 
-    def _prefetched(self, path: str) -> list[Any] | None:
-        """The child's list for folder `path`, once; None if it has none (or failed)."""
+    def _prefetched(self, path: str) -> Any:
+        """The child's columns for folder `path`, once; None if it has none (or failed)."""
         child, output = self._child, self._output
         if child is not None and output is not None and path in self._tops:
             self._child = self._output = None
@@ -135,10 +140,23 @@ class LocalTree:
             return answer
 
         try:
-            replayed = _replay(found, ask)
+            replayed = _replay(zip(*found, strict=True), ask)
         except (ValueError, TypeError):  # not the lists the walker writes
             replayed = None
         return iter(replayed) if replayed is not None else self._walk_here(path, ask)
+
+    def walked_ahead(self, path: str, never: GlobSet) -> Walked | None:
+        """See BulkTree.walked_ahead: the child's walk of folder `path`, taken apart a column at a
+        time, when it never entered exactly the folders `never` matches; else None."""
+        if path not in self._tops or never.patterns != _patterns(self._never):
+            return None
+        found = self._prefetched(path)
+        if found is None:
+            return None
+        try:
+            return _walked(*found)
+        except (ValueError, TypeError):  # not the columns the walker writes
+            return None
 
     def _walk_here(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         # Once per live path of every full check: the absolute directory rides on the stack
@@ -190,7 +208,7 @@ class LocalTree:
 _PACKAGES = (stoker_agent, stoker_core)
 
 
-def _replay(found: list[Any], prune: Callable[[str], bool]) -> list[LiveEntry] | None:
+def _replay(found: Iterable[Any], prune: Callable[[str], bool]) -> list[LiveEntry] | None:
     """The entries the walk would yield, from the child's list: `prune` is asked of the same
     folders, in the same order, as the walk would ask; None when the child left out a folder
     that `prune` enters (then the caller walks itself)."""
@@ -215,6 +233,58 @@ def _replay(found: list[Any], prune: Callable[[str], bool]) -> list[LiveEntry] |
         elif what == ENTERED:  # entered there (so listed below), left out here
             left.add(rel)
     return entries
+
+
+def _patterns(never: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The patterns the child's GlobSet holds (None: it could not make one, and walked not)."""
+    try:
+        return GlobSet(never).patterns
+    except BadPattern:
+        return None
+
+
+# The entry kind of each file type (stat.S_IFMT of st_mode); any other is Kind.OTHER.
+_KINDS = {stat.S_IFREG: Kind.FILE, stat.S_IFDIR: Kind.DIR, stat.S_IFLNK: Kind.SYMLINK}
+# Per mark, a bytes.translate table turning the child's `what` column into a selector for it.
+_ONLY = {mark: bytes(byte == mark for byte in range(256)) for mark in (ENTERED, PRUNED, STATED)}
+_MARKS = bytes([ENTERED, PRUNED, STATED])
+_NEW_ENTRY = functools.partial(tuple.__new__, LiveEntry)  # a LiveEntry from a row, in C
+
+
+def _walked(
+    paths: list[str],
+    what: bytes,
+    sizes: list[int],
+    mtimes: list[int],
+    inodes: list[int],
+    modes: list[int],
+    ctimes: list[int],
+) -> Walked | None:
+    """The child's columns taken apart with no Python step per entry (translate, compress,
+    map and zip run in C); None for an entry stated as a folder (one appeared between the
+    child's readdir and its lstat), which the replay in walk() gives as the walk here would."""
+    if len({len(paths), len(what), len(sizes), len(mtimes), len(inodes), len(modes)}) != 1:
+        raise ValueError("columns of different lengths")
+    if len(ctimes) != len(paths) or not isinstance(what, bytes) or what.translate(None, _MARKS):
+        raise ValueError("not the walker's columns")
+    stated, others = what.translate(_ONLY[STATED]), itertools.repeat(Kind.OTHER)
+    names = list(itertools.compress(paths, stated))
+    kinds = list(map(_KINDS.get, map(stat.S_IFMT, itertools.compress(modes, stated)), others))
+    if Kind.DIR in kinds:
+        return None
+    rows = zip(
+        names,
+        kinds,
+        itertools.compress(sizes, stated),
+        itertools.compress(mtimes, stated),
+        itertools.compress(inodes, stated),
+        map(int.__and__, itertools.compress(modes, stated), itertools.repeat(0o7777)),
+        itertools.compress(ctimes, stated),
+        strict=True,
+    )
+    pruned = list(itertools.compress(paths, what.translate(_ONLY[PRUNED])))
+    dirs = list(itertools.compress(paths, what.translate(_ONLY[ENTERED])))
+    return Walked(dict(zip(names, map(_NEW_ENTRY, rows), strict=True)), dirs + pruned, pruned)
 
 
 def _reap(child: subprocess.Popen[bytes], output: IO[bytes]) -> None:

@@ -31,7 +31,7 @@ from stoker_core.paths import (
 )
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
 from stoker_core.recorded import RecordedTree
-from stoker_core.trees import Kind, LiveEntry, LiveTree
+from stoker_core.trees import BulkTree, Kind, LiveEntry, LiveTree
 
 
 @attrs.define(slots=True)
@@ -136,11 +136,20 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             found.carried.update(files)
             found.carried_runs.extend(files)
 
+    bulk = live.walked_ahead if isinstance(live, BulkTree) else None
     for top in _top_dirs(desired.roots):
         if top and live.lstat(top) is None:
             continue
         if top:
             found.dirs.add(top)
+        # A walk done already (a full check's, in a child process) is taken whole: it pruned
+        # the folders prune() would, and lists what the entries below would give.
+        walked = bulk(top, desired.untouchable) if bulk is not None else None
+        if walked is not None:
+            found.files.update(walked.files)
+            found.dirs.update(walked.dirs)
+            found.kept_dirs.update(walked.pruned)
+            continue
         files, dirs = found.files, found.dirs
         for entry in entries(top):  # the hot loop: inlined _record
             if entry.kind is Kind.DIR:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import attrs
+
+from stoker_core.globs import GlobSet
 
 
 class Kind(enum.StrEnum):
@@ -92,6 +94,24 @@ class LiveTree(Protocol):
 
     def blob_id(self, path: str) -> str:
         """Return the Git blob id of a file's current content."""
+        ...
+
+
+class Walked(NamedTuple):
+    """A folder's whole walk at once (see BulkTree)."""
+
+    files: dict[str, LiveEntry]  # every non-directory below it, by path
+    dirs: list[str]  # every directory below it, entered or not
+    pruned: list[str]  # those of them the walk did not enter
+
+
+@runtime_checkable
+class BulkTree(Protocol):
+    """A LiveTree that may have walked a folder already (a full check's walk, done meanwhile)."""
+
+    def walked_ahead(self, path: str, never: GlobSet) -> Walked | None:
+        """The walk of folder `path` that enters no folder `never` matches, as walk() with
+        `never.matches` as prune would find it, when this tree has it at hand; else None."""
         ...
 
 

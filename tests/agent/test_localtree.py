@@ -8,15 +8,18 @@ import marshal
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from core.helpers import context, gs_with
 from stoker_agent import localtree
 from stoker_agent.localtree import _FLAGS, _WALKER, LocalTree
+from stoker_core import desired, planning, profiles
 from stoker_core.globs import GlobSet
-from stoker_core.trees import LiveEntry
+from stoker_core.manifest import Manifest
+from stoker_core.trees import Kind, LiveEntry, MemorySnapshot
 
 NEVER = ["**/.resources/**", ".stoker/**"]
 
@@ -36,7 +39,9 @@ def data(tmp_path: Path) -> Path:
     return root
 
 
-def walk(tree: LocalTree, top: str, prune: Callable[[str], bool]) -> tuple[list[LiveEntry], list]:
+def walk(
+    tree: LocalTree, top: str, prune: Callable[[str], bool]
+) -> tuple[list[LiveEntry], list[str]]:
     asked: list[str] = []
 
     def recorded(path: str) -> bool:
@@ -130,3 +135,71 @@ def test_the_child_never_walks_a_folder_reached_through_a_link(data: Path, tmp_p
     # Planning refuses a link on the way to a root before walking it; the child leaves it to
     # this process, so a walk, if asked, is the one it always was.
     assert ahead._ahead == {"p/out": None, "p/out/deeper": None}
+
+
+def _walked_here(
+    tree: LocalTree, top: str, never: GlobSet
+) -> tuple[dict[str, LiveEntry], set[str], set[str]]:
+    pruned: set[str] = set()
+
+    def prune(path: str) -> bool:
+        if never.matches(path):
+            pruned.add(path)
+            return True
+        return False
+
+    entries = list(tree.walk(top, prune))
+    files = {e.path: e for e in entries if e.kind is not Kind.DIR}
+    return files, {e.path for e in entries if e.kind is Kind.DIR}, pruned
+
+
+def test_the_childs_walk_taken_whole_is_what_the_walk_here_gives(data: Path) -> None:
+    never = GlobSet(NEVER)
+    for top in ["", "p", "q"]:
+        ahead = LocalTree(str(data))
+        ahead.prefetch([top], NEVER)
+        walked = ahead.walked_ahead(top, never)
+        assert walked is not None, top
+        files, dirs, pruned = _walked_here(LocalTree(str(data)), top, never)
+        assert walked.files == files, top
+        assert list(map(type, walked.files.values())) == [LiveEntry] * len(files)
+        assert (set(walked.dirs), set(walked.pruned)) == (dirs, pruned), top
+        assert len(walked.dirs) == len(dirs)
+    assert ahead.walked_ahead("q", never) is None  # taken once
+
+
+def test_the_childs_walk_is_taken_whole_only_for_the_folders_it_never_entered(data: Path) -> None:
+    ahead = LocalTree(str(data))
+    ahead.prefetch(["", "missing"], NEVER)
+    assert ahead.walked_ahead("", GlobSet([".stoker/**"])) is None  # it would enter p/.resources
+    assert ahead.walked_ahead("p", GlobSet(NEVER)) is None  # not a folder it walked
+    assert ahead.walked_ahead("missing", GlobSet(NEVER)) is None  # not a folder at all
+    # walk() still takes the child's walk, as it always did.
+    prune = GlobSet([".stoker/**"]).matches
+    assert walk(ahead, "", prune) == walk(LocalTree(str(data)), "", prune)
+
+
+def test_a_full_checks_walk_done_by_the_child_is_planned_taken_whole(data: Path) -> None:
+    effective = profiles.resolve(
+        gs_with([{"source": "src", "destination": "p"}], excludePatterns=["**/b/**"]).spec.sync,
+        None,
+    )
+    snap = MemorySnapshot(files={"src/a/x.json": b"new", "src/exe": b"#!", "src/n": b"n"})
+    tree = desired.build(effective, snap, context())
+
+    class Counting(LocalTree):
+        handed = 0
+
+        def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
+            for entry in super().walk(path, prune):
+                self.handed += 1
+                yield entry
+
+    ahead = Counting(str(data))
+    ahead.prefetch(
+        desired.outer_destinations(effective, context()), desired.never_patterns(effective)
+    )
+    here = Counting(str(data))
+    assert planning.plan(tree, ahead, Manifest()) == planning.plan(tree, here, Manifest())
+    assert here.handed > 10
+    assert ahead.handed == 0
