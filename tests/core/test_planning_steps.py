@@ -101,6 +101,41 @@ def test_a_one_file_change_in_a_2000_file_manifest_is_planned_looking_at_a_few_e
     assert view.walked <= 10 + 1 + 100 + 2, view.walked
 
 
+def test_a_full_check_of_files_stoker_wrote_unchanged_compares_none_of_them_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    effective = profiles.resolve(
+        gs_with([{"source": "src/projects", "destination": "projects"}]).spec.sync, None
+    )
+    snap = _repository()
+    tree = desired.build(effective, snap, context())
+    live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
+    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live)
+    live.put("projects/p1/views/v1/view.json", b"drifted")  # another file now
+    content, _ = live.files["projects/p3/views/v3/view.json"]
+    live.files["projects/p3/views/v3/view.json"] = (content, 0o755)  # made executable
+
+    compared: list[str] = []
+    compare = planning._compare
+
+    def counting_compare(*args: Any, **kwargs: Any) -> Any:
+        compared.append(args[0].path)
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "_compare", counting_compare)
+    plan = planning.plan(tree, live, manifest)  # a full check: every file walked for real
+
+    assert sorted(compared) == [
+        "projects/p1/views/v1/view.json",
+        "projects/p3/views/v3/view.json",
+    ]
+    assert [(op.path, op.reason) for op in plan.operations if op.action is not Action.KEEP] == [
+        ("projects/p1/views/v1/view.json", Reason.CONTENT_CHANGED),
+        ("projects/p3/views/v3/view.json", Reason.MODE_CHANGED),
+    ]
+    assert len(plan.paths(Action.KEEP, Reason.UNCHANGED)) == FILES - 2
+
+
 class EntryByEntry:
     """The same view as a plain LiveTree: the planner walks it one entry at a time."""
 
