@@ -24,6 +24,7 @@ from common import GIT_ENV
 from ignition_tree import ignition_files
 from results import Result, arguments
 
+from stoker_agent.cli import GC_THRESHOLDS
 from stoker_agent.gitrepo import Repository
 from stoker_agent.localtree import LocalTree
 from stoker_core import desired, planning, profiles
@@ -72,6 +73,7 @@ def bare_walk(root: str) -> int:
 
 def main() -> int:
     args = arguments(__doc__).parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as every `stoker` process plans
     result = Result("planning", "Planning", "bench/run.py", args.quick)
     work = Path(tempfile.mkdtemp(prefix="stoker-bench-"))
     try:
