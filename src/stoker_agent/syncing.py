@@ -135,11 +135,17 @@ def sync_commit(
         last_check, now = _last_full_check(data_dir), time.time()
         # Due by time, a one-shot sync's check is full whatever the manifest says: its walk
         # starts before the manifest is read (see _prefetch).
-        early = not defer_check and full_check_due(
-            last_full_check=last_check, now=now, sync_period=profile.sync_period, same_commit=False
+        early = (
+            not defer_check
+            and full_check_due(
+                last_full_check=last_check,
+                now=now,
+                sync_period=profile.sync_period,
+                same_commit=False,
+            )
+            and large_enough_to_walk_apart(data_dir)
         )
-        apart = large_enough_to_walk_apart(data_dir)
-        if early and apart:
+        if early:
             _prefetch(live, profile, context)
         manifest = read_manifest(data_dir)
         due = manifest is None or full_check_due(
@@ -150,7 +156,7 @@ def sync_commit(
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
-        if full and apart and not early:
+        if full and not early and large_enough_to_walk_apart(data_dir):
             _prefetch(live, profile, context)
         built = (
             None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
