@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.refs import SHA
 from stoker_core.vocabulary import GUARDED_ANNOTATIONS
 
@@ -115,8 +116,8 @@ def parse(value: str) -> Stamp | None:
     if len(value) > MAX_VALUE or not value.startswith("{"):
         return None
     try:
-        data: Any = json.loads(value)
-    except (ValueError, RecursionError):
+        data: Any = jsontext.loads(value)
+    except ValueError:
         return None
     if not isinstance(data, dict) or set(data) != _STAMP_KEYS:
         return None

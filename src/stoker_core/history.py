@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.fieldwise import FIELDWISE
 from stoker_core.status import SyncRecord
 
@@ -163,8 +164,8 @@ def _entry(part: bytes) -> Entry | None:
     if len(part) + 1 > MAX_LINE:
         return None  # never parsed: a 10 MB line costs one length check
     try:
-        body = json.loads(part.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = jsontext.loads(part.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
         return None
     if not isinstance(body, dict) or body.get("schemaVersion") != SCHEMA_VERSION:
         return None

@@ -12,13 +12,13 @@ import enum
 import hashlib
 import hmac
 import ipaddress
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from stoker_core import jsontext
 from stoker_core.errors import InvalidInput
 from stoker_core.refs import ref_problem, same_ref
 
@@ -122,8 +122,8 @@ def parse(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
 
 def _read(body: bytes, headers: Mapping[str, str], tracked: str) -> Event:
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+        payload = jsontext.loads(body)
+    except ValueError:
         raise InvalidInput.one("body is not JSON", field="body") from None
     lowered = {k.lower(): v for k, v in headers.items()}
     github, gitlab = lowered.get("x-github-event", ""), lowered.get("x-gitlab-event", "")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stoker_core import approvals
+from stoker_core import approvals, jsontext
 from stoker_core.errors import InvalidInput
 from stoker_core.injection import Decision, InjectionSettings, decide
 from stoker_core.model import GatewaySync
@@ -383,8 +383,8 @@ def _review(body: bytes) -> dict[str, Any]:
     """Parse an AdmissionReview whose response can be addressed (a request with a string
     uid), or raise ValueError saying why not: answered 400, as no response can carry it."""
     try:
-        review: Any = json.loads(body)
-    except RecursionError:
+        review: Any = jsontext.loads(body)
+    except jsontext.TooDeep:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     request = review.get("request") if isinstance(review, dict) else None
     if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
