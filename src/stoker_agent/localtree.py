@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import stoker_agent
 import stoker_core
-from stoker_agent.walker import ENTERED, PRUNED, STATED
+from stoker_agent.walker import ENTERED, PRUNED, STATED, listing
 from stoker_core.globs import BadPattern, GlobSet
 from stoker_core.trees import REGULAR, Kind, LiveEntry, Walked
 
@@ -159,34 +159,19 @@ class LocalTree:
             return None
 
     def _walk_here(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
-        # Once per live path of every full check: the absolute directory rides on the stack
-        # (no join per directory) and entries are made by tuple.__new__ (a NamedTuple's own
-        # __new__ is Python code).
+        # Once per live path of every full check: entries are made by tuple.__new__ (a
+        # NamedTuple's own __new__ is Python code). The listing is the child's (walker).
         entry = tuple.__new__
         file_kind, dir_kind = Kind.FILE, Kind.DIR
         is_file = stat.S_ISREG
-        stack = [(path, self._abs(path))]
-        while stack:
-            current, absolute = stack.pop()
-            prefix = current + "/" if current else ""
-            try:
-                with os.scandir(absolute) as it:
-                    children = list(it)
-            except (FileNotFoundError, NotADirectoryError):
+        for rel, st, _ in listing(path, self._abs(path), lambda folder: not prune(folder)):
+            if st is None:
+                yield entry(LiveEntry, (rel, dir_kind, 0, 0, 0, REGULAR, 0))
                 continue
-            for child in children:
-                rel = prefix + child.name
-                if child.is_dir(follow_symlinks=False):
-                    # The directory type comes from readdir itself: no stat call needed.
-                    yield entry(LiveEntry, (rel, dir_kind, 0, 0, 0, REGULAR, 0))
-                    if not prune(rel):
-                        stack.append((rel, child.path))
-                    continue
-                st = child.stat(follow_symlinks=False)
-                mode = st.st_mode
-                kind = file_kind if is_file(mode) else _kind(mode)
-                size, mtime, inode, ctime = st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-                yield entry(LiveEntry, (rel, kind, size, mtime, inode, mode & 0o7777, ctime))
+            mode = st.st_mode
+            kind = file_kind if is_file(mode) else _kind(mode)
+            size, mtime, inode, ctime = st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+            yield entry(LiveEntry, (rel, kind, size, mtime, inode, mode & 0o7777, ctime))
 
     def read(self, path: str) -> bytes:
         """Return a file's content (opened without following links)."""

@@ -21,6 +21,10 @@ import sys
 
 from stoker_core.globs import GlobSet
 
+TYPE_CHECKING = False  # as in stoker_core.globs: the child imports no typing machinery
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 ENTERED, PRUNED, STATED = range(3)
 
 
@@ -32,30 +36,43 @@ def walk(root: str, top: str, never: GlobSet) -> tuple[object, ...] | None:
         return None
     out: list[tuple[object, ...]] = []
     add = out.append
-    stack = [(top, os.path.join(root, top) if top else root)]
+    absolute = os.path.join(root, top) if top else root
+    for rel, st, entered in listing(top, absolute, lambda path: not never.matches(path)):
+        if st is None:
+            add((rel, ENTERED if entered else PRUNED, 0, 0, 0, 0, 0))
+        else:
+            add((rel, STATED, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, st.st_ctime_ns))
+    if not out:
+        return ([], b"", [], [], [], [], [])
+    paths, what, *stats = map(list, zip(*out, strict=True))
+    return (paths, bytes(what), *stats)
+
+
+def listing(
+    top: str, absolute: str, enter: Callable[[str], bool]
+) -> Iterator[tuple[str, os.stat_result | None, bool]]:
+    """Every entry below folder `top` (at `absolute`), depth first, as the parent's walk and
+    this child's both list them: `(path, None, entered)` for a folder, known by readdir's own
+    type, so no link is ever followed, and entered when `enter(path)`; `(path, lstat, False)`
+    for anything else. A folder that vanished meanwhile lists as empty."""
+    stack = [(top, absolute)]
     while stack:
-        current, absolute = stack.pop()
+        current, folder = stack.pop()
         prefix = current + "/" if current else ""
         try:
-            with os.scandir(absolute) as it:
+            with os.scandir(folder) as it:
                 children = list(it)
         except (FileNotFoundError, NotADirectoryError):
             continue
         for child in children:
             rel = prefix + child.name
             if child.is_dir(follow_symlinks=False):
-                if never.matches(rel):
-                    add((rel, PRUNED, 0, 0, 0, 0, 0))
-                else:
-                    add((rel, ENTERED, 0, 0, 0, 0, 0))
+                entered = enter(rel)
+                if entered:
                     stack.append((rel, child.path))
-                continue
-            st = child.stat(follow_symlinks=False)
-            add((rel, STATED, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, st.st_ctime_ns))
-    if not out:
-        return ([], b"", [], [], [], [], [])
-    paths, what, *stats = map(list, zip(*out, strict=True))
-    return (paths, bytes(what), *stats)
+                yield rel, None, entered
+            else:
+                yield rel, child.stat(follow_symlinks=False), False
 
 
 def _real_folder(root: str, top: str) -> bool:
