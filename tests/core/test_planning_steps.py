@@ -9,15 +9,23 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.helpers import context, gs_with
-from core.test_properties import _consistent, _prefixes, edits, paths, scenarios
+from core.test_properties import (
+    _consistent,
+    _manifest_after,
+    _prefixes,
+    _synced_then_committed,
+    edits,
+    paths,
+    scenarios,
+)
 from stoker_core import desired, planning, profiles
-from stoker_core.errors import InvalidInput, PlanRefused
-from stoker_core.manifest import Manifest, Record
-from stoker_core.plans import Action, Reason, SyncPlan, apply_to
+from stoker_core.errors import PlanRefused
+from stoker_core.manifest import Record
+from stoker_core.plans import Action, Reason, apply_to
 from stoker_core.recorded import RecordedTree, paths_to_check
 from stoker_core.trees import LiveEntry, MemorySnapshot, MemoryTree, blob_id
 
@@ -42,17 +50,6 @@ class CountingTree(RecordedTree):
             yield entry
 
 
-def _manifest_after(plan: SyncPlan, live: MemoryTree) -> Manifest:
-    records = {}
-    for op in plan.operations:
-        entry = live.lstat(op.path)
-        if op.action in (Action.WRITE, Action.KEEP) and entry is not None:
-            records[op.path] = Record(
-                op.blob, entry.size, entry.mtime_ns, entry.inode, op.mode, "c1", entry.ctime_ns
-            )
-    return Manifest(commit="c1", profile="default", records=records, dirs=plan.dirs)
-
-
 def _repository() -> MemorySnapshot:
     files = {}
     for i in range(FILES // 2):
@@ -71,7 +68,7 @@ def test_a_one_file_change_in_a_2000_file_manifest_is_planned_looking_at_a_few_e
     snap = _repository()
     first = planning.plan(desired.build(effective, snap, context()), MemoryTree())
     live = apply_to(first, MemoryTree(), snap.blobs())
-    manifest = _manifest_after(first, live)
+    manifest = _manifest_after(first, live, ctimes=True)
     assert len(manifest.records) == FILES
     changed = dict(snap.files)
     changed["src/projects/p3/views/v13/view.json"] = b'{"v": "changed"}'
@@ -110,7 +107,7 @@ def test_a_full_check_of_files_stoker_wrote_unchanged_compares_none_of_them_one_
     snap = _repository()
     tree = desired.build(effective, snap, context())
     live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
-    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live)
+    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
     live.put("projects/p1/views/v1/view.json", b"drifted")  # another file now
     content, _ = live.files["projects/p3/views/v3/view.json"]
     live.files["projects/p3/views/v3/view.json"] = (content, 0o755)  # made executable
@@ -168,26 +165,7 @@ def test_taking_the_recorded_part_in_bulk_plans_what_walking_it_entry_by_entry_p
     """Whatever the view is told to check (even too little: carried files that differ are then
     compared as the recorded entries they are), whatever drifted and whatever the manifest
     says (it may lie about a file: another content or mode, or one that was never written)."""
-    mappings, snap, live = scenario
-    effective = profiles.resolve(gs_with(mappings).spec.sync, None)
-    try:
-        first = planning.plan(desired.build(effective, snap, context()), live)
-    except (PlanRefused, InvalidInput):
-        assume(False)
-        return
-    synced = apply_to(first, live, snap.blobs())
-    manifest = _manifest_after(first, synced)
-    files = dict(snap.files)
-    for path, content in commit_edits.items():
-        if content is None:
-            files.pop(f"src/{path}", None)
-        else:
-            files[f"src/{path}"] = content
-    try:
-        tree = desired.build(effective, MemorySnapshot(files=_consistent(files)), context())
-    except InvalidInput:
-        assume(False)
-        return
+    synced, manifest, _, tree = _synced_then_committed(scenario, commit_edits, ctimes=True)
     for path, content in _consistent({p: c or b"" for p, c in drift.items()}).items():
         if drift[path] is None:
             synced.remove(path)
@@ -234,7 +212,7 @@ def test_a_folder_excluded_inside_a_carried_folder_is_pruned_as_the_full_walk_pr
     snap = MemorySnapshot(files=files)
     first = planning.plan(desired.build(effective, snap, context()), MemoryTree())
     live = apply_to(first, MemoryTree(), snap.blobs())
-    manifest = _manifest_after(first, live)
+    manifest = _manifest_after(first, live, ctimes=True)
     assert "projects/p/cache/c/x" in manifest.records
     snap = MemorySnapshot(files={**files, "src/projects/q/b.json": b"2"})
     tree = desired.build(effective, snap, context())

@@ -102,16 +102,56 @@ def test_plans_stay_inside_managed_roots_and_converge(
     assert plan_for(gs, snap, live) == plan
 
 
-def _manifest_after(plan: SyncPlan, live: MemoryTree) -> Manifest:
-    """The manifest the applier records: every written or kept file as it now stands."""
+def _manifest_after(plan: SyncPlan, live: MemoryTree, *, ctimes: bool = False) -> Manifest:
+    """The manifest the applier records: every written or kept file as it now stands (with
+    its ctime when `ctimes`, as format 2 records it; else hashed once, as format 1)."""
     records = {}
     for op in plan.operations:
         entry = live.lstat(op.path)
         if op.action in (Action.WRITE, Action.KEEP) and entry is not None:
             records[op.path] = Record(
-                op.blob, entry.size, entry.mtime_ns, entry.inode, op.mode, "c1"
+                op.blob,
+                entry.size,
+                entry.mtime_ns,
+                entry.inode,
+                op.mode,
+                "c1",
+                entry.ctime_ns if ctimes else 0,
             )
     return Manifest(commit="c1", profile="default", records=records, dirs=plan.dirs)
+
+
+def _synced_then_committed(
+    scenario: tuple[list[dict[str, object]], MemorySnapshot, MemoryTree],
+    commit_edits: dict[str, bytes | None],
+    *,
+    ctimes: bool = False,
+) -> tuple[MemoryTree, Manifest, MemorySnapshot, desired.DesiredTree]:
+    """The scenario's first sync applied and recorded, then a commit making `commit_edits`:
+    (the synced tree, its manifest, the new commit, its desired tree). An example that either
+    build or the first plan refuses is not one (hypothesis is told to skip it)."""
+    mappings, snap, live = scenario
+    effective = profiles.resolve(gs_with(mappings).spec.sync, None)
+    try:
+        first = planning.plan(desired.build(effective, snap, context()), live)
+    except (PlanRefused, InvalidInput):
+        assume(False)
+        raise
+    synced = apply_to(first, live, snap.blobs())
+    manifest = _manifest_after(first, synced, ctimes=ctimes)
+    files = dict(snap.files)
+    for path, content in commit_edits.items():
+        if content is None:
+            files.pop(f"src/{path}", None)
+        else:
+            files[f"src/{path}"] = content
+    new = MemorySnapshot(files=_consistent(files))
+    try:
+        tree = desired.build(effective, new, context())
+    except InvalidInput:
+        assume(False)
+        raise
+    return synced, manifest, new, tree
 
 
 def _changes(plan: SyncPlan) -> set[tuple[Action, str]]:
@@ -137,28 +177,7 @@ def test_planning_from_the_changes_equals_the_full_plan_and_never_exceeds_it(
     commit_edits: dict[str, bytes | None],
     drift: dict[str, bytes | None],
 ) -> None:
-    mappings, snap, live = scenario
-    gs = gs_with(mappings)
-    effective = profiles.resolve(gs.spec.sync, None)
-    try:
-        first = planning.plan(desired.build(effective, snap, context()), live)
-    except (PlanRefused, InvalidInput):
-        assume(False)
-        return
-    synced = apply_to(first, live, snap.blobs())
-    manifest = _manifest_after(first, synced)
-    changed_files = dict(snap.files)
-    for path, content in commit_edits.items():
-        if content is None:
-            changed_files.pop(f"src/{path}", None)
-        else:
-            changed_files[f"src/{path}"] = content
-    new = MemorySnapshot(files=_consistent(changed_files))
-    try:
-        tree = desired.build(effective, new, context())
-    except InvalidInput:
-        assume(False)
-        return
+    synced, manifest, new, tree = _synced_then_committed(scenario, commit_edits)
     recorded = RecordedTree(synced, manifest, paths_to_check(tree, manifest))
 
     # No drift since the last sync: planning from the changes is exactly the full plan.
