@@ -14,31 +14,36 @@ from support.stokercli import run_stoker
 DEEP = "a: " + "[" * 5000 + "]" * 5000 + "\n"  # YAML (and JSON) nested 5,000 levels
 
 
+def _refused_naming(path: Path, *args: str) -> None:
+    done = run_stoker(*args)
+    assert done.returncode == 1, done.stderr
+    assert f"{path}: nests lists or mappings too deeply" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _cr_for(tmp_path: Path) -> Path:
+    cr = tmp_path / "cr.yaml"
+    profile = {"default": {"mappings": [{"source": "p", "destination": "projects"}]}}
+    cr.write_text(json.dumps(manifest_with(profile)))  # JSON is YAML
+    return cr
+
+
 def test_a_cr_nested_too_deeply_is_refused_naming_the_file(tmp_path: Path) -> None:
     cr = tmp_path / "deep.yaml"
     cr.write_text(DEEP)
     sync = ["sync", "--cr", str(cr), "--repo", str(tmp_path), "--data-dir", str(tmp_path)]
-    for args in (["validate", str(cr)], [*sync, "--gateway-name", "gw"]):
-        done = run_stoker(*args)
-        assert done.returncode == 1, done.stderr
-        assert f"{cr}: nests lists or mappings too deeply" in done.stderr
-        assert "Traceback" not in done.stderr
+    _refused_naming(cr, "validate", str(cr))
+    _refused_naming(cr, *sync, "--gateway-name", "gw")
 
 
 def test_a_gateways_file_nested_too_deeply_is_refused_naming_it(
     make_repo: Any, tmp_path: Path
 ) -> None:
     repo = make_repo({"p/a.json": "{}"})
-    cr = tmp_path / "cr.yaml"
-    profile = {"default": {"mappings": [{"source": "p", "destination": "projects"}]}}
-    cr.write_text(json.dumps(manifest_with(profile)))
     gateways = tmp_path / "gateways.yaml"
     gateways.write_text(DEEP)
-    plan = ["plan", "--cr", str(cr), "--repo", str(repo), "--base-ref", "HEAD"]
-    done = run_stoker(*plan, "--gateways", str(gateways))
-    assert done.returncode == 1, done.stderr
-    assert f"{gateways}: nests lists or mappings too deeply" in done.stderr
-    assert "Traceback" not in done.stderr
+    plan = ["plan", "--cr", str(_cr_for(tmp_path)), "--repo", str(repo), "--base-ref", "HEAD"]
+    _refused_naming(gateways, *plan, "--gateways", str(gateways))
 
 
 def test_state_files_planted_too_deep_in_the_data_directory_are_set_right(
@@ -49,9 +54,7 @@ def test_state_files_planted_too_deep_in_the_data_directory_are_set_right(
         "p/proj/a/view.json": "{}",
     }
     repo = make_repo(files)
-    cr = tmp_path / "cr.yaml"
-    profile = {"default": {"mappings": [{"source": "p", "destination": "projects"}]}}
-    cr.write_text(json.dumps(manifest_with(profile)))
+    cr = _cr_for(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     args = ["sync", "--cr", str(cr), "--repo", str(repo), "--data-dir", str(data)]
