@@ -72,10 +72,19 @@ demo: venv
 # docs/benchmarks.md and docs/benchmarks/*.png from that one run. Fails if any goal was missed.
 BENCH_OUT ?= build/bench
 BENCHMARKS := run apply_bench soak admission_bench receiver_bench abuse_bench latency_bench rollout_bench controller_bench
+# The fleet benchmark judges the agents' CPU per sync against this commit's code (issue 18's
+# starting point), measured in the same run: its src is extracted from the history.
+FLEET_BASELINE ?= 24a3250
+FLEET_BASELINE_DIR := build/bench-baseline
 bench: venv sysdeps testenv
-	@rm -rf $(BENCH_OUT); status=0; start=$$(date +%s); \
+	@rm -rf $(BENCH_OUT) $(FLEET_BASELINE_DIR); status=0; start=$$(date +%s); \
+	base=; mkdir -p $(FLEET_BASELINE_DIR); \
+	if git archive --prefix=$(FLEET_BASELINE)/ $(FLEET_BASELINE) src | tar -x -C $(FLEET_BASELINE_DIR); \
+	then base=$$PWD/$(FLEET_BASELINE_DIR)/$(FLEET_BASELINE)/src; \
+	else echo "no commit $(FLEET_BASELINE) in the history: the fleet benchmark runs without its baseline"; fi; \
 	for b in $(BENCHMARKS); do echo "== bench/$$b.py"; \
-	  $(PY) bench/$$b.py --out $(BENCH_OUT) || status=1; done; \
+	  if [ $$b = latency_bench ] && [ -n "$$base" ]; then set -- STOKER_BENCH_BASELINE=$$base; else set --; fi; \
+	  env "$$@" $(PY) bench/$$b.py --out $(BENCH_OUT) || status=1; done; \
 	$(PY) bench/report.py $(BENCH_OUT) --docs docs || status=1; \
 	echo "make bench took $$(( $$(date +%s) - start )) s"; exit $$status
 

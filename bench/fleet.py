@@ -28,6 +28,14 @@ from support.ignition_sim_resources import write_api_token
 from support.kubeenv import ControlPlane, wait_until
 
 
+def code_env(env: Mapping[str, str], src: str | None) -> dict[str, str]:
+    """`env` for Stoker processes that run the code in `src` (the `src` directory of another
+    commit, first on PYTHONPATH), or this checkout's code when `src` is None."""
+    if not src:
+        return dict(env)
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, (src, env.get("PYTHONPATH"))))}
+
+
 class FleetStalled(AssertionError):
     """The fleet did not report a commit: an agent exited, or the deadline passed."""
 
