@@ -137,7 +137,8 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             found.carried_runs.extend(files)
 
     bulk = live.walked_ahead if isinstance(live, BulkTree) else None
-    for top in _top_dirs(desired.roots):
+    tops = _top_dirs(desired.roots)
+    for top in tops:
         if top and live.lstat(top) is None:
             continue
         if top:
@@ -157,16 +158,12 @@ def _walk(desired: DesiredTree, live: LiveTree) -> _Live:
             else:
                 files[entry.path] = entry
         carry()
-    # File roots the walks did not reach (outside every directory root, or in a folder they
-    # pruned, such as an excluded folder inside a directory mapping) are looked at directly:
-    # otherwise a file written there would be planned as new, and rewritten, at every sync.
-    # Their ancestors were checked for links above.
+    # Roots the walks did not reach (a file root outside every directory root; any root in a
+    # folder they pruned, such as an excluded folder inside another mapping's tree) are looked
+    # at directly: otherwise what a mapping writes there would be planned as new, and
+    # rewritten, at every sync. Their ancestors were checked for links above.
     for root in desired.roots:
-        if (
-            root.kind is not MappingType.FILE
-            or found.has_file(root.path)
-            or root.path in found.dirs
-        ):
+        if root.path in tops or found.has_file(root.path) or root.path in found.dirs:
             continue
         have = live.lstat(root.path)
         if have is not None and have.kind is Kind.DIR:

@@ -261,3 +261,30 @@ def test_a_record_planted_in_the_manifest_is_never_written_from(repo: Path, tmp_
     assert not result.from_diff  # the plan rewrote a carried file: built whole instead
     assert not (data / "projects/p1/views/v3/planted.json").exists()
     assert files_of(data) == whole(repo, tmp_path, "whole")
+
+
+def test_a_mapping_inside_a_folder_another_mapping_excludes_is_not_rewritten_at_every_sync(
+    repo: Path, tmp_path: Path
+) -> None:
+    # projects/p1/cache is excluded from the projects mapping and is where a second mapping
+    # delivers: the walk of projects prunes it, so the second one's root is walked on its own.
+    commit(repo, "cache", {"cache/c.json": "{}"})
+    nested = cr(
+        {"source": "projects", "destination": "projects"},
+        {"source": "cache", "destination": "projects/p1/cache/c"},
+    )
+    nested["spec"]["sync"]["defaults"]["excludePatterns"] = ["projects/p1/cache"]
+    data = tmp_path / "data"
+    assert sync(repo, data, nested).plan.added
+    commit(repo, "one view", {"projects/p2/views/v1/view.json": '{"edited": 1}'})
+    quick = sync(repo, data, nested)  # the manifest's view (built whole: mappings overlap)
+    assert not quick.full_check
+    assert quick.plan.modified == ["projects/p2/views/v1/view.json"]
+    again = sync(repo, data, nested)  # the same commit: a full check
+    assert again.full_check
+    assert not again.plan.has_changes
+    (data / "projects/p1/cache/c/stray.json").write_text("{}")
+    (data / "projects/p1/cache/kept.json").write_text("{}")
+    swept = sync(repo, data, nested)
+    assert swept.plan.deleted == ["projects/p1/cache/c/stray.json"]
+    assert (data / "projects/p1/cache/kept.json").exists()

@@ -197,9 +197,10 @@ def test_taking_the_recorded_part_in_bulk_plans_what_walking_it_entry_by_entry_p
     assert outcomes[0] == outcomes[1]
 
 
-def test_a_folder_excluded_inside_a_carried_folder_is_pruned_as_the_full_walk_prunes_it() -> None:
-    # The profile excludes projects/p/cache, where a second mapping puts its files: the walk
-    # never enters it (those files are written at every sync, whoever plans).
+def test_a_mapping_inside_a_folder_another_mapping_excludes_is_walked_not_rewritten() -> None:
+    # The profile excludes projects/p/cache, where a second mapping puts its files: the walk of
+    # projects prunes it, so the second mapping's root is walked on its own (it was not, and its
+    # files were written again at every sync, whoever planned).
     gs = gs_with(
         [
             {"source": "src/projects", "destination": "projects"},
@@ -224,5 +225,13 @@ def test_a_folder_excluded_inside_a_carried_folder_is_pruned_as_the_full_walk_pr
     assert quick == planning.plan(tree, live, manifest)
     assert {(op.action, op.path) for op in quick.operations if op.action is not Action.KEEP} == {
         (Action.WRITE, "projects/q/b.json"),
-        (Action.WRITE, "projects/p/cache/c/x"),
+    }
+    # Walked as the mapping's own: a stray file there is the mapping's to remove; one in the
+    # excluded folder beside it stays.
+    live.put("projects/p/cache/c/stray", b"s")
+    live.put("projects/p/cache/kept", b"k")
+    full = planning.plan(tree, live, manifest)
+    assert {(op.action, op.path) for op in full.operations if op.action is not Action.KEEP} == {
+        (Action.WRITE, "projects/q/b.json"),
+        (Action.DELETE, "projects/p/cache/c/stray"),
     }
