@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from stoker_agent import cpus
 from stoker_agent.applying import STATE_DIR, Applier, Progress
 from stoker_agent.datadirs import ApplyError, read_state_file
 from stoker_agent.gitrepo import GitError, GitSnapshot
@@ -46,6 +47,7 @@ FULL_CHECK_FILE = f"{STATE_DIR}/full-check"  # its mtime: when every managed fil
 # A manifest base this large (about 200 bytes a file: some 2,500 files) makes a full check walk
 # the data directory in a child process (see large_enough_to_walk_apart).
 WALK_APART_FROM = 512 * 1024
+WALK_APART_CPUS = 2.0  # ... given this many CPUs (affinity and cgroup quota, see cpus.available)
 
 
 @attrs.frozen(slots=True)
@@ -221,11 +223,14 @@ def large_enough_to_walk_apart(data_dir: str) -> bool:
     """Whether a full check's walk is worth a child process: its start-up (~20 ms of CPU)
     costs more than walking a small tree here (300 files: 2 ms), and a fleet of agents pays it
     at every check. Judged by the manifest's size, known before it is read (never through a
-    link; absent on a first sync, when the walk stays here)."""
+    link; absent on a first sync, when the walk stays here), and only where the child can run
+    beside this process: with two CPUs' worth of quota (a container limited to less, as the
+    injected agent's 200m is, would run both on one budget and wait the longer for it)."""
     try:
-        return os.lstat(os.path.join(data_dir, MANIFEST_PATH)).st_size >= WALK_APART_FROM
+        large = os.lstat(os.path.join(data_dir, MANIFEST_PATH)).st_size >= WALK_APART_FROM
     except OSError:
         return False
+    return large and cpus.available() >= WALK_APART_CPUS
 
 
 def _prefetch(live: LocalTree, profile: EffectiveProfile, context: TemplateContext) -> None:

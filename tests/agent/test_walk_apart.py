@@ -1,12 +1,16 @@
 """A full check walks the data directory in a child process only when the tree is large enough
 to pay for the child's start-up (~20 ms of CPU against ~2 ms to walk 300 files here): a fleet of
-small gateways would otherwise spend ten times the CPU on every check (issue 18's fleet goal)."""
+small gateways would otherwise spend ten times the CPU on every check (issue 18's fleet goal),
+and only with two CPUs' worth to run on (a container's CPU limit is one quota for both)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
+from stoker_agent import cpus
 from stoker_agent.syncing import WALK_APART_FROM, large_enough_to_walk_apart
 from stoker_core.manifest import MANIFEST_PATH
 
@@ -23,9 +27,12 @@ def test_a_small_data_directory_is_walked_here(tmp_path: Path) -> None:
     assert not large_enough_to_walk_apart(str(tmp_path))
 
 
-def test_a_large_data_directory_is_walked_apart(tmp_path: Path) -> None:
+def test_a_large_data_directory_is_walked_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cpus, "CGROUP_ROOT", str(tmp_path / "no-cgroup"))
     _manifest_of(tmp_path, WALK_APART_FROM)
-    assert large_enough_to_walk_apart(str(tmp_path))
+    assert large_enough_to_walk_apart(str(tmp_path)) == (len(os.sched_getaffinity(0)) >= 2)
 
 
 def test_a_first_sync_with_no_manifest_is_walked_here(tmp_path: Path) -> None:
@@ -38,3 +45,55 @@ def test_a_manifest_linked_to_a_large_file_is_not_followed_to_judge(tmp_path: Pa
     (tmp_path / "data/.stoker").mkdir(parents=True)
     os.symlink(big, tmp_path / "data" / MANIFEST_PATH)
     assert not large_enough_to_walk_apart(str(tmp_path / "data"))
+
+
+def _cgroup(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "20000 100000\n"}, 0.2),  # v2, the injected agent's default 200m
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),  # v1
+    ],
+)
+def test_a_cgroup_cpu_quota_caps_the_cpus_available(
+    tmp_path: Path, files: dict[str, str], quota: float
+) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert cpus.available(str(_cgroup(tmp_path, files))) == min(cores, quota)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"cpu.max": "max 100000\n"},
+        {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+        {"cpu.max": "garbage"},
+        {"cpu.max": "100 0"},
+    ],
+)
+def test_no_quota_or_an_unreadable_one_leaves_every_core_of_the_affinity(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    assert cpus.available(str(_cgroup(tmp_path, files))) == len(os.sched_getaffinity(0))
+
+
+def test_a_large_data_directory_under_a_cpu_limit_below_two_is_walked_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One quota for both processes: the child would only take the parent's share.
+    _manifest_of(tmp_path / "data", WALK_APART_FROM)
+    monkeypatch.setattr(
+        cpus, "CGROUP_ROOT", str(_cgroup(tmp_path / "cg", {"cpu.max": "20000 100000"}))
+    )
+    assert not large_enough_to_walk_apart(str(tmp_path / "data"))
+    unlimited = _cgroup(tmp_path / "unlimited", {"cpu.max": "max 100000"})
+    monkeypatch.setattr(cpus, "CGROUP_ROOT", str(unlimited))
+    assert large_enough_to_walk_apart(str(tmp_path / "data")) == (len(os.sched_getaffinity(0)) >= 2)
