@@ -127,6 +127,9 @@ COMPARED_WITH = dict(zip(AGENT_KINDS, (NOT_DUE, DUE, SAME), strict=True))
 # What every cold `stoker sync` pays before it reads anything: Python's start-up and the sync
 # command's imports, measured as the same command asked only for its help.
 STARTUP = "start-up: `stoker sync --help` (Python and the sync command's imports)"
+# The part of that floor Stoker cannot cut: Python and the libraries of its fixed stack.
+STACK = "Python importing attrs, cattrs, click and PyYAML (the stack's floor)"
+STACK_IMPORTS = [sys.executable, "-c", "import attrs, cattrs, click, yaml"]
 
 
 def make_check_due(data: Path) -> None:
@@ -225,6 +228,7 @@ def ten_thousand(
     ]
     samples: Samples = {kind: {label: [] for label, _ in tools} for kind in KINDS}
     samples.update({kind: {"stoker": []} for kind in (*AGENT_KINDS, STARTUP)})
+    samples[STACK] = {"python": []}
     paths: Paths = {kind: [] for kind in (*KINDS, *AGENT_KINDS)}
     for r in range(rounds):
         order = tools[r % len(tools) :] + tools[: r % len(tools)]
@@ -246,6 +250,7 @@ def ten_thousand(
                 if label == "stoker sync":
                     paths[kind].append(planned(dirs[label]))
         samples[STARTUP]["stoker"].append(run([*STOKER, "sync", "--help"]))
+        samples[STACK]["python"].append(run(STACK_IMPORTS))
         agent = RunningAgent(repo, dirs["stoker sync"], cr)
         commit_one(repo, f"agent {r}")
         for kind in AGENT_KINDS:
@@ -334,8 +339,9 @@ def main() -> int:
         "rows time one sync in a process that is already running (imports paid once), as the "
         "in-cluster agent and `stoker sync --watch` sync. The start-up row is the floor of "
         "every cold row: the same command asked only for its help (Python's start-up and the "
-        "sync command's imports), once a round; each cold goal's note says how much of its "
-        "time that floor is."
+        "sync command's imports), once a round, and below it the part no change to Stoker can "
+        "cut: Python importing the libraries of the fixed stack (attrs, cattrs, click, "
+        "PyYAML); each cold goal's note says how much of its time those floors are."
     )
     rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True, check=False)
     version = rsync.stdout.split()[2] if rsync.stdout.count(" ") > 2 else "?"
@@ -348,7 +354,7 @@ def main() -> int:
     plain = "rsync -a --delete"
     rows = []
     for kind, by_tool in samples.items():
-        base = med[COMPARED_WITH.get(kind, NOT_DUE if kind == STARTUP else kind)][plain]
+        base = med[COMPARED_WITH.get(kind, NOT_DUE if kind in (STARTUP, STACK) else kind)][plain]
         for tool, values in by_tool.items():
             ratio = statistics.median(values) / base
             rows.append([kind, f"`{tool}`", *spread(values), f"{ratio:.2f}"])
@@ -378,12 +384,14 @@ def main() -> int:
         "full apply / `rsync --fsync`", med[full][stoker] / med[full][f"{plain} --fsync"], 1.0
     )
     result.goal("full apply / plain rsync", med[full][stoker] / med[full][plain], 1.5)
-    startup = med[STARTUP]["stoker"]
+    startup, stack = med[STARTUP]["stoker"], med[STACK]["python"]
 
     def cold(kind: str) -> str:
         """Why a cold row is where it is: how much of it start-up alone takes, in this run."""
+        rsync = med[kind][plain]
         return (
-            f"start-up and imports {startup:.3f} s ({startup / med[kind][plain]:.2f}× rsync) of "
+            f"start-up and imports {startup:.3f} s ({startup / rsync:.2f}× rsync; Python and "
+            f"the stack's libraries alone {stack:.3f} s, {stack / rsync:.2f}×) of "
             f"{med[kind][stoker]:.3f} s; the sync itself {med[kind][stoker] - startup:.3f} s"
         )
 
