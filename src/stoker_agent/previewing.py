@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from stoker_agent.localtree import LocalTree
 from stoker_core.desired import DesiredTree
-from stoker_core.diffs import MAX_BYTES, Budget, FileDiff, Secrets, diff
+from stoker_core.diffs import MAX_BYTES, Budget, FileDiff, diff
 from stoker_core.plans import Action, SyncPlan
+from stoker_core.secretvalues import Secrets
 from stoker_core.trees import Kind, RepoEntry, RepoSnapshot
 
 MAX_FILES = 1_000  # files diffed per plan; the rest are counted

@@ -36,7 +36,6 @@ from stoker_agent.localtree import LocalTree
 from stoker_agent.observers import Observer, Unobserved
 from stoker_agent.syncing import sync_commit
 from stoker_core import desired, jsontext, profiles, refs
-from stoker_core.diffs import FileDiff, Secrets
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
 from stoker_core.fieldwise import FIELDWISE
@@ -44,12 +43,14 @@ from stoker_core.model import DesignerPolicy, GatewaySync
 from stoker_core.outcomes import GatewayReply, Verdict, decide
 from stoker_core.plans import SyncPlan
 from stoker_core.secretfiles import SecretFile, missing_sentence, needed
+from stoker_core.secretvalues import Secrets
 from stoker_core.status import SyncRecord
 from stoker_core.templates import TemplateContext
 
 if TYPE_CHECKING:  # imported by a sync that talks to a gateway, or fetches (issue 18)
     from stoker_agent.gateway import GatewayClient, GatewaySettings
     from stoker_agent.gitfetch import Mirror
+    from stoker_core.diffs import FileDiff  # --dry-run --diff
 
 log = logging.getLogger("stoker.sync")
 AGENT_VERSION = "0.1.0.dev0"

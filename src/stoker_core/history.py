@@ -182,16 +182,19 @@ def _entry(part: bytes) -> Entry | None:
     return Entry(**values)
 
 
+# kind → whether a value read back is one (and within the bound, for text).
+_CHECKS: dict[type, Callable[[Any, int], bool]] = {
+    str: lambda v, bound: type(v) is str and len(v) <= bound,
+    int: lambda v, _: type(v) is int and 0 <= v < 2**53,
+    float: lambda v, _: type(v) in (int, float) and 0 <= v < 1e9,
+    bool: lambda v, _: type(v) is bool,
+}
+
+
 def typed(value: Any, kind: type, bound: int) -> Any:
     """`value` if it is of `kind` (and within `bound` for text), else None (the rule every
     history read back uses: this file's lines and the controller's status.history)."""
-    check: dict[type, Callable[[Any], bool]] = {
-        str: lambda v: type(v) is str and len(v) <= bound,
-        int: lambda v: type(v) is int and 0 <= v < 2**53,
-        float: lambda v: type(v) in (int, float) and 0 <= v < 1e9,
-        bool: lambda v: type(v) is bool,
-    }
-    if not check[kind](value):
+    if not _CHECKS[kind](value, bound):
         return None
     return float(value) if kind is float else value
 

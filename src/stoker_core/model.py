@@ -4,9 +4,12 @@ field names, types and defaults (the CRD schema is generated from these).
 Python names are snake_case; the wire name is camelCase unless a field's metadata says `key`.
 Defaults are the original CRD's, plus new optional fields (allowEmpty, driftPolicy,
 rollbackOnFailure) whose defaults keep the original behaviour safe.
-"""
 
-from __future__ import annotations
+Annotations here are evaluated as the classes are built (no `from __future__ import
+annotations`; each class names only classes above it): cattrs then reads each field's type as
+it is, instead of compiling 60 strings into types on the first GatewaySync a process reads
+(~2 ms of every `stoker sync`, issue 18).
+"""
 
 import enum
 from collections.abc import Mapping as MappingABC

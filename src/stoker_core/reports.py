@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stoker_core.diffs import FileDiff
 from stoker_core.errors import Problem
 from stoker_core.plans import Action, SyncPlan
 from stoker_core.resources import Change, group
+
+if TYPE_CHECKING:
+    from stoker_core.diffs import FileDiff  # diffs come with --diff only
 
 SCHEMA_VERSION = 1
 

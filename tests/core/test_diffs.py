@@ -14,11 +14,11 @@ from stoker_core.diffs import (
     MAX_LINES,
     MAX_PLAN_LINES,
     Budget,
-    Secrets,
     diff,
 )
 from stoker_core.markup import fence
 from stoker_core.previews import markdown
+from stoker_core.secretvalues import Secrets
 from stoker_core.trees import MemorySnapshot
 
 SECRET = 'pa55-"wörd"\\-Zq8xK'  # a quote, a backslash and a non-ASCII letter: JSON escapes them

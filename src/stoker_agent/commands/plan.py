@@ -27,12 +27,12 @@ from stoker_agent.previewing import Side, file_diffs, live_side, tree_side
 from stoker_agent.rendering import print_plan
 from stoker_agent.syncing import read_manifest
 from stoker_core import desired, planning, profiles, takeovers, targets
-from stoker_core.diffs import Secrets
 from stoker_core.errors import ExitCode, InvalidInput, UsageError
 from stoker_core.manifest import Manifest, Record
 from stoker_core.model import GatewaySync
 from stoker_core.previews import markdown
 from stoker_core.reports import plan_report, several_report
+from stoker_core.secretvalues import Secrets
 from stoker_core.templates import TemplateContext
 from stoker_core.trees import IndexTree, LiveTree
 from stoker_core.validation import load

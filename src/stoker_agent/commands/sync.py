@@ -29,10 +29,10 @@ from stoker_agent.credentials import Credentials
 from stoker_agent.documents import pick
 from stoker_agent.histories import Recording, os_user
 from stoker_agent.standalone import Identity, Outcome, SyncSettings, run_once
-from stoker_core.diffs import Secrets
 from stoker_core.errors import ExitCode, UsageError
 from stoker_core.history import DEFAULT_LIMIT, MAX_LIMIT
 from stoker_core.reports import plan_report
+from stoker_core.secretvalues import Secrets
 from stoker_core.validation import load
 
 if TYPE_CHECKING:
