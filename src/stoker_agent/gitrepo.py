@@ -211,8 +211,11 @@ class GitSnapshot(_Closing):
         return self._reader.read(entry.blob)
 
     def pipeline(self, blobs: list[str]) -> BlobPipeline:
-        """Read many blobs in one pass, in the order given (see BlobPipeline)."""
-        return BlobPipeline(self._git_dir, blobs)
+        """Read many blobs in one pass, in the order given (see BlobPipeline). The reader's
+        `cat-file --batch`, idle between requests, serves it when there is one: a sync that
+        read a file while planning starts one git process for its blobs, not two."""
+        reader, self._reader = self._reader, None
+        return BlobPipeline(self._git_dir, blobs, proc=reader.detach() if reader else None)
 
 
 def _path(entry: RepoEntry) -> str:
@@ -284,19 +287,27 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
                 stream.close()
 
 
+def _cat_file(git_dir: str) -> subprocess.Popen[bytes]:
+    """A `git cat-file --batch` of `git_dir`, fed on stdin."""
+    return gitexec.popen(
+        git_args(git_dir, "cat-file", "--batch"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class ObjectReader:
     """Blobs read one at a time, on request, through one persistent `git cat-file --batch`."""
 
     def __init__(self, git_dir: str) -> None:
-        self._proc = gitexec.popen(
-            git_args(git_dir, "cat-file", "--batch"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._proc: subprocess.Popen[bytes] | None = _cat_file(git_dir)
+        self._between = True  # every reply read to its end: the next request starts afresh
 
     def read(self, blob: str) -> bytes:
         """The whole content of one blob."""
+        if self._proc is None:
+            raise GitError(f"the object reader is closed; blob {blob} was not read")
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         try:
@@ -304,11 +315,25 @@ class ObjectReader:
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise GitError(f"git cat-file stopped before reading blob {blob}") from None
-        return b"".join(_read_object(self._proc.stdout, blob, 1 << 20))
+        self._between = False
+        content = b"".join(_read_object(self._proc.stdout, blob, 1 << 20))
+        self._between = True
+        return content
+
+    def detach(self) -> subprocess.Popen[bytes] | None:
+        """Hand over the git process, idle between replies, and forget it (None, and the
+        process stopped, when a reply was left half read: a refused object's content)."""
+        proc, self._proc = self._proc, None
+        if proc is None or (self._between and proc.poll() is None):
+            return proc
+        _stop(proc)
+        return None
 
     def close(self) -> None:
         """Stop git."""
-        _stop(self._proc)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc)
 
 
 class BlobPipeline:
@@ -318,15 +343,18 @@ class BlobPipeline:
     git stream them back-to-back. Blobs must be read in the order given, each to its end.
     """
 
-    def __init__(self, git_dir: str, blobs: list[str], chunk: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        git_dir: str,
+        blobs: list[str],
+        chunk: int = 1 << 20,
+        *,
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        """`proc`: an idle `git cat-file --batch` of `git_dir` to use (else one is started)."""
         self._chunk = chunk
         self._expected = iter(blobs)
-        self._proc = gitexec.popen(
-            git_args(git_dir, "cat-file", "--batch"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._proc = proc or _cat_file(git_dir)
         self._writer = threading.Thread(target=self._write, args=(blobs,), daemon=True)
         self._writer.start()
 

@@ -1,0 +1,124 @@
+"""The steps a sync takes that cost the same whatever it changes, counted: git processes
+(each a fork, an exec and git's own start-up) and gateway API calls, paid by every agent at
+every sync (issue 18's agent CPU per sync). Git processes are counted by a `git` on PATH that
+notes its command before it runs the real one, calls by the gateway simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import commit_tree, git
+from stoker_agent import restarts
+from stoker_agent.gateway import GatewaySettings
+from stoker_agent.gitrepo import GitError, GitSnapshot
+from stoker_core.status import SyncRecord
+from support.ignition_sim import running
+from support.ignition_sim_resources import write_api_token
+
+SUBCOMMANDS = ("cat-file", "ls-tree", "diff-tree", "rev-parse", "fetch", "init", "update-ref")
+
+
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A log of the git commands started from here on (one subcommand a line)."""
+    shim, log = tmp_path / "shim", tmp_path / "git-commands.log"
+    shim.mkdir()
+    real = shutil.which("git")
+    assert real is not None
+    words = " ".join(SUBCOMMANDS)
+    (shim / "git").write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do for w in {words}; do\n'
+        f'  if [ "$a" = "$w" ]; then echo "$w" >> {log}; exec {real} "$@"; fi\n'
+        f'done; done\nexec {real} "$@"\n'
+    )
+    (shim / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    log.write_text("")
+    return log
+
+
+def counted(log: Path) -> Counter[str]:
+    return Counter(log.read_text().split())
+
+
+def test_a_snapshot_that_read_a_file_reads_the_syncs_blobs_through_the_same_git_process(
+    tmp_path: Path, started: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    files = {f"f{i}.json": f"content {i}" for i in range(5)}
+    commit = commit_tree(repo, files)
+    started.write_text("")
+    with GitSnapshot(str(repo / ".git"), commit) as snapshot:
+        entries = {e.path: e for e in snapshot.walk("")}
+        assert snapshot.read(entries["f0.json"]) == b"content 0"  # planning reads a file
+        blobs = [entries[name].blob for name in sorted(files)]
+        pipeline = snapshot.pipeline(blobs)
+        try:
+            read = [b"".join(pipeline.next(blob)) for blob in blobs]
+        finally:
+            pipeline.close()
+        assert read == [files[name].encode() for name in sorted(files)]
+    assert counted(started)["cat-file"] == 1  # 2 before: the pipeline started its own
+    with GitSnapshot(str(repo / ".git"), commit) as snapshot:
+        pipeline = snapshot.pipeline(blobs)  # read after the pipeline: a reader of its own
+        try:
+            assert b"".join(pipeline.next(blobs[0])) == b"content 0"
+        finally:
+            pipeline.close()
+        assert snapshot.read(entries["f3.json"]) == b"content 3"
+    assert counted(started)["cat-file"] == 3
+
+
+def test_a_reader_left_mid_reply_is_not_handed_to_the_pipeline(
+    tmp_path: Path, started: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit = commit_tree(repo, {"dir/a.json": "a", "b.json": "b"})
+    with GitSnapshot(str(repo / ".git"), commit) as snapshot:
+        entries = {e.path: e for e in snapshot.walk("")}
+        tree = entries["dir"]._replace(blob=git(repo, "rev-parse", f"{commit}:dir"))
+        with pytest.raises(GitError, match="could not read blob"):
+            snapshot.read(tree)  # a tree's content stays unread in the stream
+        pipeline = snapshot.pipeline([entries["b.json"].blob])
+        try:
+            assert b"".join(pipeline.next(entries["b.json"].blob)) == b"b"
+        finally:
+            pipeline.close()
+    assert counted(started)["cat-file"] == 2
+
+
+def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_uptime(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "token"
+    token.write_text(write_api_token(data, collection="local"))
+    with running(data) as sim:
+        gateway = GatewaySettings(url=sim.url, token_file=str(token), timeout=5)
+        seen = len(sim.requests)
+        settled = restarts.settle(SyncRecord(result="Synced"), gateway, str(data))
+        asked = [r.path for r in sim.requests[seen:]]
+        assert settled.result == "Synced"
+        assert asked == ["/data/api/v1/restart-tasks/pending"]  # and /overview before
+        # A restart-only change owed: when the gateway started decides, so it is asked.
+        sim.restart_tasks = []
+        (data / restarts.OWED_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (data / restarts.OWED_FILE).write_text('{"since": 1}')
+        seen = len(sim.requests)
+        assert restarts.settle(SyncRecord(result="InSync"), gateway, str(data)).result == "InSync"
+        assert [r.path for r in sim.requests[seen:]] == [
+            "/data/api/v1/restart-tasks/pending",
+            "/data/api/v1/overview",
+        ]
+        assert not (data / restarts.OWED_FILE).exists()  # it has started since: cleared
