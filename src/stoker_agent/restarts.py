@@ -53,7 +53,7 @@ def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -
 
     client = GatewayClient(gateway)
     try:
-        pending, started = _ask(client)
+        pending, started = _ask(client, uptime=since is not None)
     finally:
         client.close()
     if not restart_owed(since=since, started=started, pending=pending):
@@ -73,8 +73,10 @@ def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -
     return attrs.evolve(record, result="RestartRequired", restart=why)
 
 
-def _ask(client: GatewayClient) -> tuple[list[str], float | None]:
-    """The gateway's pending restart tasks and when it started (None: it did not say)."""
+def _ask(client: GatewayClient, *, uptime: bool) -> tuple[list[str], float | None]:
+    """The gateway's pending restart tasks and, if `uptime` (a restart-only change is owed:
+    otherwise only the tasks decide, see restart_owed), when it started (None: not asked,
+    or it did not say). Every sync that changed files asks: one call fewer matters."""
     from stoker_agent.gateway import GatewayError
 
     try:
@@ -82,6 +84,8 @@ def _ask(client: GatewayClient) -> tuple[list[str], float | None]:
     except GatewayError as e:
         log.info("pending restart tasks unknown: %s", e)
         pending = []
+    if not uptime:
+        return pending, None
     try:
         started: float | None = time.time() - client.uptime()
     except GatewayError as e:
