@@ -79,8 +79,12 @@ class _Closing:
 class GitSnapshot(_Closing):
     """A RepoSnapshot over one commit of a repository on disk; close() stops its git reader."""
 
-    def __init__(self, git_dir: str, commit: str, paths: Sequence[str] = ()) -> None:
-        """`paths` limits the snapshot to those subtrees (a sparse fetch holds only them)."""
+    def __init__(
+        self, git_dir: str, commit: str, paths: Sequence[str] = (), *, ahead: bool = True
+    ) -> None:
+        """`paths` limits the snapshot to those subtrees (a sparse fetch holds only them).
+        `ahead`: list the commit's tree from the start, in the background (else when it is
+        first needed: a sync planned from the commit's changes never needs it)."""
         self._git_dir = git_dir
         self._paths = [] if "" in paths else list(paths)
         self._commit = commit
@@ -88,17 +92,25 @@ class GitSnapshot(_Closing):
         self._sorted: list[str] = []  # every path, in order
         self._ordered: list[RepoEntry] = []  # their entries, in the same order
         self._reader: ObjectReader | None = None
+        self._closed = False
         # The commit's tree is listed in the background from the start: the caller's own work
         # meanwhile (reading the manifest, recovering a journal) hides git's share of the time.
+        self._listing: subprocess.Popen[bytes] | None = self._list_tree() if ahead else None
+
+    def _list_tree(self) -> subprocess.Popen[bytes]:
+        """Start listing the whole commit (or its `paths`)."""
         spec = ["--", *self._paths] if self._paths else []
-        self._listing: subprocess.Popen[bytes] | None = gitexec.popen(
-            git_args(git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", commit, *spec),
+        return gitexec.popen(
+            git_args(
+                self._git_dir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", self._commit, *spec
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
 
     def close(self) -> None:
         """Stop the snapshot's git processes."""
+        self._closed = True
         if self._listing is not None:
             _stop(self._listing)
             self._listing = None
@@ -180,9 +192,9 @@ class GitSnapshot(_Closing):
         )
 
     def _listed(self) -> bytes:
-        listing = self._listing
-        if listing is None:
+        if self._closed:
             raise GitError("the snapshot is closed")
+        listing = self._listing or self._list_tree()
         out, err = listing.communicate()
         self._listing = None
         if listing.returncode != 0:

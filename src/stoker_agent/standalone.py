@@ -207,7 +207,10 @@ def _fetched(
             paths = sources_for(commit)
             fetched = mirror.fetch_blobs(commit, paths)
             log.info("sparse fetch: %d files under %s", fetched, ", ".join(paths) or "(none)")
-        with GitSnapshot(mirror.path, commit, paths) as snapshot:
+        # A running agent's new commit is planned from its changes: the whole tree is listed
+        # only if it is built whole after all (a listing ahead would be a git process wasted).
+        ahead = not settings.defer_check
+        with GitSnapshot(mirror.path, commit, paths, ahead=ahead) as snapshot:
             yield snapshot
     finally:
         mirror.close()

@@ -10,13 +10,16 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import attrs
 import pytest
 
 from conftest import commit_tree, git
 from stoker_agent import restarts
 from stoker_agent.gateway import GatewaySettings
 from stoker_agent.gitrepo import GitError, GitSnapshot
+from stoker_agent.standalone import Identity, SyncSettings, run_once
 from stoker_core.status import SyncRecord
+from stoker_core.validation import load
 from support.ignition_sim import running
 from support.ignition_sim_resources import write_api_token
 
@@ -122,3 +125,54 @@ def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_
             "/data/api/v1/overview",
         ]
         assert not (data / restarts.OWED_FILE).exists()  # it has started since: cleared
+
+
+def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_whole_tree(
+    tmp_path: Path, started: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    files = {
+        f"projects/p{p}/views/v{v}/view.json": f'{{"v": {v}}}' for p in range(3) for v in range(4)
+    }
+    commit_tree(repo, files)
+    body = {
+        "apiVersion": "stoker.io/v1alpha1",
+        "kind": "GatewaySync",
+        "metadata": {"name": "site", "namespace": "plant"},
+        "spec": {
+            "git": {"repo": "https://git.example/plant.git", "ref": "main"},
+            "gateway": {"api": {"secretName": "ignition-api-key"}},
+            "sync": {
+                "profiles": {
+                    "default": {"mappings": [{"source": "projects", "destination": "projects"}]}
+                }
+            },
+        },
+    }
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = SyncSettings(
+        gatewaysync=load(body),
+        profile=None,
+        identity=Identity(gateway_name="gw"),
+        repo=f"file://{repo}",  # fetched into a mirror, as an agent does
+        ref="main",
+        data_dir=str(data),
+        mirror_dir=str(tmp_path / "mirror"),
+        defer_check=True,  # what the agent loop sets for a new commit
+    )
+    assert run_once(settings).record.result == "Synced"  # the first sync lists it whole
+    commit_tree(repo, {**files, "projects/p1/views/v2/view.json": '{"v": "two"}'})
+    started.write_text("")
+    outcome = run_once(settings)
+    assert outcome.record.result == "Synced"
+    assert outcome.record.modified == ("projects/p1/views/v2/view.json",)
+    steps = counted(started)
+    assert steps["diff-tree"] == 1  # planned from the commit's changes
+    assert steps["ls-tree"] == 2  # the changed entries and the sources; 3 before: the whole
+    # A one-shot sync lists the whole tree ahead, as before (its check may be due).
+    started.write_text("")
+    assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
+    assert counted(started)["ls-tree"] >= 1
