@@ -167,9 +167,18 @@ def sync_commit(
         tree = desired.build(profile, snapshot, context) if built is None else built.tree
 
         def stamped(want: DesiredFile) -> bool:
-            if built is not None and want.path not in built.built and want.content is None:
-                return False  # carried forward: a rendered file's blob is not in git
-            ours = want.content if want.content is not None else snapshot.read(want.source)
+            if want.content is not None:
+                return stamped_equal(want.content, live.read(want.path))
+            try:
+                ours = snapshot.read(want.source)
+            except GitError:
+                # Only a record carried forward can name a blob git lacks (a planted one: no
+                # mapping that renders is carried); rewritten, it is built whole.
+                if built is None or want.path in built.built:
+                    raise
+                return False
+            # A carried resource.json the gateway stamped after the last scan (Ignition does,
+            # at every load) is compared like any other: its blob is the commit's, unchanged.
             return stamped_equal(ours, live.read(want.path))
 
         view = (

@@ -5,6 +5,7 @@ notes its command before it runs the real one, calls by the gateway simulator.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -127,16 +128,9 @@ def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_
         assert not (data / restarts.OWED_FILE).exists()  # it has started since: cleared
 
 
-def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_whole_tree(
-    tmp_path: Path, started: Path
-) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    files = {
-        f"projects/p{p}/views/v{v}/view.json": f'{{"v": {v}}}' for p in range(3) for v in range(4)
-    }
-    commit_tree(repo, files)
+def agent_settings(repo: Path, tmp_path: Path) -> SyncSettings:
+    """An agent's settings for a new commit: `projects` of `repo` fetched into a mirror, the
+    full check deferred (what the agent loop sets)."""
     body = {
         "apiVersion": "stoker.io/v1alpha1",
         "kind": "GatewaySync",
@@ -153,16 +147,34 @@ def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_wh
     }
     data = tmp_path / "data"
     data.mkdir()
-    settings = SyncSettings(
+    return SyncSettings(
         gatewaysync=load(body),
         profile=None,
         identity=Identity(gateway_name="gw"),
-        repo=f"file://{repo}",  # fetched into a mirror, as an agent does
+        repo=f"file://{repo}",
         ref="main",
         data_dir=str(data),
         mirror_dir=str(tmp_path / "mirror"),
-        defer_check=True,  # what the agent loop sets for a new commit
+        defer_check=True,
     )
+
+
+def new_repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit_tree(repo, files)
+    return repo
+
+
+def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_whole_tree(
+    tmp_path: Path, started: Path
+) -> None:
+    files = {
+        f"projects/p{p}/views/v{v}/view.json": f'{{"v": {v}}}' for p in range(3) for v in range(4)
+    }
+    repo = new_repo(tmp_path, files)
+    settings = agent_settings(repo, tmp_path)
     assert run_once(settings).record.result == "Synced"  # the first sync lists it whole
     commit_tree(repo, {**files, "projects/p1/views/v2/view.json": '{"v": "two"}'})
     started.write_text("")
@@ -176,3 +188,36 @@ def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_wh
     started.write_text("")
     assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
     assert counted(started)["ls-tree"] >= 1
+
+
+def resource(actor: str, stamp: str) -> str:
+    """A resource.json as Ignition writes it, its last modification by `actor` at `stamp`."""
+    attributes = {
+        "lastModification": {"actor": actor, "timestamp": stamp},
+        "lastModificationSignature": stamp.encode().hex(),
+    }
+    return json.dumps(
+        {"scope": "G", "version": 1, "files": ["view.json"], "attributes": attributes}
+    )
+
+
+def test_a_resource_json_the_gateway_stamped_does_not_make_the_next_commit_build_whole(
+    tmp_path: Path, started: Path
+) -> None:
+    view, meta = "projects/p/views/v/view.json", "projects/p/views/v/resource.json"
+    files = {view: '{"v": 1}', meta: resource("admin", "2026-01-15T10:30:00Z")}
+    files.update({f"projects/p/views/w{i}/view.json": "{}" for i in range(5)})
+    repo = new_repo(tmp_path, files)
+    settings = agent_settings(repo, tmp_path)
+    assert run_once(settings).record.result == "Synced"
+    # The gateway loads the resource and stamps its resource.json (Ignition does at a scan).
+    stamped = resource("external", "2026-12-06T17:00:00Z")
+    (tmp_path / "data" / meta).write_text(stamped)
+    commit_tree(repo, {**files, view: '{"v": 2}'})  # the next commit changes the view only
+    started.write_text("")
+    outcome = run_once(settings)
+    assert outcome.record.result == "Synced"
+    assert outcome.record.modified == (view,)
+    assert outcome.from_diff
+    assert (tmp_path / "data" / meta).read_text() == stamped  # kept, as a whole build keeps it
+    assert counted(started)["ls-tree"] == 2  # 3 before: the tree was then built whole
