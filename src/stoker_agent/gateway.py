@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -186,14 +187,24 @@ class GatewayClient:
         self.base = settings.url.rstrip("/")
         self._sleep = sleep
         import requests
+        from requests.utils import get_environ_proxies
 
         self._session = requests.Session()
+        # The environment's proxy (NO_PROXY honoured) and CA bundle, read once for the gateway's
+        # address, which every call shares: requests would read them (and ~/.netrc, whose
+        # credentials were never meant for the gateway) again at every call, ~0.3 ms of CPU
+        # each and a dozen calls a sync.
+        self._session.proxies = get_environ_proxies(self.base)
+        self._session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if settings.insecure:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("TLS verification of the gateway is off (--gateway-insecure)")
-        self._verify: bool | str = False if settings.insecure else (settings.ca_file or True)
+        self._verify: bool | str = (
+            False if settings.insecure else (settings.ca_file or bundle or True)
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import commit_tree, git
 from stoker_agent import restarts
-from stoker_agent.gateway import GatewaySettings
+from stoker_agent.gateway import GatewayClient, GatewaySettings, GatewayUnavailable
 from stoker_agent.gitrepo import GitError, GitSnapshot
 from stoker_agent.standalone import Identity, SyncSettings, run_once
 from stoker_core.status import SyncRecord
@@ -221,3 +222,32 @@ def test_a_resource_json_the_gateway_stamped_does_not_make_the_next_commit_build
     assert outcome.from_diff
     assert (tmp_path / "data" / meta).read_text() == stamped  # kept, as a whole build keeps it
     assert counted(started)["ls-tree"] == 2  # 3 before: the tree was then built whole
+
+
+def test_the_gateway_client_reads_the_environments_proxy_once_and_still_honours_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "token"
+    token.write_text(write_api_token(data, collection="local"))
+    with running(data) as sim, socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # a proxy address nothing answers at
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = GatewaySettings(url=sim.url, token_file=str(token), timeout=5)
+        through_proxy = GatewayClient(settings, sleep=lambda _: None)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = GatewayClient(settings, sleep=lambda _: None)
+        monkeypatch.delenv("NO_PROXY")  # read when the client was made, not at each call
+        try:
+            with pytest.raises(GatewayUnavailable, match="checking gateway status"):
+                through_proxy.ping()
+            seen = len(sim.requests)
+            assert direct.ping() == "RUNNING"
+            assert direct.info()["redundancyRole"] == "Independent"
+            assert len(sim.requests) == seen + 2
+        finally:
+            through_proxy.close()
+            direct.close()
