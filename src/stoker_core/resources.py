@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from stoker_core.fieldwise import FIELDWISE
+
 
 class Kind(enum.StrEnum):
     """What kind of Ignition thing a path belongs to."""
@@ -107,6 +109,8 @@ def container_of(path: str) -> Resource | None:
 @attrs.frozen(slots=True, kw_only=True)
 class Group:
     """One resource's changed files: added, modified, deleted."""
+
+    __eq__, __hash__, __repr__ = FIELDWISE  # a few a sync: not compiled at import (issue 18)
 
     resource: Resource
     change: Change
