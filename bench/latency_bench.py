@@ -190,7 +190,7 @@ class Baseline:
                 "baseline in this run: STOKER_BENCH_BASELINE)"
             )
         per_sync = mean([r["agents + git"] for r in self.spent]) / size
-        return per_sync / 2, (
+        return round(per_sync / 2, 4), (
             f"half of the {per_sync:.3f} s of the baseline code ({self.src}) measured in this run "
             f"over {len(self.spent)} rounds"
         )
