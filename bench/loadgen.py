@@ -9,8 +9,9 @@ Reads a JSON plan on stdin and prints JSON results per request kind:
 
 Kinds are sent in turn (round robin). `unique_header`, when given, is set to a fresh value per
 request (a delivery id, so the receiver's replay memory does not answer instead of the app).
-`expect` is one status or a list of them. `source`, when given, is the local address requests
-come from (any 127.x.y.z on Linux loopback: another client, as the server sees it).
+`expect` is one status or a list of them. `source`, when given (for the plan, or for one kind),
+is the local address requests come from (any 127.x.y.z on Linux loopback: another client, as the
+server sees it).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def generate(plan: dict[str, Any]) -> dict[str, Any]:
     verify = plan.get("ca") or False
 
     def one(kind: dict[str, Any], n: int) -> None:
-        session = getattr(local, "s", None) or _session(plan.get("source"))
-        local.s = session
+        source = kind.get("source") or plan.get("source")
+        sessions = local.__dict__.setdefault("sessions", {})  # a thread's own, per address
+        session = sessions.get(source) or sessions.setdefault(source, _session(source))
         expected = kind["expect"] if isinstance(kind["expect"], list) else [kind["expect"]]
         headers = {"Content-Type": "application/json", **kind.get("headers", {})}
         if kind.get("unique_header"):
