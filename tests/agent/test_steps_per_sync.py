@@ -251,3 +251,32 @@ def test_the_gateway_client_reads_the_environments_proxy_once_and_still_honours_
         finally:
             through_proxy.close()
             direct.close()
+
+
+def test_the_gateway_client_never_sends_netrc_credentials_for_the_gateways_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests sends ~/.netrc's login for a host as Basic auth when no other auth is set: the
+    # sync user's credentials for that host would go to whatever answers at the gateway's address.
+    data = tmp_path / "data"
+    data.mkdir()
+    token = tmp_path / "token"
+    token.write_text(write_api_token(data, collection="local"))
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login plant password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("NETRC", raising=False)
+    with running(data) as sim:
+        client = GatewayClient(
+            GatewaySettings(url=sim.url, token_file=str(token), timeout=5), sleep=lambda _: None
+        )
+        try:
+            assert client.ping() == "RUNNING"
+            assert client.info()["redundancyRole"] == "Independent"
+        finally:
+            client.close()
+        assert sim.requests
+        assert [r.authorization for r in sim.requests] == [None] * len(sim.requests)

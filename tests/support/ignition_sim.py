@@ -106,13 +106,15 @@ class ScanRecord:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the simulator answered: method, path, status and the token name used."""
+    """One request the simulator answered: method, path, status and the token name used (and
+    any Authorization header: the gateway's API takes its token in its own header, never that)."""
 
     method: str
     path: str
     status: int
     token: str | None
     at: float
+    authorization: str | None = None
 
 
 @dataclass
@@ -620,7 +622,14 @@ class GatewaySimulator:
             response = _html_error(404, "Not Found")
         with self._lock:
             self._requests.append(
-                RequestRecord(method, path, response.status, token_name, time.time())
+                RequestRecord(
+                    method,
+                    path,
+                    response.status,
+                    token_name,
+                    time.time(),
+                    hdrs.get("authorization"),
+                )
             )
         if fault == "lost":  # the gateway acted on it (recorded above); the answer is lost
             return Response(0, drop=True)
