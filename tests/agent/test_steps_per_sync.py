@@ -5,24 +5,26 @@ notes its command before it runs the real one, calls by the gateway simulator.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
 from conftest import commit_tree, git
+from core.helpers import gs_with
 from stoker_agent import restarts
 from stoker_agent.gateway import GatewayClient, GatewaySettings, GatewayUnavailable
 from stoker_agent.gitrepo import GitError, GitSnapshot
 from stoker_agent.standalone import Identity, SyncSettings, run_once
 from stoker_core.status import SyncRecord
-from stoker_core.validation import load
-from support.ignition_sim import running
+from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
 
 SUBCOMMANDS = ("cat-file", "ls-tree", "diff-tree", "rev-parse", "fetch", "init", "update-ref")
@@ -102,15 +104,22 @@ def test_a_reader_left_mid_reply_is_not_handed_to_the_pipeline(
     assert counted(started)["cat-file"] == 2
 
 
-def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_uptime(
-    tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def simulated_gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, GatewaySettings, Path]]:
+    """A running gateway simulator over `tmp_path/data`, the settings to reach it with an API
+    token it accepts, and its data directory."""
     data = tmp_path / "data"
     data.mkdir()
     token = tmp_path / "token"
     token.write_text(write_api_token(data, collection="local"))
     with running(data) as sim:
-        gateway = GatewaySettings(url=sim.url, token_file=str(token), timeout=5)
+        yield sim, GatewaySettings(url=sim.url, token_file=str(token), timeout=5), data
+
+
+def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_uptime(
+    tmp_path: Path,
+) -> None:
+    with simulated_gateway(tmp_path) as (sim, gateway, data):
         seen = len(sim.requests)
         settled = restarts.settle(SyncRecord(result="Synced"), gateway, str(data))
         asked = [r.path for r in sim.requests[seen:]]
@@ -132,24 +141,10 @@ def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_
 def agent_settings(repo: Path, tmp_path: Path) -> SyncSettings:
     """An agent's settings for a new commit: `projects` of `repo` fetched into a mirror, the
     full check deferred (what the agent loop sets)."""
-    body = {
-        "apiVersion": "stoker.io/v1alpha1",
-        "kind": "GatewaySync",
-        "metadata": {"name": "site", "namespace": "plant"},
-        "spec": {
-            "git": {"repo": "https://git.example/plant.git", "ref": "main"},
-            "gateway": {"api": {"secretName": "ignition-api-key"}},
-            "sync": {
-                "profiles": {
-                    "default": {"mappings": [{"source": "projects", "destination": "projects"}]}
-                }
-            },
-        },
-    }
     data = tmp_path / "data"
     data.mkdir()
     return SyncSettings(
-        gatewaysync=load(body),
+        gatewaysync=gs_with([{"source": "projects", "destination": "projects"}]),
         profile=None,
         identity=Identity(gateway_name="gw"),
         repo=f"file://{repo}",
@@ -227,16 +222,11 @@ def test_a_resource_json_the_gateway_stamped_does_not_make_the_next_commit_build
 def test_the_gateway_client_reads_the_environments_proxy_once_and_still_honours_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "token"
-    token.write_text(write_api_token(data, collection="local"))
-    with running(data) as sim, socket.socket() as closed:
+    with simulated_gateway(tmp_path) as (sim, settings, _), socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # a proxy address nothing answers at
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed.getsockname()[1]}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        settings = GatewaySettings(url=sim.url, token_file=str(token), timeout=5)
         through_proxy = GatewayClient(settings, sleep=lambda _: None)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         direct = GatewayClient(settings, sleep=lambda _: None)
@@ -258,10 +248,6 @@ def test_the_gateway_client_never_sends_netrc_credentials_for_the_gateways_host(
 ) -> None:
     # requests sends ~/.netrc's login for a host as Basic auth when no other auth is set: the
     # sync user's credentials for that host would go to whatever answers at the gateway's address.
-    data = tmp_path / "data"
-    data.mkdir()
-    token = tmp_path / "token"
-    token.write_text(write_api_token(data, collection="local"))
     home = tmp_path / "home"
     home.mkdir()
     netrc = home / ".netrc"
@@ -269,10 +255,8 @@ def test_the_gateway_client_never_sends_netrc_credentials_for_the_gateways_host(
     netrc.chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("NETRC", raising=False)
-    with running(data) as sim:
-        client = GatewayClient(
-            GatewaySettings(url=sim.url, token_file=str(token), timeout=5), sleep=lambda _: None
-        )
+    with simulated_gateway(tmp_path) as (sim, settings, _):
+        client = GatewayClient(settings, sleep=lambda _: None)
         try:
             assert client.ping() == "RUNNING"
             assert client.info()["redundancyRole"] == "Independent"
