@@ -45,6 +45,17 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, object]], MemorySnapshot,
     return [{**m, "allowEmpty": True} for m in mappings], snap, live
 
 
+def _edited(files: dict[str, bytes], edits: dict[str, bytes | None]) -> dict[str, bytes]:
+    """`files` after a commit of `edits` (paths under `src/`; None deletes), made consistent."""
+    out = dict(files)
+    for path, content in edits.items():
+        if content is None:
+            out.pop(f"src/{path}", None)
+        else:
+            out[f"src/{path}"] = content
+    return _consistent(out)
+
+
 def _consistent(files: dict[str, bytes]) -> dict[str, bytes]:
     """Drop paths that would need a file and a directory at the same place."""
     out: dict[str, bytes] = {}
@@ -139,13 +150,7 @@ def _synced_then_committed(
         raise
     synced = apply_to(first, live, snap.blobs())
     manifest = _manifest_after(first, synced, ctimes=ctimes)
-    files = dict(snap.files)
-    for path, content in commit_edits.items():
-        if content is None:
-            files.pop(f"src/{path}", None)
-        else:
-            files[f"src/{path}"] = content
-    new = MemorySnapshot(files=_consistent(files))
+    new = MemorySnapshot(files=_edited(snap.files, commit_edits))
     try:
         tree = desired.build(effective, new, context())
     except InvalidInput:
@@ -346,13 +351,7 @@ def test_a_commit_built_from_its_changes_plans_exactly_what_the_whole_tree_plans
         return
     synced = apply_to(first, live, old.blobs())
     manifest = _recorded_manifest(first, synced, recorded.inputs_digest(effective, old_context))
-    files = dict(old.files)
-    for path, edit in commit_edits.items():
-        if edit is None:
-            files.pop(f"src/{path}", None)
-        else:
-            files[f"src/{path}"] = edit
-    new = MemorySnapshot(files=_consistent(files), commit=B)
+    new = MemorySnapshot(files=_edited(old.files, commit_edits), commit=B)
     vars_ = {"v": "2"} if cr_changed else effective.vars
     new_context = context(commit=B, vars=vars_)
     try:
