@@ -127,8 +127,8 @@ class GitSnapshot(_Closing):
         if self._entries is None:
             entries = {"": RepoEntry("", Kind.DIR), **_parse_listing(self._listed())}
             self._entries = entries
-            self._ordered = sorted(entries.values(), key=_path)
-            self._sorted = [entry[0] for entry in self._ordered]
+            self._sorted = sorted(entries)  # paths are unique: sorted without a key function
+            self._ordered = list(map(entries.__getitem__, self._sorted))
         return self._entries
 
     def diff_since(
@@ -228,10 +228,6 @@ class GitSnapshot(_Closing):
         read a file while planning starts one git process for its blobs, not two."""
         reader, self._reader = self._reader, None
         return BlobPipeline(self._git_dir, blobs, proc=reader.detach() if reader else None)
-
-
-def _path(entry: RepoEntry) -> str:
-    return entry[0]
 
 
 def _parse_listing(raw: bytes) -> dict[str, RepoEntry]:

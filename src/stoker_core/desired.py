@@ -7,8 +7,11 @@ every path is checked against the data-directory rules before anything is planne
 from __future__ import annotations
 
 import enum
+import functools
 import posixpath
 from collections.abc import Mapping
+from itertools import compress, repeat
+from operator import and_, is_, itemgetter, not_
 from typing import NamedTuple
 
 import attrs
@@ -34,6 +37,7 @@ HARD_EXCLUDES = ("**/.git/**", "**/.git", "**/.gitkeep")
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 LFS_MAX_POINTER = 200  # pointer files are ~130 bytes; only files this small are opened to check
 LFS_MIN_POINTER = len(LFS_PREFIX)  # a shorter file cannot start with the prefix: never opened
+_POINTER_SIZED = range(LFS_MIN_POINTER, LFS_MAX_POINTER).__contains__
 
 
 class SkipReason(enum.StrEnum):
@@ -68,6 +72,12 @@ class DesiredFile(NamedTuple):  # a tuple: one per file, made in the hot loop
     mapping: int
     source: RepoEntry
     content: bytes | None = None
+
+
+_NEW_FILE = functools.partial(tuple.__new__, DesiredFile)  # DesiredFile's __new__ is Python
+_FILE_MODES = (REGULAR, EXECUTABLE)  # by whether git's mode has an executable bit
+_KIND, _BLOB, _MODE, _SIZE = (itemgetter(n) for n in range(1, 5))  # of a RepoEntry
+_HEAD = itemgetter(0)  # of str.rpartition's parts: the folder
 
 
 @attrs.frozen(slots=True)
@@ -245,6 +255,8 @@ class _Builder:
         # order, so whatever one of them would refuse is refused first, as one by one.
         crafted = first_unclean([e.path for e in entries])
         plain = not patches and not mapping.template
+        if plain and crafted < 0 and self.add_plain(i, mapping, entries, prefix, base):
+            return
         special, files, dirs = self.special.matches, self.files, self.dirs
         new = tuple.__new__  # DesiredFile's own __new__ is Python code: this runs per file
         file_kind, dir_kind = Kind.FILE, Kind.DIR
@@ -275,6 +287,40 @@ class _Builder:
         if crafted >= 0:
             raise self.crafted(entries[crafted].path)
         self.report_unmatched(i, dest, patches, seen)
+
+    def add_plain(
+        self, i: int, mapping: model.Mapping, entries: list[RepoEntry], prefix: int, base: str
+    ) -> bool:
+        """add_dir_mapping's loop for a mapping that neither renders nor patches, in bulk (a few
+        passes in C, not a Python step per path); False, having added nothing, when a path
+        needs a step of its own: one a rule matches, or a link or submodule. A file the size
+        of an LFS pointer goes through add_file, in its place: the dict keeps the loop's order."""
+        paths = [e[0] for e in entries] if prefix == len(base) else []
+        if not paths or paths[0][:prefix] != base:  # another destination than the source
+            paths = [base + e[0][prefix:] for e in entries]
+        kinds = list(map(_KIND, entries))
+        if kinds.count(Kind.FILE) + kinds.count(Kind.DIR) != len(kinds):
+            return False
+        if self.special.matching(paths):
+            return False
+        files, dirs, new = self.files, self.dirs, _NEW_FILE
+        start = 0
+        for at in [*compress(range(len(entries)), map(_POINTER_SIZED, map(_SIZE, entries))), None]:
+            run, where = entries[start:at], paths[start:at]
+            is_file = list(map(is_, kinds[start:at], repeat(Kind.FILE)))
+            got = list(compress(run, is_file))
+            named = list(compress(where, is_file))
+            modes = map(
+                _FILE_MODES.__getitem__, map(bool, map(and_, map(_MODE, got), repeat(0o111)))
+            )
+            rows = zip(named, map(_BLOB, got), modes, map(_SIZE, got), repeat(i), got, repeat(None))
+            files.update(zip(named, map(new, rows), strict=True))
+            dirs.update(compress(where, map(not_, is_file)))
+            if at is None:
+                return True
+            self.add_file(i, mapping, entries[at], paths[at], paths[at], [])
+            start = at + 1
+        return True
 
     def add_file(
         self,
@@ -327,7 +373,7 @@ class _Builder:
     def parent_dirs(self) -> set[str]:
         """Every directory above a desired file (siblings share the walk up)."""
         seen: set[str] = set()
-        for folder in {path.rpartition("/")[0] for path in self.files}:
+        for folder in set(map(_HEAD, map(str.rpartition, self.files, repeat("/")))):
             while folder and folder not in seen:
                 seen.add(folder)
                 folder = folder.rpartition("/")[0]

@@ -14,6 +14,8 @@ the sets met are cached as DFA states, so the usual path costs one dict look-up 
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import itemgetter, or_
 
 # The live walk's child process (stoker_agent.walker) imports this module alone: typing would
 # be a third of its start-up, and the names below serve only the type checker.
@@ -450,6 +452,54 @@ class GlobSet:
         assert self._matcher is not None  # only _place's verdict on it is _ASK
         return self._matcher.matches(path)
 
+    def matching(self, paths: list[str]) -> list[str]:
+        """The paths any pattern matches, in order: what `matches` says of each, asked only of
+        those whose file name or folder some pattern can match (a step per distinct name and
+        folder, not per path: a whole commit's tree is asked at once)."""
+        split = list(map(str.rpartition, paths, repeat("/")))
+        named, places = self._named, self._places
+        names: set[str] = {""}  # a path ending in "/" (no name) is always asked
+        lasts, folders = set(map(_LAST, split)), set(map(_HEAD, split))
+        unusual = "" in lasts or "" in folders  # a top-level name, or a path ending in "/"
+        for last in lasts:
+            verdict = named.get(last)
+            if verdict is None:
+                verdict = _bounded(named)[last] = self._name_matches(last)
+            if verdict:
+                names.add(last)
+        heads: set[str] = {""}  # a top-level name too
+        for head in self._placed(folders):
+            place = places.get(head)
+            if place is None:
+                place = _bounded(places)[head] = self._place(head)
+            if place is not _NONE:
+                heads.add(head)
+        if not unusual and len(names) == 1 and len(heads) == 1:
+            return []  # no name, no folder, no top-level path any pattern can match
+        asked = map(
+            or_,
+            map(names.__contains__, map(_LAST, split)),
+            map(heads.__contains__, map(_HEAD, split)),
+        )
+        return [path for path in compress(paths, asked) if self.matches(path)]
+
+    def _placed(self, heads: set[str]) -> Iterable[str]:
+        """The folders among `heads` whose _place verdict may not be _NONE: when no folder
+        holds a `**/NAME/**` name, only those under a literal first segment of the other
+        patterns (a few searches and set look-ups in C, not a _place each)."""
+        heads.discard("")
+        if self._segments:
+            joined = "\0/" + "/\0/".join(heads) + "/\0"  # "/NAME/" in it: a folder holds one
+            if any(f"/{name}/" in joined for name in self._segments):
+                return heads
+        if self._matcher is None:
+            return ()
+        if self._heads is None:
+            return heads
+        listed = list(heads)
+        firsts = map(_HEAD, map(str.partition, listed, repeat("/")))
+        return compress(listed, map(self._heads.__contains__, firsts))
+
     def _name_matches(self, last: str) -> bool:
         """Whether a pattern that looks at the last segment alone matches it."""
         if last in self._basenames or last in self._segments:
@@ -497,6 +547,7 @@ class GlobSet:
 
 # GlobSet._place's verdicts on a directory.
 _ALL, _NONE, _ASK = object(), object(), object()
+_HEAD, _LAST = itemgetter(0), itemgetter(2)  # of str.rpartition's parts
 
 
 @lru_cache(maxsize=256)

@@ -329,3 +329,24 @@ def test_H13_a_doubled_globstar_matches_what_one_globstar_matches(pattern: str, 
     assert match(pattern, path) == match(single, path)
     assert GlobSet([pattern]).matches(path) == GlobSet([single]).matches(path)
     assert match(single, path)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(PATTERN_POOL), max_size=5), st.lists(PATH, max_size=20))
+def test_a_glob_set_asked_about_many_paths_at_once_names_those_its_patterns_match(
+    patterns: list[str], paths: list[str]
+) -> None:
+    # matching() asks matches() only of paths whose name or folder a pattern can match: what
+    # it leaves out must be what no pattern matches. Asked twice: its verdicts are remembered.
+    globs = GlobSet(patterns)
+    expected = [path for path in paths if any(match(p, path) for p in patterns)]
+    assert globs.matching(paths) == expected
+    assert globs.matching(paths) == expected
+
+
+def test_a_glob_set_asked_at_once_finds_a_match_deep_in_a_tree_of_plain_paths() -> None:
+    paths = [f"projects/p{i}/views/v{j}/view.json" for i in range(30) for j in range(30)]
+    deep = ["projects/p3/.resources/x.bin", "projects/p4/views/store.jks", "top.json"]
+    globs = GlobSet(["**/.resources/**", "**/*.jks", "*.json", "config/local/**"])
+    assert globs.matching(paths) == []
+    assert globs.matching([*paths, *deep]) == deep

@@ -10,7 +10,7 @@ from stoker_core.desired import SkipReason
 from stoker_core.errors import InvalidInput, PlanRefused
 from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import Action, Reason, apply_to
-from stoker_core.trees import EXECUTABLE, MemorySnapshot, MemoryTree, RepoEntry, blob_id
+from stoker_core.trees import EXECUTABLE, REGULAR, MemorySnapshot, MemoryTree, RepoEntry, blob_id
 
 AUDIT = "config/resources/dev/ignition/audit-profile"
 
@@ -510,3 +510,23 @@ def test_a_full_check_walks_the_destinations_that_lie_in_no_other_one() -> None:
         [{"source": "p", "destination": "projects"}, {"source": "d", "destination": "."}]
     )
     assert desired.outer_destinations(profiles.resolve(root.spec.sync, None), context()) == ("",)
+
+
+def test_a_plain_mapping_delivers_every_file_in_path_order_with_its_blob_mode_and_size() -> None:
+    # A mapping that neither renders nor patches is built in bulk: files the size of an LFS
+    # pointer go through their own step, in their place, and the result is the same.
+    gs = gs_with([{"source": "p", "destination": "projects"}, {"source": "q", "destination": "q"}])
+    files = {"p/a/x.json": b"x" * 150, "p/a/y": b"#!", "p/b.json": b"b" * 300, "p/c/d/e": b"e" * 50}
+    snap = MemorySnapshot(files={**files, "q/r/s": b"s" * 60, "q/t": b"t"}, executables={"p/a/y"})
+    effective = profiles.resolve(gs.spec.sync, None)
+    tree = desired.build(effective, snap, context(vars=effective.vars))
+    expected = {
+        "projects" + path[1:]: (blob_id(content), EXECUTABLE if path == "p/a/y" else REGULAR)
+        for path, content in files.items()
+    }
+    expected |= {"q/r/s": (blob_id(b"s" * 60), REGULAR), "q/t": (blob_id(b"t"), REGULAR)}
+    assert {path: (f.blob, f.mode) for path, f in tree.files.items()} == expected
+    assert list(tree.files) == list(expected)  # the walk's order, as one file at a time
+    assert [f.size for f in tree.files.values()] == [150, 2, 300, 50, 60, 1]
+    assert [f.mapping for f in tree.files.values()] == [0, 0, 0, 0, 1, 1]
+    assert tree.dirs == {"projects/a", "projects/c", "projects/c/d", "q/r"}
