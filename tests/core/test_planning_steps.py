@@ -235,3 +235,25 @@ def test_a_mapping_inside_a_folder_another_mapping_excludes_is_walked_not_rewrit
         (Action.WRITE, "projects/q/b.json"),
         (Action.DELETE, "projects/p/cache/c/stray"),
     }
+
+
+@pytest.mark.parametrize("field", ["ctime_ns", "mtime_ns", "inode", "size", "blob"])
+def test_a_full_check_compares_a_file_whose_record_differs_from_its_lstat_in_any_field(
+    field: str,
+) -> None:
+    # The bulk trust test (planning._keep_as_written) must ask what _as_written asks: the
+    # ctime is what a writer that puts the old mtime back cannot forge.
+    effective = profiles.resolve(
+        gs_with([{"source": "src/projects", "destination": "projects"}]).spec.sync, None
+    )
+    snap = _repository()
+    tree = desired.build(effective, snap, context())
+    live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
+    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
+    path = "projects/p2/views/v2/view.json"
+    record = manifest.records[path]
+    forged = record._replace(**{field: "0" * 40 if field == "blob" else getattr(record, field) + 7})
+    manifest = attrs.evolve(manifest, records={**manifest.records, path: forged})
+    plan = planning.plan(tree, live, manifest)
+    changed = [(op.path, op.reason) for op in plan.operations if op.reason is not Reason.UNCHANGED]
+    assert changed == [(path, Reason.VERIFIED)]  # hashed: the same content, kept
