@@ -91,12 +91,12 @@ class Mirror:
                     ) from None
                 raise
             return self._fetch_through_ref(ref, want)
-        fetched = self._rev(KEEP_REF)
-        if want and fetched != want:
-            raise RefGone.one(
-                f"fetched {fetched[:12]} instead of {want[:12]}", field="spec.git.ref"
-            )
-        return fetched
+        if want:
+            # `+want:KEEP_REF` succeeded: git fetched that very object and pointed the ref at
+            # it (a commit, or peel would fail later), so reading the ref back is a process
+            # wasted at every sync.
+            return want
+        return self._rev(KEEP_REF)
 
     def fetch_blobs(self, commit: str, paths: Sequence[str]) -> int:
         """Fetch the files under `paths` at `commit` that the mirror lacks; return how many.

@@ -29,7 +29,7 @@ from stoker_core.outcomes import restart_owed
 from stoker_core.status import SyncRecord
 
 if TYPE_CHECKING:  # imported where a gateway is asked: a sync without one never loads it
-    from stoker_agent.gateway import GatewayClient, GatewaySettings
+    from stoker_agent.gateway import GatewayClient
 
 log = logging.getLogger("stoker.sync")
 OWED_FILE = f"{STATE_DIR}/restart-owed.json"
@@ -38,9 +38,10 @@ APPLIED = frozenset({"Synced", "RestartRequired"})  # results after which files 
 SETTLED = APPLIED | {"InSync"}  # results a restart owed turns into RestartRequired
 
 
-def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -> SyncRecord:
-    """`record`, as RestartRequired while the gateway still needs a restart."""
-    if gateway is None or record.result not in SETTLED:
+def settle(record: SyncRecord, client: GatewayClient | None, data_dir: str) -> SyncRecord:
+    """`record`, as RestartRequired while the gateway still needs a restart; asked through
+    the sync's own `client` (None: no gateway), whose connection is open already."""
+    if client is None or record.result not in SETTLED:
         return record
     path = os.path.join(data_dir, OWED_FILE)
     since = _since(path)
@@ -49,13 +50,7 @@ def settle(record: SyncRecord, gateway: GatewaySettings | None, data_dir: str) -
         write_state_file(path, json.dumps({"since": since}))
     if since is None and record.result not in APPLIED:
         return record
-    from stoker_agent.gateway import GatewayClient
-
-    client = GatewayClient(gateway)
-    try:
-        pending, started = _ask(client, uptime=since is not None)
-    finally:
-        client.close()
+    pending, started = _ask(client, uptime=since is not None)
     if not restart_owed(since=since, started=started, pending=pending):
         if since is not None:
             remove_state_file(path)

@@ -238,9 +238,11 @@ def run_once(
         "dry_run": settings.dry_run,
     }
     machine: OSError | None = None
+    # One client, so one connection, for the sync and its restart check after it.
+    client = _client(settings.gateway) if settings.gateway else None
     try:
-        outcome = _run(settings, base, honour_rejections, sleep)
-        settled = restarts.settle(outcome.record, settings.gateway, settings.data_dir)
+        outcome = _run(settings, base, client, honour_rejections, sleep)
+        settled = restarts.settle(outcome.record, client, settings.data_dir)
         outcome = attrs.evolve(outcome, record=settled)
     except StokerError as e:
         result = "Blocked" if isinstance(e, Blocked) else "Error"
@@ -249,6 +251,9 @@ def run_once(
         machine = e
         error = oserrors.sentence(e)
         outcome = Outcome(SyncRecord(result="Error", error=error, **base), None)  # type: ignore[arg-type]
+    finally:
+        if client is not None:
+            client.close()
     record = attrs.evolve(
         logs.scrub_record(outcome.record),
         duration_seconds=time.monotonic() - started,
@@ -265,6 +270,7 @@ def run_once(
 def _run(
     settings: SyncSettings,
     base: dict[str, Any],
+    client: GatewayClient | None,
     honour_rejections: bool,
     sleep: Callable[[float], None],
 ) -> Outcome:
@@ -294,103 +300,96 @@ def _run(
     if lacking:
         log.warning("%s", lacking)
         return Outcome(SyncRecord(result="Blocked", error=lacking, **base), None)
-    client = _client(settings.gateway) if settings.gateway else None
 
     def sources_for(commit: str) -> Sequence[str]:
         context = _context(settings, gs, effective, commit, settings.ref or "HEAD")
         return desired.sources(effective, context)
 
     sparse = sources_for if gs.spec.git.sparse else None
-    try:
-        with _snapshot(settings, sparse) as (snapshot, ref):
-            base.update(commit=snapshot.commit, ref=ref)
-            if client is not None and not settings.dry_run:
-                skip = _gateway_gate(client, effective, settings, sleep)
-                if skip is not None:
-                    return Outcome(attrs.evolve(skip, **base), None)
-            key = digest(effective, snapshot.commit)
-            rejected = _rejected(settings.data_dir)
-            if honour_rejections and rejected == key:
-                return Outcome(
-                    SyncRecord(
-                        result="Rejected",
-                        error="held: the gateway rejected this commit; change it or trigger a sync",
-                        **base,
-                    ),
-                    None,
-                )
-            if rejected is not None and rejected != key and not settings.dry_run:
-                # Another commit (or profile) is applied now: the hold of the rejected one is
-                # over, so being given it again (a fix elsewhere, a resumed rollout) retries it.
-                remove_state_file(os.path.join(settings.data_dir, REJECTED_FILE))
-            context = _context(settings, gs, effective, snapshot.commit, ref)
-            locked: list[bool] = []
-
-            def before_changes(plan: SyncPlan) -> None:
-                if settings.before_boot is not None:
-                    settings.before_boot()  # no gateway yet: nothing to lock or to scan
-                    return
-                # Owed before the commit starts: a run that dies after it leaves the next run,
-                # which rolls it forward and then finds nothing to change, this scan (H4).
-                _owe_scan(settings.data_dir, plan)
-                if client is not None:
-                    locked.append(_lock(client, settings.data_dir, sleep))
-
-            result = sync_commit(
-                settings.data_dir,
-                snapshot,
-                effective,
-                context,
-                dry_run=settings.dry_run,
-                before_changes=before_changes if client or settings.before_boot else None,
-                progress=settings.progress,
-                defer_check=settings.defer_check,
-                record_check=settings.periodic_check,
+    with _snapshot(settings, sparse) as (snapshot, ref):
+        base.update(commit=snapshot.commit, ref=ref)
+        if client is not None and not settings.dry_run:
+            skip = _gateway_gate(client, effective, settings, sleep)
+            if skip is not None:
+                return Outcome(attrs.evolve(skip, **base), None)
+        key = digest(effective, snapshot.commit)
+        rejected = _rejected(settings.data_dir)
+        if honour_rejections and rejected == key:
+            return Outcome(
+                SyncRecord(
+                    result="Rejected",
+                    error="held: the gateway rejected this commit; change it or trigger a sync",
+                    **base,
+                ),
+                None,
             )
-            plan = result.plan
-            deferred = result.check_deferred
-            base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))
-            base["drift_checked"] = result.full_check
-            base.update(
-                added=tuple(plan.added), modified=tuple(plan.modified), deleted=tuple(plan.deleted)
-            )
-            if settings.dry_run:
-                name = "DryRun" if plan.has_changes else "InSync"
-                diffs = None
-                if settings.diff:
-                    from stoker_agent.previewing import file_diffs, live_side, plan_side
+        if rejected is not None and rejected != key and not settings.dry_run:
+            # Another commit (or profile) is applied now: the hold of the rejected one is
+            # over, so being given it again (a fix elsewhere, a resumed rollout) retries it.
+            remove_state_file(os.path.join(settings.data_dir, REJECTED_FILE))
+        context = _context(settings, gs, effective, snapshot.commit, ref)
+        locked: list[bool] = []
 
-                    live = live_side(LocalTree(settings.data_dir))
-                    diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
-                return Outcome(
-                    SyncRecord(result=name, **base), plan, diffs, deferred, result.from_diff
-                )
-            if client is None:
-                name = "Synced" if result.applied else "InSync"
-                scan = PREBOOT_SCAN if settings.before_boot else "no gateway: not scanned"
-                record = SyncRecord(result=name, scan=scan, **base)
-                return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
-            pending = _read_pending(settings.data_dir)
-            if not result.applied and not locked and pending is None:
-                record = SyncRecord(result="InSync", scan="nothing changed", **base)
-                return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
-            # Until the gateway confirms it loaded them, these changes still need a scan: a
-            # failed scan is retried on the next run, never forgotten (the original's B11).
-            changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
-            if changed != pending:
-                _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
-            reply, scan = _scan_and_check(client, settings, plan)
-            verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
-            if verdict is Verdict.RETRY:
-                return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
-            remove_state_file(os.path.join(settings.data_dir, PENDING_FILE))
-            if verdict is Verdict.REJECTED:
-                return Outcome(_reject(client, settings, key, scan, base), plan)
-            record = SyncRecord(result=str(verdict), scan=scan, **base)
+        def before_changes(plan: SyncPlan) -> None:
+            if settings.before_boot is not None:
+                settings.before_boot()  # no gateway yet: nothing to lock or to scan
+                return
+            # Owed before the commit starts: a run that dies after it leaves the next run,
+            # which rolls it forward and then finds nothing to change, this scan (H4).
+            _owe_scan(settings.data_dir, plan)
+            if client is not None:
+                locked.append(_lock(client, settings.data_dir, sleep))
+
+        result = sync_commit(
+            settings.data_dir,
+            snapshot,
+            effective,
+            context,
+            dry_run=settings.dry_run,
+            before_changes=before_changes if client or settings.before_boot else None,
+            progress=settings.progress,
+            defer_check=settings.defer_check,
+            record_check=settings.periodic_check,
+        )
+        plan = result.plan
+        deferred = result.check_deferred
+        base["drift"] = tuple((d.path, str(d.kind)) for d in from_plan(plan, result.previous))
+        base["drift_checked"] = result.full_check
+        base.update(
+            added=tuple(plan.added), modified=tuple(plan.modified), deleted=tuple(plan.deleted)
+        )
+        if settings.dry_run:
+            name = "DryRun" if plan.has_changes else "InSync"
+            diffs = None
+            if settings.diff:
+                from stoker_agent.previewing import file_diffs, live_side, plan_side
+
+                live = live_side(LocalTree(settings.data_dir))
+                diffs = file_diffs(plan, live, plan_side(plan, snapshot), settings.secrets)
+            return Outcome(SyncRecord(result=name, **base), plan, diffs, deferred, result.from_diff)
+        if client is None:
+            name = "Synced" if result.applied else "InSync"
+            scan = PREBOOT_SCAN if settings.before_boot else "no gateway: not scanned"
+            record = SyncRecord(result=name, scan=scan, **base)
             return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
-    finally:
-        if client is not None:
-            client.close()
+        pending = _read_pending(settings.data_dir)
+        if not result.applied and not locked and pending is None:
+            record = SyncRecord(result="InSync", scan="nothing changed", **base)
+            return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
+        # Until the gateway confirms it loaded them, these changes still need a scan: a
+        # failed scan is retried on the next run, never forgotten (the original's B11).
+        changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
+        if changed != pending:
+            _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
+        reply, scan = _scan_and_check(client, settings, plan)
+        verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
+        if verdict is Verdict.RETRY:
+            return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
+        remove_state_file(os.path.join(settings.data_dir, PENDING_FILE))
+        if verdict is Verdict.REJECTED:
+            return Outcome(_reject(client, settings, key, scan, base), plan)
+        record = SyncRecord(result=str(verdict), scan=scan, **base)
+        return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
 
 
 def _client(gateway: GatewaySettings) -> GatewayClient:
@@ -519,7 +518,6 @@ def _scan(
                 GatewayReply.PROJECT_MISSING,
                 f"scan done, but projects did not load: {', '.join(missing)}",
             )
-        client.info()
     except GatewayError as e:
         return e.reply, str(e)
     return GatewayReply.LOADED, f"scan done; {_running(loaded)}"

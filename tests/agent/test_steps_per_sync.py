@@ -119,9 +119,9 @@ def simulated_gateway(tmp_path: Path) -> Iterator[tuple[GatewaySimulator, Gatewa
 def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_uptime(
     tmp_path: Path,
 ) -> None:
-    with simulated_gateway(tmp_path) as (sim, gateway, data):
+    with simulated_gateway(tmp_path) as (sim, gateway, data), client_of(gateway) as client:
         seen = len(sim.requests)
-        settled = restarts.settle(SyncRecord(result="Synced"), gateway, str(data))
+        settled = restarts.settle(SyncRecord(result="Synced"), client, str(data))
         asked = [r.path for r in sim.requests[seen:]]
         assert settled.result == "Synced"
         assert asked == ["/data/api/v1/restart-tasks/pending"]  # and /overview before
@@ -130,12 +130,21 @@ def test_a_sync_that_owes_no_restart_asks_the_gateway_for_its_tasks_but_not_its_
         (data / restarts.OWED_FILE).parent.mkdir(parents=True, exist_ok=True)
         (data / restarts.OWED_FILE).write_text('{"since": 1}')
         seen = len(sim.requests)
-        assert restarts.settle(SyncRecord(result="InSync"), gateway, str(data)).result == "InSync"
+        assert restarts.settle(SyncRecord(result="InSync"), client, str(data)).result == "InSync"
         assert [r.path for r in sim.requests[seen:]] == [
             "/data/api/v1/restart-tasks/pending",
             "/data/api/v1/overview",
         ]
         assert not (data / restarts.OWED_FILE).exists()  # it has started since: cleared
+
+
+@contextlib.contextmanager
+def client_of(gateway: GatewaySettings) -> Iterator[GatewayClient]:
+    client = GatewayClient(gateway, sleep=lambda _: None)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def agent_settings(repo: Path, tmp_path: Path) -> SyncSettings:
@@ -184,6 +193,42 @@ def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_wh
     started.write_text("")
     assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
     assert counted(started)["ls-tree"] >= 1
+
+
+def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trusts_its_fetch(
+    tmp_path: Path, started: Path
+) -> None:
+    files = {f"projects/p/views/v{v}/view.json": f'{{"v": {v}}}' for v in range(4)}
+    repo = new_repo(tmp_path, files)
+    (tmp_path / "gw").mkdir()
+    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
+        agent = agent_settings(repo, tmp_path)
+        settings = attrs.evolve(agent, data_dir=str(data), gateway=gateway)
+        assert run_once(settings).record.result == "Synced"
+        commit_tree(repo, {**files, "projects/p/views/v1/view.json": '{"v": "one"}'})
+        commit = git(repo, "rev-parse", "HEAD")  # resolved by the controller, as in a cluster
+        seen = len(sim.requests)
+        started.write_text("")
+        outcome = run_once(attrs.evolve(settings, commit=commit))
+        asked = sim.requests[seen:]
+    assert outcome.record.result == "Synced"
+    assert outcome.record.commit == commit
+    assert [f"{r.method} {r.path}" for r in asked] == [
+        "GET /data/api/v1/gateway-info",  # its redundancy role, before any change
+        "GET /data/api/v1/designers",
+        "POST /data/api/v1/scan-lock/projects",
+        "POST /data/api/v1/scan-lock/config",
+        "POST /data/api/v1/scan/projects",
+        "POST /data/api/v1/scan/config",
+        "GET /data/api/v1/scan/projects",
+        "GET /data/api/v1/scan/config",
+        "GET /data/api/v1/projects/list",  # 11 before: gateway-info again after it
+        "GET /data/api/v1/restart-tasks/pending",
+    ]
+    # The restart check shares the sync's connection: 2 before (a TLS handshake in a pod).
+    assert len({r.peer for r in asked}) == 1
+    # The commit fetched by its id is not read back from the ref (a rev-parse before).
+    assert counted(started) == Counter({"cat-file": 2, "fetch": 1, "diff-tree": 1, "ls-tree": 2})
 
 
 def resource(actor: str, stamp: str) -> str:

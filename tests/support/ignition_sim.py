@@ -115,6 +115,7 @@ class RequestRecord:
     token: str | None
     at: float
     authorization: str | None = None
+    peer: int | None = None  # the client's port: one per connection
 
 
 @dataclass
@@ -593,6 +594,7 @@ class GatewaySimulator:
         body: bytes = b"",
         *,
         secure: bool = False,
+        peer: int | None = None,
     ) -> Response:
         """Answer one request. ``headers`` keys are matched case-insensitively."""
         parts = urlsplit(target)
@@ -629,6 +631,7 @@ class GatewaySimulator:
                     token_name,
                     time.time(),
                     hdrs.get("authorization"),
+                    peer,
                 )
             )
         if fault == "lost":  # the gateway acted on it (recorded above); the answer is lost
@@ -1018,6 +1021,7 @@ class _Handler(BaseHTTPRequestHandler):
             dict(self.headers.items()),
             body,
             secure=isinstance(self.request, ssl.SSLSocket),
+            peer=self.client_address[1],
         )
         if response.drop:
             self.close_connection = True
