@@ -16,7 +16,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import IO, Self
 
@@ -92,6 +92,7 @@ class GitSnapshot(_Closing):
         self._sorted: list[str] = []  # every path, in order
         self._ordered: list[RepoEntry] = []  # their entries, in the same order
         self._reader: ObjectReader | None = None
+        self._read: dict[str, bytes] = {}  # blobs read ahead (read_ahead), until read
         self._closed = False
         # The commit's tree is listed in the background from the start: the caller's own work
         # meanwhile (reading the manifest, recovering a journal) hides git's share of the time.
@@ -111,6 +112,7 @@ class GitSnapshot(_Closing):
     def close(self) -> None:
         """Stop the snapshot's git processes."""
         self._closed = True
+        self._read.clear()
         if self._listing is not None:
             _stop(self._listing)
             self._listing = None
@@ -218,9 +220,39 @@ class GitSnapshot(_Closing):
 
     def read(self, entry: RepoEntry) -> bytes:
         """See RepoSnapshot.read (one persistent `git cat-file --batch`)."""
+        content = self._read.pop(entry.blob, None)
+        if content is not None:
+            return content
         if self._reader is None:
             self._reader = ObjectReader(self._git_dir)
         return self._reader.read(entry.blob)
+
+    def read_ahead(self, entries: Iterable[RepoEntry]) -> None:
+        """See RepoSnapshot.read_ahead: blobs asked for READ_AHEAD_BATCH at a time (a round
+        trip to git each batch, not each blob), kept until read; only blobs of up to
+        READ_AHEAD_BLOB, up to READ_AHEAD_TOTAL in all (the rest is read when asked)."""
+        wanted: dict[str, None] = {}
+        total = sum(map(len, self._read.values()))
+        for entry in entries:
+            if entry.blob in self._read or entry.blob in wanted or entry.size > READ_AHEAD_BLOB:
+                continue
+            total += entry.size
+            if total > READ_AHEAD_TOTAL:
+                break
+            wanted[entry.blob] = None
+        blobs = list(wanted)
+        if len(blobs) < 2 or self._closed:
+            return
+        if self._reader is None:
+            self._reader = ObjectReader(self._git_dir)
+        try:
+            for start in range(0, len(blobs), READ_AHEAD_BATCH):
+                batch = blobs[start : start + READ_AHEAD_BATCH]
+                self._read.update(zip(batch, self._reader.read_many(batch), strict=True))
+        except GitError:
+            # A hint only: read() asks again, through a new reader, and says what is wrong.
+            self._reader.close()
+            self._reader = None
 
     def pipeline(self, blobs: list[str]) -> BlobPipeline:
         """Read many blobs in one pass, in the order given (see BlobPipeline). The reader's
@@ -305,6 +337,14 @@ def _cat_file(git_dir: str) -> subprocess.Popen[bytes]:
     )
 
 
+# Read ahead (GitSnapshot.read_ahead): requests written before their replies are read, a batch
+# at a time; 48 of them (65 bytes each with SHA-256 ids) fit in one 4 KiB page, the smallest
+# buffer a pipe gets, so writing them never waits for git, which may be waiting for us to read.
+READ_AHEAD_BATCH = 48
+READ_AHEAD_BLOB = 1 << 20  # bytes: a larger blob is read when asked, never held ahead
+READ_AHEAD_TOTAL = 32 << 20  # bytes held ahead at most
+
+
 class ObjectReader:
     """Blobs read one at a time, on request, through one persistent `git cat-file --batch`."""
 
@@ -327,6 +367,24 @@ class ObjectReader:
         content = b"".join(_read_object(self._proc.stdout, blob, 1 << 20))
         self._between = True
         return content
+
+    def read_many(self, blobs: list[str]) -> list[bytes]:
+        """The whole contents of `blobs` (at most READ_AHEAD_BATCH), asked for at once: every
+        request is written before any reply is read, so they must fit in the pipe's buffer."""
+        if self._proc is None:
+            raise GitError("the object reader is closed; no blob was read")
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(b"".join(blob.encode() + b"\n" for blob in blobs))
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise GitError("git cat-file stopped before reading the blobs asked for") from None
+        self._between = False
+        out = self._proc.stdout
+        contents = [b"".join(_read_object(out, blob, 1 << 20)) for blob in blobs]
+        self._between = True
+        return contents
 
     def detach(self) -> subprocess.Popen[bytes] | None:
         """Hand over the git process, idle between replies, and forget it (None, and the

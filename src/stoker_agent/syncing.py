@@ -269,7 +269,9 @@ def _from_diff(
         else:
             why = whole_because_diff(diff, profile, context)
             if why is None:
-                built = from_diff(profile, context, manifest, diff, snapshot.read)
+                built = from_diff(
+                    profile, context, manifest, diff, snapshot.read, snapshot.read_ahead
+                )
                 if isinstance(built, FromDiff):
                     return built
                 why = built

@@ -257,6 +257,8 @@ class _Builder:
         plain = not patches and not mapping.template
         if plain and crafted < 0 and self.add_plain(i, mapping, entries, prefix, base):
             return
+        if mapping.template and crafted < 0:  # every file is read to be rendered: in one pass
+            self.snapshot.read_ahead([e for e in entries if e.kind is Kind.FILE])
         special, files, dirs = self.special.matches, self.files, self.dirs
         new = tuple.__new__  # DesiredFile's own __new__ is Python code: this runs per file
         file_kind, dir_kind = Kind.FILE, Kind.DIR

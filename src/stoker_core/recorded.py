@@ -265,9 +265,15 @@ class FromDiff:
 class _DiffView:
     """The RepoSnapshot the desired-tree rules see: only what the diff lists."""
 
-    def __init__(self, diff: CommitDiff, read: Callable[[RepoEntry], bytes]) -> None:
+    def __init__(
+        self,
+        diff: CommitDiff,
+        read: Callable[[RepoEntry], bytes],
+        read_ahead: Callable[[Iterable[RepoEntry]], None] | None,
+    ) -> None:
         self._diff = diff
         self._read = read
+        self._read_ahead = read_ahead
         self._sorted = sorted(diff.entries)
 
     @property
@@ -290,6 +296,10 @@ class _DiffView:
     def read(self, entry: RepoEntry) -> bytes:
         return self._read(entry)
 
+    def read_ahead(self, entries: Iterable[RepoEntry]) -> None:
+        if self._read_ahead is not None:
+            self._read_ahead(entries)
+
 
 class _Whole(Exception):
     """Building from the changes would not be exact here: build the tree whole."""
@@ -301,11 +311,12 @@ def from_diff(
     manifest: Manifest,
     diff: CommitDiff,
     read: Callable[[RepoEntry], bytes],
+    read_ahead: Callable[[Iterable[RepoEntry]], None] | None = None,
 ) -> FromDiff | str:
     """The desired tree at `diff.commit`, built from the changes since `manifest.commit` and the
     manifest's records; or why it must be built whole. Call only when whole_because and
     whole_because_diff found no reason. Raises InvalidInput as desired.build does."""
-    part = desired.build(profile, _DiffView(diff, read), context)
+    part = desired.build(profile, _DiffView(diff, read, read_ahead), context)
     paths = desired.mapping_paths(profile, context)
     touched: set[str] = set(part.files)
     whole: list[str] = []  # destinations of mappings built whole

@@ -68,6 +68,10 @@ class RepoSnapshot(Protocol):
         """Return a file entry's content."""
         ...
 
+    def read_ahead(self, entries: Iterable[RepoEntry]) -> None:
+        """A hint: these file entries are read next (a snapshot may fetch them in one pass)."""
+        ...
+
 
 class LiveEntry(NamedTuple):  # a tuple: one per live path, made in the walk's hot loop
     """What lstat says about one path in the data directory (links are never followed)."""
@@ -232,6 +236,9 @@ class MemorySnapshot:
         for p in sorted(self._index()):
             if p and p.startswith(prefix):
                 yield self._index()[p]
+
+    def read_ahead(self, entries: Iterable[RepoEntry]) -> None:
+        """See RepoSnapshot.read_ahead (in memory: nothing to fetch)."""
 
     def read(self, entry: RepoEntry) -> bytes:
         """See RepoSnapshot.read."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import commit_tree, git
+from stoker_agent import gitrepo
 from stoker_agent.gitrepo import GitError, Repository
 from stoker_core.errors import InvalidInput
 from stoker_core.trees import EXECUTABLE, REGULAR, Kind
@@ -109,6 +110,42 @@ def test_a_commit_the_repository_lacks_is_a_git_error(repo: Path) -> None:
     commit_tree(repo, {"p/a.json": "{}"})
     with Repository(str(repo)) as opened, pytest.raises(GitError, match="ls-tree failed"):
         opened.snapshot("0" * 40).entry("p")
+
+
+def test_blobs_read_ahead_are_read_in_batches_and_given_without_asking_git_again(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"c/{i:03}.json": f'{{"n": {i}}}' + " " * (i % 7) for i in range(120)}
+    files["c/big.bin"] = "b" * 5000
+    commit = commit_tree(repo, {**files, "c/same.json": files["c/000.json"]})
+    monkeypatch.setattr(gitrepo, "READ_AHEAD_BLOB", 4000)  # big.bin is read when asked
+    with Repository(str(repo)) as opened:
+        snapshot = opened.snapshot(commit)
+        entries = [e for e in snapshot.walk("c") if e.kind is Kind.FILE]
+        snapshot.read_ahead(entries)  # 121 distinct blobs: three batches of at most 48
+        held = snapshot._reader
+        assert held is not None
+        held.close()  # what was read ahead needs no git from here on
+        for entry in entries:
+            if entry.path not in ("c/big.bin", "c/same.json"):  # same.json: 000's blob, taken
+                assert snapshot.read(entry) == files[entry.path].encode(), entry.path
+        with pytest.raises(GitError, match="closed"):
+            snapshot.read(snapshot.entry("c/big.bin"))  # type: ignore[arg-type]
+
+
+def test_a_blob_git_lacks_among_those_read_ahead_is_refused_when_read(repo: Path) -> None:
+    commit = commit_tree(repo, {"c/a.json": "{}", "c/b.json": "[]"})
+    with Repository(str(repo)) as opened:
+        snapshot = opened.snapshot(commit)
+        a, b = (snapshot.entry(p) for p in ("c/a.json", "c/b.json"))
+        assert a is not None
+        assert b is not None
+        lacking = a._replace(path="c/x.json", blob="1" * 40)
+        snapshot.read_ahead([a, lacking, b])  # a hint: says nothing of what it could not read
+        assert snapshot.read(b) == b"[]"
+        assert snapshot.read(a) == b"{}"
+        with pytest.raises(GitError, match="1" * 40):
+            snapshot.read(lacking)
 
 
 def test_closing_the_repository_stops_every_git_process_it_started(repo: Path) -> None:
