@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 
@@ -135,17 +136,21 @@ def sync_commit(
         recovered = applier.recover()
         live = LocalTree(data_dir)
         last_check, now = _last_full_check(data_dir), time.time()
-        # Due by time, a one-shot sync's check is full whatever the manifest says: its walk
-        # starts before the manifest is read (see _prefetch).
-        early = (
-            not defer_check
-            and full_check_due(
-                last_full_check=last_check,
-                now=now,
-                sync_period=profile.sync_period,
-                same_commit=False,
+        apart = large_enough_to_walk_apart(data_dir)
+        # Due by time, a one-shot sync's check is full whatever the manifest says; a resync of
+        # the recorded commit is full too. Either way its walk starts before the manifest is
+        # read (see _prefetch); whether the check is full is still decided by the manifest.
+        early = apart and (
+            (
+                not defer_check
+                and full_check_due(
+                    last_full_check=last_check,
+                    now=now,
+                    sync_period=profile.sync_period,
+                    same_commit=False,
+                )
             )
-            and large_enough_to_walk_apart(data_dir)
+            or _recorded_commit_hint(data_dir) == snapshot.commit
         )
         if early:
             _prefetch(live, profile, context)
@@ -158,7 +163,7 @@ def sync_commit(
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
-        if full and not early and large_enough_to_walk_apart(data_dir):
+        if full and not early and apart:
             _prefetch(live, profile, context)
         built = (
             None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
@@ -240,6 +245,29 @@ def large_enough_to_walk_apart(data_dir: str) -> bool:
     except OSError:
         return False
     return large and cpus.available() >= WALK_APART_CPUS
+
+
+def _recorded_commit_hint(data_dir: str) -> str | None:
+    """The commit the manifest last recorded, as the end of its log (else the head of its
+    base) names it, read without parsing either (a few KiB, never through a link): a hint of
+    whether this sync is a resync, which only decides when a full check's walk starts. None
+    when neither names one (absent, linked, a last log line longer than the tail read)."""
+    for path, tail in ((LOG_PATH, True), (MANIFEST_PATH, False)):
+        try:
+            fd = os.open(os.path.join(data_dir, path), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        with open(fd, "rb") as handle:
+            if tail:
+                handle.seek(max(0, os.fstat(fd).st_size - _HINT_BYTES))
+            named = _COMMIT_KEY.findall(handle.read(_HINT_BYTES))
+        if named:
+            return bytes(named[-1]).decode("ascii")
+    return None
+
+
+_HINT_BYTES = 4096
+_COMMIT_KEY = re.compile(rb'"commit":"([0-9a-f]{40,64})"')  # a line's or a base's own key
 
 
 def _prefetch(live: LocalTree, profile: EffectiveProfile, context: TemplateContext) -> None:

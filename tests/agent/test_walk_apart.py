@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from stoker_agent import cpus
-from stoker_agent.syncing import WALK_APART_FROM, large_enough_to_walk_apart
+from stoker_agent.syncing import (
+    WALK_APART_FROM,
+    _recorded_commit_hint,
+    large_enough_to_walk_apart,
+)
 from stoker_core.manifest import MANIFEST_PATH
+from stoker_core.manifestlog import LOG_PATH
 
 
 def _manifest_of(data: Path, size: int) -> Path:
@@ -97,3 +102,31 @@ def test_a_large_data_directory_under_a_cpu_limit_below_two_is_walked_here(
     unlimited = _cgroup(tmp_path / "unlimited", {"cpu.max": "max 100000"})
     monkeypatch.setattr(cpus, "CGROUP_ROOT", str(unlimited))
     assert large_enough_to_walk_apart(str(tmp_path / "data")) == (len(os.sched_getaffinity(0)) >= 2)
+
+
+def test_a_resync_is_told_by_the_commit_the_manifest_names_last(tmp_path: Path) -> None:
+    # The hint that starts a resync's walk before the manifest is read: the log's last line
+    # names the commit the data directory was synced to, else the base does.
+    base, older, newer = "a" * 40, "b" * 40, "c" * 40
+    _manifest_of(tmp_path, 0).write_text(f'{{"version":3,"generation":"g","commit":"{base}"}}')
+    assert _recorded_commit_hint(str(tmp_path)) == base
+    log = tmp_path / LOG_PATH
+    lines = [f'{{"base":"g","seq":{n},"commit":"{c}","set":{{}}}}\n' for n, c in ((1, older),)]
+    log.write_text(
+        "".join(lines) + f'{{"base":"g","seq":2,"commit":"{newer}","x":"{"y" * 5000}"}}\n'
+    )
+    # The last line's key lies before the tail read: the base's commit is taken (a hint only).
+    assert _recorded_commit_hint(str(tmp_path)) == base
+    log.write_text("".join(lines) + f'{{"base":"g","seq":2,"commit":"{newer}","set":{{}}}}\n')
+    assert _recorded_commit_hint(str(tmp_path)) == newer
+
+
+def test_a_linked_manifest_or_log_gives_no_resync_hint(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(f'{{"commit":"{"d" * 40}"}}')
+    data = tmp_path / "data"
+    (data / ".stoker").mkdir(parents=True)
+    assert _recorded_commit_hint(str(data)) is None  # nothing recorded
+    os.symlink(elsewhere, data / MANIFEST_PATH)
+    os.symlink(elsewhere, data / LOG_PATH)
+    assert _recorded_commit_hint(str(data)) is None
