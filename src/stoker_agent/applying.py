@@ -37,6 +37,8 @@ import shutil
 import signal
 import stat
 from collections.abc import Callable, Iterable
+from itertools import compress, repeat
+from operator import and_, is_, is_not, itemgetter, not_
 from typing import Any
 
 import attrs
@@ -290,7 +292,7 @@ class Applier:
         planned = _changes(plan)
         per_file = len(planned) <= PER_FILE_LIMIT
         with _staging(txn, plan):
-            by_path = {op.path: op for op in plan.operations if op.action is Action.WRITE}
+            by_path = {op.path: op for op in plan.changes if op.action is Action.WRITE}
             records: dict[str, Record] = {}
             changes: list[Change] = []
             total = 2 * len(planned)
@@ -634,21 +636,25 @@ def _inverse(changes: list[Change], last: Txn) -> list[Change]:
 
 
 def _kept_records(data: DataDir, plan: SyncPlan, previous: Manifest) -> dict[str, Record]:
-    """Manifest records for files the plan keeps: reuse trusted ones, stat adopted ones."""
-    out: dict[str, Record] = {}
-    for op in plan.operations:
-        if op.action is not Action.KEEP:
-            continue
-        record = previous.records.get(op.path)
-        if op.reason is Reason.UNCHANGED and record is not None:
-            out[op.path] = record
-            continue
+    """Manifest records for files the plan keeps: reuse trusted ones (found a column at a time,
+    with no Python step each: a one-file commit keeps thousands), stat adopted ones."""
+    ops = plan.operations
+    keeps = list(compress(ops, map(is_, map(_ACTION, ops), repeat(Action.KEEP))))
+    paths = list(map(_PATH, keeps))
+    found = list(map(previous.records.get, paths))
+    unchanged = map(is_, map(_REASON, keeps), repeat(Reason.UNCHANGED))
+    trusted = list(map(and_, unchanged, map(is_not, found, repeat(None))))
+    out = dict(zip(compress(paths, trusted), compress(found, trusted), strict=True))
+    for op in compress(keeps, map(not_, trusted)):
         fd, name = data.split(op.path)
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         out[op.path] = Record(
             op.blob, st.st_size, st.st_mtime_ns, st.st_ino, op.mode, plan.commit, st.st_ctime_ns
         )
     return out
+
+
+_ACTION, _PATH, _REASON = (itemgetter(n) for n in range(3))  # of an Operation
 
 
 def _record_ctimes(data: DataDir, state_fd: int, changes: list[Change]) -> None:
