@@ -136,22 +136,20 @@ def sync_commit(
         recovered = applier.recover()
         live = LocalTree(data_dir)
         last_check, now = _last_full_check(data_dir), time.time()
-        apart = large_enough_to_walk_apart(data_dir)
         # Due by time, a one-shot sync's check is full whatever the manifest says; a resync of
         # the recorded commit is full too. Either way its walk starts before the manifest is
         # read (see _prefetch); whether the check is full is still decided by the manifest.
-        early = apart and (
-            (
-                not defer_check
-                and full_check_due(
-                    last_full_check=last_check,
-                    now=now,
-                    sync_period=profile.sync_period,
-                    same_commit=False,
-                )
+        likely_full = (
+            not defer_check
+            and full_check_due(
+                last_full_check=last_check,
+                now=now,
+                sync_period=profile.sync_period,
+                same_commit=False,
             )
-            or _recorded_commit_hint(data_dir) == snapshot.commit
-        )
+        ) or _recorded_commit_hint(data_dir) == snapshot.commit
+        apart = large_enough_to_walk_apart(data_dir) if likely_full else None  # asked once
+        early = bool(apart)
         if early:
             _prefetch(live, profile, context)
         manifest = read_manifest(data_dir)
@@ -163,7 +161,7 @@ def sync_commit(
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
-        if full and not early and apart:
+        if full and apart is None and large_enough_to_walk_apart(data_dir):
             _prefetch(live, profile, context)
         built = (
             None if full or manifest is None else _from_diff(snapshot, profile, context, manifest)
