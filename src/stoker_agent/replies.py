@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # requests costs ~45 ms to import: only callers that use it pay it
     import requests
+    import urllib3
 
 CHUNK = 64 * 1024
 
@@ -39,13 +40,23 @@ def read_body(reply: requests.Response, *, limit: int, within: float) -> bytes:
     Reads what has arrived (never waits for a full chunk), so a trickle is stopped at the
     deadline plus at most one socket read timeout. The body is also kept on `reply`, so its
     `.text` and `.json()` work as usual."""
+    body = read_stream(reply.raw, limit=limit, within=within)
+    # requests' own cache of the body: .text and .json() read it instead of the socket.
+    reply._content = body
+    reply._content_consumed = True  # type: ignore[attr-defined]
+    return body
+
+
+def read_stream(raw: urllib3.BaseHTTPResponse, *, limit: int, within: float) -> bytes:
+    """The body of urllib3's streamed `raw` answer, decompressed, under the bounds of
+    `read_body`; the connection goes back to its pool once the whole body is read."""
     deadline = time.monotonic() + within
     chunks: list[bytes] = []
     size = 0
     import urllib3
 
     try:
-        while chunk := reply.raw.read1(CHUNK, decode_content=True):
+        while chunk := raw.read1(CHUNK, decode_content=True):
             size += len(chunk)
             if size > limit:
                 raise ReplyTooLarge(f"the answer is over {_size(limit)}")
@@ -53,19 +64,21 @@ def read_body(reply: requests.Response, *, limit: int, within: float) -> bytes:
                 raise ReplyTooSlow(f"the answer took over {within:g} s to arrive")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        reply.close()
+        _drop(raw)
         raise ReplyBroken(
             f"the connection failed while reading the answer ({type(e).__name__})"
         ) from None
     except ReplyRefused:
-        reply.close()  # never read the rest of a refused answer
+        _drop(raw)  # never read the rest of a refused answer
         raise
-    reply.raw.release_conn()  # the whole body was read: the connection can serve the next call
-    body = b"".join(chunks)
-    # requests' own cache of the body: .text and .json() read it instead of the socket.
-    reply._content = body
-    reply._content_consumed = True  # type: ignore[attr-defined]
-    return body
+    raw.release_conn()  # the whole body was read: the connection can serve the next call
+    return b"".join(chunks)
+
+
+def _drop(raw: urllib3.BaseHTTPResponse) -> None:
+    """Close the answer's connection and hand its place back to the pool."""
+    raw.close()
+    raw.release_conn()
 
 
 def _size(limit: int) -> str:

@@ -26,6 +26,7 @@ from stoker_agent.standalone import Identity, SyncSettings, run_once
 from stoker_core.status import SyncRecord
 from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
+from support.loopback import accepting
 
 SUBCOMMANDS = ("cat-file", "ls-tree", "diff-tree", "rev-parse", "fetch", "init", "update-ref")
 
@@ -309,3 +310,38 @@ def test_the_gateway_client_never_sends_netrc_credentials_for_the_gateways_host(
             client.close()
         assert sim.requests
         assert [r.authorization for r in sim.requests] == [None] * len(sim.requests)
+
+
+def test_the_gateway_client_sends_through_an_http_proxy_as_requests_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The client sends through requests' urllib3 pool without preparing each request with
+    # requests: a proxy still gets the whole URL and its own credentials, every call.
+    heard: list[bytes] = []
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            for _ in range(2):  # two calls on one kept-alive connection
+                heard.append(conn.recv(65536))
+                body = b'{"state": "RUNNING"}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+
+    with accepting(answer) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("http://", "http://plant:s3cret@"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = GatewayClient(GatewaySettings(url="http://gw.example:8088"), sleep=lambda _: None)
+        try:
+            assert client.ping() == "RUNNING"
+            assert client.ping() == "RUNNING"
+        finally:
+            client.close()
+    assert len(heard) == 2
+    head = heard[0].decode().split("\r\n")
+    assert head[0] == "GET http://gw.example:8088/StatusPing HTTP/1.1"
+    assert "Proxy-Authorization: Basic cGxhbnQ6czNjcmV0" in head  # plant:s3cret
+    assert "Accept-Encoding: gzip, deflate" in head
