@@ -13,7 +13,6 @@ the sets met are cached as DFA states, so the usual path costs one dict look-up 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from itertools import compress, repeat
 from operator import itemgetter, or_
 
@@ -355,10 +354,21 @@ def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
     return cache
 
 
-@lru_cache(maxsize=1024)
 def compile_glob(pattern: str) -> Matcher:
     """Return the (cached) matcher of one pattern; raise BadPattern."""
-    return Matcher([pattern])
+    matcher = _MATCHERS.get(pattern)
+    if matcher is None:
+        if len(_MATCHERS) >= 1024:
+            _MATCHERS.clear()
+        matcher = _MATCHERS[pattern] = Matcher([pattern])
+    return matcher
+
+
+# Matchers by pattern (compile_glob) and by set of patterns (_combined), in plain dicts rather
+# than functools.lru_cache: the walk's child process imports this module alone, and functools
+# (with collections) would be half of its imports.
+_MATCHERS: dict[str, Matcher] = {}
+_COMBINED: dict[tuple[str, ...], Matcher] = {}
 
 
 def match(pattern: str, path: str) -> bool:
@@ -550,8 +560,14 @@ _ALL, _NONE, _ASK = object(), object(), object()
 _HEAD, _LAST = itemgetter(0), itemgetter(2)  # of str.rpartition's parts
 
 
-@lru_cache(maxsize=256)
 def _combined(patterns: tuple[str, ...]) -> Matcher | None:
     """One matcher for `patterns`, shared by every set that holds them: each plan builds its
     sets afresh, and this keeps the states and verdicts the last plan found."""
-    return Matcher(patterns) if patterns else None
+    if not patterns:
+        return None
+    matcher = _COMBINED.get(patterns)
+    if matcher is None:
+        if len(_COMBINED) >= 256:
+            _COMBINED.clear()
+        matcher = _COMBINED[patterns] = Matcher(patterns)
+    return matcher
