@@ -68,8 +68,8 @@ class Mirror:
             os.makedirs(self.path, exist_ok=True)
             self._git("init", "--bare", "--quiet", self.path, remote=False)
         want = commit if commit and SHA.match(commit) else None
-        if want and self._has(want):
-            return want
+        if want and self._synced() == want:
+            return want  # the last fetch's: a resync of the same commit starts no process
         target = want or ref
         try:
             self._git(
@@ -83,6 +83,11 @@ class Mirror:
                 f"+{target}:{KEEP_REF}",
             )
         except GitFetchError as e:
+            # A commit fetched before (a rollback, a remote that is down): looked for only now,
+            # a new commit being the common case, which a look first would only delay.
+            if want and self._has(want):
+                log.info("fetching %s failed, the mirror has it: %s", want[:12], e)
+                return want
             if want is None or ("not our ref" not in str(e) and "couldn't find" not in str(e)):
                 if "couldn't find remote ref" in str(e):
                     raise RefGone.one(
@@ -157,6 +162,16 @@ class Mirror:
     def ls_remote(self) -> str:
         """The remote's advertisement (`git ls-remote`), with the same credentials as a fetch."""
         return self._git("ls-remote", "--", self.url, in_repo=False)
+
+    def _synced(self) -> str | None:
+        """The commit KEEP_REF names, read from its file (the mirror is Stoker's own, written
+        only by the fetches here: a ref packed or missing reads as None)."""
+        try:
+            with open(os.path.join(self.path, KEEP_REF), "rb") as handle:
+                text = handle.read(100).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        return text if SHA.match(text) else None
 
     def _has(self, sha: str) -> bool:
         try:

@@ -228,8 +228,32 @@ def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trust
     ]
     # The restart check shares the sync's connection: 2 before (a TLS handshake in a pod).
     assert len({r.peer for r in asked}) == 1
-    # The commit fetched by its id is not read back from the ref (a rev-parse before).
-    assert counted(started) == Counter({"cat-file": 2, "fetch": 1, "diff-tree": 1, "ls-tree": 2})
+    # The new commit is fetched without looking for it first (a cat-file -e before), and not
+    # read back from the ref (a rev-parse before): cat-file is planning's --batch reader.
+    assert counted(started) == Counter({"cat-file": 1, "fetch": 1, "diff-tree": 1, "ls-tree": 2})
+
+
+def test_a_resync_of_the_fetched_commit_starts_no_git_process_to_find_it(
+    tmp_path: Path, started: Path
+) -> None:
+    repo = new_repo(tmp_path, {"projects/p/views/v/view.json": "{}"})
+    commit = git(repo, "rev-parse", "HEAD")
+    settings = attrs.evolve(agent_settings(repo, tmp_path), commit=commit)
+    assert run_once(settings).record.result == "Synced"
+    started.write_text("")
+    assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
+    # The tree listed for the full check, nothing else: a cat-file -e looked for it before.
+    assert counted(started) == Counter({"ls-tree": 1})
+    # A commit fetched before but not the last one (a rollback) with the remote gone: the
+    # fetch fails, and the mirror's copy is found then.
+    commit_tree(repo, {"projects/p/views/v/view.json": '{"v": 2}'})
+    newer = git(repo, "rev-parse", "HEAD")
+    assert run_once(attrs.evolve(settings, commit=newer)).record.result == "Synced"
+    shutil.rmtree(repo)
+    back = run_once(settings)
+    assert back.record.result == "Synced", back.record.error
+    assert back.record.commit == commit
+    assert (tmp_path / "data/projects/p/views/v/view.json").read_text() == "{}"
 
 
 def resource(actor: str, stamp: str) -> str:
