@@ -24,6 +24,8 @@ Rules (the adapter only reads, appends and replaces files):
 from __future__ import annotations
 
 import json
+import operator
+from itertools import compress
 from typing import Any, NamedTuple
 
 from stoker_core import jsontext
@@ -46,9 +48,13 @@ COMPACT_FRACTION = 4  # the log is folded into a new base past 1/4 of the base's
 
 def delta_line(previous: Manifest, new: Manifest) -> str:
     """The log line that turns `previous` (as read, with its generation) into `new`."""
-    old = previous.records
-    unsaved = previous.unsaved
-    changed = {p: r for p, r in new.records.items() if p in unsaved or old.get(p) != r}
+    old, records = previous.records, new.records
+    # A column at a time (a one-file commit records thousands unchanged): the records that
+    # differ from the old ones, and those whose ctime the last sync filled in, unsaved yet.
+    paths = list(records)
+    differs = map(operator.ne, map(old.get, paths), records.values())
+    changed = dict(compress(records.items(), differs))
+    changed.update((p, records[p]) for p in previous.unsaved if p in records)
     entry: dict[str, Any] = {
         "base": previous.generation,
         "seq": previous.seq + 1,
@@ -56,7 +62,7 @@ def delta_line(previous: Manifest, new: Manifest) -> str:
         "profile": new.profile,
         "dirs": sorted(new.dirs),
         "set": dict(sorted(changed.items())),
-        "del": sorted(p for p in old if p not in new.records),
+        "del": sorted(old.keys() - records.keys()),
         **carried_json(new),
     }
     return json.dumps(entry, separators=(",", ":")) + "\n"
