@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable
 
@@ -252,12 +253,18 @@ def _recorded_commit_hint(data_dir: str) -> str | None:
     when neither names one (absent, linked, a last log line longer than the tail read)."""
     for path, tail in ((LOG_PATH, True), (MANIFEST_PATH, False)):
         try:
-            fd = os.open(os.path.join(data_dir, path), os.O_RDONLY | os.O_NOFOLLOW)
+            # Never through a link, and a FIFO planted there does not block (not read either).
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(os.path.join(data_dir, path), flags)
         except OSError:
+            continue
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a folder or a FIFO planted there
+            os.close(fd)
             continue
         with open(fd, "rb") as handle:
             if tail:
-                handle.seek(max(0, os.fstat(fd).st_size - _HINT_BYTES))
+                handle.seek(max(0, info.st_size - _HINT_BYTES))
             named = _COMMIT_KEY.findall(handle.read(_HINT_BYTES))
         if named:
             return bytes(named[-1]).decode("ascii")

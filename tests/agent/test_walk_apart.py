@@ -130,3 +130,14 @@ def test_a_linked_manifest_or_log_gives_no_resync_hint(tmp_path: Path) -> None:
     os.symlink(elsewhere, data / MANIFEST_PATH)
     os.symlink(elsewhere, data / LOG_PATH)
     assert _recorded_commit_hint(str(data)) is None
+
+
+def test_a_fifo_or_a_folder_where_the_log_is_gives_the_base_commit_without_blocking(
+    tmp_path: Path,
+) -> None:
+    _manifest_of(tmp_path, 0).write_text(f'{{"version":3,"generation":"g","commit":"{"e" * 40}"}}')
+    os.mkfifo(tmp_path / LOG_PATH)  # opened to read, it would wait for a writer
+    assert _recorded_commit_hint(str(tmp_path)) == "e" * 40
+    (tmp_path / LOG_PATH).unlink()
+    (tmp_path / LOG_PATH).mkdir()
+    assert _recorded_commit_hint(str(tmp_path)) == "e" * 40
