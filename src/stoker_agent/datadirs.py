@@ -245,7 +245,11 @@ def open_to_append_at(dir_fd: int, name: str) -> int | None:
 
 def read_state_at(dir_fd: int, name: str, where: str, limit: int = STATE_FILE_LIMIT) -> str:
     """A state file's text, never through a link, at most `limit` bytes."""
-    fd = open_state_at(dir_fd, name, os.O_RDONLY, where)
+    # Non-blocking: opening a FIFO planted there would wait for a writer (and then stall reads).
+    fd = open_state_at(dir_fd, name, os.O_RDONLY | os.O_NONBLOCK, where)
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ApplyError(f"{where}/{name}: is a FIFO; Stoker reads only files there: remove it")
     with open(fd, "rb") as handle:
         raw = handle.read(limit + 1)
     if len(raw) > limit:

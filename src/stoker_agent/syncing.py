@@ -70,7 +70,12 @@ def read_manifest(data_dir: str) -> Manifest | None:
     path = os.path.join(data_dir, MANIFEST_PATH)
     try:
         # Never through a link: whoever writes the data directory could point it anywhere (H2).
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # Non-blocking: a FIFO planted there would wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            log.warning("%s is a FIFO; ignored (every file is checked once)", MANIFEST_PATH)
+            return None
         with open(fd, encoding="utf-8") as handle:
             manifest = Manifest.from_json(handle.read())
         manifest = manifestlog.replay(manifest, _read_log(data_dir, manifest))

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from stoker_agent.applying import Applier
 from stoker_agent.gitrepo import Repository
 from stoker_agent.syncing import read_manifest, sync_commit
 from stoker_core import manifestlog, profiles
-from stoker_core.manifest import MANIFEST_PATH, Manifest
+from stoker_core.manifest import CTIMES_PATH, MANIFEST_PATH, Manifest
 from stoker_core.manifestlog import LOG_LIMIT, LOG_PATH
 from stoker_core.plans import Reason
 from stoker_core.templates import TemplateContext
@@ -200,6 +201,31 @@ def test_a_linked_log_is_never_followed(
     assert read_manifest(str(synced)) is None
     sync(repo, ids[2], synced)
     assert outside.read_text().count("\n") == 1  # never appended to through the link
+    assert state(read_manifest(str(synced)))[0] == ids[2]
+
+
+def _blocked(signum: int, frame: object) -> None:
+    raise TimeoutError("the sync waited on a FIFO")
+
+
+@pytest.mark.parametrize("planted", [MANIFEST_PATH, LOG_PATH, CTIMES_PATH])
+def test_a_fifo_planted_as_a_manifest_file_never_blocks_the_sync(
+    commits: tuple[Path, list[str]], synced: Path, planted: str
+) -> None:
+    # Opening a FIFO to read waits for a writer: the gateway could hang every sync with one.
+    repo, ids = commits
+    sync(repo, ids[1], synced)  # a base and a log line
+    (synced / planted).unlink(missing_ok=True)
+    os.mkfifo(synced / planted)
+    before = signal.signal(signal.SIGALRM, _blocked)
+    signal.alarm(20)  # a blocked open fails the test instead of hanging it
+    try:
+        manifest = read_manifest(str(synced))
+        assert (manifest is None) is (planted != CTIMES_PATH)  # the ctimes are only a help
+        sync(repo, ids[2], synced)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
     assert state(read_manifest(str(synced)))[0] == ids[2]
 
 
