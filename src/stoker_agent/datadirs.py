@@ -22,15 +22,26 @@ class ApplyError(StokerError):
     """The data directory could not be changed (permissions, disk full, a link in the way)."""
 
 
+# What stands where a real directory should, as an error names it.
+_NOT_A_DIRECTORY = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISREG, "a file"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def real_directory_or_absent(path: str) -> None:
-    """Refuse a state directory that is a link (or a file): Stoker would write through it."""
+    """Refuse a state directory that is a link (or a file, a FIFO…): Stoker would write
+    through it, or wait on it."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(mode):
+        what = next((name for test, name in _NOT_A_DIRECTORY if test(mode)), "a device")
         raise ApplyError(
-            f"{path} is a symbolic link, not a directory; Stoker keeps its state only in real "
+            f"{path} is {what}, not a directory; Stoker keeps its state only in real "
             "directories: remove it"
         )
 

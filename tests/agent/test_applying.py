@@ -714,3 +714,21 @@ def test_H2_a_linked_manifest_is_not_read(tmp_path: Path) -> None:
     state.mkdir(parents=True)
     (state / "manifest.json").symlink_to(outside)
     assert read_manifest(str(tmp_path / "data")) is None
+
+
+@pytest.mark.parametrize(
+    ("plant", "named"),
+    [
+        (lambda p: p.write_text("x"), "a file"),
+        (lambda p: os.mkfifo(p), "a FIFO"),
+    ],
+)
+def test_a_state_folder_that_is_not_a_folder_is_refused_by_what_it_is(
+    tmp_path: Path, plant: Any, named: str
+) -> None:
+    # A FIFO at .stoker/txn was refused as "a symbolic link", which sent the user looking for one.
+    data = tmp_path / "data"
+    (data / ".stoker").mkdir(parents=True)
+    plant(data / ".stoker/txn")
+    with pytest.raises(ApplyError, match=f"txn is {named}, not a directory"):
+        Applier(str(data)).lock()
