@@ -225,7 +225,7 @@ class GatewayClient:
         self._verify: bool | str = (
             False if settings.insecure else (settings.ca_file or bundle or True)
         )
-        self._route: _Route | None = None  # made at the first call, whose errors it raises
+        self._route: Route | None = None  # made at the first call, whose errors it raises
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -283,7 +283,7 @@ class GatewayClient:
         import urllib3
 
         if self._route is None:
-            self._route = _Route.to(self.base, self._verify, self._proxies)
+            self._route = Route.to(self.base, self._verify, self._proxies)
         route = self._route
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
@@ -474,7 +474,7 @@ class _NoAnswer(Exception):
     """The request got no answer; the message says why, as `_describe` words it."""
 
 
-class _Route:
+class Route:
     """How every call reaches the gateway: requests' own urllib3 pool for its address (TLS
     as `verify` says, through the environment's proxy if any), and what each call adds."""
 
@@ -496,16 +496,23 @@ class _Route:
         return urllib3.Timeout(connect=seconds, read=seconds)
 
     @classmethod
-    def to(cls, base: str, verify: bool | str, proxies: dict[str, str]) -> _Route:
-        """The route to `base`, made by requests' adapter as for its first request; a URL it
-        refuses raises its exception (an OSError for a CA bundle that is not there)."""
+    def to(
+        cls,
+        base: str,
+        verify: bool | str,
+        proxies: dict[str, str],
+        cert: tuple[str, str] | None = None,
+    ) -> Route:
+        """The route to `base`, made by requests' adapter as for its first request (`cert`: a
+        client certificate and key); a URL it refuses raises its exception (an OSError for a
+        CA bundle or certificate that is not there)."""
         import requests
         from requests.utils import default_headers, urldefragauth
 
         prepared = requests.Request("GET", base + "/", headers=default_headers()).prepare()
         adapter = requests.adapters.HTTPAdapter()
-        pool = adapter.get_connection_with_tls_context(prepared, verify, proxies=proxies)
-        adapter.cert_verify(pool, prepared.url or base, verify, None)  # type: ignore[no-untyped-call]
+        pool = adapter.get_connection_with_tls_context(prepared, verify, proxies, cert)
+        adapter.cert_verify(pool, prepared.url or base, verify, cert)  # type: ignore[no-untyped-call]
         url = urldefragauth(prepared.url or base).rstrip("/")
         proxied = adapter.request_url(prepared, proxies) != prepared.path_url
         prefix = url if proxied else prepared.path_url.rstrip("/")
@@ -520,6 +527,19 @@ def _json_body(value: Any) -> bytes:
 def _no_answer(error: Exception) -> str:
     """What went wrong with a request urllib3 raised `error` for, in the words `_describe`
     gives the requests exception HTTPAdapter.send turns it into."""
+    said = {
+        "SSLError": TLS_FAILED,
+        "ConnectTimeout": "timed out",
+        "ReadTimeout": "timed out",
+        "ConnectionError": UNREACHABLE,
+        "ProxyError": UNREACHABLE,
+    }
+    return said.get(requests_name(error)) or redact(str(error))[:BODY_LIMIT]
+
+
+def requests_name(error: Exception) -> str:
+    """The name of the requests exception HTTPAdapter.send raises for urllib3's (or the
+    socket's) `error` (the name of `error` itself where it lets it through)."""
     import urllib3.exceptions as u
 
     if isinstance(error, u.MaxRetryError):
@@ -527,19 +547,21 @@ def _no_answer(error: Exception) -> str:
         if isinstance(reason, u.ConnectTimeoutError) and not isinstance(
             reason, u.NewConnectionError
         ):
-            return "timed out"
+            return "ConnectTimeout"
         if isinstance(reason, u.ResponseError):
-            return redact(str(error))[:BODY_LIMIT]
-        if isinstance(reason, u.SSLError):
-            return TLS_FAILED
-        return UNREACHABLE
-    if isinstance(error, u.ProtocolError | OSError | u.ClosedPoolError | u.ProxyError):
-        return UNREACHABLE
+            return "RetryError"
+        if isinstance(reason, u.ProxyError):
+            return "ProxyError"
+        return "SSLError" if isinstance(reason, u.SSLError) else "ConnectionError"
+    if isinstance(error, u.ProtocolError | OSError | u.ClosedPoolError):
+        return "ConnectionError"
+    if isinstance(error, u.ProxyError):
+        return "ProxyError"
     if isinstance(error, u.SSLError):
-        return TLS_FAILED
+        return "SSLError"
     if isinstance(error, u.ReadTimeoutError):
-        return "timed out"
-    return redact(str(error))[:BODY_LIMIT]
+        return "ReadTimeout"
+    return "InvalidHeader" if isinstance(error, u.InvalidHeader) else type(error).__name__
 
 
 TLS_FAILED = "TLS failed (give --gateway-ca-file, or --gateway-insecure to skip checks)"

@@ -10,18 +10,22 @@ official client.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 from urllib.parse import quote
 
 import requests
 
-from stoker_agent.replies import ReplyRefused, read_body
+from stoker_agent.replies import ReplyRefused, read_body, read_stream
 from stoker_core import jsontext
 from stoker_core.errors import TemporaryError
 from stoker_k8s.apiaccess import Access
+
+if TYPE_CHECKING:
+    from stoker_agent.gateway import Route
 
 log = logging.getLogger("stoker.agent")
 
@@ -88,8 +92,13 @@ def _no_answer(doing: str, error: BaseException) -> NoReturn:
 
 def _body(doing: str, reply: requests.Response, limit: int = MAX_ANSWER) -> Any:
     """The JSON answer, read up to `limit` bytes within the read timeout."""
+    return _parsed(doing, read_body, reply, limit)
+
+
+def _parsed(doing: str, read: Callable[..., bytes], reply: Any, limit: int = MAX_ANSWER) -> Any:
+    """The JSON answer `read` reads from `reply` (read_body or read_stream), bounded."""
     try:
-        body = read_body(reply, limit=limit, within=API_TIMEOUT[1])
+        body = read(reply, limit=limit, within=API_TIMEOUT[1])
     except ReplyRefused as e:
         raise TemporaryError(f"{doing}: the API server's {str(e).removeprefix('the ')}") from None
     try:
@@ -151,7 +160,9 @@ class AgentApi:
         self, doing: str, method: str, path: str, *, body: Any = None, params: Any = None
     ) -> Any:
         """One request; None for a 404; any other refusal or no answer is a TemporaryError."""
-        try:
+        if params is None:
+            return self._pooled(doing, method, path, body)
+        try:  # a listing (the watch's): requests encodes its query
             with self._send(method, path, body=body, params=params) as reply:
                 if reply.status_code == 404:
                     return None
@@ -160,6 +171,58 @@ class AgentApi:
                 return _body(doing, reply)
         except (requests.RequestException, OSError) as e:
             _no_answer(doing, e)
+
+    def _pooled(self, doing: str, method: str, path: str, body: Any) -> Any:
+        """`_call` without a query, sent straight to requests' own urllib3 pool for the server
+        (the same TLS, client certificate and headers) without requests preparing each request:
+        ~0.6 ms of CPU less a call, three calls a sync. Errors are named as requests named them."""
+        import urllib3
+
+        from stoker_agent.gateway import requests_name
+
+        headers = {"Accept": "application/json"}
+        data = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            route = self._route()
+        except (requests.RequestException, OSError) as e:  # a CA or certificate not there
+            _no_answer(doing, e)
+        try:
+            raw = route.pool.urlopen(
+                method=method,
+                url=route.prefix + path,
+                body=data,
+                headers={**route.headers, **headers, **self.access.headers()},
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=route.retries,
+                timeout=urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1]),
+                chunked=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise TemporaryError(
+                f"{doing}: the API server did not answer ({requests_name(e)})"
+            ) from None
+        if raw.status == 404 or raw.status >= 300:
+            raw.close()  # never read: as requests' Response left it
+            raw.release_conn()
+            if raw.status == 404:
+                return None
+            raise refusal(doing, raw.status, raw.reason or "")
+        return _parsed(doing, read_stream, raw)
+
+    def _route(self) -> Route:
+        from stoker_agent.gateway import Route
+
+        route: Route | None = getattr(self._local, "route", None)
+        if route is None:
+            access = self.access
+            route = Route.to(access.server, access.verify, {}, access.cert)
+            self._local.route = route
+        return route
 
     def _send(
         self,

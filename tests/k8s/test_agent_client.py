@@ -129,6 +129,9 @@ def test_a_missing_configmap_is_none_and_a_silent_server_did_not_answer(wire: An
     closed = AgentApi(Access(server=f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(TemporaryError, match=r"^reading: the API server did not answer \("):
         closed.read_config_map("plant", "m", doing="reading")
+    # Named as requests named it, though the call goes to its urllib3 pool unprepared.
+    with pytest.raises(TemporaryError, match=r"did not answer \(ConnectionError\)$"):
+        closed.replace_config_map("plant", "m", {}, doing="replacing")
 
 
 def test_an_answer_over_the_bound_is_refused_unread(wire: Any) -> None:
