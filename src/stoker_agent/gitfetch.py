@@ -28,6 +28,10 @@ from stoker_core.redaction import redact
 log = logging.getLogger("stoker.git")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 KEEP_REF = "refs/stoker/synced"
+# The commits last fetched by id, newest last, one a line: Stoker's own file in the mirror (no
+# other writer), so a rollback to one of them needs no network.
+FETCHED_FILE = "stoker-fetched"
+FETCHED_KEPT = 64
 FETCH_TIMEOUT = 300  # seconds; a hung server must not hang the agent
 
 
@@ -70,6 +74,8 @@ class Mirror:
         want = commit if commit and SHA.match(commit) else None
         if want and self._synced() == want:
             return want  # the last fetch's: a resync of the same commit starts no process
+        if want and want in self._fetched() and self._has(want):
+            return want  # fetched before (a rollback): no network, even with the remote hung
         target = want or ref
         try:
             self._git(
@@ -83,7 +89,8 @@ class Mirror:
                 f"+{target}:{KEEP_REF}",
             )
         except GitFetchError as e:
-            # A commit fetched before (a rollback, a remote that is down): looked for only now,
+            # A commit the mirror holds without having fetched it by id (an ancestor of a tip
+            # fetched by ref, or one fetched before the record was kept): looked for only now,
             # a new commit being the common case, which a look first would only delay.
             if want and self._has(want):
                 log.info("fetching %s failed, the mirror has it: %s", want[:12], e)
@@ -100,8 +107,11 @@ class Mirror:
             # `+want:KEEP_REF` succeeded: git fetched that very object and pointed the ref at
             # it (a commit, or peel would fail later), so reading the ref back is a process
             # wasted at every sync.
+            self._remember(want)
             return want
-        return self._rev(KEEP_REF)
+        fetched = self._rev(KEEP_REF)
+        self._remember(fetched)
+        return fetched
 
     def fetch_blobs(self, commit: str, paths: Sequence[str]) -> int:
         """Fetch the files under `paths` at `commit` that the mirror lacks; return how many.
@@ -172,6 +182,27 @@ class Mirror:
         except OSError:
             return None
         return text if SHA.match(text) else None
+
+    def _fetched(self) -> list[str]:
+        """The commits last fetched by id (FETCHED_FILE; absent or unreadable: none)."""
+        try:
+            with open(os.path.join(self.path, FETCHED_FILE), "rb") as handle:
+                text = handle.read(FETCHED_KEPT * 41).decode("ascii", "replace")
+        except OSError:
+            return []
+        return [line for line in text.split() if SHA.match(line)]
+
+    def _remember(self, sha: str) -> None:
+        """Add `sha` to the commits last fetched by id, keeping the newest FETCHED_KEPT. A
+        record that cannot be written only costs a later rollback a fetch."""
+        kept = [*(c for c in self._fetched() if c != sha), sha][-FETCHED_KEPT:]
+        path = os.path.join(self.path, FETCHED_FILE)
+        try:
+            with open(path + ".tmp", "w", encoding="ascii") as handle:
+                handle.write("".join(f"{c}\n" for c in kept))
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            log.debug("%s not written: %s", FETCHED_FILE, e)
 
     def _has(self, sha: str) -> bool:
         try:

@@ -221,3 +221,37 @@ def test_ssh_fetch_works_as_a_uid_with_no_passwd_entry_r13(
         assert len(done.stdout.strip()) == 40
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_rollback_to_a_commit_fetched_before_asks_no_remote(
+    git_daemon: GitDaemon, git_root: Path, tmp_path: Path
+) -> None:
+    # Rolling back in an incident must not wait on a remote that may hang (up to FETCH_TIMEOUT):
+    # a commit this mirror fetched by id is taken from it. A new commit is fetched at once.
+    repo = BareRepo.create(git_root, "config", {"a.json": "1"})
+    first = repo.rev_parse("main")
+    second = repo.commit({"a.json": "2"})
+    m = mirror(tmp_path, git_daemon.url_for("config"))
+    assert m.fetch("main", first) == first
+    assert m.fetch("main", second) == second
+    fetches: list[bool] = []
+    gone = Mirror(
+        str(tmp_path / "mirror"),
+        f"git://127.0.0.1:{closed_port()}/config",
+        on_fetch=lambda _seconds, ok: fetches.append(ok),
+    )
+    assert gone.fetch("main", first) == first
+    assert fetches == []
+    third = repo.commit({"a.json": "3"})
+    with pytest.raises(GitFetchError):
+        gone.fetch("main", third)
+    assert fetches == [False]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -6,6 +6,7 @@ notes its command before it runs the real one, calls by the gateway simulator.""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -214,7 +215,9 @@ def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trust
         asked = sim.requests[seen:]
     assert outcome.record.result == "Synced"
     assert outcome.record.commit == commit
-    assert [f"{r.method} {r.path}" for r in asked] == [
+    # A scan still running when its status is read is read again: polls of one scan count once.
+    calls = [call for call, _ in itertools.groupby(f"{r.method} {r.path}" for r in asked)]
+    assert calls == [
         "GET /data/api/v1/gateway-info",  # its redundancy role, before any change
         "GET /data/api/v1/designers",
         "POST /data/api/v1/scan-lock/projects",
