@@ -23,8 +23,9 @@ from core.test_properties import (
     scenarios,
 )
 from stoker_core import desired, planning, profiles
+from stoker_core.desired import DesiredTree
 from stoker_core.errors import PlanRefused
-from stoker_core.manifest import Record
+from stoker_core.manifest import Manifest, Record
 from stoker_core.plans import Action, Reason, apply_to
 from stoker_core.recorded import RecordedTree, paths_to_check
 from stoker_core.trees import LiveEntry, MemorySnapshot, MemoryTree, blob_id
@@ -101,13 +102,7 @@ def test_a_one_file_change_in_a_2000_file_manifest_is_planned_looking_at_a_few_e
 def test_a_full_check_of_files_stoker_wrote_unchanged_compares_none_of_them_one_by_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    effective = profiles.resolve(
-        gs_with([{"source": "src/projects", "destination": "projects"}]).spec.sync, None
-    )
-    snap = _repository()
-    tree = desired.build(effective, snap, context())
-    live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
-    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
+    tree, live, manifest = _written_with_ctimes()
     live.put("projects/p1/views/v1/view.json", b"drifted")  # another file now
     content, _ = live.files["projects/p3/views/v3/view.json"]
     live.files["projects/p3/views/v3/view.json"] = (content, 0o755)  # made executable
@@ -243,13 +238,7 @@ def test_a_full_check_compares_a_file_whose_record_differs_from_its_lstat_in_any
 ) -> None:
     # The bulk trust test (planning._keep_as_written) must ask what _as_written asks: the
     # ctime is what a writer that puts the old mtime back cannot forge.
-    effective = profiles.resolve(
-        gs_with([{"source": "src/projects", "destination": "projects"}]).spec.sync, None
-    )
-    snap = _repository()
-    tree = desired.build(effective, snap, context())
-    live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
-    manifest = _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
+    tree, live, manifest = _written_with_ctimes()
     path = "projects/p2/views/v2/view.json"
     record = manifest.records[path]
     forged = record._replace(**{field: "0" * 40 if field == "blob" else getattr(record, field) + 7})
@@ -257,3 +246,15 @@ def test_a_full_check_compares_a_file_whose_record_differs_from_its_lstat_in_any
     plan = planning.plan(tree, live, manifest)
     changed = [(op.path, op.reason) for op in plan.operations if op.reason is not Reason.UNCHANGED]
     assert changed == [(path, Reason.VERIFIED)]  # hashed: the same content, kept
+
+
+def _written_with_ctimes() -> tuple[DesiredTree, MemoryTree, Manifest]:
+    """The test repository's desired tree, written into a live tree, and the manifest (with
+    ctimes) that sync would have left."""
+    effective = profiles.resolve(
+        gs_with([{"source": "src/projects", "destination": "projects"}]).spec.sync, None
+    )
+    snap = _repository()
+    tree = desired.build(effective, snap, context())
+    live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
+    return tree, live, _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
