@@ -257,7 +257,7 @@ class GatewayClient:
         token = self._token() if auth else None
         if token:
             headers["X-Ignition-API-Token"] = token
-        body = None if json is None else _json_body(json)
+        body = None if json is None else json_body(json)
         for attempt in range(1, tries + 1):
             try:
                 return check(self._send(method, path, headers, body), what)
@@ -287,20 +287,9 @@ class GatewayClient:
         route = self._route
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
+        seconds = self.settings.timeout  # both the connect and the read timeout, as requests
         try:
-            raw = route.pool.urlopen(
-                method=method,
-                url=route.prefix + path,
-                body=body,
-                headers={**route.headers, **headers},
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-                retries=route.retries,
-                timeout=route.timeout(self.settings.timeout),
-                chunked=False,
-            )
+            raw = route.open(method, path, body, headers, (seconds, seconds))
         except (urllib3.exceptions.HTTPError, OSError) as e:  # said as requests said them
             raise _NoAnswer(_no_answer(e)) from None
         content = read_stream(raw, limit=REPLY_LIMIT, within=self.settings.timeout)
@@ -488,12 +477,32 @@ class Route:
         self.headers = headers  # requests' defaults, and Basic auth for credentials in the URL
         self.retries = urllib3.Retry(0, read=False)  # requests' own: ours are in _call
 
-    @staticmethod
-    def timeout(seconds: float) -> urllib3.Timeout:
-        """Both the connect and the read timeout, as requests sets them from one number."""
+    def open(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request as requests would (its default headers, no redirect followed, no
+        retry, the body left unread and undecoded for read_stream); `timeout`: (connect, read)
+        seconds. Raises urllib3's (or the socket's) error when there is no answer."""
         import urllib3
 
-        return urllib3.Timeout(connect=seconds, read=seconds)
+        return self.pool.urlopen(  # type: ignore[no-any-return]
+            method=method,
+            url=self.prefix + path,
+            body=body,
+            headers={**self.headers, **headers},
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            decode_content=False,
+            retries=self.retries,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            chunked=False,
+        )
 
     @classmethod
     def to(
@@ -519,7 +528,7 @@ class Route:
         return cls(adapter, pool, url, prefix, dict(prepared.headers))
 
 
-def _json_body(value: Any) -> bytes:
+def json_body(value: Any) -> bytes:
     """A JSON request body as requests encodes one (NaN refused)."""
     return json.dumps(value, allow_nan=False).encode("utf-8")
 

@@ -10,7 +10,6 @@ official client.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -178,10 +177,10 @@ class AgentApi:
         ~0.6 ms of CPU less a call, three calls a sync. Errors are named as requests named them."""
         import urllib3
 
-        from stoker_agent.gateway import requests_name
+        from stoker_agent.gateway import json_body, requests_name
 
-        headers = {"Accept": "application/json"}
-        data = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
+        headers = {"Accept": "application/json", **self.access.headers()}
+        data = None if body is None else json_body(body)
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -189,19 +188,7 @@ class AgentApi:
         except (requests.RequestException, OSError) as e:  # a CA or certificate not there
             _no_answer(doing, e)
         try:
-            raw = route.pool.urlopen(
-                method=method,
-                url=route.prefix + path,
-                body=data,
-                headers={**route.headers, **headers, **self.access.headers()},
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-                retries=route.retries,
-                timeout=urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1]),
-                chunked=False,
-            )
+            raw = route.open(method, path, data, headers, self._timeout)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise TemporaryError(
                 f"{doing}: the API server did not answer ({requests_name(e)})"
