@@ -285,11 +285,11 @@ def test_plan_and_validate_import_no_kubernetes_or_server_libraries(
         ],
         "validate": ["validate", str(MULTI)],
     }[command]
-    probe = (
-        "import sys\nfrom stoker_agent.cli import main\n"
-        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+    probe = (  # told at exit (main ends the process): what the command had imported by then
+        "import atexit, sys\nfrom stoker_agent.cli import main\n"
         "heavy = ('kubernetes', 'gunicorn', 'requests', 'prometheus_client', 'stoker_k8s')\n"
-        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+        "atexit.register(lambda: print('LOADED', [m for m in heavy if m in sys.modules]))\n"
+        f"main({args!r})\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=False
