@@ -2,15 +2,18 @@
 
 This is the read side of the agent's git adapter: `stoker sync` and `stoker plan` use it on a
 local repository, on the agent's mirror, or on a shallow fetch of a remote one into a temporary
-bare repository. Reading goes straight through the git CLI (`ls-tree`, `cat-file --batch`), so
-a sync of a local repository never imports GitPython: its import alone costs about 40 ms of
-every `stoker sync` process. GitPython serves the remote case of `Repository`.
+bare repository. Reading goes straight through the git CLI (`ls-tree`, `cat-file
+--batch-command`), so a sync of a local repository never imports GitPython: its import alone
+costs about 40 ms of every `stoker sync` process. GitPython serves the remote case of
+`Repository`. A commit planned from its changes reads its diff and listings as tree objects
+through the snapshot's one `cat-file --batch-command` (see gittrees): one git process per sync.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import IO, Self
 
-from stoker_agent import gitexec
+from stoker_agent import gitexec, gittrees
 from stoker_core.errors import InvalidInput, StokerError, TemporaryError
 from stoker_core.recorded import CommitDiff
 from stoker_core.redaction import redact
@@ -35,6 +38,8 @@ _MODES = {
     "160000": (Kind.SUBMODULE, REGULAR),
 }
 _OTHER = (Kind.OTHER, REGULAR)
+_HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # a full SHA-1 or SHA-256 object id
+log = logging.getLogger("stoker.git")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/]+@[^/:]+:)", re.IGNORECASE)
 
 
@@ -136,10 +141,91 @@ class GitSnapshot(_Closing):
     def diff_since(
         self, old: str, sources: Sequence[str], rendering: Sequence[str], limit: int
     ) -> CommitDiff | None:
-        """What changed since commit `old` (`git diff-tree`), with the entries of this commit
-        that building the changed part of the desired tree reads (see recorded.CommitDiff):
-        None when more than `limit` paths changed. GitError when `old` cannot be read (a
-        shallow fetch does not hold it)."""
+        """What changed since commit `old` (as `git diff-tree` says), with the entries of this
+        commit that building the changed part of the desired tree reads (see
+        recorded.CommitDiff): None when more than `limit` paths changed. GitError when `old`
+        cannot be read (a shallow fetch does not hold it). Read as tree objects through the
+        snapshot's object reader; git's own commands where that could answer otherwise."""
+        try:
+            return self._diff_from_trees(old, sources, rendering, limit)
+        except gittrees.Inexact as e:
+            log.debug("the commit's changes are listed by git's commands: %s", e)
+        except gittrees.MalformedTree as e:
+            raise GitError(f"{e} (in {self._git_dir})") from None
+        except GitError:
+            self._drop_reader()  # a reply may be left half read
+            raise
+        return self._diff_by_commands(old, sources, rendering, limit)
+
+    def _diff_from_trees(
+        self, old: str, sources: Sequence[str], rendering: Sequence[str], limit: int
+    ) -> CommitDiff | None:
+        """diff_since through the object reader (see gittrees); Inexact where it could differ
+        from git's `diff-tree` and `ls-tree` (a pathspec git would normalise, an id that is not
+        a full one of this repository's length)."""
+        if self._closed:
+            raise GitError("the snapshot is closed")
+        if not (_HEX.match(old) and _HEX.match(self._commit) and len(old) == len(self._commit)):
+            raise gittrees.Inexact(f"commits {old!r} and {self._commit!r} are not full ids")
+        named = [s for s in sources if s]
+        rendered = [r for r in rendering if r]
+        if not all(map(gittrees.clean, [*self._paths, *named, *rendered])):
+            raise gittrees.Inexact("a pathspec git would normalise")
+        if self._reader is None:
+            self._reader = ObjectReader(self._git_dir)
+        reader = self._reader
+        raw_len = len(self._commit) // 2
+        trees = gittrees.Trees(lambda ids: reader.objects([i.hex() for i in ids], b"tree"), raw_len)
+        old_tree, new_tree = (bytes.fromhex(t) for t in reader.root_trees([old, self._commit]))
+        changes = gittrees.diff(trees, old_tree, new_tree, gittrees.Specs(self._paths), limit)
+        if changes is None:
+            return None
+        changed: dict[str, str] = {}
+        found: dict[str, RepoEntry] = {}
+        files: list[str] = []
+        for raw_path, _, new_mode, status in changes:
+            path = raw_path.decode("utf-8", "surrogateescape")
+            changed[path] = "T" if path in changed else status  # a file that became a tree
+            if new_mode == gittrees.DIR:
+                found[path] = RepoEntry(path, Kind.DIR)
+            elif status != "D":
+                files.append(path)
+        wanted = [*files, *rendered]
+        below = gittrees.list_tree(trees, new_tree, gittrees.Specs(wanted), True) if wanted else []
+        tops = gittrees.list_tree(trees, new_tree, gittrees.Specs(named), False) if named else []
+        listed = self._entries_of([*below, *tops])  # the files' sizes asked for in one go
+        found.update(listed[: len(below)])
+        return CommitDiff(
+            self._commit, changed, found, _sources_of(named, dict(listed[len(below) :]))
+        )
+
+    def _entries_of(self, listed: list[gittrees.Listed]) -> list[tuple[str, RepoEntry]]:
+        """Entries as `_parse_listing` makes them of ls-tree's lines (files' sizes asked of git)."""
+        assert self._reader is not None
+        files = [
+            oid.hex() for _, mode, oid in listed if mode in (gittrees.FILE, gittrees.EXECUTABLE)
+        ]
+        sizes = iter(self._reader.sizes(files))
+        entries: list[tuple[str, RepoEntry]] = []
+        for raw_path, mode, oid in listed:
+            path = raw_path.decode("utf-8", "surrogateescape")
+            kind, file_mode = _MODES[f"{mode:06o}"]
+            if kind is Kind.FILE:
+                entry = RepoEntry(path, kind, oid.hex(), file_mode, next(sizes))
+            else:
+                entry = RepoEntry(path, kind, "" if kind is Kind.DIR else oid.hex())
+            entries.append((path, entry))
+        return entries
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _diff_by_commands(
+        self, old: str, sources: Sequence[str], rendering: Sequence[str], limit: int
+    ) -> CommitDiff | None:
+        """diff_since through `git diff-tree` and two `git ls-tree`: three git processes."""
         spec = ["--", *self._paths] if self._paths else []
         raw = run_git(
             self._git_dir, "diff-tree", "-r", "-t", "-z", "--no-renames", old, self._commit, *spec
@@ -166,14 +252,7 @@ class GitSnapshot(_Closing):
         """Each source's entry at this commit: a file, link or submodule is listed as itself,
         a directory by its children (git has no empty ones)."""
         named = [s for s in sources if s]
-        listed = self._list(*named) if named else {}
-        found: dict[str, RepoEntry] = {}
-        for source in named:
-            if source in listed:
-                found[source] = listed[source]
-            elif any(p.startswith(source + "/") for p in listed):
-                found[source] = RepoEntry(source, Kind.DIR)
-        return found
+        return _sources_of(named, self._list(*named) if named else {})
 
     def _list(self, *args: str) -> dict[str, RepoEntry]:
         """`git ls-tree -l -z --full-tree` of this commit with more arguments and pathspecs."""
@@ -262,6 +341,18 @@ class GitSnapshot(_Closing):
         return BlobPipeline(self._git_dir, blobs, proc=reader.detach() if reader else None)
 
 
+def _sources_of(named: list[str], listed: dict[str, RepoEntry]) -> dict[str, RepoEntry]:
+    """Each source's entry, of `git ls-tree` (not -r) of the sources: a source above another is
+    recursed into, not listed; it is a directory when something below it is listed."""
+    found: dict[str, RepoEntry] = {}
+    for source in named:
+        if source in listed:
+            found[source] = listed[source]
+        elif any(p.startswith(source + "/") for p in listed):
+            found[source] = RepoEntry(source, Kind.DIR)
+    return found
+
+
 def _parse_listing(raw: bytes) -> dict[str, RepoEntry]:
     """`git ls-tree -l -z` output as entries by path."""
     entries: dict[str, RepoEntry] = {}
@@ -300,21 +391,49 @@ BOUNDED_MEMORY = (
 )
 
 
-def _read_object(out: IO[bytes], blob: str, chunk: int) -> Iterator[bytes]:
-    """Yield one blob's content from a `git cat-file --batch` reply stream, to its end."""
+def _read_object(
+    out: IO[bytes], blob: str, chunk: int, kinds: tuple[bytes, ...] = (b"blob",)
+) -> Iterator[bytes]:
+    """Yield one object's content from a `git cat-file --batch-command` reply stream (`contents`
+    requests), to its end; GitError unless it is of one of `kinds` (its content left unread)."""
+    yield from _content(out, blob, _header(out, blob, kinds)[1], chunk)
+
+
+def _header(out: IO[bytes], oid: str, kinds: tuple[bytes, ...]) -> tuple[bytes, int]:
+    """The type and size of the reply's object; GitError (naming it) unless of `kinds`."""
     header = out.readline().split()
-    if len(header) != 3 or header[1] != b"blob":
-        raise GitError(f"git cat-file could not read blob {blob}: {header!r}")
-    remaining = int(header[2])
+    if not header:  # git is gone: too old for --batch-command, or stopped
+        raise GitError(f"git cat-file stopped before reading {oid} (Stoker needs git 2.36+)")
+    if len(header) != 3 or header[1] not in kinds or not header[2].isdigit():
+        kind = "/".join(k.decode() for k in kinds)
+        raise GitError(f"git cat-file could not read {kind} {oid}: {header!r}")
+    return header[1], int(header[2])
+
+
+def _content(out: IO[bytes], blob: str, remaining: int, chunk: int) -> Iterator[bytes]:
+    """Yield an object's content of `remaining` bytes, and read the newline after it."""
     if remaining == 0:
         yield b""
     while remaining > 0:
         data = out.read(min(chunk, remaining))
         if not data:
-            raise GitError(f"git cat-file ended early while reading blob {blob}")
+            raise GitError(f"git cat-file ended early while reading object {blob}")
         remaining -= len(data)
         yield data
     out.read(1)  # the newline after each object
+
+
+_TREE_LINE = re.compile(rb"tree ([0-9a-fA-F]{40}|[0-9a-fA-F]{64})\n")
+
+
+def _tree_of(commit: str, kind: bytes, content: bytes) -> str:
+    """A commit's tree id, of its first line; Inexact for a tag (git peels it)."""
+    if kind == b"tag":
+        raise gittrees.Inexact(f"{commit} is a tag")
+    found = _TREE_LINE.match(content)
+    if found is None or len(found[1]) != len(commit):
+        raise GitError(f"commit {commit} is malformed: no tree line")
+    return found[1].decode().lower()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -328,9 +447,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _cat_file(git_dir: str) -> subprocess.Popen[bytes]:
-    """A `git cat-file --batch` of `git_dir`, fed on stdin."""
+    """A `git cat-file --batch-command` of `git_dir` (git 2.36 or later), fed on stdin: it
+    answers `contents <id>` with an object and `info <id>` with its type and size, and
+    flushes after each (no --buffer), so a request's reply never waits for the next one."""
     return gitexec.popen(
-        git_args(git_dir, "cat-file", "--batch"),
+        git_args(git_dir, "cat-file", "--batch-command"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -338,15 +459,16 @@ def _cat_file(git_dir: str) -> subprocess.Popen[bytes]:
 
 
 # Read ahead (GitSnapshot.read_ahead): requests written before their replies are read, a batch
-# at a time; 48 of them (65 bytes each with SHA-256 ids) fit in one 4 KiB page, the smallest
-# buffer a pipe gets, so writing them never waits for git, which may be waiting for us to read.
+# at a time; 48 of them (74 bytes each, `contents <SHA-256 id>`) fit in one 4 KiB page, the
+# smallest buffer a pipe gets, so writing them never waits for git, which may be waiting for us
+# to read.
 READ_AHEAD_BATCH = 48
 READ_AHEAD_BLOB = 1 << 20  # bytes: a larger blob is read when asked, never held ahead
 READ_AHEAD_TOTAL = 32 << 20  # bytes held ahead at most
 
 
 class ObjectReader:
-    """Blobs read one at a time, on request, through one persistent `git cat-file --batch`."""
+    """Objects read on request through one persistent `git cat-file --batch-command`."""
 
     def __init__(self, git_dir: str) -> None:
         self._proc: subprocess.Popen[bytes] | None = _cat_file(git_dir)
@@ -359,7 +481,7 @@ class ObjectReader:
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         try:
-            self._proc.stdin.write(blob.encode() + b"\n")
+            self._proc.stdin.write(b"contents " + blob.encode() + b"\n")
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise GitError(f"git cat-file stopped before reading blob {blob}") from None
@@ -376,7 +498,7 @@ class ObjectReader:
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         try:
-            self._proc.stdin.write(b"".join(blob.encode() + b"\n" for blob in blobs))
+            self._proc.stdin.write(b"".join(b"contents " + blob.encode() + b"\n" for blob in blobs))
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise GitError("git cat-file stopped before reading the blobs asked for") from None
@@ -385,6 +507,55 @@ class ObjectReader:
         contents = [b"".join(_read_object(out, blob, 1 << 20)) for blob in blobs]
         self._between = True
         return contents
+
+    def objects(self, oids: Sequence[str], kind: bytes) -> list[bytes]:
+        """The whole contents of `oids`, each of type `kind` (a GitError naming the first
+        that is missing or not one), asked for READ_AHEAD_BATCH at a time."""
+        contents: list[bytes] = []
+        for start in range(0, len(oids), READ_AHEAD_BATCH):
+            batch = oids[start : start + READ_AHEAD_BATCH]
+            out = self._ask(b"contents", batch)
+            contents += [b"".join(_read_object(out, oid, 1 << 20, (kind,))) for oid in batch]
+            self._between = True
+        return contents
+
+    def root_trees(self, commits: Sequence[str]) -> list[str]:
+        """The tree id of each commit (a tree stands for itself, as git diff-tree takes it);
+        gittrees.Inexact for a tag, which git peels."""
+        read: list[tuple[bytes, bytes]] = []
+        out = self._ask(b"contents", commits)
+        for commit in commits:
+            kind, size = _header(out, commit, (b"commit", b"tree", b"tag"))
+            read.append((kind, b"".join(_content(out, commit, size, 1 << 20))))
+        self._between = True  # every reply read before any is looked into
+        return [
+            commit if kind == b"tree" else _tree_of(commit, kind, content)
+            for commit, (kind, content) in zip(commits, read, strict=True)
+        ]
+
+    def sizes(self, blobs: Sequence[str]) -> list[int]:
+        """The size of each blob (`info`: its content is not read), READ_AHEAD_BATCH at a time."""
+        sizes: list[int] = []
+        for start in range(0, len(blobs), READ_AHEAD_BATCH):
+            batch = blobs[start : start + READ_AHEAD_BATCH]
+            out = self._ask(b"info", batch)
+            sizes += [_header(out, blob, (b"blob",))[1] for blob in batch]
+            self._between = True
+        return sizes
+
+    def _ask(self, command: bytes, oids: Sequence[str]) -> IO[bytes]:
+        """Write one request per id (at most READ_AHEAD_BATCH); the stream of their replies."""
+        if self._proc is None:
+            raise GitError("the object reader is closed; no object was read")
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(b"".join(b"%s %s\n" % (command, oid.encode()) for oid in oids))
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise GitError("git cat-file stopped before reading the objects asked for") from None
+        self._between = False
+        return self._proc.stdout
 
     def detach(self) -> subprocess.Popen[bytes] | None:
         """Hand over the git process, idle between replies, and forget it (None, and the
@@ -428,7 +599,7 @@ class BlobPipeline:
         assert self._proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             for blob in blobs:
-                self._proc.stdin.write(blob.encode() + b"\n")
+                self._proc.stdin.write(b"contents " + blob.encode() + b"\n")
             self._proc.stdin.close()
 
     def next(self, blob: str) -> Iterator[bytes]:
