@@ -26,6 +26,7 @@ from stoker_core.paths import (
     RESERVED,
     PathEscape,
     first_unclean,
+    folders_above,
     normalize,
 )
 from stoker_core.profiles import EffectiveProfile
@@ -373,13 +374,8 @@ class _Builder:
                 )
 
     def parent_dirs(self) -> set[str]:
-        """Every directory above a desired file (siblings share the walk up)."""
-        seen: set[str] = set()
-        for folder in set(map(_HEAD, map(str.rpartition, self.files, repeat("/")))):
-            while folder and folder not in seen:
-                seen.add(folder)
-                folder = folder.rpartition("/")[0]
-        return seen
+        """Every directory above a desired file."""
+        return folders_above(self.files)
 
     def check_conflicts(self, parents: set[str]) -> None:
         problems = []

@@ -5,7 +5,9 @@ must never touch (gateway identity, caches) or touch only when told (gateway-own
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
 
 from stoker_core.globs import GlobSet
 
@@ -141,6 +143,22 @@ def first_unclean(paths: Sequence[str]) -> int:
 def is_under(path: str, root: str) -> bool:
     """Tell whether `path` is `root` or inside it ("" is the whole data directory)."""
     return not root or path == root or path.startswith(root + "/")
+
+
+def folders_above(paths: Iterable[str]) -> set[str]:
+    """Every folder above one of `paths` ("" left out): a level of folders at a time, each
+    a few set operations in C, not a climb per path (a tree's every file is asked at once)."""
+    found: set[str] = set()
+    level = set(map(_FOLDER, map(str.rpartition, paths, repeat("/"))))
+    while level:
+        level.discard("")
+        level -= found  # known already: so are the folders above it
+        found |= level
+        level = set(map(_FOLDER, map(str.rpartition, level, repeat("/"))))
+    return found
+
+
+_FOLDER = itemgetter(0)  # of str.rpartition's parts
 
 
 def parents(path: str) -> list[str]:

@@ -36,7 +36,7 @@ import attrs
 from stoker_core import desired, model
 from stoker_core.desired import DesiredFile, DesiredTree, Skip, SkipReason
 from stoker_core.manifest import Manifest
-from stoker_core.paths import parents
+from stoker_core.paths import folders_above, parents
 from stoker_core.plans import Action, SyncPlan
 from stoker_core.profiles import EffectiveProfile
 from stoker_core.templates import TemplateContext
@@ -340,7 +340,7 @@ def from_diff(
         return str(e)
     built = frozenset(part.files)
     files.update(part.files)
-    parent_dirs = _parent_dirs(files)
+    parent_dirs = folders_above(files)
     scope = set(touched)
     for path in touched:
         scope.update(parents(path))
@@ -423,18 +423,6 @@ def _gaps(paths: list[str], spans: list[tuple[int, int]]) -> Iterator[str]:
         yield from paths[at:lo]
         at = max(at, hi)
     yield from paths[at:]
-
-
-def _parent_dirs(files: Mapping[str, object]) -> set[str]:
-    """Every directory above a file (siblings share the walk up)."""
-    seen: set[str] = set()
-    for path in files:
-        while "/" in path:
-            path = path.rpartition("/")[0]
-            if path in seen:
-                break
-            seen.add(path)
-    return seen
 
 
 def rewrites_carried(plan: SyncPlan, built: FromDiff) -> bool:

@@ -25,7 +25,9 @@ from core.test_properties import (
 from stoker_core import desired, planning, profiles
 from stoker_core.desired import DesiredTree
 from stoker_core.errors import PlanRefused
+from stoker_core.globs import GlobSet
 from stoker_core.manifest import Manifest, Record
+from stoker_core.paths import parents
 from stoker_core.plans import Action, Reason, apply_to
 from stoker_core.recorded import RecordedTree, paths_to_check
 from stoker_core.trees import LiveEntry, MemorySnapshot, MemoryTree, blob_id
@@ -258,3 +260,45 @@ def _written_with_ctimes() -> tuple[DesiredTree, MemoryTree, Manifest]:
     tree = desired.build(effective, snap, context())
     live = apply_to(planning.plan(tree, MemoryTree()), MemoryTree(), snap.blobs())
     return tree, live, _manifest_after(planning.plan(tree, MemoryTree()), live, ctimes=True)
+
+
+FOLDER_PARTS = st.sampled_from(["a", "b", "a-", ".resources", "c"])
+RECORDED = st.sets(st.lists(FOLDER_PARTS, min_size=1, max_size=4).map("/".join), max_size=12)
+HELD = st.sets(st.sampled_from(["**/.resources/**", "a/**", "**/b/**", "c/a/**", "a-/*/**"]))
+
+
+@given(RECORDED, HELD, st.sampled_from(["", "a", "a/b", "c", "a-"]))
+def test_the_recorded_part_is_taken_as_a_walk_that_enters_no_held_folder_would_find_it(
+    recorded: set[str], held: set[str], below: str
+) -> None:
+    # Reference: folder by folder from the top, never entering one the patterns hold, as the
+    # walk of a real tree does (the bulk code takes every folder's verdict at once instead).
+    untouchable = GlobSet(sorted(held))
+    records = {path: Record(blob_id(b"1"), 1, 0, 0, 0o644, "", 0) for path in recorded}
+    manifest = Manifest(records=records)
+    under = [p for p in sorted(records) if not below or p.startswith(below + "/")]
+    folders = {
+        f for p in under for f in parents(p) if f and (not below or f.startswith(below + "/"))
+    }
+    kept = sorted(
+        f
+        for f in folders
+        if untouchable.matches(f)
+        and not any(untouchable.matches(a) for a in parents(f) if a in folders)
+    )
+    inside = tuple(f + "/" for f in kept)
+    expected = (
+        sorted(f for f in folders if not inside or not f.startswith(inside)),
+        [p for p in under if not inside or not p.startswith(inside)],
+        kept,
+    )
+    held: list[str] = []
+
+    def prune(folder: str) -> bool:
+        if untouchable.matches(folder):
+            held.append(folder)
+            return True
+        return False
+
+    dirs, files = RecordedTree(MemoryTree(), manifest, ()).carried(below, prune)
+    assert (sorted(dirs), files, sorted(held)) == expected

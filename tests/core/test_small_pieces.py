@@ -16,7 +16,7 @@ from stoker_core.discovery import gateway_name
 from stoker_core.durations import format_duration, parse_duration
 from stoker_core.errors import ExitCode, InvalidInput, Problem
 from stoker_core.manifest import Manifest, Record, parse_records
-from stoker_core.paths import first_unclean, is_clean
+from stoker_core.paths import first_unclean, folders_above, is_clean, parents
 from stoker_core.recorded import full_check_due
 from stoker_core.reports import plan_report
 from stoker_core.status import HEARTBEAT_SECONDS, SyncRecord, worth_writing
@@ -268,6 +268,12 @@ def test_the_first_unclean_of_many_paths_is_the_first_that_is_not_clean(
     # One search of the joined paths stands for a check per path (a commit's every path).
     expected = next((i for i, path in enumerate(paths) if not is_clean(path)), -1)
     assert first_unclean(paths) == expected
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "a-", "ab", ""]), max_size=5).map("/".join)))
+def test_the_folders_above_many_paths_are_each_path_s_parents_together(paths: list[str]) -> None:
+    # A level at a time (set operations) stands for a climb per path (a tree's every file).
+    assert folders_above(paths) == {folder for path in paths for folder in parents(path)} - {""}
 
 
 FIELD = st.one_of(
