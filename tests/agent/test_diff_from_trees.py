@@ -25,19 +25,41 @@ from stoker_core.trees import Kind, RepoEntry
 NAMES = st.sampled_from(["a", "a-b", "a.b", "a0", "b", "x y", "ä"])
 PATHS = st.lists(NAMES, min_size=1, max_size=3).map("/".join)
 # An entry's mode and content: plain, executable, a link, a submodule (a commit id).
-KINDS = st.sampled_from(["100644", "100644", "100644", "100755", "120000", "160000"])
+KINDS = st.sampled_from(
+    ["100644"] * 6 + ["100755", "100755", "120000", "120000", "120000", "160000"]
+)
 CONTENTS = st.sampled_from([b"1", b"2", b"3", b"4", b"{}", b""])
 STATE = st.dictionaries(PATHS, st.tuples(KINDS, CONTENTS), max_size=10)
-# A commit's state: the one before it with some paths set (a file may become a folder, or back)
-# and some taken away.
-CHANGES = st.dictionaries(PATHS, st.tuples(KINDS, CONTENTS), min_size=1, max_size=4)
-STEPS = st.lists(st.tuples(CHANGES, st.lists(PATHS, max_size=3)), min_size=1, max_size=3)
-SPECS = st.lists(st.one_of(PATHS, st.just("zz"), st.just("a/zz")), max_size=3)
 
 
 def _consistent(state: dict[str, tuple[str, bytes]]) -> dict[str, tuple[str, bytes]]:
     """Drop each path that is a folder of another (a file there and under it cannot both be)."""
     return {p: v for p, v in state.items() if not any(o.startswith(p + "/") for o in state)}
+
+
+def _around(state: dict[str, tuple[str, bytes]]) -> list[str]:
+    """The paths of a state, the folders above them and a path below each (a file's would make
+    it a folder), and one absent."""
+    found = {"zz"}
+    for path in state:
+        parts = path.split("/")
+        found.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+        found.add(path + "/a")
+    return sorted(found)
+
+
+def _step(draw: st.DrawFn, state: dict[str, tuple[str, bytes]]) -> dict[str, tuple[str, bytes]]:
+    """The next commit's state: some paths set, whatever was there (a file where a folder is,
+    or the other way) replaced; some taken away."""
+    near = st.sampled_from(_around(state))
+    new = dict(state)
+    for path in draw(st.lists(st.one_of(near, PATHS), min_size=1, max_size=4)):
+        new = {p: v for p, v in new.items() if not (p + "/").startswith(path + "/")}
+        new = {p: v for p, v in new.items() if not path.startswith(p + "/")}
+        new[path] = draw(st.tuples(KINDS, CONTENTS))
+    for path in draw(st.lists(near, max_size=2)):
+        new = {p: v for p, v in new.items() if not (p + "/").startswith(path + "/")}
+    return new
 
 
 def _build(repo: Path, states: list[dict[str, tuple[str, bytes]]], sha256: bool) -> list[str]:
@@ -112,31 +134,20 @@ def _by_commands(
     return CommitDiff(new, changed, entries, found)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    first=STATE,
-    steps=STEPS,
-    pair=st.tuples(st.integers(0, 3), st.integers(0, 3)),
-    paths=st.one_of(st.just([]), st.just([]), st.just([]), SPECS),
-    sources=SPECS,
-    rendering=SPECS,
-    limit=st.sampled_from([0, 1, 3, 512, 512, 512]),
-    sha256=st.booleans(),
-)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), first=STATE, sha256=st.booleans())
 def test_the_diff_read_from_tree_objects_is_what_gits_commands_say(
-    first: dict[str, tuple[str, bytes]],
-    steps: list[tuple[dict[str, tuple[str, bytes]], list[str]]],
-    pair: tuple[int, int],
-    paths: list[str],
-    sources: list[str],
-    rendering: list[str],
-    limit: int,
-    sha256: bool,
+    data: st.DataObject, first: dict[str, tuple[str, bytes]], sha256: bool
 ) -> None:
     states = [_consistent(first)]
-    for added, removed in steps:
-        state = {p: v for p, v in states[-1].items() if p not in removed}
-        states.append(_consistent({**state, **added}))
+    for _ in range(data.draw(st.integers(1, 3))):
+        states.append(_step(data.draw, states[-1]))
+    pair = data.draw(st.tuples(st.integers(0, 3), st.integers(0, 3)))
+    specs = st.lists(st.sampled_from(sorted({*_around(states[0]), *_around(states[-1])})))
+    paths = data.draw(st.one_of(st.just([]), st.just([]), specs.filter(lambda s: len(s) < 3)))
+    sources = data.draw(specs.filter(lambda s: len(s) < 4))
+    rendering = data.draw(specs.filter(lambda s: len(s) < 3))
+    limit = data.draw(st.sampled_from([0, 3, 512, 512, 512, 512, 512]))
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo.git"
         repo.mkdir()
