@@ -48,6 +48,7 @@ from stoker_agent.datadirs import (
     ApplyError,
     DataDir,
     exists_at,
+    file_or_absent,
     lstat_at,
     open_to_append_at,
     read_state_at,
@@ -94,6 +95,10 @@ log = logging.getLogger("stoker.apply")
 TXN_DIR = f"{STATE_DIR}/txn"
 LAST_DIR = f"{STATE_DIR}/last"
 LOCK_FILE = f"{STATE_DIR}/lock"
+FULL_CHECK_FILE = f"{STATE_DIR}/full-check"  # its mtime: when every managed file was last checked
+# The files a sync writes as it changes the data directory, or right after: a directory planted
+# at one is refused before anything changes (writing the file would fail only then).
+SYNC_FILES = (LOCK_FILE, MANIFEST_PATH, LOG_PATH, CTIMES_PATH, FULL_CHECK_FILE)
 MANIFEST_NAME = os.path.basename(MANIFEST_PATH)  # in STATE_DIR
 CTIMES_NAME = os.path.basename(CTIMES_PATH)  # in STATE_DIR
 LOG_NAME = os.path.basename(LOG_PATH)  # in STATE_DIR; in a transaction, the line it appends
@@ -149,6 +154,8 @@ class Applier:
         # with O_NOFOLLOW, so a link planted after this check is refused too.
         for rel in (STATE_DIR, TXN_DIR, LAST_DIR):
             real_directory_or_absent(os.path.join(self.data_dir, rel))
+        for rel in SYNC_FILES:
+            file_or_absent(os.path.join(self.data_dir, rel))
         fd = os.open(
             os.path.join(self.data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
         )
@@ -369,8 +376,8 @@ class Applier:
                             dst_dir_fd=txn.new,
                             follow_symlinks=False,
                         )
-                write_state_at(txn.fd, MANIFEST_NAME, previous_manifest)
-                write_state_at(txn.fd, "manifest.old.json", previous_manifest)
+                write_state_at(txn.fd, MANIFEST_NAME, previous_manifest, where=txn.where)
+                write_state_at(txn.fd, "manifest.old.json", previous_manifest, where=txn.where)
                 _syncfs(data.fd)
                 self._write_journal(txn, "prepared", changes, rolled_back=True)
                 self._write_journal(txn, "committing", changes, rolled_back=True)
@@ -540,7 +547,7 @@ class Applier:
             "rolledBack": rolled_back,
             "changes": [c.to_json() for c in changes],
         }
-        write_state_at(txn.fd, JOURNAL, json.dumps(body, separators=(",", ":")))
+        write_state_at(txn.fd, JOURNAL, json.dumps(body, separators=(",", ":")), where=txn.where)
         os.fsync(txn.fd)
 
 
@@ -706,7 +713,7 @@ def _write_manifest(
     if previous_file is not None and previous.generation:
         line = delta_line(previous, manifest)
         if not compact_due(previous, len(line)):
-            write_state_at(txn.fd, LOG_NAME, line)
+            write_state_at(txn.fd, LOG_NAME, line, where=txn.where)
             _reserve_log(txn, previous, len(line))
             _keep_previous_manifest(txn, previous, previous_file)
             return attrs.evolve(
@@ -718,7 +725,7 @@ def _write_manifest(
             )
     generation = os.urandom(8).hex()
     text = manifest.to_json(generation)
-    write_state_at(txn.fd, MANIFEST_NAME, text)
+    write_state_at(txn.fd, MANIFEST_NAME, text, where=txn.where)
     _keep_previous_manifest(txn, previous, previous_file)
     return attrs.evolve(manifest, generation=generation, base_bytes=len(text))
 
@@ -764,7 +771,9 @@ def _keep_previous_manifest(txn: Txn, previous: Manifest, previous_file: str | N
             if previous.seq:
                 _link(txn, LOG_NAME, f"{OLD_LOG_PREFIX}{previous.seq}")
             return
-    write_state_at(txn.fd, "manifest.old.json", previous.to_json(os.urandom(8).hex()))
+    write_state_at(
+        txn.fd, "manifest.old.json", previous.to_json(os.urandom(8).hex()), where=txn.where
+    )
 
 
 def _link(txn: Txn, name: str, as_name: str) -> None:

@@ -46,6 +46,23 @@ def real_directory_or_absent(path: str) -> None:
         )
 
 
+def file_or_absent(path: str) -> None:
+    """Refuse a directory where Stoker keeps a file: the file is replaced by a rename, which a
+    directory refuses (late: after the sync's changes, for the manifest or its log)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise _a_directory(path)
+
+
+def _a_directory(where: str) -> ApplyError:
+    return ApplyError(
+        f"{where} is a directory, not a file; Stoker keeps its own file there: remove it"
+    )
+
+
 def plain_name(name: str, rel: str) -> None:
     """Refuse a path part that is not a name: ".." would climb out of the data directory."""
     if name in ("", ".", ".."):
@@ -166,10 +183,13 @@ def write_all(fd: int, chunk: bytes) -> None:
         view = view[written:]
 
 
-def write_state_at(dir_fd: int, name: str, text: str, *, durable: bool = True) -> None:
-    """Write state file `name` in `dir_fd` atomically and durably, never through a link: a
-    leftover or planted `*.tmp` is removed first and the new one created exclusively.
-    `durable=False`: no fsync, for a file whose loss costs only time (ctimes.json)."""
+def write_state_at(
+    dir_fd: int, name: str, text: str, *, durable: bool = True, where: str = STATE_DIR
+) -> None:
+    """Write state file `name` in `dir_fd` (`where`, as errors name it) atomically and
+    durably, never through a link: a leftover or planted `*.tmp` is removed first and the new
+    one created exclusively. `durable=False`: no fsync, for a file whose loss costs only time
+    (ctimes.json)."""
     tmp = name + ".tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp, dir_fd=dir_fd)
@@ -184,7 +204,12 @@ def write_state_at(dir_fd: int, name: str, text: str, *, durable: bool = True) -
             os.unlink(tmp, dir_fd=dir_fd)  # a half-written file on a full disk frees its space
         raise
     os.close(fd)
-    os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never its target
+    try:
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # a link, never its target
+    except IsADirectoryError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise _a_directory(f"{where}/{name}") from None
 
 
 def _open_parent(path: str) -> int:
@@ -241,6 +266,8 @@ def open_state_at(dir_fd: int, name: str, flags: int, where: str) -> int:
             raise ApplyError(
                 f"{where}/{name}: is a symbolic link; Stoker never follows links: remove it"
             ) from None
+        if e.errno == errno.EISDIR:  # opened to write
+            raise _a_directory(f"{where}/{name}") from None
         raise
 
 
@@ -258,9 +285,13 @@ def read_state_at(dir_fd: int, name: str, where: str, limit: int = STATE_FILE_LI
     """A state file's text, never through a link, at most `limit` bytes."""
     # Non-blocking: opening a FIFO planted there would wait for a writer (and then stall reads).
     fd = open_state_at(dir_fd, name, os.O_RDONLY | os.O_NONBLOCK, where)
-    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode):
         os.close(fd)
         raise ApplyError(f"{where}/{name}: is a FIFO; Stoker reads only files there: remove it")
+    if stat.S_ISDIR(mode):  # opened to read: only reading it fails
+        os.close(fd)
+        raise _a_directory(f"{where}/{name}")
     with open(fd, "rb") as handle:
         raw = handle.read(limit + 1)
     if len(raw) > limit:

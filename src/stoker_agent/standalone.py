@@ -597,5 +597,5 @@ def _write_status(data_dir: str, record: SyncRecord) -> None:
             removed = remove_state_file(path)
         if removed:
             log.warning("writing %s: %s; the old status was removed", path, reason)
-        else:
-            log.debug("writing %s: %s", path, reason)
+        else:  # the last status stands (a directory planted there): said, as it is not true
+            log.warning("writing %s: %s", path, reason)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from stoker_agent import cpus
-from stoker_agent.applying import STATE_DIR, Applier, Progress
+from stoker_agent.applying import FULL_CHECK_FILE, Applier, Progress
 from stoker_agent.datadirs import ApplyError, read_state_file
 from stoker_agent.gitrepo import GitError, GitSnapshot
 from stoker_agent.localtree import LocalTree
@@ -45,7 +45,6 @@ from stoker_core.recorded import (
 from stoker_core.templates import TemplateContext
 
 log = logging.getLogger("stoker.sync")
-FULL_CHECK_FILE = f"{STATE_DIR}/full-check"  # its mtime: when every managed file was last checked
 # A manifest base this large (about 200 bytes a file: some 2,500 files) makes a full check walk
 # the data directory in a child process (see large_enough_to_walk_apart).
 WALK_APART_FROM = 512 * 1024

@@ -20,6 +20,7 @@ from conftest import ROOT, commit_tree, git
 from core.helpers import manifest_with
 from stoker_agent.applying import (
     JOURNAL_VERSION,
+    SYNC_FILES,
     Applier,
     ApplyError,
     DataDir,
@@ -732,3 +733,54 @@ def test_a_state_folder_that_is_not_a_folder_is_refused_by_what_it_is(
     plant(data / ".stoker/txn")
     with pytest.raises(ApplyError, match=f"txn is {named}, not a directory"):
         Applier(str(data)).lock()
+
+
+MAPPING = {"source": "p", "destination": "projects"}
+
+
+@pytest.mark.parametrize("name", [rel.removeprefix(".stoker/") for rel in SYNC_FILES])
+def test_a_directory_planted_at_a_file_the_sync_writes_is_refused_before_anything_changes(
+    tmp_path: Path, make_repo: Any, name: str
+) -> None:
+    # Writing such a file replaces it by a rename, which a directory refuses: found only then,
+    # after the data directory had changed, under a message that named another path (or none)
+    # and, for the manifest's log, at every later run (the interrupted transaction's finish).
+    repo = make_repo({"p/a/view.json": '{"v": 1}'})
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(json.dumps(manifest_with({"default": {"mappings": [MAPPING]}})))
+    data = tmp_path / "data"
+    data.mkdir()
+    sync = [sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr), "--repo"]
+    sync += [str(repo), "--data-dir", str(data), "--gateway-name", "gw"]
+    assert subprocess.run(sync, capture_output=True).returncode == 0
+    planted = data / ".stoker" / name
+    if planted.exists():
+        planted.unlink()
+    (planted / "inside").mkdir(parents=True)  # not empty: nothing may remove it
+    commit_tree(repo, {"p/a/view.json": '{"v": 2}'}, "two")
+    done = subprocess.run(sync, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f".stoker/{name} is a directory, not a file" in done.stderr
+    assert "remove it" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (data / "projects/a/view.json").read_text() == '{"v": 1}'  # nothing changed
+    shutil.rmtree(planted)
+    assert subprocess.run(sync, capture_output=True).returncode == 0
+    assert (data / "projects/a/view.json").read_text() == '{"v": 2}'
+
+
+def test_a_status_that_cannot_be_written_over_a_planted_directory_is_said(
+    tmp_path: Path, make_repo: Any
+) -> None:
+    # It was a debug line: the last status.json stood, or a directory did, and nobody was told.
+    repo = make_repo({"p/a/view.json": '{"v": 1}'})
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(json.dumps(manifest_with({"default": {"mappings": [MAPPING]}})))
+    data = tmp_path / "data"
+    (data / ".stoker/status.json/inside").mkdir(parents=True)
+    sync = [sys.executable, "-m", "stoker_agent.cli", "sync", "--cr", str(cr), "--repo"]
+    sync += [str(repo), "--data-dir", str(data), "--gateway-name", "gw"]
+    done = subprocess.run(sync, capture_output=True, text=True)
+    assert done.returncode == 0
+    assert ".stoker/status.json is a directory, not a file" in done.stderr
+    assert (data / "projects/a/view.json").read_text() == '{"v": 1}'
