@@ -180,16 +180,7 @@ class GitSnapshot(_Closing):
         changes = gittrees.diff(trees, old_tree, new_tree, gittrees.Specs(self._paths), limit)
         if changes is None:
             return None
-        changed: dict[str, str] = {}
-        found: dict[str, RepoEntry] = {}
-        files: list[str] = []
-        for raw_path, _, new_mode, status in changes:
-            path = raw_path.decode("utf-8", "surrogateescape")
-            changed[path] = "T" if path in changed else status  # a file that became a tree
-            if new_mode == gittrees.DIR:
-                found[path] = RepoEntry(path, Kind.DIR)
-            elif status != "D":
-                files.append(path)
+        changed, found, files = _changed(changes)
         wanted = [*files, *rendered]
         below = gittrees.list_tree(trees, new_tree, gittrees.Specs(wanted), True) if wanted else []
         tops = gittrees.list_tree(trees, new_tree, gittrees.Specs(named), False) if named else []
@@ -339,6 +330,24 @@ class GitSnapshot(_Closing):
         read a file while planning starts one git process for its blobs, not two."""
         reader, self._reader = self._reader, None
         return BlobPipeline(self._git_dir, blobs, proc=reader.detach() if reader else None)
+
+
+def _changed(
+    changes: list[gittrees.Change],
+) -> tuple[dict[str, str], dict[str, RepoEntry], list[str]]:
+    """Of diff-tree's changes: the status by path ("T" for a path changed twice: a file that
+    became a tree, or back), the trees at the new commit, and the paths still there."""
+    changed: dict[str, str] = {}
+    trees: dict[str, RepoEntry] = {}
+    files: list[str] = []
+    for raw_path, _, new_mode, status in changes:
+        path = raw_path.decode("utf-8", "surrogateescape")
+        changed[path] = "T" if path in changed else status
+        if new_mode == gittrees.DIR:
+            trees[path] = RepoEntry(path, Kind.DIR)
+        elif status != "D":
+            files.append(path)
+    return changed, trees, files
 
 
 def _sources_of(named: list[str], listed: dict[str, RepoEntry]) -> dict[str, RepoEntry]:

@@ -24,7 +24,7 @@ SYMLINK = 0o120000
 GITLINK = 0o160000
 MAX_DEPTH = 4096  # trees nested deeper than this are left to git (a cycle through replace refs)
 _OCTAL = b"01234567"
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 # One tree entry: its sort key (git's base_name_compare), name, canonical mode and raw id.
 Entry = tuple[bytes, bytes, int, bytes]
@@ -258,7 +258,7 @@ def list_tree(trees: Trees, root: bytes, specs: Specs, recursive: bool) -> list[
     return [e for e in _preorder(items) if e is not None]
 
 
-def _preorder(items: list[list[tuple[T, int]]]) -> Iterator[T]:
+def _preorder(items: list[list[tuple[_T, int]]]) -> Iterator[_T]:
     """The items of node 0, each followed by its child node's, depth first (no recursion)."""
     stack = [iter(items[0])]
     while stack:
