@@ -5,9 +5,9 @@ print them, from tree objects read by the caller (gitrepo reads them through its
 Pure: no I/O. Trees are read level by level, each level in one batch (a round trip to git, not
 one per tree), and walked without recursion: a hostile repository's depth costs memory in
 proportion to its size, never Python's stack. Where git's own answer could differ from what is
-computed here (a tree git would walk unsorted, a name with a slash, a submodule whose changes
-git's configuration may hide, trees nested past MAX_DEPTH), `Inexact` says so and the caller
-asks git's commands instead.
+computed here (a tree git would walk unsorted, a name with a slash or `.`/`..`, a submodule
+whose changes git's configuration may hide, trees nested past MAX_DEPTH), `Inexact` says so
+and the caller asks git's commands instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ _T = TypeVar("_T")
 
 # One tree entry: its sort key (git's base_name_compare), name, canonical mode and raw id.
 Entry = tuple[bytes, bytes, int, bytes]
-# A read of many objects at once: raw ids in, each object's content (or MalformedTree) out.
+# A read of many trees at once: raw ids in, each one's content out, in order (a tree that
+# cannot be read is the reader's error).
 ReadTrees = Callable[[Sequence[bytes]], Sequence[bytes]]
 
 
