@@ -236,19 +236,19 @@ class GitSnapshot(_Closing):
             if len(changed) > limit:
                 return None
         wanted = [*files, *(r for r in rendering if r)]
-        entries = {**trees, **(self._list("-r", "-t", *wanted) if wanted else {})}
+        entries = {**trees, **(self._list(wanted, recursive=True) if wanted else {})}
         return CommitDiff(self._commit, changed, entries, self._sources(sources))
 
     def _sources(self, sources: Sequence[str]) -> dict[str, RepoEntry]:
         """Each source's entry at this commit: a file, link or submodule is listed as itself,
         a directory by its children (git has no empty ones)."""
         named = [s for s in sources if s]
-        return _sources_of(named, self._list(*named) if named else {})
+        return _sources_of(named, self._list(named) if named else {})
 
-    def _list(self, *args: str) -> dict[str, RepoEntry]:
-        """`git ls-tree -l -z --full-tree` of this commit with more arguments and pathspecs."""
-        flags = [a for a in args if a.startswith("-")]
-        paths = [a for a in args if not a.startswith("-")]
+    def _list(self, paths: Sequence[str], *, recursive: bool = False) -> dict[str, RepoEntry]:
+        """`git ls-tree -l -z --full-tree` of `paths` at this commit (`recursive`: with -r -t).
+        The paths follow "--" whatever they look like: a file named "-r" is a path, not a flag."""
+        flags = ["-r", "-t"] if recursive else []
         return _parse_listing(
             run_git(
                 self._git_dir,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import GIT_ENV, git
+from conftest import GIT_ENV, commit_tree, git
 from stoker_agent import gittrees
 from stoker_agent.gitrepo import GitError, GitSnapshot, _parse_listing
 from stoker_core.recorded import CommitDiff
@@ -307,3 +307,21 @@ def test_tree_entries_sort_as_git_compares_them() -> None:
         (b"a", gittrees.DIR),
     ]
     assert gittrees.parse_tree(_tree([(b"100664", b"a", oid)]), 20, "t")[0][2] == gittrees.FILE
+
+
+def test_the_commands_fallback_lists_a_file_named_like_a_flag_as_a_path(
+    make_repo: Callable[[dict[str, bytes | str]], Path],
+) -> None:
+    # ls-tree's flags and paths were told apart by a leading "-": a changed file named
+    # "--name-only" went in as a flag, and the listing came back in another format.
+    repo = make_repo({"--name-only": "1", "-r/a": "1", "b": "1"})
+    first = git(repo, "rev-parse", "HEAD")
+    commit_tree(repo, {"--name-only": "2", "-r/a": "2", "b": "1"}, "two")
+    second = git(repo, "rev-parse", "HEAD")
+    git_dir = str(repo / ".git")
+    with GitSnapshot(git_dir, second, ahead=False) as snapshot:
+        by_trees = snapshot.diff_since(first, ["-r"], [], 512)
+        by_commands = snapshot._diff_by_commands(first, ["-r"], [], 512)
+    assert by_commands == by_trees == _by_commands(git_dir, first, second, [], ["-r"], [], 512)
+    assert by_trees is not None
+    assert set(by_trees.changed) == {"--name-only", "-r", "-r/a"}
