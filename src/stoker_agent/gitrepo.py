@@ -677,9 +677,10 @@ class Repository(_Closing):
                 ) from None
             raise TemporaryError(f"fetching {redact(self.location)}: {e}") from None
 
-    def snapshot(self, commit: str) -> GitSnapshot:
-        """Return a snapshot of `commit`, closed with this repository."""
-        snapshot = GitSnapshot(self.git_dir, commit)
+    def snapshot(self, commit: str, *, ahead: bool = True) -> GitSnapshot:
+        """Return a snapshot of `commit`, closed with this repository (`ahead`: see
+        GitSnapshot)."""
+        snapshot = GitSnapshot(self.git_dir, commit, ahead=ahead)
         self._snapshots.append(snapshot)
         return snapshot
 

@@ -34,7 +34,7 @@ from stoker_agent.gitrepo import GitSnapshot, Repository, is_remote
 from stoker_agent.histories import Recording
 from stoker_agent.localtree import LocalTree
 from stoker_agent.observers import Observer, Unobserved
-from stoker_agent.syncing import sync_commit
+from stoker_agent.syncing import lists_whole_tree, sync_commit
 from stoker_core import desired, jsontext, profiles, refs
 from stoker_core.drift import from_plan
 from stoker_core.errors import Blocked, ExitCode, StokerError
@@ -168,17 +168,22 @@ def current_commit(settings: SyncSettings) -> str:
 
 @contextlib.contextmanager
 def _snapshot(
-    settings: SyncSettings, sources_for: SourcesFor | None = None
+    settings: SyncSettings,
+    sources_for: SourcesFor | None = None,
+    ahead: Callable[[str], bool] = lambda commit: True,
 ) -> Iterator[tuple[GitSnapshot, str]]:
     """Open the repository at the wanted commit: local directly, remote through a mirror.
 
     With `sources_for` (spec.git.sparse), a remote commit is fetched without file contents,
     then only the files under those paths are fetched, and the snapshot sees only them.
+    `ahead(commit)`: whether a local repository's snapshot lists the commit's tree from the
+    start (see GitSnapshot).
     """
     ref = settings.ref or "HEAD"
     if not is_remote(settings.repo):
         with Repository(settings.repo) as repo:
-            yield repo.snapshot(repo.resolve(settings.commit or ref)), ref
+            commit = repo.resolve(settings.commit or ref)
+            yield repo.snapshot(commit, ahead=ahead(commit)), ref
         return
     from stoker_agent.gitfetch import Mirror
 
@@ -305,8 +310,12 @@ def _run(
         context = _context(settings, gs, effective, commit, settings.ref or "HEAD")
         return desired.sources(effective, context)
 
+    def ahead(commit: str) -> bool:  # a tree planned from its changes is never listed whole
+        period, deferring = effective.sync_period, settings.defer_check
+        return lists_whole_tree(settings.data_dir, commit, period, defer_check=deferring)
+
     sparse = sources_for if gs.spec.git.sparse else None
-    with _snapshot(settings, sparse) as (snapshot, ref):
+    with _snapshot(settings, sparse, ahead) as (snapshot, ref):
         base.update(commit=snapshot.commit, ref=ref)
         if client is not None and not settings.dry_run:
             skip = _gateway_gate(client, effective, settings, sleep)

@@ -250,6 +250,25 @@ def large_enough_to_walk_apart(data_dir: str) -> bool:
     return large and cpus.available() >= WALK_APART_CPUS
 
 
+def lists_whole_tree(
+    data_dir: str, commit: str, sync_period: int, *, defer_check: bool = False
+) -> bool:
+    """Whether a sync of `commit` is likely to build its desired tree whole (no recorded
+    commit, a resync of it, a full check due and not deferred: see sync_commit), so that its
+    snapshot lists the commit's tree from the start; else it is planned from the changes, which
+    never list it. A hint, read without parsing the manifest: wrong, it changes only when the
+    listing starts."""
+    hint = _recorded_commit_hint(data_dir)
+    if hint is None or hint == commit:
+        return True
+    return not defer_check and full_check_due(
+        last_full_check=_last_full_check(data_dir),
+        now=time.time(),
+        sync_period=sync_period,
+        same_commit=False,
+    )
+
+
 def _recorded_commit_hint(data_dir: str) -> str | None:
     """The commit the manifest last recorded, as the end of its log (else the head of its
     base) names it, read without parsing either (a few KiB, never through a link): a hint of

@@ -24,6 +24,7 @@ from stoker_agent import restarts
 from stoker_agent.gateway import GatewayClient, GatewaySettings, GatewayUnavailable
 from stoker_agent.gitrepo import GitError, GitSnapshot
 from stoker_agent.standalone import Identity, SyncSettings, run_once
+from stoker_agent.syncing import FULL_CHECK_FILE
 from stoker_core.status import SyncRecord
 from support.ignition_sim import GatewaySimulator, running
 from support.ignition_sim_resources import write_api_token
@@ -270,6 +271,33 @@ def resource(actor: str, stamp: str) -> str:
     return json.dumps(
         {"scope": "G", "version": 1, "files": ["view.json"], "attributes": attributes}
     )
+
+
+def test_a_one_shot_sync_lists_the_whole_tree_only_when_it_will_build_it_whole(
+    tmp_path: Path, started: Path
+) -> None:
+    files = {f"projects/p/views/v{v}/view.json": f'{{"v": {v}}}' for v in range(4)}
+    repo = new_repo(tmp_path, files)
+    settings = attrs.evolve(agent_settings(repo, tmp_path), repo=str(repo), defer_check=False)
+    assert run_once(settings).record.result == "Synced"
+    commit_tree(repo, {**files, "projects/p/views/v1/view.json": '{"v": "one"}'})
+    started.write_text("")
+    outcome = run_once(settings)
+    assert (outcome.record.result, outcome.from_diff) == ("Synced", True)
+    # Planned from the changes: the whole tree was listed ahead for nothing (a git process).
+    assert counted(started)["ls-tree"] == 0
+    # A resync of that commit (a full check by rule) builds it whole: listed from the start.
+    started.write_text("")
+    assert run_once(settings).record.result == "InSync"
+    assert counted(started)["ls-tree"] == 1
+    # So is a new commit when the full check is due (by time).
+    commit_tree(repo, {**files, "projects/p/views/v2/view.json": '{"v": "two"}'})
+    check = tmp_path / "data" / FULL_CHECK_FILE
+    os.utime(check, (check.stat().st_mtime - 3600,) * 2)
+    started.write_text("")
+    outcome = run_once(settings)
+    assert (outcome.record.result, outcome.from_diff) == ("Synced", False)
+    assert counted(started)["ls-tree"] == 1
 
 
 def test_a_resource_json_the_gateway_stamped_does_not_make_the_next_commit_build_whole(
