@@ -85,18 +85,25 @@ class GitSnapshot(_Closing):
     """A RepoSnapshot over one commit of a repository on disk; close() stops its git reader."""
 
     def __init__(
-        self, git_dir: str, commit: str, paths: Sequence[str] = (), *, ahead: bool = True
+        self,
+        git_dir: str,
+        commit: str,
+        paths: Sequence[str] = (),
+        *,
+        ahead: bool = True,
+        reader: ObjectReader | None = None,
     ) -> None:
         """`paths` limits the snapshot to those subtrees (a sparse fetch holds only them).
         `ahead`: list the commit's tree from the start, in the background (else when it is
-        first needed: a sync planned from the commit's changes never needs it)."""
+        first needed: a sync planned from the commit's changes never needs it). `reader`: an
+        idle object reader of `git_dir` to read through (else one is started when needed)."""
         self._git_dir = git_dir
         self._paths = [] if "" in paths else list(paths)
         self._commit = commit
         self._entries: dict[str, RepoEntry] | None = None
         self._sorted: list[str] = []  # every path, in order
         self._ordered: list[RepoEntry] = []  # their entries, in the same order
-        self._reader: ObjectReader | None = None
+        self._reader = reader
         self._read: dict[str, bytes] = {}  # blobs read ahead (read_ahead), until read
         self._closed = False
         # The commit's tree is listed in the background from the start: the caller's own work
@@ -552,6 +559,18 @@ class ObjectReader:
             self._between = True
         return sizes
 
+    def first_commit(self, names: Sequence[str]) -> str | None:
+        """The commit the first of `names` that git resolves names (a tag peeled, as
+        `git rev-parse --verify NAME^{commit}` says), or None when none does. No name may
+        hold a newline (it would be a request of its own)."""
+        out = self._ask(b"info", [f"{name}^{{commit}}" for name in names])
+        replies = [out.readline().split() for _ in names]
+        self._between = True
+        if not all(replies):  # git is gone: too old for --batch-command, or stopped
+            raise GitError("git cat-file stopped before naming a commit (Stoker needs git 2.36+)")
+        found = (r[0] for r in replies if len(r) == 3 and r[1] == b"commit")  # else "missing"
+        return next((oid.decode("ascii") for oid in found), None)
+
     def _ask(self, command: bytes, oids: Sequence[str]) -> IO[bytes]:
         """Write one request per id (at most READ_AHEAD_BATCH); the stream of their replies."""
         if self._proc is None:
@@ -633,6 +652,7 @@ class Repository(_Closing):
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._remote = is_remote(location)
         self._snapshots: list[GitSnapshot] = []
+        self._reader: ObjectReader | None = None  # resolve's, handed to the next snapshot
         if self._remote:
             self._temp = tempfile.TemporaryDirectory(prefix="stoker-repo-")
             self.git_dir = self._temp.name
@@ -646,6 +666,8 @@ class Repository(_Closing):
         """Stop the snapshots' git readers and remove any temporary clone."""
         for snapshot in self._snapshots:
             snapshot.close()
+        if self._reader is not None:
+            self._reader.close()
         if self._temp is not None:
             self._temp.cleanup()
 
@@ -653,14 +675,16 @@ class Repository(_Closing):
         """Return the full commit id for a branch, tag (peeled) or SHA."""
         if self._remote:
             return self._fetch(ref)
-        for candidate in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}", f"origin/{ref}"):
-            try:
-                found = run_git(
-                    self.git_dir, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"
-                )
-                return found.decode().strip()
-            except GitError:
-                continue
+        found = None
+        if "\n" not in ref:  # never a name of git's (nor a request of the reader's own)
+            # Asked of the object reader the snapshot reads through next: no git process of
+            # its own (a rev-parse per candidate before).
+            if self._reader is None:
+                self._reader = ObjectReader(self.git_dir)
+            candidates = (ref, f"refs/tags/{ref}", f"refs/heads/{ref}", f"origin/{ref}")
+            found = self._reader.first_commit(candidates)
+        if found is not None:
+            return found
         raise InvalidInput.one(
             f'ref "{ref}" not found in {self.location}; name a branch, a tag or a full commit SHA',
             field="--ref",
@@ -680,7 +704,8 @@ class Repository(_Closing):
     def snapshot(self, commit: str, *, ahead: bool = True) -> GitSnapshot:
         """Return a snapshot of `commit`, closed with this repository (`ahead`: see
         GitSnapshot)."""
-        snapshot = GitSnapshot(self.git_dir, commit, ahead=ahead)
+        reader, self._reader = self._reader, None
+        snapshot = GitSnapshot(self.git_dir, commit, ahead=ahead, reader=reader)
         self._snapshots.append(snapshot)
         return snapshot
 

@@ -106,6 +106,36 @@ def test_an_unknown_ref_names_the_ref(repo: Path) -> None:
         opened.resolve("nope")
 
 
+def test_a_ref_resolves_as_rev_parse_verify_resolves_it(repo: Path) -> None:
+    # Resolved through the snapshot's object reader now, by the rules rev-parse had: the name
+    # itself, then as a tag, a branch, a remote's branch; a tag peeled to its commit.
+    first = commit_tree(repo, {"p/a.json": "{}"}, "one")
+    git(repo, "tag", "-a", "-m", "annotated", "v1")
+    git(repo, "tag", "light", first)
+    commit_tree(repo, {"p/a.json": "[]"}, "two")
+    git(repo, "branch", "side", first)
+    git(repo, "update-ref", "refs/remotes/origin/gone", first)
+    names = ["main", "HEAD", "v1", "light", "side", "refs/heads/side", "gone", first, first[:12]]
+    names += ["HEAD~1", "nope", "main\nHEAD", "main HEAD", "-x", "v1^{tree}"]
+    with Repository(str(repo)) as opened:
+        for name in names:
+            expected = None
+            for candidate in (name, f"refs/tags/{name}", f"refs/heads/{name}", f"origin/{name}"):
+                done = subprocess.run(
+                    ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                     f"{candidate}^{{commit}}"],
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if done.returncode == 0 and "\n" not in name:
+                    expected = done.stdout.strip()
+                    break
+            if expected is None:
+                with pytest.raises(InvalidInput, match="not found"):
+                    opened.resolve(name)
+            else:
+                assert opened.resolve(name) == expected, name
+
+
 def test_a_commit_the_repository_lacks_is_a_git_error(repo: Path) -> None:
     commit_tree(repo, {"p/a.json": "{}"})
     with Repository(str(repo)) as opened, pytest.raises(GitError, match="ls-tree failed"):

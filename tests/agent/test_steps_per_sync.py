@@ -284,8 +284,10 @@ def test_a_one_shot_sync_lists_the_whole_tree_only_when_it_will_build_it_whole(
     started.write_text("")
     outcome = run_once(settings)
     assert (outcome.record.result, outcome.from_diff) == ("Synced", True)
-    # Planned from the changes: the whole tree was listed ahead for nothing (a git process).
-    assert counted(started)["ls-tree"] == 0
+    # Planned from the changes: the whole tree was listed ahead for nothing (a git process),
+    # and the ref resolved by a rev-parse of its own: the repository's one rev-parse (where
+    # its git directory is) and the cat-file that resolves the ref, then reads the commit.
+    assert counted(started) == Counter({"rev-parse": 1, "cat-file": 1})
     # A resync of that commit (a full check by rule) builds it whole: listed from the start.
     started.write_text("")
     assert run_once(settings).record.result == "InSync"
