@@ -57,8 +57,12 @@ def file_or_absent(path: str) -> None:
         raise _a_directory(path)
 
 
-def _a_directory(where: str) -> ApplyError:
-    return ApplyError(
+class DirectoryInTheWay(ApplyError):
+    """A directory stands where Stoker keeps one of its files (planted: Stoker makes none)."""
+
+
+def _a_directory(where: str) -> DirectoryInTheWay:
+    return DirectoryInTheWay(
         f"{where} is a directory, not a file; Stoker keeps its own file there: remove it"
     )
 

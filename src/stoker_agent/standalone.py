@@ -26,6 +26,7 @@ from stoker_agent.applying import (
 from stoker_agent.credentials import Credentials
 from stoker_agent.datadirs import (
     ApplyError,
+    DirectoryInTheWay,
     read_state_file,
     remove_state_file,
     write_state_file,
@@ -606,5 +607,10 @@ def _write_status(data_dir: str, record: SyncRecord) -> None:
             removed = remove_state_file(path)
         if removed:
             log.warning("writing %s: %s; the old status was removed", path, reason)
-        else:  # the last status stands (a directory planted there): said, as it is not true
-            log.warning("writing %s: %s", path, reason)
+        else:  # a directory planted there is said; the machine's error is the sync's own
+            log.log(
+                logging.WARNING if isinstance(e, DirectoryInTheWay) else logging.DEBUG,
+                "writing %s: %s",
+                path,
+                reason,
+            )
