@@ -96,9 +96,20 @@ TXN_DIR = f"{STATE_DIR}/txn"
 LAST_DIR = f"{STATE_DIR}/last"
 LOCK_FILE = f"{STATE_DIR}/lock"
 FULL_CHECK_FILE = f"{STATE_DIR}/full-check"  # its mtime: when every managed file was last checked
-# The files a sync writes as it changes the data directory, or right after: a directory planted
-# at one is refused before anything changes (writing the file would fail only then).
-SYNC_FILES = (LOCK_FILE, MANIFEST_PATH, LOG_PATH, CTIMES_PATH, FULL_CHECK_FILE)
+PENDING_FILE = f"{STATE_DIR}/scan-pending.json"  # applied, not yet confirmed by a scan
+REJECTED_FILE = f"{STATE_DIR}/rejected.json"  # the commit the gateway rejected, held back
+# The files a sync writes as it changes the data directory, or right after (the scan it owes, a
+# rejection): a directory planted at one is refused before anything changes (writing the file
+# would fail only then, and a scan owed could be forgotten once the directory is gone).
+SYNC_FILES = (
+    LOCK_FILE,
+    MANIFEST_PATH,
+    LOG_PATH,
+    CTIMES_PATH,
+    FULL_CHECK_FILE,
+    PENDING_FILE,
+    REJECTED_FILE,
+)
 MANIFEST_NAME = os.path.basename(MANIFEST_PATH)  # in STATE_DIR
 CTIMES_NAME = os.path.basename(CTIMES_PATH)  # in STATE_DIR
 LOG_NAME = os.path.basename(LOG_PATH)  # in STATE_DIR; in a transaction, the line it appends

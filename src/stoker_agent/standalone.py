@@ -19,6 +19,8 @@ import attrs
 
 from stoker_agent import logs, mirrors, oserrors, restarts
 from stoker_agent.applying import (
+    PENDING_FILE,
+    REJECTED_FILE,
     STATE_DIR,
     Applier,
     Progress,
@@ -56,8 +58,6 @@ if TYPE_CHECKING:  # imported by a sync that talks to a gateway, or fetches (iss
 log = logging.getLogger("stoker.sync")
 AGENT_VERSION = "0.1.0.dev0"
 STATUS_FILE = f"{STATE_DIR}/status.json"
-REJECTED_FILE = f"{STATE_DIR}/rejected.json"
-PENDING_FILE = f"{STATE_DIR}/scan-pending.json"  # applied, not yet confirmed by a scan
 ROLE_FILE = f"{STATE_DIR}/redundancy-role"  # what the gateway last said (stoker_core.preboot)
 PREBOOT_SCAN = "before the gateway started: it loads the files as it boots (no scan)"
 
