@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,10 +43,32 @@ def lenient_status(kube_env: ControlPlane, kube_api: client.ApiClient) -> Iterat
         lenient["metadata"].pop(key, None)
     lenient.pop("status", None)
     kube_env.install_crds(kube_api, documents=[lenient])
+    _until_unknown_fields_kept(kube_api, True)
     try:
         yield
     finally:
         kube_env.install_crds(kube_api, [CRDS])
+        _until_unknown_fields_kept(kube_api, False)
+
+
+def _until_unknown_fields_kept(kube_api: client.ApiClient, kept: bool) -> None:
+    """Wait until the API server stores GatewaySyncs by the schema just installed: a CRD that
+    is already served stays so while the server switches to a replaced schema, so the CRD's
+    conditions cannot tell (an object made meanwhile was pruned by the old one). Asked with a
+    server-side dry run, which stores nothing."""
+    custom = client.CustomObjectsApi(kube_api)
+    body = copy.deepcopy(MINIMAL)
+    body["metadata"] = {"name": "schema-probe", "namespace": "default"}
+    body["spec"]["git"]["fieldOfANewerRelease"] = "x"
+    deadline = time.monotonic() + 30
+    while True:
+        made = custom.create_namespaced_custom_object(
+            "stoker.io", "v1alpha1", "default", "gatewaysyncs", body, dry_run="All"
+        )
+        if ("fieldOfANewerRelease" in made["spec"]["git"]) is kept:
+            return
+        assert time.monotonic() < deadline, "the replaced GatewaySync schema never took effect"
+        time.sleep(0.1)
 
 
 def listed_by_the_webhook(kube_env: ControlPlane, namespace: str) -> list[str]:
