@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import itertools
@@ -45,6 +46,34 @@ def _entry(path: str, st: os.stat_result) -> LiveEntry:
         st.st_mode & 0o7777,
         st.st_ctime_ns,
     )
+
+
+# A folder opened to stat its entries by name: never through a link, nothing read (O_PATH).
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
+
+
+def _within(folder: str, outer: str) -> bool:
+    """Whether `folder` is `outer` or below it ("" is the data directory)."""
+    return folder == outer or not outer or folder.startswith(outer + "/")
+
+
+def _open_folder(name: str, parent: int | None) -> int | None:
+    """The folder `name` in `parent` opened, or None: absent, a link or not a folder."""
+    if parent is None:
+        return None
+    try:
+        return os.open(name, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # a link where a folder was
+            return None
+        raise
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
 
 
 # The child's program: stoker_agent.walker, found where this process found it (-I: no
@@ -125,6 +154,34 @@ class LocalTree:
             return None
         except NotADirectoryError:
             return None
+
+    def lstat_many(self, paths: list[str]) -> list[LiveEntry | None]:
+        """Each path's lstat, in order, reached through real folders only: each folder on the
+        way is opened once (never through a link: None below one, or below anything that is not
+        a folder), and its entries are stat'd by name; at most a path's depth stays open."""
+        found: list[LiveEntry | None] = [None] * len(paths)
+        root = os.open(self.root, _FOLDER_FLAGS)
+        chain: list[tuple[str, int | None]] = [("", root)]  # the folders open, outermost first
+        try:
+            for index in sorted(range(len(paths)), key=paths.__getitem__):
+                path = paths[index]
+                folder, _, name = path.rpartition("/")
+                while not _within(folder, chain[-1][0]):
+                    _close(chain.pop()[1])
+                below, fd = chain[-1]
+                rest = folder[len(below) + bool(below) :].split("/") if folder != below else ()
+                for part in rest:
+                    below = f"{below}/{part}" if below else part
+                    fd = _open_folder(part, fd)
+                    chain.append((below, fd))
+                if fd is not None:
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        stat_result = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        found[index] = _entry(path, stat_result)
+        finally:
+            for _, fd in chain:
+                _close(fd)
+        return found
 
     def walk(self, path: str, prune: Callable[[str], bool]) -> Iterator[LiveEntry]:
         """See LiveTree.walk (scandir; symbolic links are reported, never entered)."""

@@ -229,7 +229,9 @@ class AgentLoop:
             settings = attrs.evolve(settings, defer_check=True)
         elif effective.drift_policy is DriftPolicy.REPORT:
             # Report drift, change nothing; the walk counts as the full check it is.
-            settings = attrs.evolve(settings, dry_run=True, periodic_check=True)
+            settings = attrs.evolve(settings, dry_run=True, periodic_check=True, full_check=True)
+        else:  # the drift check this resync is for: every managed file, stray files too
+            settings = attrs.evolve(settings, full_check=True)
         boot = self.health.boot
         if not boot.over() and settings.gateway and listening(settings.gateway.url):
             log.info("the gateway runs already (the agent restarted beside it): no pre-boot sync")

@@ -114,6 +114,9 @@ class SyncSettings:
     # deferred, and the agent loop runs it at once after (see syncing.sync_commit).
     defer_check: bool = False
     periodic_check: bool = False  # the loop's drift check: a dry run whose full check counts
+    # Check every managed file for real, due or not (the loop's drift check, --full-check);
+    # else a resync within syncPeriod of the last full check stats the recorded files only.
+    full_check: bool = False
     # Set while the gateway has not started (the agent's first sync in a pod, see
     # stoker_agent.booting): the sync talks to no gateway, skips a redundancy backup by the
     # rule of stoker_core.preboot, and calls it right before the first file changes (it
@@ -177,8 +180,8 @@ def _snapshot(
 
     With `sources_for` (spec.git.sparse), a remote commit is fetched without file contents,
     then only the files under those paths are fetched, and the snapshot sees only them.
-    `ahead(commit)`: whether a local repository's snapshot lists the commit's tree from the
-    start (see GitSnapshot).
+    `ahead(commit)`: whether the snapshot lists the commit's tree from the start (see
+    GitSnapshot).
     """
     ref = settings.ref or "HEAD"
     if not is_remote(settings.repo):
@@ -196,15 +199,19 @@ def _snapshot(
             settings.credentials,
             on_fetch=lambda seconds, ok: fetched(seconds, ok=ok),
         )
-        with _fetched(settings, mirror, sources_for) as snapshot:
+        with _fetched(settings, mirror, sources_for, ahead) as snapshot:
             yield snapshot, ref
 
 
 @contextlib.contextmanager
 def _fetched(
-    settings: SyncSettings, mirror: Mirror, sources_for: SourcesFor | None
+    settings: SyncSettings,
+    mirror: Mirror,
+    sources_for: SourcesFor | None,
+    ahead: Callable[[str], bool],
 ) -> Iterator[GitSnapshot]:
-    """The wanted commit fetched into `mirror`, opened as a snapshot."""
+    """The wanted commit fetched into `mirror`, opened as a snapshot (listed from the start
+    when `ahead(commit)`)."""
     ref = settings.ref or "HEAD"
     try:
         commit = mirror.fetch(ref, settings.commit, blobless=sources_for is not None)
@@ -213,10 +220,9 @@ def _fetched(
             paths = sources_for(commit)
             fetched = mirror.fetch_blobs(commit, paths)
             log.info("sparse fetch: %d files under %s", fetched, ", ".join(paths) or "(none)")
-        # A running agent's new commit is planned from its changes: the whole tree is listed
-        # only if it is built whole after all (a listing ahead would be a git process wasted).
-        ahead = not settings.defer_check
-        with GitSnapshot(mirror.path, commit, paths, ahead=ahead) as snapshot:
+        # A commit planned from its changes (a running agent's new one, a resync within
+        # syncPeriod) is never listed whole ahead: a git process wasted if it is not built whole.
+        with GitSnapshot(mirror.path, commit, paths, ahead=ahead(commit)) as snapshot:
             yield snapshot
     finally:
         mirror.close()
@@ -312,8 +318,13 @@ def _run(
         return desired.sources(effective, context)
 
     def ahead(commit: str) -> bool:  # a tree planned from its changes is never listed whole
-        period, deferring = effective.sync_period, settings.defer_check
-        return lists_whole_tree(settings.data_dir, commit, period, defer_check=deferring)
+        return lists_whole_tree(
+            settings.data_dir,
+            commit,
+            effective.sync_period,
+            defer_check=settings.defer_check,
+            full_check=settings.full_check,
+        )
 
     sparse = sources_for if gs.spec.git.sparse else None
     with _snapshot(settings, sparse, ahead) as (snapshot, ref):
@@ -360,6 +371,7 @@ def _run(
             progress=settings.progress,
             defer_check=settings.defer_check,
             record_check=settings.periodic_check,
+            full_check=settings.full_check,
         )
         plan = result.plan
         deferred = result.check_deferred

@@ -39,6 +39,7 @@ from stoker_core.recorded import (
     paths_to_check,
     rendering_sources,
     rewrites_carried,
+    unlike_records,
     whole_because,
     whole_because_diff,
 )
@@ -127,6 +128,7 @@ def sync_commit(
     progress: Progress | None = None,
     defer_check: bool = False,
     record_check: bool = False,
+    full_check: bool = False,
 ) -> SyncResult:
     """Make `data_dir` equal to `snapshot` for this profile (or only plan it, when dry_run).
 
@@ -134,6 +136,9 @@ def sync_commit(
     the result says the check was deferred: the caller runs it next, as a sync of the same
     commit (the agent loop does, so push-to-applied never waits for a whole-tree walk).
     `record_check`: a dry run's full check counts as one (the agent's periodic drift check).
+    `full_check`: check every managed file for real, due or not (the agent's drift check,
+    `stoker sync --full-check`). A resync of the recorded commit whose check is not due stats
+    every recorded file and lists no folder (see recorded.unlike_records).
     """
     if not os.path.isdir(data_dir):
         raise InvalidInput.one("data directory does not exist", path=data_dir)
@@ -141,18 +146,13 @@ def sync_commit(
         recovered = applier.recover()
         live = LocalTree(data_dir)
         last_check, now = _last_full_check(data_dir), time.time()
-        # Due by time, a one-shot sync's check is full whatever the manifest says; a resync of
-        # the recorded commit is full too. Either way its walk starts before the manifest is
-        # read (see _prefetch); whether the check is full is still decided by the manifest.
-        likely_full = (
+        # Asked for, or due by time in a one-shot sync, the check is full whatever the
+        # manifest says: its walk starts before the manifest is read (see _prefetch); whether
+        # the check is full is still decided by the manifest.
+        likely_full = full_check or (
             not defer_check
-            and full_check_due(
-                last_full_check=last_check,
-                now=now,
-                sync_period=profile.sync_period,
-                same_commit=False,
-            )
-        ) or _recorded_commit_hint(data_dir) == snapshot.commit
+            and full_check_due(last_full_check=last_check, now=now, sync_period=profile.sync_period)
+        )
         apart = large_enough_to_walk_apart(data_dir) if likely_full else None  # asked once
         early = bool(apart)
         if early:
@@ -162,7 +162,7 @@ def sync_commit(
             last_full_check=last_check,
             now=now,
             sync_period=profile.sync_period,
-            same_commit=manifest.commit == snapshot.commit,
+            asked=full_check,
         )
         deferred = due and defer_check and manifest is not None and not _same(manifest, snapshot)
         full = due and not deferred
@@ -189,18 +189,27 @@ def sync_commit(
             # at every load) is compared like any other: its blob is the commit's, unchanged.
             return stamped_equal(ours, live.read(want.path))
 
+        # A resync whose check is not due: every recorded file is stat'd, none read unless
+        # its stat changed, no folder listed (a stray file waits for the next full check).
+        unlike = (
+            unlike_records(manifest, live.lstat_many)
+            if not full and manifest is not None and _same(manifest, snapshot)
+            else set()
+        )
         view = (
             live
             if full or manifest is None
             else RecordedTree(
-                live, manifest, paths_to_check(tree, manifest) if built is None else built.check
+                live,
+                manifest,
+                (paths_to_check(tree, manifest) if built is None else built.check) | unlike,
             )
         )
         plan = planning.plan(tree, view, manifest, stamped=stamped)
         if built is not None and manifest is not None and rewrites_carried(plan, built):
             log.debug("the desired tree is built whole: a file it carried forward is rewritten")
             built, tree = None, desired.build(profile, snapshot, context)
-            view = RecordedTree(live, manifest, paths_to_check(tree, manifest))
+            view = RecordedTree(live, manifest, paths_to_check(tree, manifest) | unlike)
             plan = planning.plan(tree, view, manifest, stamped=stamped)
         plan = attrs.evolve(plan, inputs=inputs_digest(profile, context))
         if dry_run or not plan.needs_transaction(has_manifest=manifest is not None):
@@ -251,21 +260,25 @@ def large_enough_to_walk_apart(data_dir: str) -> bool:
 
 
 def lists_whole_tree(
-    data_dir: str, commit: str, sync_period: int, *, defer_check: bool = False
+    data_dir: str,
+    commit: str,
+    sync_period: int,
+    *,
+    defer_check: bool = False,
+    full_check: bool = False,
 ) -> bool:
     """Whether a sync of `commit` is likely to build its desired tree whole (no recorded
-    commit, a resync of it, a full check due and not deferred: see sync_commit), so that its
-    snapshot lists the commit's tree from the start; else it is planned from the changes, which
-    never list it. A hint, read without parsing the manifest: wrong, it changes only when the
-    listing starts."""
+    commit, a full check asked for, or due and not deferred: see sync_commit), so that its
+    snapshot lists the commit's tree from the start; else it is planned from the changes (none,
+    for a resync), which never list it. A hint, read without parsing the manifest: wrong, it
+    changes only when the listing starts."""
     hint = _recorded_commit_hint(data_dir)
-    if hint is None or hint == commit:
+    if hint is None or full_check:
         return True
-    return not defer_check and full_check_due(
-        last_full_check=_last_full_check(data_dir),
-        now=time.time(),
-        sync_period=sync_period,
-        same_commit=False,
+    if defer_check and hint != commit:  # a resync is the deferred check itself
+        return False
+    return full_check_due(
+        last_full_check=_last_full_check(data_dir), now=time.time(), sync_period=sync_period
     )
 
 

@@ -32,7 +32,17 @@ from stoker_core.paths import (
     too_long,
 )
 from stoker_core.plans import Action, Operation, Reason, SyncPlan
-from stoker_core.recorded import RecordedTree
+from stoker_core.recorded import (
+    LIVE_KIND,
+    LIVE_MODE,
+    LIVE_STATS,
+    NO_ENTRY,
+    NO_RECORD,
+    RECORD_BLOB,
+    RECORD_STATS,
+    RecordedTree,
+    exec_bits,
+)
 from stoker_core.trees import BulkTree, Kind, LiveEntry, LiveTree
 
 
@@ -214,20 +224,20 @@ def _keep_as_written(
     a column at a time (map, zip and compress run in C: no Python step per file); the others,
     to compare one by one. The same test: kind, blob, size, mtime, inode, ctime, executable bit."""
     paths, wants = list(wanted), list(wanted.values())
-    haves = list(map(files.get, paths, repeat(_ABSENT)))
-    recs = list(map(records.get, paths, repeat(_UNRECORDED)))
+    haves = list(map(files.get, paths, repeat(NO_ENTRY)))
+    recs = list(map(records.get, paths, repeat(NO_RECORD)))
     ours = zip(
         map(_WANT_BLOB, wants),
-        map(_LIVE_KIND, haves),
-        map(_LIVE_STATS, haves),
-        _exec_bits(map(_LIVE_MODE, haves)),
+        map(LIVE_KIND, haves),
+        map(LIVE_STATS, haves),
+        exec_bits(map(LIVE_MODE, haves)),
         strict=True,
     )
     theirs = zip(
-        map(_RECORD_BLOB, recs),
+        map(RECORD_BLOB, recs),
         repeat(Kind.FILE),
-        map(_RECORD_STATS, recs),
-        _exec_bits(map(_WANT_MODE, wants)),
+        map(RECORD_STATS, recs),
+        exec_bits(map(_WANT_MODE, wants)),
         strict=False,
     )
     trusted = list(map(operator.eq, ours, theirs))
@@ -247,18 +257,9 @@ def _keep_as_written(
     return list(compress(zip(paths, wants, strict=True), map(operator.not_, trusted)))
 
 
-def _exec_bits(modes: Iterable[int]) -> Iterator[bool]:
-    """Whether each mode has an executable bit."""
-    return map(bool, map(operator.and_, modes, repeat(0o111)))
-
-
-# Fields of a DesiredFile, a LiveEntry and a Record, for _keep_as_written's columns; its
-# stand-ins for no live file and no record, which _as_written never trusts.
+# Fields of a DesiredFile, for _keep_as_written's columns (a LiveEntry's and a Record's, and
+# their stand-ins for none, which _as_written never trusts, are recorded's).
 _WANT_BLOB, _WANT_MODE, _WANT_SIZE, _WANT_MAPPING = (operator.itemgetter(n) for n in (1, 2, 3, 4))
-_LIVE_KIND, _LIVE_STATS, _LIVE_MODE = (operator.itemgetter(*n) for n in ((1,), (2, 3, 4, 6), (5,)))
-_RECORD_BLOB, _RECORD_STATS = operator.itemgetter(0), operator.itemgetter(1, 2, 3, 6)
-_ABSENT = LiveEntry("", Kind.OTHER, -1, -1, -1, 0, -1)
-_UNRECORDED = Record("", -1, -1, -1, 0, "", -1)
 _NEW_OPERATION = functools.partial(tuple.__new__, Operation)  # Operation's __new__ is Python
 
 

@@ -28,14 +28,16 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import compress, repeat
 from typing import NamedTuple
 
 import attrs
 
 from stoker_core import desired, model
 from stoker_core.desired import DesiredFile, DesiredTree, Skip, SkipReason
-from stoker_core.manifest import Manifest
+from stoker_core.manifest import Manifest, Record
 from stoker_core.paths import folders_above, parents
 from stoker_core.plans import Action, SyncPlan
 from stoker_core.profiles import EffectiveProfile
@@ -69,16 +71,54 @@ def _differing(files: Mapping[str, DesiredFile], manifest: Manifest) -> set[str]
 
 
 def full_check_due(
-    *, last_full_check: float | None, now: float, sync_period: int, same_commit: bool
+    *, last_full_check: float | None, now: float, sync_period: int, asked: bool = False
 ) -> bool:
     """Whether this sync must check every managed file (drift, stray files) for real.
 
-    Always for a resync of the same commit (that is what a resync is for) and when the last
-    full check is older than `syncPeriod`; otherwise a new commit is planned from its changes.
+    When asked (the agent's periodic drift check, `stoker sync --full-check`), when none was
+    made yet, and when the last one is older than `syncPeriod`. Otherwise a new commit is
+    planned from its changes, and a resync of the recorded commit stats every recorded file
+    (`unlike_records`) but lists no folder: a stray file waits for the next full check.
     """
-    if same_commit or last_full_check is None:
+    if asked or last_full_check is None:
         return True
     return not 0 <= now - last_full_check < sync_period
+
+
+def unlike_records(
+    manifest: Manifest, lstat_many: Callable[[list[str]], list[LiveEntry | None]]
+) -> set[str]:
+    """The recorded files that `lstat_many` (each path's lstat, reached through real folders
+    only, never a link) does not show as the manifest records them (size, mtime, inode, ctime,
+    executable bit): what a resync of the recorded commit sees for real when its full check is
+    not due, beside paths_to_check (which holds the commit's empty folders). No content is read
+    and no folder listed. Compared a column at a time (no step per file)."""
+    paths, records = list(manifest.records), list(manifest.records.values())
+    haves = [NO_ENTRY if have is None else have for have in lstat_many(paths)]
+    ours = zip(
+        map(LIVE_KIND, haves), map(LIVE_STATS, haves), exec_bits(map(LIVE_MODE, haves)), strict=True
+    )
+    theirs = zip(
+        repeat(Kind.FILE),
+        map(RECORD_STATS, records),
+        exec_bits(map(RECORD_MODE, records)),
+        strict=False,  # repeat is endless
+    )
+    return set(compress(paths, map(operator.ne, ours, theirs)))
+
+
+def exec_bits(modes: Iterable[int]) -> Iterator[bool]:
+    """Whether each mode has an executable bit."""
+    return map(bool, map(operator.and_, modes, repeat(0o111)))
+
+
+# Fields of a LiveEntry and a Record, compared a column at a time (here and by the planner);
+# stand-ins for no live file and no record, never equal to a real one.
+LIVE_KIND, LIVE_STATS, LIVE_MODE = (operator.itemgetter(*n) for n in ((1,), (2, 3, 4, 6), (5,)))
+RECORD_BLOB, RECORD_STATS = operator.itemgetter(0), operator.itemgetter(1, 2, 3, 6)
+RECORD_MODE = operator.itemgetter(4)
+NO_ENTRY = LiveEntry("", Kind.OTHER, -1, -1, -1, 0, -1)
+NO_RECORD = Record("", -1, -1, -1, 0, "", -1)
 
 
 class RecordedTree:
@@ -223,8 +263,6 @@ def whole_because(
     the manifest's commit (None: it may be built from them). Needs no git."""
     if manifest is None or not manifest.commit:
         return "no commit is recorded"
-    if manifest.commit == commit:
-        return "the same commit"
     if manifest.skipped is None or not manifest.inputs:
         return "the manifest does not record the profile it was made with"
     if manifest.inputs != inputs_digest(profile, context):

@@ -73,14 +73,22 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def sync(repo: Path, data: Path, body: dict[str, Any] = CR, gateway: str = "gw") -> SyncResult:
+def sync(
+    repo: Path,
+    data: Path,
+    body: dict[str, Any] = CR,
+    gateway: str = "gw",
+    *,
+    full_check: bool = False,
+) -> SyncResult:
     gs = load(body)
     effective = profiles.resolve(gs.spec.sync, None)
     data.mkdir(exist_ok=True)
     with Repository(str(repo)) as repository:
         commit = repository.resolve("main")
         context = TemplateContext(gateway_name=gateway, commit=commit, vars=effective.vars)
-        return sync_commit(str(data), repository.snapshot(commit), effective, context)
+        snapshot = repository.snapshot(commit)
+        return sync_commit(str(data), snapshot, effective, context, full_check=full_check)
 
 
 def whole(repo: Path, tmp_path: Path, name: str, **kwargs: Any) -> dict[str, bytes]:
@@ -280,11 +288,11 @@ def test_a_mapping_inside_a_folder_another_mapping_excludes_is_not_rewritten_at_
     quick = sync(repo, data, nested)  # the manifest's view (built whole: mappings overlap)
     assert not quick.full_check
     assert quick.plan.modified == ["projects/p2/views/v1/view.json"]
-    again = sync(repo, data, nested)  # the same commit: a full check
+    again = sync(repo, data, nested, full_check=True)
     assert again.full_check
     assert not again.plan.has_changes
     (data / "projects/p1/cache/c/stray.json").write_text("{}")
     (data / "projects/p1/cache/kept.json").write_text("{}")
-    swept = sync(repo, data, nested)
+    swept = sync(repo, data, nested, full_check=True)
     assert swept.plan.deleted == ["projects/p1/cache/c/stray.json"]
     assert (data / "projects/p1/cache/kept.json").exists()

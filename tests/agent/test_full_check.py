@@ -122,7 +122,8 @@ def test_a_one_shot_sync_that_must_check_does_it_in_the_same_pass_as_the_apply(
     assert sorted(outcome.record.added + outcome.record.modified) == sorted(
         [CODE, f"projects/blue/{HOME}"]
     )
-    again = run_once(attrs.evolve(settings, defer_check=True))  # same commit: never deferred
+    # The agent loop's drift check of that commit asks for a full check: never deferred.
+    again = run_once(attrs.evolve(settings, defer_check=True, full_check=True))
     assert again.record.result == "InSync"
     assert again.record.drift_checked is True
 

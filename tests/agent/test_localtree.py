@@ -203,3 +203,44 @@ def test_a_full_checks_walk_done_by_the_child_is_planned_taken_whole(data: Path)
     assert planning.plan(tree, ahead, Manifest()) == planning.plan(tree, here, Manifest())
     assert here.handed > 10
     assert ahead.handed == 0
+
+
+def test_lstat_many_stats_each_path_through_real_folders_only(data: Path, tmp_path: Path) -> None:
+    tree = LocalTree(str(data))
+    # A folder moved out and a link left in its place: what is below it is not stat'd through
+    # the link (it would stat the same as before), nor through a file or a FIFO.
+    (data / "p/a/b").rename(tmp_path / "moved")
+    os.symlink(tmp_path / "moved", data / "p/a/b")
+    asked = ["q/f", "p/a/b/y.json", "p/exe", "p/to-dir/passwd", "p/a/x.json/no", "p/fifo/no"]
+    asked += ["p/é n/z", "absent/x", "p/a", "p/a/b"]
+    found = tree.lstat_many(asked)
+    expected = {path: tree.lstat(path) for path in ["q/f", "p/exe", "p/é n/z", "p/a", "p/a/b"]}
+    assert found == [expected.get(path) for path in asked]
+    assert found[asked.index("p/a/b")] is not None  # the link itself, by name
+    assert found[asked.index("p/a/b")].kind is Kind.SYMLINK  # type: ignore[union-attr]
+
+
+def test_lstat_many_keeps_no_more_folders_open_than_a_path_is_deep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    paths = [f"f{i:03}/g/h/x.json" for i in range(300)]
+    for path in paths:
+        (root / path).parent.mkdir(parents=True)
+        (root / path).write_text("{}")
+    opened: list[int] = []
+    real_open = os.open
+
+    def counting_open(*args: object, **kwargs: object) -> int:
+        fd = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(fd)
+        return fd
+
+    before = len(os.listdir("/proc/self/fd"))
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", counting_open)
+        found = LocalTree(str(root)).lstat_many(list(reversed(paths)))
+    assert all(entry is not None and entry.kind is Kind.FILE for entry in found)
+    assert len(opened) == 1 + 300 * 3  # the root, then each folder once
+    assert len(set(opened)) <= 4  # closed as it goes: at most the root and a path's depth
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -193,10 +193,11 @@ def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_wh
     # the sync's blobs: a diff-tree and two ls-tree before (3 ls-tree before that: the whole).
     steps = counted(started)
     assert (steps["cat-file"], steps["diff-tree"], steps["ls-tree"]) == (1, 0, 0)
-    # A one-shot sync lists the whole tree ahead, as before (its check may be due).
+    # The drift check of that commit (asked for a full check) lists the whole tree ahead.
     started.write_text("")
-    assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
-    assert counted(started)["ls-tree"] >= 1
+    checked = run_once(attrs.evolve(settings, defer_check=False, full_check=True))
+    assert checked.record.result == "InSync"
+    assert counted(started)["ls-tree"] == 1
 
 
 def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trusts_its_fetch(
@@ -247,9 +248,15 @@ def test_a_resync_of_the_fetched_commit_starts_no_git_process_to_find_it(
     settings = attrs.evolve(agent_settings(repo, tmp_path), commit=commit)
     assert run_once(settings).record.result == "Synced"
     started.write_text("")
-    assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
+    checked = run_once(attrs.evolve(settings, defer_check=False, full_check=True))
+    assert checked.record.result == "InSync"
     # The tree listed for the full check, nothing else: a cat-file -e looked for it before.
     assert counted(started) == Counter({"ls-tree": 1})
+    # Within syncPeriod of that check, a resync compares the commit with itself through the
+    # object reader (an empty diff: nothing listed) and stats the recorded files.
+    started.write_text("")
+    assert run_once(attrs.evolve(settings, defer_check=False)).record.result == "InSync"
+    assert counted(started) == Counter({"cat-file": 1})
     # A commit fetched before but not the last one (a rollback) with the remote gone: the
     # fetch fails, and the mirror's copy is found then.
     commit_tree(repo, {"projects/p/views/v/view.json": '{"v": 2}'})
@@ -288,9 +295,16 @@ def test_a_one_shot_sync_lists_the_whole_tree_only_when_it_will_build_it_whole(
     # and the ref resolved by a rev-parse of its own: the repository's one rev-parse (where
     # its git directory is) and the cat-file that resolves the ref, then reads the commit.
     assert counted(started) == Counter({"rev-parse": 1, "cat-file": 1})
-    # A resync of that commit (a full check by rule) builds it whole: listed from the start.
+    # A resync of that commit within syncPeriod is planned from the changes too (none).
     started.write_text("")
-    assert run_once(settings).record.result == "InSync"
+    resync = run_once(settings)
+    assert (resync.record.result, resync.from_diff) == ("InSync", True)
+    assert counted(started) == Counter({"rev-parse": 1, "cat-file": 1})
+    # Asked for a full check (--full-check, the agent's drift check), it builds the tree
+    # whole: listed from the start.
+    started.write_text("")
+    checked = run_once(attrs.evolve(settings, full_check=True))
+    assert (checked.record.result, checked.from_diff) == ("InSync", False)
     assert counted(started)["ls-tree"] == 1
     # So is a new commit when the full check is due (by time).
     commit_tree(repo, {**files, "projects/p/views/v2/view.json": '{"v": "two"}'})

@@ -377,12 +377,55 @@ def test_a_new_commit_within_sync_period_is_planned_from_its_changes_then_fully_
     status = json.loads((data / ".stoker/status.json").read_text())
     assert status["driftChecked"] is False
 
-    full = json.loads(run_stoker(*args, "--output", "json").stdout)  # same commit: a full check
-    assert full["driftChecked"] is True
-    assert full["added"] == ["projects/blue/ignition/script-python/shifts/code.py"]
-    assert full["deleted"] == ["projects/blue/ignition/script-python/stray.txt"]
+    # The same commit again, within syncPeriod: every recorded file is stat'd (the deleted one
+    # is restored, and the folders on its way listed: the stray file there is found); no other
+    # folder is listed (a stray file elsewhere waits for the full check).
+    far = data / "projects/blue" / home.replace("view.json", "stray.txt")
+    far.write_text("left by hand too\n")
+    resync = json.loads(run_stoker(*args, "--output", "json").stdout)
+    assert resync["driftChecked"] is False
+    assert (resync["added"], resync["deleted"]) == (
+        [gone.relative_to(data).as_posix()],
+        [stray.relative_to(data).as_posix()],
+    )
     assert gone.exists()
-    assert not stray.exists()
+    assert far.exists()
+
+    full = json.loads(run_stoker(*args, "--full-check", "--output", "json").stdout)
+    assert full["driftChecked"] is True
+    assert (full["added"], full["deleted"]) == ([], [far.relative_to(data).as_posix()])
+    assert not far.exists()
+
+
+def test_a_resync_within_sync_period_stats_every_recorded_file_never_through_a_link(
+    example_repo: Path, tmp_path: Path
+) -> None:
+    data, args = local_sync(example_repo, tmp_path)
+    assert run_stoker(*args).returncode == 0
+    code = data / "projects/blue/ignition/script-python/shifts/code.py"
+    mode = code.stat().st_mode
+    code.chmod(mode | 0o111)  # the executable bit: only its ctime tells
+    project = data / "projects/blue/project.json"
+    kept, before = project.read_bytes(), project.stat()
+    project.write_bytes(kept[:-1] + b" ")  # edited, same size, mtime put back: its ctime tells
+    os.utime(project, ns=(before.st_atime_ns, before.st_mtime_ns))
+    # A managed folder moved out of the data directory and a link left in its place: what is
+    # below it stats the same through the link, so it is never stat'd through one.
+    views = data / "projects/blue/com.inductiveautomation.perspective/views"
+    moved = tmp_path / "moved-views"
+    views.rename(moved)
+    views.symlink_to(moved)
+
+    resync = run_stoker(*args, "--output", "json")
+    report = json.loads(resync.stdout)
+    assert report["driftChecked"] is False
+    assert report["desiredFromDiff"] is False or report["result"] != "InSync"
+    assert not views.is_symlink()  # replaced by the folder the commit holds
+    assert project.read_bytes() == kept
+    assert code.stat().st_mode & 0o111 == mode & 0o111
+    assert sorted(p.name for p in moved.rglob("*")) == sorted(p.name for p in views.rglob("*")), (
+        "the moved folder is left alone"
+    )
 
 
 def test_a_new_commit_after_sync_period_gets_a_full_check(

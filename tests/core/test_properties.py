@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
@@ -15,7 +17,15 @@ from stoker_core.paths import PROTECTED, RESERVED, is_under
 from stoker_core.plans import Action, SyncPlan, apply_to
 from stoker_core.recorded import CommitDiff, RecordedTree, paths_to_check
 from stoker_core.templates import TemplateContext
-from stoker_core.trees import Kind, LiveTree, MemorySnapshot, MemoryTree, RepoEntry
+from stoker_core.trees import (
+    EXECUTABLE,
+    REGULAR,
+    Kind,
+    LiveTree,
+    MemorySnapshot,
+    MemoryTree,
+    RepoEntry,
+)
 
 SEGMENTS = st.sampled_from(["a", "b", "c", ".resources", "local", "x.json", "y.json"])
 TOPS = st.sampled_from(["projects", "config", "db", ".stoker", "top.json", "config/resources"])
@@ -213,6 +223,83 @@ def test_planning_from_the_changes_equals_the_full_plan_and_never_exceeds_it(
         return
     assert _changes(quick) <= _changes(full)
     apply_to(quick, drifted, new.blobs())  # every step applies to the real tree
+
+
+# -- A resync within syncPeriod: every recorded file stat'd, no folder listed ---------------------
+
+DRIFTS = st.sampled_from(["edit", "delete", "executable", "touch"])
+
+
+def _drift(live: MemoryTree, path: str, how: str) -> None:
+    """One kind of drift of a recorded file (touch: rewritten with its content: a new inode)."""
+    content, mode = live.files[path]
+    if how == "delete":
+        live.remove(path)
+    elif how == "edit":
+        live.put(path, content + b"!", mode)
+    elif how == "executable":
+        live.put(path, content, EXECUTABLE if mode == REGULAR else REGULAR)
+    else:
+        live.put(path, content, mode)
+
+
+def _linked(live: MemoryTree, folder: str) -> None:
+    """`folder` moved away and a link put in its place (as a gateway, or an attacker, could)."""
+    inside = folder + "/"
+    for path in [p for p in (*live.files, *live.links) if p.startswith(inside)]:
+        live.remove(path)
+    live.dirs = {d for d in live.dirs if d != folder and not d.startswith(inside)}
+    live.link(folder, "/elsewhere")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_a_resync_that_stats_the_recorded_files_plans_all_their_drift_and_nothing_else(
+    scenario: tuple[list[dict[str, object]], MemorySnapshot, MemoryTree], data: st.DataObject
+) -> None:
+    synced, manifest, snap, tree = _synced_then_committed(scenario, {}, ctimes=True)
+    drifted = synced.copy()
+    recorded_files = sorted(manifest.records)
+    if recorded_files:
+        drifts = data.draw(st.dictionaries(st.sampled_from(recorded_files), DRIFTS, max_size=4))
+        for path, how in drifts.items():
+            _drift(drifted, path, how)
+    strays = data.draw(st.dictionaries(paths, contents, max_size=3))
+    for path, content in _consistent(strays).items():
+        if not any(p in drifted.files for p in _prefixes(path)) and path not in drifted.dirs:
+            drifted.put(path, content)
+    for empty in data.draw(st.lists(st.sampled_from(manifest.dirs))) if manifest.dirs else ():
+        with contextlib.suppress(OSError):  # one that holds another is not empty
+            drifted.rmdir(empty)  # an empty folder of the commit, removed
+    folders = sorted({p.rpartition("/")[0] for p in recorded_files} - {""})
+    linked = data.draw(st.sampled_from(folders)) if folders and data.draw(st.booleans()) else None
+    if linked is not None:
+        _linked(drifted, linked)
+    unlike = recorded.unlike_records(manifest, lambda ps: [drifted.lstat(p) for p in ps])
+    seen = RecordedTree(drifted, manifest, paths_to_check(tree, manifest) | unlike)
+    try:
+        full = planning.plan(tree, drifted, manifest)
+    except PlanRefused as e:
+        event("refused")
+        refused = e.problems
+    else:
+        refused = None
+    if refused is not None:
+        if linked is None and drifted.content().keys() <= set(manifest.records):
+            with pytest.raises(PlanRefused) as quick_error:
+                planning.plan(tree, seen, manifest)
+            assert quick_error.value.problems == refused
+        return
+    quick = planning.plan(tree, seen, manifest)
+    # Everything the full check does to what Stoker wrote, the resync does; it only leaves the
+    # stray files (and folders holding only them) to the next full check.
+    wanted = {*manifest.records, *tree.files, *tree.dirs, *tree.parent_dirs}
+    assert {c for c in _changes(full) if c[1] in wanted} <= _changes(quick)
+    assert _changes(quick) <= _changes(full)
+    if drifted.content().keys() <= wanted and linked is None:
+        assert _changes(quick) == _changes(full)
+    event("drift found" if _changes(quick) else "no drift")
+    apply_to(quick, drifted, snap.blobs())  # every step applies to the real tree
 
 
 # -- The desired tree built from a commit's changes ----------------------------------------------

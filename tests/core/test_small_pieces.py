@@ -191,22 +191,19 @@ def test_plan_report_is_byte_identical_for_the_same_inputs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("last", "now", "same_commit", "due"),
+    ("last", "now", "asked", "due"),
     [
         (None, 100.0, False, True),  # never checked: check everything
-        (100.0, 110.0, True, True),  # a resync of the same commit is a drift check
+        (100.0, 110.0, True, True),  # asked (the agent's drift check, --full-check)
         (100.0, 110.0, False, False),  # a new commit 10 s after a full check: its changes
         (100.0, 130.0, False, True),  # syncPeriod (30 s) elapsed: full again
         (100.0, 90.0, False, True),  # the clock went back: do not trust the record
     ],
 )
 def test_when_a_full_drift_check_is_due(
-    last: float | None, now: float, same_commit: bool, due: bool
+    last: float | None, now: float, asked: bool, due: bool
 ) -> None:
-    assert (
-        full_check_due(last_full_check=last, now=now, sync_period=30, same_commit=same_commit)
-        is due
-    )
+    assert full_check_due(last_full_check=last, now=now, sync_period=30, asked=asked) is due
 
 
 def test_a_status_is_written_when_it_says_something_new_or_as_a_heartbeat() -> None:

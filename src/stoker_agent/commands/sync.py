@@ -75,6 +75,12 @@ if TYPE_CHECKING:
 )
 @click.option("--dry-run", is_flag=True, help="Plan only; exit 2 when changes are pending.")
 @click.option(
+    "--full-check",
+    is_flag=True,
+    help="Check every managed file and folder now (stray files too), even within the "
+    "profile's syncPeriod of the last full check.",
+)
+@click.option(
     "--diff", "show_diff", is_flag=True, help="With --dry-run: show the content of each change."
 )
 @click.option(
@@ -114,6 +120,7 @@ def sync(
     watch: bool,
     interval: float,
     dry_run: bool,
+    full_check: bool,
     show_diff: bool,
     requested_by: str | None,
     history_limit: int,
@@ -149,6 +156,7 @@ def sync(
         gateway=_gateway(gateway_url, api_token_file, gateway_ca_file, gateway_insecure),
         extra_vars=var_files,
         dry_run=dry_run,
+        full_check=full_check,
         diff=show_diff,
         secrets=Secrets(named=var_files, anonymous=logs.registered()),
         # A --dry-run is a preview, as `stoker plan` is: it changes nothing, so it is not
