@@ -226,7 +226,8 @@ class AgentLoop:
         if self._observer is not None:
             settings = attrs.evolve(settings, observer=self._observer)
         if not resync_only:  # a new commit first; a due full check runs right after (below)
-            settings = attrs.evolve(settings, defer_check=True)
+            # A sync asked for by hand of the commit applied is a drift check: a full one.
+            settings = attrs.evolve(settings, defer_check=True, full_check=key == self._applied_key)
         elif effective.drift_policy is DriftPolicy.REPORT:
             # Report drift, change nothing; the walk counts as the full check it is.
             settings = attrs.evolve(settings, dry_run=True, periodic_check=True, full_check=True)

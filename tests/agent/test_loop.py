@@ -26,7 +26,15 @@ class FakeSync:
     calls: list[dict[str, Any]] = attrs.field(factory=list)
 
     def __call__(self, settings: SyncSettings, **kwargs: Any) -> Outcome:
-        self.calls.append({"dry_run": settings.dry_run, "commit": settings.commit, **kwargs})
+        self.calls.append(
+            {
+                "dry_run": settings.dry_run,
+                "commit": settings.commit,
+                "full_check": settings.full_check,
+                "defer_check": settings.defer_check,
+                **kwargs,
+            }
+        )
         result = self.results.pop(0) if self.results else "InSync"
         error = "boom" if result == "Error" else ""
         record = SyncRecord(result=result, commit=settings.commit or "", error=error)
@@ -87,6 +95,28 @@ def test_periodic_resync_follows_the_drift_policy(policy: str, dry_run: bool) ->
     clock.now += 61
     loop.step()
     assert [c["dry_run"] for c in sync.calls] == [False, dry_run]
+
+
+@pytest.mark.parametrize("policy", ["report", "restore"])
+def test_the_drift_checks_of_the_applied_commit_ask_for_a_full_check_and_a_new_commit_does_not(
+    policy: str,
+) -> None:
+    clock, sync = Clock(), FakeSync([])
+    source = Source(meta(drift_policy=policy))
+    loop, _ = make_loop(source, sync, clock)
+    loop.step()  # a new commit: planned from its changes, the due check deferred
+    clock.now += 61
+    loop.step()  # the periodic drift check
+    loop.trigger()
+    loop.step()  # a sync asked for by hand of the same commit
+    source.meta = meta(commit="b" * 40, drift_policy=policy)
+    loop.step()
+    assert [(c["full_check"], c["defer_check"]) for c in sync.calls] == [
+        (False, True),
+        (True, False),
+        (True, True),
+        (False, True),
+    ]
 
 
 def test_failures_back_off_exponentially_and_success_resets() -> None:
