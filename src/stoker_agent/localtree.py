@@ -50,6 +50,7 @@ def _entry(path: str, st: os.stat_result) -> LiveEntry:
 
 # A folder opened to stat its entries by name: never through a link, nothing read (O_PATH).
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
+_DEEPEST = 64  # folders: Ignition's deepest paths are about 15
 
 
 def _within(folder: str, outer: str) -> bool:
@@ -158,7 +159,9 @@ class LocalTree:
     def lstat_many(self, paths: list[str]) -> list[LiveEntry | None]:
         """Each path's lstat, in order, reached through real folders only: each folder on the
         way is opened once (never through a link: None below one, or below anything that is not
-        a folder), and its entries are stat'd by name; at most a path's depth stays open."""
+        a folder), and its entries are stat'd by name; at most a path's depth stays open. A path
+        more than _DEEPEST folders down is not stat'd (None: the caller sees it for real), so a
+        planted manifest cannot make this hold more descriptors open than that."""
         found: list[LiveEntry | None] = [None] * len(paths)
         root = os.open(self.root, _FOLDER_FLAGS)
         chain: list[tuple[str, int | None]] = [("", root)]  # the folders open, outermost first
@@ -166,6 +169,8 @@ class LocalTree:
             for index in sorted(range(len(paths)), key=paths.__getitem__):
                 path = paths[index]
                 folder, _, name = path.rpartition("/")
+                if folder.count("/") >= _DEEPEST:
+                    continue
                 while not _within(folder, chain[-1][0]):
                     _close(chain.pop()[1])
                 below, fd = chain[-1]

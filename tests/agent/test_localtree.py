@@ -244,3 +244,19 @@ def test_lstat_many_keeps_no_more_folders_open_than_a_path_is_deep(
     assert len(opened) == 1 + 300 * 3  # the root, then each folder once
     assert len(set(opened)) <= 4  # closed as it goes: at most the root and a path's depth
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_lstat_many_leaves_a_path_deeper_than_its_bound_to_be_seen_for_real(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    deep = "/".join(["d"] * 100) + "/x.json"  # a planted manifest may name one
+    (root / deep).parent.mkdir(parents=True)
+    (root / deep).write_text("{}")
+    (root / "d/y.json").write_text("{}")
+    before = len(os.listdir("/proc/self/fd"))
+    found = LocalTree(str(root)).lstat_many([deep, "d/y.json"])
+    assert found[0] is None  # not stat'd: its folders are listed for real instead
+    assert found[1] is not None
+    assert found[1].kind is Kind.FILE
+    assert len(os.listdir("/proc/self/fd")) == before
