@@ -4,6 +4,7 @@ sentence saying what to fix; TLS with a CA bundle or an explicit insecure flag."
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,6 +60,32 @@ def test_scans_report_their_status(gateway: tuple[GatewaySimulator, Path]) -> No
         assert (again.actor, again.timestamp) == (held.actor, held.timestamp)
     finally:
         client.close()
+
+
+def test_a_long_scan_is_read_less_and_less_often(
+    gateway: tuple[GatewaySimulator, Path],
+) -> None:
+    # At 50 gateways a scan took seconds and its status was read every 0.2 s: 28 reads a
+    # sync, a third of each agent's CPU. Counted in reads, not timed.
+    sim, token = gateway
+    sim.scan_delay = 2.0
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        time.sleep(seconds)
+
+    client = GatewayClient(GatewaySettings(url=sim.url, token_file=str(token)), sleep=sleep)
+    try:
+        since = client.scan_status("projects").last_timestamp
+        client.scan("projects")
+        assert client.wait_for_scan("projects", since + 1, timeout=30).active is False
+    finally:
+        client.close()
+    assert pauses[:4] == [0.05, 0.1, 0.2, 0.4]  # a quick scan is seen done at once
+    assert pauses == sorted(pauses)
+    assert max(pauses) <= 1.0
+    assert len(pauses) <= 8  # 10 or more, read every 0.2 s
 
 
 def test_a_held_scan_lock_is_blocked_not_an_error(
