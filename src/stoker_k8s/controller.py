@@ -456,9 +456,13 @@ class Controller:
         annotations = meta.get("annotations") or {}
         ref = annotations.get(Annotation.REQUESTED_REF) or item["spec"]["git"]["ref"]
         commit, error = None, None
-        refresh = annotations.get(Annotation.REFRESH_REQUESTED_AT, "")
-        # A push asked for a fresh look when the annotation changed since the last pass; a
-        # GatewaySync seen for the first time shares the cached answer like any other.
+        # A push asked for a fresh look when its request changed since the last pass: its time
+        # (to the second) or its delivery, as two pushes within one second differ only by that;
+        # a GatewaySync seen for the first time shares the cached answer like any other.
+        refresh = "@".join(
+            str(annotations.get(key, ""))
+            for key in (Annotation.REFRESH_REQUESTED_AT, Annotation.REFRESH_DELIVERY)
+        )
         seen = self._refreshed.get(f"{namespace}/{name}")
         fresh = seen is not None and seen != refresh
         self._refreshed[f"{namespace}/{name}"] = refresh

@@ -138,6 +138,22 @@ def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
         )
         controller.reconcile(get(custom, kube_namespace, "minimal"))
         assert advertisements() == 2  # a push asked for a fresh look
+        # A second push within the same second: the receiver's stamp is the same, its delivery
+        # is not. It was answered from the cache (the commit it brought was never published
+        # while polling was off; found by the fleet benchmark, whose rounds grew that quick).
+        for delivery in ("d1", "d2"):
+            custom.patch_namespaced_custom_object(
+                "stoker.io",
+                "v1alpha1",
+                kube_namespace,
+                "gatewaysyncs",
+                "minimal",
+                {"metadata": {"annotations": {"stoker.io/refresh-delivery": delivery}}},
+            )
+            controller.reconcile(get(custom, kube_namespace, "minimal"))
+        assert advertisements() == 4
+        controller.reconcile(get(custom, kube_namespace, "minimal"))
+        assert advertisements() == 4  # nothing new asked: the cache answers
     binding = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role_binding(
         "stoker-agent-minimal", kube_namespace
     )
