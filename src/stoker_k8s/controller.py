@@ -459,10 +459,8 @@ class Controller:
         # A push asked for a fresh look when its request changed since the last pass: its time
         # (to the second) or its delivery, as two pushes within one second differ only by that;
         # a GatewaySync seen for the first time shares the cached answer like any other.
-        refresh = "@".join(
-            str(annotations.get(key, ""))
-            for key in (Annotation.REFRESH_REQUESTED_AT, Annotation.REFRESH_DELIVERY)
-        )
+        stamp = str(annotations.get(Annotation.REFRESH_REQUESTED_AT) or "")
+        refresh = f"{stamp}@{annotations.get(Annotation.REFRESH_DELIVERY) or ''}" if stamp else ""
         seen = self._refreshed.get(f"{namespace}/{name}")
         fresh = seen is not None and seen != refresh
         self._refreshed[f"{namespace}/{name}"] = refresh
