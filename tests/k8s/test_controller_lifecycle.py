@@ -128,29 +128,22 @@ def test_agents_are_bound_and_ls_remote_is_shared_until_a_push_asks_again(
         controller.reconcile(get(custom, kube_namespace, "minimal"))
         controller.reconcile(get(custom, kube_namespace, "minimal"))
         assert advertisements() == 1  # one ls-remote per polling interval
-        custom.patch_namespaced_custom_object(
-            "stoker.io",
-            "v1alpha1",
-            kube_namespace,
-            "gatewaysyncs",
-            "minimal",
-            {"metadata": {"annotations": {"stoker.io/refresh-requested-at": "t1"}}},
-        )
-        controller.reconcile(get(custom, kube_namespace, "minimal"))
+
+        def pushed(annotation: str, value: str) -> None:
+            """The receiver's mark of a push, then the controller's pass."""
+            notes = {"metadata": {"annotations": {annotation: value}}}
+            custom.patch_namespaced_custom_object(
+                "stoker.io", "v1alpha1", kube_namespace, "gatewaysyncs", "minimal", notes
+            )
+            controller.reconcile(get(custom, kube_namespace, "minimal"))
+
+        pushed("stoker.io/refresh-requested-at", "t1")
         assert advertisements() == 2  # a push asked for a fresh look
         # A second push within the same second: the receiver's stamp is the same, its delivery
         # is not. It was answered from the cache (the commit it brought was never published
         # while polling was off; found by the fleet benchmark, whose rounds grew that quick).
         for delivery in ("d1", "d2"):
-            custom.patch_namespaced_custom_object(
-                "stoker.io",
-                "v1alpha1",
-                kube_namespace,
-                "gatewaysyncs",
-                "minimal",
-                {"metadata": {"annotations": {"stoker.io/refresh-delivery": delivery}}},
-            )
-            controller.reconcile(get(custom, kube_namespace, "minimal"))
+            pushed("stoker.io/refresh-delivery", delivery)
         assert advertisements() == 4
         controller.reconcile(get(custom, kube_namespace, "minimal"))
         assert advertisements() == 4  # nothing new asked: the cache answers
