@@ -14,34 +14,31 @@ Typical use (the fixtures at the end of this module wrap the same calls)::
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import datetime
-import hmac
-import http.server
-import io
 import ipaddress
+import json
 import os
 import pwd
 import shlex
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import pytest
+
+from support import githttp
+from support.githttp import HttpRequestRecord
 
 # ---------------------------------------------------------------------------------------------
 # Git CLI with an isolated environment
@@ -698,31 +695,6 @@ def make_tls_files(
     return files
 
 
-@dataclass(frozen=True)
-class HttpRequestRecord:
-    """One request the HTTP server received (TLS handshake failures are recorded too).
-
-    ``target`` is the raw request target (path and query) exactly as sent; ``auth_scheme`` is
-    ``Basic``/``Bearer``/... or ``None`` when no ``Authorization`` header came; ``username`` is
-    the basic-auth user name (never the password); ``authenticated`` tells whether it was accepted;
-    ``chunked``/``body_bytes`` describe the request body as received.
-    """
-
-    method: str
-    target: str
-    path: str
-    query: str
-    auth_scheme: str | None
-    username: str | None
-    authenticated: bool
-    status: int
-    user_agent: str = ""
-    git_protocol: str = ""
-    chunked: bool = False
-    body_bytes: int = 0
-    error: str = ""
-
-
 def write_askpass(directory: Path, username: str, password_file: Path) -> Path:
     """Write an ``GIT_ASKPASS`` script answering ``username`` and the content of ``password_file``.
 
@@ -742,6 +714,38 @@ def write_askpass(directory: Path, username: str, password_file: Path) -> Path:
     return script
 
 
+class _TokenSet(set[str]):
+    """The tokens a GitHttpServer accepts: a set whose every change reaches the server at once
+    (its process reads them at each request), so a test can expire one (``tokens.clear()``)."""
+
+    def __init__(self, tokens: Iterable[str], save: Any) -> None:
+        super().__init__(tokens)
+        self._save = save
+
+    def _changed(self) -> None:
+        self._save(set(self))
+
+    def add(self, token: str) -> None:
+        super().add(token)
+        self._changed()
+
+    def discard(self, token: object) -> None:
+        super().discard(token)
+        self._changed()
+
+    def remove(self, token: str) -> None:
+        super().remove(token)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def update(self, *others: Iterable[str]) -> None:
+        super().update(*others)
+        self._changed()
+
+
 class GitHttpServer(_Server):
     """Smart HTTP(S) Git server on loopback: ``git http-backend`` behind HTTP basic auth.
 
@@ -750,6 +754,9 @@ class GitHttpServer(_Server):
     wrong credentials get ``401`` with ``WWW-Authenticate: Basic``. Every request is kept in
     :attr:`requests` (no secrets stored). ``tls=True`` serves HTTPS with a throwaway CA in
     :attr:`ca_file` (for ``http.sslCAInfo``).
+
+    It serves from a process of its own (``support.githttp``): no thread of the test process can
+    touch its connections, as none can a real remote's.
     """
 
     realm = "stoker-git-tests"
@@ -770,16 +777,13 @@ class GitHttpServer(_Server):
         self.host = host  # another address only in a network namespace of its own (tests/e2e)
         self.username = username
         self.password = password
-        self.tokens: set[str] = set(tokens)
+        self.tokens: set[str] = _TokenSet(tokens, self._save_tokens)
         self.tls = tls
         self.require_auth = require_auth
         self.port = 0
-        self.requests: list[HttpRequestRecord] = []
-        self.backend_stderr: list[str] = []
-        self._lock = threading.Lock()
-        self._httpd: _ThreadingServer | None = None
-        self._thread: threading.Thread | None = None
         self.tls_files: TlsFiles | None = None
+        self._proc: _Process | None = None
+        self._skip = 0  # request lines before the last clear_log()
 
     @property
     def ca_file(self) -> Path:
@@ -789,41 +793,61 @@ class GitHttpServer(_Server):
         return self.tls_files.ca_file
 
     def start(self) -> Self:
-        """Bind a free loopback port and serve in a background thread."""
-        if self._httpd is not None:
+        """Start the server process on a free port and wait until it listens."""
+        if self._proc is not None:
             return self
-        self._make_state()
-        context: ssl.SSLContext | None = None
+        state = self._make_state()
         if self.tls:
-            self.tls_files = make_tls_files(self.state_dir / "tls")
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(self.tls_files.cert_file, self.tls_files.key_file)
-        self._httpd = _ThreadingServer((self.host, 0), _GitHttpHandler, self, context)
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"git-http-{self.port}",
-            daemon=True,
+            self.tls_files = make_tls_files(state / "tls")
+        settings = githttp.Settings(
+            root=str(self.root),
+            username=self.username,
+            password=self.password,
+            realm=self.realm,
+            require_auth=self.require_auth,
+            host=self.host,
+            cert_file=str(self.tls_files.cert_file) if self.tls_files else None,
+            key_file=str(self.tls_files.key_file) if self.tls_files else None,
         )
-        self._thread.start()
+        config = state / githttp.CONFIG
+        config.write_text(json.dumps(dataclasses.asdict(settings)))
+        config.chmod(0o600)
+        self._save_tokens(set(self.tokens))
+        tests = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": tests, "PYTHONDONTWRITEBYTECODE": "1"}
+        argv = [sys.executable, "-m", "support.githttp", str(state), str(os.getpid())]
+        self._proc = _Process(argv, state / "server.log", env)
+        port_file = state / githttp.PORT
+        self._proc.wait_until(port_file.exists, "the git HTTP server")
+        self.port = int(port_file.read_text())
         return self
 
     def stop(self) -> None:
-        """Stop serving, join the request threads and remove the state dir."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=_STOP_TIMEOUT)
-            self._thread = None
+        """Stop the server process (and any ``git http-backend`` it runs); remove the state."""
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
         self._remove_state()
+
+    def _save_tokens(self, tokens: set[str]) -> None:
+        if self._state_dir is not None:
+            githttp.write_tokens(self._state_dir, tokens)
+
+    @property
+    def requests(self) -> list[HttpRequestRecord]:
+        """Every request received since the start (or the last :meth:`clear_log`), in order."""
+        return githttp.read_records(self.state_dir, self._skip)
+
+    @property
+    def backend_stderr(self) -> list[str]:
+        """What ``git http-backend`` wrote to stderr, one string per request that wrote any."""
+        return [r.backend_stderr for r in self.requests if r.backend_stderr]
 
     @property
     def base_url(self) -> str:
         """``http(s)://127.0.0.1:PORT`` (or the ``host`` it was given)."""
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def url_for(self, name: str) -> str:
         """``http(s)://127.0.0.1:PORT/<name>.git`` (no credentials in it)."""
@@ -855,238 +879,11 @@ class GitHttpServer(_Server):
 
     def clear_log(self) -> None:
         """Forget the recorded requests."""
-        with self._lock:
-            self.requests.clear()
-            self.backend_stderr.clear()
+        self._skip = githttp.count_records(self.state_dir)
 
     def secrets_in_urls(self, *secrets: str) -> list[str]:
         """Request targets that contain any of ``secrets`` (expected: an empty list)."""
-        with self._lock:
-            return [r.target for r in self.requests if any(s and s in r.target for s in secrets)]
-
-    def _record(self, record: HttpRequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
-
-    def _check(self, header: str | None) -> tuple[str | None, str | None, bool]:
-        """``(scheme, username, accepted)`` for an ``Authorization`` header value."""
-        if not header:
-            return None, None, False
-        scheme, _, value = header.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer":
-            return "Bearer", None, any(hmac.compare_digest(value, t) for t in self.tokens)
-        if scheme.lower() != "basic":
-            return scheme, None, False
-        try:
-            user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return "Basic", None, False
-        if not sep:
-            return "Basic", user, False
-        ok = hmac.compare_digest(user, self.username) and hmac.compare_digest(
-            password, self.password
-        )
-        ok = ok or any(hmac.compare_digest(password, t) for t in self.tokens)
-        return "Basic", user, ok
-
-
-class _ThreadingServer(http.server.ThreadingHTTPServer):
-    """Threads are joined on close; TLS handshakes happen in the request thread."""
-
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[http.server.BaseHTTPRequestHandler],
-        owner: GitHttpServer,
-        context: ssl.SSLContext | None,
-    ) -> None:
-        self.owner = owner
-        self.context = context
-        super().__init__(address, handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.context is not None:
-            request.settimeout(30)
-            try:
-                request = self.context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self.owner._record(
-                    HttpRequestRecord("", "", "", "", None, None, False, 0, error=f"TLS: {exc}")
-                )
-                request.close()
-                return
-        try:
-            super().finish_request(request, client_address)
-        except ssl.SSLError as exc:  # e.g. the client rejected the certificate (TLS 1.3)
-            self.owner._record(
-                HttpRequestRecord("", "", "", "", None, None, False, 0, error=f"TLS: {exc}")
-            )
-        finally:
-            if self.context is not None:
-                # The wrapped socket is a new object; shutdown_request only closes the raw one.
-                request.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        self.owner._record(
-            HttpRequestRecord("", "", "", "", None, None, False, 0, error=f"server: {exc!r}")
-        )
-
-
-class _GitHttpHandler(http.server.BaseHTTPRequestHandler):
-    server: _ThreadingServer
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-
-    served = False
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep stderr quiet; requests are recorded in ``GitHttpServer.requests``."""
-
-    def handle(self) -> None:
-        super().handle()
-        if not self.served and self.server.context is not None:
-            # A TLS client that rejects the certificate may just close after the handshake.
-            error = "TLS: connection closed without a request (certificate rejected?)"
-            self.server.owner._record(
-                HttpRequestRecord("", "", "", "", None, None, False, 0, error=error)
-            )
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _read_body(self, sink: Any) -> int:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return total
-                sink.write(self.rfile.read(size))
-                self.rfile.readline()
-                total += size
-        remaining = int(self.headers.get("Content-Length") or 0)
-        total = remaining
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 1 << 16))
-            if not chunk:
-                break
-            sink.write(chunk)
-            remaining -= len(chunk)
-        return total - remaining
-
-    def _serve(self) -> None:
-        self.served = True
-        owner = self.server.owner
-        path, _, query = self.path.partition("?")
-        scheme, user, accepted = owner._check(self.headers.get("Authorization"))
-        record = HttpRequestRecord(
-            method=self.command,
-            target=self.path,
-            path=path,
-            query=query,
-            auth_scheme=scheme,
-            username=user,
-            authenticated=accepted,
-            status=0,
-            user_agent=self.headers.get("User-Agent", ""),
-            git_protocol=self.headers.get("Git-Protocol", ""),
-        )
-        self.close_connection = True
-        with tempfile.TemporaryFile() as body, tempfile.TemporaryFile() as errors:
-            length = self._read_body(body)
-            body.seek(0)
-            record = dataclasses.replace(
-                record,
-                chunked="chunked" in self.headers.get("Transfer-Encoding", "").lower(),
-                body_bytes=length,
-            )
-            if owner.require_auth and not accepted:
-                message = b"Authentication required\n"
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", f'Basic realm="{owner.realm}"')
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(message)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(message)
-                owner._record(dataclasses.replace(record, status=401))
-                return
-            status = self._run_backend(
-                body, length, errors, path, query, user if accepted else None
-            )
-            errors.seek(0)
-            stderr = errors.read().decode(errors="replace")
-            if stderr:
-                with owner._lock:
-                    owner.backend_stderr.append(stderr)
-            owner._record(dataclasses.replace(record, status=status, error=stderr.strip()))
-
-    def _run_backend(
-        self, body: Any, length: int, errors: Any, path: str, query: str, user: str | None
-    ) -> int:
-        owner = self.server.owner
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(owner.state_dir / "home"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_PROJECT_ROOT": str(owner.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": str(owner.port),
-            "REQUEST_METHOD": self.command,
-            "PATH_INFO": urllib.parse.unquote(path),
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(length),
-            "REMOTE_ADDR": self.client_address[0],
-        }
-        if user:
-            env["REMOTE_USER"] = user
-        for header, variable in (
-            ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
-            ("Git-Protocol", "GIT_PROTOCOL"),
-        ):
-            if self.headers.get(header):
-                env[variable] = self.headers[header]
-        Path(env["HOME"]).mkdir(exist_ok=True)
-        with subprocess.Popen(
-            ["git", "http-backend"], stdin=body, stdout=subprocess.PIPE, stderr=errors, env=env
-        ) as backend:
-            reader = cast(io.BufferedReader, backend.stdout)
-            status, headers = 200, []
-            while True:
-                line = reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").rstrip("\r\n").partition(":")
-                if name.lower() == "status":
-                    status = int(value.split()[0])
-                else:
-                    headers.append((name, value.strip()))
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            # Chunked, so the body's end never depends on closing the connection (TLS clients
-            # such as GnuTLS reject a body ended by a close without close_notify).
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            while chunk := reader.read1(1 << 16):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            self.wfile.write(b"0\r\n\r\n")
-        return status
+        return [r.target for r in self.requests if any(s and s in r.target for s in secrets)]
 
 
 # ---------------------------------------------------------------------------------------------
