@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -407,26 +407,54 @@ class GatewayClient:
             return None
         return _held_lock(self._parse(response, what), what, self.settings.url)
 
-    def wait_for_scan(self, kind: str, since_ms: int, timeout: float) -> ScanStatus:
+    def wait_for_scan(
+        self,
+        kind: str,
+        since_ms: int,
+        timeout: float,
+        *,
+        like: ScanStatus | None = None,
+        asked_at: float | None = None,
+    ) -> ScanStatus:
         """Poll until a `kind` scan that started after `since_ms` has finished: soon for a
-        quick scan, then less and less often (SCAN_POLLS), as each read is a call the gateway
-        answers while it scans."""
-        deadline = time.monotonic() + timeout
-        pauses = itertools.chain(SCAN_POLLS, itertools.repeat(SCAN_POLLS[-1]))
+        quick scan, then less and less often (see scan_pauses). `like`: what the request for it
+        answered (at `asked_at`, time.monotonic()), whose last scan's duration says when this
+        one is likely done."""
+        now = time.monotonic()
+        deadline = now + timeout
+        expected = like.last_duration / 1000 if like is not None and like.active else 0.0
+        pauses = scan_pauses(expected, now - (now if asked_at is None else asked_at))
         while True:
+            pause = next(pauses)
+            if pause:
+                self._sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
             status = self.scan_status(kind)
             if not status.active and status.last_timestamp >= since_ms:
                 return status
-            left = deadline - time.monotonic()
-            if left < 0:
+            if time.monotonic() > deadline:
                 raise GatewayUnhealthy(f"the {kind} scan did not finish within {timeout:.0f}s")
-            self._sleep(min(next(pauses), left))
 
 
 # Seconds between reads of a scan's status, the last repeated: a scan of a few files is seen
 # done within 0.05-0.15 s; one of many seconds (a large gateway, or one busy) is read about
 # once a second, not five times (each read is an authenticated call the gateway answers).
 SCAN_POLLS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
+# A scan is first read once LONG_SCAN_SHARE of the last one's duration has passed, when that
+# was at least LONG_SCAN seconds (a large or busy gateway scans about as long each time),
+# never later than LONG_SCAN_WAIT: a gateway's number cannot hold the check back for long.
+LONG_SCAN, LONG_SCAN_SHARE, LONG_SCAN_WAIT = 1.0, 0.75, 10.0
+
+
+def scan_pauses(expected: float, elapsed: float = 0.0) -> Iterator[float]:
+    """The pause before each read of a scan's status: none before the first, then SCAN_POLLS;
+    for a scan expected to take `expected` s (at least LONG_SCAN), asked for `elapsed` s ago,
+    the first read waits until LONG_SCAN_SHARE of it has passed (at most LONG_SCAN_WAIT)."""
+    first = 0.0
+    if expected >= LONG_SCAN:
+        first = max(min(LONG_SCAN_SHARE * expected, LONG_SCAN_WAIT) - elapsed, 0.0)
+    return itertools.chain((first,), SCAN_POLLS, itertools.repeat(SCAN_POLLS[-1]))
+
+
 RESTART_TASKS = 10  # pending restart tasks reported; the gateway may list more
 RESTART_TASK_CHARS = 200
 

@@ -528,11 +528,14 @@ def _scan(
     from stoker_agent.gateway import GatewayError
 
     try:
-        since = int(time.time() * 1000) - 1000
-        client.scan("projects")
-        client.scan("config")
-        client.wait_for_scan("projects", since, settings.scan_timeout)
-        client.wait_for_scan("config", since, settings.scan_timeout)
+        since, asked = int(time.time() * 1000) - 1000, time.monotonic()
+        projects = client.scan("projects")
+        config = client.scan("config")
+        # Each answer tells how long the last scan of its kind took: a long one is first
+        # read when this one is likely done, not every second until then.
+        timeout = settings.scan_timeout
+        client.wait_for_scan("projects", since, timeout, like=projects, asked_at=asked)
+        client.wait_for_scan("config", since, timeout, like=config, asked_at=asked)
         loaded = client.projects()
         missing = sorted(plan.projects() - loaded)
         if missing:

@@ -20,6 +20,7 @@ from stoker_agent.gateway import (
     GatewayUnavailable,
     _items,
     _scan_status,
+    scan_pauses,
 )
 from stoker_agent.scanlocking import ScanLocks
 from stoker_core.errors import Blocked
@@ -86,6 +87,60 @@ def test_a_long_scan_is_read_less_and_less_often(
     assert pauses == sorted(pauses)
     assert max(pauses) <= 1.0
     assert len(pauses) <= 8  # 10 or more, read every 0.2 s
+
+
+def test_a_scan_as_long_as_the_last_is_first_read_when_it_is_likely_done(
+    gateway: tuple[GatewaySimulator, Path],
+) -> None:
+    # At 50 gateways every scan took seconds, and each was read ten times a sync (0.05 s, 0.1,
+    # 0.2, 0.4, 0.8, then every second). The answer to the scan request says how long the last
+    # one took: the first read waits for most of that. Counted in reads, not timed.
+    sim, token = gateway
+    sim.scan_delay = 2.0
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        time.sleep(seconds)
+
+    client = GatewayClient(GatewaySettings(url=sim.url, token_file=str(token)), sleep=sleep)
+    try:
+        since = client.scan_status("projects").last_timestamp
+        client.scan("projects")
+        client.wait_for_scan("projects", since + 1, timeout=30)
+        since, asked = client.scan_status("projects").last_timestamp, time.monotonic()
+        before = len(sim.requests)
+        like = client.scan("projects")
+        pauses.clear()
+        done = client.wait_for_scan("projects", since + 1, timeout=30, like=like, asked_at=asked)
+    finally:
+        client.close()
+    assert done.active is False
+    assert done.last_timestamp > since
+    assert like.last_duration >= 2000
+    assert 1.0 < pauses[0] <= 1.5  # three quarters of the last scan's 2 s, less the time asking
+    reads = [r for r in sim.requests[before:] if r.method == "GET" and "scan/" in r.path]
+    assert len(reads) <= 5  # 7 when read from the first 0.05 s
+
+
+@pytest.mark.parametrize(
+    ("expected", "elapsed", "first"),
+    [
+        (0.0, 0.0, 0.0),
+        (0.5, 0.0, 0.0),
+        (-3.0, 0.0, 0.0),
+        (4.0, 0.0, 3.0),
+        (4.0, 1.0, 2.0),
+        (4.0, 9.0, 0.0),
+        (1e12, 0.0, 10.0),
+    ],
+)
+def test_a_gateway_number_never_holds_the_first_read_back_long(
+    expected: float, elapsed: float, first: float
+) -> None:
+    pauses = scan_pauses(expected, elapsed)
+    assert next(pauses) == first
+    assert [next(pauses) for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 
 
 def test_a_held_scan_lock_is_blocked_not_an_error(
