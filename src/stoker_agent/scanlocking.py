@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from stoker_agent.datadirs import STATE_DIR, ApplyError, read_state_file, write_state_file
 from stoker_agent.gateway import GatewayClient, GatewayLockHeld, GatewayUnavailable
@@ -31,6 +31,7 @@ from stoker_core.scanlocks import (
     records_json,
     taken_by_unanswered_attempt,
 )
+from stoker_core.scans import KINDS
 
 log = logging.getLogger("stoker.sync")
 RECORD_FILE = f"{STATE_DIR}/scan-locks.json"
@@ -55,9 +56,11 @@ class ScanLocks:
         self.run = uuid.uuid4().hex  # this run's token, kept with each lock it takes
         self._sleep, self._clock = sleep, clock
 
-    def take_all(self) -> bool:
-        """Take the project and the config lock; False when the gateway offers no scan lock."""
-        return all([self.take("projects"), self.take("config")])
+    def take_all(self, kinds: Sequence[str] = KINDS) -> bool:
+        """Take the lock of each of `kinds` (all of them: the project and the config lock);
+        False when the gateway offers no scan lock."""
+        taken = [self.take(kind) for kind in kinds]  # each asked, whatever the first said
+        return all(taken)
 
     def take(self, kind: str) -> bool:
         """Hold off `kind` scans while files change; False when the gateway has no scan lock."""

@@ -45,6 +45,7 @@ from stoker_core.fieldwise import FIELDWISE
 from stoker_core.model import DesignerPolicy, GatewaySync
 from stoker_core.outcomes import GatewayReply, Verdict, decide
 from stoker_core.plans import SyncPlan
+from stoker_core.scans import scan_kinds
 from stoker_core.secretfiles import SecretFile, missing_sentence, needed
 from stoker_core.secretvalues import Secrets
 from stoker_core.status import SyncRecord
@@ -357,9 +358,9 @@ def _run(
                 return
             # Owed before the commit starts: a run that dies after it leaves the next run,
             # which rolls it forward and then finds nothing to change, this scan (H4).
-            _owe_scan(settings.data_dir, plan)
+            owed = _owe_scan(settings.data_dir, plan)
             if client is not None:
-                locked.append(_lock(client, settings.data_dir, sleep))
+                locked.append(_lock(client, settings.data_dir, sleep, scan_kinds(owed)))
 
         result = sync_commit(
             settings.data_dir,
@@ -403,7 +404,7 @@ def _run(
         changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
         if changed != pending:
             _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
-        reply, scan = _scan_and_check(client, settings, plan)
+        reply, scan = _scan_and_check(client, settings, plan, scan_kinds(changed))
         verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
         if verdict is Verdict.RETRY:
             return Outcome(SyncRecord(result="Error", scan=scan, error=scan, **base), plan)
@@ -504,38 +505,39 @@ def _gateway_gate(
         waited += settings.designer_poll
 
 
-def _lock(client: GatewayClient, data_dir: str, sleep: Callable[[float], None]) -> bool:
-    """Take both scan locks when the gateway offers them, so no scan sees a half-applied tree;
-    a lock an earlier run of Stoker left is recognised as ours (see stoker_agent.scanlocking)."""
+def _lock(
+    client: GatewayClient, data_dir: str, sleep: Callable[[float], None], kinds: Sequence[str]
+) -> bool:
+    """Take the scan locks of `kinds` when the gateway offers them, so no scan of theirs sees a
+    half-applied tree; a lock an earlier run of Stoker left is recognised as ours (see
+    stoker_agent.scanlocking: its paths are still owed, so its kind is among `kinds`)."""
     from stoker_agent.scanlocking import ScanLocks
 
-    return ScanLocks(client, data_dir, sleep=sleep).take_all()
+    return ScanLocks(client, data_dir, sleep=sleep).take_all(kinds)
 
 
 def _scan_and_check(
-    client: GatewayClient, settings: SyncSettings, plan: SyncPlan
+    client: GatewayClient, settings: SyncSettings, plan: SyncPlan, kinds: Sequence[str]
 ) -> tuple[GatewayReply, str]:
-    """Scan projects then config, wait for both, then check what the gateway loaded."""
+    """Scan `kinds` (projects first), wait for them, then check what the gateway loaded."""
     started = time.monotonic()
-    reply, text = _scan(client, settings, plan)
+    reply, text = _scan(client, settings, plan, kinds)
     settings.observer.scanned(time.monotonic() - started, str(reply))
     return reply, text
 
 
 def _scan(
-    client: GatewayClient, settings: SyncSettings, plan: SyncPlan
+    client: GatewayClient, settings: SyncSettings, plan: SyncPlan, kinds: Sequence[str]
 ) -> tuple[GatewayReply, str]:
     from stoker_agent.gateway import GatewayError
 
     try:
         since, asked = int(time.time() * 1000) - 1000, time.monotonic()
-        projects = client.scan("projects")
-        config = client.scan("config")
         # Each answer tells how long the last scan of its kind took: a long one is first
         # read when this one is likely done, not every second until then.
-        timeout = settings.scan_timeout
-        client.wait_for_scan("projects", since, timeout, like=projects, asked_at=asked)
-        client.wait_for_scan("config", since, timeout, like=config, asked_at=asked)
+        answers = [(kind, client.scan(kind)) for kind in kinds]
+        for kind, like in answers:
+            client.wait_for_scan(kind, since, settings.scan_timeout, like=like, asked_at=asked)
         loaded = client.projects()
         missing = sorted(plan.projects() - loaded)
         if missing:
@@ -581,11 +583,13 @@ def _read_pending(data_dir: str) -> list[str] | None:
     return [str(p) for p in changed] if isinstance(changed, list) else None
 
 
-def _owe_scan(data_dir: str, plan: SyncPlan) -> None:
-    """Record that the plan's paths need a scan, with any still owed from earlier runs."""
+def _owe_scan(data_dir: str, plan: SyncPlan) -> list[str]:
+    """Record that the plan's paths need a scan, with any still owed from earlier runs; the
+    paths owed now."""
     owed = _read_pending(data_dir) or []
     changed = sorted({*owed, *plan.added, *plan.modified, *plan.deleted})
     _write_json(os.path.join(data_dir, PENDING_FILE), {"changed": changed})
+    return changed
 
 
 def _rejected(data_dir: str) -> str | None:

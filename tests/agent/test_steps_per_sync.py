@@ -200,7 +200,7 @@ def test_a_running_agents_new_commit_planned_from_its_changes_never_lists_the_wh
     assert counted(started)["ls-tree"] == 1
 
 
-def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trusts_its_fetch(
+def test_an_agents_project_sync_asks_the_gateway_7_times_on_one_connection_and_trusts_its_fetch(
     tmp_path: Path, started: Path
 ) -> None:
     files = {f"projects/p/views/v{v}/view.json": f'{{"v": {v}}}' for v in range(4)}
@@ -223,12 +223,10 @@ def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trust
     assert calls == [
         "GET /data/api/v1/gateway-info",  # its redundancy role, before any change
         "GET /data/api/v1/designers",
+        # Only a project changed: no config lock, scan or scan status (10 calls before).
         "POST /data/api/v1/scan-lock/projects",
-        "POST /data/api/v1/scan-lock/config",
         "POST /data/api/v1/scan/projects",
-        "POST /data/api/v1/scan/config",
         "GET /data/api/v1/scan/projects",
-        "GET /data/api/v1/scan/config",
         "GET /data/api/v1/projects/list",  # 11 before: gateway-info again after it
         "GET /data/api/v1/restart-tasks/pending",
     ]
@@ -238,6 +236,85 @@ def test_an_agents_sync_asks_the_gateway_ten_times_over_one_connection_and_trust
     # read back from the ref (a rev-parse before): cat-file is planning's --batch-command
     # reader, which reads the commit's changes too (a diff-tree and two ls-tree before).
     assert counted(started) == Counter({"cat-file": 1, "fetch": 1})
+
+
+def both_kinds(settings: SyncSettings, data: Path, gateway: GatewaySettings) -> SyncSettings:
+    """`settings` syncing a config collection of the repository too, into the simulator's
+    data directory (whose own config, its API token among it, stays untouched)."""
+    mappings = [{"source": s, "destination": s} for s in ("projects", "config/resources/core/db")]
+    return attrs.evolve(
+        settings, gatewaysync=gs_with(mappings), data_dir=str(data), gateway=gateway
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "kinds"),
+    [
+        ({"config/resources/core/db/a/config.json": '{"on": false}'}, ["config"]),
+        (
+            {
+                "config/resources/core/db/a/config.json": '{"on": false}',
+                "projects/p/views/v1/view.json": '{"v": "one"}',
+            },
+            ["projects", "config"],
+        ),
+    ],
+)
+def test_a_sync_locks_and_scans_the_kinds_its_changes_need(
+    tmp_path: Path, changes: dict[str, str], kinds: list[str]
+) -> None:
+    files = {
+        "projects/p/views/v1/view.json": '{"v": 1}',
+        "config/resources/core/db/a/config.json": '{"on": true}',
+    }
+    repo = new_repo(tmp_path, files)
+    (tmp_path / "gw").mkdir()
+    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
+        settings = both_kinds(agent_settings(repo, tmp_path), data, gateway)
+        assert run_once(settings).record.result == "Synced"
+        commit_tree(repo, {**files, **changes})
+        seen = len(sim.requests)
+        outcome = run_once(settings)
+        asked = [(r.method, r.path) for r in sim.requests[seen:]]
+    assert outcome.record.result == "Synced"
+    assert [p.rsplit("/", 1)[1] for m, p in asked if m == "POST" and "/scan/" in p] == kinds
+    locks = [p.rsplit("/", 1)[1] for m, p in asked if m == "POST" and "/scan-lock/" in p]
+    assert locks == kinds
+
+
+def test_a_scan_owed_by_an_earlier_run_is_still_asked_for_with_a_new_change_of_another_kind(
+    tmp_path: Path,
+) -> None:
+    # The first run applied a config change and could not scan (the gateway went away): its
+    # paths stay owed. The next commit changes only a project: both kinds are locked and
+    # scanned, the config scan being the one still owed.
+    files = {
+        "projects/p/views/v1/view.json": '{"v": 1}',
+        "config/resources/core/db/a/config.json": '{"on": true}',
+    }
+    repo = new_repo(tmp_path, files)
+    (tmp_path / "gw").mkdir()
+    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
+        settings = both_kinds(agent_settings(repo, tmp_path), data, gateway)
+        assert run_once(settings).record.result == "Synced"
+        changed = {**files, "config/resources/core/db/a/config.json": '{"on": false}'}
+        commit_tree(repo, changed)
+        sim.fail("/data/api/v1/scan/config", 500, times=3)  # each try of the one request
+        assert run_once(settings).record.result == "Error"
+        commit_tree(repo, {**changed, "projects/p/views/v1/view.json": '{"v": "one"}'})
+        seen = len(sim.requests)
+        assert run_once(settings).record.result == "Synced"
+        asked = [(r.method, r.path) for r in sim.requests[seen:]]
+    posts = [p.rsplit("/v1/", 1)[1] for m, p in asked if m == "POST"]
+    # The config lock the failed run took is still held: released by a scan, taken again.
+    assert posts == [
+        "scan-lock/projects",
+        "scan-lock/config",
+        "scan/config",
+        "scan-lock/config",
+        "scan/projects",
+        "scan/config",
+    ]
 
 
 def test_a_resync_of_the_fetched_commit_starts_no_git_process_to_find_it(
