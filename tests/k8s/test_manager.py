@@ -65,26 +65,29 @@ def test_each_gatewaysync_is_re_resolved_at_its_own_polling_interval(
     tmp_path: Path,
     manager: Manager,
 ) -> None:
-    repo = BareRepo.create(tmp_path, "config", {"p/a.json": "{}"})
-    first = repo.rev_parse("main")
-    url = f"file://{repo.path}"
-    create(kube_api, kube_namespace, cr("fast", url, "1s"))
-    create(kube_api, kube_namespace, cr("slow", url, "1h"))
+    # A repository each: GatewaySyncs of one repository share its ls-remote answer, so "slow",
+    # reconciled for any other reason (its own status write), would take the answer "fast"'s
+    # polling refreshed. Each repository gets the same commits.
+    repos = {name: BareRepo.create(tmp_path, name, {"p/a.json": "{}"}) for name in ("fast", "slow")}
+    first = {name: repo.rev_parse("main") for name, repo in repos.items()}
+    create(kube_api, kube_namespace, cr("fast", f"file://{repos['fast'].path}", "1s"))
+    create(kube_api, kube_namespace, cr("slow", f"file://{repos['slow'].path}", "1h"))
     for name in ("fast", "slow"):
         wait_until(
-            lambda n=name: published(kube_core, kube_namespace, n) == first,
+            lambda n=name: published(kube_core, kube_namespace, n) == first[n],
             timeout=30,
             what=f"{name} to publish the first commit",
         )
     # No event touches either GatewaySync from here: only their own intervals bring them back.
     for content in ('{"v": 2}', '{"v": 3}'):
-        commit = repo.commit({"p/a.json": content})
+        commit = repos["fast"].commit({"p/a.json": content})
+        repos["slow"].commit({"p/a.json": content})
         wait_until(
             lambda c=commit: published(kube_core, kube_namespace, "fast") == c,
             timeout=30,
             what="the 1s GatewaySync to pick up a new commit by polling",
         )
-    assert published(kube_core, kube_namespace, "slow") == first  # its hour has not passed
+    assert published(kube_core, kube_namespace, "slow") == first["slow"]  # its hour has not passed
 
 
 def test_B4_backoff_keeps_growing_while_a_bad_requested_ref_stays_set(
