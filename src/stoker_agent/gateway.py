@@ -422,7 +422,7 @@ class GatewayClient:
         one is likely done."""
         now = time.monotonic()
         deadline = now + timeout
-        expected = like.last_duration / 1000 if like is not None and like.active else 0.0
+        expected = expected_scan(like, time.time()) if like is not None else 0.0
         pauses = scan_pauses(expected, now - (now if asked_at is None else asked_at))
         while True:
             pause = next(pauses)
@@ -440,9 +440,21 @@ class GatewayClient:
 # once a second, not five times (each read is an authenticated call the gateway answers).
 SCAN_POLLS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 # A scan is first read once LONG_SCAN_SHARE of the last one's duration has passed, when that
-# was at least LONG_SCAN seconds (a large or busy gateway scans about as long each time),
-# never later than LONG_SCAN_WAIT: a gateway's number cannot hold the check back for long.
-LONG_SCAN, LONG_SCAN_SHARE, LONG_SCAN_WAIT = 1.0, 0.75, 10.0
+# took at least LONG_SCAN seconds and ended at most LONG_SCAN_RECENT seconds ago (a gateway
+# busy now scans about as long again; a long scan of another moment, its start or a fleet's,
+# says nothing of this one), never later than LONG_SCAN_WAIT: a gateway's number cannot hold
+# the check back for long.
+LONG_SCAN, LONG_SCAN_SHARE, LONG_SCAN_WAIT, LONG_SCAN_RECENT = 1.0, 0.75, 10.0, 30.0
+
+
+def expected_scan(like: ScanStatus, now: float) -> float:
+    """How long a scan just asked for is likely to take, judged by the state its request
+    answered at `now` (epoch seconds): the last scan's duration if it ended within
+    LONG_SCAN_RECENT seconds, else 0 (nothing known)."""
+    ended_ago = now - like.last_timestamp / 1000
+    if not like.active or not 0 <= ended_ago <= LONG_SCAN_RECENT:
+        return 0.0
+    return like.last_duration / 1000
 
 
 def scan_pauses(expected: float, elapsed: float = 0.0) -> Iterator[float]:
