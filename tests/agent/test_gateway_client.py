@@ -65,11 +65,10 @@ def test_scans_report_their_status(gateway: tuple[GatewaySimulator, Path]) -> No
         client.close()
 
 
-def test_a_long_scan_is_read_less_and_less_often(
+def slow_scans(
     gateway: tuple[GatewaySimulator, Path],
-) -> None:
-    # At 50 gateways a scan took seconds and its status was read every 0.2 s: 28 reads a
-    # sync, a third of each agent's CPU. Counted in reads, not timed.
+) -> tuple[GatewaySimulator, GatewayClient, list[float]]:
+    """The simulator with 2 s scans, a client of it, and the pauses that client sleeps."""
     sim, token = gateway
     sim.scan_delay = 2.0
     pauses: list[float] = []
@@ -78,7 +77,19 @@ def test_a_long_scan_is_read_less_and_less_often(
         pauses.append(seconds)
         time.sleep(seconds)
 
-    client = GatewayClient(GatewaySettings(url=sim.url, token_file=str(token)), sleep=sleep)
+    return (
+        sim,
+        GatewayClient(GatewaySettings(url=sim.url, token_file=str(token)), sleep=sleep),
+        pauses,
+    )
+
+
+def test_a_long_scan_is_read_less_and_less_often(
+    gateway: tuple[GatewaySimulator, Path],
+) -> None:
+    # At 50 gateways a scan took seconds and its status was read every 0.2 s: 28 reads a
+    # sync, a third of each agent's CPU. Counted in reads, not timed.
+    _, client, pauses = slow_scans(gateway)
     try:
         since = client.scan_status("projects").last_timestamp
         client.scan("projects")
@@ -97,15 +108,7 @@ def test_a_scan_as_long_as_the_last_is_first_read_when_it_is_likely_done(
     # At 50 gateways every scan took seconds, and each was read ten times a sync (0.05 s, 0.1,
     # 0.2, 0.4, 0.8, then every second). The answer to the scan request says how long the last
     # one took: the first read waits for most of that. Counted in reads, not timed.
-    sim, token = gateway
-    sim.scan_delay = 2.0
-    pauses: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        time.sleep(seconds)
-
-    client = GatewayClient(GatewaySettings(url=sim.url, token_file=str(token)), sleep=sleep)
+    sim, client, pauses = slow_scans(gateway)
     try:
         since = client.scan_status("projects").last_timestamp
         client.scan("projects")

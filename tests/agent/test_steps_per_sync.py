@@ -238,13 +238,31 @@ def test_an_agents_project_sync_asks_the_gateway_7_times_on_one_connection_and_t
     assert counted(started) == Counter({"cat-file": 1, "fetch": 1})
 
 
-def both_kinds(settings: SyncSettings, data: Path, gateway: GatewaySettings) -> SyncSettings:
-    """`settings` syncing a config collection of the repository too, into the simulator's
-    data directory (whose own config, its API token among it, stays untouched)."""
+TWO_KINDS = {
+    "projects/p/views/v1/view.json": '{"v": 1}',
+    "config/resources/core/db/a/config.json": '{"on": true}',
+}
+
+
+@contextlib.contextmanager
+def synced_both_kinds(
+    tmp_path: Path,
+) -> Iterator[tuple[GatewaySimulator, SyncSettings, Path, dict[str, str]]]:
+    """A simulated gateway synced with a repository of a project file and a config collection
+    (into its data directory, whose own config, its API token among it, stays untouched): the
+    simulator, the settings, the repository and its files."""
+    repo = new_repo(tmp_path, TWO_KINDS)
+    (tmp_path / "gw").mkdir()
     mappings = [{"source": s, "destination": s} for s in ("projects", "config/resources/core/db")]
-    return attrs.evolve(
-        settings, gatewaysync=gs_with(mappings), data_dir=str(data), gateway=gateway
-    )
+    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
+        settings = attrs.evolve(
+            agent_settings(repo, tmp_path),
+            gatewaysync=gs_with(mappings),
+            data_dir=str(data),
+            gateway=gateway,
+        )
+        assert run_once(settings).record.result == "Synced"
+        yield sim, settings, repo, dict(TWO_KINDS)
 
 
 @pytest.mark.parametrize(
@@ -263,15 +281,7 @@ def both_kinds(settings: SyncSettings, data: Path, gateway: GatewaySettings) -> 
 def test_a_sync_locks_and_scans_the_kinds_its_changes_need(
     tmp_path: Path, changes: dict[str, str], kinds: list[str]
 ) -> None:
-    files = {
-        "projects/p/views/v1/view.json": '{"v": 1}',
-        "config/resources/core/db/a/config.json": '{"on": true}',
-    }
-    repo = new_repo(tmp_path, files)
-    (tmp_path / "gw").mkdir()
-    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
-        settings = both_kinds(agent_settings(repo, tmp_path), data, gateway)
-        assert run_once(settings).record.result == "Synced"
+    with synced_both_kinds(tmp_path) as (sim, settings, repo, files):
         commit_tree(repo, {**files, **changes})
         seen = len(sim.requests)
         outcome = run_once(settings)
@@ -288,15 +298,7 @@ def test_a_scan_owed_by_an_earlier_run_is_still_asked_for_with_a_new_change_of_a
     # The first run applied a config change and could not scan (the gateway went away): its
     # paths stay owed. The next commit changes only a project: both kinds are locked and
     # scanned, the config scan being the one still owed.
-    files = {
-        "projects/p/views/v1/view.json": '{"v": 1}',
-        "config/resources/core/db/a/config.json": '{"on": true}',
-    }
-    repo = new_repo(tmp_path, files)
-    (tmp_path / "gw").mkdir()
-    with simulated_gateway(tmp_path / "gw") as (sim, gateway, data):
-        settings = both_kinds(agent_settings(repo, tmp_path), data, gateway)
-        assert run_once(settings).record.result == "Synced"
+    with synced_both_kinds(tmp_path) as (sim, settings, repo, files):
         changed = {**files, "config/resources/core/db/a/config.json": '{"on": false}'}
         commit_tree(repo, changed)
         sim.fail("/data/api/v1/scan/config", 500, times=3)  # each try of the one request
