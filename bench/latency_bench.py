@@ -20,11 +20,16 @@ the cores) ≤ 1.5.
 
 Baseline: with `STOKER_BENCH_BASELINE=DIR` (the `src` directory of another commit, e.g.
 `git archive 24a3250 src | tar -x -C /tmp/base`; `make bench` passes issue 18's starting point
-that way), that code's whole stack (controller, receiver, agents, through PYTHONPATH) runs after
-this code's on a control plane of its own, and its agents' CPU per sync is measured on the
-receiver path at the largest fleet with the same repository and rounds; the goal is half of
-that figure, measured in the same run on the same machine. Without it, half of the 0.07 s
-measured 2026-11-27 on another machine (the report says which).
+that way), that code's whole stack (controller, receiver, agents, through PYTHONPATH) starts on a
+control plane of its own beside this code's once the rounds above are done, grows the same fleet
+from the same repository, and the two take turns: receiver-path rounds at the largest fleet,
+this code's and the baseline's alternating in ABBA order, each stack idle while the other's round
+runs. The goal is this code's agents' CPU per sync over those rounds ≤ half of the baseline's
+over theirs. Taking turns puts both under the same moments of the machine: the baseline reads a
+scan's status every 0.2 s, so its cost follows how long the simulators take to scan, which
+moves with the machine's load from one minute to the next (measured one after the other, its
+figure moved from 0.098 to 0.186 s between runs). Without a baseline, the goal is half of the
+0.07 s measured 2026-11-27 on another machine, against the rounds above (the report says which).
 
 Agent cost: after the largest fleet has settled, every agent's RSS and CPU over an idle window
 (which includes the periodic drift check every syncPeriod). Goal (issue 18): idle RSS ≤ 40 MiB.
@@ -86,6 +91,7 @@ class Scale:
     poll_seconds: int
     idle_seconds: float
     files: int
+    comparison_pairs: int  # pairs of rounds of the CPU comparison with a baseline (ABBA)
 
 
 FULL = Scale(
@@ -94,6 +100,7 @@ FULL = Scale(
     poll_seconds=5,
     idle_seconds=65.0,
     files=300,
+    comparison_pairs=6,
 )
 QUICK = Scale(
     fleets=(1, 2),
@@ -101,6 +108,7 @@ QUICK = Scale(
     poll_seconds=2,
     idle_seconds=3.0,
     files=60,
+    comparison_pairs=1,
 )
 
 
@@ -172,28 +180,41 @@ def one_round(
     return latencies, commit
 
 
+# The syncPeriod of both GatewaySyncs in the comparison: longer than it lasts, so that no
+# periodic drift check (the idle window measures those) falls inside one code's rounds and
+# not the other's. With the default 30 s, a round that followed two of the other code's began
+# about 30 s after its own last sync, and its agents' drift checks added 0.025 s a sync.
+COMPARISON_SYNC_PERIOD = 900  # seconds
+
+
 @dataclass
 class Baseline:
     """The code the agents' CPU per sync is judged against: `src`, the `src` directory of
-    another commit (STOKER_BENCH_BASELINE), and what it spent per round in this run."""
+    another commit (STOKER_BENCH_BASELINE), and the agents' CPU seconds of each round of the
+    comparison, the baseline's and this code's taken in turns."""
 
     src: str | None
-    spent: list[dict[str, float]] = field(default_factory=list)
+    theirs: list[float] = field(default_factory=list)
+    ours: list[float] = field(default_factory=list)
 
-    def cpu_goal(self, size: int) -> tuple[float, str]:
-        """The goal for the agents' CPU seconds per sync per gateway at `size` gateways (half
-        of the baseline's, measured in this run; without one, half of TODAY_CPU_PER_SYNC), and
-        a note saying which."""
-        if not self.spent:
-            return TODAY_CPU_PER_SYNC / 2, (
+    def cpu_goal(self, size: int, rounds: list[dict[str, float]]) -> tuple[float, float, str]:
+        """This code's agents' CPU seconds per sync per gateway at `size` gateways, the goal for
+        it (half of the baseline's in the rounds taken in turns; without a baseline, half of
+        TODAY_CPU_PER_SYNC against `rounds`, this code's rounds at that size), and a note."""
+        if not self.theirs:
+            note = (
                 f"half of {TODAY_CPU_PER_SYNC} s, measured 2026-11-27 on another machine (no "
                 "baseline in this run: STOKER_BENCH_BASELINE)"
             )
-        per_sync = mean([r["agents + git"] for r in self.spent]) / size
-        return round(per_sync / 2, 4), (
-            f"half of the {per_sync:.3f} s of the baseline code ({self.src}) measured in this run "
-            f"over {len(self.spent)} rounds"
+            return mean([r["agents + git"] for r in rounds]) / size, TODAY_CPU_PER_SYNC / 2, note
+        theirs, ours = mean(self.theirs) / size, mean(self.ours) / size
+        ratios = [o / t for o, t in zip(self.ours, self.theirs, strict=True)]
+        note = (
+            f"half of the {theirs:.3f} s of the baseline code ({self.src}); "
+            f"{plural(len(self.ours), 'round')} each, taken in turns; ratio by pair of rounds "
+            f"{min(ratios):.2f}x to {max(ratios):.2f}x"
         )
+        return ours, round(theirs / 2, 4), note
 
 
 @dataclass
@@ -209,12 +230,14 @@ class Stack:
     parts: dict[str, list[int]]
     push: Callable[[int], None]
     polling: Callable[[bool], None]
+    sync_period: Callable[[int], None]
 
 
 @contextmanager
-def stack(scale: Scale, src: str | None = None) -> Iterator[Stack]:
+def stack(scale: Scale, src: str | None = None, sync_period: int | None = None) -> Iterator[Stack]:
     """Start a control plane and Stoker on it: this checkout's code, or with `src` (the `src`
-    directory of another commit) that code's controller, receiver and agents (PYTHONPATH)."""
+    directory of another commit) that code's controller, receiver and agents (PYTHONPATH);
+    `sync_period`: the GatewaySync's syncPeriod, when not the default."""
     with control_plane() as (work, plane, core, custom, namespace):
         repo = work / "config-repo"
         for rel, content in ignition_files(scale.files):
@@ -224,13 +247,10 @@ def stack(scale: Scale, src: str | None = None) -> Iterator[Stack]:
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "initial")
         env = code_env(plane.subprocess_env(), src)
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            gatewaysync(CR, f"file://{repo}", polling={"enabled": False}),
-        )
+        body = gatewaysync(CR, f"file://{repo}", polling={"enabled": False})
+        if sync_period:
+            body["spec"]["sync"]["defaults"] = {"syncPeriod": sync_period}
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         controller = stoker(
             ["controller", "--interval", "1s", "--metrics-port", "0", "--no-leader-election"],
             env,
@@ -270,9 +290,17 @@ def stack(scale: Scale, src: str | None = None) -> Iterator[Stack]:
                 GROUP, VERSION, namespace, PLURAL, CR, {"spec": spec}
             )
 
+        def set_sync_period(period: int) -> None:
+            spec = {"sync": {"defaults": {"syncPeriod": period}}}
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, CR, {"spec": spec}
+            )
+
         try:
             wait_up(f"https://127.0.0.1:{port}/healthz", ca, receiver)
-            yield Stack(repo, plane, fleet, controller, receiver, parts, push, polling)
+            yield Stack(
+                repo, plane, fleet, controller, receiver, parts, push, polling, set_sync_period
+            )
         finally:
             fleet.stop()
             stop(controller)
@@ -298,35 +326,60 @@ def rounds(
     part of the system spent per round (CPU seconds)."""
     st.polling(path == "polling")
     time.sleep(1.0)  # the controller has seen the spec change
-    trigger = st.push if path == "receiver" else (lambda _n: None)
     samples: list[float] = []
     spent: list[dict[str, float]] = []
     for n in range(first, first + count):
         if path == "polling":
             time.sleep(rng.uniform(0, poll))  # any phase
-        before = cpu(st.fleet, st.parts)
-        got, _ = one_round(st.fleet, st.repo, n, trigger, 60 + 3 * size)
-        after = cpu(st.fleet, st.parts)
-        spent.append({k: after[k] - before[k] for k in after})
+        got, used = measured_round(st, path, size, n)
         samples += got
-        print(
-            f"{path} {size}: round {n} p50 {percentile(got, 0.5):.2f} s max {max(got):.2f} s",
-            flush=True,
-        )
+        spent.append(used)
         time.sleep(rng.uniform(0.3, 1.0))
     return samples, spent
 
 
-def baseline_cost(scale: Scale, src: str, out: Path) -> list[dict[str, float]]:
-    """The baseline code's CPU per round on the receiver path at the largest fleet (its own
-    control plane, the same repository, fleet and rounds as this code's)."""
+def measured_round(st: Stack, path: str, size: int, n: int) -> tuple[list[float], dict[str, float]]:
+    """Round `n` of `path` (its polling already set): every gateway's latency, and what each
+    part of the system spent (CPU seconds)."""
+    trigger = st.push if path == "receiver" else (lambda _n: None)
+    before = cpu(st.fleet, st.parts)
+    got, _ = one_round(st.fleet, st.repo, n, trigger, 60 + 3 * size)
+    after = cpu(st.fleet, st.parts)
+    print(
+        f"{path} {size}: round {n} p50 {percentile(got, 0.5):.2f} s max {max(got):.2f} s",
+        flush=True,
+    )
+    return got, {k: after[k] - before[k] for k in after}
+
+
+def compare(scale: Scale, ours: Stack, baseline: Baseline, first: int, out: Path) -> None:
+    """Receiver-path rounds at the largest fleet, this code's (`ours`, settled at that size)
+    and the baseline's (a stack of its own, started here), taken in turns (this code's round,
+    the baseline's, then the baseline's and this code's: ABBA, so that a trend in the machine's
+    load favours neither); each round's agents' CPU seconds go to `baseline.ours` and
+    `baseline.theirs`."""
+    assert baseline.src
     size = scale.fleets[-1]
-    with stack(scale, src) as st:
-        print(f"baseline ({src}): {size} gateways synced in {settle(st, size, out):.1f} s")
-        _, spent = rounds(
-            st, "receiver", size, scale.rounds["receiver"][size], 1, random.Random(11), 0
-        )
-    return spent
+    rng = random.Random(13)
+    ours.polling(False)  # the baseline's stack starts with polling off
+    ours.sync_period(COMPARISON_SYNC_PERIOD)
+    with stack(scale, baseline.src, COMPARISON_SYNC_PERIOD) as theirs:
+        print(f"baseline ({baseline.src}): {size} gateways synced in "
+              f"{settle(theirs, size, out):.1f} s", flush=True)  # fmt: skip
+        # Not counted: each stack's first round after starting or changing its spec.
+        for st in (ours, theirs):
+            measured_round(st, "receiver", size, first)
+        for pair in range(scale.comparison_pairs):
+            turn = [(ours, baseline.ours), (theirs, baseline.theirs)]
+            for st, into in turn if pair % 2 == 0 else reversed(turn):
+                time.sleep(rng.uniform(0.3, 1.0))
+                _, spent = measured_round(st, "receiver", size, first + 1 + pair)
+                into.append(spent["agents + git"])
+
+
+def plural(count: int, noun: str) -> str:
+    """`count` `noun`s, in English."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def main() -> int:
@@ -335,6 +388,7 @@ def main() -> int:
     latency = Result("latency", "Push-to-applied latency", "bench/latency_bench.py", args.quick)
     agent = Result("agent", "Agent cost between syncs", "bench/latency_bench.py", args.quick)
     rng = random.Random(11)
+    baseline = Baseline(os.environ.get("STOKER_BENCH_BASELINE") or None)
     samples: dict[str, dict[int, list[float]]] = {"receiver": {}, "polling": {}}
     spent: dict[tuple[str, int], list[dict[str, float]]] = {}
     idle: dict[str, Any] = {}
@@ -369,9 +423,8 @@ def main() -> int:
             "controller": rss_kib(st.controller.pid)[1],
             "receiver": rss_kib(st.receiver.pid)[1],
         }
-    baseline = Baseline(os.environ.get("STOKER_BENCH_BASELINE") or None)
-    if baseline.src:
-        baseline.spent = baseline_cost(scale, baseline.src, args.out)
+        if baseline.src:
+            compare(scale, st, baseline, n, args.out)
     report_latency(latency, scale, samples, peaks, spent, baseline)
     latency.table(
         "Fleet start: from adding the gateways to every agent reporting the commit (seconds)",
@@ -454,13 +507,21 @@ def report_latency(
     result.goal(f"polling: p95 at {large} / p95 at {small} gateway(s)", many / one, 5.0)
     # Issue 18: on 2 cores the receiver path's 50:1 ratio is bound by the CPU the agents need
     # (bench/notes/latency.md); what Stoker controls is that CPU, and how close latency is to it.
-    per_sync, floor = floors[("receiver", large)]
-    limit, note = baseline.cpu_goal(large)
-    if baseline.spent:
+    _, floor = floors[("receiver", large)]
+    per_sync, limit, note = baseline.cpu_goal(large, spent[("receiver", large)])
+    if baseline.theirs:
         result.conditions["baseline"] = (
             f"{baseline.src}: its controller, receiver and agents on a control plane of their own "
-            f"after this code's run, receiver path at {large} gateways"
+            f"beside this code's, {plural(len(baseline.theirs), 'receiver-path round')} at "
+            f"{large} gateways each, taken in turns"
         )
+        result.table(
+            f"Agent CPU seconds per sync per gateway at {large}, this code and the baseline "
+            "taken in turns (ABBA)",
+            ["pair", "this code", "baseline", "ratio"],
+            [[i + 1, f"{o / large:.3f}", f"{t / large:.3f}", f"{o / t:.2f}"]
+             for i, (o, t) in enumerate(zip(baseline.ours, baseline.theirs, strict=True))],
+        )  # fmt: skip
     result.goal(
         f"receiver: agent CPU seconds per sync per gateway at {large}",
         per_sync,

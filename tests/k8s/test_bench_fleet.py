@@ -2,7 +2,8 @@
 cannot finish says why at once and keeps the logs, instead of waiting out its deadline with
 nothing left to read (the 50-agent start-up time-out of bench/notes/latency.md); a fleet given
 a baseline's `src` runs that code's agents, and the agents' CPU goal is half of what that
-baseline spent in the same run (bench/latency_bench.py, STOKER_BENCH_BASELINE)."""
+baseline spent in rounds taken in turns with this code's in the same run
+(bench/latency_bench.py, STOKER_BENCH_BASELINE)."""
 
 from __future__ import annotations
 
@@ -104,10 +105,14 @@ def test_the_agents_cpu_goal_is_half_the_baselines_measured_in_the_run_else_the_
     None
 ):
     bench = bench_module("latency_bench")
-    rounds = [{"agents + git": 5.0, "controller + receiver": 9.0}, {"agents + git": 7.0}]
-    limit, note = bench.Baseline("/tmp/base/src", rounds).cpu_goal(50)
+    # The rounds of the comparison, taken in turns: agents' CPU seconds of each round.
+    baseline = bench.Baseline("/tmp/base/src", theirs=[5.0, 7.0], ours=[2.0, 4.2])
+    own_rounds = [{"agents + git": 100.0}]  # this code's other rounds do not count here
+    per_sync, limit, note = baseline.cpu_goal(50, own_rounds)
     assert limit == pytest.approx(0.06)  # (5 + 7) / 2 rounds / 50 agents / 2
-    assert "0.120 s of the baseline code (/tmp/base/src) measured in this run" in note
-    limit, note = bench.Baseline(None).cpu_goal(50)
-    assert limit == bench.TODAY_CPU_PER_SYNC / 2
+    assert per_sync == pytest.approx(0.062)  # (2 + 4.2) / 2 / 50
+    assert "0.120 s of the baseline code (/tmp/base/src); 2 rounds each, taken in turns" in note
+    assert "0.40x to 0.60x" in note  # the spread of the pairs, not only their mean
+    per_sync, limit, note = bench.Baseline(None).cpu_goal(50, own_rounds)
+    assert (per_sync, limit) == (2.0, bench.TODAY_CPU_PER_SYNC / 2)
     assert "no baseline in this run" in note
