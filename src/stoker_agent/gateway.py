@@ -11,12 +11,11 @@ its retry safe.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,6 +25,7 @@ from stoker_core.errors import StokerError, TemporaryError
 from stoker_core.outcomes import GatewayReply
 from stoker_core.redaction import redact
 from stoker_core.scanlocks import HeldLock
+from stoker_core.scans import ScanStatus, expected_scan, scan_pauses
 
 if TYPE_CHECKING:  # requests costs ~45 ms to import: only a sync with a gateway pays it
     import urllib3
@@ -169,15 +169,6 @@ def not_the_api(response: Reply) -> str:
 def _is_json(response: Reply) -> bool:
     kind = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     return kind == "application/json" or kind.endswith("+json")
-
-
-@attrs.frozen(slots=True)
-class ScanStatus:
-    """The state of one scan kind."""
-
-    active: bool
-    last_timestamp: int
-    last_duration: int
 
 
 @attrs.frozen(slots=True)
@@ -433,38 +424,6 @@ class GatewayClient:
                 return status
             if time.monotonic() > deadline:
                 raise GatewayUnhealthy(f"the {kind} scan did not finish within {timeout:.0f}s")
-
-
-# Seconds between reads of a scan's status, the last repeated: a scan of a few files is seen
-# done within 0.05-0.15 s; one of many seconds (a large gateway, or one busy) is read about
-# once a second, not five times (each read is an authenticated call the gateway answers).
-SCAN_POLLS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
-# A scan is first read once LONG_SCAN_SHARE of the last one's duration has passed, when that
-# took at least LONG_SCAN seconds and ended at most LONG_SCAN_RECENT seconds ago (a gateway
-# busy now scans about as long again; a long scan of another moment, its start or a fleet's,
-# says nothing of this one), never later than LONG_SCAN_WAIT: a gateway's number cannot hold
-# the check back for long.
-LONG_SCAN, LONG_SCAN_SHARE, LONG_SCAN_WAIT, LONG_SCAN_RECENT = 1.0, 0.75, 10.0, 30.0
-
-
-def expected_scan(like: ScanStatus, now: float) -> float:
-    """How long a scan just asked for is likely to take, judged by the state its request
-    answered at `now` (epoch seconds): the last scan's duration if it ended within
-    LONG_SCAN_RECENT seconds, else 0 (nothing known)."""
-    ended_ago = now - like.last_timestamp / 1000
-    if not like.active or not 0 <= ended_ago <= LONG_SCAN_RECENT:
-        return 0.0
-    return like.last_duration / 1000
-
-
-def scan_pauses(expected: float, elapsed: float = 0.0) -> Iterator[float]:
-    """The pause before each read of a scan's status: none before the first, then SCAN_POLLS;
-    for a scan expected to take `expected` s (at least LONG_SCAN), asked for `elapsed` s ago,
-    the first read waits until LONG_SCAN_SHARE of it has passed (at most LONG_SCAN_WAIT)."""
-    first = 0.0
-    if expected >= LONG_SCAN:
-        first = max(min(LONG_SCAN_SHARE * expected, LONG_SCAN_WAIT) - elapsed, 0.0)
-    return itertools.chain((first,), SCAN_POLLS, itertools.repeat(SCAN_POLLS[-1]))
 
 
 RESTART_TASKS = 10  # pending restart tasks reported; the gateway may list more

@@ -358,7 +358,7 @@ def _run(
                 return
             # Owed before the commit starts: a run that dies after it leaves the next run,
             # which rolls it forward and then finds nothing to change, this scan (H4).
-            owed = _owe_scan(settings.data_dir, plan)
+            owed = _owe_scan(settings.data_dir, plan, _read_pending(settings.data_dir))
             if client is not None:
                 locked.append(_lock(client, settings.data_dir, sleep, scan_kinds(owed)))
 
@@ -401,9 +401,7 @@ def _run(
             return Outcome(record, plan, check_deferred=deferred, from_diff=result.from_diff)
         # Until the gateway confirms it loaded them, these changes still need a scan: a
         # failed scan is retried on the next run, never forgotten (the original's B11).
-        changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
-        if changed != pending:
-            _write_json(os.path.join(settings.data_dir, PENDING_FILE), {"changed": changed})
+        changed = _owe_scan(settings.data_dir, plan, pending)
         reply, scan = _scan_and_check(client, settings, plan, scan_kinds(changed))
         verdict = decide(reply, changed, rollback_on_failure=effective.rollback_on_failure)
         if verdict is Verdict.RETRY:
@@ -583,12 +581,12 @@ def _read_pending(data_dir: str) -> list[str] | None:
     return [str(p) for p in changed] if isinstance(changed, list) else None
 
 
-def _owe_scan(data_dir: str, plan: SyncPlan) -> list[str]:
-    """Record that the plan's paths need a scan, with any still owed from earlier runs; the
-    paths owed now."""
-    owed = _read_pending(data_dir) or []
-    changed = sorted({*owed, *plan.added, *plan.modified, *plan.deleted})
-    _write_json(os.path.join(data_dir, PENDING_FILE), {"changed": changed})
+def _owe_scan(data_dir: str, plan: SyncPlan, pending: list[str] | None) -> list[str]:
+    """Record that the plan's paths need a scan, with those still owed from earlier runs
+    (`pending`, as read); the paths owed now. The file is written only when that changed."""
+    changed = sorted({*(pending or []), *plan.added, *plan.modified, *plan.deleted})
+    if changed != pending:
+        _write_json(os.path.join(data_dir, PENDING_FILE), {"changed": changed})
     return changed
 
 

@@ -18,11 +18,8 @@ from stoker_agent.gateway import (
     GatewayStarting,
     GatewayUnauthorized,
     GatewayUnavailable,
-    ScanStatus,
     _items,
     _scan_status,
-    expected_scan,
-    scan_pauses,
 )
 from stoker_agent.scanlocking import ScanLocks
 from stoker_core.errors import Blocked
@@ -126,47 +123,6 @@ def test_a_scan_as_long_as_the_last_is_first_read_when_it_is_likely_done(
     assert 1.0 < pauses[0] <= 1.5  # three quarters of the last scan's 2 s, less the time asking
     reads = [r for r in sim.requests[before:] if r.method == "GET" and "scan/" in r.path]
     assert len(reads) <= 5  # 7 when read from the first 0.05 s
-
-
-@pytest.mark.parametrize(
-    ("ended_ago", "duration_ms", "active", "expected"),
-    [
-        (2.0, 5000, True, 5.0),  # busy now: about as long again
-        (29.0, 5000, True, 5.0),
-        (31.0, 5000, True, 0.0),  # a long scan of another moment (a fleet's start): unknown
-        (600.0, 5000, True, 0.0),
-        (-5.0, 5000, True, 0.0),  # ended in the future by the gateway's clock: unknown
-        (2.0, 5000, False, 0.0),  # not running: nothing to wait for
-    ],
-)
-def test_only_a_recent_long_scan_says_how_long_the_next_takes(
-    ended_ago: float, duration_ms: int, active: bool, expected: float
-) -> None:
-    # A rollout on 50 gateways, each batch's scan quick, waited 3.75 s before its first read
-    # because the last scan, at the fleet's start, had taken 5 s: 1.75x the rollout's floor.
-    now = 1_800_000_000.0
-    like = ScanStatus(active, int((now - ended_ago) * 1000), duration_ms)
-    assert expected_scan(like, now) == expected
-
-
-@pytest.mark.parametrize(
-    ("expected", "elapsed", "first"),
-    [
-        (0.0, 0.0, 0.0),
-        (0.5, 0.0, 0.0),
-        (-3.0, 0.0, 0.0),
-        (4.0, 0.0, 3.0),
-        (4.0, 1.0, 2.0),
-        (4.0, 9.0, 0.0),
-        (1e12, 0.0, 10.0),
-    ],
-)
-def test_a_gateway_number_never_holds_the_first_read_back_long(
-    expected: float, elapsed: float, first: float
-) -> None:
-    pauses = scan_pauses(expected, elapsed)
-    assert next(pauses) == first
-    assert [next(pauses) for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 
 
 def test_a_held_scan_lock_is_blocked_not_an_error(
