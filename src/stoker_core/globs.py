@@ -218,7 +218,8 @@ class _Program:
                 out.add(_ACCEPT_NODE)
             elif k == SLASH and mode == AFTER_SLASH_GS:
                 stack.append((nxt[node], AFTER_SLASH_GS_SLASH))
-            elif k == GLOBSTAR:  # AFTER_SLASH_GS_SLASH: `a/**/**` matches `a` as `a/**` does
+            elif k == GLOBSTAR and mode == AFTER_SLASH_GS_SLASH:
+                # `a/**/**` matches `a` as `a/**` does; `a/**{}**` reads `a/****`, no globstar
                 stack.append((nxt[node], AFTER_SLASH_GS))
         return frozenset(out)
 

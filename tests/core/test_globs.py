@@ -153,6 +153,12 @@ BRACE_TABLE = [
     ("{a/**,b}", "a", True),
     ("{a/**,b}", "a/x/y", True),
     ("{**/*.bak,**/*.tmp}", "p/q/r.tmp", True),
+    # An empty brace joins two `**` into `****`, which is `*`, not a globstar (found by the
+    # property test below: the matcher let `a/**{}**` match `a` as `a/**` does).
+    ("a/**{}**", "a", False),
+    ("a/**{}**", "a/b", True),
+    ("a/**{}**", "a/b/c", False),
+    ("a/**{,/}**", "a", True),  # `a/**/**` matches `a` as `a/**` does
     ("[z-a]x", None, None),
 ]
 
